@@ -1,0 +1,457 @@
+/*
+ * <esc/store.h> - the esc event store on PostgreSQL.
+ *
+ * The event store is the log everything else in esc stands on: command
+ * handlers append to it, projections follow it, the CLI inspects it.
+ *
+ * Threading: an esc_store wraps one PostgreSQL connection and is not
+ * thread-safe; open one per thread. Values (events, results, errors) are
+ * plain structs the caller owns.
+ *
+ * Errors: every action returns an esc_status and, on failure, fills the
+ * caller's esc_error (when not NULL) with the code, the SQLSTATE when the
+ * database reported one, and a message naming what failed and where.
+ */
+#ifndef ESC_STORE_H
+#define ESC_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(ESC_BUILDING_LIBRARY)
+#define ESC_API __attribute__((visibility("default")))
+#else
+#define ESC_API
+#endif
+
+/* ------------------------------------------------------------------------
+ * Status and errors
+ * ------------------------------------------------------------------------ */
+
+/* Append-only: codes are never renumbered. */
+typedef enum esc_status {
+  ESC_OK = 0,
+  ESC_EINVAL = 1,     /* invalid input: names, sizes, msgpack, arguments */
+  ESC_ECONFLICT = 2,  /* expected version did not match the stream */
+  ESC_ENOTFOUND = 3,  /* stream (or other named thing) does not exist */
+  ESC_EDUPLICATE = 4, /* an event id is stored already with other content */
+  ESC_EDELETED = 5,   /* the stream is tombstoned */
+  ESC_ECONN = 6,      /* could not connect, or the connection broke */
+  ESC_EIO = 7,        /* the database reported an error */
+  ESC_ENOMEM = 8,
+  ESC_ETIMEDOUT = 9,
+  ESC_EBUSY = 10      /* a lock or lease is held by someone else */
+} esc_status;
+
+typedef struct esc_error {
+  esc_status code;
+  char sqlstate[6]; /* "" when the database did not report one */
+  char msg[256];
+} esc_error;
+
+#define ESC_ERROR_INIT {ESC_OK, "", ""}
+
+/* A short, static, human name for a code ("conflict", "invalid input"). */
+ESC_API const char *esc_strerror(esc_status code);
+
+/* ------------------------------------------------------------------------
+ * Identifiers, positions, expected versions
+ * ------------------------------------------------------------------------ */
+
+typedef struct esc_uuid {
+  unsigned char bytes[16];
+} esc_uuid;
+
+/* A random (v4) id. */
+ESC_API esc_uuid esc_uuid_v4(void);
+/* A name-based (v5, SHA-1) id: the same namespace and name give the same id. */
+ESC_API esc_uuid esc_uuid_v5(const esc_uuid *ns, const void *name, size_t len);
+ESC_API bool esc_uuid_is_nil(const esc_uuid *id);
+/* Formats as 36 characters plus NUL into out[37]. */
+ESC_API void esc_uuid_format(const esc_uuid *id, char out[37]);
+/* Parses the 36-character form; ESC_EINVAL when it is not one. */
+ESC_API esc_status esc_uuid_parse(const char *text, esc_uuid *out,
+                                  esc_error *err);
+
+/*
+ * A position in subscription order. Events are delivered to subscribers
+ * ordered by (tx_id, global), where tx_id is the writing transaction's id:
+ * a checkpoint is such a pair, and a position token handed out by an append
+ * is the pair of its last event. ESC_POSITION_START precedes every event.
+ */
+typedef struct esc_position {
+  uint64_t tx_id;
+  int64_t global;
+} esc_position;
+
+#define ESC_POSITION_START {0, 0}
+#define ESC_POSITION_TOKEN_MAX 48
+
+/* -1, 0 or 1 as a is before, equal to or after b in subscription order. */
+ESC_API int esc_position_cmp(const esc_position *a, const esc_position *b);
+/* "tx_id/global", e.g. "7731/42", into out[ESC_POSITION_TOKEN_MAX]. */
+ESC_API void esc_position_format(const esc_position *p,
+                                 char out[ESC_POSITION_TOKEN_MAX]);
+ESC_API esc_status esc_position_parse(const char *text, esc_position *out,
+                                      esc_error *err);
+
+/*
+ * Expected version for an append: one of the constants below, or an exact
+ * stream version >= 0 (0 means the stream has no events yet). Stream
+ * versions start at 1.
+ */
+#define ESC_EXPECT_ANY (-1)
+#define ESC_EXPECT_NO_STREAM (-2)
+#define ESC_EXPECT_EXISTS (-3)
+
+/* ------------------------------------------------------------------------
+ * Names and limits
+ * ------------------------------------------------------------------------ */
+
+#define ESC_STREAM_ID_MAX 200
+#define ESC_TYPE_NAME_MAX 128
+#define ESC_CATEGORY_MAX ESC_STREAM_ID_MAX
+#define ESC_DEFAULT_MAX_EVENT_SIZE (1024 * 1024)
+
+/*
+ * A stream id is 1..ESC_STREAM_ID_MAX bytes of [A-Za-z0-9_.:@+=/-] that
+ * does not start with '-' or '$'. Its category is the part before the first
+ * '-' ("order-42" is in "order"). Returns false and fills err otherwise.
+ */
+ESC_API bool esc_stream_id_valid(const char *stream_id, esc_error *err);
+/* A category: a stream id without '-'. */
+ESC_API bool esc_category_valid(const char *category, esc_error *err);
+/* An event type: 1..ESC_TYPE_NAME_MAX bytes of [A-Za-z0-9_.:-], starting
+ * with a letter. */
+ESC_API bool esc_type_name_valid(const char *type, esc_error *err);
+/* Copies the category of a valid stream id into out (size >= len + 1). */
+ESC_API void esc_stream_category(const char *stream_id, char *out,
+                                 size_t out_size);
+
+/* ------------------------------------------------------------------------
+ * Codec: msgpack payloads, metadata, JSON
+ * ------------------------------------------------------------------------ */
+
+/*
+ * Bounds for decoding untrusted msgpack. msgpack-c trusts the lengths in
+ * its input; esc checks them against these limits and against the bytes
+ * actually present before anything is unpacked.
+ */
+typedef struct esc_decode_limits {
+  size_t max_bytes;    /* whole input */
+  size_t max_depth;    /* nesting of arrays and maps */
+  size_t max_elements; /* all array items + map entries, summed */
+} esc_decode_limits;
+
+#define ESC_DECODE_LIMITS_INIT {ESC_DEFAULT_MAX_EVENT_SIZE, 64, 100000}
+
+/*
+ * Checks that data[0..len) is exactly one well-formed msgpack object within
+ * the limits (no trailing bytes). Allocates nothing. On failure fills err
+ * with what is wrong and at which byte offset.
+ */
+ESC_API esc_status esc_msgpack_check(const void *data, size_t len,
+                                     const esc_decode_limits *limits,
+                                     esc_error *err);
+
+/*
+ * Renders msgpack as JSON text (compact, one line). *out is malloc'ed and
+ * NUL-terminated; the caller frees it. Checks the input first, as above.
+ * Binary and extension values render as {"$bin": "<hex>"} and
+ * {"$ext": type, "hex": "<hex>"}; strings that are not UTF-8 render as
+ * {"$bin": ...} too.
+ */
+ESC_API esc_status esc_msgpack_to_json(const void *data, size_t len,
+                                       const esc_decode_limits *limits,
+                                       char **out, esc_error *err);
+
+/*
+ * Parses JSON text and encodes it as msgpack. *out is malloc'ed; the caller
+ * frees it. Integers stay integers, other numbers become float64. The error
+ * names the line and column of a JSON syntax error.
+ */
+ESC_API esc_status esc_json_to_msgpack(const char *json, void **out,
+                                       size_t *out_len, esc_error *err);
+
+/*
+ * Event metadata, stored as a msgpack map with the keys "correlation_id",
+ * "causation_id" (UUID strings), "actor" (string) and "time" (integer,
+ * microseconds since the Unix epoch). Nil ids and a NULL actor are omitted.
+ */
+typedef struct esc_metadata {
+  esc_uuid correlation_id;
+  esc_uuid causation_id;
+  const char *actor; /* borrowed */
+  int64_t time_us;
+} esc_metadata;
+
+#define ESC_METADATA_INIT {{{0}}, {{0}}, NULL, 0}
+
+/* Encodes m; *out is malloc'ed and the caller frees it. */
+ESC_API esc_status esc_metadata_encode(const esc_metadata *m, void **out,
+                                       size_t *out_len, esc_error *err);
+/*
+ * Decodes a metadata map; unknown keys are ignored. m->actor points into
+ * data (not NUL-terminated!) so it is copied into actor_buf (truncated to
+ * actor_buf_size - 1) and m->actor points at actor_buf.
+ */
+ESC_API esc_status esc_metadata_decode(const void *data, size_t len,
+                                       esc_metadata *m, char *actor_buf,
+                                       size_t actor_buf_size, esc_error *err);
+
+/* Current time in microseconds since the Unix epoch. */
+ESC_API int64_t esc_now_us(void);
+
+/* ------------------------------------------------------------------------
+ * Events
+ * ------------------------------------------------------------------------ */
+
+/* An event to append. Everything is borrowed for the duration of the call. */
+typedef struct esc_event_data {
+  esc_uuid id;            /* must not be nil: the id makes retries safe */
+  const char *type;       /* esc_type_name_valid() */
+  int32_t schema_version; /* >= 1 */
+  const void *data;       /* one msgpack object */
+  size_t data_len;
+  const void *metadata; /* a msgpack map, or NULL */
+  size_t metadata_len;
+} esc_event_data;
+
+/*
+ * A stored event as read back. Pointers stay valid until the esc_events
+ * holding it is released; strings are NUL-terminated.
+ */
+typedef struct esc_recorded_event {
+  esc_position position;
+  const char *stream_id;
+  int64_t stream_version;
+  esc_uuid id;
+  const char *type;
+  int32_t schema_version;
+  const void *data;
+  size_t data_len;
+  const void *metadata; /* NULL when none was stored */
+  size_t metadata_len;
+  int64_t recorded_at_us; /* microseconds since the Unix epoch */
+} esc_recorded_event;
+
+/* A batch of read events (caller memory: esc_events_init/release). */
+typedef struct esc_events {
+  esc_recorded_event *items;
+  size_t count;
+  /* Where the next read in subscription order should continue from: the
+   * position of the last event, or the position read from when empty. */
+  esc_position next;
+  void *priv_; /* owned storage; do not touch */
+} esc_events;
+
+#define ESC_EVENTS_INIT {NULL, 0, ESC_POSITION_START, NULL}
+
+ESC_API void esc_events_init(esc_events *ev);
+/* Frees what the batch holds; accepts a released or zeroed batch. */
+ESC_API void esc_events_release(esc_events *ev);
+
+/* ------------------------------------------------------------------------
+ * Opening a store
+ * ------------------------------------------------------------------------ */
+
+typedef struct esc_store esc_store;
+
+typedef struct esc_store_options {
+  const char *schema;    /* default "esc" */
+  size_t max_event_size; /* data + metadata bytes; default 1 MiB */
+  const char *app_name;  /* application_name reported to PostgreSQL */
+  int connect_timeout_s; /* default 10 */
+} esc_store_options;
+
+#define ESC_STORE_OPTIONS_INIT {NULL, 0, NULL, 0}
+
+/*
+ * Connects to PostgreSQL. conninfo is a libpq URL or key=value string; NULL
+ * means ESC_PG_URL from the environment, else the local server that
+ * `scripts/servers start` runs. Returns NULL and fills err on failure.
+ */
+ESC_API esc_store *esc_store_open(const char *conninfo,
+                                  const esc_store_options *opts,
+                                  esc_error *err);
+ESC_API void esc_store_free(esc_store *store);
+
+/* The conninfo esc_store_open(NULL, ...) would use (static storage). */
+ESC_API const char *esc_default_pg_url(void);
+/* The schema name the store works in. */
+ESC_API const char *esc_store_schema(const esc_store *store);
+
+/*
+ * Applies the SQL migrations under eventstore/sql that are not yet applied,
+ * each in its own transaction, under an advisory lock so concurrent callers
+ * are safe. Needs the owner role. *applied (may be NULL) gets the count.
+ */
+ESC_API esc_status esc_store_migrate(esc_store *store, int *applied,
+                                     esc_error *err);
+
+/* ------------------------------------------------------------------------
+ * Appending
+ * ------------------------------------------------------------------------ */
+
+typedef struct esc_append_result {
+  int64_t first_version; /* stream version of the first event */
+  int64_t last_version;  /* and of the last: the stream's new version */
+  esc_position position; /* of the last event: a read-your-writes token */
+  int64_t first_global;  /* global position of the first event */
+  bool duplicate; /* the ids were stored already; nothing was written */
+} esc_append_result;
+
+/*
+ * Appends n >= 1 events to one stream, atomically, in one round trip.
+ * expected is ESC_EXPECT_* or an exact version. When every event id is
+ * stored already, in this stream, in this order, with the same type,
+ * schema version and data, it returns the original result with
+ * duplicate = true and stores nothing (metadata is not compared, so a
+ * retry may carry a new timestamp). Errors: ESC_ECONFLICT (the message
+ * names stream, expected and actual version), ESC_EDUPLICATE (an id stored
+ * with other content or elsewhere), ESC_EDELETED, ESC_EINVAL.
+ */
+ESC_API esc_status esc_append(esc_store *store, const char *stream_id,
+                              int64_t expected, const esc_event_data *events,
+                              size_t n, esc_append_result *result,
+                              esc_error *err);
+
+/* One stream's part of esc_append_many. */
+typedef struct esc_append_request {
+  const char *stream_id;
+  int64_t expected;
+  const esc_event_data *events;
+  size_t n;
+  /* filled by esc_append_many: */
+  esc_status status;
+  esc_append_result result;
+  esc_error error;
+} esc_append_request;
+
+/*
+ * Appends to many streams in one round trip (libpq pipeline mode). Each
+ * request is its own transaction: atomic per stream, independent of the
+ * others, so one conflict does not undo the rest. Returns ESC_OK when every
+ * request was sent and answered (then look at each request's status), or
+ * the error that stopped the pipeline (a broken connection, say).
+ */
+ESC_API esc_status esc_append_many(esc_store *store, esc_append_request *reqs,
+                                   size_t n, esc_error *err);
+
+/* ------------------------------------------------------------------------
+ * Reading
+ * ------------------------------------------------------------------------ */
+
+typedef enum esc_direction { ESC_FORWARD = 0, ESC_BACKWARD = 1 } esc_direction;
+
+/*
+ * Reads up to max events of one stream starting at stream version from
+ * (inclusive; 0 means the first event forward, the last one backward).
+ * ESC_ENOTFOUND when the stream does not exist, ESC_EDELETED when it is
+ * tombstoned. out must be initialized; its previous contents are released.
+ */
+ESC_API esc_status esc_read_stream(esc_store *store, const char *stream_id,
+                                   int64_t from, esc_direction dir,
+                                   size_t max, esc_events *out, esc_error *err);
+
+/*
+ * Reads up to max events after position `after`, in subscription order,
+ * from one category (category != NULL) or from $all (NULL). Only events of
+ * transactions older than every transaction still running are returned, so
+ * a reader that continues from out->next never skips an event, even when
+ * writers commit out of order. An empty batch means "nothing more yet".
+ */
+ESC_API esc_status esc_read_all(esc_store *store, const char *category,
+                                esc_position after, size_t max,
+                                esc_events *out, esc_error *err);
+
+/* ------------------------------------------------------------------------
+ * Following: subscription reads that wait
+ * ------------------------------------------------------------------------ */
+
+/*
+ * Waits until events after `after` may be readable in category (NULL: $all)
+ * or until timeout_ms passes. It registers this connection as a waiter,
+ * LISTENs, checks once more, then sleeps; appends notify only while someone
+ * is registered. A wake-up is a hint: read again from your checkpoint.
+ * poll_ms bounds each sleep (covers a missed wake-up and a horizon held
+ * back by another transaction); 0 means 1000. Returns ESC_OK when woken or
+ * when events are readable, ESC_ETIMEDOUT when the timeout passed.
+ */
+ESC_API esc_status esc_wait_for_events(esc_store *store, const char *category,
+                                       esc_position after, int timeout_ms,
+                                       int poll_ms, esc_error *err);
+
+/* ------------------------------------------------------------------------
+ * Inspection
+ * ------------------------------------------------------------------------ */
+
+typedef struct esc_stream_info {
+  char stream_id[ESC_STREAM_ID_MAX + 1];
+  int64_t version;          /* last stream version */
+  int64_t truncated_before; /* versions below this were removed; 0 if none */
+  bool tombstoned;
+  int64_t updated_at_us;
+} esc_stream_info;
+
+/* Information on one stream; ESC_ENOTFOUND when it does not exist. */
+ESC_API esc_status esc_stream_get(esc_store *store, const char *stream_id,
+                                  esc_stream_info *out, esc_error *err);
+
+/*
+ * Lists streams (of one category, or all for NULL) ordered by id, starting
+ * after `after_id` (NULL: from the start). Fills up to max entries of out
+ * and sets *count.
+ */
+ESC_API esc_status esc_stream_list(esc_store *store, const char *category,
+                                   const char *after_id, esc_stream_info *out,
+                                   size_t max, size_t *count, esc_error *err);
+
+typedef struct esc_store_stats {
+  int64_t events;
+  int64_t streams;
+  esc_position head; /* newest position a subscriber can read up to */
+  int64_t max_global; /* highest global position stored, visible or not */
+  /* The oldest running transaction that holds the subscription horizon
+   * back (pid 0 when none): */
+  int holder_pid;
+  double holder_age_s;
+  char holder_state[32];
+  char holder_query[160];
+  char holder_app[64];
+} esc_store_stats;
+
+ESC_API esc_status esc_store_stats_get(esc_store *store,
+                                       esc_store_stats *out, esc_error *err);
+
+/* ------------------------------------------------------------------------
+ * Retention: explicit, logged removal of events
+ * ------------------------------------------------------------------------ */
+
+/*
+ * Removes the events of a stream below version `before` and records the
+ * operation (who, when, how many) in the retention log. The stream keeps its
+ * version. *removed (may be NULL) gets the count. Needs the owner role.
+ */
+ESC_API esc_status esc_stream_truncate(esc_store *store, const char *stream_id,
+                                       int64_t before, const char *reason,
+                                       int64_t *removed, esc_error *err);
+
+/*
+ * Removes all events of a stream and marks it deleted for good: later
+ * appends fail with ESC_EDELETED. Logged like truncation.
+ */
+ESC_API esc_status esc_stream_tombstone(esc_store *store,
+                                        const char *stream_id,
+                                        const char *reason, int64_t *removed,
+                                        esc_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* ESC_STORE_H */

@@ -1,0 +1,338 @@
+/*
+ * Appending: validate in the client, then one call of <schema>.append()
+ * with the events as binary arrays, so a batch of any size is one round
+ * trip and one statement. esc_append_many pipelines several such calls.
+ */
+#include "store_int.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { OID_INT4 = 23, OID_TEXT = 25, OID_BYTEA = 17, OID_UUID = 2950 };
+enum { ARRAY_HEADER = 20, ELEM_HEADER = 4, NPARAMS = 7, NARRAYS = 5 };
+#define PIPELINE_CHUNK 256
+
+/* Status values returned by <schema>.append(); see eventstore/sql. */
+enum { APPENDED = 0, DUPLICATE = 1, CONFLICT = 2, TOMBSTONED = 3 };
+
+/* ------------------------------------------------------------ validate -- */
+
+static bool is_msgpack_map(const unsigned char *p) {
+  return (p[0] & 0xf0) == 0x80 || p[0] == 0xde || p[0] == 0xdf;
+}
+
+static esc_status validate_event(const esc_store *st, const char *stream,
+                                 size_t i, const esc_event_data *ev,
+                                 esc_error *err) {
+  esc_error inner = ESC_ERROR_INIT;
+  esc_decode_limits limits = ESC_DECODE_LIMITS_INIT;
+  limits.max_bytes = st->max_event_size;
+
+  if (esc_uuid_is_nil(&ev->id))
+    return esc__fail(err, ESC_EINVAL, "append to %s: event %zu has a nil id",
+                     stream, i);
+  if (!ev->type || !esc_type_name_valid(ev->type, &inner))
+    return esc__fail(err, ESC_EINVAL, "append to %s: event %zu: %s", stream,
+                     i, ev->type ? inner.msg : "type is NULL");
+  if (ev->schema_version < 1)
+    return esc__fail(err, ESC_EINVAL,
+                     "append to %s: event %zu (%s): schema version %" PRId32
+                     " must be >= 1",
+                     stream, i, ev->type, ev->schema_version);
+  if (ev->data_len + ev->metadata_len > st->max_event_size)
+    return esc__fail(err, ESC_EINVAL,
+                     "append to %s: event %zu (%s) is %zu bytes; the limit is "
+                     "%zu",
+                     stream, i, ev->type, ev->data_len + ev->metadata_len,
+                     st->max_event_size);
+  if (!ev->data || esc_msgpack_check(ev->data, ev->data_len, &limits, &inner))
+    return esc__fail(err, ESC_EINVAL,
+                     "append to %s: event %zu (%s): data is not valid "
+                     "msgpack: %s",
+                     stream, i, ev->type, ev->data ? inner.msg : "NULL");
+  if (ev->metadata &&
+      (esc_msgpack_check(ev->metadata, ev->metadata_len, &limits, &inner) ||
+       !is_msgpack_map(ev->metadata)))
+    return esc__fail(err, ESC_EINVAL,
+                     "append to %s: event %zu (%s): metadata is not a "
+                     "msgpack map%s%s",
+                     stream, i, ev->type, inner.code ? ": " : "", inner.msg);
+  return ESC_OK;
+}
+
+static esc_status validate(const esc_store *st, const char *stream,
+                           int64_t expected, const esc_event_data *events,
+                           size_t n, esc_error *err) {
+  esc_error inner = ESC_ERROR_INIT;
+  if (!stream || !esc_stream_id_valid(stream, &inner))
+    return esc__fail(err, ESC_EINVAL, "append: %s",
+                     stream ? inner.msg : "stream id is NULL");
+  if (expected < ESC_EXPECT_EXISTS)
+    return esc__fail(err, ESC_EINVAL,
+                     "append to %s: expected version %" PRId64
+                     " is neither a version nor ESC_EXPECT_*",
+                     stream, expected);
+  if (n == 0 || !events)
+    return esc__fail(err, ESC_EINVAL, "append to %s: no events", stream);
+  if (n > INT32_MAX / 2)
+    return esc__fail(err, ESC_EINVAL, "append to %s: %zu events in one call",
+                     stream, n);
+  for (size_t i = 0; i < n; i++) {
+    esc_status rc = validate_event(st, stream, i, &events[i], err);
+    if (rc)
+      return rc;
+  }
+  return ESC_OK;
+}
+
+/* ------------------------------------------------- binary parameters -- */
+
+struct append_params {
+  struct esc__buf buf;
+  unsigned char expected[8];
+  const char *values[NPARAMS];
+  int lengths[NPARAMS];
+  int formats[NPARAMS];
+};
+
+static void put32(struct esc__buf *b, uint32_t v) {
+  esc__put_be32(b->data + b->len, v);
+  b->len += 4;
+}
+
+static void put_array_header(struct esc__buf *b, uint32_t elem_oid, size_t n,
+                             bool hasnull) {
+  put32(b, 1); /* dimensions */
+  put32(b, hasnull ? 1 : 0);
+  put32(b, elem_oid);
+  put32(b, (uint32_t)n);
+  put32(b, 1); /* lower bound */
+}
+
+static void put_elem(struct esc__buf *b, const void *p, size_t len) {
+  if (!p) {
+    put32(b, UINT32_MAX); /* -1: NULL */
+    return;
+  }
+  put32(b, (uint32_t)len);
+  memcpy(b->data + b->len, p, len);
+  b->len += len;
+}
+
+static size_t params_size(const esc_event_data *ev, size_t n) {
+  size_t size = NARRAYS * ARRAY_HEADER + n * NARRAYS * ELEM_HEADER;
+  for (size_t i = 0; i < n; i++)
+    size += 16 + strlen(ev[i].type) + 4 + ev[i].data_len +
+            ev[i].metadata_len;
+  return size;
+}
+
+/* Writes the five arrays (ids, types, schema versions, data, metadata) in
+ * PostgreSQL's binary array format into one buffer. */
+static bool build_params(struct append_params *p, const char *stream,
+                         int64_t expected, const esc_event_data *ev,
+                         size_t n) {
+  struct esc__buf *b = &p->buf;
+  size_t offsets[NARRAYS + 1];
+  bool null_metadata = false;
+  b->len = 0;
+  if (!esc__buf_reserve(b, params_size(ev, n)))
+    return false;
+
+  offsets[0] = b->len;
+  put_array_header(b, OID_UUID, n, false);
+  for (size_t i = 0; i < n; i++)
+    put_elem(b, ev[i].id.bytes, 16);
+  offsets[1] = b->len;
+  put_array_header(b, OID_TEXT, n, false);
+  for (size_t i = 0; i < n; i++)
+    put_elem(b, ev[i].type, strlen(ev[i].type));
+  offsets[2] = b->len;
+  put_array_header(b, OID_INT4, n, false);
+  for (size_t i = 0; i < n; i++) {
+    unsigned char v[4];
+    esc__put_be32(v, (uint32_t)ev[i].schema_version);
+    put_elem(b, v, 4);
+  }
+  offsets[3] = b->len;
+  put_array_header(b, OID_BYTEA, n, false);
+  for (size_t i = 0; i < n; i++)
+    put_elem(b, ev[i].data, ev[i].data_len);
+  offsets[4] = b->len;
+  for (size_t i = 0; i < n; i++)
+    null_metadata |= ev[i].metadata == NULL;
+  put_array_header(b, OID_BYTEA, n, null_metadata);
+  for (size_t i = 0; i < n; i++)
+    put_elem(b, ev[i].metadata, ev[i].metadata_len);
+  offsets[5] = b->len;
+
+  esc__put_be64(p->expected, (uint64_t)expected);
+  p->values[0] = stream;
+  p->lengths[0] = (int)strlen(stream);
+  p->values[1] = (const char *)p->expected;
+  p->lengths[1] = 8;
+  for (int i = 0; i < NARRAYS; i++) {
+    p->values[2 + i] = (const char *)b->data + offsets[i];
+    p->lengths[2 + i] = (int)(offsets[i + 1] - offsets[i]);
+  }
+  for (int i = 0; i < NPARAMS; i++)
+    p->formats[i] = 1;
+  return true;
+}
+
+/* ------------------------------------------------------------- result -- */
+
+static void describe_expected(int64_t expected, char *out, size_t size) {
+  if (expected == ESC_EXPECT_NO_STREAM)
+    snprintf(out, size, "no stream");
+  else if (expected == ESC_EXPECT_EXISTS)
+    snprintf(out, size, "an existing stream");
+  else
+    snprintf(out, size, "version %" PRId64, expected);
+}
+
+static int64_t get_i64(const PGresult *res, int col) {
+  return (int64_t)esc__get_be64(PQgetvalue(res, 0, col));
+}
+
+static esc_status interpret(esc_store *st, const PGresult *res,
+                            const char *stream, int64_t expected,
+                            esc_append_result *out, esc_error *err) {
+  char what[ESC_STREAM_ID_MAX + 32];
+  snprintf(what, sizeof what, "append to %s", stream);
+  if (PQresultStatus(res) != PGRES_TUPLES_OK)
+    return esc__fail_pg(err, st->conn, res, what);
+  if (PQntuples(res) != 1 || PQnfields(res) != 7)
+    return esc__fail(err, ESC_EIO, "%s: unexpected reply shape", what);
+
+  int status = (int)esc__get_be32(PQgetvalue(res, 0, 0));
+  int64_t actual = get_i64(res, 6);
+  if (status == CONFLICT) {
+    char exp[48];
+    describe_expected(expected, exp, sizeof exp);
+    if (actual == 0)
+      return esc__fail(err, ESC_ECONFLICT,
+                       "%s: expected %s, stream does not exist", what, exp);
+    return esc__fail(err, ESC_ECONFLICT,
+                     "%s: expected %s, stream is at %" PRId64, what, exp,
+                     actual);
+  }
+  if (status == TOMBSTONED)
+    return esc__fail(err, ESC_EDELETED, "%s: the stream is tombstoned",
+                     what);
+  if (status != APPENDED && status != DUPLICATE)
+    return esc__fail(err, ESC_EIO, "%s: unknown status %d", what, status);
+
+  esc_append_result r = {0};
+  r.first_version = get_i64(res, 1);
+  r.last_version = get_i64(res, 2);
+  r.position.tx_id = esc__get_be64(PQgetvalue(res, 0, 3));
+  r.first_global = get_i64(res, 4);
+  r.position.global = get_i64(res, 5);
+  r.duplicate = status == DUPLICATE;
+  if (out)
+    *out = r;
+  esc__clear(err);
+  return ESC_OK;
+}
+
+/* ------------------------------------------------------------- append -- */
+
+esc_status esc_append(esc_store *store, const char *stream_id,
+                      int64_t expected, const esc_event_data *events,
+                      size_t n, esc_append_result *result, esc_error *err) {
+  struct append_params p = {0};
+  const char *stmt;
+  esc_status rc = validate(store, stream_id, expected, events, n, err);
+  if (rc)
+    return rc;
+  rc = esc__prepare(store, ESC__STMT_APPEND, &stmt, err);
+  if (rc)
+    return rc;
+  if (!build_params(&p, stream_id, expected, events, n))
+    return esc__fail(err, ESC_ENOMEM, "append to %s: out of memory",
+                     stream_id);
+
+  PGresult *res = PQexecPrepared(store->conn, stmt, NPARAMS, p.values,
+                                 p.lengths, p.formats, 1);
+  rc = interpret(store, res, stream_id, expected, result, err);
+  PQclear(res);
+  esc__buf_release(&p.buf);
+  return rc;
+}
+
+/* Sends one request into the pipeline, followed by a sync so it commits as
+ * its own transaction. Invalid requests are answered without sending. */
+static bool send_request(esc_store *st, const char *stmt,
+                         struct append_params *p, esc_append_request *r) {
+  r->status = validate(st, r->stream_id, r->expected, r->events, r->n,
+                       &r->error);
+  if (r->status)
+    return false;
+  if (!build_params(p, r->stream_id, r->expected, r->events, r->n)) {
+    r->status = esc__fail(&r->error, ESC_ENOMEM,
+                          "append to %s: out of memory", r->stream_id);
+    return false;
+  }
+  if (!PQsendQueryPrepared(st->conn, stmt, NPARAMS, p->values, p->lengths,
+                           p->formats, 1) ||
+      !PQpipelineSync(st->conn)) {
+    r->status = esc__fail_pg(&r->error, st->conn, NULL, "pipeline send");
+    return false;
+  }
+  return true;
+}
+
+/* Reads one request's result, its end marker and its sync. */
+static esc_status receive_request(esc_store *st, esc_append_request *r) {
+  PGresult *res = PQgetResult(st->conn);
+  r->status = interpret(st, res, r->stream_id, r->expected, &r->result,
+                        &r->error);
+  PQclear(res);
+  while ((res = PQgetResult(st->conn)) != NULL)
+    PQclear(res); /* the NULL that ends this query's results */
+  res = PQgetResult(st->conn);
+  ExecStatusType kind = PQresultStatus(res);
+  PQclear(res);
+  if (kind != PGRES_PIPELINE_SYNC)
+    return esc__fail_pg(&r->error, st->conn, NULL, "pipeline sync");
+  return ESC_OK;
+}
+
+static esc_status pipeline_chunk(esc_store *st, const char *stmt,
+                                 esc_append_request *reqs, size_t n,
+                                 esc_error *err) {
+  struct append_params p = {0};
+  bool sent[PIPELINE_CHUNK];
+  esc_status rc = ESC_OK;
+
+  if (!PQenterPipelineMode(st->conn))
+    return esc__fail_pg(err, st->conn, NULL, "enter pipeline mode");
+  for (size_t i = 0; i < n; i++)
+    sent[i] = send_request(st, stmt, &p, &reqs[i]);
+  esc__buf_release(&p.buf);
+  for (size_t i = 0; i < n && !rc; i++)
+    if (sent[i] && receive_request(st, &reqs[i]))
+      rc = esc__fail(err, reqs[i].error.code ? reqs[i].error.code : ESC_EIO,
+                     "%s", reqs[i].error.msg);
+  if (!PQexitPipelineMode(st->conn) && !rc)
+    rc = esc__fail_pg(err, st->conn, NULL, "exit pipeline mode");
+  return rc;
+}
+
+esc_status esc_append_many(esc_store *store, esc_append_request *reqs,
+                           size_t n, esc_error *err) {
+  const char *stmt;
+  esc_status rc = esc__prepare(store, ESC__STMT_APPEND, &stmt, err);
+  if (rc)
+    return rc;
+  for (size_t i = 0; i < n && !rc; i += PIPELINE_CHUNK) {
+    size_t len = n - i < PIPELINE_CHUNK ? n - i : PIPELINE_CHUNK;
+    rc = pipeline_chunk(store, stmt, reqs + i, len, err);
+  }
+  if (!rc)
+    esc__clear(err);
+  return rc;
+}

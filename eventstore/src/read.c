@@ -1,0 +1,182 @@
+/*
+ * Reading: one stream by version, or $all / a category in subscription
+ * order. Results come back in binary format and the events point straight
+ * into the PGresult, so a read copies no payload.
+ */
+#include "store_int.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Microseconds between 1970-01-01 and PostgreSQL's epoch, 2000-01-01. */
+#define PG_EPOCH_OFFSET_US INT64_C(946684800000000)
+
+enum {
+  COL_GLOBAL,
+  COL_TX,
+  COL_STREAM,
+  COL_VERSION,
+  COL_ID,
+  COL_TYPE,
+  COL_SCHEMA_VERSION,
+  COL_DATA,
+  COL_METADATA,
+  COL_RECORDED_AT,
+  NCOLS
+};
+
+void esc_events_init(esc_events *ev) {
+  esc_events zero = ESC_EVENTS_INIT;
+  *ev = zero;
+}
+
+void esc_events_release(esc_events *ev) {
+  if (!ev)
+    return;
+  PQclear(ev->priv_);
+  free(ev->items);
+  esc_events_init(ev);
+}
+
+static void decode_row(const PGresult *res, int row, esc_recorded_event *e) {
+  e->position.global = (int64_t)esc__get_be64(PQgetvalue(res, row, COL_GLOBAL));
+  e->position.tx_id = esc__get_be64(PQgetvalue(res, row, COL_TX));
+  e->stream_id = PQgetvalue(res, row, COL_STREAM);
+  e->stream_version =
+      (int64_t)esc__get_be64(PQgetvalue(res, row, COL_VERSION));
+  memcpy(e->id.bytes, PQgetvalue(res, row, COL_ID), 16);
+  e->type = PQgetvalue(res, row, COL_TYPE);
+  e->schema_version =
+      (int32_t)esc__get_be32(PQgetvalue(res, row, COL_SCHEMA_VERSION));
+  e->data = PQgetvalue(res, row, COL_DATA);
+  e->data_len = (size_t)PQgetlength(res, row, COL_DATA);
+  if (PQgetisnull(res, row, COL_METADATA)) {
+    e->metadata = NULL;
+    e->metadata_len = 0;
+  } else {
+    e->metadata = PQgetvalue(res, row, COL_METADATA);
+    e->metadata_len = (size_t)PQgetlength(res, row, COL_METADATA);
+  }
+  e->recorded_at_us =
+      (int64_t)esc__get_be64(PQgetvalue(res, row, COL_RECORDED_AT)) +
+      PG_EPOCH_OFFSET_US;
+}
+
+esc_status esc__events_from_result(PGresult *res, esc_events *out,
+                                   esc_error *err) {
+  size_t n = (size_t)PQntuples(res);
+  esc_events_release(out);
+  if (PQnfields(res) != NCOLS) {
+    PQclear(res);
+    return esc__fail(err, ESC_EIO, "read: unexpected reply shape");
+  }
+  if (n > 0) {
+    out->items = calloc(n, sizeof *out->items);
+    if (!out->items) {
+      PQclear(res);
+      return esc__fail(err, ESC_ENOMEM, "read: out of memory for %zu events",
+                       n);
+    }
+  }
+  for (size_t i = 0; i < n; i++)
+    decode_row(res, (int)i, &out->items[i]);
+  out->count = n;
+  out->priv_ = res;
+  if (n > 0)
+    out->next = out->items[n - 1].position;
+  return ESC_OK;
+}
+
+/* Runs a prepared read with binary parameters and results. */
+static esc_status run_read(esc_store *st, enum esc__stmt s, int nparams,
+                           const char *const *values, const int *lengths,
+                           esc_events *out, const char *what,
+                           esc_error *err) {
+  const char *stmt;
+  int formats[4] = {1, 1, 1, 1};
+  esc_status rc = esc__prepare(st, s, &stmt, err);
+  if (rc)
+    return rc;
+  PGresult *res = PQexecPrepared(st->conn, stmt, nparams, values, lengths,
+                                 formats, 1);
+  if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+    rc = esc__fail_pg(err, st->conn, res, what);
+    PQclear(res);
+    return rc;
+  }
+  return esc__events_from_result(res, out, err);
+}
+
+/* An empty stream read: tell "no such stream" and "tombstoned" apart from
+ * "nothing in that range". */
+static esc_status explain_empty(esc_store *st, const char *stream,
+                                esc_error *err) {
+  esc_stream_info info;
+  esc_status rc = esc_stream_get(st, stream, &info, err);
+  if (rc)
+    return rc;
+  if (info.tombstoned)
+    return esc__fail(err, ESC_EDELETED, "read %s: the stream is tombstoned",
+                     stream);
+  return ESC_OK;
+}
+
+static size_t clamp_max(size_t max) {
+  return max == 0 || max > INT32_MAX ? (size_t)INT32_MAX : max;
+}
+
+esc_status esc_read_stream(esc_store *store, const char *stream_id,
+                           int64_t from, esc_direction dir, size_t max,
+                           esc_events *out, esc_error *err) {
+  esc_error inner = ESC_ERROR_INIT;
+  unsigned char from_be[8], max_be[8];
+  if (!stream_id || !esc_stream_id_valid(stream_id, &inner))
+    return esc__fail(err, ESC_EINVAL, "read: %s",
+                     stream_id ? inner.msg : "stream id is NULL");
+  if (from < 0)
+    return esc__fail(err, ESC_EINVAL, "read %s: from version %" PRId64
+                     " is negative", stream_id, from);
+  if (dir == ESC_BACKWARD && from == 0)
+    from = INT64_MAX;
+  esc__put_be64(from_be, (uint64_t)from);
+  esc__put_be64(max_be, clamp_max(max));
+
+  const char *values[] = {stream_id, (const char *)from_be,
+                          (const char *)max_be};
+  int lengths[] = {(int)strlen(stream_id), 8, 8};
+  char what[ESC_STREAM_ID_MAX + 16];
+  snprintf(what, sizeof what, "read %s", stream_id);
+  esc_status rc = run_read(store,
+                           dir == ESC_BACKWARD ? ESC__STMT_READ_BWD
+                                               : ESC__STMT_READ_FWD,
+                           3, values, lengths, out, what, err);
+  if (rc || out->count > 0)
+    return rc;
+  return explain_empty(store, stream_id, err);
+}
+
+esc_status esc_read_all(esc_store *store, const char *category,
+                        esc_position after, size_t max, esc_events *out,
+                        esc_error *err) {
+  esc_error inner = ESC_ERROR_INIT;
+  unsigned char tx_be[8], global_be[8], max_be[8];
+  if (category && !esc_category_valid(category, &inner))
+    return esc__fail(err, ESC_EINVAL, "read category: %s", inner.msg);
+  esc__put_be64(tx_be, after.tx_id);
+  esc__put_be64(global_be, (uint64_t)after.global);
+  esc__put_be64(max_be, clamp_max(max));
+
+  const char *values[] = {(const char *)tx_be, (const char *)global_be,
+                          (const char *)max_be, category};
+  int lengths[] = {8, 8, 8, category ? (int)strlen(category) : 0};
+  char what[ESC_CATEGORY_MAX + 32];
+  snprintf(what, sizeof what, "read %s", category ? category : "$all");
+  esc_status rc = run_read(store,
+                           category ? ESC__STMT_READ_CATEGORY
+                                    : ESC__STMT_READ_ALL,
+                           category ? 4 : 3, values, lengths, out, what, err);
+  if (!rc && out->count == 0)
+    out->next = after;
+  return rc;
+}

@@ -1,0 +1,61 @@
+/*
+ * Retention: the only way events leave the log. Both operations run as SQL
+ * functions that lock the stream, delete under the esc.retention setting
+ * the immutability trigger checks, and write the retention log.
+ */
+#include "store_int.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static esc_status run(esc_store *st, const char *fn, const char *stream,
+                      const char *before, const char *reason,
+                      int64_t *removed, esc_error *err) {
+  char sql[256], what[ESC_STREAM_ID_MAX + 32];
+  esc_error inner = ESC_ERROR_INIT;
+  if (!stream || !esc_stream_id_valid(stream, &inner))
+    return esc__fail(err, ESC_EINVAL, "%s: %s", fn,
+                     stream ? inner.msg : "stream id is NULL");
+  esc_status rc = esc__ensure_conn(st, err);
+  if (rc)
+    return rc;
+  if (before)
+    snprintf(sql, sizeof sql, "SELECT %s.%s($1, $2::int8, $3)",
+             st->schema_ident, fn);
+  else
+    snprintf(sql, sizeof sql, "SELECT %s.%s($1, $2)", st->schema_ident, fn);
+  snprintf(what, sizeof what, "%s %s", fn, stream);
+  const char *with_before[] = {stream, before, reason};
+  const char *without[] = {stream, reason};
+  PGresult *res = PQexecParams(st->conn, sql, before ? 3 : 2, NULL,
+                               before ? with_before : without, NULL, NULL, 0);
+  if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+    rc = esc__fail_pg(err, st->conn, res, what);
+  } else if (removed) {
+    *removed = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+  }
+  PQclear(res);
+  return rc;
+}
+
+esc_status esc_stream_truncate(esc_store *store, const char *stream_id,
+                               int64_t before, const char *reason,
+                               int64_t *removed, esc_error *err) {
+  char before_text[24];
+  if (before < 1)
+    return esc__fail(err, ESC_EINVAL,
+                     "truncate %s: before version %" PRId64 " must be >= 1",
+                     stream_id ? stream_id : "(null)", before);
+  snprintf(before_text, sizeof before_text, "%" PRId64, before);
+  return run(store, "truncate_stream", stream_id, before_text, reason,
+             removed, err);
+}
+
+esc_status esc_stream_tombstone(esc_store *store, const char *stream_id,
+                                const char *reason, int64_t *removed,
+                                esc_error *err) {
+  return run(store, "tombstone_stream", stream_id, NULL, reason, removed,
+             err);
+}

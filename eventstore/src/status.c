@@ -1,0 +1,84 @@
+/* Status codes and the filling of esc_error. */
+#include "store_int.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+const char *esc_strerror(esc_status code) {
+  switch (code) {
+  case ESC_OK: return "ok";
+  case ESC_EINVAL: return "invalid input";
+  case ESC_ECONFLICT: return "concurrency conflict";
+  case ESC_ENOTFOUND: return "not found";
+  case ESC_EDUPLICATE: return "event id reused";
+  case ESC_EDELETED: return "stream deleted";
+  case ESC_ECONN: return "connection failed";
+  case ESC_EIO: return "database error";
+  case ESC_ENOMEM: return "out of memory";
+  case ESC_ETIMEDOUT: return "timed out";
+  case ESC_EBUSY: return "busy";
+  }
+  return "unknown error";
+}
+
+void esc__clear(esc_error *err) {
+  if (!err)
+    return;
+  err->code = ESC_OK;
+  err->sqlstate[0] = '\0';
+  err->msg[0] = '\0';
+}
+
+esc_status esc__fail(esc_error *err, esc_status code, const char *fmt, ...) {
+  if (err) {
+    va_list ap;
+    err->code = code;
+    err->sqlstate[0] = '\0';
+    va_start(ap, fmt);
+    vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+    va_end(ap);
+  }
+  return code;
+}
+
+/* Our own SQLSTATEs (class ES) are raised by the SQL in eventstore/sql. */
+static esc_status code_of_sqlstate(const char *st) {
+  if (!st)
+    return ESC_EIO;
+  if (strcmp(st, "ES001") == 0) /* events are immutable */
+    return ESC_EINVAL;
+  if (strcmp(st, "ES002") == 0 || strcmp(st, "23505") == 0)
+    return ESC_EDUPLICATE;
+  if (strcmp(st, "ES004") == 0)
+    return ESC_ENOTFOUND;
+  if (strncmp(st, "08", 2) == 0) /* connection exception */
+    return ESC_ECONN;
+  if (strncmp(st, "22", 2) == 0) /* data exception */
+    return ESC_EINVAL;
+  if (strcmp(st, "57014") == 0) /* query canceled (statement timeout) */
+    return ESC_ETIMEDOUT;
+  return ESC_EIO;
+}
+
+esc_status esc__fail_pg(esc_error *err, PGconn *conn, const PGresult *res,
+                        const char *what) {
+  const char *st = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+  const char *msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY)
+                        : NULL;
+  esc_status code = code_of_sqlstate(st);
+  if (!msg || !*msg)
+    msg = conn ? PQerrorMessage(conn) : "no result";
+  if (conn && PQstatus(conn) == CONNECTION_BAD)
+    code = ESC_ECONN;
+  if (!err)
+    return code;
+  esc__fail(err, code, "%s: %s", what, msg);
+  /* libpq messages end in a newline; the caller's message should not. */
+  size_t len = strlen(err->msg);
+  while (len > 0 && (err->msg[len - 1] == '\n' || err->msg[len - 1] == ' '))
+    err->msg[--len] = '\0';
+  if (st)
+    snprintf(err->sqlstate, sizeof err->sqlstate, "%s", st);
+  return code;
+}

@@ -1,0 +1,264 @@
+/*
+ * Opening and closing a store, and the prepared statements every other
+ * file in the event store uses.
+ */
+#include "store_int.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DEFAULT_PG_URL "postgresql://esc@127.0.0.1:54329/esc"
+#define SCHEMA_NAME_MAX 40
+
+/* Type OIDs of parameters, fixed by PostgreSQL's catalog. */
+enum {
+  OID_INT4 = 23,
+  OID_INT8 = 20,
+  OID_TEXT = 25,
+  OID_XID8 = 5069,
+  OID_UUID_ARRAY = 2951,
+  OID_TEXT_ARRAY = 1009,
+  OID_INT4_ARRAY = 1007,
+  OID_BYTEA_ARRAY = 1001
+};
+
+/* Columns of every event read, in the order read.c decodes them. */
+#define EVENT_COLUMNS                                                          \
+  "global_position, tx_id, stream_id, stream_version, event_id, "             \
+  "event_type, schema_version, data, metadata, recorded_at"
+
+/* Visible to subscribers: every transaction below the horizon has ended. */
+#define BELOW_HORIZON "tx_id < pg_snapshot_xmin(pg_current_snapshot())"
+
+struct stmt_def {
+  const char *name;
+  const char *sql; /* "%s" stands for the quoted schema */
+  int nparams;
+  Oid types[7];
+};
+
+static const struct stmt_def stmt_defs[ESC__STMT_COUNT] = {
+    [ESC__STMT_APPEND] = {"esc_append",
+                          "SELECT status, first_version, last_version, "
+                          "tx_id, first_global, last_global, actual_version "
+                          "FROM %s.append($1, $2, $3, $4, $5, $6, $7)",
+                          7,
+                          {OID_TEXT, OID_INT8, OID_UUID_ARRAY, OID_TEXT_ARRAY,
+                           OID_INT4_ARRAY, OID_BYTEA_ARRAY, OID_BYTEA_ARRAY}},
+    [ESC__STMT_READ_FWD] = {"esc_read_fwd",
+                            "SELECT " EVENT_COLUMNS " FROM %s.events "
+                            "WHERE stream_id = $1 AND stream_version >= $2 "
+                            "ORDER BY stream_version LIMIT $3",
+                            3,
+                            {OID_TEXT, OID_INT8, OID_INT8}},
+    [ESC__STMT_READ_BWD] = {"esc_read_bwd",
+                            "SELECT " EVENT_COLUMNS " FROM %s.events "
+                            "WHERE stream_id = $1 AND stream_version <= $2 "
+                            "ORDER BY stream_version DESC LIMIT $3",
+                            3,
+                            {OID_TEXT, OID_INT8, OID_INT8}},
+    [ESC__STMT_READ_ALL] = {"esc_read_all",
+                            "SELECT " EVENT_COLUMNS " FROM %s.events "
+                            "WHERE (tx_id, global_position) > ($1, $2) "
+                            "AND " BELOW_HORIZON " "
+                            "ORDER BY tx_id, global_position LIMIT $3",
+                            3,
+                            {OID_XID8, OID_INT8, OID_INT8}},
+    [ESC__STMT_READ_CATEGORY] = {"esc_read_category",
+                                 "SELECT " EVENT_COLUMNS " FROM %s.events "
+                                 "WHERE category = $4 "
+                                 "AND (tx_id, global_position) > ($1, $2) "
+                                 "AND " BELOW_HORIZON " "
+                                 "ORDER BY tx_id, global_position LIMIT $3",
+                                 4,
+                                 {OID_XID8, OID_INT8, OID_INT8, OID_TEXT}},
+    [ESC__STMT_STREAM_GET] = {"esc_stream_get",
+                              "SELECT stream_id, version, truncated_before, "
+                              "tombstoned, "
+                              "(extract(epoch FROM updated_at) * 1e6)::int8 "
+                              "FROM %s.streams WHERE stream_id = $1",
+                              1,
+                              {OID_TEXT}},
+    [ESC__STMT_WAIT_REGISTER] = {"esc_wait_register",
+                                 "SELECT %s.wait_register($1)",
+                                 1,
+                                 {OID_TEXT}},
+    [ESC__STMT_WAIT_UNREGISTER] = {"esc_wait_unregister",
+                                   "SELECT %s.wait_unregister()",
+                                   0,
+                                   {0}},
+    [ESC__STMT_HAS_EVENTS_ALL] = {"esc_has_events_all",
+                                  "SELECT EXISTS (SELECT 1 FROM %s.events "
+                                  "WHERE (tx_id, global_position) > ($1, $2) "
+                                  "AND " BELOW_HORIZON ")",
+                                  2,
+                                  {OID_XID8, OID_INT8}},
+    [ESC__STMT_HAS_EVENTS_CATEGORY] = {"esc_has_events_category",
+                                       "SELECT EXISTS (SELECT 1 FROM "
+                                       "%s.events WHERE category = $3 "
+                                       "AND (tx_id, global_position) > "
+                                       "($1, $2) AND " BELOW_HORIZON ")",
+                                       3,
+                                       {OID_XID8, OID_INT8, OID_TEXT}},
+};
+
+const char *esc_default_pg_url(void) {
+  const char *env = getenv("ESC_PG_URL");
+  return env && *env ? env : DEFAULT_PG_URL;
+}
+
+const char *esc_store_schema(const esc_store *store) {
+  return store->schema;
+}
+
+/* Schema names become part of identifiers and role names: keep them plain. */
+static bool schema_name_valid(const char *s, esc_error *err) {
+  size_t len = strlen(s);
+  if (len == 0 || len > SCHEMA_NAME_MAX) {
+    esc__fail(err, ESC_EINVAL, "schema name \"%s\" must be 1..%d bytes", s,
+              SCHEMA_NAME_MAX);
+    return false;
+  }
+  for (size_t i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (!(islower(c) || c == '_' || (i > 0 && isdigit(c)))) {
+      esc__fail(err, ESC_EINVAL,
+                "schema name \"%s\": byte %zu is not allowed; use "
+                "[a-z_][a-z0-9_]*",
+                s, i);
+      return false;
+    }
+  }
+  return true;
+}
+
+static esc_status connect(esc_store *st, const char *conninfo,
+                          const esc_store_options *opts, esc_error *err) {
+  char timeout[16];
+  snprintf(timeout, sizeof timeout, "%d",
+           opts->connect_timeout_s > 0 ? opts->connect_timeout_s : 10);
+  const char *keys[] = {"dbname", "application_name", "connect_timeout",
+                        NULL};
+  const char *vals[] = {conninfo, opts->app_name ? opts->app_name : "esc",
+                        timeout, NULL};
+  st->conn = PQconnectdbParams(keys, vals, 1);
+  if (!st->conn)
+    return esc__fail(err, ESC_ENOMEM, "connect: out of memory");
+  if (PQstatus(st->conn) != CONNECTION_OK) {
+    esc__fail_pg(err, st->conn, NULL, "connect to PostgreSQL");
+    return err ? (err->code = ESC_ECONN) : ESC_ECONN;
+  }
+  return ESC_OK;
+}
+
+esc_store *esc_store_open(const char *conninfo, const esc_store_options *opts,
+                          esc_error *err) {
+  esc_store_options defaults = ESC_STORE_OPTIONS_INIT;
+  if (!opts)
+    opts = &defaults;
+  const char *schema = opts->schema ? opts->schema : "esc";
+  if (!schema_name_valid(schema, err))
+    return NULL;
+
+  esc_store *st = calloc(1, sizeof *st);
+  if (!st) {
+    esc__fail(err, ESC_ENOMEM, "open store: out of memory");
+    return NULL;
+  }
+  st->max_event_size = opts->max_event_size ? opts->max_event_size
+                                            : ESC_DEFAULT_MAX_EVENT_SIZE;
+  if (connect(st, conninfo ? conninfo : esc_default_pg_url(), opts, err))
+    goto fail;
+
+  size_t channel_len = strlen(schema) + sizeof "_events";
+  st->schema = strdup(schema);
+  st->channel = malloc(channel_len);
+  st->schema_ident = PQescapeIdentifier(st->conn, schema, strlen(schema));
+  if (!st->schema || !st->channel || !st->schema_ident) {
+    esc__fail(err, ESC_ENOMEM, "open store: out of memory");
+    goto fail;
+  }
+  snprintf(st->channel, channel_len, "%s_events", schema);
+  esc__clear(err);
+  return st;
+
+fail:
+  esc_store_free(st);
+  return NULL;
+}
+
+void esc_store_free(esc_store *store) {
+  if (!store)
+    return;
+  PQfinish(store->conn);
+  free(store->schema);
+  free(store->channel);
+  PQfreemem(store->schema_ident);
+  free(store);
+}
+
+esc_status esc__ensure_conn(esc_store *st, esc_error *err) {
+  if (PQstatus(st->conn) == CONNECTION_OK)
+    return ESC_OK;
+  /* A broken session lost its prepared statements and LISTEN with it. */
+  PQreset(st->conn);
+  memset(st->prepared, 0, sizeof st->prepared);
+  st->listening = false;
+  if (PQstatus(st->conn) != CONNECTION_OK) {
+    esc__fail_pg(err, st->conn, NULL, "reconnect to PostgreSQL");
+    return err ? (err->code = ESC_ECONN) : ESC_ECONN;
+  }
+  return ESC_OK;
+}
+
+esc_status esc__prepare(esc_store *st, enum esc__stmt s, const char **name,
+                        esc_error *err) {
+  const struct stmt_def *def = &stmt_defs[s];
+  *name = def->name;
+  esc_status rc = esc__ensure_conn(st, err);
+  if (rc || st->prepared[s])
+    return rc;
+
+  char sql[1024];
+  snprintf(sql, sizeof sql, def->sql, st->schema_ident);
+  PGresult *res = PQprepare(st->conn, def->name, sql, def->nparams,
+                            def->types);
+  if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+    char what[96];
+    snprintf(what, sizeof what, "prepare %s (is schema %s migrated?)",
+             def->name, st->schema);
+    rc = esc__fail_pg(err, st->conn, res, what);
+  } else {
+    st->prepared[s] = true;
+  }
+  PQclear(res);
+  return rc;
+}
+
+/* ------------------------------------------------------- binary values -- */
+
+void esc__put_be64(unsigned char out[8], uint64_t v) {
+  for (int i = 7; i >= 0; i--, v >>= 8)
+    out[i] = (unsigned char)(v & 0xff);
+}
+
+void esc__put_be32(unsigned char out[4], uint32_t v) {
+  for (int i = 3; i >= 0; i--, v >>= 8)
+    out[i] = (unsigned char)(v & 0xff);
+}
+
+uint64_t esc__get_be64(const void *p) {
+  const unsigned char *b = p;
+  uint64_t v = 0;
+  for (int i = 0; i < 8; i++)
+    v = (v << 8) | b[i];
+  return v;
+}
+
+uint32_t esc__get_be32(const void *p) {
+  const unsigned char *b = p;
+  return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 |
+         (uint32_t)b[3];
+}

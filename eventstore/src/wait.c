@@ -1,0 +1,153 @@
+/*
+ * Waiting for new events without a global bottleneck. NOTIFY at commit
+ * takes a database-wide lock, so appends notify only while some reader is
+ * registered in <schema>.waiters. A reader registers, LISTENs, checks once
+ * more for readable events, and only then sleeps; a bounded poll covers the
+ * rare missed wake-up and a horizon held back by another transaction.
+ */
+#include "store_int.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+static int64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static esc_status start_listening(esc_store *st, esc_error *err) {
+  if (st->listening)
+    return ESC_OK;
+  char *ident = PQescapeIdentifier(st->conn, st->channel, strlen(st->channel));
+  char sql[128];
+  if (!ident)
+    return esc__fail_pg(err, st->conn, NULL, "listen");
+  snprintf(sql, sizeof sql, "LISTEN %s", ident);
+  PQfreemem(ident);
+  PGresult *res = PQexec(st->conn, sql);
+  esc_status rc = ESC_OK;
+  if (PQresultStatus(res) != PGRES_COMMAND_OK)
+    rc = esc__fail_pg(err, st->conn, res, "listen");
+  else
+    st->listening = true;
+  PQclear(res);
+  return rc;
+}
+
+/* Runs a prepared statement with text parameters, expecting rows. */
+static esc_status exec_stmt(esc_store *st, enum esc__stmt s, int n,
+                            const char *const *values, const int *lengths,
+                            const int *formats, PGresult **out,
+                            esc_error *err) {
+  const char *name;
+  esc_status rc = esc__prepare(st, s, &name, err);
+  if (rc)
+    return rc;
+  PGresult *res = PQexecPrepared(st->conn, name, n, values, lengths, formats,
+                                 0);
+  if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+    rc = esc__fail_pg(err, st->conn, res, "wait for events");
+    PQclear(res);
+    return rc;
+  }
+  if (out)
+    *out = res;
+  else
+    PQclear(res);
+  return ESC_OK;
+}
+
+static esc_status has_events(esc_store *st, const char *category,
+                             esc_position after, bool *yes, esc_error *err) {
+  unsigned char tx[8], global[8];
+  esc__put_be64(tx, after.tx_id);
+  esc__put_be64(global, (uint64_t)after.global);
+  const char *values[] = {(const char *)tx, (const char *)global, category};
+  int lengths[] = {8, 8, category ? (int)strlen(category) : 0};
+  int formats[] = {1, 1, 0};
+  PGresult *res = NULL;
+  esc_status rc = exec_stmt(
+      st, category ? ESC__STMT_HAS_EVENTS_CATEGORY : ESC__STMT_HAS_EVENTS_ALL,
+      category ? 3 : 2, values, lengths, formats, &res, err);
+  if (!rc)
+    *yes = PQgetvalue(res, 0, 0)[0] == 't';
+  PQclear(res);
+  return rc;
+}
+
+/* Consumes pending notifications; true if one concerns category. */
+static bool drain_notifications(esc_store *st, const char *category) {
+  bool relevant = false;
+  PGnotify *n;
+  PQconsumeInput(st->conn);
+  while ((n = PQnotifies(st->conn)) != NULL) {
+    if (!category || strcmp(n->extra, category) == 0)
+      relevant = true;
+    PQfreemem(n);
+  }
+  return relevant;
+}
+
+/* Sleeps until a relevant notification, a poll tick that finds events, or
+ * the deadline (deadline < 0: none). */
+static esc_status sleep_until_woken(esc_store *st, const char *category,
+                                    esc_position after, int64_t deadline,
+                                    int poll_ms, esc_error *err) {
+  for (;;) {
+    if (drain_notifications(st, category))
+      return ESC_OK;
+    int64_t left = deadline < 0 ? poll_ms : deadline - now_ms();
+    if (left <= 0)
+      return esc__fail(err, ESC_ETIMEDOUT, "no new events in %s",
+                       category ? category : "$all");
+    int slice = left < poll_ms ? (int)left : poll_ms;
+    struct pollfd pfd = {PQsocket(st->conn), POLLIN, 0};
+    int ready = poll(&pfd, 1, slice);
+    if (ready < 0 && errno != EINTR)
+      return esc__fail(err, ESC_EIO, "wait for events: poll: %s",
+                       strerror(errno));
+    if (ready < 0)
+      return esc__fail(err, ESC_ETIMEDOUT, "wait for events: interrupted");
+    if (ready == 0 && slice == poll_ms) {
+      bool yes = false;
+      esc_status rc = has_events(st, category, after, &yes, err);
+      if (rc || yes)
+        return rc;
+    }
+    if (PQstatus(st->conn) != CONNECTION_OK)
+      return esc__fail_pg(err, st->conn, NULL, "wait for events");
+  }
+}
+
+esc_status esc_wait_for_events(esc_store *store, const char *category,
+                               esc_position after, int timeout_ms,
+                               int poll_ms, esc_error *err) {
+  esc_error inner = ESC_ERROR_INIT;
+  bool yes = false;
+  if (category && !esc_category_valid(category, &inner))
+    return esc__fail(err, ESC_EINVAL, "wait for events: %s", inner.msg);
+  int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+  esc_status rc = esc__ensure_conn(store, err);
+  if (!rc)
+    rc = start_listening(store, err);
+  if (rc)
+    return rc;
+
+  drain_notifications(store, NULL); /* stale hints from earlier waits */
+  const char *values[] = {category};
+  rc = exec_stmt(store, ESC__STMT_WAIT_REGISTER, 1, values, NULL, NULL, NULL,
+                 err);
+  if (!rc)
+    rc = has_events(store, category, after, &yes, err);
+  if (!rc && !yes)
+    rc = sleep_until_woken(store, category, after, deadline,
+                           poll_ms > 0 ? poll_ms : 1000, err);
+  /* Stay registered only while asleep: a busy reader costs appends nothing. */
+  esc_status un = exec_stmt(store, ESC__STMT_WAIT_UNREGISTER, 0, NULL, NULL,
+                            NULL, NULL, rc ? NULL : err);
+  return rc ? rc : un;
+}

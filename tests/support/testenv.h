@@ -1,0 +1,31 @@
+/*
+ * Helpers for integration and fault tests: real servers, one schema per
+ * test so tests never see each other's events.
+ */
+#ifndef ESC_TESTENV_H
+#define ESC_TESTENV_H
+
+#include <esc/store.h>
+#include <libpq-fe.h>
+
+/* The PostgreSQL URL tests use: ESC_PG_URL, else the embedded default. */
+const char *esc_test_pg_url(void);
+
+/* A raw libpq connection to the test server; fails the test if it can't. */
+PGconn *esc_test_pg(void);
+
+/* Drops schema (and its roles) if present, then opens a store on it and
+ * migrates. Fails the test on any error. */
+esc_store *esc_test_fresh_store(const char *schema);
+
+/* Opens another store on an already migrated schema. */
+esc_store *esc_test_open_store(const char *schema);
+
+/* Runs sql (no parameters) on conn and fails the test unless it succeeds. */
+void esc_test_exec(PGconn *conn, const char *sql);
+
+/* One msgpack-encoded small map {"n": n} into buf (>= 16 bytes); returns
+ * its length. Handy as event data. */
+size_t esc_test_payload(unsigned char *buf, long long n);
+
+#endif
