@@ -107,6 +107,11 @@ CREATE TRIGGER events_no_truncate BEFORE TRUNCATE ON @SCHEMA@.events
 --   result), 2 conflict (actual_version says why), 3 stream tombstoned.
 -- An id stored with other content raises SQLSTATE ES002; a partial overlap
 -- fails on events_event_id_key. Either way nothing of the call is stored.
+--
+-- The hot path is one conditional UPDATE of the stream row, which takes its
+-- lock, checks the expected version and bumps the version at once; the
+-- idempotency probe then runs under that lock. Everything else (conflicts,
+-- new streams, retries) is the cold path.
 CREATE FUNCTION @SCHEMA@.append(
   p_stream          text,
   p_expected        bigint,
@@ -114,85 +119,95 @@ CREATE FUNCTION @SCHEMA@.append(
   p_types           text[],
   p_schema_versions integer[],
   p_data            bytea[],
-  p_metadata        bytea[])
-RETURNS TABLE (status integer, first_version bigint, last_version bigint,
-               tx_id xid8, first_global bigint, last_global bigint,
-               actual_version bigint)
+  p_metadata        bytea[],
+  OUT status         integer,
+  OUT first_version  bigint,
+  OUT last_version   bigint,
+  OUT tx_id          xid8,
+  OUT first_global   bigint,
+  OUT last_global    bigint,
+  OUT actual_version bigint)
 LANGUAGE plpgsql AS $$
 DECLARE
-  v_n        integer := cardinality(p_ids);
-  v_version  bigint;
-  v_tomb     boolean;
-  v_tx       xid8;
-  v_first    bigint;
-  v_last     bigint;
-  v_matching integer;
+  v_n     integer := cardinality(p_ids);
+  v_base  bigint;   -- stream version before this append
+  v_tomb  boolean;
 BEGIN
-  SELECT s.version, s.tombstoned INTO v_version, v_tomb
-    FROM @SCHEMA@.streams s WHERE s.stream_id = p_stream FOR UPDATE;
-  IF NOT FOUND AND p_expected IN (-1, -2, 0) THEN
-    INSERT INTO @SCHEMA@.streams (stream_id, version) VALUES (p_stream, 0)
-      ON CONFLICT (stream_id) DO NOTHING;
-    SELECT s.version, s.tombstoned INTO v_version, v_tomb
-      FROM @SCHEMA@.streams s WHERE s.stream_id = p_stream FOR UPDATE;
-  END IF;
-  v_version := coalesce(v_version, 0);
+  UPDATE @SCHEMA@.streams s
+     SET version = s.version + v_n, updated_at = now()
+   WHERE s.stream_id = p_stream AND NOT s.tombstoned
+     AND (p_expected = -1
+          OR (p_expected = -2 AND s.version = 0)
+          OR (p_expected = -3 AND s.version > 0)
+          OR (p_expected >= 0 AND s.version = p_expected))
+  RETURNING s.version - v_n INTO v_base;
 
-  -- Idempotency: a retry of stored ids returns the original result. Checked
-  -- under the stream lock, so a concurrent first attempt has committed.
-  SELECT e.stream_version INTO v_first
-    FROM @SCHEMA@.events e WHERE e.event_id = p_ids[1];
   IF FOUND THEN
-    SELECT count(*), max(e.tx_id), min(e.global_position),
-           max(e.global_position)
-      INTO v_matching, v_tx, first_global, last_global
-      FROM unnest(p_ids, p_types, p_schema_versions, p_data)
-             WITH ORDINALITY AS r(id, type, sv, data, ord)
-      JOIN @SCHEMA@.events e ON e.event_id = r.id
-     WHERE e.stream_id = p_stream
-       AND e.stream_version = v_first + r.ord - 1
-       AND e.event_type = r.type AND e.schema_version = r.sv
-       AND e.data = r.data;
-    IF v_matching <> v_n THEN
-      RAISE EXCEPTION 'event id % is stored already with other content, '
-        'another stream or another order', p_ids[1]
-        USING ERRCODE = 'ES002';
+    -- A retry whose first attempt committed while we waited for the lock.
+    IF EXISTS (SELECT 1 FROM @SCHEMA@.events e WHERE e.event_id = p_ids[1])
+    THEN
+      UPDATE @SCHEMA@.streams s SET version = v_base
+       WHERE s.stream_id = p_stream;
+      SELECT * INTO status, first_version, last_version, tx_id, first_global,
+                    last_global, actual_version
+        FROM @SCHEMA@.stored_result(p_stream, p_ids, p_types,
+                                    p_schema_versions, p_data, v_base);
+      RETURN;
     END IF;
-    RETURN QUERY SELECT 1, v_first, v_first + v_n - 1, v_tx, first_global,
-                        last_global, v_version;
-    RETURN;
+  ELSE
+    SELECT s.version, s.tombstoned INTO v_base, v_tomb
+      FROM @SCHEMA@.streams s WHERE s.stream_id = p_stream;
+    IF EXISTS (SELECT 1 FROM @SCHEMA@.events e WHERE e.event_id = p_ids[1])
+    THEN
+      SELECT * INTO status, first_version, last_version, tx_id, first_global,
+                    last_global, actual_version
+        FROM @SCHEMA@.stored_result(p_stream, p_ids, p_types,
+                                    p_schema_versions, p_data,
+                                    coalesce(v_base, 0));
+      RETURN;
+    END IF;
+    IF v_tomb THEN
+      status := 3;
+      actual_version := v_base;
+      RETURN;
+    END IF;
+    IF v_base IS NOT NULL OR p_expected NOT IN (-1, -2, 0) THEN
+      status := 2;
+      actual_version := coalesce(v_base, 0);
+      RETURN;
+    END IF;
+    -- A new stream. If a concurrent writer created it first, its creation
+    -- is the conflict we would have seen under its lock.
+    INSERT INTO @SCHEMA@.streams (stream_id, version) VALUES (p_stream, v_n)
+      ON CONFLICT (stream_id) DO NOTHING;
+    IF NOT FOUND THEN
+      IF p_expected = -1 THEN
+        SELECT * INTO status, first_version, last_version, tx_id,
+                      first_global, last_global, actual_version
+          FROM @SCHEMA@.append(p_stream, p_expected, p_ids, p_types,
+                               p_schema_versions, p_data, p_metadata);
+        RETURN;
+      END IF;
+      status := 2;
+      SELECT s.version INTO actual_version
+        FROM @SCHEMA@.streams s WHERE s.stream_id = p_stream;
+      RETURN;
+    END IF;
+    v_base := 0;
   END IF;
 
-  IF v_tomb THEN
-    RETURN QUERY SELECT 3, NULL::bigint, NULL::bigint, NULL::xid8,
-                        NULL::bigint, NULL::bigint, v_version;
-    RETURN;
-  END IF;
-
-  IF NOT (p_expected = -1
-          OR (p_expected = -2 AND v_version = 0)
-          OR (p_expected = -3 AND v_version > 0)
-          OR (p_expected >= 0 AND v_version = p_expected)) THEN
-    RETURN QUERY SELECT 2, NULL::bigint, NULL::bigint, NULL::xid8,
-                        NULL::bigint, NULL::bigint, v_version;
-    RETURN;
-  END IF;
-
-  v_tx := pg_current_xact_id();
+  tx_id := pg_current_xact_id();
   WITH ins AS (
     INSERT INTO @SCHEMA@.events (stream_id, stream_version, event_id,
                                  event_type, schema_version, data, metadata,
                                  tx_id)
-    SELECT p_stream, v_version + r.ord, r.id, r.type, r.sv, r.data, r.md, v_tx
+    SELECT p_stream, v_base + r.ord, r.id, r.type, r.sv, r.data, r.md, tx_id
       FROM unnest(p_ids, p_types, p_schema_versions, p_data, p_metadata)
              WITH ORDINALITY AS r(id, type, sv, data, md, ord)
      ORDER BY r.ord
     RETURNING global_position)
-  SELECT min(global_position), max(global_position) INTO v_first, v_last
-    FROM ins;
-
-  UPDATE @SCHEMA@.streams SET version = v_version + v_n, updated_at = now()
-   WHERE stream_id = p_stream;
+  SELECT min(global_position), max(global_position)
+    INTO first_global, last_global FROM ins;
 
   IF EXISTS (SELECT 1 FROM @SCHEMA@.waiters w
               WHERE w.category IS NULL
@@ -200,8 +215,48 @@ BEGIN
     PERFORM pg_notify(@CHANNEL_LIT@, split_part(p_stream, '-', 1));
   END IF;
 
-  RETURN QUERY SELECT 0, v_version + 1, v_version + v_n, v_tx, v_first,
-                      v_last, v_version + v_n;
+  status := 0;
+  first_version := v_base + 1;
+  last_version := v_base + v_n;
+  actual_version := v_base + v_n;
+END
+$$;
+
+-- The result of an append whose ids are all stored: the original versions
+-- and positions (status 1), or ES002 when the stored events differ.
+CREATE FUNCTION @SCHEMA@.stored_result(
+  p_stream text, p_ids uuid[], p_types text[], p_schema_versions integer[],
+  p_data bytea[], p_actual bigint,
+  OUT status integer, OUT first_version bigint, OUT last_version bigint,
+  OUT tx_id xid8, OUT first_global bigint, OUT last_global bigint,
+  OUT actual_version bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_n        integer := cardinality(p_ids);
+  v_first    bigint;
+  v_matching integer;
+BEGIN
+  SELECT e.stream_version INTO v_first
+    FROM @SCHEMA@.events e WHERE e.event_id = p_ids[1];
+  SELECT count(*), max(e.tx_id), min(e.global_position),
+         max(e.global_position)
+    INTO v_matching, tx_id, first_global, last_global
+    FROM unnest(p_ids, p_types, p_schema_versions, p_data)
+           WITH ORDINALITY AS r(id, type, sv, data, ord)
+    JOIN @SCHEMA@.events e ON e.event_id = r.id
+   WHERE e.stream_id = p_stream
+     AND e.stream_version = v_first + r.ord - 1
+     AND e.event_type = r.type AND e.schema_version = r.sv
+     AND e.data = r.data;
+  IF v_matching <> v_n THEN
+    RAISE EXCEPTION 'event id % is stored already with other content, '
+      'in another stream or in another order', p_ids[1]
+      USING ERRCODE = 'ES002';
+  END IF;
+  status := 1;
+  first_version := v_first;
+  last_version := v_first + v_n - 1;
+  actual_version := p_actual;
 END
 $$;
 
@@ -287,7 +342,9 @@ GRANT INSERT ON @SCHEMA@.events TO @WRITER@;
 GRANT INSERT, UPDATE ON @SCHEMA@.streams TO @WRITER@;
 GRANT SELECT, INSERT, UPDATE, DELETE ON @SCHEMA@.waiters TO @WRITER@, @READER@;
 GRANT EXECUTE ON FUNCTION @SCHEMA@.append(text, bigint, uuid[], text[],
-  integer[], bytea[], bytea[]) TO @WRITER@;
+  integer[], bytea[], bytea[]),
+  @SCHEMA@.stored_result(text, uuid[], text[], integer[], bytea[], bigint)
+  TO @WRITER@;
 GRANT EXECUTE ON FUNCTION @SCHEMA@.wait_register(text),
   @SCHEMA@.wait_unregister() TO @WRITER@, @READER@;
 GRANT EXECUTE ON FUNCTION @SCHEMA@.refuse_event_change() TO @WRITER@;

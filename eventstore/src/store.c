@@ -134,6 +134,12 @@ static bool schema_name_valid(const char *s, esc_error *err) {
   return true;
 }
 
+/* A library does not write to stderr: server notices are dropped. */
+static void ignore_notice(void *arg, const PGresult *res) {
+  (void)arg;
+  (void)res;
+}
+
 static esc_status connect(esc_store *st, const char *conninfo,
                           const esc_store_options *opts, esc_error *err) {
   char timeout[16];
@@ -150,6 +156,7 @@ static esc_status connect(esc_store *st, const char *conninfo,
     esc__fail_pg(err, st->conn, NULL, "connect to PostgreSQL");
     return err ? (err->code = ESC_ECONN) : ESC_ECONN;
   }
+  PQsetNoticeReceiver(st->conn, ignore_notice, NULL);
   return ESC_OK;
 }
 

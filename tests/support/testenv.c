@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 #include <msgpack.h>
@@ -81,4 +82,60 @@ size_t esc_test_payload(unsigned char *buf, long long n) {
   memcpy(buf, sb.data, len);
   msgpack_sbuffer_destroy(&sb);
   return len;
+}
+
+static PGresult *query_one(PGconn *conn, const char *sql) {
+  PGresult *res = PQexec(conn, sql);
+  if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) < 1 ||
+      PQnfields(res) < 1) {
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s", PQresultErrorMessage(res));
+    PQclear(res);
+    fail_msg("SQL returned no value: %s\n  %s", sql, msg);
+  }
+  return res;
+}
+
+long long esc_test_query_ll(PGconn *conn, const char *sql) {
+  PGresult *res = query_one(conn, sql);
+  if (PQgetisnull(res, 0, 0)) {
+    PQclear(res);
+    fail_msg("SQL returned NULL: %s", sql);
+  }
+  long long v = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+  PQclear(res);
+  return v;
+}
+
+char *esc_test_query_text(PGconn *conn, const char *sql) {
+  PGresult *res = query_one(conn, sql);
+  char *v = PQgetisnull(res, 0, 0) ? NULL : strdup(PQgetvalue(res, 0, 0));
+  PQclear(res);
+  return v;
+}
+
+void esc_test_exec_fails(PGconn *conn, const char *sql, char sqlstate[6]) {
+  PGresult *res = PQexec(conn, sql);
+  ExecStatusType st = PQresultStatus(res);
+  if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+    PQclear(res);
+    fail_msg("SQL succeeded but should have failed: %s", sql);
+  }
+  if (sqlstate) {
+    const char *code = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    snprintf(sqlstate, 6, "%s", code ? code : "");
+  }
+  PQclear(res);
+}
+
+long long esc_test_now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void esc_test_sleep_ms(int ms) {
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+  while (nanosleep(&ts, &ts) != 0) {
+  }
 }

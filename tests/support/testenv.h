@@ -28,4 +28,19 @@ void esc_test_exec(PGconn *conn, const char *sql);
  * its length. Handy as event data. */
 size_t esc_test_payload(unsigned char *buf, long long n);
 
+/* Runs sql on conn and returns the first column of its first row as a long
+ * long; fails the test unless it returns a non-NULL value. */
+long long esc_test_query_ll(PGconn *conn, const char *sql);
+
+/* The same as a malloc'ed string (NULL for SQL NULL); the caller frees. */
+char *esc_test_query_text(PGconn *conn, const char *sql);
+
+/* Runs sql expecting an error; fails the test if it succeeds. Copies the
+ * SQLSTATE into sqlstate (may be NULL; "" when none was reported). */
+void esc_test_exec_fails(PGconn *conn, const char *sql, char sqlstate[6]);
+
+/* Milliseconds on a monotonic clock, and a sleep of ms milliseconds. */
+long long esc_test_now_ms(void);
+void esc_test_sleep_ms(int ms);
+
 #endif

@@ -1,0 +1,159 @@
+/*
+ * Lost replies (guarantees 1 and 3 under faults): writers append with exact
+ * expected versions while another thread keeps killing their backends. A
+ * writer whose append fails with ESC_ECONN does not know whether it
+ * committed; it retries the same ids with the same expected version. At the
+ * end every stream holds exactly the writer's events, once each, in order.
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#include "testenv.h"
+
+#define SCHEMA "t_fault_kills"
+#define APP "esc-fault-writer"
+enum { WRITERS = 4, EVENTS = 150, BATCH = 3, MAX_TRIES = 100 };
+
+struct writer {
+  int index;
+  esc_uuid ids[EVENTS];
+  int conn_errors;
+  int duplicates;
+  int failures; /* errors other than ECONN, or retries exhausted */
+};
+
+static atomic_bool writers_done;
+
+static esc_store *open_writer_store(void) {
+  esc_store_options opts = ESC_STORE_OPTIONS_INIT;
+  opts.schema = SCHEMA;
+  opts.app_name = APP;
+  esc_store *st = esc_store_open(NULL, &opts, NULL);
+  assert_non_null(st);
+  return st;
+}
+
+/* Appends ids[from..from+BATCH) until it is known to be stored. */
+static void append_until_stored(esc_store *st, struct writer *w,
+                                const char *stream, int from) {
+  unsigned char payload[BATCH][32];
+  esc_event_data ev[BATCH];
+  for (int i = 0; i < BATCH; i++) {
+    size_t len = esc_test_payload(payload[i], from + i);
+    ev[i] = (esc_event_data){w->ids[from + i], "Counted", 1, payload[i], len,
+                             NULL, 0};
+  }
+  for (int tries = 0; tries < MAX_TRIES; tries++) {
+    esc_append_result r;
+    esc_error err = ESC_ERROR_INIT;
+    esc_status rc = esc_append(st, stream, from, ev, BATCH, &r, &err);
+    if (rc == ESC_OK) {
+      w->duplicates += r.duplicate;
+      if (r.first_version != from + 1)
+        w->failures++;
+      return;
+    }
+    if (rc != ESC_ECONN) {
+      fprintf(stderr, "writer %d: %s\n", w->index, err.msg);
+      w->failures++;
+      return;
+    }
+    w->conn_errors++;
+  }
+  w->failures++;
+}
+
+static void *write_stream(void *arg) {
+  struct writer *w = arg;
+  char stream[32];
+  snprintf(stream, sizeof stream, "kill-%d", w->index);
+  esc_store *st = open_writer_store();
+  for (int i = 0; i < EVENTS; i++)
+    w->ids[i] = esc_uuid_v4();
+  for (int from = 0; from < EVENTS; from += BATCH)
+    append_until_stored(st, w, stream, from);
+  esc_store_free(st);
+  return NULL;
+}
+
+static void *kill_backends(void *arg) {
+  int *kills = arg;
+  PGconn *c = esc_test_pg();
+  struct timespec pause = {0, 30 * 1000 * 1000};
+  while (!atomic_load(&writers_done)) {
+    PGresult *res = PQexec(c, "SELECT count(pg_terminate_backend(pid)) "
+                              "FROM pg_stat_activity "
+                              "WHERE application_name = '" APP "'");
+    if (PQresultStatus(res) == PGRES_TUPLES_OK)
+      *kills += atoi(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    nanosleep(&pause, NULL);
+  }
+  PQfinish(c);
+  return NULL;
+}
+
+static void check_stream(esc_store *st, const struct writer *w) {
+  char stream[32];
+  esc_events ev = ESC_EVENTS_INIT;
+  snprintf(stream, sizeof stream, "kill-%d", w->index);
+  assert_int_equal(esc_read_stream(st, stream, 0, ESC_FORWARD, 0, &ev, NULL),
+                   ESC_OK);
+  assert_int_equal(ev.count, EVENTS);
+  for (size_t i = 0; i < ev.count; i++) {
+    assert_int_equal(ev.items[i].stream_version, (int64_t)i + 1);
+    assert_memory_equal(ev.items[i].id.bytes, w->ids[i].bytes, 16);
+  }
+  esc_events_release(&ev);
+}
+
+static void retries_through_kills_store_everything_once(void **state) {
+  (void)state;
+  static struct writer w[WRITERS];
+  pthread_t th[WRITERS], killer;
+  int kills = 0, conn_errors = 0, duplicates = 0;
+
+  esc_store_free(esc_test_fresh_store(SCHEMA));
+  atomic_store(&writers_done, false);
+  pthread_create(&killer, NULL, kill_backends, &kills);
+  for (int i = 0; i < WRITERS; i++) {
+    memset(&w[i], 0, sizeof w[i]);
+    w[i].index = i;
+    pthread_create(&th[i], NULL, write_stream, &w[i]);
+  }
+  for (int i = 0; i < WRITERS; i++)
+    pthread_join(th[i], NULL);
+  atomic_store(&writers_done, true);
+  pthread_join(killer, NULL);
+
+  esc_store *st = esc_test_open_store(SCHEMA);
+  for (int i = 0; i < WRITERS; i++) {
+    assert_int_equal(w[i].failures, 0);
+    conn_errors += w[i].conn_errors;
+    duplicates += w[i].duplicates;
+    check_stream(st, &w[i]);
+  }
+  esc_store_free(st);
+  fprintf(stderr, "kills %d, connection errors %d, retries found stored %d\n",
+          kills, conn_errors, duplicates);
+  /* The test proves something only if the faults really happened. */
+  assert_true(kills > 0);
+  assert_true(conn_errors > 0);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(retries_through_kills_store_everything_once),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
