@@ -118,7 +118,7 @@ static esc_status counts(esc_store *st, esc_store_stats *out,
   PGresult *res = PQexec(st->conn, sql);
   esc_status rc = ESC_OK;
   if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-    rc = esc__fail_pg(err, st->conn, res, "stats");
+    rc = esc__fail_pg(err, st->conn, res, "count events");
   } else {
     out->events = to_i64(res, 0, 0);
     out->streams = to_i64(res, 0, 1);
@@ -136,7 +136,7 @@ static esc_status horizon_holder(esc_store *st, esc_store_stats *out,
                                  esc_error *err) {
   PGresult *res = PQexec(
       st->conn,
-      "SELECT pid, extract(epoch FROM now() - xact_start)::float8,"
+      "SELECT pid, greatest(0, extract(epoch FROM clock_timestamp() - xact_start))::float8,"
       " coalesce(state, ''), left(coalesce(query, ''), 150),"
       " coalesce(application_name, '')"
       " FROM pg_stat_activity"
@@ -144,7 +144,7 @@ static esc_status horizon_holder(esc_store *st, esc_store_stats *out,
       " ORDER BY age(backend_xid) DESC LIMIT 1");
   esc_status rc = ESC_OK;
   if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-    rc = esc__fail_pg(err, st->conn, res, "stats: horizon");
+    rc = esc__fail_pg(err, st->conn, res, "find the horizon holder");
   } else if (PQntuples(res) == 1) {
     out->holder_pid = (int)to_i64(res, 0, 0);
     out->holder_age_s = strtod(PQgetvalue(res, 0, 1), NULL);

@@ -5,6 +5,10 @@
 #include <stdio.h>
 #include <string.h>
 
+const char *esc_version(void) {
+  return ESC_VERSION_STRING;
+}
+
 const char *esc_strerror(esc_status code) {
   switch (code) {
   case ESC_OK: return "ok";
@@ -61,6 +65,32 @@ static esc_status code_of_sqlstate(const char *st) {
   return ESC_EIO;
 }
 
+/* A missing schema, table or function almost always means "not migrated". */
+static const char *migration_hint(const char *st) {
+  if (st && (strcmp(st, "3F000") == 0 || strcmp(st, "42P01") == 0 ||
+             strcmp(st, "42883") == 0))
+    return " (is the schema migrated? run esc migrate)";
+  return "";
+}
+
+/* libpq's messages span lines ("...\n\tIs the server running..."); ours are
+ * one line, so a CLI or a log shows them whole. */
+static void flatten(char *msg) {
+  char *out = msg;
+  bool space = false;
+  for (const char *p = msg; *p; p++) {
+    bool blank = *p == '\n' || *p == '\t' || *p == '\r' || *p == ' ';
+    if (blank && !space && out != msg)
+      *out++ = ' ';
+    else if (!blank)
+      *out++ = *p;
+    space = blank;
+  }
+  while (out > msg && out[-1] == ' ')
+    out--;
+  *out = '\0';
+}
+
 esc_status esc__fail_pg(esc_error *err, PGconn *conn, const PGresult *res,
                         const char *what) {
   const char *st = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
@@ -73,11 +103,8 @@ esc_status esc__fail_pg(esc_error *err, PGconn *conn, const PGresult *res,
     code = ESC_ECONN;
   if (!err)
     return code;
-  esc__fail(err, code, "%s: %s", what, msg);
-  /* libpq messages end in a newline; the caller's message should not. */
-  size_t len = strlen(err->msg);
-  while (len > 0 && (err->msg[len - 1] == '\n' || err->msg[len - 1] == ' '))
-    err->msg[--len] = '\0';
+  esc__fail(err, code, "%s: %s%s", what, msg, migration_hint(st));
+  flatten(err->msg);
   if (st)
     snprintf(err->sqlstate, sizeof err->sqlstate, "%s", st);
   return code;

@@ -29,6 +29,14 @@ extern "C" {
 #define ESC_API
 #endif
 
+#define ESC_VERSION_MAJOR 0
+#define ESC_VERSION_MINOR 1
+#define ESC_VERSION_PATCH 0
+#define ESC_VERSION_STRING "0.1.0"
+
+/* The library's version string, which may differ from the header's. */
+ESC_API const char *esc_version(void);
+
 /* ------------------------------------------------------------------------
  * Status and errors
  * ------------------------------------------------------------------------ */

@@ -1,0 +1,201 @@
+/*
+ * Shared declarations of the `esc` admin CLI (the .c files in cli/). Private to
+ * the CLI: nothing here is part of esc's public API.
+ *
+ * Conventions: a command is `int cli_cmd_<name>(cli_ctx *, int, char **)`
+ * returning the process exit code. Errors are printed where they are
+ * detected (cli_fail, cli_usage) and the exit code is passed up.
+ */
+#ifndef ESC_CLI_H
+#define ESC_CLI_H
+
+#include <esc/store.h>
+
+#include <getopt.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* The CLI's version; kept in step with project(esc VERSION ...). The
+ * library does not export its version (see docs/cli.md). */
+
+/* Exit codes (design.md, "Interfaces other tools rely on"). */
+enum {
+  CLI_EXIT_OK = 0,
+  CLI_EXIT_ERROR = 1,
+  CLI_EXIT_USAGE = 2,
+  CLI_EXIT_CONFLICT = 3,
+  CLI_EXIT_NOTFOUND = 4,
+  CLI_EXIT_CONN = 5,
+  CLI_EXIT_INVALID = 6
+};
+
+/* What every command gets: the global options and the command's name. */
+typedef struct cli_ctx {
+  const char *pg_url;  /* --pg; NULL: ESC_PG_URL, else the local default */
+  const char *schema;  /* --schema; never NULL */
+  bool json;           /* --json */
+  const char *command; /* for messages: "read", or "esc" before dispatch */
+} cli_ctx;
+
+#define CLI_CTX_INIT                                                           \
+  { NULL, "esc", false, "esc" }
+
+/* ------------------------------------------------------------------------
+ * Commands (cmd_*.c) and their help texts
+ * ------------------------------------------------------------------------ */
+
+int cli_cmd_migrate(cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_append(cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_read(cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_tail(cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_streams(cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_stats(cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_truncate(cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_tombstone(cli_ctx *ctx, int argc, char **argv);
+
+extern const char cli_help_migrate[];
+extern const char cli_help_append[];
+extern const char cli_help_read[];
+extern const char cli_help_tail[];
+extern const char cli_help_streams[];
+extern const char cli_help_stats[];
+extern const char cli_help_truncate[];
+extern const char cli_help_tombstone[];
+
+/* ------------------------------------------------------------------------
+ * Option parsing (args.c)
+ * ------------------------------------------------------------------------ */
+
+/* Values cli_getopt returns besides a command's own option ids. */
+enum {
+  CLI_OPT_HELP = 'h',
+  CLI_OPT_ERROR = 1000, /* a usage error, already printed */
+  CLI_OPT_GLOBAL,       /* a global option, already stored in ctx */
+  CLI_OPT_PG,
+  CLI_OPT_SCHEMA,
+  CLI_OPT_JSON,
+  CLI_OPT_VERSION
+};
+
+/* The global options every command accepts too; end a command's table
+ * with this, then {NULL, 0, NULL, 0}. */
+#define CLI_GLOBAL_LONGOPTS                                                    \
+  {"pg", required_argument, NULL, CLI_OPT_PG},                                 \
+      {"schema", required_argument, NULL, CLI_OPT_SCHEMA},                     \
+      {"json", no_argument, NULL, CLI_OPT_JSON}, {                             \
+    "help", no_argument, NULL, CLI_OPT_HELP                                    \
+  }
+
+/*
+ * Starts parsing argv[1..argc) (argv[0] is the command's name). Options
+ * and operands may be mixed; after the loop the operands are
+ * argv[optind..argc). "--" ends the options.
+ */
+void cli_getopt_begin(void);
+
+/*
+ * getopt_long with the CLI's error handling: unknown options and missing
+ * arguments are printed as usage errors naming the argument (returns
+ * CLI_OPT_ERROR); global options are stored in ctx (CLI_OPT_GLOBAL).
+ * shortopts must not start with ':' (added here).
+ */
+int cli_getopt(cli_ctx *ctx, int argc, char **argv, const char *shortopts,
+               const struct option *longopts);
+
+/*
+ * Strict number parsing for option values: the whole text must be a
+ * decimal integer in [min, max]. On failure prints a usage error naming
+ * the option and returns false.
+ */
+bool cli_parse_i64(const cli_ctx *ctx, const char *option, const char *text,
+                   int64_t min, int64_t max, int64_t *out);
+
+/* --expected: any | no-stream | exists | N (N >= 0). Usage error on
+ * anything else. */
+bool cli_parse_expected(const cli_ctx *ctx, const char *text, int64_t *out);
+
+/* Checks the operand count: prints a usage error naming what is missing
+ * or the first extra operand, and returns false when it is off. names are
+ * the operand names, for the message. */
+bool cli_operands(const cli_ctx *ctx, int argc, char **argv, int want,
+                  const char *const *names);
+
+/* ------------------------------------------------------------------------
+ * Input (input.c)
+ * ------------------------------------------------------------------------ */
+
+/*
+ * Converts a JSON operand to msgpack; "-" reads the JSON from stdin. what
+ * names the operand in messages ("data", "--metadata"). When must_be_object
+ * is set, anything but a JSON object is ESC_EINVAL. *out is malloc'ed and
+ * the caller frees it; on failure *out is NULL and err is filled.
+ */
+esc_status cli_json_arg(const char *what, const char *text, bool must_be_object,
+                        void **out, size_t *out_len, esc_error *err);
+
+/* ------------------------------------------------------------------------
+ * Connecting (connect.c)
+ * ------------------------------------------------------------------------ */
+
+/* Opens the store named by ctx's --pg and --schema. Returns NULL and
+ * fills err when that fails; the caller frees the store. */
+esc_store *cli_open_store(const cli_ctx *ctx, esc_error *err);
+
+/* ------------------------------------------------------------------------
+ * Output (output.c)
+ * ------------------------------------------------------------------------ */
+
+/* The exit code for a library status. */
+int cli_exit_code(esc_status code);
+
+/* A stable, machine-friendly name for a status ("conflict"). */
+const char *cli_status_name(esc_status code);
+
+/*
+ * Reports a failed library call: to stderr as
+ *   esc: <command>: <message> (<esc_strerror(code)>)
+ * and, with --json, as {"error":{...}} on stdout. Returns the exit code.
+ */
+int cli_fail(const cli_ctx *ctx, const esc_error *err);
+
+/* Prefixes err->msg with "<prefix>: " (truncating), so the message names
+ * the argument it is about. */
+void cli_error_prefix(esc_error *err, const char *prefix);
+
+/* Reports a usage error (exit 2) the same way, plus a pointer to --help.
+ * Returns CLI_EXIT_USAGE. */
+int cli_usage(const cli_ctx *ctx, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Prints a command's help text followed by the global options. */
+void cli_print_help(const char *text);
+
+/* Formats microseconds since the epoch as UTC ISO-8601 with milliseconds,
+ * "2026-11-21T10:57:01.123Z", into out[32]. */
+void cli_format_time(int64_t us, char out[32]);
+
+/* How a recorded event is shown in text form. */
+typedef enum cli_event_form {
+  CLI_FORM_STREAM, /* esc read: version  type  vN  time  data */
+  CLI_FORM_ALL     /* esc tail: position  stream@version  type  data */
+} cli_event_form;
+
+/* Prints one event: in text form or, with --json, as one JSON object on
+ * one line. Returns false when stdout could not be written. */
+bool cli_print_event(const cli_ctx *ctx, const esc_recorded_event *e,
+                     cli_event_form form);
+
+/* JSON helpers on top of jansson (json.c). The json_t type is jansson's;
+ * cli.h keeps jansson out of files that do not print JSON. */
+struct json_t;
+
+/* A JSON string for s; invalid UTF-8 bytes become U+FFFD so that text
+ * from the database (a truncated query, say) can always be printed. */
+struct json_t *cli_json_string(const char *s);
+
+/* Prints obj compactly on one line of stdout and drops the reference.
+ * Returns false when it could not be written. */
+bool cli_json_emit(struct json_t *obj);
+
+#endif /* ESC_CLI_H */

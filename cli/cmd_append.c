@@ -1,0 +1,194 @@
+/* esc append: append one event to a stream. */
+#include "cli.h"
+
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+const char cli_help_append[] =
+    "Usage: esc append STREAM TYPE JSON [options]\n"
+    "\n"
+    "Appends one event of type TYPE with data JSON (\"-\" reads it from "
+    "stdin)\n"
+    "to STREAM. The data is stored as msgpack.\n"
+    "\n"
+    "Options:\n"
+    "  --expected E        any (default), no-stream, exists, or the exact\n"
+    "                      current version N (0: the stream has no events)\n"
+    "  --id UUID           the event id (default: a random v4 id); "
+    "re-running\n"
+    "                      with the same id and content is a no-op that "
+    "returns\n"
+    "                      the original position\n"
+    "  --metadata JSON     metadata as a JSON object, stored as-is; default:\n"
+    "                      {\"actor\": $USER, \"time\": now in "
+    "microseconds}\n"
+    "  --schema-version N  the event's schema version (default 1)\n"
+    "\n"
+    "Output: \"appended order-1 version 3 (position 812/57)\"; with --json\n"
+    "{\"stream\",\"first_version\",\"last_version\",\"position\","
+    "\"duplicate\",\"id\"}.\n";
+
+typedef struct append_args {
+  const char *stream;
+  const char *type;
+  const char *data_json;
+  const char *metadata_json; /* NULL: built from $USER and the time */
+  const char *id_text;       /* NULL: a random id */
+  int64_t expected;
+  int64_t schema_version;
+} append_args;
+
+enum { OPT_EXPECTED = 1, OPT_ID, OPT_METADATA, OPT_SCHEMA_VERSION };
+
+/* Returns -1 to go on, else the exit code. */
+static int parse_args(cli_ctx *ctx, int argc, char **argv, append_args *a) {
+  static const struct option longopts[] = {
+      {"expected", required_argument, NULL, OPT_EXPECTED},
+      {"id", required_argument, NULL, OPT_ID},
+      {"metadata", required_argument, NULL, OPT_METADATA},
+      {"schema-version", required_argument, NULL, OPT_SCHEMA_VERSION},
+      CLI_GLOBAL_LONGOPTS,
+      {NULL, 0, NULL, 0}};
+  static const char *const names[] = {"STREAM", "TYPE", "JSON"};
+  int c;
+  cli_getopt_begin();
+  while ((c = cli_getopt(ctx, argc, argv, "h", longopts)) != -1) {
+    switch (c) {
+    case OPT_EXPECTED:
+      if (!cli_parse_expected(ctx, optarg, &a->expected))
+        return CLI_EXIT_USAGE;
+      break;
+    case OPT_ID:
+      a->id_text = optarg;
+      break;
+    case OPT_METADATA:
+      a->metadata_json = optarg;
+      break;
+    case OPT_SCHEMA_VERSION:
+      if (!cli_parse_i64(ctx, "--schema-version", optarg, 1, INT32_MAX,
+                         &a->schema_version))
+        return CLI_EXIT_USAGE;
+      break;
+    case CLI_OPT_GLOBAL:
+      break;
+    case CLI_OPT_HELP:
+      cli_print_help(cli_help_append);
+      return CLI_EXIT_OK;
+    default:
+      return CLI_EXIT_USAGE;
+    }
+  }
+  if (!cli_operands(ctx, argc, argv, 3, names))
+    return CLI_EXIT_USAGE;
+  a->stream = argv[optind];
+  a->type = argv[optind + 1];
+  a->data_json = argv[optind + 2];
+  return -1;
+}
+
+/* The default metadata: who appended, and when. */
+static esc_status default_metadata(void **out, size_t *out_len,
+                                   esc_error *err) {
+  esc_metadata m = ESC_METADATA_INIT;
+  const char *user = getenv("USER");
+  m.actor = user && *user ? user : "esc-cli";
+  m.time_us = esc_now_us();
+  return esc_metadata_encode(&m, out, out_len, err);
+}
+
+/*
+ * Everything that can be checked without a server: names, the id, data
+ * and metadata. Fills ev (pointing into *data and *meta, which the caller
+ * frees) or err.
+ */
+static esc_status prepare_event(const append_args *a, esc_event_data *ev,
+                                void **data, void **meta, esc_error *err) {
+  esc_status st;
+  if (!esc_stream_id_valid(a->stream, err) ||
+      !esc_type_name_valid(a->type, err))
+    return err->code = ESC_EINVAL;
+  if (a->id_text) {
+    st = esc_uuid_parse(a->id_text, &ev->id, err);
+    if (st != ESC_OK) {
+      cli_error_prefix(err, "--id");
+      return st;
+    }
+    if (esc_uuid_is_nil(&ev->id)) {
+      snprintf(err->msg, sizeof err->msg, "--id: the nil uuid is not an id");
+      return err->code = ESC_EINVAL;
+    }
+  } else {
+    ev->id = esc_uuid_v4();
+  }
+  st = cli_json_arg("data", a->data_json, false, data, &ev->data_len, err);
+  if (st != ESC_OK)
+    return st;
+  if (a->metadata_json)
+    st = cli_json_arg("--metadata", a->metadata_json, true, meta,
+                      &ev->metadata_len, err);
+  else
+    st = default_metadata(meta, &ev->metadata_len, err);
+  if (st != ESC_OK)
+    return st;
+  ev->type = a->type;
+  ev->schema_version = (int32_t)a->schema_version;
+  ev->data = *data;
+  ev->metadata = *meta;
+  return ESC_OK;
+}
+
+static int print_result(const cli_ctx *ctx, const char *stream,
+                        const esc_event_data *ev, const esc_append_result *r) {
+  char pos[ESC_POSITION_TOKEN_MAX], id[37];
+  esc_position_format(&r->position, pos);
+  esc_uuid_format(&ev->id, id);
+  if (ctx->json) {
+    json_t *o = json_object();
+    json_object_set_new(o, "stream", json_string(stream));
+    json_object_set_new(o, "first_version", json_integer(r->first_version));
+    json_object_set_new(o, "last_version", json_integer(r->last_version));
+    json_object_set_new(o, "position", json_string(pos));
+    json_object_set_new(o, "duplicate", json_boolean(r->duplicate));
+    json_object_set_new(o, "id", json_string(id));
+    return cli_json_emit(o) ? CLI_EXIT_OK : CLI_EXIT_ERROR;
+  }
+  printf("appended %s version %" PRId64 " (position %s%s)\n", stream,
+         r->last_version, pos,
+         r->duplicate ? "; duplicate: stored before, nothing written" : "");
+  return CLI_EXIT_OK;
+}
+
+int cli_cmd_append(cli_ctx *ctx, int argc, char **argv) {
+  append_args a = {NULL, NULL, NULL, NULL, NULL, ESC_EXPECT_ANY, 1};
+  int rc = parse_args(ctx, argc, argv, &a);
+  if (rc >= 0)
+    return rc;
+
+  esc_error err = ESC_ERROR_INIT;
+  esc_event_data ev = {{{0}}, NULL, 1, NULL, 0, NULL, 0};
+  void *data = NULL, *meta = NULL;
+  esc_store *store = NULL;
+  esc_append_result result;
+  if (prepare_event(&a, &ev, &data, &meta, &err) != ESC_OK) {
+    rc = cli_fail(ctx, &err);
+    goto out;
+  }
+  store = cli_open_store(ctx, &err);
+  if (!store) {
+    rc = cli_fail(ctx, &err);
+    goto out;
+  }
+  if (esc_append(store, a.stream, a.expected, &ev, 1, &result, &err) !=
+      ESC_OK) {
+    rc = cli_fail(ctx, &err);
+    goto out;
+  }
+  rc = print_result(ctx, a.stream, &ev, &result);
+out:
+  esc_store_free(store);
+  free(data);
+  free(meta);
+  return rc;
+}

@@ -1,0 +1,97 @@
+/* esc stats: counts, the head position and what holds it back. */
+#include "cli.h"
+
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+
+const char cli_help_stats[] =
+    "Usage: esc stats\n"
+    "\n"
+    "Shows the number of events and streams, the head (the newest position\n"
+    "a subscriber can read up to), the highest global position stored, and\n"
+    "the oldest running transaction that holds the head back, if any: "
+    "while\n"
+    "it runs, projections and `esc tail` cannot pass it.\n"
+    "\n"
+    "Output: one \"name: value\" line each; with --json one object:\n"
+    "{\"schema\",\"events\",\"streams\",\"head\",\"max_global_position\",\n"
+    "\"horizon_holder\": null or {\"pid\",\"age_s\",\"state\","
+    "\"application\",\"query\"}}.\n";
+
+/* The age comes from two clocks (transaction start, now) and can come
+ * out a hair below zero for a transaction that just began. */
+static double holder_age(const esc_store_stats *s) {
+  return s->holder_age_s < 0 ? 0 : s->holder_age_s;
+}
+
+static json_t *holder_json(const esc_store_stats *s) {
+  if (s->holder_pid == 0)
+    return json_null();
+  json_t *h = json_object();
+  json_object_set_new(h, "pid", json_integer(s->holder_pid));
+  json_object_set_new(h, "age_s", json_real(holder_age(s)));
+  json_object_set_new(h, "state", cli_json_string(s->holder_state));
+  json_object_set_new(h, "application", cli_json_string(s->holder_app));
+  json_object_set_new(h, "query", cli_json_string(s->holder_query));
+  return h;
+}
+
+static int print_stats(const cli_ctx *ctx, const esc_store_stats *s) {
+  char head[ESC_POSITION_TOKEN_MAX];
+  esc_position_format(&s->head, head);
+  if (ctx->json) {
+    json_t *o = json_object();
+    json_object_set_new(o, "schema", cli_json_string(ctx->schema));
+    json_object_set_new(o, "events", json_integer(s->events));
+    json_object_set_new(o, "streams", json_integer(s->streams));
+    json_object_set_new(o, "head", json_string(head));
+    json_object_set_new(o, "max_global_position", json_integer(s->max_global));
+    json_object_set_new(o, "horizon_holder", holder_json(s));
+    return cli_json_emit(o) ? CLI_EXIT_OK : CLI_EXIT_ERROR;
+  }
+  printf("schema:              %s\n", ctx->schema);
+  printf("events:              %" PRId64 "\n", s->events);
+  printf("streams:             %" PRId64 "\n", s->streams);
+  printf("head:                %s\n", head);
+  printf("max global position: %" PRId64 "\n", s->max_global);
+  if (s->holder_pid == 0) {
+    printf("horizon held by:     none\n");
+    return CLI_EXIT_OK;
+  }
+  printf("horizon held by:     pid %d, %.1f s, %s, application \"%s\"\n",
+         s->holder_pid, holder_age(s), s->holder_state, s->holder_app);
+  printf("  query:             %s\n", s->holder_query);
+  return CLI_EXIT_OK;
+}
+
+int cli_cmd_stats(cli_ctx *ctx, int argc, char **argv) {
+  static const struct option longopts[] = {CLI_GLOBAL_LONGOPTS,
+                                           {NULL, 0, NULL, 0}};
+  int c;
+  cli_getopt_begin();
+  while ((c = cli_getopt(ctx, argc, argv, "h", longopts)) != -1) {
+    switch (c) {
+    case CLI_OPT_GLOBAL:
+      break;
+    case CLI_OPT_HELP:
+      cli_print_help(cli_help_stats);
+      return CLI_EXIT_OK;
+    default:
+      return CLI_EXIT_USAGE;
+    }
+  }
+  if (!cli_operands(ctx, argc, argv, 0, NULL))
+    return CLI_EXIT_USAGE;
+
+  esc_error err = ESC_ERROR_INIT;
+  esc_store *store = cli_open_store(ctx, &err);
+  if (!store)
+    return cli_fail(ctx, &err);
+  esc_store_stats stats;
+  int rc = esc_store_stats_get(store, &stats, &err) == ESC_OK
+               ? print_stats(ctx, &stats)
+               : cli_fail(ctx, &err);
+  esc_store_free(store);
+  return rc;
+}

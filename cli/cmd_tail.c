@@ -1,0 +1,208 @@
+/*
+ * esc tail: $all or one category in subscription order, from a position
+ * token, optionally following new events until SIGINT/SIGTERM.
+ */
+#define _POSIX_C_SOURCE 200809L /* sigaction */
+
+#include "cli.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+const char cli_help_tail[] =
+    "Usage: esc tail [options]\n"
+    "\n"
+    "Prints the events of $all, or of one category, in subscription order\n"
+    "(the order projections see: gap-free, by writing transaction).\n"
+    "\n"
+    "Options:\n"
+    "  --category C  only streams of category C (\"order\" for order-42)\n"
+    "  --from TOKEN  start after position TOKEN (\"812/57\", as printed in\n"
+    "                the first column), \"start\" (default), or \"end\": "
+    "the\n"
+    "                current head, so only events written from now on\n"
+    "  --follow      keep waiting for new events until SIGINT or SIGTERM\n"
+    "  --limit N     stop after N events (default 100, or no limit with\n"
+    "                --follow; 0: no limit)\n"
+    "  --batch N     events per round trip (default 500)\n"
+    "\n"
+    "Output, one line per event:\n"
+    "  812/57  order-1@3  OrderPlaced  {\"customer\":\"c-7\"}\n"
+    "  (position token, stream@version, type, data as JSON); with --json "
+    "the\n"
+    "same objects as `esc read --json`. To continue where a listing "
+    "stopped,\n"
+    "pass the last position as --from.\n";
+
+typedef struct tail_args {
+  const char *category; /* NULL: $all */
+  const char *from;     /* "start", "end" or a token */
+  bool follow;
+  int64_t limit; /* -1: the default */
+  int64_t batch;
+} tail_args;
+
+enum { OPT_CATEGORY = 1, OPT_FROM, OPT_FOLLOW, OPT_LIMIT, OPT_BATCH };
+
+/* How long one esc_wait_for_events call may sleep: bounds how late a
+ * signal is noticed when the library's wait restarts after EINTR. */
+#define TAIL_WAIT_MS 1000
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_stop_signal(int sig) {
+  (void)sig;
+  stop_requested = 1;
+}
+
+/* Without SA_RESTART, so a blocking wait returns early when it can. */
+static void install_signal_handlers(void) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+}
+
+/* Returns -1 to go on, else the exit code. */
+static int parse_args(cli_ctx *ctx, int argc, char **argv, tail_args *a) {
+  static const struct option longopts[] = {
+      {"category", required_argument, NULL, OPT_CATEGORY},
+      {"from", required_argument, NULL, OPT_FROM},
+      {"follow", no_argument, NULL, OPT_FOLLOW},
+      {"limit", required_argument, NULL, OPT_LIMIT},
+      {"batch", required_argument, NULL, OPT_BATCH},
+      CLI_GLOBAL_LONGOPTS,
+      {NULL, 0, NULL, 0}};
+  int c;
+  cli_getopt_begin();
+  while ((c = cli_getopt(ctx, argc, argv, "h", longopts)) != -1) {
+    switch (c) {
+    case OPT_CATEGORY:
+      a->category = optarg;
+      break;
+    case OPT_FROM:
+      a->from = optarg;
+      break;
+    case OPT_FOLLOW:
+      a->follow = true;
+      break;
+    case OPT_LIMIT:
+      if (!cli_parse_i64(ctx, "--limit", optarg, 0, INT64_MAX, &a->limit))
+        return CLI_EXIT_USAGE;
+      break;
+    case OPT_BATCH:
+      if (!cli_parse_i64(ctx, "--batch", optarg, 1, 100000, &a->batch))
+        return CLI_EXIT_USAGE;
+      break;
+    case CLI_OPT_GLOBAL:
+      break;
+    case CLI_OPT_HELP:
+      cli_print_help(cli_help_tail);
+      return CLI_EXIT_OK;
+    default:
+      return CLI_EXIT_USAGE;
+    }
+  }
+  if (!cli_operands(ctx, argc, argv, 0, NULL))
+    return CLI_EXIT_USAGE;
+  if (a->limit < 0)
+    a->limit = a->follow ? 0 : 100;
+  return -1;
+}
+
+/* Parses --from, except "end", which needs the store. */
+static esc_status parse_from(const char *from, esc_position *out,
+                             esc_error *err) {
+  esc_position start = ESC_POSITION_START;
+  *out = start;
+  if (strcmp(from, "start") == 0 || strcmp(from, "end") == 0)
+    return ESC_OK;
+  if (esc_position_parse(from, out, err) == ESC_OK)
+    return ESC_OK;
+  cli_error_prefix(err, "--from");
+  return err->code = ESC_EINVAL;
+}
+
+/* The head: what a subscriber can read up to now. */
+static esc_status head_position(esc_store *store, esc_position *out,
+                                esc_error *err) {
+  esc_store_stats stats;
+  esc_status st = esc_store_stats_get(store, &stats, err);
+  if (st == ESC_OK)
+    *out = stats.head;
+  return st;
+}
+
+/* Reads, prints and (with --follow) waits; returns the exit code. */
+static int tail_loop(const cli_ctx *ctx, esc_store *store, const tail_args *a,
+                     esc_position after) {
+  size_t left = a->limit == 0 ? SIZE_MAX : (size_t)a->limit;
+  esc_events ev;
+  esc_error err = ESC_ERROR_INIT;
+  int rc = CLI_EXIT_OK;
+  esc_events_init(&ev);
+  while (left > 0 && !stop_requested) {
+    size_t batch = (size_t)a->batch;
+    size_t want = left < batch ? left : batch;
+    if (esc_read_all(store, a->category, after, want, &ev, &err) != ESC_OK)
+      goto out_fail;
+    for (size_t i = 0; i < ev.count; i++)
+      if (!cli_print_event(ctx, &ev.items[i], CLI_FORM_ALL)) {
+        rc = CLI_EXIT_ERROR; /* main() reports the failed write */
+        goto out;
+      }
+    left -= ev.count;
+    after = ev.next;
+    if (ev.count > 0)
+      continue;
+    /* Nothing more yet. */
+    if (!a->follow)
+      break;
+    fflush(stdout);
+    esc_status st = esc_wait_for_events(store, a->category, after, TAIL_WAIT_MS,
+                                        TAIL_WAIT_MS, &err);
+    if (st != ESC_OK && st != ESC_ETIMEDOUT)
+      goto out_fail;
+  }
+  goto out;
+out_fail:
+  /* An error caused by the signal that stops us is not an error. */
+  if (!stop_requested)
+    rc = cli_fail(ctx, &err);
+out:
+  esc_events_release(&ev);
+  return rc;
+}
+
+int cli_cmd_tail(cli_ctx *ctx, int argc, char **argv) {
+  tail_args a = {NULL, "start", false, -1, 500};
+  int rc = parse_args(ctx, argc, argv, &a);
+  if (rc >= 0)
+    return rc;
+
+  esc_error err = ESC_ERROR_INIT;
+  esc_position after;
+  if (a.category && !esc_category_valid(a.category, &err)) {
+    err.code = ESC_EINVAL;
+    return cli_fail(ctx, &err);
+  }
+  if (parse_from(a.from, &after, &err) != ESC_OK)
+    return cli_fail(ctx, &err);
+  esc_store *store = cli_open_store(ctx, &err);
+  if (!store)
+    return cli_fail(ctx, &err);
+  if (strcmp(a.from, "end") == 0 &&
+      head_position(store, &after, &err) != ESC_OK) {
+    rc = cli_fail(ctx, &err);
+    goto out;
+  }
+  if (a.follow)
+    install_signal_handlers();
+  rc = tail_loop(ctx, store, &a, after);
+out:
+  esc_store_free(store);
+  return rc;
+}
