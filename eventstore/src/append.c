@@ -240,15 +240,69 @@ static esc_status interpret(esc_store *st, const PGresult *res,
 
 /* ------------------------------------------------------------- append -- */
 
+/* The fast statement's answer: *hit when it appended. A miss — no stream
+ * row matched, or an id is stored already — leaves the decision to the
+ * cold path, <schema>.append(), which runs in a fresh transaction. */
+static esc_status interpret_fast(esc_store *st, const PGresult *res,
+                                 const char *stream, size_t n,
+                                 esc_append_result *out, bool *hit,
+                                 esc_error *err) {
+  const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+  *hit = false;
+  if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+    char what[ESC_STREAM_ID_MAX + 32];
+    if (state && strcmp(state, "23505") == 0)
+      return ESC_OK;
+    snprintf(what, sizeof what, "append to %s", stream);
+    return esc__fail_pg(err, st->conn, res, what);
+  }
+  if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0))
+    return ESC_OK;
+  int64_t base = get_i64(res, 0);
+  esc_append_result r = {0};
+  r.first_version = base + 1;
+  r.last_version = base + (int64_t)n;
+  r.first_global = get_i64(res, 1);
+  r.position.global = get_i64(res, 2);
+  r.position.tx_id = esc__get_be64(PQgetvalue(res, 0, 3));
+  if (out)
+    *out = r;
+  *hit = true;
+  esc__clear(err);
+  return ESC_OK;
+}
+
+/* "exists" and exact versions update an existing row; the rest may create
+ * the stream. */
+static enum esc__stmt fast_stmt(int64_t expected) {
+  return expected == ESC_EXPECT_EXISTS || expected > 0
+             ? ESC__STMT_APPEND_UPDATE
+             : ESC__STMT_APPEND_UPSERT;
+}
+
+static esc_status exec_cold(esc_store *st, const struct append_params *p,
+                            const char *stream, int64_t expected,
+                            esc_append_result *result, esc_error *err) {
+  const char *stmt;
+  esc_status rc = esc__prepare(st, ESC__STMT_APPEND, &stmt, err);
+  if (rc)
+    return rc;
+  PGresult *res = PQexecPrepared(st->conn, stmt, NPARAMS, p->values,
+                                 p->lengths, p->formats, 1);
+  rc = interpret(st, res, stream, expected, result, err);
+  PQclear(res);
+  return rc;
+}
+
 esc_status esc_append(esc_store *store, const char *stream_id,
                       int64_t expected, const esc_event_data *events,
                       size_t n, esc_append_result *result, esc_error *err) {
   struct append_params p = {0};
   const char *stmt;
+  bool hit = false;
   esc_status rc = validate(store, stream_id, expected, events, n, err);
-  if (rc)
-    return rc;
-  rc = esc__prepare(store, ESC__STMT_APPEND, &stmt, err);
+  if (!rc)
+    rc = esc__prepare(store, fast_stmt(expected), &stmt, err);
   if (rc)
     return rc;
   if (!build_params(&p, stream_id, expected, events, n))
@@ -257,16 +311,21 @@ esc_status esc_append(esc_store *store, const char *stream_id,
 
   PGresult *res = PQexecPrepared(store->conn, stmt, NPARAMS, p.values,
                                  p.lengths, p.formats, 1);
-  rc = interpret(store, res, stream_id, expected, result, err);
+  rc = interpret_fast(store, res, stream_id, n, result, &hit, err);
   PQclear(res);
+  if (!rc && !hit)
+    rc = exec_cold(store, &p, stream_id, expected, result, err);
   esc__buf_release(&p.buf);
   return rc;
 }
 
+/* ---------------------------------------------------- many, pipelined -- */
+
 /* Sends one request into the pipeline, followed by a sync so it commits as
  * its own transaction. Invalid requests are answered without sending. */
-static bool send_request(esc_store *st, const char *stmt,
-                         struct append_params *p, esc_append_request *r) {
+static bool send_request(esc_store *st, struct append_params *p,
+                         esc_append_request *r) {
+  const char *stmt;
   r->status = validate(st, r->stream_id, r->expected, r->events, r->n,
                        &r->error);
   if (r->status)
@@ -274,6 +333,10 @@ static bool send_request(esc_store *st, const char *stmt,
   if (!build_params(p, r->stream_id, r->expected, r->events, r->n)) {
     r->status = esc__fail(&r->error, ESC_ENOMEM,
                           "append to %s: out of memory", r->stream_id);
+    return false;
+  }
+  if (esc__prepare(st, fast_stmt(r->expected), &stmt, &r->error)) {
+    r->status = r->error.code;
     return false;
   }
   if (!PQsendQueryPrepared(st->conn, stmt, NPARAMS, p->values, p->lengths,
@@ -285,11 +348,13 @@ static bool send_request(esc_store *st, const char *stmt,
   return true;
 }
 
-/* Reads one request's result, its end marker and its sync. */
-static esc_status receive_request(esc_store *st, esc_append_request *r) {
+/* Reads one request's result, its end marker and its sync; *hit as in
+ * interpret_fast. */
+static esc_status receive_request(esc_store *st, esc_append_request *r,
+                                  bool *hit) {
   PGresult *res = PQgetResult(st->conn);
-  r->status = interpret(st, res, r->stream_id, r->expected, &r->result,
-                        &r->error);
+  r->status = interpret_fast(st, res, r->stream_id, r->n, &r->result, hit,
+                             &r->error);
   PQclear(res);
   while ((res = PQgetResult(st->conn)) != NULL)
     PQclear(res); /* the NULL that ends this query's results */
@@ -301,9 +366,8 @@ static esc_status receive_request(esc_store *st, esc_append_request *r) {
   return ESC_OK;
 }
 
-static esc_status pipeline_chunk(esc_store *st, const char *stmt,
-                                 esc_append_request *reqs, size_t n,
-                                 esc_error *err) {
+static esc_status pipeline_chunk(esc_store *st, esc_append_request *reqs,
+                                 size_t n, bool *cold, esc_error *err) {
   struct append_params p = {0};
   bool sent[PIPELINE_CHUNK];
   esc_status rc = ESC_OK;
@@ -311,26 +375,53 @@ static esc_status pipeline_chunk(esc_store *st, const char *stmt,
   if (!PQenterPipelineMode(st->conn))
     return esc__fail_pg(err, st->conn, NULL, "enter pipeline mode");
   for (size_t i = 0; i < n; i++)
-    sent[i] = send_request(st, stmt, &p, &reqs[i]);
+    sent[i] = send_request(st, &p, &reqs[i]);
   esc__buf_release(&p.buf);
-  for (size_t i = 0; i < n && !rc; i++)
-    if (sent[i] && receive_request(st, &reqs[i]))
+  for (size_t i = 0; i < n && !rc; i++) {
+    bool hit = false;
+    if (sent[i] && receive_request(st, &reqs[i], &hit))
       rc = esc__fail(err, reqs[i].error.code ? reqs[i].error.code : ESC_EIO,
                      "%s", reqs[i].error.msg);
+    cold[i] = sent[i] && !reqs[i].status && !hit;
+  }
   if (!PQexitPipelineMode(st->conn) && !rc)
     rc = esc__fail_pg(err, st->conn, NULL, "exit pipeline mode");
   return rc;
 }
 
+/* Requests the fast path missed go through the cold path one by one. */
+static esc_status finish_cold(esc_store *st, esc_append_request *reqs,
+                              size_t n, const bool *cold) {
+  struct append_params p = {0};
+  esc_status rc = ESC_OK;
+  for (size_t i = 0; i < n && rc != ESC_ECONN && rc != ESC_ENOMEM; i++) {
+    esc_append_request *r = &reqs[i];
+    if (!cold[i])
+      continue;
+    if (!build_params(&p, r->stream_id, r->expected, r->events, r->n))
+      rc = esc__fail(&r->error, ESC_ENOMEM, "append to %s: out of memory",
+                     r->stream_id);
+    else
+      rc = exec_cold(st, &p, r->stream_id, r->expected, &r->result,
+                     &r->error);
+    r->status = rc;
+  }
+  esc__buf_release(&p.buf);
+  return rc == ESC_ECONN || rc == ESC_ENOMEM ? rc : ESC_OK;
+}
+
 esc_status esc_append_many(esc_store *store, esc_append_request *reqs,
                            size_t n, esc_error *err) {
   const char *stmt;
-  esc_status rc = esc__prepare(store, ESC__STMT_APPEND, &stmt, err);
-  if (rc)
-    return rc;
+  bool cold[PIPELINE_CHUNK];
+  esc_status rc = esc__prepare(store, ESC__STMT_APPEND_UPDATE, &stmt, err);
+  if (!rc)
+    rc = esc__prepare(store, ESC__STMT_APPEND_UPSERT, &stmt, err);
   for (size_t i = 0; i < n && !rc; i += PIPELINE_CHUNK) {
     size_t len = n - i < PIPELINE_CHUNK ? n - i : PIPELINE_CHUNK;
-    rc = pipeline_chunk(store, stmt, reqs + i, len, err);
+    rc = pipeline_chunk(store, reqs + i, len, cold, err);
+    if (!rc && (rc = finish_cold(store, reqs + i, len, cold)) != ESC_OK)
+      esc__fail(err, rc, "append many: %s", esc_strerror(rc));
   }
   if (!rc)
     esc__clear(err);

@@ -109,3 +109,42 @@ esc_status esc__fail_pg(esc_error *err, PGconn *conn, const PGresult *res,
     snprintf(err->sqlstate, sizeof err->sqlstate, "%s", st);
   return code;
 }
+
+/* Longest piece of caller text quoted in an error message. */
+#define QUOTE_MAX 48
+
+/*
+ * Writes text into out (out_size >= 4) as it may appear between double
+ * quotes in a message: printable ASCII as is, '"' and '\' escaped, any other
+ * byte as \xNN; cut with "..." when it does not fit or is longer than
+ * QUOTE_MAX bytes.
+ */
+void esc__quote(char *out, size_t out_size, const char *text) {
+  static const char hex[] = "0123456789abcdef";
+  size_t o = 0, i;
+  for (i = 0; i < QUOTE_MAX && text[i]; i++) {
+    unsigned char c = (unsigned char)text[i];
+    char piece[5];
+    size_t n = 0;
+    if (c == '"' || c == '\\') {
+      piece[n++] = '\\';
+      piece[n++] = (char)c;
+    } else if (c >= 0x20 && c < 0x7f) {
+      piece[n++] = (char)c;
+    } else {
+      piece[n++] = '\\';
+      piece[n++] = 'x';
+      piece[n++] = hex[c >> 4];
+      piece[n++] = hex[c & 0xf];
+    }
+    if (o + n + 4 > out_size)
+      break;
+    memcpy(out + o, piece, n);
+    o += n;
+  }
+  if (text[i] && o + 4 <= out_size) {
+    memcpy(out + o, "...", 3);
+    o += 3;
+  }
+  out[o] = '\0';
+}

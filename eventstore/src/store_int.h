@@ -24,11 +24,22 @@ esc_status esc__fail(esc_error *err, esc_status code, const char *fmt, ...)
 esc_status esc__fail_pg(esc_error *err, PGconn *conn, const PGresult *res,
                         const char *what);
 
+/* Room for a quoted piece of caller text: all of its 48 printable bytes,
+ * fewer escaped ones, so messages keep their tail within esc_error.msg. */
+#define ESC__QUOTE_SIZE 104
+
+/* Writes text into out (out_size >= 4) as it may appear between double
+ * quotes in a message: printable ASCII as is, '"' and '\' escaped, other
+ * bytes as \xNN, cut with "..." when too long. */
+void esc__quote(char *out, size_t out_size, const char *text);
+
 /* Clears err to ESC_OK (when not NULL). */
 void esc__clear(esc_error *err);
 
 /* Prepared statement names; see store.c for their SQL. */
 enum esc__stmt {
+  ESC__STMT_APPEND_UPDATE,
+  ESC__STMT_APPEND_UPSERT,
   ESC__STMT_APPEND,
   ESC__STMT_READ_FWD,
   ESC__STMT_READ_BWD,

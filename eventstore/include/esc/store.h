@@ -82,7 +82,8 @@ ESC_API esc_uuid esc_uuid_v5(const esc_uuid *ns, const void *name, size_t len);
 ESC_API bool esc_uuid_is_nil(const esc_uuid *id);
 /* Formats as 36 characters plus NUL into out[37]. */
 ESC_API void esc_uuid_format(const esc_uuid *id, char out[37]);
-/* Parses the 36-character form; ESC_EINVAL when it is not one. */
+/* Parses the 36-character form (hex digits in either case, nothing around
+ * it); ESC_EINVAL naming the text when it is not one, out untouched. */
 ESC_API esc_status esc_uuid_parse(const char *text, esc_uuid *out,
                                   esc_error *err);
 
@@ -105,6 +106,9 @@ ESC_API int esc_position_cmp(const esc_position *a, const esc_position *b);
 /* "tx_id/global", e.g. "7731/42", into out[ESC_POSITION_TOKEN_MAX]. */
 ESC_API void esc_position_format(const esc_position *p,
                                  char out[ESC_POSITION_TOKEN_MAX]);
+/* Parses that form strictly: two unsigned decimal numbers and a '/', no
+ * signs or spaces, tx_id <= UINT64_MAX, global <= INT64_MAX. ESC_EINVAL
+ * naming the text otherwise, out untouched. */
 ESC_API esc_status esc_position_parse(const char *text, esc_position *out,
                                       esc_error *err);
 
@@ -129,7 +133,10 @@ ESC_API esc_status esc_position_parse(const char *text, esc_position *out,
 /*
  * A stream id is 1..ESC_STREAM_ID_MAX bytes of [A-Za-z0-9_.:@+=/-] that
  * does not start with '-' or '$'. Its category is the part before the first
- * '-' ("order-42" is in "order"). Returns false and fills err otherwise.
+ * '-' ("order-42" is in "order"). Returns false and fills err (ESC_EINVAL;
+ * err may be NULL) otherwise; messages count bytes from 1 and show
+ * unprintable ones as \xNN, e.g.
+ *   stream id "ord er-1": byte 4 (' ') is not allowed; use [A-Za-z0-9_.:@+=/-]
  */
 ESC_API bool esc_stream_id_valid(const char *stream_id, esc_error *err);
 /* A category: a stream id without '-'. */
@@ -137,7 +144,9 @@ ESC_API bool esc_category_valid(const char *category, esc_error *err);
 /* An event type: 1..ESC_TYPE_NAME_MAX bytes of [A-Za-z0-9_.:-], starting
  * with a letter. */
 ESC_API bool esc_type_name_valid(const char *type, esc_error *err);
-/* Copies the category of a valid stream id into out (size >= len + 1). */
+/* Copies the category of a valid stream id (the bytes before the first
+ * '-') into out, NUL-terminated, truncated to out_size - 1 bytes; a buffer
+ * of ESC_CATEGORY_MAX + 1 always suffices. */
 ESC_API void esc_stream_category(const char *stream_id, char *out,
                                  size_t out_size);
 
@@ -148,7 +157,10 @@ ESC_API void esc_stream_category(const char *stream_id, char *out,
 /*
  * Bounds for decoding untrusted msgpack. msgpack-c trusts the lengths in
  * its input; esc checks them against these limits and against the bytes
- * actually present before anything is unpacked.
+ * actually present before anything is unpacked. A NULL limits pointer or a
+ * zero field means the default. Depth counts nested arrays and maps and is
+ * capped at 32 whatever max_depth says: msgpack-c's unpacker cannot go
+ * deeper (MSGPACK_EMBED_STACK_SIZE).
  */
 typedef struct esc_decode_limits {
   size_t max_bytes;    /* whole input */
@@ -156,32 +168,45 @@ typedef struct esc_decode_limits {
   size_t max_elements; /* all array items + map entries, summed */
 } esc_decode_limits;
 
-#define ESC_DECODE_LIMITS_INIT {ESC_DEFAULT_MAX_EVENT_SIZE, 64, 100000}
+#define ESC_DECODE_LIMITS_INIT {ESC_DEFAULT_MAX_EVENT_SIZE, 32, 100000}
 
 /*
  * Checks that data[0..len) is exactly one well-formed msgpack object within
- * the limits (no trailing bytes). Allocates nothing. On failure fills err
- * with what is wrong and at which byte offset.
+ * the limits (no trailing bytes, no 0xc1, not empty). Allocates nothing and
+ * trusts no declared length. On failure returns ESC_EINVAL and fills err
+ * with what is wrong and at which byte offset (counting from 0), e.g.
+ *   msgpack: str32 at byte 12 declares 4294967295 bytes but 3 remain
+ * What passes is safe to hand to msgpack_unpack.
  */
 ESC_API esc_status esc_msgpack_check(const void *data, size_t len,
                                      const esc_decode_limits *limits,
                                      esc_error *err);
 
 /*
- * Renders msgpack as JSON text (compact, one line). *out is malloc'ed and
- * NUL-terminated; the caller frees it. Checks the input first, as above.
- * Binary and extension values render as {"$bin": "<hex>"} and
- * {"$ext": type, "hex": "<hex>"}; strings that are not UTF-8 render as
- * {"$bin": ...} too.
+ * Renders msgpack as JSON text (compact, one line, map order kept). *out is
+ * malloc'ed and NUL-terminated; the caller frees it; it is NULL on failure.
+ * Checks the input first, as above. What JSON lacks renders as follows:
+ * binary and extension values as {"$bin":"<hex>"} and
+ * {"$ext":type,"hex":"<hex>"}; strings that are not UTF-8 as {"$bin":...}
+ * too; integers above INT64_MAX (JSON numbers here are int64) as a string
+ * of their digits, "18446744073709551615"; NaN and infinities as null;
+ * map keys that are not strings as their JSON text (1 becomes "1"). A map
+ * with two keys that render the same is ESC_EINVAL, since JSON cannot hold
+ * both. Reals print with the fewest digits (at most 17) that read back
+ * exactly for every real in the document.
  */
 ESC_API esc_status esc_msgpack_to_json(const void *data, size_t len,
                                        const esc_decode_limits *limits,
                                        char **out, esc_error *err);
 
 /*
- * Parses JSON text and encodes it as msgpack. *out is malloc'ed; the caller
- * frees it. Integers stay integers, other numbers become float64. The error
- * names the line and column of a JSON syntax error.
+ * Parses JSON text (any value at the top) and encodes it as msgpack:
+ * objects become maps in the order written, integers the smallest msgpack
+ * integer, other numbers float64. *out is malloc'ed; the caller frees it;
+ * NULL on failure. ESC_EINVAL, naming line and column, e.g.
+ *   JSON at line 1, column 9: invalid token near 'tru'
+ * for a syntax error, a duplicate object key, an integer outside int64, or
+ * \u0000 in an object key (it is fine in strings).
  */
 ESC_API esc_status esc_json_to_msgpack(const char *json, void **out,
                                        size_t *out_len, esc_error *err);
@@ -189,7 +214,8 @@ ESC_API esc_status esc_json_to_msgpack(const char *json, void **out,
 /*
  * Event metadata, stored as a msgpack map with the keys "correlation_id",
  * "causation_id" (UUID strings), "actor" (string) and "time" (integer,
- * microseconds since the Unix epoch). Nil ids and a NULL actor are omitted.
+ * microseconds since the Unix epoch). Nil ids and a NULL actor are omitted;
+ * "time" is always written.
  */
 typedef struct esc_metadata {
   esc_uuid correlation_id;
@@ -204,9 +230,14 @@ typedef struct esc_metadata {
 ESC_API esc_status esc_metadata_encode(const esc_metadata *m, void **out,
                                        size_t *out_len, esc_error *err);
 /*
- * Decodes a metadata map; unknown keys are ignored. m->actor points into
- * data (not NUL-terminated!) so it is copied into actor_buf (truncated to
- * actor_buf_size - 1) and m->actor points at actor_buf.
+ * Decodes a metadata map, checked first with the default limits. Unknown
+ * keys are ignored and a nil value counts as absent; a known key with the
+ * wrong type (or an id that is not a UUID) is ESC_EINVAL naming the key.
+ * Empty input (len 0) decodes as ESC_METADATA_INIT. The actor is copied
+ * into actor_buf, NUL-terminated and cut to actor_buf_size - 1 bytes at a
+ * UTF-8 character boundary, and m->actor points at actor_buf; it stays
+ * NULL when there is no actor or no buffer. On failure *m is
+ * ESC_METADATA_INIT.
  */
 ESC_API esc_status esc_metadata_decode(const void *data, size_t len,
                                        esc_metadata *m, char *actor_buf,
