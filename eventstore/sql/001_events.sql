@@ -297,7 +297,8 @@ BEGIN
   GET DIAGNOSTICS v_removed = ROW_COUNT;
   PERFORM set_config('esc.retention', 'off', true);
   UPDATE @SCHEMA@.streams
-     SET truncated_before = greatest(truncated_before, p_before),
+     SET truncated_before = greatest(truncated_before,
+                                     least(p_before, version + 1)),
          updated_at = now()
    WHERE stream_id = p_stream;
   INSERT INTO @SCHEMA@.retention_log (stream_id, operation, before_version,

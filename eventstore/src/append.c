@@ -23,42 +23,46 @@ static bool is_msgpack_map(const unsigned char *p) {
   return (p[0] & 0xf0) == 0x80 || p[0] == 0xde || p[0] == 0xdf;
 }
 
+/* Names are quoted short so the reason always fits in esc_error.msg. */
 static esc_status validate_event(const esc_store *st, const char *stream,
                                  size_t i, const esc_event_data *ev,
                                  esc_error *err) {
   esc_error inner = ESC_ERROR_INIT;
   esc_decode_limits limits = ESC_DECODE_LIMITS_INIT;
+  char s[ESC__QUOTE_SIZE], t[ESC__QUOTE_SIZE];
   limits.max_bytes = st->max_event_size;
+  esc__quote(s, sizeof s, stream);
+  esc__quote(t, sizeof t, ev->type ? ev->type : "(null)");
 
   if (esc_uuid_is_nil(&ev->id))
     return esc__fail(err, ESC_EINVAL, "append to %s: event %zu has a nil id",
-                     stream, i);
+                     s, i);
   if (!ev->type || !esc_type_name_valid(ev->type, &inner))
-    return esc__fail(err, ESC_EINVAL, "append to %s: event %zu: %s", stream,
-                     i, ev->type ? inner.msg : "type is NULL");
+    return esc__fail(err, ESC_EINVAL, "append to %s: event %zu: %s", s, i,
+                     ev->type ? inner.msg : "type is NULL");
   if (ev->schema_version < 1)
     return esc__fail(err, ESC_EINVAL,
                      "append to %s: event %zu (%s): schema version %" PRId32
                      " must be >= 1",
-                     stream, i, ev->type, ev->schema_version);
+                     s, i, t, ev->schema_version);
   if (ev->data_len + ev->metadata_len > st->max_event_size)
     return esc__fail(err, ESC_EINVAL,
                      "append to %s: event %zu (%s) is %zu bytes; the limit is "
                      "%zu",
-                     stream, i, ev->type, ev->data_len + ev->metadata_len,
+                     s, i, t, ev->data_len + ev->metadata_len,
                      st->max_event_size);
   if (!ev->data || esc_msgpack_check(ev->data, ev->data_len, &limits, &inner))
     return esc__fail(err, ESC_EINVAL,
                      "append to %s: event %zu (%s): data is not valid "
                      "msgpack: %s",
-                     stream, i, ev->type, ev->data ? inner.msg : "NULL");
+                     s, i, t, ev->data ? inner.msg : "NULL");
   if (ev->metadata &&
       (esc_msgpack_check(ev->metadata, ev->metadata_len, &limits, &inner) ||
        !is_msgpack_map(ev->metadata)))
     return esc__fail(err, ESC_EINVAL,
                      "append to %s: event %zu (%s): metadata is not a "
                      "msgpack map%s%s",
-                     stream, i, ev->type, inner.code ? ": " : "", inner.msg);
+                     s, i, t, inner.code ? ": " : "", inner.msg);
   return ESC_OK;
 }
 

@@ -92,32 +92,35 @@ static bool drain_notifications(esc_store *st, const char *category) {
   return relevant;
 }
 
-/* Sleeps until a relevant notification, a poll tick that finds events, or
- * the deadline (deadline < 0: none). */
+/*
+ * Sleeps until a relevant notification, a poll that finds events, or the
+ * deadline (deadline < 0: none). The poll runs every poll_ms whatever else
+ * arrives, so a stream of other categories' notifications cannot starve it.
+ */
 static esc_status sleep_until_woken(esc_store *st, const char *category,
                                     esc_position after, int64_t deadline,
                                     int poll_ms, esc_error *err) {
+  int64_t next_poll = now_ms() + poll_ms;
   for (;;) {
     if (drain_notifications(st, category))
       return ESC_OK;
-    int64_t left = deadline < 0 ? poll_ms : deadline - now_ms();
-    if (left <= 0)
-      return esc__fail(err, ESC_ETIMEDOUT, "no new events in %s",
-                       category ? category : "$all");
-    int slice = left < poll_ms ? (int)left : poll_ms;
-    struct pollfd pfd = {PQsocket(st->conn), POLLIN, 0};
-    int ready = poll(&pfd, 1, slice);
-    if (ready < 0 && errno != EINTR)
-      return esc__fail(err, ESC_EIO, "wait for events: poll: %s",
-                       strerror(errno));
-    if (ready < 0)
-      return esc__fail(err, ESC_ETIMEDOUT, "wait for events: interrupted");
-    if (ready == 0 && slice == poll_ms) {
+    int64_t now = now_ms();
+    if (now >= next_poll) {
       bool yes = false;
       esc_status rc = has_events(st, category, after, &yes, err);
       if (rc || yes)
         return rc;
+      next_poll = now + poll_ms;
     }
+    if (deadline >= 0 && now >= deadline)
+      return esc__fail(err, ESC_ETIMEDOUT, "no new events in %s",
+                       category ? category : "$all");
+    int64_t until = deadline >= 0 && deadline < next_poll ? deadline
+                                                          : next_poll;
+    struct pollfd pfd = {PQsocket(st->conn), POLLIN, 0};
+    if (poll(&pfd, 1, (int)(until - now)) < 0 && errno != EINTR)
+      return esc__fail(err, ESC_EIO, "wait for events: poll: %s",
+                       strerror(errno));
     if (PQstatus(st->conn) != CONNECTION_OK)
       return esc__fail_pg(err, st->conn, NULL, "wait for events");
   }

@@ -139,3 +139,21 @@ void esc_test_sleep_ms(int ms) {
   while (nanosleep(&ts, &ts) != 0) {
   }
 }
+
+static PGconn *tracked[16];
+static size_t ntracked;
+
+PGconn *esc_test_pg_tracked(void) {
+  if (ntracked == sizeof tracked / sizeof *tracked)
+    fail_msg("too many tracked connections");
+  PGconn *conn = esc_test_pg();
+  tracked[ntracked++] = conn;
+  return conn;
+}
+
+int esc_test_close_tracked(void **state) {
+  (void)state;
+  while (ntracked > 0)
+    PQfinish(tracked[--ntracked]);
+  return 0;
+}

@@ -43,4 +43,11 @@ void esc_test_exec_fails(PGconn *conn, const char *sql, char sqlstate[6]);
 long long esc_test_now_ms(void);
 void esc_test_sleep_ms(int ms);
 
+/* A raw connection that esc_test_close_tracked() closes. Use that as (or
+ * call it from) a cmocka teardown, so a test that fails while holding a
+ * transaction open cannot hold the following tests back. Do not PQfinish
+ * a tracked connection yourself. At most 16 are open at a time. */
+PGconn *esc_test_pg_tracked(void);
+int esc_test_close_tracked(void **state);
+
 #endif
