@@ -128,3 +128,23 @@ bool cli_operands(const cli_ctx *ctx, int argc, char **argv, int want,
   }
   return true;
 }
+
+int cli_parse_plain(cli_ctx *ctx, int argc, char **argv, const char *help) {
+  static const struct option longopts[] = {CLI_GLOBAL_LONGOPTS,
+                                           {NULL, 0, NULL, 0}};
+  int c;
+  cli_getopt_begin();
+  while ((c = cli_getopt(ctx, argc, argv, "h", longopts)) != -1) {
+    switch (c) {
+    case CLI_OPT_GLOBAL:
+      break;
+    case CLI_OPT_HELP:
+      cli_print_help(help);
+      return CLI_EXIT_OK;
+    default:
+      return CLI_EXIT_USAGE;
+    }
+  }
+  return cli_operands(ctx, argc, argv, 0, NULL) ? CLI_CONTINUE
+                                                 : CLI_EXIT_USAGE;
+}

@@ -121,6 +121,12 @@ bool cli_parse_expected(const cli_ctx *ctx, const char *text, int64_t *out);
 bool cli_operands(const cli_ctx *ctx, int argc, char **argv, int want,
                   const char *const *names);
 
+/* Parses the command line of a command that takes no options of its own
+ * and no operands. Returns CLI_CONTINUE to go on, or the exit code (after
+ * printing help or a usage error). */
+#define CLI_CONTINUE (-1)
+int cli_parse_plain(cli_ctx *ctx, int argc, char **argv, const char *help);
+
 /* ------------------------------------------------------------------------
  * Input (input.c)
  * ------------------------------------------------------------------------ */

@@ -66,23 +66,9 @@ static int print_stats(const cli_ctx *ctx, const esc_store_stats *s) {
 }
 
 int cli_cmd_stats(cli_ctx *ctx, int argc, char **argv) {
-  static const struct option longopts[] = {CLI_GLOBAL_LONGOPTS,
-                                           {NULL, 0, NULL, 0}};
-  int c;
-  cli_getopt_begin();
-  while ((c = cli_getopt(ctx, argc, argv, "h", longopts)) != -1) {
-    switch (c) {
-    case CLI_OPT_GLOBAL:
-      break;
-    case CLI_OPT_HELP:
-      cli_print_help(cli_help_stats);
-      return CLI_EXIT_OK;
-    default:
-      return CLI_EXIT_USAGE;
-    }
-  }
-  if (!cli_operands(ctx, argc, argv, 0, NULL))
-    return CLI_EXIT_USAGE;
+  int parsed = cli_parse_plain(ctx, argc, argv, cli_help_stats);
+  if (parsed != CLI_CONTINUE)
+    return parsed;
 
   esc_error err = ESC_ERROR_INIT;
   esc_store *store = cli_open_store(ctx, &err);
