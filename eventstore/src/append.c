@@ -96,6 +96,7 @@ static esc_status validate(const esc_store *st, const char *stream,
 struct append_params {
   struct esc__buf buf;
   unsigned char expected[8];
+  unsigned char schema_version[4]; /* the single event's, when scalar */
   const char *values[NPARAMS];
   int lengths[NPARAMS];
   int formats[NPARAMS];
@@ -131,6 +132,17 @@ static size_t params_size(const esc_event_data *ev, size_t n) {
     size += 16 + strlen(ev[i].type) + 4 + ev[i].data_len +
             ev[i].metadata_len;
   return size;
+}
+
+static void set_stream_params(struct append_params *p, const char *stream,
+                              int64_t expected) {
+  esc__put_be64(p->expected, (uint64_t)expected);
+  p->values[0] = stream;
+  p->lengths[0] = (int)strlen(stream);
+  p->values[1] = (const char *)p->expected;
+  p->lengths[1] = 8;
+  for (int i = 0; i < NPARAMS; i++)
+    p->formats[i] = 1;
 }
 
 /* Writes the five arrays (ids, types, schema versions, data, metadata) in
@@ -172,18 +184,30 @@ static bool build_params(struct append_params *p, const char *stream,
     put_elem(b, ev[i].metadata, ev[i].metadata_len);
   offsets[5] = b->len;
 
-  esc__put_be64(p->expected, (uint64_t)expected);
-  p->values[0] = stream;
-  p->lengths[0] = (int)strlen(stream);
-  p->values[1] = (const char *)p->expected;
-  p->lengths[1] = 8;
+  set_stream_params(p, stream, expected);
   for (int i = 0; i < NARRAYS; i++) {
     p->values[2 + i] = (const char *)b->data + offsets[i];
     p->lengths[2 + i] = (int)(offsets[i + 1] - offsets[i]);
   }
-  for (int i = 0; i < NPARAMS; i++)
-    p->formats[i] = 1;
   return true;
+}
+
+/* One event as seven scalar parameters, pointing into the caller's event:
+ * nothing to copy. */
+static void build_scalar_params(struct append_params *p, const char *stream,
+                                int64_t expected, const esc_event_data *ev) {
+  set_stream_params(p, stream, expected);
+  esc__put_be32(p->schema_version, (uint32_t)ev->schema_version);
+  p->values[2] = (const char *)ev->id.bytes;
+  p->lengths[2] = 16;
+  p->values[3] = ev->type;
+  p->lengths[3] = (int)strlen(ev->type);
+  p->values[4] = (const char *)p->schema_version;
+  p->lengths[4] = 4;
+  p->values[5] = ev->data;
+  p->lengths[5] = (int)ev->data_len;
+  p->values[6] = ev->metadata; /* NULL is SQL NULL */
+  p->lengths[6] = (int)ev->metadata_len;
 }
 
 /* ------------------------------------------------------------- result -- */
@@ -277,11 +301,22 @@ static esc_status interpret_fast(esc_store *st, const PGresult *res,
 }
 
 /* "exists" and exact versions update an existing row; the rest may create
- * the stream. */
-static enum esc__stmt fast_stmt(int64_t expected) {
-  return expected == ESC_EXPECT_EXISTS || expected > 0
-             ? ESC__STMT_APPEND_UPDATE
-             : ESC__STMT_APPEND_UPSERT;
+ * the stream. A single event goes with scalar parameters. */
+static enum esc__stmt fast_stmt(int64_t expected, size_t n) {
+  bool update = expected == ESC_EXPECT_EXISTS || expected > 0;
+  if (n == 1)
+    return update ? ESC__STMT_APPEND1_UPDATE : ESC__STMT_APPEND1_UPSERT;
+  return update ? ESC__STMT_APPEND_UPDATE : ESC__STMT_APPEND_UPSERT;
+}
+
+/* Fills p for the fast statement fast_stmt() picks; false on ENOMEM. */
+static bool build_fast_params(struct append_params *p, const char *stream,
+                              int64_t expected, const esc_event_data *ev,
+                              size_t n) {
+  if (n != 1)
+    return build_params(p, stream, expected, ev, n);
+  build_scalar_params(p, stream, expected, ev);
+  return true;
 }
 
 static esc_status exec_cold(esc_store *st, const struct append_params *p,
@@ -306,21 +341,29 @@ esc_status esc_append(esc_store *store, const char *stream_id,
   bool hit = false;
   esc_status rc = validate(store, stream_id, expected, events, n, err);
   if (!rc)
-    rc = esc__prepare(store, fast_stmt(expected), &stmt, err);
+    rc = esc__prepare(store, fast_stmt(expected, n), &stmt, err);
   if (rc)
     return rc;
-  if (!build_params(&p, stream_id, expected, events, n))
-    return esc__fail(err, ESC_ENOMEM, "append to %s: out of memory",
-                     stream_id);
+  if (!build_fast_params(&p, stream_id, expected, events, n))
+    goto out_of_memory;
 
   PGresult *res = PQexecPrepared(store->conn, stmt, NPARAMS, p.values,
                                  p.lengths, p.formats, 1);
   rc = interpret_fast(store, res, stream_id, n, result, &hit, err);
   PQclear(res);
-  if (!rc && !hit)
+  if (!rc && !hit) {
+    /* The cold path takes arrays, whatever the fast one took. */
+    if (!build_params(&p, stream_id, expected, events, n))
+      goto out_of_memory;
     rc = exec_cold(store, &p, stream_id, expected, result, err);
+  }
   esc__buf_release(&p.buf);
   return rc;
+
+out_of_memory:
+  esc__buf_release(&p.buf);
+  return esc__fail(err, ESC_ENOMEM, "append to %s: out of memory",
+                   stream_id);
 }
 
 /* ---------------------------------------------------- many, pipelined -- */
@@ -334,12 +377,12 @@ static bool send_request(esc_store *st, struct append_params *p,
                        &r->error);
   if (r->status)
     return false;
-  if (!build_params(p, r->stream_id, r->expected, r->events, r->n)) {
+  if (!build_fast_params(p, r->stream_id, r->expected, r->events, r->n)) {
     r->status = esc__fail(&r->error, ESC_ENOMEM,
                           "append to %s: out of memory", r->stream_id);
     return false;
   }
-  if (esc__prepare(st, fast_stmt(r->expected), &stmt, &r->error)) {
+  if (esc__prepare(st, fast_stmt(r->expected, r->n), &stmt, &r->error)) {
     r->status = r->error.code;
     return false;
   }
@@ -418,9 +461,11 @@ esc_status esc_append_many(esc_store *store, esc_append_request *reqs,
                            size_t n, esc_error *err) {
   const char *stmt;
   bool cold[PIPELINE_CHUNK];
-  esc_status rc = esc__prepare(store, ESC__STMT_APPEND_UPDATE, &stmt, err);
-  if (!rc)
-    rc = esc__prepare(store, ESC__STMT_APPEND_UPSERT, &stmt, err);
+  esc_status rc = ESC_OK;
+  /* Statements cannot be prepared inside the pipeline. */
+  for (int s = ESC__STMT_APPEND_UPDATE; s <= ESC__STMT_APPEND1_UPSERT && !rc;
+       s++)
+    rc = esc__prepare(store, (enum esc__stmt)s, &stmt, err);
   for (size_t i = 0; i < n && !rc; i += PIPELINE_CHUNK) {
     size_t len = n - i < PIPELINE_CHUNK ? n - i : PIPELINE_CHUNK;
     rc = pipeline_chunk(store, reqs + i, len, cold, err);
