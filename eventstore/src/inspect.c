@@ -80,7 +80,7 @@ esc_status esc_stream_list(esc_store *store, const char *category,
     return rc;
   snprintf(sql, sizeof sql,
            "SELECT " STREAM_COLUMNS " FROM %s.streams "
-           "WHERE ($1::text IS NULL OR category = $1) AND stream_id > $2 "
+           "WHERE ($1::text IS NULL OR split_part(stream_id, '-', 1) = $1) AND stream_id > $2 "
            "ORDER BY stream_id LIMIT $3",
            store->schema_ident);
   snprintf(limit, sizeof limit, "%zu", max);

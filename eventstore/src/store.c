@@ -156,7 +156,7 @@ static const struct stmt_def stmt_defs[ESC__STMT_COUNT] = {
                             {OID_XID8, OID_INT8, OID_INT8}},
     [ESC__STMT_READ_CATEGORY] = {"esc_read_category",
                                  "SELECT " EVENT_COLUMNS " FROM @S@.events "
-                                 "WHERE category = $4 "
+                                 "WHERE split_part(stream_id, '-', 1) = $4 "
                                  "AND (tx_id, global_position) > ($1, $2) "
                                  "AND " BELOW_HORIZON " "
                                  "ORDER BY tx_id, global_position LIMIT $3",
@@ -185,7 +185,7 @@ static const struct stmt_def stmt_defs[ESC__STMT_COUNT] = {
                                   {OID_XID8, OID_INT8}},
     [ESC__STMT_HAS_EVENTS_CATEGORY] = {"esc_has_events_category",
                                        "SELECT EXISTS (SELECT 1 FROM "
-                                       "@S@.events WHERE category = $3 "
+                                       "@S@.events WHERE split_part(stream_id, '-', 1) = $3 "
                                        "AND (tx_id, global_position) > "
                                        "($1, $2) AND " BELOW_HORIZON ")",
                                        3,
