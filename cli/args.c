@@ -145,6 +145,5 @@ int cli_parse_plain(cli_ctx *ctx, int argc, char **argv, const char *help) {
       return CLI_EXIT_USAGE;
     }
   }
-  return cli_operands(ctx, argc, argv, 0, NULL) ? CLI_CONTINUE
-                                                 : CLI_EXIT_USAGE;
+  return cli_operands(ctx, argc, argv, 0, NULL) ? CLI_CONTINUE : CLI_EXIT_USAGE;
 }

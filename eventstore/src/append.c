@@ -35,8 +35,8 @@ static esc_status validate_event(const esc_store *st, const char *stream,
   esc__quote(t, sizeof t, ev->type ? ev->type : "(null)");
 
   if (esc_uuid_is_nil(&ev->id))
-    return esc__fail(err, ESC_EINVAL, "append to %s: event %zu has a nil id",
-                     s, i);
+    return esc__fail(err, ESC_EINVAL, "append to %s: event %zu has a nil id", s,
+                     i);
   if (!ev->type || !esc_type_name_valid(ev->type, &inner))
     return esc__fail(err, ESC_EINVAL, "append to %s: event %zu: %s", s, i,
                      ev->type ? inner.msg : "type is NULL");
@@ -129,8 +129,7 @@ static void put_elem(struct esc__buf *b, const void *p, size_t len) {
 static size_t params_size(const esc_event_data *ev, size_t n) {
   size_t size = NARRAYS * ARRAY_HEADER + n * NARRAYS * ELEM_HEADER;
   for (size_t i = 0; i < n; i++)
-    size += 16 + strlen(ev[i].type) + 4 + ev[i].data_len +
-            ev[i].metadata_len;
+    size += 16 + strlen(ev[i].type) + 4 + ev[i].data_len + ev[i].metadata_len;
   return size;
 }
 
@@ -148,8 +147,7 @@ static void set_stream_params(struct append_params *p, const char *stream,
 /* Writes the five arrays (ids, types, schema versions, data, metadata) in
  * PostgreSQL's binary array format into one buffer. */
 static bool build_params(struct append_params *p, const char *stream,
-                         int64_t expected, const esc_event_data *ev,
-                         size_t n) {
+                         int64_t expected, const esc_event_data *ev, size_t n) {
   struct esc__buf *b = &p->buf;
   size_t offsets[NARRAYS + 1];
   bool null_metadata = false;
@@ -248,8 +246,7 @@ static esc_status interpret(esc_store *st, const PGresult *res,
                      actual);
   }
   if (status == TOMBSTONED)
-    return esc__fail(err, ESC_EDELETED, "%s: the stream is tombstoned",
-                     what);
+    return esc__fail(err, ESC_EDELETED, "%s: the stream is tombstoned", what);
   if (status != APPENDED && status != DUPLICATE)
     return esc__fail(err, ESC_EIO, "%s: unknown status %d", what, status);
 
@@ -326,16 +323,16 @@ static esc_status exec_cold(esc_store *st, const struct append_params *p,
   esc_status rc = esc__prepare(st, ESC__STMT_APPEND, &stmt, err);
   if (rc)
     return rc;
-  PGresult *res = PQexecPrepared(st->conn, stmt, NPARAMS, p->values,
-                                 p->lengths, p->formats, 1);
+  PGresult *res = PQexecPrepared(st->conn, stmt, NPARAMS, p->values, p->lengths,
+                                 p->formats, 1);
   rc = interpret(st, res, stream, expected, result, err);
   PQclear(res);
   return rc;
 }
 
-esc_status esc_append(esc_store *store, const char *stream_id,
-                      int64_t expected, const esc_event_data *events,
-                      size_t n, esc_append_result *result, esc_error *err) {
+esc_status esc_append(esc_store *store, const char *stream_id, int64_t expected,
+                      const esc_event_data *events, size_t n,
+                      esc_append_result *result, esc_error *err) {
   struct append_params p = {0};
   const char *stmt;
   bool hit = false;
@@ -362,8 +359,7 @@ esc_status esc_append(esc_store *store, const char *stream_id,
 
 out_of_memory:
   esc__buf_release(&p.buf);
-  return esc__fail(err, ESC_ENOMEM, "append to %s: out of memory",
-                   stream_id);
+  return esc__fail(err, ESC_ENOMEM, "append to %s: out of memory", stream_id);
 }
 
 /* ---------------------------------------------------- many, pipelined -- */
@@ -373,13 +369,13 @@ out_of_memory:
 static bool send_request(esc_store *st, struct append_params *p,
                          esc_append_request *r) {
   const char *stmt;
-  r->status = validate(st, r->stream_id, r->expected, r->events, r->n,
-                       &r->error);
+  r->status =
+      validate(st, r->stream_id, r->expected, r->events, r->n, &r->error);
   if (r->status)
     return false;
   if (!build_fast_params(p, r->stream_id, r->expected, r->events, r->n)) {
-    r->status = esc__fail(&r->error, ESC_ENOMEM,
-                          "append to %s: out of memory", r->stream_id);
+    r->status = esc__fail(&r->error, ESC_ENOMEM, "append to %s: out of memory",
+                          r->stream_id);
     return false;
   }
   if (esc__prepare(st, fast_stmt(r->expected, r->n), &stmt, &r->error)) {
@@ -400,8 +396,8 @@ static bool send_request(esc_store *st, struct append_params *p,
 static esc_status receive_request(esc_store *st, esc_append_request *r,
                                   bool *hit) {
   PGresult *res = PQgetResult(st->conn);
-  r->status = interpret_fast(st, res, r->stream_id, r->n, &r->result, hit,
-                             &r->error);
+  r->status =
+      interpret_fast(st, res, r->stream_id, r->n, &r->result, hit, &r->error);
   PQclear(res);
   while ((res = PQgetResult(st->conn)) != NULL)
     PQclear(res); /* the NULL that ends this query's results */
@@ -437,8 +433,8 @@ static esc_status pipeline_chunk(esc_store *st, esc_append_request *reqs,
 }
 
 /* Requests the fast path missed go through the cold path one by one. */
-static esc_status finish_cold(esc_store *st, esc_append_request *reqs,
-                              size_t n, const bool *cold) {
+static esc_status finish_cold(esc_store *st, esc_append_request *reqs, size_t n,
+                              const bool *cold) {
   struct append_params p = {0};
   esc_status rc = ESC_OK;
   for (size_t i = 0; i < n && rc != ESC_ECONN && rc != ESC_ENOMEM; i++) {
@@ -449,16 +445,15 @@ static esc_status finish_cold(esc_store *st, esc_append_request *reqs,
       rc = esc__fail(&r->error, ESC_ENOMEM, "append to %s: out of memory",
                      r->stream_id);
     else
-      rc = exec_cold(st, &p, r->stream_id, r->expected, &r->result,
-                     &r->error);
+      rc = exec_cold(st, &p, r->stream_id, r->expected, &r->result, &r->error);
     r->status = rc;
   }
   esc__buf_release(&p.buf);
   return rc == ESC_ECONN || rc == ESC_ENOMEM ? rc : ESC_OK;
 }
 
-esc_status esc_append_many(esc_store *store, esc_append_request *reqs,
-                           size_t n, esc_error *err) {
+esc_status esc_append_many(esc_store *store, esc_append_request *reqs, size_t n,
+                           esc_error *err) {
   const char *stmt;
   bool cold[PIPELINE_CHUNK];
   esc_status rc = ESC_OK;

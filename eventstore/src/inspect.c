@@ -22,7 +22,7 @@ static void copy_text(char *dst, size_t size, const PGresult *res, int row,
 
 /* Row shape shared by esc_stream_get and esc_stream_list. */
 #define STREAM_COLUMNS                                                         \
-  "stream_id, version, truncated_before, tombstoned, "                        \
+  "stream_id, version, truncated_before, tombstoned, "                         \
   "(extract(epoch FROM updated_at) * 1e6)::int8"
 
 static void stream_row(const PGresult *res, int row, esc_stream_info *out,
@@ -80,7 +80,8 @@ esc_status esc_stream_list(esc_store *store, const char *category,
     return rc;
   snprintf(sql, sizeof sql,
            "SELECT " STREAM_COLUMNS " FROM %s.streams "
-           "WHERE ($1::text IS NULL OR split_part(stream_id, '-', 1) = $1) AND stream_id > $2 "
+           "WHERE ($1::text IS NULL OR split_part(stream_id, '-', 1) = $1) AND "
+           "stream_id > $2 "
            "ORDER BY stream_id LIMIT $3",
            store->schema_ident);
   snprintf(limit, sizeof limit, "%zu", max);
@@ -101,8 +102,7 @@ esc_status esc_stream_list(esc_store *store, const char *category,
 
 /* ------------------------------------------------------------- stats -- */
 
-static esc_status counts(esc_store *st, esc_store_stats *out,
-                         esc_error *err) {
+static esc_status counts(esc_store *st, esc_store_stats *out, esc_error *err) {
   char sql[768];
   snprintf(sql, sizeof sql,
            "SELECT (SELECT count(*) FROM %s.events),"
@@ -135,13 +135,13 @@ static esc_status counts(esc_store *st, esc_store_stats *out,
 static esc_status horizon_holder(esc_store *st, esc_store_stats *out,
                                  esc_error *err) {
   PGresult *res = PQexec(
-      st->conn,
-      "SELECT pid, greatest(0, extract(epoch FROM clock_timestamp() - xact_start))::float8,"
-      " coalesce(state, ''), left(coalesce(query, ''), 150),"
-      " coalesce(application_name, '')"
-      " FROM pg_stat_activity"
-      " WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid()"
-      " ORDER BY age(backend_xid) DESC LIMIT 1");
+      st->conn, "SELECT pid, greatest(0, extract(epoch FROM clock_timestamp() "
+                "- xact_start))::float8,"
+                " coalesce(state, ''), left(coalesce(query, ''), 150),"
+                " coalesce(application_name, '')"
+                " FROM pg_stat_activity"
+                " WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid()"
+                " ORDER BY age(backend_xid) DESC LIMIT 1");
   esc_status rc = ESC_OK;
   if (PQresultStatus(res) != PGRES_TUPLES_OK) {
     rc = esc__fail_pg(err, st->conn, res, "find the horizon holder");

@@ -15,8 +15,15 @@ struct subst {
   char *value;
 };
 
-enum { S_SCHEMA, S_WRITER, S_READER, S_WRITER_LIT, S_READER_LIT,
-       S_CHANNEL_LIT, NSUBST };
+enum {
+  S_SCHEMA,
+  S_WRITER,
+  S_READER,
+  S_WRITER_LIT,
+  S_READER_LIT,
+  S_CHANNEL_LIT,
+  NSUBST
+};
 
 static void free_substs(struct subst *s) {
   for (int i = 0; i < NSUBST; i++)
@@ -28,13 +35,12 @@ static bool make_substs(esc_store *st, struct subst *s) {
   PGconn *c = st->conn;
   snprintf(writer, sizeof writer, "%s_writer", st->schema);
   snprintf(reader, sizeof reader, "%s_reader", st->schema);
-  s[S_SCHEMA] = (struct subst){"@SCHEMA@", PQescapeIdentifier(
-                                               c, st->schema,
-                                               strlen(st->schema))};
-  s[S_WRITER] = (struct subst){"@WRITER@",
-                               PQescapeIdentifier(c, writer, strlen(writer))};
-  s[S_READER] = (struct subst){"@READER@",
-                               PQescapeIdentifier(c, reader, strlen(reader))};
+  s[S_SCHEMA] = (struct subst){
+      "@SCHEMA@", PQescapeIdentifier(c, st->schema, strlen(st->schema))};
+  s[S_WRITER] =
+      (struct subst){"@WRITER@", PQescapeIdentifier(c, writer, strlen(writer))};
+  s[S_READER] =
+      (struct subst){"@READER@", PQescapeIdentifier(c, reader, strlen(reader))};
   s[S_WRITER_LIT] = (struct subst){"@WRITER_LIT@",
                                    PQescapeLiteral(c, writer, strlen(writer))};
   s[S_READER_LIT] = (struct subst){"@READER_LIT@",
@@ -77,7 +83,7 @@ static char *substitute(const struct esc__embedded *f, const struct subst *s) {
 }
 
 static esc_status run_sql(esc_store *st, const char *sql, const char *what,
-                       esc_error *err) {
+                          esc_error *err) {
   PGresult *res = PQexec(st->conn, sql);
   ExecStatusType kind = PQresultStatus(res);
   esc_status rc = ESC_OK;
@@ -104,8 +110,7 @@ static esc_status record_applied(esc_store *st, const char *sql, int version,
 static bool is_applied(esc_store *st, int version, esc_status *rc,
                        esc_error *err) {
   char sql[160];
-  snprintf(sql, sizeof sql,
-           "SELECT 1 FROM %s.migrations WHERE version = %d",
+  snprintf(sql, sizeof sql, "SELECT 1 FROM %s.migrations WHERE version = %d",
            st->schema_ident, version);
   PGresult *res = PQexec(st->conn, sql);
   bool applied = false;

@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <string.h>
 
-
 /* One byte as a message shows it: 'c' when printable, else \xNN. */
 static void show_byte(char out[8], unsigned char c) {
   if (c >= 0x20 && c < 0x7f && c != '\'' && c != '\\')

@@ -43,8 +43,7 @@ static void decode_row(const PGresult *res, int row, esc_recorded_event *e) {
   e->position.global = (int64_t)esc__get_be64(PQgetvalue(res, row, COL_GLOBAL));
   e->position.tx_id = esc__get_be64(PQgetvalue(res, row, COL_TX));
   e->stream_id = PQgetvalue(res, row, COL_STREAM);
-  e->stream_version =
-      (int64_t)esc__get_be64(PQgetvalue(res, row, COL_VERSION));
+  e->stream_version = (int64_t)esc__get_be64(PQgetvalue(res, row, COL_VERSION));
   memcpy(e->id.bytes, PQgetvalue(res, row, COL_ID), 16);
   e->type = PQgetvalue(res, row, COL_TYPE);
   e->schema_version =
@@ -91,15 +90,14 @@ esc_status esc__events_from_result(PGresult *res, esc_events *out,
 /* Runs a prepared read with binary parameters and results. */
 static esc_status run_read(esc_store *st, enum esc__stmt s, int nparams,
                            const char *const *values, const int *lengths,
-                           esc_events *out, const char *what,
-                           esc_error *err) {
+                           esc_events *out, const char *what, esc_error *err) {
   const char *stmt;
   int formats[4] = {1, 1, 1, 1};
   esc_status rc = esc__prepare(st, s, &stmt, err);
   if (rc)
     return rc;
-  PGresult *res = PQexecPrepared(st->conn, stmt, nparams, values, lengths,
-                                 formats, 1);
+  PGresult *res =
+      PQexecPrepared(st->conn, stmt, nparams, values, lengths, formats, 1);
   if (PQresultStatus(res) != PGRES_TUPLES_OK) {
     rc = esc__fail_pg(err, st->conn, res, what);
     PQclear(res);
@@ -135,8 +133,9 @@ esc_status esc_read_stream(esc_store *store, const char *stream_id,
     return esc__fail(err, ESC_EINVAL, "read: %s",
                      stream_id ? inner.msg : "stream id is NULL");
   if (from < 0)
-    return esc__fail(err, ESC_EINVAL, "read %s: from version %" PRId64
-                     " is negative", stream_id, from);
+    return esc__fail(err, ESC_EINVAL,
+                     "read %s: from version %" PRId64 " is negative", stream_id,
+                     from);
   if (dir == ESC_BACKWARD && from == 0)
     from = INT64_MAX;
   esc__put_be64(from_be, (uint64_t)from);
@@ -147,10 +146,9 @@ esc_status esc_read_stream(esc_store *store, const char *stream_id,
   int lengths[] = {(int)strlen(stream_id), 8, 8};
   char what[ESC_STREAM_ID_MAX + 16];
   snprintf(what, sizeof what, "read %s", stream_id);
-  esc_status rc = run_read(store,
-                           dir == ESC_BACKWARD ? ESC__STMT_READ_BWD
-                                               : ESC__STMT_READ_FWD,
-                           3, values, lengths, out, what, err);
+  esc_status rc = run_read(
+      store, dir == ESC_BACKWARD ? ESC__STMT_READ_BWD : ESC__STMT_READ_FWD, 3,
+      values, lengths, out, what, err);
   if (rc || out->count > 0)
     return rc;
   return explain_empty(store, stream_id, err);
@@ -172,10 +170,9 @@ esc_status esc_read_all(esc_store *store, const char *category,
   int lengths[] = {8, 8, 8, category ? (int)strlen(category) : 0};
   char what[ESC_CATEGORY_MAX + 32];
   snprintf(what, sizeof what, "read %s", category ? category : "$all");
-  esc_status rc = run_read(store,
-                           category ? ESC__STMT_READ_CATEGORY
-                                    : ESC__STMT_READ_ALL,
-                           category ? 4 : 3, values, lengths, out, what, err);
+  esc_status rc =
+      run_read(store, category ? ESC__STMT_READ_CATEGORY : ESC__STMT_READ_ALL,
+               category ? 4 : 3, values, lengths, out, what, err);
   if (!rc && out->count == 0)
     out->next = after;
   return rc;

@@ -11,8 +11,8 @@
 #include <string.h>
 
 static esc_status run(esc_store *st, const char *fn, const char *stream,
-                      const char *before, const char *reason,
-                      int64_t *removed, esc_error *err) {
+                      const char *before, const char *reason, int64_t *removed,
+                      esc_error *err) {
   char sql[256], what[ESC_STREAM_ID_MAX + 32];
   esc_error inner = ESC_ERROR_INIT;
   if (!stream || !esc_stream_id_valid(stream, &inner))
@@ -49,13 +49,12 @@ esc_status esc_stream_truncate(esc_store *store, const char *stream_id,
                      "truncate %s: before version %" PRId64 " must be >= 1",
                      stream_id ? stream_id : "(null)", before);
   snprintf(before_text, sizeof before_text, "%" PRId64, before);
-  return run(store, "truncate_stream", stream_id, before_text, reason,
-             removed, err);
+  return run(store, "truncate_stream", stream_id, before_text, reason, removed,
+             err);
 }
 
 esc_status esc_stream_tombstone(esc_store *store, const char *stream_id,
                                 const char *reason, int64_t *removed,
                                 esc_error *err) {
-  return run(store, "tombstone_stream", stream_id, NULL, reason, removed,
-             err);
+  return run(store, "tombstone_stream", stream_id, NULL, reason, removed, err);
 }

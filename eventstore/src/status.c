@@ -11,17 +11,28 @@ const char *esc_version(void) {
 
 const char *esc_strerror(esc_status code) {
   switch (code) {
-  case ESC_OK: return "ok";
-  case ESC_EINVAL: return "invalid input";
-  case ESC_ECONFLICT: return "concurrency conflict";
-  case ESC_ENOTFOUND: return "not found";
-  case ESC_EDUPLICATE: return "event id reused";
-  case ESC_EDELETED: return "stream deleted";
-  case ESC_ECONN: return "connection failed";
-  case ESC_EIO: return "database error";
-  case ESC_ENOMEM: return "out of memory";
-  case ESC_ETIMEDOUT: return "timed out";
-  case ESC_EBUSY: return "busy";
+  case ESC_OK:
+    return "ok";
+  case ESC_EINVAL:
+    return "invalid input";
+  case ESC_ECONFLICT:
+    return "concurrency conflict";
+  case ESC_ENOTFOUND:
+    return "not found";
+  case ESC_EDUPLICATE:
+    return "event id reused";
+  case ESC_EDELETED:
+    return "stream deleted";
+  case ESC_ECONN:
+    return "connection failed";
+  case ESC_EIO:
+    return "database error";
+  case ESC_ENOMEM:
+    return "out of memory";
+  case ESC_ETIMEDOUT:
+    return "timed out";
+  case ESC_EBUSY:
+    return "busy";
   }
   return "unknown error";
 }
@@ -94,8 +105,8 @@ static void flatten(char *msg) {
 esc_status esc__fail_pg(esc_error *err, PGconn *conn, const PGresult *res,
                         const char *what) {
   const char *st = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-  const char *msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY)
-                        : NULL;
+  const char *msg =
+      res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
   esc_status code = code_of_sqlstate(st);
   if (!msg || !*msg)
     msg = conn ? PQerrorMessage(conn) : "no result";

@@ -28,7 +28,7 @@ enum {
 
 /* Columns of every event read, in the order read.c decodes them. */
 #define EVENT_COLUMNS                                                          \
-  "global_position, tx_id, stream_id, stream_version, event_id, "             \
+  "global_position, tx_id, stream_id, stream_version, event_id, "              \
   "event_type, schema_version, data, metadata, recorded_at"
 
 /* Visible to subscribers: every transaction below the horizon has ended. */
@@ -46,17 +46,17 @@ enum {
  * "any", "no stream" and 0, creating the stream row when it is missing.
  */
 #define APPEND_UPDATE_STREAM(n)                                                \
-  "WITH stream AS (UPDATE @S@.streams s SET version = s.version + " n ","    \
+  "WITH stream AS (UPDATE @S@.streams s SET version = s.version + " n ","      \
   " updated_at = now()"                                                        \
-  " WHERE s.stream_id = $1 AND NOT s.tombstoned"                              \
-  " AND (($2 = -3 AND s.version > 0) OR s.version = $2)"                      \
+  " WHERE s.stream_id = $1 AND NOT s.tombstoned"                               \
+  " AND (($2 = -3 AND s.version > 0) OR s.version = $2)"                       \
   " RETURNING s.version - " n " AS base)"
 
 #define APPEND_UPSERT_STREAM(n)                                                \
-  "WITH stream AS (INSERT INTO @S@.streams AS s (stream_id, version)"         \
+  "WITH stream AS (INSERT INTO @S@.streams AS s (stream_id, version)"          \
   " VALUES ($1, " n ") ON CONFLICT (stream_id) DO UPDATE"                      \
-  " SET version = s.version + excluded.version, updated_at = now()"           \
-  " WHERE NOT s.tombstoned AND $2 = -1"                                       \
+  " SET version = s.version + excluded.version, updated_at = now()"            \
+  " WHERE NOT s.tombstoned AND $2 = -1"                                        \
   " RETURNING s.version - " n " AS base)"
 
 #define N_ARRAY "cardinality($3::uuid[])"
@@ -68,30 +68,30 @@ enum {
  * row: a failed append may notify once, which is only a hint. */
 #define INSERT_EVENTS_INTO                                                     \
   ", inserted AS ("                                                            \
-  " INSERT INTO @S@.events (stream_id, stream_version, event_id, event_type," \
+  " INSERT INTO @S@.events (stream_id, stream_version, event_id, event_type,"  \
   " schema_version, data, metadata, tx_id)"
 
 #define INSERT_EVENTS_ARRAY                                                    \
   INSERT_EVENTS_INTO                                                           \
-  " SELECT $1, (SELECT base FROM stream) + r.ord, r.id, r.type, r.sv,"        \
+  " SELECT $1, (SELECT base FROM stream) + r.ord, r.id, r.type, r.sv,"         \
   " r.data, r.md, pg_current_xact_id()"                                        \
-  " FROM unnest($3::uuid[], $4::text[], $5::int4[], $6::bytea[],"             \
-  " $7::bytea[]) WITH ORDINALITY AS r(id, type, sv, data, md, ord)"          \
+  " FROM unnest($3::uuid[], $4::text[], $5::int4[], $6::bytea[],"              \
+  " $7::bytea[]) WITH ORDINALITY AS r(id, type, sv, data, md, ord)"            \
   " WHERE EXISTS (SELECT 1 FROM stream) RETURNING global_position)"
 
 /* One event: scalar parameters, no arrays to build or unnest. */
 #define INSERT_EVENTS_ONE                                                      \
   INSERT_EVENTS_INTO                                                           \
-  " SELECT $1, base + 1, $3, $4, $5, $6, $7, pg_current_xact_id()"            \
+  " SELECT $1, base + 1, $3, $4, $5, $6, $7, pg_current_xact_id()"             \
   " FROM stream RETURNING global_position)"
 
 #define APPEND_RESULT                                                          \
   ", notified AS (SELECT pg_notify(@C@, split_part($1, '-', 1))"               \
-  " FROM @S@.waiters w WHERE w.category IS NULL"                              \
-  " OR w.category = split_part($1, '-', 1) LIMIT 1)"                          \
-  " SELECT (SELECT base FROM stream), min(global_position),"                  \
+  " FROM @S@.waiters w WHERE w.category IS NULL"                               \
+  " OR w.category = split_part($1, '-', 1) LIMIT 1)"                           \
+  " SELECT (SELECT base FROM stream), min(global_position),"                   \
   " max(global_position),"                                                     \
-  " CASE WHEN count(*) > 0 THEN pg_current_xact_id() END,"                    \
+  " CASE WHEN count(*) > 0 THEN pg_current_xact_id() END,"                     \
   " (SELECT count(*) FROM notified) FROM inserted"
 
 struct stmt_def {
@@ -183,13 +183,14 @@ static const struct stmt_def stmt_defs[ESC__STMT_COUNT] = {
                                   "AND " BELOW_HORIZON ")",
                                   2,
                                   {OID_XID8, OID_INT8}},
-    [ESC__STMT_HAS_EVENTS_CATEGORY] = {"esc_has_events_category",
-                                       "SELECT EXISTS (SELECT 1 FROM "
-                                       "@S@.events WHERE split_part(stream_id, '-', 1) = $3 "
-                                       "AND (tx_id, global_position) > "
-                                       "($1, $2) AND " BELOW_HORIZON ")",
-                                       3,
-                                       {OID_XID8, OID_INT8, OID_TEXT}},
+    [ESC__STMT_HAS_EVENTS_CATEGORY] =
+        {"esc_has_events_category",
+         "SELECT EXISTS (SELECT 1 FROM "
+         "@S@.events WHERE split_part(stream_id, '-', 1) = $3 "
+         "AND (tx_id, global_position) > "
+         "($1, $2) AND " BELOW_HORIZON ")",
+         3,
+         {OID_XID8, OID_INT8, OID_TEXT}},
 };
 
 const char *esc_default_pg_url(void) {
@@ -233,8 +234,7 @@ static esc_status connect(esc_store *st, const char *conninfo,
   char timeout[16];
   snprintf(timeout, sizeof timeout, "%d",
            opts->connect_timeout_s > 0 ? opts->connect_timeout_s : 10);
-  const char *keys[] = {"dbname", "application_name", "connect_timeout",
-                        NULL};
+  const char *keys[] = {"dbname", "application_name", "connect_timeout", NULL};
   const char *vals[] = {conninfo, opts->app_name ? opts->app_name : "esc",
                         timeout, NULL};
   st->conn = PQconnectdbParams(keys, vals, 1);
@@ -262,8 +262,8 @@ esc_store *esc_store_open(const char *conninfo, const esc_store_options *opts,
     esc__fail(err, ESC_ENOMEM, "open store: out of memory");
     return NULL;
   }
-  st->max_event_size = opts->max_event_size ? opts->max_event_size
-                                            : ESC_DEFAULT_MAX_EVENT_SIZE;
+  st->max_event_size =
+      opts->max_event_size ? opts->max_event_size : ESC_DEFAULT_MAX_EVENT_SIZE;
   if (connect(st, conninfo ? conninfo : esc_default_pg_url(), opts, err))
     goto fail;
 
@@ -348,8 +348,7 @@ esc_status esc__prepare(esc_store *st, enum esc__stmt s, const char **name,
   if (!expand(sql, sizeof sql, def->sql, st->schema_ident, st->channel))
     return esc__fail(err, ESC_EINVAL, "prepare %s: statement too long",
                      def->name);
-  PGresult *res = PQprepare(st->conn, def->name, sql, def->nparams,
-                            def->types);
+  PGresult *res = PQprepare(st->conn, def->name, sql, def->nparams, def->types);
   if (PQresultStatus(res) != PGRES_COMMAND_OK) {
     char what[96];
     snprintf(what, sizeof what, "prepare %s (is schema %s migrated?)",

@@ -57,9 +57,9 @@ enum esc__stmt {
 
 struct esc_store {
   PGconn *conn;
-  char *schema;        /* unquoted */
-  char *schema_ident;  /* quoted identifier, for SQL text */
-  char *channel;       /* NOTIFY channel name, unquoted */
+  char *schema;       /* unquoted */
+  char *schema_ident; /* quoted identifier, for SQL text */
+  char *channel;      /* NOTIFY channel name, unquoted */
   size_t max_event_size;
   bool prepared[ESC__STMT_COUNT];
   bool listening;

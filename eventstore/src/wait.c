@@ -47,8 +47,8 @@ static esc_status exec_stmt(esc_store *st, enum esc__stmt s, int n,
   esc_status rc = esc__prepare(st, s, &name, err);
   if (rc)
     return rc;
-  PGresult *res = PQexecPrepared(st->conn, name, n, values, lengths, formats,
-                                 0);
+  PGresult *res =
+      PQexecPrepared(st->conn, name, n, values, lengths, formats, 0);
   if (PQresultStatus(res) != PGRES_TUPLES_OK) {
     rc = esc__fail_pg(err, st->conn, res, "wait for events");
     PQclear(res);
@@ -115,8 +115,8 @@ static esc_status sleep_until_woken(esc_store *st, const char *category,
     if (deadline >= 0 && now >= deadline)
       return esc__fail(err, ESC_ETIMEDOUT, "no new events in %s",
                        category ? category : "$all");
-    int64_t until = deadline >= 0 && deadline < next_poll ? deadline
-                                                          : next_poll;
+    int64_t until =
+        deadline >= 0 && deadline < next_poll ? deadline : next_poll;
     struct pollfd pfd = {PQsocket(st->conn), POLLIN, 0};
     if (poll(&pfd, 1, (int)(until - now)) < 0 && errno != EINTR)
       return esc__fail(err, ESC_EIO, "wait for events: poll: %s",
@@ -127,8 +127,8 @@ static esc_status sleep_until_woken(esc_store *st, const char *category,
 }
 
 esc_status esc_wait_for_events(esc_store *store, const char *category,
-                               esc_position after, int timeout_ms,
-                               int poll_ms, esc_error *err) {
+                               esc_position after, int timeout_ms, int poll_ms,
+                               esc_error *err) {
   esc_error inner = ESC_ERROR_INIT;
   bool yes = false;
   if (category && !esc_category_valid(category, &inner))

@@ -50,8 +50,8 @@ static void append_until_stored(esc_store *st, struct writer *w,
   esc_event_data ev[BATCH];
   for (int i = 0; i < BATCH; i++) {
     size_t len = esc_test_payload(payload[i], from + i);
-    ev[i] = (esc_event_data){w->ids[from + i], "Counted", 1, payload[i], len,
-                             NULL, 0};
+    ev[i] = (esc_event_data){
+        w->ids[from + i], "Counted", 1, payload[i], len, NULL, 0};
   }
   for (int tries = 0; tries < MAX_TRIES; tries++) {
     esc_append_result r;

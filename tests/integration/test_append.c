@@ -64,9 +64,9 @@ static void batch_gets_consecutive_versions(void **state) {
   esc_events ev = ESC_EVENTS_INIT;
 
   make_batch(&b, 3, 0);
-  assert_int_equal(esc_append(st, "batch-1", ESC_EXPECT_NO_STREAM, b.ev, 3, &r,
-                              NULL),
-                   ESC_OK);
+  assert_int_equal(
+      esc_append(st, "batch-1", ESC_EXPECT_NO_STREAM, b.ev, 3, &r, NULL),
+      ESC_OK);
   assert_int_equal(r.first_version, 1);
   assert_int_equal(r.last_version, 3);
   assert_false(r.duplicate);
@@ -76,9 +76,8 @@ static void batch_gets_consecutive_versions(void **state) {
   assert_int_equal(r.last_version, 8);
   assert_int_equal(r.position.global - r.first_global, 4);
 
-  assert_int_equal(esc_read_stream(st, "batch-1", 0, ESC_FORWARD, 100, &ev,
-                                   NULL),
-                   ESC_OK);
+  assert_int_equal(
+      esc_read_stream(st, "batch-1", 0, ESC_FORWARD, 100, &ev, NULL), ESC_OK);
   assert_int_equal(ev.count, 8);
   for (size_t i = 0; i < ev.count; i++) {
     assert_int_equal(ev.items[i].stream_version, (int64_t)i + 1);
@@ -92,14 +91,12 @@ static void batch_gets_consecutive_versions(void **state) {
   assert_int_equal(ev.items[7].position.global, r.position.global);
 
   /* Backward from the end, and a window. */
-  assert_int_equal(esc_read_stream(st, "batch-1", 0, ESC_BACKWARD, 2, &ev,
-                                   NULL),
-                   ESC_OK);
+  assert_int_equal(
+      esc_read_stream(st, "batch-1", 0, ESC_BACKWARD, 2, &ev, NULL), ESC_OK);
   assert_int_equal(ev.count, 2);
   assert_int_equal(ev.items[0].stream_version, 8);
   assert_int_equal(ev.items[1].stream_version, 7);
-  assert_int_equal(esc_read_stream(st, "batch-1", 5, ESC_FORWARD, 2, &ev,
-                                   NULL),
+  assert_int_equal(esc_read_stream(st, "batch-1", 5, ESC_FORWARD, 2, &ev, NULL),
                    ESC_OK);
   assert_int_equal(ev.count, 2);
   assert_int_equal(ev.items[0].stream_version, 5);
@@ -112,15 +109,15 @@ static void batch_is_all_or_nothing(void **state) {
   esc_error err = ESC_ERROR_INIT;
 
   make_batch(&first, 1, 0);
-  assert_int_equal(esc_append(st, "atomic-1", ESC_EXPECT_ANY, first.ev, 1,
-                              NULL, NULL),
-                   ESC_OK);
+  assert_int_equal(
+      esc_append(st, "atomic-1", ESC_EXPECT_ANY, first.ev, 1, NULL, NULL),
+      ESC_OK);
   /* Event 3 of 4 reuses a stored id: the database refuses the whole call. */
   make_batch(&b, 4, 10);
   b.ev[2].id = first.ev[0].id;
-  assert_int_equal(esc_append(st, "atomic-1", ESC_EXPECT_ANY, b.ev, 4, NULL,
-                              &err),
-                   ESC_EDUPLICATE);
+  assert_int_equal(
+      esc_append(st, "atomic-1", ESC_EXPECT_ANY, b.ev, 4, NULL, &err),
+      ESC_EDUPLICATE);
   assert_int_equal(count_rows("SELECT count(*) FROM " SCHEMA ".events "
                               "WHERE stream_id = 'atomic-1'"),
                    1);
@@ -202,19 +199,19 @@ static void retry_returns_original_result(void **state) {
   esc_append_result first, again;
 
   make_batch(&b, 3, 0);
-  assert_int_equal(esc_append(st, "idem-1", ESC_EXPECT_NO_STREAM, b.ev, 3,
-                              &first, NULL),
-                   ESC_OK);
+  assert_int_equal(
+      esc_append(st, "idem-1", ESC_EXPECT_NO_STREAM, b.ev, 3, &first, NULL),
+      ESC_OK);
   /* The stream moves on before the retry arrives. */
   make_batch(&later, 2, 50);
-  assert_int_equal(esc_append(st, "idem-1", ESC_EXPECT_ANY, later.ev, 2, NULL,
-                              NULL),
-                   ESC_OK);
+  assert_int_equal(
+      esc_append(st, "idem-1", ESC_EXPECT_ANY, later.ev, 2, NULL, NULL),
+      ESC_OK);
 
   /* The retry's expected version is stale, yet it is recognized. */
-  assert_int_equal(esc_append(st, "idem-1", ESC_EXPECT_NO_STREAM, b.ev, 3,
-                              &again, NULL),
-                   ESC_OK);
+  assert_int_equal(
+      esc_append(st, "idem-1", ESC_EXPECT_NO_STREAM, b.ev, 3, &again, NULL),
+      ESC_OK);
   assert_true(again.duplicate);
   assert_int_equal(again.first_version, first.first_version);
   assert_int_equal(again.last_version, first.last_version);
@@ -235,8 +232,7 @@ static void retry_returns_original_result(void **state) {
     b.ev[i].metadata = meta;
     b.ev[i].metadata_len = meta_len;
   }
-  assert_int_equal(esc_append(st, "idem-1", 0, b.ev, 3, &again, NULL),
-                   ESC_OK);
+  assert_int_equal(esc_append(st, "idem-1", 0, b.ev, 3, &again, NULL), ESC_OK);
   assert_true(again.duplicate);
   free(meta);
 }
@@ -247,32 +243,31 @@ static void reused_id_with_other_content_fails(void **state) {
   esc_error err = ESC_ERROR_INIT;
 
   make_batch(&b, 2, 0);
-  assert_int_equal(esc_append(st, "reuse-1", ESC_EXPECT_ANY, b.ev, 2, NULL,
-                              NULL),
-                   ESC_OK);
+  assert_int_equal(
+      esc_append(st, "reuse-1", ESC_EXPECT_ANY, b.ev, 2, NULL, NULL), ESC_OK);
   /* Same ids, other data. */
   make_batch(&other, 2, 7);
   other.ev[0].id = b.ev[0].id;
   other.ev[1].id = b.ev[1].id;
-  assert_int_equal(esc_append(st, "reuse-1", ESC_EXPECT_ANY, other.ev, 2,
-                              NULL, &err),
-                   ESC_EDUPLICATE);
+  assert_int_equal(
+      esc_append(st, "reuse-1", ESC_EXPECT_ANY, other.ev, 2, NULL, &err),
+      ESC_EDUPLICATE);
   assert_non_null(strstr(err.msg, "reuse-1"));
   /* Same ids and data, another stream. */
-  assert_int_equal(esc_append(st, "reuse-2", ESC_EXPECT_ANY, b.ev, 2, NULL,
-                              &err),
-                   ESC_EDUPLICATE);
+  assert_int_equal(
+      esc_append(st, "reuse-2", ESC_EXPECT_ANY, b.ev, 2, NULL, &err),
+      ESC_EDUPLICATE);
   /* Same ids, other type. */
   b.ev[0].type = "Tock";
-  assert_int_equal(esc_append(st, "reuse-1", ESC_EXPECT_ANY, b.ev, 2, NULL,
-                              &err),
-                   ESC_EDUPLICATE);
+  assert_int_equal(
+      esc_append(st, "reuse-1", ESC_EXPECT_ANY, b.ev, 2, NULL, &err),
+      ESC_EDUPLICATE);
   /* A partial overlap: a new first id, a stored second one. */
   make_batch(&other, 2, 0);
   other.ev[1].id = b.ev[1].id;
-  assert_int_equal(esc_append(st, "reuse-1", ESC_EXPECT_ANY, other.ev, 2,
-                              NULL, &err),
-                   ESC_EDUPLICATE);
+  assert_int_equal(
+      esc_append(st, "reuse-1", ESC_EXPECT_ANY, other.ev, 2, NULL, &err),
+      ESC_EDUPLICATE);
   assert_int_equal(count_rows("SELECT count(*) FROM " SCHEMA ".events "
                               "WHERE stream_id LIKE 'reuse-%'"),
                    2);
@@ -294,10 +289,11 @@ static void many_streams_in_one_call(void **state) {
   for (int i = 0; i < N; i++) {
     snprintf(names[i], sizeof names[i], "many-%d", i);
     make_batch(&b[i], 2, i);
-    reqs[i] = (esc_append_request){names[i], ESC_EXPECT_NO_STREAM, b[i].ev, 2,
-                                   ESC_OK, {0}, ESC_ERROR_INIT};
+    reqs[i] =
+        (esc_append_request){names[i], ESC_EXPECT_NO_STREAM, b[i].ev, 2, ESC_OK,
+                             {0},      ESC_ERROR_INIT};
   }
-  reqs[7].expected = 4;         /* conflicts */
+  reqs[7].expected = 4; /* conflicts */
   b[9].ev[0].type = ""; /* invalid: never sent */
   assert_int_equal(esc_append_many(st, reqs, N, &err), ESC_OK);
   for (int i = 0; i < N; i++) {
@@ -325,9 +321,9 @@ static void reading_unknown_stream_is_not_found(void **state) {
   esc_store *st = *state;
   esc_events ev = ESC_EVENTS_INIT;
   esc_error err = ESC_ERROR_INIT;
-  assert_int_equal(esc_read_stream(st, "nobody-1", 0, ESC_FORWARD, 10, &ev,
-                                   &err),
-                   ESC_ENOTFOUND);
+  assert_int_equal(
+      esc_read_stream(st, "nobody-1", 0, ESC_FORWARD, 10, &ev, &err),
+      ESC_ENOTFOUND);
   assert_non_null(strstr(err.msg, "nobody-1"));
   esc_events_release(&ev);
 }

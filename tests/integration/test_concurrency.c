@@ -21,8 +21,8 @@ enum { WRITERS = 8, ROUNDS = 500 };
 
 struct shared {
   pthread_barrier_t start, done;
-  int winners[ROUNDS];      /* per round, written under lock */
-  int bad_conflicts;        /* conflicts whose message was wrong */
+  int winners[ROUNDS]; /* per round, written under lock */
+  int bad_conflicts;   /* conflicts whose message was wrong */
   int other_errors;
   pthread_mutex_t lock;
 };
@@ -35,8 +35,10 @@ struct writer {
 
 static bool conflict_message_ok(const esc_error *err, int round) {
   char want[96];
-  snprintf(want, sizeof want, "append to race-1: expected version %d, "
-           "stream is at %d", round, round + 1);
+  snprintf(want, sizeof want,
+           "append to race-1: expected version %d, "
+           "stream is at %d",
+           round, round + 1);
   return strcmp(err->msg, want) == 0;
 }
 

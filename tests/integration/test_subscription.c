@@ -480,8 +480,8 @@ static esc_position head_of(esc_store *st, PGconn *raw, const char *category) {
   char sql[256];
   snprintf(sql, sizeof sql,
            "SELECT count(*) FROM " WAIT_SCHEMA ".events WHERE %s%s%s",
-           category ? "split_part(stream_id, '-', 1) = '" : "true", category ? category : "",
-           category ? "'" : "");
+           category ? "split_part(stream_id, '-', 1) = '" : "true",
+           category ? category : "", category ? "'" : "");
   long long stored = esc_test_query_ll(raw, sql);
   long long deadline = esc_test_now_ms() + 10000;
   for (;;) {

@@ -41,7 +41,8 @@ static void drop_schema(const char *schema) {
   char sql[512];
   PGconn *conn = esc_test_pg();
   snprintf(sql, sizeof sql,
-           "SET client_min_messages = warning; DROP SCHEMA IF EXISTS \"%s\" CASCADE; "
+           "SET client_min_messages = warning; DROP SCHEMA IF EXISTS \"%s\" "
+           "CASCADE; "
            "DROP ROLE IF EXISTS \"%s_writer\"; "
            "DROP ROLE IF EXISTS \"%s_reader\"",
            schema, schema, schema);

@@ -53,7 +53,7 @@ typedef enum esc_status {
   ESC_EIO = 7,        /* the database reported an error */
   ESC_ENOMEM = 8,
   ESC_ETIMEDOUT = 9,
-  ESC_EBUSY = 10      /* a lock or lease is held by someone else */
+  ESC_EBUSY = 10 /* a lock or lease is held by someone else */
 } esc_status;
 
 typedef struct esc_error {
@@ -62,7 +62,8 @@ typedef struct esc_error {
   char msg[256];
 } esc_error;
 
-#define ESC_ERROR_INIT {ESC_OK, "", ""}
+#define ESC_ERROR_INIT                                                         \
+  { ESC_OK, "", "" }
 
 /* A short, static, human name for a code ("conflict", "invalid input"). */
 ESC_API const char *esc_strerror(esc_status code);
@@ -98,7 +99,8 @@ typedef struct esc_position {
   int64_t global;
 } esc_position;
 
-#define ESC_POSITION_START {0, 0}
+#define ESC_POSITION_START                                                     \
+  { 0, 0 }
 #define ESC_POSITION_TOKEN_MAX 48
 
 /* -1, 0 or 1 as a is before, equal to or after b in subscription order. */
@@ -168,7 +170,8 @@ typedef struct esc_decode_limits {
   size_t max_elements; /* all array items + map entries, summed */
 } esc_decode_limits;
 
-#define ESC_DECODE_LIMITS_INIT {ESC_DEFAULT_MAX_EVENT_SIZE, 32, 100000}
+#define ESC_DECODE_LIMITS_INIT                                                 \
+  { ESC_DEFAULT_MAX_EVENT_SIZE, 32, 100000 }
 
 /*
  * Checks that data[0..len) is exactly one well-formed msgpack object within
@@ -224,7 +227,8 @@ typedef struct esc_metadata {
   int64_t time_us;
 } esc_metadata;
 
-#define ESC_METADATA_INIT {{{0}}, {{0}}, NULL, 0}
+#define ESC_METADATA_INIT                                                      \
+  { {{0}}, {{0}}, NULL, 0 }
 
 /* Encodes m; *out is malloc'ed and the caller frees it. */
 ESC_API esc_status esc_metadata_encode(const esc_metadata *m, void **out,
@@ -289,7 +293,8 @@ typedef struct esc_events {
   void *priv_; /* owned storage; do not touch */
 } esc_events;
 
-#define ESC_EVENTS_INIT {NULL, 0, ESC_POSITION_START, NULL}
+#define ESC_EVENTS_INIT                                                        \
+  { NULL, 0, ESC_POSITION_START, NULL }
 
 ESC_API void esc_events_init(esc_events *ev);
 /* Frees what the batch holds; accepts a released or zeroed batch. */
@@ -308,7 +313,8 @@ typedef struct esc_store_options {
   int connect_timeout_s; /* default 10 */
 } esc_store_options;
 
-#define ESC_STORE_OPTIONS_INIT {NULL, 0, NULL, 0}
+#define ESC_STORE_OPTIONS_INIT                                                 \
+  { NULL, 0, NULL, 0 }
 
 /*
  * Connects to PostgreSQL. conninfo is a libpq URL or key=value string; NULL
@@ -342,7 +348,7 @@ typedef struct esc_append_result {
   int64_t last_version;  /* and of the last: the stream's new version */
   esc_position position; /* of the last event: a read-your-writes token */
   int64_t first_global;  /* global position of the first event */
-  bool duplicate; /* the ids were stored already; nothing was written */
+  bool duplicate;        /* the ids were stored already; nothing was written */
 } esc_append_result;
 
 /*
@@ -395,8 +401,8 @@ typedef enum esc_direction { ESC_FORWARD = 0, ESC_BACKWARD = 1 } esc_direction;
  * tombstoned. out must be initialized; its previous contents are released.
  */
 ESC_API esc_status esc_read_stream(esc_store *store, const char *stream_id,
-                                   int64_t from, esc_direction dir,
-                                   size_t max, esc_events *out, esc_error *err);
+                                   int64_t from, esc_direction dir, size_t max,
+                                   esc_events *out, esc_error *err);
 
 /*
  * Reads up to max events after position `after`, in subscription order,
@@ -406,8 +412,8 @@ ESC_API esc_status esc_read_stream(esc_store *store, const char *stream_id,
  * writers commit out of order. An empty batch means "nothing more yet".
  */
 ESC_API esc_status esc_read_all(esc_store *store, const char *category,
-                                esc_position after, size_t max,
-                                esc_events *out, esc_error *err);
+                                esc_position after, size_t max, esc_events *out,
+                                esc_error *err);
 
 /* ------------------------------------------------------------------------
  * Following: subscription reads that wait
@@ -454,7 +460,7 @@ ESC_API esc_status esc_stream_list(esc_store *store, const char *category,
 typedef struct esc_store_stats {
   int64_t events;
   int64_t streams;
-  esc_position head; /* newest position a subscriber can read up to */
+  esc_position head;  /* newest position a subscriber can read up to */
   int64_t max_global; /* highest global position stored, visible or not */
   /* The oldest running transaction that holds the subscription horizon
    * back (pid 0 when none): */
@@ -465,8 +471,8 @@ typedef struct esc_store_stats {
   char holder_app[64];
 } esc_store_stats;
 
-ESC_API esc_status esc_store_stats_get(esc_store *store,
-                                       esc_store_stats *out, esc_error *err);
+ESC_API esc_status esc_store_stats_get(esc_store *store, esc_store_stats *out,
+                                       esc_error *err);
 
 /* ------------------------------------------------------------------------
  * Retention: explicit, logged removal of events
@@ -485,8 +491,7 @@ ESC_API esc_status esc_stream_truncate(esc_store *store, const char *stream_id,
  * Removes all events of a stream and marks it deleted for good: later
  * appends fail with ESC_EDELETED. Logged like truncation.
  */
-ESC_API esc_status esc_stream_tombstone(esc_store *store,
-                                        const char *stream_id,
+ESC_API esc_status esc_stream_tombstone(esc_store *store, const char *stream_id,
                                         const char *reason, int64_t *removed,
                                         esc_error *err);
 

@@ -22,9 +22,11 @@ int main(void) {
   check(conflict != NULL && conflict[0] != '\0',
         "esc_strerror(ESC_ECONFLICT) names the code");
 
-  check(esc_stream_id_valid("order-1", NULL), "\"order-1\" is a valid stream id");
+  check(esc_stream_id_valid("order-1", NULL),
+        "\"order-1\" is a valid stream id");
   esc_error err = ESC_ERROR_INIT;
-  check(!esc_stream_id_valid("$bad", &err), "\"$bad\" is not a valid stream id");
+  check(!esc_stream_id_valid("$bad", &err),
+        "\"$bad\" is not a valid stream id");
   check(err.code != ESC_OK && err.msg[0] != '\0',
         "an invalid stream id fills esc_error with a code and a message");
 
