@@ -36,6 +36,7 @@ int cli_exit_code(esc_status code) {
   case ESC_ENOMEM:
   case ESC_ETIMEDOUT:
   case ESC_EBUSY:
+  case ESC_EREJECTED:
     break;
   }
   return CLI_EXIT_ERROR;
@@ -65,6 +66,8 @@ const char *cli_status_name(esc_status code) {
     return "timed_out";
   case ESC_EBUSY:
     return "busy";
+  case ESC_EREJECTED:
+    return "rejected";
   }
   return "error";
 }

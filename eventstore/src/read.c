@@ -177,3 +177,17 @@ esc_status esc_read_all(esc_store *store, const char *category,
     out->next = after;
   return rc;
 }
+
+esc_status esc_read_event(esc_store *store, const esc_uuid *id,
+                          esc_events *out, esc_error *err) {
+  const char *values[] = {(const char *)id->bytes};
+  int lengths[] = {16};
+  esc_status rc = run_read(store, ESC__STMT_READ_BY_ID, 1, values, lengths,
+                           out, "read event by id", err);
+  if (!rc && out->count == 0) {
+    char text[37];
+    esc_uuid_format(id, text);
+    rc = esc__fail(err, ESC_ENOTFOUND, "no event has id %s", text);
+  }
+  return rc;
+}

@@ -33,6 +33,8 @@ const char *esc_strerror(esc_status code) {
     return "timed out";
   case ESC_EBUSY:
     return "busy";
+  case ESC_EREJECTED:
+    return "rejected";
   }
   return "unknown error";
 }
@@ -45,15 +47,30 @@ void esc__clear(esc_error *err) {
   err->msg[0] = '\0';
 }
 
-esc_status esc__fail(esc_error *err, esc_status code, const char *fmt, ...) {
+static esc_status set_error(esc_error *err, esc_status code, const char *fmt,
+                            va_list ap) {
   if (err) {
-    va_list ap;
     err->code = code;
     err->sqlstate[0] = '\0';
-    va_start(ap, fmt);
     vsnprintf(err->msg, sizeof err->msg, fmt, ap);
-    va_end(ap);
   }
+  return code;
+}
+
+esc_status esc_error_set(esc_error *err, esc_status code, const char *fmt,
+                         ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  set_error(err, code, fmt, ap);
+  va_end(ap);
+  return code;
+}
+
+esc_status esc__fail(esc_error *err, esc_status code, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  set_error(err, code, fmt, ap);
+  va_end(ap);
   return code;
 }
 

@@ -191,6 +191,28 @@ static const struct stmt_def stmt_defs[ESC__STMT_COUNT] = {
          "($1, $2) AND " BELOW_HORIZON ")",
          3,
          {OID_XID8, OID_INT8, OID_TEXT}},
+    [ESC__STMT_READ_BY_ID] = {"esc_read_by_id",
+                              "SELECT " EVENT_COLUMNS " FROM @S@.events "
+                              "WHERE event_id = $1",
+                              1,
+                              {OID_UUID}},
+    [ESC__STMT_SNAPSHOT_WRITE] = {"esc_snapshot_write",
+                                  "INSERT INTO @S@.snapshots AS s (stream_id,"
+                                  " stream_version, state_version, data)"
+                                  " VALUES ($1, $2, $3, $4)"
+                                  " ON CONFLICT (stream_id) DO UPDATE SET"
+                                  " stream_version = excluded.stream_version,"
+                                  " state_version = excluded.state_version,"
+                                  " data = excluded.data, taken_at = now()"
+                                  " WHERE s.stream_version <"
+                                  " excluded.stream_version",
+                                  4,
+                                  {OID_TEXT, OID_INT8, OID_INT4, OID_BYTEA}},
+    [ESC__STMT_SNAPSHOT_READ] = {"esc_snapshot_read",
+                                 "SELECT stream_version, state_version, data"
+                                 " FROM @S@.snapshots WHERE stream_id = $1",
+                                 1,
+                                 {OID_TEXT}},
 };
 
 const char *esc_default_pg_url(void) {

@@ -53,7 +53,8 @@ typedef enum esc_status {
   ESC_EIO = 7,        /* the database reported an error */
   ESC_ENOMEM = 8,
   ESC_ETIMEDOUT = 9,
-  ESC_EBUSY = 10 /* a lock or lease is held by someone else */
+  ESC_EBUSY = 10,     /* a lock or lease is held by someone else */
+  ESC_EREJECTED = 11  /* a decider rejected the command (a domain error) */
 } esc_status;
 
 typedef struct esc_error {
@@ -64,6 +65,18 @@ typedef struct esc_error {
 
 #define ESC_ERROR_INIT                                                         \
   { ESC_OK, "", "" }
+
+/*
+ * Fills err (when not NULL) with code and a printf-style message, and
+ * returns code: for user code (event codecs, handlers) that reports errors
+ * the way esc does.
+ */
+ESC_API esc_status esc_error_set(esc_error *err, esc_status code,
+                                 const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
 
 /* A short, static, human name for a code ("conflict", "invalid input"). */
 ESC_API const char *esc_strerror(esc_status code);
@@ -414,6 +427,44 @@ ESC_API esc_status esc_read_stream(esc_store *store, const char *stream_id,
 ESC_API esc_status esc_read_all(esc_store *store, const char *category,
                                 esc_position after, size_t max, esc_events *out,
                                 esc_error *err);
+
+/*
+ * Reads the one event with this id into out (count 1), wherever it is.
+ * ESC_ENOTFOUND when no event has it.
+ */
+ESC_API esc_status esc_read_event(esc_store *store, const esc_uuid *id,
+                                  esc_events *out, esc_error *err);
+
+/* ------------------------------------------------------------------------
+ * Snapshots: a stream's folded state at a version, kept beside the log
+ * ------------------------------------------------------------------------ */
+
+/* A snapshot as read back (caller memory: ESC_SNAPSHOT_INIT / release). */
+typedef struct esc_snapshot {
+  int64_t version;       /* the stream version the state includes */
+  int32_t state_version; /* the schema of the state's encoding */
+  const void *data;      /* valid until esc_snapshot_release */
+  size_t data_len;
+  void *priv_;
+} esc_snapshot;
+
+#define ESC_SNAPSHOT_INIT {0, 0, NULL, 0, NULL}
+
+ESC_API void esc_snapshot_release(esc_snapshot *snap);
+
+/*
+ * Stores a snapshot of a stream, replacing an older one; a snapshot at a
+ * version not newer than the stored one is ignored. Snapshots are a cache:
+ * they can be dropped at any time and are never part of the log.
+ */
+ESC_API esc_status esc_snapshot_write(esc_store *store, const char *stream_id,
+                                      int64_t version, int32_t state_version,
+                                      const void *data, size_t len,
+                                      esc_error *err);
+
+/* Reads the stream's snapshot; ESC_ENOTFOUND when there is none. */
+ESC_API esc_status esc_snapshot_read(esc_store *store, const char *stream_id,
+                                     esc_snapshot *out, esc_error *err);
 
 /* ------------------------------------------------------------------------
  * Following: subscription reads that wait

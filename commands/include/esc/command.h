@@ -1,0 +1,278 @@
+/*
+ * <esc/command.h> - the command side: event types, deciders, execution.
+ *
+ * Domain logic is a decider: an initial state, evolve(state, event) that
+ * folds one event into the state, and decide(state, command) that either
+ * emits new events or rejects the command with a domain error. esc_execute
+ * loads a stream (from its newest usable snapshot), folds it, decides, and
+ * appends with the loaded version as the expected version, deciding again
+ * on a conflict, a bounded number of times.
+ *
+ * Event payloads are msgpack (msgpack-c): an event type encodes a C struct
+ * with a msgpack_packer and decodes it from a msgpack_object. Decoded
+ * structs may point into the zone they were unpacked in: they are valid
+ * only during the evolve (or projection handler) call that receives them.
+ *
+ * Threading: registries and deciders are immutable once built and may be
+ * shared by threads; an esc_store is per thread (see <esc/store.h>); an
+ * esc_store_pool hands stores to many threads.
+ */
+#ifndef ESC_COMMAND_H
+#define ESC_COMMAND_H
+
+#include <esc/store.h>
+#include <msgpack.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------------
+ * Event types
+ * ------------------------------------------------------------------------ */
+
+/*
+ * One kind of event: its name (the stored event_type), the schema version
+ * it is written with, and the codec between its C struct and msgpack.
+ * Filled by the user, usually as a static const.
+ */
+typedef struct esc_event_type {
+  const char *name;       /* esc_type_name_valid() */
+  int32_t schema_version; /* current version, >= 1 */
+  size_t size;            /* sizeof the C struct */
+  /* Packs *event (a struct of this type). Returns 0, or -1 on failure. */
+  int (*encode)(const void *event, msgpack_packer *pk);
+  /* Fills *event from a payload of the current schema version. msgpack
+   * strings are not NUL-terminated and obj's memory is freed after the
+   * event is handled: copy strings into the struct (esc_map_str), or keep
+   * pointer and length only for the duration of the callback. */
+  esc_status (*decode)(const msgpack_object *obj, void *event, esc_error *err);
+  /* Optional: rewrites a payload of an older schema version (from_version
+   * < schema_version) into the current shape, packing it into pk. Runs on
+   * every read, so deciders and projections only see the current shape.
+   * NULL: older versions are an error. */
+  esc_status (*upcast)(int32_t from_version, const msgpack_object *in,
+                       msgpack_packer *pk, esc_error *err);
+} esc_event_type;
+
+/*
+ * Reading payloads in decode functions: look a key up in a msgpack map and
+ * convert it. Each returns false (and leaves *out alone) when obj is not a
+ * map, the key is absent, or the value has another type, so a decoder can
+ * write `if (!esc_map_i64(obj, "amount", &e->amount)) return ...;`.
+ */
+ESC_API const msgpack_object *esc_map_get(const msgpack_object *map,
+                                          const char *key);
+ESC_API bool esc_map_i64(const msgpack_object *map, const char *key,
+                         int64_t *out);
+ESC_API bool esc_map_bool(const msgpack_object *map, const char *key,
+                          bool *out);
+/* Copies a string value into buf (NUL-terminated); false also when it does
+ * not fit. */
+ESC_API bool esc_map_str(const msgpack_object *map, const char *key, char *buf,
+                         size_t size);
+/* Packs a string key, then the caller packs its value. */
+ESC_API void esc_pack_key(msgpack_packer *pk, const char *key);
+/* Packs a NUL-terminated string value. */
+ESC_API void esc_pack_str(msgpack_packer *pk, const char *s);
+
+/* The event types of a domain, by name. */
+typedef struct esc_event_registry esc_event_registry;
+
+/* Returns NULL and fills err on failure (out of memory). */
+ESC_API esc_event_registry *esc_event_registry_new(esc_error *err);
+ESC_API void esc_event_registry_free(esc_event_registry *reg);
+
+/*
+ * Registers a type; the type is borrowed and must outlive the registry.
+ * ESC_EINVAL for an invalid name or version, a missing codec, or a name
+ * registered already.
+ */
+ESC_API esc_status esc_event_registry_add(esc_event_registry *reg,
+                                          const esc_event_type *type,
+                                          esc_error *err);
+
+/* The type registered under name, or NULL. */
+ESC_API const esc_event_type *
+esc_event_registry_find(const esc_event_registry *reg, const char *name);
+
+/*
+ * A decoded event: its type, its decoded struct, and where it was stored
+ * (NULL for an event just decided and not yet stored).
+ */
+typedef struct esc_event {
+  const esc_event_type *type;
+  const void *data;                   /* a struct of type->size bytes */
+  const esc_recorded_event *recorded; /* borrowed; may be NULL */
+} esc_event;
+
+/*
+ * Decodes a stored event through the registry: checks the bytes (bounded,
+ * see esc_msgpack_check), upcasts an older schema version, and decodes into
+ * out_struct (at least type->size bytes, zeroed first). Strings may point
+ * into zone, which the caller owns (msgpack_zone_init / destroy) and must
+ * keep until it is done with the event. ESC_ENOTFOUND for an unknown type,
+ * ESC_EINVAL for bad bytes or a failed upcast, each naming stream, version
+ * and type. *type is NULL on failure; a failing upcaster's or decoder's own
+ * status is returned (normally ESC_EINVAL).
+ */
+ESC_API esc_status esc_event_decode(const esc_event_registry *reg,
+                                    const esc_recorded_event *rec,
+                                    msgpack_zone *zone, void *out_struct,
+                                    const esc_event_type **type,
+                                    esc_error *err);
+
+/* Encodes an event struct to msgpack; *out is malloc'ed, the caller frees. */
+ESC_API esc_status esc_event_encode(const esc_event_type *type,
+                                    const void *event, void **out,
+                                    size_t *out_len, esc_error *err);
+
+/* ------------------------------------------------------------------------
+ * Deciders
+ * ------------------------------------------------------------------------ */
+
+/* What decide writes its outcome into. */
+typedef struct esc_decision esc_decision;
+
+/*
+ * Emits one event (encoded at once; *event is not kept). Returns ESC_OK, or
+ * ESC_EINVAL when encoding failed: decide may return at once, and the
+ * command fails with ESC_EINVAL whatever decide returns.
+ */
+ESC_API esc_status esc_decision_emit(esc_decision *d,
+                                     const esc_event_type *type,
+                                     const void *event);
+
+/*
+ * Rejects the command with a domain error: code > 0 and a message meant for
+ * a person ("order-42 is already shipped"). Returns code, so decide can end
+ * with `return esc_decision_reject(d, ORDER_SHIPPED, "...", id);`. Events
+ * emitted before are dropped. A code <= 0 is a programming error: the
+ * command fails with ESC_EINVAL. The last rejection wins.
+ */
+ESC_API int esc_decision_reject(esc_decision *d, int code, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/*
+ * Domain logic for one kind of stream. Filled by the user, usually as a
+ * static const. state_size bytes of state are allocated and zeroed by the
+ * runtime before init.
+ */
+typedef struct esc_decider {
+  const char *category; /* streams are "<category>-<id>" */
+  /* Must hold every type decide emits (else the command fails with
+   * ESC_EINVAL: such an event could never be loaded again). */
+  const esc_event_registry *events;
+  size_t state_size;
+  void (*init)(void *state);
+  /* Folds one stored event into the state. Must not fail: an event that is
+   * in the log happened. */
+  void (*evolve)(void *state, const esc_event *event);
+  /* Emits events with esc_decision_emit and returns 0, or returns
+   * esc_decision_reject(...). Must not have side effects: it may run again
+   * on a conflict. */
+  int (*decide)(const void *state, const void *command, esc_decision *d);
+
+  /* Snapshots (optional: snapshot_every 0 disables them). Every
+   * snapshot_every events the state is stored with its stream version and
+   * state_version; loading starts from the newest snapshot whose
+   * state_version matches, and a snapshot that fails to decode is ignored
+   * and the stream replayed. */
+  int snapshot_every;
+  int32_t state_version;
+  int (*encode_state)(const void *state, msgpack_packer *pk);
+  esc_status (*decode_state)(const msgpack_object *obj, void *state,
+                             esc_error *err);
+  /* Optional: frees what a state owns (not the state itself). */
+  void (*release_state)(void *state);
+} esc_decider;
+
+/* ------------------------------------------------------------------------
+ * Executing commands
+ * ------------------------------------------------------------------------ */
+
+typedef struct esc_command_options {
+  /* Identifies the command: event ids are UUIDv5(command_id, index), so
+   * executing the same command again returns the first result and appends
+   * nothing. Nil: a random id (the call is then not idempotent). */
+  esc_uuid command_id;
+  esc_uuid correlation_id; /* nil: the command id */
+  const char *actor;       /* recorded in metadata; may be NULL */
+  int max_attempts;        /* decide+append attempts on conflict; default 10 */
+  int backoff_ms;          /* first retry's backoff, doubled, jittered; 2 */
+  int backoff_max_ms;      /* default 200 */
+} esc_command_options;
+
+#define ESC_COMMAND_OPTIONS_INIT                                               \
+  { {{0}}, {{0}}, NULL, 0, 0, 0 }
+
+typedef struct esc_command_result {
+  size_t event_count;    /* events appended (0: the command changed nothing) */
+  int64_t first_version; /* of the first appended event */
+  int64_t version;       /* the stream's version after the command */
+  esc_position position; /* read-your-writes token of the last event */
+  esc_uuid command_id;   /* the id used (generated when none was given) */
+  int attempts;          /* decide+append rounds it took (1: no conflict) */
+  bool duplicate;        /* executed before: this is the first result */
+  int domain_code;       /* > 0 when the decider rejected the command */
+  char domain_msg[256];
+  int64_t snapshot_version; /* the snapshot loading started from; 0: none */
+  /* A snapshot was found but not used (old state_version or it failed to
+   * decode); the stream was replayed instead. Says why, for logs. */
+  bool snapshot_ignored;
+  char snapshot_note[128];
+} esc_command_result;
+
+/*
+ * Executes one command against one stream. Returns ESC_OK when the events
+ * were appended (or there were none, or the command had been executed
+ * before), ESC_EREJECTED when decide rejected the command (result has code
+ * and message; nothing was appended), ESC_ECONFLICT when every attempt
+ * lost a race, or a store error. The stream id's category must be the
+ * decider's. Every event carries metadata: correlation id, causation id =
+ * command id, actor, time.
+ */
+ESC_API esc_status esc_execute(esc_store *store, const esc_decider *decider,
+                               const char *stream_id, const void *command,
+                               const esc_command_options *opts,
+                               esc_command_result *result, esc_error *err);
+
+/*
+ * Loads a stream's current state without deciding anything (for queries
+ * and tests): newest usable snapshot, then the events after it. state must
+ * hold decider->state_size bytes; call decider->release_state (if any) when
+ * done. *version (may be NULL) gets the version folded up to.
+ */
+ESC_API esc_status esc_load_state(esc_store *store, const esc_decider *decider,
+                                  const char *stream_id, void *state,
+                                  int64_t *version, esc_error *err);
+
+/* ------------------------------------------------------------------------
+ * A pool of stores for many threads
+ * ------------------------------------------------------------------------ */
+
+typedef struct esc_store_pool esc_store_pool;
+
+/* Opens size stores (connections) up front. NULL and err on failure. */
+ESC_API esc_store_pool *esc_store_pool_new(const char *conninfo,
+                                           const esc_store_options *opts,
+                                           size_t size, esc_error *err);
+/* All stores must have been released. Accepts NULL. */
+ESC_API void esc_store_pool_free(esc_store_pool *pool);
+/* Blocks until a store is free; the pool is thread-safe. */
+ESC_API esc_store *esc_store_pool_acquire(esc_store_pool *pool);
+ESC_API void esc_store_pool_release(esc_store_pool *pool, esc_store *store);
+
+/* esc_execute with a store borrowed from the pool for the call. */
+ESC_API esc_status esc_execute_pooled(
+    esc_store_pool *pool, const esc_decider *decider, const char *stream_id,
+    const void *command, const esc_command_options *opts,
+    esc_command_result *result, esc_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* ESC_COMMAND_H */

@@ -1,0 +1,132 @@
+/*
+ * Loading a stream's state: start from its snapshot when the decider keeps
+ * them and the snapshot is usable, then fold every later event. A snapshot
+ * is only a cache: one that is stale in schema or fails to decode is set
+ * aside (and reported) and the stream is replayed from the start.
+ */
+#include "command_int.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#define READ_PAGE 1000
+
+/* Decodes snap into state; on failure state is left for the caller to
+ * reset. */
+static esc_status decode_snapshot(const esc_decider *d,
+                                  const esc_snapshot *snap, void *state,
+                                  esc_error *err) {
+  esc_decode_limits limits = ESC_DECODE_LIMITS_INIT;
+  msgpack_zone zone;
+  msgpack_object obj;
+  limits.max_bytes = snap->data_len;
+  esc_status rc = esc_msgpack_check(snap->data, snap->data_len, &limits, err);
+  if (rc)
+    return rc;
+  if (!msgpack_zone_init(&zone, 2048))
+    return esc_error_set(err, ESC_ENOMEM, "snapshot: out of memory");
+  if (msgpack_unpack(snap->data, snap->data_len, NULL, &zone, &obj) !=
+      MSGPACK_UNPACK_SUCCESS)
+    rc = esc_error_set(err, ESC_EINVAL, "snapshot: not msgpack");
+  else
+    rc = d->decode_state(&obj, state, err);
+  msgpack_zone_destroy(&zone);
+  return rc;
+}
+
+static void reset_state(const esc_decider *d, void *state) {
+  if (d->release_state)
+    d->release_state(state);
+  memset(state, 0, d->state_size);
+  d->init(state);
+}
+
+/* Starts state from the stream's snapshot when there is a usable one. */
+static esc_status start_from_snapshot(esc_store *store, const esc_decider *d,
+                                      const char *stream, void *state,
+                                      struct esc__load_info *info,
+                                      esc_error *err) {
+  esc_snapshot snap = ESC_SNAPSHOT_INIT;
+  esc_error inner = ESC_ERROR_INIT;
+  if (d->snapshot_every <= 0 || !d->decode_state)
+    return ESC_OK;
+  esc_status rc = esc_snapshot_read(store, stream, &snap, &inner);
+  if (rc == ESC_ENOTFOUND)
+    return ESC_OK;
+  if (rc)
+    return esc_error_set(err, rc, "%s", inner.msg);
+  if (snap.state_version != d->state_version) {
+    info->snapshot_ignored = true;
+    snprintf(info->snapshot_note, sizeof info->snapshot_note,
+             "snapshot at %" PRId64 " has state version %" PRId32
+             ", want %" PRId32,
+             snap.version, snap.state_version, d->state_version);
+  } else if (decode_snapshot(d, &snap, state, &inner) != ESC_OK) {
+    info->snapshot_ignored = true;
+    snprintf(info->snapshot_note, sizeof info->snapshot_note,
+             "snapshot at %" PRId64 " failed to decode: %.80s", snap.version,
+             inner.msg);
+    reset_state(d, state);
+  } else {
+    info->snapshot_version = snap.version;
+    info->version = snap.version;
+  }
+  esc_snapshot_release(&snap);
+  return ESC_OK;
+}
+
+/* Folds the events after info->version, a page at a time. */
+static esc_status fold_rest(esc_store *store, const char *stream, void *state,
+                            struct esc__folder *f, struct esc__load_info *info,
+                            esc_error *err) {
+  esc_events ev = ESC_EVENTS_INIT;
+  esc_status rc = ESC_OK;
+  for (;;) {
+    rc = esc_read_stream(store, stream, info->version + 1, ESC_FORWARD,
+                         READ_PAGE, &ev, err);
+    if (rc == ESC_ENOTFOUND && info->version == 0) {
+      rc = ESC_OK; /* a new stream */
+      break;
+    }
+    if (rc)
+      break;
+    for (size_t i = 0; i < ev.count && !rc; i++) {
+      rc = esc__folder_apply(f, state, &ev.items[i], err);
+      info->version = ev.items[i].stream_version;
+    }
+    if (rc || ev.count < READ_PAGE)
+      break;
+  }
+  esc_events_release(&ev);
+  return rc;
+}
+
+esc_status esc__load(esc_store *store, const esc_decider *decider,
+                     const char *stream_id, void *state,
+                     struct esc__folder *folder, struct esc__load_info *info,
+                     esc_error *err) {
+  memset(info, 0, sizeof *info);
+  esc_status rc =
+      start_from_snapshot(store, decider, stream_id, state, info, err);
+  if (!rc)
+    rc = fold_rest(store, stream_id, state, folder, info, err);
+  return rc;
+}
+
+esc_status esc_load_state(esc_store *store, const esc_decider *decider,
+                          const char *stream_id, void *state, int64_t *version,
+                          esc_error *err) {
+  struct esc__folder folder;
+  struct esc__load_info info;
+  memset(state, 0, decider->state_size);
+  decider->init(state);
+  esc_status rc = esc__folder_init(&folder, decider, err);
+  if (rc)
+    return rc;
+  rc = esc__load(store, decider, stream_id, state, &folder, &info, err);
+  esc__folder_release(&folder);
+  if (!rc && version)
+    *version = info.version;
+  return rc;
+}
