@@ -47,6 +47,9 @@ int cli_getopt(cli_ctx *ctx, int argc, char **argv, const char *shortopts,
   case CLI_OPT_PG:
     ctx->pg_url = optarg;
     return CLI_OPT_GLOBAL;
+  case CLI_OPT_REDIS:
+    ctx->redis_url = optarg;
+    return CLI_OPT_GLOBAL;
   case CLI_OPT_SCHEMA:
     ctx->schema = optarg;
     return CLI_OPT_GLOBAL;

@@ -32,14 +32,15 @@ enum {
 
 /* What every command gets: the global options and the command's name. */
 typedef struct cli_ctx {
-  const char *pg_url;  /* --pg; NULL: ESC_PG_URL, else the local default */
-  const char *schema;  /* --schema; never NULL */
-  bool json;           /* --json */
-  const char *command; /* for messages: "read", or "esc" before dispatch */
+  const char *pg_url;    /* --pg; NULL: ESC_PG_URL, else the local default */
+  const char *redis_url; /* --redis; NULL: ESC_REDIS_URL, else the local one */
+  const char *schema;    /* --schema; never NULL */
+  bool json;             /* --json */
+  const char *command;   /* for messages: "read", or "esc" before dispatch */
 } cli_ctx;
 
 #define CLI_CTX_INIT                                                           \
-  { NULL, "esc", false, "esc" }
+  { NULL, NULL, "esc", false, "esc" }
 
 /* ------------------------------------------------------------------------
  * Commands (cmd_*.c) and their help texts
@@ -53,6 +54,9 @@ int cli_cmd_streams(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_stats(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_truncate(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_tombstone(cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_projections(cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_rebuild(cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_dead_letters(cli_ctx *ctx, int argc, char **argv);
 
 extern const char cli_help_migrate[];
 extern const char cli_help_append[];
@@ -62,6 +66,9 @@ extern const char cli_help_streams[];
 extern const char cli_help_stats[];
 extern const char cli_help_truncate[];
 extern const char cli_help_tombstone[];
+extern const char cli_help_projections[];
+extern const char cli_help_rebuild[];
+extern const char cli_help_dead_letters[];
 
 /* ------------------------------------------------------------------------
  * Option parsing (args.c)
@@ -73,6 +80,7 @@ enum {
   CLI_OPT_ERROR = 1000, /* a usage error, already printed */
   CLI_OPT_GLOBAL,       /* a global option, already stored in ctx */
   CLI_OPT_PG,
+  CLI_OPT_REDIS,
   CLI_OPT_SCHEMA,
   CLI_OPT_JSON,
   CLI_OPT_VERSION
@@ -82,6 +90,7 @@ enum {
  * with this, then {NULL, 0, NULL, 0}. */
 #define CLI_GLOBAL_LONGOPTS                                                    \
   {"pg", required_argument, NULL, CLI_OPT_PG},                                 \
+      {"redis", required_argument, NULL, CLI_OPT_REDIS},                       \
       {"schema", required_argument, NULL, CLI_OPT_SCHEMA},                     \
       {"json", no_argument, NULL, CLI_OPT_JSON}, {                             \
     "help", no_argument, NULL, CLI_OPT_HELP                                    \

@@ -32,6 +32,12 @@ static const cli_command commands[] = {
      cli_cmd_truncate, cli_help_truncate},
     {"tombstone", "delete a stream for good (logged)", cli_cmd_tombstone,
      cli_help_tombstone},
+    {"projections", "projection partitions: generation, lag, lease, rebuild",
+     cli_cmd_projections, cli_help_projections},
+    {"rebuild", "ask a projection's workers to rebuild it from the log",
+     cli_cmd_rebuild, cli_help_rebuild},
+    {"dead-letters", "list, retry or discard events projections parked",
+     cli_cmd_dead_letters, cli_help_dead_letters},
 };
 
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
@@ -46,7 +52,7 @@ static const cli_command *find_command(const char *name) {
 static void print_command_list(FILE *out) {
   fputs("Commands:\n", out);
   for (size_t i = 0; i < N_COMMANDS; i++)
-    fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "  %-12s %s\n", commands[i].name, commands[i].summary);
 }
 
 static void print_main_help(FILE *out) {

@@ -3,12 +3,14 @@
  * version as the expected version; on a conflict, back off and do it all
  * again, a bounded number of times.
  *
- * Idempotency costs nothing on the common path. Event ids are derived from
- * the command id, so a repeated command that decides the same events gets
- * the store's idempotent-append answer (the original positions). Only when
- * a repeat decides differently — the stream moved on, so it emits other
- * events, none, or is rejected — does it look up what the first execution
- * stored, and returns that.
+ * Idempotency costs nothing on a first execution. Event ids are derived
+ * from the command id, so a repeated command that decides the same events
+ * gets the store's idempotent-append answer; one that decides differently
+ * (the stream moved on: other events, none, a rejection) collides on the
+ * ids or stores nothing. In each case — and whenever the store says
+ * "duplicate", since the first execution may have stored more events than
+ * the repeat decided — it looks up what the first execution stored and
+ * returns that.
  */
 #include "command_int.h"
 
@@ -294,6 +296,8 @@ static esc_status attempt(struct run *r, esc_error *err) {
     return first_result_or(r, rc, err);
   if (rc)
     return rc;
+  if (appended.duplicate) /* the first execution may have stored more */
+    return first_result_or(r, ESC_OK, err);
   res->event_count = r->decision.count;
   res->first_version = appended.first_version;
   res->version = appended.last_version;

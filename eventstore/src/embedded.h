@@ -8,4 +8,6 @@ struct esc__embedded {
   size_t len;
 };
 extern const struct esc__embedded esc__migrations[];
+/* The Lua scripts of projections/src (apply, switch). */
+extern const struct esc__embedded esc__lua_scripts[];
 #endif

@@ -191,3 +191,22 @@ esc_status esc_read_event(esc_store *store, const esc_uuid *id,
   }
   return rc;
 }
+
+esc_status esc_store_head(esc_store *store, esc_position *out,
+                          esc_error *err) {
+  const char *stmt;
+  esc_position start = ESC_POSITION_START;
+  esc_status rc = esc__prepare(store, ESC__STMT_HEAD, &stmt, err);
+  if (rc)
+    return rc;
+  PGresult *res = PQexecPrepared(store->conn, stmt, 0, NULL, NULL, NULL, 1);
+  *out = start;
+  if (PQresultStatus(res) != PGRES_TUPLES_OK)
+    rc = esc__fail_pg(err, store->conn, res, "read the head");
+  else if (PQntuples(res) == 1) {
+    out->tx_id = esc__get_be64(PQgetvalue(res, 0, 0));
+    out->global = (int64_t)esc__get_be64(PQgetvalue(res, 0, 1));
+  }
+  PQclear(res);
+  return rc;
+}

@@ -196,6 +196,12 @@ static const struct stmt_def stmt_defs[ESC__STMT_COUNT] = {
                               "WHERE event_id = $1",
                               1,
                               {OID_UUID}},
+    [ESC__STMT_HEAD] = {"esc_head",
+                        "SELECT tx_id, global_position FROM @S@.events"
+                        " WHERE " BELOW_HORIZON
+                        " ORDER BY tx_id DESC, global_position DESC LIMIT 1",
+                        0,
+                        {0}},
     [ESC__STMT_SNAPSHOT_WRITE] = {"esc_snapshot_write",
                                   "INSERT INTO @S@.snapshots AS s (stream_id,"
                                   " stream_version, state_version, data)"

@@ -429,6 +429,13 @@ ESC_API esc_status esc_read_all(esc_store *store, const char *category,
                                 esc_error *err);
 
 /*
+ * The newest position a subscriber of $all can read up to now (START when
+ * nothing is readable). One index probe: cheap enough to call per batch.
+ */
+ESC_API esc_status esc_store_head(esc_store *store, esc_position *out,
+                                  esc_error *err);
+
+/*
  * Reads the one event with this id into out (count 1), wherever it is.
  * ESC_ENOTFOUND when no event has it.
  */

@@ -1,0 +1,521 @@
+/*
+ * The projection commands: esc projections (status of every partition),
+ * esc rebuild NAME, esc dead-letters list|retry|discard. Thin layers over
+ * the administration calls of <esc/projection.h>.
+ */
+#include "cli.h"
+
+#include <esc/projection.h>
+
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------------
+ * Help
+ * ------------------------------------------------------------------------ */
+
+const char cli_help_projections[] =
+    "Usage: esc projections [NAME]\n"
+    "\n"
+    "Shows every partition of every projection a worker has registered in\n"
+    "the schema (or of projection NAME only): the generation queries read,\n"
+    "the partition's checkpoint, its lag, the worker holding its lease, its\n"
+    "open dead letters and the progress of a rebuild. Needs Redis (--redis).\n"
+    "\n"
+    "LAG counts the events readable after the checkpoint in the\n"
+    "projection's categories, the streams of every partition together (the\n"
+    "partition hash is not computed in SQL): exact with one partition, an\n"
+    "upper bound with several; 0 everywhere means caught up. LAG_S is the age\n"
+    "of the oldest of those events. A long-running writing transaction holds\n"
+    "every projection back; `esc stats` names it.\n"
+    "\n"
+    "Output: a table of PROJECTION, PART (partition/partitions), GEN (the\n"
+    "serving generation; - before the first build), CHECKPOINT, LAG, LAG_S,\n"
+    "LEASE (pid and application_name of the worker's session; - when no\n"
+    "worker runs it), DEAD (parked letters and letters awaiting retry) and\n"
+    "REBUILD (the generation being built, its checkpoint and lag; - when\n"
+    "none); with --json one object per line: {\"projection\",\"partition\",\n"
+    "\"partitions\",\"version\",\"generation\",\"checkpoint\",\"lag_events\",\n"
+    "\"lag_seconds\",\"lease\": null or {\"pid\",\"application\"},"
+    "\"dead_letters\",\n"
+    "\"rebuild\": null or {\"generation\",\"checkpoint\",\"lag_events\"}}.\n"
+    "Exit 4 when NAME is not registered.\n";
+
+const char cli_help_rebuild[] =
+    "Usage: esc rebuild NAME\n"
+    "\n"
+    "Asks the workers of projection NAME to rebuild it: they build a new\n"
+    "generation from the start of the log while the current one keeps\n"
+    "serving, then switch queries to it atomically and delete the old keys.\n"
+    "A worker picks the request up within seconds; `esc projections` shows\n"
+    "the progress (REBUILD). Requests made before a rebuild starts are\n"
+    "served by it; one made while it runs starts another one after it.\n"
+    "Bumping the projection's version in code does the same.\n"
+    "\n"
+    "Output: \"rebuild of NAME requested\"; with --json\n"
+    "{\"projection\",\"rebuild_requested\":true}. Exit 4 when no worker has\n"
+    "registered NAME in this schema, 6 for an invalid name.\n";
+
+const char cli_help_dead_letters[] =
+    "Usage: esc dead-letters list [--projection P] [--all]\n"
+    "       esc dead-letters retry ID\n"
+    "       esc dead-letters discard ID\n"
+    "\n"
+    "Events a projection's handler kept failing on are parked as dead\n"
+    "letters, with the error, so that the partition can move on.\n"
+    "\n"
+    "  list      open letters (parked, or awaiting retry), oldest first\n"
+    "            --projection P  only those of projection P\n"
+    "            --all           resolved and discarded ones too\n"
+    "  retry     asks the letter's worker to apply the event again: once\n"
+    "            (guarded in Redis), into the serving generation. It becomes\n"
+    "            resolved, or parked again with the new error. Only a parked\n"
+    "            letter can be retried (exit 6 otherwise).\n"
+    "  discard   gives up on a parked letter (or one awaiting retry) for\n"
+    "            good; it is kept, marked discarded (exit 6 otherwise).\n"
+    "\n"
+    "Output of list: a table of ID, PROJECTION, PART, POSITION, EVENT\n"
+    "(stream@version), TYPE, ATTEMPTS, STATE, PARKED (UTC) and ERROR; with\n"
+    "--json one object per line: {\"id\",\"projection\",\"partition\",\n"
+    "\"position\",\"event_id\",\"stream\",\"version\",\"type\",\"attempts\",\n"
+    "\"state\",\"parked_at\",\"error\"}. retry and discard print one line, or\n"
+    "{\"id\",\"state\"}. An unknown ID exits 4.\n";
+
+/* ------------------------------------------------------------------------
+ * A text table: columns as wide as their widest cell, two spaces apart
+ * ------------------------------------------------------------------------ */
+
+#define TABLE_MAX_COLS 10
+
+typedef struct table {
+  size_t ncols;
+  size_t nrows;
+  size_t cap;
+  char **cells; /* nrows * ncols, malloc'ed strings */
+  bool oom;
+} table;
+
+static void table_add(table *t, ...) {
+  if (t->nrows == t->cap) {
+    size_t cap = t->cap ? 2 * t->cap : 16;
+    char **cells = realloc(t->cells, cap * t->ncols * sizeof *cells);
+    if (!cells) {
+      t->oom = true;
+      return;
+    }
+    t->cells = cells;
+    t->cap = cap;
+  }
+  va_list ap;
+  va_start(ap, t);
+  for (size_t c = 0; c < t->ncols; c++) {
+    const char *s = va_arg(ap, const char *);
+    char *copy = strdup(s ? s : "");
+    t->oom = t->oom || !copy;
+    t->cells[t->nrows * t->ncols + c] = copy;
+  }
+  va_end(ap);
+  t->nrows++;
+}
+
+/* Prints the table; false when stdout could not be written. */
+static bool table_print(const table *t) {
+  size_t width[TABLE_MAX_COLS] = {0};
+  bool ok = true;
+  for (size_t r = 0; r < t->nrows; r++)
+    for (size_t c = 0; c < t->ncols; c++) {
+      const char *s = t->cells[r * t->ncols + c];
+      size_t n = s ? strlen(s) : 0;
+      if (n > width[c])
+        width[c] = n;
+    }
+  for (size_t r = 0; r < t->nrows && ok; r++) {
+    for (size_t c = 0; c < t->ncols; c++) {
+      const char *s = t->cells[r * t->ncols + c];
+      int w = c + 1 == t->ncols ? 0 : (int)width[c]; /* no trailing blanks */
+      if (printf("%s%-*s", c ? "  " : "", w, s) < 0)
+        ok = false;
+    }
+    if (putchar('\n') == EOF)
+      ok = false;
+  }
+  return ok;
+}
+
+static void table_release(table *t) {
+  for (size_t i = 0; i < t->nrows * t->ncols; i++)
+    free(t->cells[i]);
+  free(t->cells);
+}
+
+static int oom_exit(const cli_ctx *ctx) {
+  esc_error err = ESC_ERROR_INIT;
+  err.code = ESC_ENOMEM;
+  return cli_fail(ctx, &err);
+}
+
+/* ------------------------------------------------------------------------
+ * esc projections
+ * ------------------------------------------------------------------------ */
+
+static bool position_set(const esc_position *p) {
+  return p->tx_id != 0 || p->global != 0;
+}
+
+static json_t *position_json(const esc_position *p) {
+  char token[ESC_POSITION_TOKEN_MAX];
+  if (!position_set(p))
+    return json_null();
+  esc_position_format(p, token);
+  return json_string(token);
+}
+
+static bool print_status_json(const esc_partition_status *s) {
+  json_t *o = json_object();
+  json_object_set_new(o, "projection", cli_json_string(s->projection));
+  json_object_set_new(o, "partition", json_integer(s->partition));
+  json_object_set_new(o, "partitions", json_integer(s->partitions));
+  json_object_set_new(o, "version", json_integer(s->version));
+  json_object_set_new(o, "generation", json_integer(s->generation));
+  json_object_set_new(o, "checkpoint", position_json(&s->checkpoint));
+  json_object_set_new(o, "lag_events", json_integer(s->lag_events));
+  json_object_set_new(o, "lag_seconds", json_real(s->lag_seconds));
+  if (s->lease_pid) {
+    json_t *l = json_object();
+    json_object_set_new(l, "pid", json_integer(s->lease_pid));
+    json_object_set_new(l, "application", cli_json_string(s->lease_holder));
+    json_object_set_new(o, "lease", l);
+  } else {
+    json_object_set_new(o, "lease", json_null());
+  }
+  json_object_set_new(o, "dead_letters", json_integer(s->dead_letters));
+  if (s->rebuilding) {
+    json_t *r = json_object();
+    json_object_set_new(r, "generation", json_integer(s->rebuild_generation));
+    json_object_set_new(r, "checkpoint", position_json(&s->rebuild_checkpoint));
+    json_object_set_new(r, "lag_events", json_integer(s->rebuild_lag_events));
+    json_object_set_new(o, "rebuild", r);
+  } else {
+    json_object_set_new(o, "rebuild", json_null());
+  }
+  return cli_json_emit(o);
+}
+
+static void add_status_row(table *t, const esc_partition_status *s) {
+  char part[32], gen[24] = "-", cp[ESC_POSITION_TOKEN_MAX] = "-", lag[24],
+                 lag_s[32], lease[96] = "-", dead[24], rb[128] = "-";
+  snprintf(part, sizeof part, "%d/%d", s->partition, s->partitions);
+  if (s->generation) {
+    snprintf(gen, sizeof gen, "%" PRId64, s->generation);
+    if (position_set(&s->checkpoint))
+      esc_position_format(&s->checkpoint, cp);
+    else
+      snprintf(cp, sizeof cp, "start");
+  }
+  snprintf(lag, sizeof lag, "%" PRId64, s->lag_events);
+  snprintf(lag_s, sizeof lag_s, "%.1f", s->lag_seconds);
+  if (s->lease_pid)
+    snprintf(lease, sizeof lease, "%d %s", s->lease_pid,
+             s->lease_holder[0] ? s->lease_holder : "?");
+  snprintf(dead, sizeof dead, "%" PRId64, s->dead_letters);
+  if (s->rebuilding) {
+    char rcp[ESC_POSITION_TOKEN_MAX] = "start";
+    if (position_set(&s->rebuild_checkpoint))
+      esc_position_format(&s->rebuild_checkpoint, rcp);
+    snprintf(rb, sizeof rb, "g%" PRId64 " at %s, lag %" PRId64,
+             s->rebuild_generation, rcp, s->rebuild_lag_events);
+  }
+  table_add(t, s->projection, part, gen, cp, lag, lag_s, lease, dead, rb);
+}
+
+static int print_status(const cli_ctx *ctx, const esc_partition_status *st,
+                        size_t n, const char *only) {
+  table t = {9, 0, 0, NULL, false};
+  int rc = CLI_EXIT_OK;
+  if (!ctx->json)
+    table_add(&t, "PROJECTION", "PART", "GEN", "CHECKPOINT", "LAG", "LAG_S",
+              "LEASE", "DEAD", "REBUILD");
+  for (size_t i = 0; i < n && rc == CLI_EXIT_OK; i++) {
+    if (only && strcmp(st[i].projection, only) != 0)
+      continue;
+    if (ctx->json && !print_status_json(&st[i]))
+      rc = CLI_EXIT_ERROR; /* main() reports the failed write */
+    else if (!ctx->json)
+      add_status_row(&t, &st[i]);
+  }
+  if (t.oom)
+    rc = oom_exit(ctx);
+  else if (!ctx->json && rc == CLI_EXIT_OK && !table_print(&t))
+    rc = CLI_EXIT_ERROR;
+  table_release(&t);
+  return rc;
+}
+
+int cli_cmd_projections(cli_ctx *ctx, int argc, char **argv) {
+  static const struct option longopts[] = {CLI_GLOBAL_LONGOPTS,
+                                           {NULL, 0, NULL, 0}};
+  int c;
+  cli_getopt_begin();
+  while ((c = cli_getopt(ctx, argc, argv, "h", longopts)) != -1) {
+    if (c == CLI_OPT_GLOBAL)
+      continue;
+    if (c == CLI_OPT_HELP) {
+      cli_print_help(cli_help_projections);
+      return CLI_EXIT_OK;
+    }
+    return CLI_EXIT_USAGE;
+  }
+  if (argc - optind > 1) {
+    cli_usage(ctx, "unexpected argument '%s'", argv[optind + 1]);
+    return CLI_EXIT_USAGE;
+  }
+  const char *only = argc - optind == 1 ? argv[optind] : NULL;
+
+  esc_error err = ESC_ERROR_INIT;
+  esc_partition_status *st = NULL;
+  size_t n = 0;
+  if (esc_projection_status(ctx->pg_url, ctx->redis_url, ctx->schema, &st, &n,
+                            &err) != ESC_OK)
+    return cli_fail(ctx, &err);
+  bool found = !only;
+  for (size_t i = 0; i < n && !found; i++)
+    found = strcmp(st[i].projection, only) == 0;
+  int rc;
+  if (!found) {
+    esc_error_set(&err, ESC_ENOTFOUND,
+                  "no projection %s in schema %s (a worker registers it when "
+                  "it starts)",
+                  only, ctx->schema);
+    rc = cli_fail(ctx, &err);
+  } else {
+    rc = print_status(ctx, st, n, only);
+  }
+  free(st);
+  return rc;
+}
+
+/* ------------------------------------------------------------------------
+ * esc rebuild
+ * ------------------------------------------------------------------------ */
+
+int cli_cmd_rebuild(cli_ctx *ctx, int argc, char **argv) {
+  static const struct option longopts[] = {CLI_GLOBAL_LONGOPTS,
+                                           {NULL, 0, NULL, 0}};
+  static const char *const names[] = {"NAME"};
+  int c;
+  cli_getopt_begin();
+  while ((c = cli_getopt(ctx, argc, argv, "h", longopts)) != -1) {
+    if (c == CLI_OPT_GLOBAL)
+      continue;
+    if (c == CLI_OPT_HELP) {
+      cli_print_help(cli_help_rebuild);
+      return CLI_EXIT_OK;
+    }
+    return CLI_EXIT_USAGE;
+  }
+  if (!cli_operands(ctx, argc, argv, 1, names))
+    return CLI_EXIT_USAGE;
+  const char *name = argv[optind];
+
+  esc_error err = ESC_ERROR_INIT;
+  if (esc_projection_request_rebuild(ctx->pg_url, ctx->schema, name, &err))
+    return cli_fail(ctx, &err);
+  if (ctx->json) {
+    json_t *o = json_object();
+    json_object_set_new(o, "projection", cli_json_string(name));
+    json_object_set_new(o, "rebuild_requested", json_true());
+    return cli_json_emit(o) ? CLI_EXIT_OK : CLI_EXIT_ERROR;
+  }
+  printf("rebuild of %s requested; its workers start it within seconds\n",
+         name);
+  return CLI_EXIT_OK;
+}
+
+/* ------------------------------------------------------------------------
+ * esc dead-letters
+ * ------------------------------------------------------------------------ */
+
+static bool print_letter_json(const esc_dead_letter *d) {
+  char id[37], when[32];
+  esc_uuid_format(&d->event_id, id);
+  cli_format_time(d->parked_at_us, when);
+  json_t *o = json_object();
+  json_object_set_new(o, "id", json_integer(d->id));
+  json_object_set_new(o, "projection", cli_json_string(d->projection));
+  json_object_set_new(o, "partition", json_integer(d->partition));
+  json_object_set_new(o, "position", position_json(&d->position));
+  json_object_set_new(o, "event_id", json_string(id));
+  json_object_set_new(o, "stream", cli_json_string(d->stream_id));
+  json_object_set_new(o, "version", json_integer(d->stream_version));
+  json_object_set_new(o, "type", cli_json_string(d->event_type));
+  json_object_set_new(o, "attempts", json_integer(d->attempts));
+  json_object_set_new(o, "state", cli_json_string(d->state));
+  json_object_set_new(o, "parked_at", json_string(when));
+  json_object_set_new(o, "error", cli_json_string(d->error));
+  return cli_json_emit(o);
+}
+
+static void add_letter_row(table *t, const esc_dead_letter *d) {
+  char id[24], part[16], pos[ESC_POSITION_TOKEN_MAX],
+      ev[ESC_STREAM_ID_MAX + 24], attempts[16], when[32];
+  snprintf(id, sizeof id, "%" PRId64, d->id);
+  snprintf(part, sizeof part, "%d", d->partition);
+  esc_position_format(&d->position, pos);
+  snprintf(ev, sizeof ev, "%s@%" PRId64, d->stream_id, d->stream_version);
+  snprintf(attempts, sizeof attempts, "%d", d->attempts);
+  cli_format_time(d->parked_at_us, when);
+  table_add(t, id, d->projection, part, pos, ev, d->event_type, attempts,
+            d->state, when, d->error);
+}
+
+static int print_letters(const cli_ctx *ctx, const esc_dead_letter *l,
+                         size_t n) {
+  table t = {10, 0, 0, NULL, false};
+  int rc = CLI_EXIT_OK;
+  if (!ctx->json)
+    table_add(&t, "ID", "PROJECTION", "PART", "POSITION", "EVENT", "TYPE",
+              "ATTEMPTS", "STATE", "PARKED", "ERROR");
+  for (size_t i = 0; i < n && rc == CLI_EXIT_OK; i++) {
+    if (ctx->json && !print_letter_json(&l[i]))
+      rc = CLI_EXIT_ERROR;
+    else if (!ctx->json)
+      add_letter_row(&t, &l[i]);
+  }
+  if (t.oom)
+    rc = oom_exit(ctx);
+  else if (!ctx->json && rc == CLI_EXIT_OK && !table_print(&t))
+    rc = CLI_EXIT_ERROR;
+  table_release(&t);
+  return rc;
+}
+
+enum { OPT_PROJECTION = 1, OPT_ALL };
+
+static int dead_letters_list(cli_ctx *ctx, int argc, char **argv) {
+  static const struct option longopts[] = {
+      {"projection", required_argument, NULL, OPT_PROJECTION},
+      {"all", no_argument, NULL, OPT_ALL},
+      CLI_GLOBAL_LONGOPTS,
+      {NULL, 0, NULL, 0}};
+  const char *projection = NULL;
+  bool all = false;
+  int c;
+  cli_getopt_begin();
+  while ((c = cli_getopt(ctx, argc, argv, "h", longopts)) != -1) {
+    switch (c) {
+    case OPT_PROJECTION:
+      projection = optarg;
+      break;
+    case OPT_ALL:
+      all = true;
+      break;
+    case CLI_OPT_GLOBAL:
+      break;
+    case CLI_OPT_HELP:
+      cli_print_help(cli_help_dead_letters);
+      return CLI_EXIT_OK;
+    default:
+      return CLI_EXIT_USAGE;
+    }
+  }
+  if (!cli_operands(ctx, argc, argv, 0, NULL))
+    return CLI_EXIT_USAGE;
+
+  esc_error err = ESC_ERROR_INIT;
+  esc_dead_letter *l = NULL;
+  size_t n = 0;
+  if (esc_dead_letters_list(ctx->pg_url, ctx->schema, projection, all, &l, &n,
+                            &err)) {
+    if (err.code == ESC_EINVAL)
+      cli_error_prefix(&err, "--projection");
+    return cli_fail(ctx, &err);
+  }
+  int rc = print_letters(ctx, l, n);
+  free(l);
+  return rc;
+}
+
+/* retry and discard: one ID operand. */
+static int dead_letter_change(cli_ctx *ctx, int argc, char **argv, bool retry) {
+  static const struct option longopts[] = {CLI_GLOBAL_LONGOPTS,
+                                           {NULL, 0, NULL, 0}};
+  static const char *const names[] = {"ID"};
+  int64_t id = 0;
+  int c;
+  cli_getopt_begin();
+  while ((c = cli_getopt(ctx, argc, argv, "h", longopts)) != -1) {
+    if (c == CLI_OPT_GLOBAL)
+      continue;
+    if (c == CLI_OPT_HELP) {
+      cli_print_help(cli_help_dead_letters);
+      return CLI_EXIT_OK;
+    }
+    return CLI_EXIT_USAGE;
+  }
+  if (!cli_operands(ctx, argc, argv, 1, names) ||
+      !cli_parse_i64(ctx, "ID", argv[optind], 1, INT64_MAX, &id))
+    return CLI_EXIT_USAGE;
+
+  esc_error err = ESC_ERROR_INIT;
+  esc_status st =
+      retry ? esc_dead_letter_retry(ctx->pg_url, ctx->schema, id, &err)
+            : esc_dead_letter_discard(ctx->pg_url, ctx->schema, id, &err);
+  if (st)
+    return cli_fail(ctx, &err);
+  if (ctx->json) {
+    json_t *o = json_object();
+    json_object_set_new(o, "id", json_integer(id));
+    json_object_set_new(o, "state", json_string(retry ? "retry" : "discarded"));
+    return cli_json_emit(o) ? CLI_EXIT_OK : CLI_EXIT_ERROR;
+  }
+  if (retry)
+    printf("dead letter %" PRId64 ": retry requested; its worker applies it "
+           "within seconds\n",
+           id);
+  else
+    printf("dead letter %" PRId64 " discarded\n", id);
+  return CLI_EXIT_OK;
+}
+
+static int dead_letters_retry(cli_ctx *ctx, int argc, char **argv) {
+  return dead_letter_change(ctx, argc, argv, true);
+}
+
+static int dead_letters_discard(cli_ctx *ctx, int argc, char **argv) {
+  return dead_letter_change(ctx, argc, argv, false);
+}
+
+int cli_cmd_dead_letters(cli_ctx *ctx, int argc, char **argv) {
+  static const struct {
+    const char *name;
+    const char *command; /* for messages: "esc: dead-letters list: ..." */
+    int (*run)(cli_ctx *ctx, int argc, char **argv);
+  } subs[] = {
+      {"list", "dead-letters list", dead_letters_list},
+      {"retry", "dead-letters retry", dead_letters_retry},
+      {"discard", "dead-letters discard", dead_letters_discard},
+  };
+  const char *sub = argc > 1 ? argv[1] : NULL;
+  if (sub && (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0)) {
+    cli_print_help(cli_help_dead_letters);
+    return CLI_EXIT_OK;
+  }
+  if (!sub)
+    return cli_usage(ctx, "missing subcommand: list, retry or discard");
+  for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++)
+    if (strcmp(sub, subs[i].name) == 0) {
+      ctx->command = subs[i].command;
+      /* The subcommand sees its own name as argv[0]. */
+      return subs[i].run(ctx, argc - 1, argv + 1);
+    }
+  if (sub[0] == '-')
+    return cli_usage(ctx,
+                     "'%s': the subcommand (list, retry or discard) comes "
+                     "first",
+                     sub);
+  return cli_usage(ctx, "unknown subcommand '%s': list, retry or discard", sub);
+}

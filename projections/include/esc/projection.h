@@ -1,0 +1,244 @@
+/*
+ * <esc/projection.h> - projections: the event log turned into read models
+ * in Redis, exactly once.
+ *
+ * A projection is a handler that receives events in subscription order and
+ * queues Redis commands into a batch through a context; it never talks to
+ * Redis itself. A worker (esc_worker) reads a batch of events, runs the
+ * handler on each, and sends the batch's commands together with a
+ * compare-and-set of the checkpoint as one Lua script (EVALSHA): either all
+ * of it applies, with the checkpoint moving from the value the worker read
+ * to the batch's last position, or none of it does. The checkpoint is the
+ * fencing token: a worker with a stale view (a duplicate delivery, a zombie
+ * after failover) gets its batch refused and re-reads. Non-idempotent
+ * commands (INCRBY, ZINCRBY, LPUSH) are therefore safe in handlers.
+ *
+ * Keys of a projection live under "<name>:g<generation>:"; the generation
+ * that queries read is the value of "<name>:generation". A rebuild builds
+ * generation g+1 from the start of the log while g keeps serving, then
+ * switches atomically and deletes g's keys in the background.
+ *
+ * One worker is active per projection partition: it holds a PostgreSQL
+ * advisory lock (the lease) on a dedicated connection; others wait as
+ * standbys and take over within lease_poll_ms of its death. A projection
+ * with N partitions splits events by a stable hash of the stream id, so
+ * several processes share the work and each stream stays in order.
+ *
+ * Threading: an esc_worker runs on the thread that calls esc_worker_run;
+ * esc_worker_stop may be called from a signal handler or another thread.
+ */
+#ifndef ESC_PROJECTION_H
+#define ESC_PROJECTION_H
+
+#include <esc/command.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------------
+ * The handler's context: queueing Redis commands into the batch
+ * ------------------------------------------------------------------------ */
+
+typedef struct esc_projection_ctx esc_projection_ctx;
+
+/*
+ * A key in the projection's namespace of the generation being written:
+ * "<name>:g<generation>:" followed by the printf-formatted suffix. The
+ * string lives until the handler returns.
+ */
+ESC_API const char *esc_ctx_key(esc_projection_ctx *ctx, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/* An integer as a decimal string living until the handler returns. */
+ESC_API const char *esc_ctx_i64(esc_projection_ctx *ctx, int64_t value);
+
+/*
+ * Queues one Redis command, argv style and binary-safe (argvlen NULL: the
+ * arguments are NUL-terminated strings). Arguments are copied. Keys must be
+ * the projection's own (esc_ctx_key); commands must not read (their replies
+ * are discarded) and should not fail at run time: Redis applies a script's
+ * writes up to a failing command, so a failing command (say INCRBY on a
+ * string) stops the partition with an error rather than risk applying part
+ * of a batch twice.
+ */
+ESC_API esc_status esc_ctx_command(esc_projection_ctx *ctx, int argc,
+                                   const char *const *argv,
+                                   const size_t *argvlen);
+
+/* esc_ctx_command with NUL-terminated string arguments, NULL-terminated:
+ * esc_ctx_cmd(ctx, "HSET", key, "status", "paid", NULL). */
+ESC_API esc_status esc_ctx_cmd(esc_projection_ctx *ctx, const char *arg0, ...);
+
+/* The partition and generation this batch is for. */
+ESC_API int esc_ctx_partition(const esc_projection_ctx *ctx);
+ESC_API int64_t esc_ctx_generation(const esc_projection_ctx *ctx);
+
+/* ------------------------------------------------------------------------
+ * Defining a projection
+ * ------------------------------------------------------------------------ */
+
+/*
+ * Handles one event: queue commands with esc_ctx_*. event->type and
+ * event->data are set when the projection has a registry that knows the
+ * type (else NULL); event->recorded is always set. A non-OK return is a
+ * handler error: the event is retried with backoff, then parked as a dead
+ * letter or stops the partition, per on_error. Commands queued by a failed
+ * call are dropped.
+ */
+typedef esc_status (*esc_projection_handler)(esc_projection_ctx *ctx,
+                                             const esc_event *event,
+                                             void *userdata, esc_error *err);
+
+typedef enum esc_on_error {
+  ESC_ON_ERROR_PARK = 0, /* park the event as a dead letter and move on */
+  ESC_ON_ERROR_STOP = 1  /* stop the partition until someone intervenes */
+} esc_on_error;
+
+typedef struct esc_projection {
+  const char *name; /* [a-z0-9_]+, at most 48 bytes: the key prefix */
+  int32_t version;  /* bump it to rebuild into a new generation; >= 1 */
+  /* NULL-terminated list of categories to follow; NULL: every event. */
+  const char *const *categories;
+  /* NULL-terminated list of event types to handle; NULL: all. Other events
+   * still move the checkpoint. */
+  const char *const *event_types;
+  int partitions;                   /* >= 1; 0 means 1 */
+  const esc_event_registry *events; /* optional: decode for the handler */
+  esc_projection_handler handle;
+  void *userdata;
+  esc_on_error on_error;
+  int max_attempts; /* handler attempts per event before on_error; 3 */
+} esc_projection;
+
+/* ------------------------------------------------------------------------
+ * The worker
+ * ------------------------------------------------------------------------ */
+
+typedef struct esc_worker esc_worker;
+
+typedef struct esc_worker_options {
+  const char *pg_url;    /* NULL: ESC_PG_URL, else the local server */
+  const char *redis_url; /* NULL: ESC_REDIS_URL, else the local server */
+  const char *schema;    /* event store schema; NULL: "esc" */
+  int batch_size;        /* events per batch; default 500 */
+  int poll_ms;           /* fallback poll while idle; default 1000 */
+  int lease_poll_ms;     /* how often a standby tries the lease; 1000 */
+  /* Which partitions this worker may run (indexes into every projection's
+   * partitions); NULL: all of them. */
+  const int *partitions;
+  size_t partition_count;
+  /* Progress and events worth a log line (takeover, rebuild progress,
+   * parked events, reconnects). NULL: silent. */
+  void (*log)(void *userdata, const char *line);
+  void *log_userdata;
+} esc_worker_options;
+
+#define ESC_WORKER_OPTIONS_INIT                                                \
+  { NULL, NULL, NULL, 0, 0, 0, NULL, 0, NULL, NULL }
+
+/* The Redis URL esc_worker_new(NULL-url) would use (static storage). */
+ESC_API const char *esc_default_redis_url(void);
+
+ESC_API esc_worker *esc_worker_new(const esc_worker_options *opts,
+                                   esc_error *err);
+ESC_API void esc_worker_free(esc_worker *w);
+
+/* Adds a projection (borrowed: it must outlive the worker). ESC_EINVAL for
+ * an invalid definition. */
+ESC_API esc_status esc_worker_add(esc_worker *w, const esc_projection *p,
+                                  esc_error *err);
+
+/*
+ * Runs until esc_worker_stop (then returns ESC_OK after finishing the batch
+ * in flight) or a fatal error. Reconnects to PostgreSQL and Redis with
+ * backoff and resumes from the checkpoints.
+ */
+ESC_API esc_status esc_worker_run(esc_worker *w, esc_error *err);
+
+/*
+ * Runs until every partition this worker holds has caught up with the log
+ * as it was when the call began (or timeout_ms passes: ESC_ETIMEDOUT).
+ * For tests and one-shot catch-ups.
+ */
+ESC_API esc_status esc_worker_run_until_caught_up(esc_worker *w, int timeout_ms,
+                                                  esc_error *err);
+
+/* Asks esc_worker_run to return after the batch in flight. Async-signal
+ * safe. */
+ESC_API void esc_worker_stop(esc_worker *w);
+
+/* ------------------------------------------------------------------------
+ * Administration (the CLI's `projections`, `rebuild`, `dead-letters`)
+ * ------------------------------------------------------------------------ */
+
+typedef struct esc_partition_status {
+  char projection[49];
+  int partition;
+  int partitions;
+  int32_t version;
+  int64_t generation;      /* serving; 0: not built yet */
+  esc_position checkpoint; /* of the serving generation */
+  int64_t lag_events;      /* readable events after the checkpoint */
+  double lag_seconds;      /* age of the oldest of them; 0: none */
+  int lease_pid;           /* backend pid of the lease; 0: none */
+  char lease_holder[64];   /* the holder's application_name */
+  int64_t dead_letters;    /* parked, not yet resolved */
+  bool rebuilding;
+  int64_t rebuild_generation;
+  esc_position rebuild_checkpoint;
+  int64_t rebuild_lag_events;
+} esc_partition_status;
+
+/* The status of every partition of every projection a worker has
+ * registered. *out is malloc'ed (the caller frees); *count entries. */
+ESC_API esc_status esc_projection_status(const char *pg_url,
+                                         const char *redis_url,
+                                         const char *schema,
+                                         esc_partition_status **out,
+                                         size_t *count, esc_error *err);
+
+/* Asks the workers of a projection to rebuild it into a new generation.
+ * ESC_ENOTFOUND for an unknown projection. */
+ESC_API esc_status esc_projection_request_rebuild(const char *pg_url,
+                                                  const char *schema,
+                                                  const char *name,
+                                                  esc_error *err);
+
+typedef struct esc_dead_letter {
+  int64_t id;
+  char projection[49];
+  int partition;
+  esc_position position;
+  esc_uuid event_id;
+  char stream_id[ESC_STREAM_ID_MAX + 1];
+  int64_t stream_version;
+  char event_type[ESC_TYPE_NAME_MAX + 1];
+  char error[256];
+  int attempts;
+  int64_t parked_at_us;
+  char state[16]; /* "parked", "retry" (requested), "resolved", "discarded" */
+} esc_dead_letter;
+
+/* Lists dead letters (of one projection, or all for NULL), unresolved
+ * ones only unless all is true. *out malloc'ed; the caller frees. */
+ESC_API esc_status esc_dead_letters_list(const char *pg_url, const char *schema,
+                                         const char *projection, bool all,
+                                         esc_dead_letter **out, size_t *count,
+                                         esc_error *err);
+/* Marks a parked letter for retry: its worker applies the event again (once,
+ * guarded in Redis) and resolves it, or parks it again with the new error. */
+ESC_API esc_status esc_dead_letter_retry(const char *pg_url, const char *schema,
+                                         int64_t id, esc_error *err);
+/* Gives up on a parked letter for good (recorded, not deleted). */
+ESC_API esc_status esc_dead_letter_discard(const char *pg_url,
+                                           const char *schema, int64_t id,
+                                           esc_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* ESC_PROJECTION_H */

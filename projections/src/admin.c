@@ -1,0 +1,357 @@
+/*
+ * Administration of projections: the status `esc projections` prints and
+ * the rebuild requests of `esc rebuild`. (The dead-letter commands live
+ * with the rest of the dead-letter SQL, in deadletter.c.)
+ *
+ * Status reads three places, none of them atomically with the others, so
+ * it is a picture of a moving system:
+ *   <schema>.projections   which projections exist, their partitions
+ *   Redis                  serving generation, each partition's checkpoint,
+ *                          a rebuild's generation and checkpoints
+ *   PostgreSQL             the lag (events after a checkpoint), the lease
+ *                          holders (pg_locks), open dead letters
+ *
+ * Lag is counted per partition from that partition's checkpoint over every
+ * event of the projection's categories that a subscriber can read, the
+ * other partitions' streams included: the partition hash is computed in C,
+ * not in SQL. For a projection with one partition it is exact; with N it is
+ * an upper bound, and all partitions at 0 means caught up.
+ */
+#include "projection_int.h"
+#include "store_int.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------ helpers -- */
+
+static esc_status failed(const esc_error *err) {
+  return err && err->code ? err->code : ESC_EIO;
+}
+
+static PGresult *exec(PGconn *conn, const char *sql, int n,
+                      const char *const *values, ExecStatusType want,
+                      const char *what, esc_error *err) {
+  PGresult *res = PQexecParams(conn, sql, n, NULL, values, NULL, NULL, 0);
+  if (PQresultStatus(res) == want)
+    return res;
+  esc__fail_pg(err, conn, res, what);
+  PQclear(res);
+  return NULL;
+}
+
+/* What one status call works with. */
+struct status_ctx {
+  PGconn *conn;
+  esc__redis *redis;
+  const char *schema; /* unquoted */
+  char *ident;        /* quoted, for SQL text */
+};
+
+/* ------------------------------------------------------------- Redis --- */
+
+/* GET key as an integer; 0 when absent. */
+static esc_status redis_i64(struct status_ctx *c, const char *key, int64_t *out,
+                            esc_error *err) {
+  char buf[32];
+  bool exists = false;
+  *out = 0;
+  esc_status rc = esc__redis_get(c->redis, key, buf, sizeof buf, &exists, err);
+  if (!rc && exists)
+    *out = strtoll(buf, NULL, 10);
+  return rc;
+}
+
+/* A partition's checkpoint in a generation; START when it has none yet. */
+static esc_status redis_checkpoint(struct status_ctx *c, const char *proj,
+                                   int64_t generation, int partition,
+                                   esc_position *out, esc_error *err) {
+  char key[ESC__KEY_MAX], token[ESC_POSITION_TOKEN_MAX];
+  bool exists = false;
+  esc_position start = ESC_POSITION_START;
+  *out = start;
+  esc__key_checkpoint(key, sizeof key, proj, generation, partition);
+  esc_status rc =
+      esc__redis_get(c->redis, key, token, sizeof token, &exists, err);
+  if (rc || !exists)
+    return rc;
+  esc_error inner = ESC_ERROR_INIT;
+  if (esc_position_parse(token, out, &inner))
+    return esc__fail(err, ESC_EIO, "status of %s: Redis key %s: %s", proj, key,
+                     inner.msg);
+  return ESC_OK;
+}
+
+/* The generation a rebuild writes (0: none). A hash left behind by a
+ * finished rebuild names a generation not above the serving one. */
+static esc_status redis_rebuild(struct status_ctx *c, const char *proj,
+                                int64_t serving, int64_t *out, esc_error *err) {
+  char key[ESC__KEY_MAX];
+  redisReply *reply = NULL;
+  *out = 0;
+  esc__key_rebuild(key, sizeof key, proj);
+  const char *argv[] = {"HGET", key, "generation"};
+  esc_status rc = esc__redis_run(c->redis, 3, argv, NULL, &reply, err);
+  if (!rc && reply && reply->type == REDIS_REPLY_STRING)
+    *out = strtoll(reply->str, NULL, 10);
+  freeReplyObject(reply);
+  if (*out <= serving)
+    *out = 0;
+  return rc;
+}
+
+/* -------------------------------------------------------- PostgreSQL --- */
+
+/* Readable events of the categories (a text[] literal; NULL: all) after
+ * pos, and the age of the oldest of them. */
+static esc_status lag(struct status_ctx *c, const char *proj,
+                      const char *categories, const esc_position *pos,
+                      int64_t *events, double *seconds, esc_error *err) {
+  char sql[640], what[96], tx[24], global[24];
+  snprintf(what, sizeof what, "lag of projection %s", proj);
+  snprintf(sql, sizeof sql,
+           "SELECT count(*), coalesce(greatest(0, extract(epoch FROM"
+           " now() - min(recorded_at))), 0)::float8"
+           " FROM %s.events"
+           " WHERE (tx_id, global_position) > ($1::xid8, $2::int8)"
+           " AND tx_id < pg_snapshot_xmin(pg_current_snapshot())"
+           " AND ($3::text[] IS NULL"
+           "      OR split_part(stream_id, '-', 1) = ANY ($3::text[]))",
+           c->ident);
+  snprintf(tx, sizeof tx, "%" PRIu64, pos->tx_id);
+  snprintf(global, sizeof global, "%" PRId64, pos->global);
+  const char *values[] = {tx, global, categories};
+  PGresult *res = exec(c->conn, sql, 3, values, PGRES_TUPLES_OK, what, err);
+  if (!res)
+    return failed(err);
+  *events = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+  *seconds = strtod(PQgetvalue(res, 0, 1), NULL);
+  PQclear(res);
+  return ESC_OK;
+}
+
+/* How pg_locks shows a bigint advisory key (see lease.c, which takes
+ * them): classid = high 32 bits, objid = low 32 bits, objsubid = 1. */
+static const char SQL_LEASE_HOLDER[] =
+    "SELECT l.pid, coalesce(a.application_name, '')"
+    " FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid"
+    " WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1"
+    " AND l.database = (SELECT oid FROM pg_database"
+    "                    WHERE datname = current_database())"
+    " AND l.classid = (($1::int8 >> 32) & 4294967295)::oid"
+    " AND l.objid = ($1::int8 & 4294967295)::oid"
+    " ORDER BY l.pid LIMIT 1";
+
+static esc_status lease_holder(struct status_ctx *c, esc_partition_status *st,
+                               esc_error *err) {
+  char what[96], key[24];
+  snprintf(what, sizeof what, "lease of %s/%d", st->projection, st->partition);
+  snprintf(key, sizeof key, "%" PRId64,
+           esc__lease_key(c->schema, st->projection, st->partition));
+  const char *values[] = {key};
+  PGresult *res =
+      exec(c->conn, SQL_LEASE_HOLDER, 1, values, PGRES_TUPLES_OK, what, err);
+  if (!res)
+    return failed(err);
+  if (PQntuples(res) == 1) {
+    st->lease_pid = (int)strtol(PQgetvalue(res, 0, 0), NULL, 10);
+    snprintf(st->lease_holder, sizeof st->lease_holder, "%s",
+             PQgetvalue(res, 0, 1));
+  }
+  PQclear(res);
+  return ESC_OK;
+}
+
+/* Open (parked or retry) letters of each partition into sts[partition]. */
+static esc_status open_letters(struct status_ctx *c, const char *proj,
+                               esc_partition_status *sts, int partitions,
+                               esc_error *err) {
+  char sql[384], what[96];
+  snprintf(what, sizeof what, "dead letters of %s", proj);
+  snprintf(sql, sizeof sql,
+           "SELECT partition, count(*) FROM %s.dead_letters"
+           " WHERE projection = $1 AND state IN ('parked', 'retry')"
+           " GROUP BY partition",
+           c->ident);
+  const char *values[] = {proj};
+  PGresult *res = exec(c->conn, sql, 1, values, PGRES_TUPLES_OK, what, err);
+  if (!res)
+    return failed(err);
+  for (int i = 0; i < PQntuples(res); i++) {
+    long p = strtol(PQgetvalue(res, i, 0), NULL, 10);
+    /* Letters of partitions that no longer exist (the projection was
+     * split differently since) are left out. */
+    if (p >= 0 && p < partitions)
+      sts[p].dead_letters = strtoll(PQgetvalue(res, i, 1), NULL, 10);
+  }
+  PQclear(res);
+  return ESC_OK;
+}
+
+/* ------------------------------------------------------------ status --- */
+
+/* One partition's line, past what fill_projection set. */
+static esc_status fill_partition(struct status_ctx *c, const char *categories,
+                                 esc_partition_status *st, esc_error *err) {
+  const char *proj = st->projection;
+  esc_status rc = ESC_OK;
+  if (st->generation)
+    rc = redis_checkpoint(c, proj, st->generation, st->partition,
+                          &st->checkpoint, err);
+  if (!rc)
+    rc = lag(c, proj, categories, &st->checkpoint, &st->lag_events,
+             &st->lag_seconds, err);
+  if (!rc)
+    rc = lease_holder(c, st, err);
+  if (!rc && st->rebuilding)
+    rc = redis_checkpoint(c, proj, st->rebuild_generation, st->partition,
+                          &st->rebuild_checkpoint, err);
+  if (!rc && st->rebuilding) {
+    double ignored;
+    rc = lag(c, proj, categories, &st->rebuild_checkpoint,
+             &st->rebuild_lag_events, &ignored, err);
+  }
+  return rc;
+}
+
+/* The lines of one projection (row `row` of the registry) into sts. */
+static esc_status fill_projection(struct status_ctx *c, const PGresult *reg,
+                                  int row, esc_partition_status *sts,
+                                  esc_error *err) {
+  const char *name = PQgetvalue(reg, row, 0);
+  int32_t version = (int32_t)strtol(PQgetvalue(reg, row, 1), NULL, 10);
+  int partitions = (int)strtol(PQgetvalue(reg, row, 2), NULL, 10);
+  const char *categories =
+      PQgetisnull(reg, row, 3) ? NULL : PQgetvalue(reg, row, 3);
+  char key[ESC__KEY_MAX];
+  int64_t generation = 0, rebuild = 0;
+  esc__key_generation(key, sizeof key, name);
+  esc_status rc = redis_i64(c, key, &generation, err);
+  if (!rc)
+    rc = redis_rebuild(c, name, generation, &rebuild, err);
+  for (int p = 0; !rc && p < partitions; p++) {
+    esc_partition_status *st = &sts[p];
+    snprintf(st->projection, sizeof st->projection, "%s", name);
+    st->partition = p;
+    st->partitions = partitions;
+    st->version = version;
+    st->generation = generation;
+    st->rebuilding = rebuild != 0;
+    st->rebuild_generation = rebuild;
+  }
+  if (!rc)
+    rc = open_letters(c, name, sts, partitions, err);
+  for (int p = 0; !rc && p < partitions; p++)
+    rc = fill_partition(c, categories, &sts[p], err);
+  return rc;
+}
+
+/* Every projection's lines, in name then partition order. */
+static esc_status fill_all(struct status_ctx *c, esc_partition_status **out,
+                           size_t *count, esc_error *err) {
+  char sql[256];
+  const char *what = "list projections";
+  snprintf(sql, sizeof sql,
+           "SELECT name, version, partitions, categories::text"
+           " FROM %s.projections ORDER BY name",
+           c->ident);
+  PGresult *res = exec(c->conn, sql, 0, NULL, PGRES_TUPLES_OK, what, err);
+  if (!res)
+    return failed(err);
+  size_t total = 0;
+  for (int i = 0; i < PQntuples(res); i++)
+    total += (size_t)strtol(PQgetvalue(res, i, 2), NULL, 10);
+  esc_status rc = ESC_OK;
+  esc_partition_status *list = NULL;
+  if (total > 0 && !(list = calloc(total, sizeof *list)))
+    rc = esc__fail(err, ESC_ENOMEM, "%s: out of memory", what);
+  size_t at = 0;
+  for (int i = 0; !rc && i < PQntuples(res); i++) {
+    rc = fill_projection(c, res, i, list + at, err);
+    at += (size_t)strtol(PQgetvalue(res, i, 2), NULL, 10);
+  }
+  PQclear(res);
+  if (rc) {
+    free(list);
+    return rc;
+  }
+  *out = list;
+  *count = total;
+  return ESC_OK;
+}
+
+esc_status esc_projection_status(const char *pg_url, const char *redis_url,
+                                 const char *schema, esc_partition_status **out,
+                                 size_t *count, esc_error *err) {
+  struct status_ctx c = {NULL, NULL, schema ? schema : "esc", NULL};
+  esc_status rc = ESC_OK;
+  *out = NULL;
+  *count = 0;
+  c.conn = esc__pg_connect(pg_url, "esc-admin", err);
+  if (!c.conn)
+    return failed(err);
+  c.ident = PQescapeIdentifier(c.conn, c.schema, strlen(c.schema));
+  if (!c.ident) {
+    rc = esc__fail_pg(err, c.conn, NULL, "quote schema name");
+    goto out;
+  }
+  c.redis =
+      esc__redis_connect(redis_url ? redis_url : esc_default_redis_url(), err);
+  if (!c.redis) {
+    rc = failed(err);
+    goto out;
+  }
+  rc = fill_all(&c, out, count, err);
+out:
+  esc__redis_free(c.redis);
+  PQfreemem(c.ident);
+  PQfinish(c.conn);
+  if (!rc)
+    esc__clear(err);
+  return rc;
+}
+
+/* ----------------------------------------------------------- rebuild --- */
+
+esc_status esc_projection_request_rebuild(const char *pg_url,
+                                          const char *schema, const char *name,
+                                          esc_error *err) {
+  char sql[256], what[96];
+  const char *s = schema ? schema : "esc";
+  if (!esc__projection_name_valid(name, err))
+    return ESC_EINVAL;
+  snprintf(what, sizeof what, "request a rebuild of %s", name);
+  PGconn *conn = esc__pg_connect(pg_url, "esc-admin", err);
+  if (!conn)
+    return failed(err);
+  esc_status rc = ESC_OK;
+  char *ident = PQescapeIdentifier(conn, s, strlen(s));
+  if (!ident) {
+    rc = esc__fail_pg(err, conn, NULL, "quote schema name");
+    goto out;
+  }
+  snprintf(sql, sizeof sql,
+           "UPDATE %s.projections SET rebuild_requested_at = now()"
+           " WHERE name = $1",
+           ident);
+  PQfreemem(ident);
+  const char *values[] = {name};
+  PGresult *res = exec(conn, sql, 1, values, PGRES_COMMAND_OK, what, err);
+  if (!res) {
+    rc = failed(err);
+    goto out;
+  }
+  if (strcmp(PQcmdTuples(res), "0") == 0)
+    rc = esc__fail(err, ESC_ENOTFOUND,
+                   "%s: no projection %s in schema %s (a worker registers "
+                   "it when it starts)",
+                   what, name, s);
+  PQclear(res);
+out:
+  PQfinish(conn);
+  if (!rc)
+    esc__clear(err);
+  return rc;
+}

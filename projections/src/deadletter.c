@@ -1,0 +1,401 @@
+/*
+ * Dead letters: events a projection's handler kept failing on, parked in
+ * <schema>.dead_letters with the reason so the partition can move on
+ * (guarantee 10), and the operator's side of them (`esc dead-letters`).
+ *
+ * A letter's life (003_projections.sql): parked -> retry (requested) ->
+ * resolved (a worker applied it, guarded in Redis so at most once) or back
+ * to parked with the new error; parked or retry -> discarded. Rows are
+ * never deleted. At most one letter per projection and event is open
+ * (parked or retry): parking an event again updates it.
+ *
+ * All of the dead-letter SQL is here, the admin entry points of
+ * <esc/projection.h> included, so the row layout is written down once.
+ */
+#include "projection_int.h"
+#include "store_int.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Longest error text stored: enough for any esc_error plus context. */
+#define ERROR_TEXT_MAX 1024
+
+/* Columns of a letter, in the order row_to_letter reads them. */
+#define LETTER_COLUMNS                                                         \
+  "id, projection, partition, tx_id::text, global_position, "                  \
+  "event_id::text, stream_id, stream_version, event_type, error, attempts, "   \
+  "(extract(epoch FROM parked_at) * 1e6)::int8, state"
+
+/* ------------------------------------------------------------ helpers -- */
+
+static char *schema_ident(PGconn *conn, const char *schema, esc_error *err) {
+  const char *s = schema ? schema : "esc";
+  char *ident = PQescapeIdentifier(conn, s, strlen(s));
+  if (!ident)
+    esc__fail_pg(err, conn, NULL, "quote schema name");
+  return ident;
+}
+
+static PGresult *exec(PGconn *conn, const char *sql, int n,
+                      const char *const *values, ExecStatusType want,
+                      const char *what, esc_error *err) {
+  PGresult *res = PQexecParams(conn, sql, n, NULL, values, NULL, NULL, 0);
+  if (PQresultStatus(res) == want)
+    return res;
+  esc__fail_pg(err, conn, res, what);
+  PQclear(res);
+  return NULL;
+}
+
+static esc_status failed(const esc_error *err) {
+  return err && err->code ? err->code : ESC_EIO;
+}
+
+/* Length of the valid UTF-8 sequence at s (1..4), or 0 if none starts
+ * there. Follows RFC 3629: no overlongs, no surrogates, <= U+10FFFF. */
+static size_t utf8_len(const unsigned char *s) {
+  unsigned char c = s[0];
+  unsigned char lo = 0x80, hi = 0xbf;
+  size_t n;
+  if (c < 0x80)
+    return 1;
+  if (c >= 0xc2 && c <= 0xdf)
+    n = 2;
+  else if (c >= 0xe0 && c <= 0xef)
+    n = 3;
+  else if (c >= 0xf0 && c <= 0xf4)
+    n = 4;
+  else
+    return 0;
+  if (c == 0xe0)
+    lo = 0xa0;
+  else if (c == 0xed)
+    hi = 0x9f;
+  else if (c == 0xf0)
+    lo = 0x90;
+  else if (c == 0xf4)
+    hi = 0x8f;
+  if (s[1] < lo || s[1] > hi)
+    return 0;
+  for (size_t i = 2; i < n; i++)
+    if (s[i] < 0x80 || s[i] > 0xbf)
+      return 0;
+  return n;
+}
+
+/*
+ * A handler's message as a text value: valid UTF-8 (other bytes become
+ * '?', or the insert would fail and the event be lost), one line (control
+ * characters become spaces), at most ERROR_TEXT_MAX bytes. out has room
+ * for ERROR_TEXT_MAX + 1.
+ */
+static void clean_error(char *out, const char *in) {
+  const unsigned char *s = (const unsigned char *)(in ? in : "");
+  size_t o = 0;
+  while (*s) {
+    size_t n = utf8_len(s);
+    if (o + (n ? n : 1) > ERROR_TEXT_MAX)
+      break;
+    if (n == 0) {
+      out[o++] = '?';
+      s++;
+    } else if (n == 1) {
+      out[o++] = *s < 0x20 || *s == 0x7f ? ' ' : (char)*s;
+      s++;
+    } else {
+      memcpy(out + o, s, n);
+      o += n;
+      s += n;
+    }
+  }
+  out[o] = '\0';
+}
+
+static void copy_text(char *dst, size_t size, const PGresult *res, int row,
+                      int col) {
+  snprintf(dst, size, "%s", PQgetvalue(res, row, col));
+}
+
+static int64_t to_i64(const PGresult *res, int row, int col) {
+  return strtoll(PQgetvalue(res, row, col), NULL, 10);
+}
+
+static void row_to_letter(const PGresult *res, int row, esc_dead_letter *d) {
+  memset(d, 0, sizeof *d);
+  d->id = to_i64(res, row, 0);
+  copy_text(d->projection, sizeof d->projection, res, row, 1);
+  d->partition = (int)to_i64(res, row, 2);
+  d->position.tx_id = strtoull(PQgetvalue(res, row, 3), NULL, 10);
+  d->position.global = to_i64(res, row, 4);
+  /* The database's uuid text is always well formed. */
+  esc_uuid_parse(PQgetvalue(res, row, 5), &d->event_id, NULL);
+  copy_text(d->stream_id, sizeof d->stream_id, res, row, 6);
+  d->stream_version = to_i64(res, row, 7);
+  copy_text(d->event_type, sizeof d->event_type, res, row, 8);
+  copy_text(d->error, sizeof d->error, res, row, 9);
+  d->attempts = (int)to_i64(res, row, 10);
+  d->parked_at_us = to_i64(res, row, 11);
+  copy_text(d->state, sizeof d->state, res, row, 12);
+}
+
+/* Every row of res as a malloc'ed array (NULL when empty). */
+static esc_status rows_to_letters(const PGresult *res, esc_dead_letter **out,
+                                  size_t *count, const char *what,
+                                  esc_error *err) {
+  int n = PQntuples(res);
+  *out = NULL;
+  *count = 0;
+  if (n == 0)
+    return ESC_OK;
+  esc_dead_letter *list = calloc((size_t)n, sizeof *list);
+  if (!list)
+    return esc__fail(err, ESC_ENOMEM, "%s: out of memory", what);
+  for (int i = 0; i < n; i++)
+    row_to_letter(res, i, &list[i]);
+  *out = list;
+  *count = (size_t)n;
+  return ESC_OK;
+}
+
+/* ------------------------------------------------------ worker's side -- */
+
+esc_status esc__dead_letter_park(PGconn *conn, const char *schema,
+                                 const char *proj, int partition,
+                                 const esc_recorded_event *ev,
+                                 const char *error, int attempts,
+                                 esc_error *err) {
+  char sql[1024], what[160], part[16], tx[24], global[24], id[37], version[24],
+      tries[16], text[ERROR_TEXT_MAX + 1];
+  snprintf(what, sizeof what, "park %s@%" PRId64 " of projection %s",
+           ev->stream_id, ev->stream_version, proj);
+  char *ident = schema_ident(conn, schema, err);
+  if (!ident)
+    return failed(err);
+  snprintf(sql, sizeof sql,
+           "INSERT INTO %s.dead_letters (projection, partition, tx_id,"
+           " global_position, event_id, stream_id, stream_version,"
+           " event_type, error, attempts)"
+           " VALUES ($1, $2::int, $3::xid8, $4::int8, $5::uuid, $6, $7::int8,"
+           " $8, $9, $10::int)"
+           " ON CONFLICT (projection, event_id)"
+           " WHERE state IN ('parked', 'retry')"
+           " DO UPDATE SET error = excluded.error,"
+           " attempts = excluded.attempts, parked_at = now()",
+           ident);
+  PQfreemem(ident);
+  snprintf(part, sizeof part, "%d", partition);
+  snprintf(tx, sizeof tx, "%" PRIu64, ev->position.tx_id);
+  snprintf(global, sizeof global, "%" PRId64, ev->position.global);
+  esc_uuid_format(&ev->id, id);
+  snprintf(version, sizeof version, "%" PRId64, ev->stream_version);
+  snprintf(tries, sizeof tries, "%d", attempts);
+  clean_error(text, error);
+  const char *values[] = {
+      proj, part,          tx,      global,
+      id,   ev->stream_id, version, ev->type ? ev->type : "",
+      text, tries};
+  PGresult *res = exec(conn, sql, 10, values, PGRES_COMMAND_OK, what, err);
+  if (!res)
+    return failed(err);
+  PQclear(res);
+  esc__clear(err);
+  return ESC_OK;
+}
+
+esc_status esc__dead_letter_take_retries(PGconn *conn, const char *schema,
+                                         const char *proj, int partition,
+                                         esc_dead_letter **out, size_t *count,
+                                         esc_error *err) {
+  char sql[512], what[128], part[16];
+  *out = NULL;
+  *count = 0;
+  snprintf(what, sizeof what, "dead letters to retry of %s/%d", proj,
+           partition);
+  char *ident = schema_ident(conn, schema, err);
+  if (!ident)
+    return failed(err);
+  snprintf(sql, sizeof sql,
+           "SELECT " LETTER_COLUMNS " FROM %s.dead_letters"
+           " WHERE projection = $1 AND partition = $2::int"
+           " AND state = 'retry' ORDER BY id",
+           ident);
+  PQfreemem(ident);
+  snprintf(part, sizeof part, "%d", partition);
+  const char *values[] = {proj, part};
+  PGresult *res = exec(conn, sql, 2, values, PGRES_TUPLES_OK, what, err);
+  if (!res)
+    return failed(err);
+  esc_status rc = rows_to_letters(res, out, count, what, err);
+  PQclear(res);
+  if (!rc)
+    esc__clear(err);
+  return rc;
+}
+
+/*
+ * ok: resolved, from any state but resolved (the event's effects are in
+ * Redis now, even if an operator discarded the letter meanwhile). Failed:
+ * back to parked with the new error and one more attempt, but only from
+ * retry (a letter discarded meanwhile stays discarded). A letter in
+ * neither case is left as it is; that is not an error.
+ */
+esc_status esc__dead_letter_finish(PGconn *conn, const char *schema, int64_t id,
+                                   bool ok, const char *error, esc_error *err) {
+  char sql[512], what[96], idtext[24], text[ERROR_TEXT_MAX + 1];
+  snprintf(what, sizeof what, "finish dead letter %" PRId64, id);
+  char *ident = schema_ident(conn, schema, err);
+  if (!ident)
+    return failed(err);
+  if (ok)
+    snprintf(sql, sizeof sql,
+             "UPDATE %s.dead_letters SET state = 'resolved',"
+             " resolved_at = now() WHERE id = $1::int8"
+             " AND state <> 'resolved'",
+             ident);
+  else
+    snprintf(sql, sizeof sql,
+             "UPDATE %s.dead_letters SET state = 'parked', error = $2,"
+             " attempts = attempts + 1, parked_at = now()"
+             " WHERE id = $1::int8 AND state = 'retry'",
+             ident);
+  PQfreemem(ident);
+  snprintf(idtext, sizeof idtext, "%" PRId64, id);
+  clean_error(text, error);
+  const char *values[] = {idtext, text};
+  PGresult *res =
+      exec(conn, sql, ok ? 1 : 2, values, PGRES_COMMAND_OK, what, err);
+  if (!res)
+    return failed(err);
+  PQclear(res);
+  esc__clear(err);
+  return ESC_OK;
+}
+
+/* ------------------------------------------------------ operator's side -- */
+
+esc_status esc_dead_letters_list(const char *pg_url, const char *schema,
+                                 const char *projection, bool all,
+                                 esc_dead_letter **out, size_t *count,
+                                 esc_error *err) {
+  char sql[640];
+  const char *what = "list dead letters";
+  *out = NULL;
+  *count = 0;
+  if (projection && !esc__projection_name_valid(projection, err))
+    return ESC_EINVAL;
+  PGconn *conn = esc__pg_connect(pg_url, "esc-admin", err);
+  if (!conn)
+    return failed(err);
+  esc_status rc = ESC_OK;
+  char *ident = schema_ident(conn, schema, err);
+  if (!ident) {
+    rc = failed(err);
+    goto out;
+  }
+  snprintf(sql, sizeof sql,
+           "SELECT " LETTER_COLUMNS " FROM %s.dead_letters"
+           " WHERE ($1::text IS NULL OR projection = $1)"
+           " AND ($2::bool OR state IN ('parked', 'retry'))"
+           " ORDER BY id",
+           ident);
+  PQfreemem(ident);
+  const char *values[] = {projection, all ? "t" : "f"};
+  PGresult *res = exec(conn, sql, 2, values, PGRES_TUPLES_OK, what, err);
+  if (!res) {
+    rc = failed(err);
+    goto out;
+  }
+  rc = rows_to_letters(res, out, count, what, err);
+  PQclear(res);
+out:
+  PQfinish(conn);
+  if (!rc)
+    esc__clear(err);
+  return rc;
+}
+
+/*
+ * Moves letter id to `to` when its state is one of `from` (an SQL list),
+ * in one statement that also reports the state it found: not found,
+ * changed, or the state that refused the change.
+ */
+static esc_status transition(const char *pg_url, const char *schema, int64_t id,
+                             const char *set, const char *from,
+                             const char *what, char state[16], esc_error *err) {
+  char sql[768], idtext[24];
+  state[0] = '\0';
+  PGconn *conn = esc__pg_connect(pg_url, "esc-admin", err);
+  if (!conn)
+    return failed(err);
+  esc_status rc = ESC_OK;
+  char *ident = schema_ident(conn, schema, err);
+  if (!ident) {
+    rc = failed(err);
+    goto out;
+  }
+  /* The subquery reads the row as it was before the update. */
+  snprintf(sql, sizeof sql,
+           "WITH changed AS (UPDATE %s.dead_letters SET %s"
+           " WHERE id = $1::int8 AND state IN (%s) RETURNING id)"
+           " SELECT (SELECT count(*) FROM changed),"
+           " (SELECT state FROM %s.dead_letters WHERE id = $1::int8)",
+           ident, set, from, ident);
+  PQfreemem(ident);
+  snprintf(idtext, sizeof idtext, "%" PRId64, id);
+  const char *values[] = {idtext};
+  PGresult *res = exec(conn, sql, 1, values, PGRES_TUPLES_OK, what, err);
+  if (!res) {
+    rc = failed(err);
+    goto out;
+  }
+  if (PQgetisnull(res, 0, 1))
+    rc = esc__fail(err, ESC_ENOTFOUND, "%s: no dead letter %" PRId64, what, id);
+  else if (PQgetvalue(res, 0, 0)[0] == '0')
+    snprintf(state, 16, "%s", PQgetvalue(res, 0, 1));
+  PQclear(res);
+out:
+  PQfinish(conn);
+  return rc;
+}
+
+esc_status esc_dead_letter_retry(const char *pg_url, const char *schema,
+                                 int64_t id, esc_error *err) {
+  char what[64], refused[16];
+  snprintf(what, sizeof what, "retry dead letter %" PRId64, id);
+  esc_status rc = transition(pg_url, schema, id, "state = 'retry'", "'parked'",
+                             what, refused, err);
+  if (rc)
+    return rc;
+  if (strcmp(refused, "retry") == 0)
+    return esc__fail(err, ESC_EINVAL,
+                     "%s: a retry is requested already; its worker has not "
+                     "run it yet",
+                     what);
+  if (refused[0])
+    return esc__fail(err, ESC_EINVAL,
+                     "%s: it is %s; only a parked letter can be retried", what,
+                     refused);
+  esc__clear(err);
+  return ESC_OK;
+}
+
+esc_status esc_dead_letter_discard(const char *pg_url, const char *schema,
+                                   int64_t id, esc_error *err) {
+  char what[64], refused[16];
+  snprintf(what, sizeof what, "discard dead letter %" PRId64, id);
+  esc_status rc =
+      transition(pg_url, schema, id, "state = 'discarded', resolved_at = now()",
+                 "'parked', 'retry'", what, refused, err);
+  if (rc)
+    return rc;
+  if (refused[0])
+    return esc__fail(err, ESC_EINVAL,
+                     "%s: it is %s already; only a parked letter (or one "
+                     "awaiting retry) can be discarded",
+                     what, refused);
+  esc__clear(err);
+  return ESC_OK;
+}

@@ -1,0 +1,261 @@
+/*
+ * Generations: queries read P:generation; the live track of every
+ * partition writes it. A rebuild writes generation+1 from the start of the
+ * log beside it; when every partition's rebuild has caught up with its live
+ * track, one script switches P:generation, and the old keys are deleted a
+ * slice at a time between batches (SCAN + UNLINK, never KEYS).
+ *
+ * When Redis lost the generation key (FLUSHALL, a restart without
+ * persistence) the projection starts a fresh generation and rebuilds from
+ * the log on its own. Fresh generations are numbered by the clock, so they
+ * cannot collide with keys a partial loss left behind.
+ */
+#include "worker_int.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static esc_status get_i64(esc_worker *w, const char *key, int64_t *out,
+                          bool *exists, esc_error *err) {
+  char buf[32];
+  esc_status rc = esc__redis_get(w->redis, key, buf, sizeof buf, exists, err);
+  if (!rc && *exists)
+    *out = strtoll(buf, NULL, 10);
+  return rc;
+}
+
+/* SET key value NX; *won tells whether ours was set. */
+static esc_status set_nx(esc_worker *w, const char *key, int64_t value,
+                         bool *won, esc_error *err) {
+  char v[24];
+  redisReply *reply = NULL;
+  snprintf(v, sizeof v, "%" PRId64, value);
+  const char *argv[] = {"SET", key, v, "NX"};
+  esc_status rc = esc__redis_run(w->redis, 4, argv, NULL, &reply, err);
+  *won = !rc && reply && reply->type == REDIS_REPLY_STATUS;
+  freeReplyObject(reply);
+  return rc;
+}
+
+/* A generation number for a fresh start: the clock, in seconds. */
+static int64_t fresh_generation(void) {
+  return (int64_t)time(NULL);
+}
+
+/* Creates the serving generation when there is none: the first build, or
+ * after Redis lost its data. */
+static esc_status create_serving(esc_worker *w, struct proj *pj,
+                                 esc_error *err) {
+  char gen_key[ESC__KEY_MAX], ver_key[ESC__KEY_MAX];
+  bool won = false, exists = false;
+  int64_t gen = fresh_generation();
+  esc__key_generation(gen_key, sizeof gen_key, pj->def->name);
+  esc__key_version(ver_key, sizeof ver_key, pj->def->name);
+  esc_status rc = set_nx(w, gen_key, gen, &won, err);
+  if (!rc && won) {
+    char v[16];
+    snprintf(v, sizeof v, "%" PRId32, pj->def->version);
+    const char *argv[] = {"SET", ver_key, v};
+    rc = esc__redis_run(w->redis, 3, argv, NULL, NULL, err);
+    esc__worker_log(w, "%s: building generation %" PRId64 " from the log",
+                    pj->def->name, gen);
+  }
+  if (!rc)
+    rc = get_i64(w, gen_key, &pj->serving, &exists, err);
+  return rc;
+}
+
+esc_status esc__generation_load(esc_worker *w, struct proj *pj,
+                                esc_error *err) {
+  char gen_key[ESC__KEY_MAX], rb_key[ESC__KEY_MAX];
+  bool exists = false;
+  redisReply *reply = NULL;
+  esc__key_generation(gen_key, sizeof gen_key, pj->def->name);
+  esc_status rc = get_i64(w, gen_key, &pj->serving, &exists, err);
+  if (!rc && !exists)
+    rc = create_serving(w, pj, err);
+  if (rc)
+    return rc;
+  esc__key_rebuild(rb_key, sizeof rb_key, pj->def->name);
+  const char *argv[] = {"HGET", rb_key, "generation"};
+  rc = esc__redis_run(w->redis, 3, argv, NULL, &reply, err);
+  pj->building = 0;
+  if (!rc && reply && reply->type == REDIS_REPLY_STRING)
+    pj->building = strtoll(reply->str, NULL, 10);
+  freeReplyObject(reply);
+  if (pj->building && pj->building <= pj->serving)
+    pj->building = 0; /* a stale marker of a finished rebuild */
+  return rc;
+}
+
+/* Reads a track's checkpoint from Redis. */
+static esc_status load_track(esc_worker *w, struct part *pt, struct track *t,
+                             int64_t generation, esc_error *err) {
+  char key[ESC__KEY_MAX], cp[ESC_POSITION_TOKEN_MAX];
+  bool exists = false;
+  esc__key_checkpoint(key, sizeof key, pt->proj->def->name, generation,
+                      pt->index);
+  esc_status rc = esc__redis_get(w->redis, key, cp, sizeof cp, &exists, err);
+  if (rc)
+    return rc;
+  esc__ctx_release(&t->ctx);
+  esc__ctx_init(&t->ctx, pt->proj->def, pt->index, generation);
+  t->generation = generation;
+  t->has_checkpoint = exists;
+  t->processed = 0;
+  t->idle = false;
+  if (exists)
+    return esc_position_parse(cp, &t->checkpoint, err);
+  return ESC_OK;
+}
+
+esc_status esc__generation_setup(esc_worker *w, struct part *pt,
+                                 esc_error *err) {
+  struct proj *pj = pt->proj;
+  esc_status rc = load_track(w, pt, &pt->live, pj->serving, err);
+  if (!rc && pj->building)
+    rc = load_track(w, pt, &pt->rebuild, pj->building, err);
+  if (!rc && !pj->building)
+    pt->rebuild.generation = 0;
+  pt->ready = !rc;
+  return rc;
+}
+
+/* Marks a rebuild into serving + 1 as running (once, whoever comes first). */
+static esc_status start_rebuild(esc_worker *w, struct proj *pj, const char *why,
+                                esc_error *err) {
+  char rb_key[ESC__KEY_MAX], gen[24], ver[16], started[24];
+  redisReply *reply = NULL;
+  esc__key_rebuild(rb_key, sizeof rb_key, pj->def->name);
+  snprintf(gen, sizeof gen, "%" PRId64, pj->serving + 1);
+  snprintf(ver, sizeof ver, "%" PRId32, pj->def->version);
+  snprintf(started, sizeof started, "%" PRId64, esc_now_us());
+  const char *argv[] = {"HSETNX", rb_key, "generation", gen};
+  esc_status rc = esc__redis_run(w->redis, 4, argv, NULL, &reply, err);
+  bool ours =
+      !rc && reply && reply->type == REDIS_REPLY_INTEGER && reply->integer == 1;
+  freeReplyObject(reply);
+  if (!rc && ours) {
+    const char *more[] = {"HSET",    rb_key,  "version", ver,
+                          "started", started, "reason",  why};
+    rc = esc__redis_run(w->redis, 8, more, NULL, NULL, err);
+    esc__worker_log(w, "%s: rebuilding into generation %s (%s)", pj->def->name,
+                    gen, why);
+  }
+  if (!rc)
+    rc = esc__generation_load(w, pj, err);
+  for (size_t i = 0; !rc && i < w->nparts; i++)
+    if (w->parts[i].proj == pj)
+      w->parts[i].ready = false; /* set up the rebuild tracks */
+  return rc;
+}
+
+esc_status esc__generation_check_rebuild(esc_worker *w, struct proj *pj,
+                                         esc_error *err) {
+  char ver_key[ESC__KEY_MAX];
+  int64_t version = 0;
+  bool exists = false, requested = false;
+  if (pj->building)
+    return ESC_OK;
+  esc__key_version(ver_key, sizeof ver_key, pj->def->name);
+  esc_status rc = get_i64(w, ver_key, &version, &exists, err);
+  if (!rc && exists && version != pj->def->version)
+    return start_rebuild(w, pj, "the projection's version changed", err);
+  if (!rc)
+    rc = esc__registry_rebuild_requested(w->pg, w->schema, pj->def->name,
+                                         &requested, err);
+  if (!rc && requested) {
+    rc = start_rebuild(w, pj, "requested", err);
+    if (!rc)
+      rc = esc__registry_rebuild_taken(w->pg, w->schema, pj->def->name, err);
+  }
+  return rc;
+}
+
+esc_status esc__generation_try_switch(esc_worker *w, struct part *pt,
+                                      esc_error *err) {
+  struct proj *pj = pt->proj;
+  char ready_key[ESC__KEY_MAX], index[16];
+  bool switched = false;
+  bool caught_up =
+      pt->rebuild.idle &&
+      (!pt->live.has_checkpoint ||
+       (pt->rebuild.has_checkpoint &&
+        esc_position_cmp(&pt->rebuild.checkpoint, &pt->live.checkpoint) >= 0));
+  if (!pj->building || !caught_up)
+    return ESC_OK;
+  esc__key_rebuild_ready(ready_key, sizeof ready_key, pj->def->name);
+  snprintf(index, sizeof index, "%d", pt->index);
+  const char *argv[] = {"SADD", ready_key, index};
+  esc_status rc = esc__redis_run(w->redis, 3, argv, NULL, NULL, err);
+  if (!rc)
+    rc = esc__redis_switch(w->redis, pj->def->name, pj->serving, pj->building,
+                           pj->def->version, pj->def->partitions, &switched,
+                           err);
+  if (rc || !switched)
+    return rc;
+  esc__worker_log(w,
+                  "%s: switched to generation %" PRId64
+                  "; deleting generation %" PRId64 " in the background",
+                  pj->def->name, pj->building, pj->serving);
+  pj->deleting = pj->serving;
+  pj->delete_cursor = 0;
+  return esc__generation_reload(w, pj, err);
+}
+
+esc_status esc__generation_reload(esc_worker *w, struct proj *pj,
+                                  esc_error *err) {
+  int64_t before = pj->serving;
+  esc_status rc = esc__generation_load(w, pj, err);
+  if (!rc && pj->serving != before && pj->deleting == 0 && before != 0 &&
+      pj->serving == before + 1)
+    pj->deleting = before; /* another worker switched: help delete */
+  for (size_t i = 0; !rc && i < w->nparts; i++)
+    if (w->parts[i].proj == pj)
+      w->parts[i].ready = false;
+  return rc;
+}
+
+esc_status esc__generation_vanished(esc_worker *w, struct proj *pj,
+                                    esc_error *err) {
+  char gen_key[ESC__KEY_MAX], v[24];
+  int64_t current = 0;
+  bool exists = false;
+  esc__key_generation(gen_key, sizeof gen_key, pj->def->name);
+  esc_status rc = get_i64(w, gen_key, &current, &exists, err);
+  if (!rc && exists && current == pj->serving) {
+    /* Only a checkpoint was lost: replaying into the same generation would
+     * apply events twice, so start over in a fresh one. */
+    snprintf(v, sizeof v, "%" PRId64,
+             fresh_generation() > current ? fresh_generation() : current + 1);
+    const char *argv[] = {"SET", gen_key, v};
+    rc = esc__redis_run(w->redis, 3, argv, NULL, NULL, err);
+    esc__worker_log(w,
+                    "%s: a checkpoint vanished from Redis; rebuilding "
+                    "into generation %s",
+                    pj->def->name, v);
+  } else if (!rc && !exists) {
+    esc__worker_log(w,
+                    "%s: Redis lost the projection; rebuilding it from "
+                    "the log",
+                    pj->def->name);
+  }
+  return rc ? rc : esc__generation_reload(w, pj, err);
+}
+
+esc_status esc__generation_delete_step(esc_worker *w, struct proj *pj,
+                                       esc_error *err) {
+  if (!pj->deleting)
+    return ESC_OK;
+  esc_status rc = esc__redis_delete_generation(
+      w->redis, pj->def->name, pj->deleting, &pj->delete_cursor, 1000, err);
+  if (!rc && pj->delete_cursor == 0) {
+    esc__worker_log(w, "%s: generation %" PRId64 " deleted", pj->def->name,
+                    pj->deleting);
+    pj->deleting = 0;
+  }
+  return rc;
+}

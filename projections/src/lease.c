@@ -1,0 +1,108 @@
+/*
+ * Leases: one active worker per projection partition (guarantee 8).
+ *
+ * A lease is a session-level PostgreSQL advisory lock on a connection used
+ * for nothing else. The server releases it when the session ends, so a
+ * worker that dies (or whose connection breaks) frees its partitions
+ * without anyone's help, and a standby that polls pg_try_advisory_lock
+ * takes over. Holding the lock is not the whole story, though: a worker
+ * cut off from the server still believes it holds it, so the Redis
+ * checkpoint compare-and-set remains the fencing token (guarantee 6).
+ */
+#include "projection_int.h"
+#include "store_int.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+/*
+ * The advisory lock key space is database-wide and shared with every other
+ * application, so the key hashes a namespaced text: schema, projection and
+ * partition. FNV-1a is stable across machines and versions, which a lease
+ * needs (workers of different builds must agree).
+ */
+int64_t esc__lease_key(const char *schema, const char *proj, int partition) {
+  char text[160];
+  int n = snprintf(text, sizeof text, "esc.lease:%s:%s:%d",
+                   schema ? schema : "esc", proj, partition);
+  size_t len = n < 0 ? 0 : (size_t)n;
+  if (len >= sizeof text)
+    len = sizeof text - 1; /* names are bounded; never happens */
+  return (int64_t)esc__fnv1a64(text, len);
+}
+
+/*
+ * pg_locks shows a bigint advisory key as classid = its high 32 bits,
+ * objid = its low 32 bits and objsubid = 1 (the int4-pair form uses 2).
+ * Both are computed from the int8 parameter, masked to 0..2^32-1 before
+ * the cast to oid, so negative keys match as well.
+ */
+#define LOCK_MATCHES_KEY(param)                                                \
+  "l.locktype = 'advisory' AND l.granted AND l.objsubid = 1"                   \
+  " AND l.database = (SELECT oid FROM pg_database"                             \
+  "                    WHERE datname = current_database())"                    \
+  " AND l.classid = ((" param "::int8 >> 32) & 4294967295)::oid"               \
+  " AND l.objid = (" param "::int8 & 4294967295)::oid"
+
+/* Whether this session holds the lease already: then it is not taken a
+ * second time (advisory locks nest, and one unlock would not free it). */
+static const char SQL_TRY[] =
+    "SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_locks l"
+    "  WHERE l.pid = pg_backend_pid() AND " LOCK_MATCHES_KEY(
+        "$1") ")"
+              " THEN true ELSE pg_try_advisory_lock($1::int8) END";
+
+static const char SQL_RELEASE[] = "SELECT pg_advisory_unlock($1::int8)";
+
+static const char SQL_HELD[] =
+    "SELECT EXISTS (SELECT 1 FROM pg_locks l"
+    "  WHERE l.pid = pg_backend_pid() AND " LOCK_MATCHES_KEY("$1") ")";
+
+/* Runs a one-parameter query returning one boolean. */
+static esc_status query_bool(PGconn *conn, const char *sql, int64_t key,
+                             bool *out, const char *what, esc_error *err) {
+  char k[24];
+  snprintf(k, sizeof k, "%" PRId64, key);
+  const char *values[] = {k};
+  PGresult *res = PQexecParams(conn, sql, 1, NULL, values, NULL, NULL, 0);
+  esc_status rc = ESC_OK;
+  if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
+    rc = esc__fail_pg(err, conn, res, what);
+  else
+    *out = PQgetvalue(res, 0, 0)[0] == 't';
+  PQclear(res);
+  return rc;
+}
+
+esc_status esc__lease_try(PGconn *conn, int64_t key, bool *got,
+                          esc_error *err) {
+  char what[64];
+  *got = false;
+  snprintf(what, sizeof what, "take lease %" PRId64, key);
+  esc_status rc = query_bool(conn, SQL_TRY, key, got, what, err);
+  if (!rc)
+    esc__clear(err);
+  return rc;
+}
+
+esc_status esc__lease_release(PGconn *conn, int64_t key, esc_error *err) {
+  char what[64];
+  bool was_held = false;
+  snprintf(what, sizeof what, "release lease %" PRId64, key);
+  /* Releasing a lease not held is not an error: the server may have
+   * released it already with a broken session. */
+  esc_status rc = query_bool(conn, SQL_RELEASE, key, &was_held, what, err);
+  if (!rc)
+    esc__clear(err);
+  return rc;
+}
+
+bool esc__lease_held(PGconn *conn, int64_t key) {
+  bool held = false;
+  if (!conn || PQstatus(conn) != CONNECTION_OK)
+    return false;
+  if (query_bool(conn, SQL_HELD, key, &held, "check lease", NULL))
+    return false;
+  return held;
+}

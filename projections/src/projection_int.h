@@ -1,0 +1,206 @@
+/*
+ * Internals of the projections module, shared between its files. Not
+ * installed.
+ *
+ * Redis key layout of a projection named P (docs/projections.md):
+ *   P:generation                 the generation queries read (decimal)
+ *   P:version                    the projection version it was built with
+ *   P:g<G>:p<N>:checkpoint       partition N's position token in generation G
+ *   P:g<G>:...                   the read model (esc_ctx_key)
+ *   P:g<G>:dl:<event uuid>       a dead letter's retry was applied (guard)
+ *   P:rebuild                    hash {generation, version, started_us}
+ *                                while generation G+1 is being built
+ *   P:rebuild:ready              set of partitions whose rebuild caught up
+ *
+ * PostgreSQL (eventstore/sql/003_projections.sql): <schema>.projections
+ * (what workers run, rebuild requests) and <schema>.dead_letters.
+ */
+#ifndef ESC_PROJECTION_INT_H
+#define ESC_PROJECTION_INT_H
+
+#include <esc/projection.h>
+#include <hiredis/hiredis.h>
+#include <libpq-fe.h>
+
+#define ESC__PROJECTION_NAME_MAX 48
+#define ESC__KEY_MAX 256
+
+/* ------------------------------------------------------------ keys.c -- */
+
+/* Validates a projection name: [a-z0-9_]+, 1..48 bytes. */
+bool esc__projection_name_valid(const char *name, esc_error *err);
+
+void esc__key_generation(char *out, size_t size, const char *proj);
+void esc__key_version(char *out, size_t size, const char *proj);
+void esc__key_checkpoint(char *out, size_t size, const char *proj,
+                         int64_t generation, int partition);
+/* "P:g<G>:" */
+void esc__key_prefix(char *out, size_t size, const char *proj,
+                     int64_t generation);
+void esc__key_rebuild(char *out, size_t size, const char *proj);
+void esc__key_rebuild_ready(char *out, size_t size, const char *proj);
+void esc__key_dead_letter_guard(char *out, size_t size, const char *proj,
+                                int64_t generation, const esc_uuid *event);
+
+/* ------------------------------------------------------- partition.c -- */
+
+/* FNV-1a, 64 bits: stable across machines, processes and versions. */
+uint64_t esc__fnv1a64(const void *data, size_t len);
+/* The partition (0..partitions-1) a stream belongs to. */
+int esc__partition_of(const char *stream_id, int partitions);
+
+/* ----------------------------------------------------------- batch.c -- */
+
+/*
+ * The batch a handler writes into: every queued command's arguments in one
+ * flat list, each command preceded by its argument count, ready to be sent
+ * as ARGV of the apply script.
+ */
+struct esc_projection_ctx {
+  const esc_projection *projection;
+  int partition;
+  int64_t generation;
+  char prefix[ESC__KEY_MAX]; /* "P:g<G>:" */
+
+  char **args; /* owned copies, binary-safe */
+  size_t *arglens;
+  size_t nargs;
+  size_t cap;
+  size_t ncommands;
+
+  /* Where the current event's commands began, to drop them on failure. */
+  size_t event_nargs;
+  size_t event_ncommands;
+
+  /* Scratch strings (esc_ctx_key, esc_ctx_i64) for the current event. */
+  char *scratch;
+  size_t scratch_len;
+  size_t scratch_cap;
+};
+
+void esc__ctx_init(esc_projection_ctx *ctx, const esc_projection *p,
+                   int partition, int64_t generation);
+/* Starts an event: marks the batch and clears the scratch strings. */
+void esc__ctx_begin_event(esc_projection_ctx *ctx);
+/* Drops the commands queued since esc__ctx_begin_event. */
+void esc__ctx_drop_event(esc_projection_ctx *ctx);
+/* Empties the batch (keeps the memory). */
+void esc__ctx_reset(esc_projection_ctx *ctx);
+void esc__ctx_release(esc_projection_ctx *ctx);
+
+/* ----------------------------------------------------------- redis.c -- */
+
+typedef struct esc__redis esc__redis;
+
+/* Connects (redis://host:port[/db]); NULL and err on failure. */
+esc__redis *esc__redis_connect(const char *url, esc_error *err);
+void esc__redis_free(esc__redis *r);
+/* Drops and re-opens the connection (scripts are loaded again lazily). */
+esc_status esc__redis_reconnect(esc__redis *r, esc_error *err);
+bool esc__redis_ok(const esc__redis *r);
+
+/* Runs one command; *reply (may be NULL: discarded) is freed by the
+ * caller with freeReplyObject. Error replies are ESC_EIO with their text. */
+esc_status esc__redis_run(esc__redis *r, int argc, const char **argv,
+                          const size_t *argvlen, redisReply **reply,
+                          esc_error *err);
+
+/* GET: *exists false when the key is absent. */
+esc_status esc__redis_get(esc__redis *r, const char *key, char *out,
+                          size_t size, bool *exists, esc_error *err);
+
+enum esc__apply_outcome {
+  ESC__APPLIED,       /* commands and checkpoint applied */
+  ESC__STALE,         /* checkpoint was not the expected one: re-read */
+  ESC__VANISHED,      /* checkpoint or generation key is gone: Redis lost
+                         data; rebuild */
+  ESC__MOVED,         /* the serving generation is not the expected one */
+  ESC__COMMAND_FAILED /* a command failed; earlier ones were applied */
+};
+
+struct esc__apply_result {
+  enum esc__apply_outcome outcome;
+  char checkpoint[ESC_POSITION_TOKEN_MAX]; /* current, when STALE */
+  int64_t generation;                      /* current, when MOVED */
+  size_t failed_command;                   /* index, when COMMAND_FAILED */
+  char error[200];                         /* Redis's text, likewise */
+};
+
+/*
+ * The atomic unit of a projection (one EVALSHA of the apply script):
+ * if GET generation_key == serving_generation and GET checkpoint_key ==
+ * expected ("" : the key must be absent), run the batch's commands in order
+ * and SET checkpoint_key new_checkpoint. A guard_key (may be NULL) must be
+ * absent and is then set too (dead letter retries). NOSCRIPT is handled by
+ * loading the script and trying once more.
+ */
+esc_status esc__redis_apply(esc__redis *r, const char *generation_key,
+                            int64_t serving_generation,
+                            const char *checkpoint_key, const char *expected,
+                            const char *new_checkpoint, const char *guard_key,
+                            const esc_projection_ctx *batch,
+                            struct esc__apply_result *out, esc_error *err);
+
+/*
+ * Switches a projection from generation from to to when every partition
+ * has caught up (SCARD ready_key == partitions): sets the generation and
+ * version keys and deletes the rebuild keys, atomically. *switched tells.
+ */
+esc_status esc__redis_switch(esc__redis *r, const char *proj, int64_t from,
+                             int64_t to, int32_t version, int partitions,
+                             bool *switched, esc_error *err);
+
+/*
+ * Deletes up to about `budget` keys matching "P:g<G>:*" with SCAN + UNLINK,
+ * resuming at *cursor (start with 0); *cursor is 0 again when done.
+ */
+esc_status esc__redis_delete_generation(esc__redis *r, const char *proj,
+                                        int64_t generation, uint64_t *cursor,
+                                        size_t budget, esc_error *err);
+
+/* -------------------------------------------------------------- pg.c -- */
+
+/* A session-level connection (leases and LISTEN need one). */
+PGconn *esc__pg_connect(const char *url, const char *app_name, esc_error *err);
+
+/* ----------------------------------------------------------- lease.c -- */
+
+/* The advisory lock key of a partition's lease. */
+int64_t esc__lease_key(const char *schema, const char *proj, int partition);
+/* pg_try_advisory_lock on conn (a connection used for nothing else). */
+esc_status esc__lease_try(PGconn *conn, int64_t key, bool *got, esc_error *err);
+esc_status esc__lease_release(PGconn *conn, int64_t key, esc_error *err);
+/* Whether conn still holds the lease (the connection is alive and the lock
+ * is in pg_locks for this backend). */
+bool esc__lease_held(PGconn *conn, int64_t key);
+
+/* -------------------------------------------------------- registry.c -- */
+
+/* Records that a worker runs p (name, version, partitions, categories). */
+esc_status esc__registry_upsert(PGconn *conn, const char *schema,
+                                const esc_projection *p, esc_error *err);
+/* Whether `esc rebuild NAME` asked for a rebuild not yet started. */
+esc_status esc__registry_rebuild_requested(PGconn *conn, const char *schema,
+                                           const char *name, bool *yes,
+                                           esc_error *err);
+/* Marks the request taken (a rebuild started). */
+esc_status esc__registry_rebuild_taken(PGconn *conn, const char *schema,
+                                       const char *name, esc_error *err);
+
+/* ------------------------------------------------------ deadletter.c -- */
+
+esc_status esc__dead_letter_park(PGconn *conn, const char *schema,
+                                 const char *proj, int partition,
+                                 const esc_recorded_event *ev,
+                                 const char *error, int attempts,
+                                 esc_error *err);
+/* Letters of this projection partition in state "retry". *out malloc'ed. */
+esc_status esc__dead_letter_take_retries(PGconn *conn, const char *schema,
+                                         const char *proj, int partition,
+                                         esc_dead_letter **out, size_t *count,
+                                         esc_error *err);
+/* Resolved (ok) or parked again with a new error. */
+esc_status esc__dead_letter_finish(PGconn *conn, const char *schema, int64_t id,
+                                   bool ok, const char *error, esc_error *err);
+
+#endif

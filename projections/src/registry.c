@@ -1,0 +1,179 @@
+/*
+ * The projection registry: <schema>.projections, one row per projection a
+ * worker runs (what `esc projections` lists), and the rebuild requests of
+ * `esc rebuild`. A request is pending while rebuild_requested_at is set and
+ * later than rebuild_taken_at; taking it stamps rebuild_taken_at, so two
+ * requests before a worker looks start one rebuild, and a request made
+ * while a rebuild runs starts another one after it.
+ */
+#include "projection_int.h"
+#include "store_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------ helpers -- */
+
+/* The schema as a quoted identifier (PQfreemem), or NULL with err. */
+static char *schema_ident(PGconn *conn, const char *schema, esc_error *err) {
+  const char *s = schema ? schema : "esc";
+  char *ident = PQescapeIdentifier(conn, s, strlen(s));
+  if (!ident)
+    esc__fail_pg(err, conn, NULL, "quote schema name");
+  return ident;
+}
+
+/*
+ * A text[] literal for a NULL-terminated list, e.g. {"order","invoice"}:
+ * every element quoted, '"' and '\' escaped, so it is passed as a
+ * parameter like any other value. NULL for a NULL list (SQL NULL: all);
+ * *oom tells an allocation failure apart. The caller frees.
+ */
+static char *array_literal(const char *const *list, bool *oom) {
+  struct esc__buf b = {0};
+  *oom = false;
+  if (!list)
+    return NULL;
+  if (!esc__buf_reserve(&b, 2))
+    goto fail;
+  b.data[b.len++] = '{';
+  for (size_t i = 0; list[i]; i++) {
+    size_t n = strlen(list[i]);
+    /* worst case: every byte escaped, quotes, comma */
+    if (!esc__buf_reserve(&b, 2 * n + 4))
+      goto fail;
+    if (i > 0)
+      b.data[b.len++] = ',';
+    b.data[b.len++] = '"';
+    for (size_t j = 0; j < n; j++) {
+      if (list[i][j] == '"' || list[i][j] == '\\')
+        b.data[b.len++] = '\\';
+      b.data[b.len++] = (unsigned char)list[i][j];
+    }
+    b.data[b.len++] = '"';
+  }
+  if (!esc__buf_reserve(&b, 2))
+    goto fail;
+  b.data[b.len++] = '}';
+  b.data[b.len] = '\0';
+  return (char *)b.data;
+fail:
+  esc__buf_release(&b);
+  *oom = true;
+  return NULL;
+}
+
+/* Runs sql with text parameters; the result on success, else NULL with
+ * err filled (res cleared). */
+static PGresult *exec(PGconn *conn, const char *sql, int n,
+                      const char *const *values, ExecStatusType want,
+                      const char *what, esc_error *err) {
+  PGresult *res = PQexecParams(conn, sql, n, NULL, values, NULL, NULL, 0);
+  if (PQresultStatus(res) == want)
+    return res;
+  esc__fail_pg(err, conn, res, what);
+  PQclear(res);
+  return NULL;
+}
+
+/* ------------------------------------------------------------- upsert -- */
+
+esc_status esc__registry_upsert(PGconn *conn, const char *schema,
+                                const esc_projection *p, esc_error *err) {
+  char sql[640], what[128], version[16], partitions[16];
+  bool oom_c = false, oom_t = false;
+  if (!esc__projection_name_valid(p->name, err))
+    return ESC_EINVAL;
+  if (p->version < 1)
+    return esc__fail(err, ESC_EINVAL,
+                     "register projection %s: version %d; must be >= 1",
+                     p->name, (int)p->version);
+  snprintf(what, sizeof what, "register projection %s", p->name);
+  snprintf(version, sizeof version, "%d", (int)p->version);
+  snprintf(partitions, sizeof partitions, "%d",
+           p->partitions > 0 ? p->partitions : 1);
+  char *ident = schema_ident(conn, schema, err);
+  if (!ident)
+    return err ? err->code : ESC_EIO;
+  char *cats = array_literal(p->categories, &oom_c);
+  char *types = array_literal(p->event_types, &oom_t);
+  esc_status rc = ESC_OK;
+  if (oom_c || oom_t) {
+    rc = esc__fail(err, ESC_ENOMEM, "%s: out of memory", what);
+    goto out;
+  }
+  snprintf(sql, sizeof sql,
+           "INSERT INTO %s.projections AS p (name, version, partitions,"
+           " categories, event_types)"
+           " VALUES ($1, $2::int, $3::int, $4::text[], $5::text[])"
+           " ON CONFLICT (name) DO UPDATE SET version = excluded.version,"
+           " partitions = excluded.partitions,"
+           " categories = excluded.categories,"
+           " event_types = excluded.event_types, updated_at = now()",
+           ident);
+  const char *values[] = {p->name, version, partitions, cats, types};
+  PGresult *res = exec(conn, sql, 5, values, PGRES_COMMAND_OK, what, err);
+  if (!res)
+    rc = err ? err->code : ESC_EIO;
+  PQclear(res);
+out:
+  free(cats);
+  free(types);
+  PQfreemem(ident);
+  if (!rc)
+    esc__clear(err);
+  return rc;
+}
+
+/* ----------------------------------------------------------- rebuilds -- */
+
+esc_status esc__registry_rebuild_requested(PGconn *conn, const char *schema,
+                                           const char *name, bool *yes,
+                                           esc_error *err) {
+  char sql[384], what[128];
+  *yes = false;
+  snprintf(what, sizeof what, "look for rebuild requests of %s", name);
+  char *ident = schema_ident(conn, schema, err);
+  if (!ident)
+    return err ? err->code : ESC_EIO;
+  snprintf(sql, sizeof sql,
+           "SELECT rebuild_requested_at IS NOT NULL AND"
+           " (rebuild_taken_at IS NULL"
+           "  OR rebuild_taken_at < rebuild_requested_at)"
+           " FROM %s.projections WHERE name = $1",
+           ident);
+  PQfreemem(ident);
+  const char *values[] = {name};
+  PGresult *res = exec(conn, sql, 1, values, PGRES_TUPLES_OK, what, err);
+  if (!res)
+    return err ? err->code : ESC_EIO;
+  /* No row: never registered, so nothing was requested. */
+  *yes = PQntuples(res) == 1 && PQgetvalue(res, 0, 0)[0] == 't';
+  PQclear(res);
+  esc__clear(err);
+  return ESC_OK;
+}
+
+esc_status esc__registry_rebuild_taken(PGconn *conn, const char *schema,
+                                       const char *name, esc_error *err) {
+  char sql[256], what[128];
+  snprintf(what, sizeof what, "take the rebuild request of %s", name);
+  char *ident = schema_ident(conn, schema, err);
+  if (!ident)
+    return err ? err->code : ESC_EIO;
+  /* Requests stamped before now are satisfied by the rebuild starting
+   * now (it replays the whole log), so they are all taken at once. */
+  snprintf(sql, sizeof sql,
+           "UPDATE %s.projections SET rebuild_taken_at = now()"
+           " WHERE name = $1",
+           ident);
+  PQfreemem(ident);
+  const char *values[] = {name};
+  PGresult *res = exec(conn, sql, 1, values, PGRES_COMMAND_OK, what, err);
+  if (!res)
+    return err ? err->code : ESC_EIO;
+  PQclear(res);
+  esc__clear(err);
+  return ESC_OK;
+}

@@ -1,0 +1,443 @@
+/*
+ * The worker: holds leases on projection partitions, steps each held
+ * partition's tracks one batch at a time, and sleeps on the event store's
+ * wake-up when nothing is left to do. Connection failures are retried with
+ * backoff; the checkpoints in Redis are the truth to resume from.
+ */
+#include "worker_int.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define BOOKKEEPING_MS 1000 /* rebuild requests, dead letter retries */
+
+int64_t esc__now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void esc__worker_log(esc_worker *w, const char *fmt, ...) {
+  char line[512];
+  va_list ap;
+  if (!w->opts.log)
+    return;
+  va_start(ap, fmt);
+  vsnprintf(line, sizeof line, fmt, ap);
+  va_end(ap);
+  w->opts.log(w->opts.log_userdata, line);
+}
+
+/* ------------------------------------------------------------ set-up -- */
+
+static char *dup_or_null(const char *s) {
+  return s ? strdup(s) : NULL;
+}
+
+esc_worker *esc_worker_new(const esc_worker_options *opts, esc_error *err) {
+  esc_worker_options defaults = ESC_WORKER_OPTIONS_INIT;
+  esc_worker *w = calloc(1, sizeof *w);
+  if (!w) {
+    esc_error_set(err, ESC_ENOMEM, "worker: out of memory");
+    return NULL;
+  }
+  w->opts = opts ? *opts : defaults;
+  w->schema = strdup(w->opts.schema ? w->opts.schema : "esc");
+  w->pg_url = dup_or_null(w->opts.pg_url);
+  w->redis_url = dup_or_null(w->opts.redis_url);
+  if (!w->schema || !msgpack_zone_init(&w->zone, 4096)) {
+    free(w->schema);
+    free(w);
+    esc_error_set(err, ESC_ENOMEM, "worker: out of memory");
+    return NULL;
+  }
+  return w;
+}
+
+static bool runs_partition(const esc_worker *w, int index) {
+  if (!w->opts.partitions)
+    return true;
+  for (size_t i = 0; i < w->opts.partition_count; i++)
+    if (w->opts.partitions[i] == index)
+      return true;
+  return false;
+}
+
+static esc_status check_definition(const esc_projection *p, esc_error *err) {
+  if (!p || !p->handle || p->version < 1 || p->partitions < 0)
+    return esc_error_set(err, ESC_EINVAL,
+                         "projection %s: needs a handler, a version >= 1 and "
+                         "partitions >= 0",
+                         p && p->name ? p->name : "(null)");
+  if (!p->name || !esc__projection_name_valid(p->name, err))
+    return ESC_EINVAL;
+  for (const char *const *c = p->categories; c && *c; c++)
+    if (!esc_category_valid(*c, err))
+      return ESC_EINVAL;
+  return ESC_OK;
+}
+
+esc_status esc_worker_add(esc_worker *w, const esc_projection *p,
+                          esc_error *err) {
+  esc_status rc = check_definition(p, err);
+  if (rc)
+    return rc;
+  int parts = p->partitions > 0 ? p->partitions : 1;
+  struct proj *projs = realloc(w->projs, (w->nprojs + 1) * sizeof *projs);
+  if (!projs)
+    return esc_error_set(err, ESC_ENOMEM, "worker: out of memory");
+  w->projs = projs;
+  struct part *all =
+      realloc(w->parts, (w->nparts + (size_t)parts) * sizeof *all);
+  if (!all)
+    return esc_error_set(err, ESC_ENOMEM, "worker: out of memory");
+  w->parts = all;
+  w->projs[w->nprojs] = (struct proj){.def = p};
+  for (int i = 0; i < parts; i++) {
+    if (!runs_partition(w, i))
+      continue;
+    w->parts[w->nparts++] =
+        (struct part){.proj_index = w->nprojs,
+                      .index = i,
+                      .lease_key = esc__lease_key(w->schema, p->name, i)};
+  }
+  w->nprojs++;
+  return ESC_OK;
+}
+
+static void link_parts(esc_worker *w) {
+  for (size_t i = 0; i < w->nparts; i++)
+    w->parts[i].proj = &w->projs[w->parts[i].proj_index];
+}
+
+static void release_part(struct part *pt) {
+  if (pt->lease_conn)
+    PQfinish(pt->lease_conn); /* the lock goes with the session */
+  pt->lease_conn = NULL;
+  pt->leased = false;
+  esc__ctx_release(&pt->live.ctx);
+  esc__ctx_release(&pt->rebuild.ctx);
+}
+
+void esc_worker_free(esc_worker *w) {
+  if (!w)
+    return;
+  for (size_t i = 0; i < w->nparts; i++)
+    release_part(&w->parts[i]);
+  esc_store_free(w->store);
+  if (w->pg)
+    PQfinish(w->pg);
+  esc__redis_free(w->redis);
+  msgpack_zone_destroy(&w->zone);
+  free(w->decoded);
+  free(w->parts);
+  free(w->projs);
+  free(w->schema);
+  free(w->pg_url);
+  free(w->redis_url);
+  free(w);
+}
+
+void esc_worker_stop(esc_worker *w) {
+  w->stop = 1;
+}
+
+/* -------------------------------------------------------- connections -- */
+
+static esc_status connect_all(esc_worker *w, esc_error *err) {
+  esc_store_options so = ESC_STORE_OPTIONS_INIT;
+  so.schema = w->schema;
+  so.app_name = "esc-worker";
+  if (!w->store && !(w->store = esc_store_open(w->pg_url, &so, err)))
+    return err ? err->code : ESC_ECONN;
+  if (w->pg && PQstatus(w->pg) != CONNECTION_OK) {
+    PQfinish(w->pg);
+    w->pg = NULL;
+  }
+  if (!w->pg && !(w->pg = esc__pg_connect(w->pg_url, "esc-worker", err)))
+    return ESC_ECONN;
+  if (w->redis && !esc__redis_ok(w->redis) &&
+      esc__redis_reconnect(w->redis, err))
+    return ESC_ECONN;
+  if (!w->redis && !(w->redis = esc__redis_connect(w->redis_url, err)))
+    return ESC_ECONN;
+  for (size_t i = 0; i < w->nprojs; i++) {
+    struct proj *pj = &w->projs[i];
+    if (!pj->registered &&
+        esc__registry_upsert(w->pg, w->schema, pj->def, err) == ESC_OK)
+      pj->registered = true;
+  }
+  return ESC_OK;
+}
+
+/* After a failure, everything is set up again from Redis. */
+static void forget_state(esc_worker *w) {
+  for (size_t i = 0; i < w->nparts; i++)
+    w->parts[i].ready = false;
+  for (size_t i = 0; i < w->nprojs; i++)
+    w->projs[i].serving = 0;
+}
+
+/* ------------------------------------------------------------- leases -- */
+
+/* Takes (or checks) the lease of a partition. A standby tries every
+ * lease_poll_ms; a holder re-checks as often that its session is alive. */
+static esc_status tend_lease(esc_worker *w, struct part *pt, int64_t now,
+                             esc_error *err) {
+  int every = w->opts.lease_poll_ms > 0 ? w->opts.lease_poll_ms : 1000;
+  if (now < pt->next_lease_ms)
+    return ESC_OK;
+  pt->next_lease_ms = now + every;
+  if (pt->leased) {
+    if (esc__lease_held(pt->lease_conn, pt->lease_key))
+      return ESC_OK;
+    esc__worker_log(w, "%s/%d: lost the lease", pt->proj->def->name, pt->index);
+    release_part(pt);
+    pt->ready = false;
+  }
+  if (!pt->lease_conn) {
+    char app[64];
+    snprintf(app, sizeof app, "esc-worker %s/%d pid %d", pt->proj->def->name,
+             pt->index, (int)getpid());
+    pt->lease_conn = esc__pg_connect(w->pg_url, app, err);
+    if (!pt->lease_conn)
+      return ESC_ECONN;
+  }
+  esc_status rc =
+      esc__lease_try(pt->lease_conn, pt->lease_key, &pt->leased, err);
+  if (!rc && pt->leased) {
+    esc__worker_log(w, "%s/%d: lease taken", pt->proj->def->name, pt->index);
+    pt->ready = false;
+  }
+  return rc;
+}
+
+/* -------------------------------------------------------------- steps -- */
+
+static esc_status prepare(esc_worker *w, struct part *pt, esc_error *err) {
+  struct proj *pj = pt->proj;
+  esc_status rc = ESC_OK;
+  if (!pj->serving)
+    rc = esc__generation_load(w, pj, err);
+  if (!rc && !pt->ready)
+    rc = esc__generation_setup(w, pt, err);
+  return rc;
+}
+
+/* One batch of each track of a held partition; *worked when any did. */
+static esc_status step_part(esc_worker *w, struct part *pt, int64_t now,
+                            bool *worked, esc_error *err) {
+  bool live = false, rebuild = false;
+  *worked = false;
+  esc_status rc = tend_lease(w, pt, now, err);
+  if (rc || !pt->leased || pt->stopped)
+    return rc;
+  rc = prepare(w, pt, err);
+  if (!rc && pt->proj->building && pt->ready) {
+    rc = esc__track_step(w, pt, &pt->rebuild, &rebuild, err);
+    if (!rc)
+      rc = esc__generation_try_switch(w, pt, err);
+  }
+  if (!rc && !pt->ready)
+    rc = prepare(w, pt, err);
+  if (!rc && pt->ready)
+    rc = esc__track_step(w, pt, &pt->live, &live, err);
+  if (!rc && now >= pt->next_retries_ms && pt->ready) {
+    pt->next_retries_ms = now + BOOKKEEPING_MS;
+    rc = esc__track_retry_dead_letters(w, pt, err);
+  }
+  *worked = live || rebuild;
+  return rc;
+}
+
+static esc_status bookkeeping(esc_worker *w, int64_t now, esc_error *err) {
+  esc_status rc = ESC_OK;
+  for (size_t i = 0; i < w->nprojs && !rc; i++) {
+    struct proj *pj = &w->projs[i];
+    if (pj->serving && now >= pj->next_request_ms) {
+      pj->next_request_ms = now + BOOKKEEPING_MS;
+      rc = esc__generation_check_rebuild(w, pj, err);
+    }
+    if (!rc)
+      rc = esc__generation_delete_step(w, pj, err);
+  }
+  return rc;
+}
+
+/* One pass over every partition; *worked when any handled events. */
+static esc_status round_once(esc_worker *w, bool *worked, esc_error *err) {
+  int64_t now = esc__now_ms();
+  esc_status rc = connect_all(w, err);
+  *worked = false;
+  /* Taken before any read: an event committed after it wakes the wait at
+   * the end of an idle round, one committed before is read in this round. */
+  if (!rc)
+    rc = esc_store_head(w->store, &w->round_head, err);
+  for (size_t i = 0; i < w->nparts && !rc && !w->stop; i++) {
+    bool did = false;
+    rc = step_part(w, &w->parts[i], now, &did, err);
+    *worked = *worked || did;
+  }
+  if (!rc)
+    rc = bookkeeping(w, now, err);
+  return rc;
+}
+
+/* Errors worth another try after a pause: connections, time-outs, Redis. */
+static bool transient(esc_status rc) {
+  return rc == ESC_ECONN || rc == ESC_EIO || rc == ESC_ETIMEDOUT;
+}
+
+static void back_off(esc_worker *w, int *delay_ms, const esc_error *why) {
+  esc__worker_log(w, "worker: %s; retrying in %d ms", why->msg, *delay_ms);
+  for (int slept = 0; slept < *delay_ms && !w->stop; slept += 50) {
+    struct timespec ts = {0, 50 * 1000000L};
+    nanosleep(&ts, NULL);
+  }
+  *delay_ms = *delay_ms * 2 > 5000 ? 5000 : *delay_ms * 2;
+  forget_state(w);
+}
+
+/* Caught up also means no rebuild or deletion of old keys is pending. */
+static bool generations_settled(const esc_worker *w) {
+  for (size_t i = 0; i < w->nprojs; i++)
+    if (w->projs[i].building || w->projs[i].deleting)
+      return false;
+  return true;
+}
+
+/* Old keys to delete keep the loop busy; a rebuild waiting for partitions
+ * held elsewhere does not. */
+static bool deleting(const esc_worker *w) {
+  for (size_t i = 0; i < w->nprojs; i++)
+    if (w->projs[i].deleting)
+      return true;
+  return false;
+}
+
+static bool any_stopped_all(const esc_worker *w) {
+  for (size_t i = 0; i < w->nparts; i++)
+    if (!w->parts[i].stopped)
+      return false;
+  return w->nparts > 0;
+}
+
+/* Runs one query returning one bigint or boolean-as-text. */
+static esc_status query_one(esc_worker *w, const char *sql, const char *param,
+                            char *out, size_t size, esc_error *err) {
+  const char *values[] = {param};
+  PGresult *res =
+      PQexecParams(w->pg, sql, param ? 1 : 0, NULL, values, NULL, NULL, 0);
+  esc_status rc = ESC_OK;
+  if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
+    rc = esc_error_set(err, ESC_ECONN, "catch up: %s", PQerrorMessage(w->pg));
+  else
+    snprintf(out, size, "%s", PQgetvalue(res, 0, 0));
+  PQclear(res);
+  return rc;
+}
+
+/* The newest committed global position: what "caught up" is measured by. */
+static esc_status catch_up_target(esc_worker *w, char *out, size_t size,
+                                  esc_error *err) {
+  char sql[160];
+  char *ident = PQescapeIdentifier(w->pg, w->schema, strlen(w->schema));
+  if (!ident)
+    return esc_error_set(err, ESC_ENOMEM, "catch up: out of memory");
+  snprintf(sql, sizeof sql,
+           "SELECT coalesce(max(global_position), 0) FROM %s.events", ident);
+  PQfreemem(ident);
+  return query_one(w, sql, NULL, out, size, err);
+}
+
+/* Whether every event up to target is below the horizon, i.e. readable: a
+ * transaction still open elsewhere can hold committed events back. */
+static esc_status target_readable(esc_worker *w, const char *target, bool *yes,
+                                  esc_error *err) {
+  char sql[256], v[8];
+  char *ident = PQescapeIdentifier(w->pg, w->schema, strlen(w->schema));
+  if (!ident)
+    return esc_error_set(err, ESC_ENOMEM, "catch up: out of memory");
+  snprintf(sql, sizeof sql,
+           "SELECT NOT EXISTS (SELECT 1 FROM %s.events WHERE tx_id >="
+           " pg_snapshot_xmin(pg_current_snapshot())"
+           " AND global_position <= $1::int8)",
+           ident);
+  PQfreemem(ident);
+  esc_status rc = query_one(w, sql, target, v, sizeof v, err);
+  *yes = !rc && v[0] == 't';
+  return rc;
+}
+
+/* With until_idle: done after a round without work, once the log as it
+ * was at the start is readable and no rebuild or deletion is pending. */
+static esc_status idle_enough(esc_worker *w, const char *target, bool *done,
+                              esc_error *err) {
+  *done = false;
+  if (!generations_settled(w))
+    return ESC_OK;
+  return target_readable(w, target, done, err);
+}
+
+/* Runs rounds; with until_idle, returns once caught up (see idle_enough) or
+ * at the deadline. */
+static esc_status run(esc_worker *w, bool until_idle, int64_t deadline,
+                      esc_error *err) {
+  char target[32] = "0";
+  int delay = 100;
+  link_parts(w);
+  while (!w->stop) {
+    bool worked = false;
+    esc_error e = ESC_ERROR_INIT;
+    esc_status rc = round_once(w, &worked, &e);
+    if (rc && !transient(rc)) {
+      if (err)
+        *err = e;
+      return rc;
+    }
+    if (rc) {
+      back_off(w, &delay, &e);
+      continue;
+    }
+    delay = 100;
+    if (any_stopped_all(w))
+      return esc_error_set(err, ESC_EIO, "every partition is stopped");
+    if (until_idle && target[0] == '0' && target[1] == '\0' &&
+        (rc = catch_up_target(w, target, sizeof target, &e)) != ESC_OK) {
+      back_off(w, &delay, &e);
+      continue;
+    }
+    bool done = false;
+    if (until_idle && !worked &&
+        (rc = idle_enough(w, target, &done, &e)) != ESC_OK) {
+      back_off(w, &delay, &e);
+      continue;
+    }
+    if (done)
+      return ESC_OK;
+    if (deadline && esc__now_ms() > deadline)
+      return esc_error_set(err, ESC_ETIMEDOUT, "not caught up in time");
+    if (!worked && !deleting(w)) {
+      int poll = w->opts.poll_ms > 0 ? w->opts.poll_ms : 1000;
+      esc_wait_for_events(w->store, NULL, w->round_head,
+                          poll < 500 ? poll : 500, poll, NULL);
+    }
+  }
+  return ESC_OK;
+}
+
+esc_status esc_worker_run(esc_worker *w, esc_error *err) {
+  w->stop = 0;
+  return run(w, false, 0, err);
+}
+
+esc_status esc_worker_run_until_caught_up(esc_worker *w, int timeout_ms,
+                                          esc_error *err) {
+  w->stop = 0;
+  return run(w, true, esc__now_ms() + timeout_ms, err);
+}

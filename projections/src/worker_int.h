@@ -1,0 +1,116 @@
+/*
+ * The worker's own structures, shared by worker.c (lifecycle and loop),
+ * track.c (one batch: read, handle, apply) and generation.c (serving
+ * generation, rebuilds, the switch, deleting old keys).
+ */
+#ifndef ESC_WORKER_INT_H
+#define ESC_WORKER_INT_H
+
+#include "projection_int.h"
+
+#include <signal.h>
+
+/* One generation of one partition being written: the live track writes the
+ * serving generation, the rebuild track the next one. */
+struct track {
+  int64_t generation; /* 0: not set up */
+  esc_position checkpoint;
+  bool has_checkpoint; /* false: start of the log */
+  int64_t processed;   /* events handled since the track was set up */
+  bool idle;           /* the last read found nothing */
+  esc_projection_ctx ctx;
+};
+
+struct proj;
+
+/* A projection partition this worker may run. */
+struct part {
+  size_t proj_index; /* into esc_worker.projs, which may move while adding */
+  struct proj *proj; /* set when the run starts */
+  int index;
+  PGconn *lease_conn;
+  int64_t lease_key;
+  bool leased;
+  int64_t next_lease_ms;   /* when to try (or check) the lease next */
+  int64_t next_retries_ms; /* when to look for dead letter retries next */
+  bool ready;              /* set up against the current generation */
+  bool stopped;            /* a handler error with ESC_ON_ERROR_STOP, or a
+                              failed command: needs someone to look */
+  struct track live;
+  struct track rebuild;
+};
+
+/* Per projection: the generation picture shared by its partitions. */
+struct proj {
+  const esc_projection *def;
+  int64_t serving;  /* the generation queries read; 0: unknown yet */
+  int64_t building; /* the generation a rebuild writes; 0: none */
+  int64_t deleting; /* an old generation whose keys are being deleted */
+  uint64_t delete_cursor;
+  int64_t next_request_ms; /* when to look for `esc rebuild` requests */
+  bool registered;
+};
+
+struct esc_worker {
+  esc_worker_options opts;
+  char *schema;
+  char *pg_url;
+  char *redis_url;
+  esc_store *store; /* reads and waits */
+  PGconn *pg;       /* registry and dead letters */
+  esc__redis *redis;
+  struct proj *projs;
+  size_t nprojs;
+  struct part *parts;
+  size_t nparts;
+  volatile sig_atomic_t stop;
+  /* Decoding events for handlers. */
+  msgpack_zone zone;
+  void *decoded;
+  size_t decoded_size;
+  esc_position round_head; /* $all head when the current round began */
+};
+
+/* worker.c */
+int64_t esc__now_ms(void);
+void esc__worker_log(esc_worker *w, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/* track.c: reads and applies one batch; *worked when it handled events.
+ * Connection errors come back for the caller to reconnect. */
+esc_status esc__track_step(esc_worker *w, struct part *pt, struct track *t,
+                           bool *worked, esc_error *err);
+/* Re-runs parked events whose retry was requested. */
+esc_status esc__track_retry_dead_letters(esc_worker *w, struct part *pt,
+                                         esc_error *err);
+
+/* generation.c */
+/* Reads (or creates) the serving generation and whether a rebuild runs. */
+esc_status esc__generation_load(esc_worker *w, struct proj *pj, esc_error *err);
+/* Points a partition's tracks at the projection's generations, reading
+ * their checkpoints from Redis. */
+esc_status esc__generation_setup(esc_worker *w, struct part *pt,
+                                 esc_error *err);
+/* Starts a rebuild into serving + 1 when the version changed or one was
+ * requested. */
+esc_status esc__generation_check_rebuild(esc_worker *w, struct proj *pj,
+                                         esc_error *err);
+/* After a rebuild step: marks the partition ready when it caught up with
+ * the live track and switches when every partition is ready. */
+esc_status esc__generation_try_switch(esc_worker *w, struct part *pt,
+                                      esc_error *err);
+/* The serving generation changed or vanished under us: reload. */
+esc_status esc__generation_reload(esc_worker *w, struct proj *pj,
+                                  esc_error *err);
+/* A checkpoint or the generation key vanished (Redis lost data): start a
+ * fresh generation and rebuild it from the log. */
+esc_status esc__generation_vanished(esc_worker *w, struct proj *pj,
+                                    esc_error *err);
+/* Deletes a slice of an old generation's keys, if any are pending. */
+esc_status esc__generation_delete_step(esc_worker *w, struct proj *pj,
+                                       esc_error *err);
+
+#endif

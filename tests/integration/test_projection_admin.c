@@ -1,0 +1,619 @@
+/*
+ * The administrative side of projections against real PostgreSQL and
+ * Redis: the registry and rebuild requests, dead letters (guarantee 10:
+ * parked, visible, retryable), leases (guarantee 8: one holder per
+ * partition, freed when its session dies) and the status `esc projections`
+ * shows.
+ *
+ * Everything runs in its own schema; projection names carry the process
+ * id, so Redis keys of concurrent or earlier runs never mix, and every key
+ * a test sets is deleted at its end.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+/* projections/src is not on the tests' include path */
+#include "projection_int.h"
+#include "testenv.h"
+
+#define SCHEMA "t_proj_admin"
+
+static esc_store *store;
+
+/* A projection name unique to this process: "tpa<pid>_<what>". */
+static void unique_name(char *out, size_t size, const char *what) {
+  snprintf(out, size, "tpa%ld_%s", (long)getpid(), what);
+}
+
+static PGconn *connect_as(const char *app) {
+  esc_error err = ESC_ERROR_INIT;
+  PGconn *c = esc__pg_connect(NULL, app, &err);
+  if (!c)
+    fail_msg("esc__pg_connect: %s", err.msg);
+  return c;
+}
+
+static esc_position append_one(const char *stream) {
+  unsigned char data[16];
+  esc_error err = ESC_ERROR_INIT;
+  esc_append_result res;
+  size_t len = esc_test_payload(data, 1);
+  esc_event_data e = {esc_uuid_v4(), "Tick", 1, data, len, NULL, 0};
+  if (esc_append(store, stream, ESC_EXPECT_ANY, &e, 1, &res, &err))
+    fail_msg("append %s: %s", stream, err.msg);
+  return res.position;
+}
+
+/* Reads the events of a category once every one up to `last` is readable
+ * (another session's transaction may hold the horizon back for a while). */
+static void read_category(const char *category, const esc_position *last,
+                          esc_events *out) {
+  esc_error err = ESC_ERROR_INIT;
+  long long deadline = esc_test_now_ms() + 60000;
+  for (;;) {
+    esc_position start = ESC_POSITION_START;
+    if (esc_read_all(store, category, start, 1000, out, &err))
+      fail_msg("read %s: %s", category, err.msg);
+    if (out->count > 0 &&
+        esc_position_cmp(&out->items[out->count - 1].position, last) >= 0)
+      return;
+    if (esc_test_now_ms() > deadline)
+      fail_msg("events of %s did not become readable", category);
+    esc_test_sleep_ms(50);
+  }
+}
+
+/* ------------------------------------------------------------------------
+ * Redis, by hand
+ * ------------------------------------------------------------------------ */
+
+static esc__redis *redis;
+
+static void redis_cmd(int argc, const char **argv) {
+  esc_error err = ESC_ERROR_INIT;
+  if (esc__redis_run(redis, argc, argv, NULL, NULL, &err))
+    fail_msg("redis %s %s: %s", argv[0], argv[1], err.msg);
+}
+
+static void redis_set(const char *key, const char *value) {
+  const char *argv[] = {"SET", key, value};
+  redis_cmd(3, argv);
+}
+
+/* Deletes every key of projection proj (SCAN, so only this run's keys). */
+static void redis_forget(const char *proj) {
+  char pattern[ESC__KEY_MAX], cursor[32] = "0";
+  esc_error err = ESC_ERROR_INIT;
+  snprintf(pattern, sizeof pattern, "%s:*", proj);
+  do {
+    redisReply *r = NULL;
+    const char *argv[] = {"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"};
+    if (esc__redis_run(redis, 6, argv, NULL, &r, &err))
+      fail_msg("redis SCAN: %s", err.msg);
+    snprintf(cursor, sizeof cursor, "%s", r->element[0]->str);
+    for (size_t i = 0; i < r->element[1]->elements; i++) {
+      const char *del[] = {"DEL", r->element[1]->element[i]->str};
+      redis_cmd(2, del);
+    }
+    freeReplyObject(r);
+  } while (strcmp(cursor, "0") != 0);
+}
+
+static int group_setup(void **state) {
+  (void)state;
+  esc_error err = ESC_ERROR_INIT;
+  store = esc_test_fresh_store(SCHEMA);
+  redis = esc__redis_connect(NULL, &err);
+  if (!redis)
+    fail_msg("redis: %s (did scripts/servers start run?)", err.msg);
+  return 0;
+}
+
+static int group_teardown(void **state) {
+  (void)state;
+  esc__redis_free(redis);
+  esc_store_free(store);
+  return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Registry and rebuild requests
+ * ------------------------------------------------------------------------ */
+
+static bool requested(PGconn *c, const char *name) {
+  esc_error err = ESC_ERROR_INIT;
+  bool yes = true;
+  if (esc__registry_rebuild_requested(c, SCHEMA, name, &yes, &err))
+    fail_msg("rebuild_requested: %s", err.msg);
+  return yes;
+}
+
+static void registry_upsert_and_rebuild_requests(void **state) {
+  (void)state;
+  char name[64], sql[256];
+  esc_error err = ESC_ERROR_INIT;
+  PGconn *c = connect_as("t-registry");
+  unique_name(name, sizeof name, "reg");
+  static const char *const cats1[] = {"order", NULL};
+  /* Not valid categories; they check the array quoting. */
+  static const char *const cats2[] = {"order", "in\"v\\x", "a,b", NULL};
+  static const char *const types[] = {"OrderPlaced", NULL};
+  esc_projection p = {
+      name, 1, cats1, NULL, 2, NULL, NULL, NULL, ESC_ON_ERROR_PARK, 0};
+
+  assert_int_equal(esc__registry_upsert(c, SCHEMA, &p, &err), ESC_OK);
+  snprintf(sql, sizeof sql,
+           "SELECT version || '/' || partitions || '/' || categories::text"
+           " || '/' || coalesce(event_types::text, 'all')"
+           " FROM " SCHEMA ".projections WHERE name = '%s'",
+           name);
+  char *row = esc_test_query_text(c, sql);
+  assert_string_equal(row, "1/2/{order}/all");
+  free(row);
+
+  /* A second worker (or a new version) updates the row. */
+  p.version = 2;
+  p.partitions = 0; /* means 1 */
+  p.categories = cats2;
+  p.event_types = types;
+  assert_int_equal(esc__registry_upsert(c, SCHEMA, &p, &err), ESC_OK);
+  snprintf(sql, sizeof sql,
+           "SELECT version || '/' || partitions || '/' ||"
+           " array_length(categories, 1) || '/' || categories[2] || '/' ||"
+           " categories[3] || '/' || event_types[1]"
+           " FROM " SCHEMA ".projections WHERE name = '%s'",
+           name);
+  row = esc_test_query_text(c, sql);
+  assert_string_equal(row, "2/1/3/in\"v\\x/a,b/OrderPlaced");
+  free(row);
+
+  p.version = 0;
+  assert_int_equal(esc__registry_upsert(c, SCHEMA, &p, &err), ESC_EINVAL);
+  p.version = 2;
+  p.name = "Bad-Name";
+  assert_int_equal(esc__registry_upsert(c, SCHEMA, &p, &err), ESC_EINVAL);
+
+  /* Requests: none yet; one; taken; another one after it. */
+  assert_false(requested(c, name));
+  assert_false(requested(c, "tpa_never_registered"));
+  assert_int_equal(esc_projection_request_rebuild(NULL, SCHEMA, name, &err),
+                   ESC_OK);
+  assert_true(requested(c, name));
+  assert_int_equal(esc_projection_request_rebuild(NULL, SCHEMA, name, &err),
+                   ESC_OK);
+  assert_int_equal(esc__registry_rebuild_taken(c, SCHEMA, name, &err), ESC_OK);
+  assert_false(requested(c, name)); /* two requests, one rebuild */
+  assert_int_equal(esc_projection_request_rebuild(NULL, SCHEMA, name, &err),
+                   ESC_OK);
+  assert_true(requested(c, name));
+
+  /* Unknown and invalid names. */
+  assert_int_equal(
+      esc_projection_request_rebuild(NULL, SCHEMA, "tpa_nothing_here", &err),
+      ESC_ENOTFOUND);
+  assert_non_null(strstr(err.msg, "tpa_nothing_here"));
+  assert_int_equal(
+      esc_projection_request_rebuild(NULL, SCHEMA, "Not-A-Name", &err),
+      ESC_EINVAL);
+  /* A schema that was never migrated. */
+  assert_int_not_equal(
+      esc_projection_request_rebuild(NULL, "t_proj_admin_none", name, &err),
+      ESC_OK);
+  assert_non_null(strstr(err.msg, "migrate"));
+  PQfinish(c);
+}
+
+/* ------------------------------------------------------------------------
+ * Dead letters
+ * ------------------------------------------------------------------------ */
+
+/* The letters of proj (all of them, or the open ones); *n of them. */
+static esc_dead_letter *letters(const char *proj, bool all, size_t *n) {
+  esc_error err = ESC_ERROR_INIT;
+  esc_dead_letter *l = NULL;
+  if (esc_dead_letters_list(NULL, SCHEMA, proj, all, &l, n, &err))
+    fail_msg("list dead letters: %s", err.msg);
+  return l;
+}
+
+static void dead_letter_lifecycle(void **state) {
+  (void)state;
+  char name[64];
+  esc_error err = ESC_ERROR_INIT;
+  esc_events ev = ESC_EVENTS_INIT;
+  size_t n = 0;
+  PGconn *c = connect_as("t-dead-letters");
+  unique_name(name, sizeof name, "dl");
+  append_one("dlcat-1");
+  append_one("dlcat-1");
+  if (esc_read_stream(store, "dlcat-1", 0, ESC_FORWARD, 10, &ev, &err))
+    fail_msg("read: %s", err.msg);
+  assert_int_equal(ev.count, 2);
+  const esc_recorded_event *e1 = &ev.items[0], *e2 = &ev.items[1];
+
+  /* Park; parking the same event again (a worker that died before its
+   * checkpoint moved) updates the open letter. Bad bytes and line breaks
+   * in the handler's message are made storable rather than lost. */
+  assert_int_equal(
+      esc__dead_letter_park(c, SCHEMA, name, 1, e1, "first try", 3, &err),
+      ESC_OK);
+  assert_int_equal(esc__dead_letter_park(c, SCHEMA, name, 1, e1,
+                                         "boom:\n bad \xff byte \xc3\xa9", 4,
+                                         &err),
+                   ESC_OK);
+  esc_dead_letter *l = letters(name, false, &n);
+  assert_int_equal(n, 1);
+  int64_t id = l[0].id;
+  assert_string_equal(l[0].projection, name);
+  assert_int_equal(l[0].partition, 1);
+  assert_int_equal(esc_position_cmp(&l[0].position, &e1->position), 0);
+  assert_memory_equal(l[0].event_id.bytes, e1->id.bytes, 16);
+  assert_string_equal(l[0].stream_id, "dlcat-1");
+  assert_int_equal(l[0].stream_version, 1);
+  assert_string_equal(l[0].event_type, "Tick");
+  assert_string_equal(l[0].error, "boom:  bad ? byte \xc3\xa9");
+  assert_int_equal(l[0].attempts, 4);
+  assert_string_equal(l[0].state, "parked");
+  assert_true(l[0].parked_at_us > 0);
+  free(l);
+
+  /* Nothing to retry until someone asks. */
+  assert_int_equal(
+      esc__dead_letter_take_retries(c, SCHEMA, name, 1, &l, &n, &err), ESC_OK);
+  assert_int_equal(n, 0);
+  assert_null(l);
+
+  /* retry -> the worker takes it -> applied: resolved. */
+  assert_int_equal(esc_dead_letter_retry(NULL, SCHEMA, id, &err), ESC_OK);
+  assert_int_equal(esc_dead_letter_retry(NULL, SCHEMA, id, &err), ESC_EINVAL);
+  assert_non_null(strstr(err.msg, "requested already"));
+  assert_int_equal(
+      esc__dead_letter_take_retries(c, SCHEMA, name, 0, &l, &n, &err), ESC_OK);
+  assert_int_equal(n, 0); /* another partition */
+  assert_int_equal(
+      esc__dead_letter_take_retries(c, SCHEMA, name, 1, &l, &n, &err), ESC_OK);
+  assert_int_equal(n, 1);
+  assert_int_equal(l[0].id, id);
+  assert_string_equal(l[0].state, "retry");
+  assert_memory_equal(l[0].event_id.bytes, e1->id.bytes, 16);
+  free(l);
+  assert_int_equal(esc__dead_letter_finish(c, SCHEMA, id, true, NULL, &err),
+                   ESC_OK);
+  l = letters(name, false, &n);
+  assert_int_equal(n, 0);
+  free(l);
+  l = letters(name, true, &n);
+  assert_int_equal(n, 1);
+  assert_string_equal(l[0].state, "resolved");
+  free(l);
+
+  /* A resolved letter cannot be retried or discarded. */
+  assert_int_equal(esc_dead_letter_retry(NULL, SCHEMA, id, &err), ESC_EINVAL);
+  assert_non_null(strstr(err.msg, "resolved"));
+  assert_int_equal(esc_dead_letter_discard(NULL, SCHEMA, id, &err), ESC_EINVAL);
+  assert_non_null(strstr(err.msg, "resolved"));
+
+  /* The same event parked again later is a new letter. Its retry fails:
+   * back to parked with the new error and one more attempt. */
+  assert_int_equal(
+      esc__dead_letter_park(c, SCHEMA, name, 1, e1, "again", 3, &err), ESC_OK);
+  l = letters(name, false, &n);
+  assert_int_equal(n, 1);
+  int64_t id2 = l[0].id;
+  assert_true(id2 != id);
+  free(l);
+  assert_int_equal(esc_dead_letter_retry(NULL, SCHEMA, id2, &err), ESC_OK);
+  assert_int_equal(
+      esc__dead_letter_finish(c, SCHEMA, id2, false, "still broken", &err),
+      ESC_OK);
+  l = letters(name, false, &n);
+  assert_int_equal(n, 1);
+  assert_string_equal(l[0].state, "parked");
+  assert_string_equal(l[0].error, "still broken");
+  assert_int_equal(l[0].attempts, 4);
+  free(l);
+
+  /* Discard: recorded, not deleted; then neither retry nor discard. */
+  assert_int_equal(
+      esc__dead_letter_park(c, SCHEMA, name, 0, e2, "bad", 3, &err), ESC_OK);
+  l = letters(name, false, &n);
+  assert_int_equal(n, 2);
+  int64_t id3 = l[1].id;
+  assert_int_equal(l[1].partition, 0);
+  free(l);
+  assert_int_equal(esc_dead_letter_discard(NULL, SCHEMA, id3, &err), ESC_OK);
+  assert_int_equal(esc_dead_letter_discard(NULL, SCHEMA, id3, &err),
+                   ESC_EINVAL);
+  assert_non_null(strstr(err.msg, "discarded"));
+  assert_int_equal(esc_dead_letter_retry(NULL, SCHEMA, id3, &err), ESC_EINVAL);
+  assert_non_null(strstr(err.msg, "discarded"));
+  l = letters(name, true, &n);
+  assert_int_equal(n, 3);
+  assert_string_equal(l[2].state, "discarded");
+  free(l);
+  /* A finished retry does not undo a discard of a failed letter. */
+  assert_int_equal(esc__dead_letter_finish(c, SCHEMA, id3, false, "x", &err),
+                   ESC_OK);
+  l = letters(name, true, &n);
+  assert_string_equal(l[2].state, "discarded");
+  free(l);
+
+  /* Unknown ids, bad names, everyone's letters. */
+  assert_int_equal(esc_dead_letter_retry(NULL, SCHEMA, 987654321, &err),
+                   ESC_ENOTFOUND);
+  assert_int_equal(esc_dead_letter_discard(NULL, SCHEMA, 987654321, &err),
+                   ESC_ENOTFOUND);
+  assert_int_equal(
+      esc_dead_letters_list(NULL, SCHEMA, "No Such", false, &l, &n, &err),
+      ESC_EINVAL);
+  l = letters(NULL, true, &n);
+  assert_true(n >= 3);
+  free(l);
+
+  esc_events_release(&ev);
+  PQfinish(c);
+}
+
+/* ------------------------------------------------------------------------
+ * Leases
+ * ------------------------------------------------------------------------ */
+
+static bool try_lease(PGconn *c, int64_t key) {
+  esc_error err = ESC_ERROR_INIT;
+  bool got = false;
+  if (esc__lease_try(c, key, &got, &err))
+    fail_msg("lease_try: %s", err.msg);
+  return got;
+}
+
+static void lease_keys_are_stable_and_distinct(void **state) {
+  (void)state;
+  int64_t k = esc__lease_key("esc", "orders", 0);
+  assert_true(k == esc__lease_key("esc", "orders", 0));
+  assert_true(k == esc__lease_key(NULL, "orders", 0));
+  assert_true(k != esc__lease_key("esc", "orders", 1));
+  assert_true(k != esc__lease_key("esc2", "orders", 0));
+  assert_true(k != esc__lease_key("esc", "orders2", 0));
+  /* FNV-1a of the namespaced text: the same on every machine. */
+  const char text[] = "esc.lease:esc:orders:0";
+  assert_true(k == (int64_t)esc__fnv1a64(text, strlen(text)));
+}
+
+static void one_holder_per_lease(void **state) {
+  (void)state;
+  char name[64];
+  esc_error err = ESC_ERROR_INIT;
+  unique_name(name, sizeof name, "lease");
+  int64_t key = esc__lease_key(SCHEMA, name, 0);
+  int64_t other = esc__lease_key(SCHEMA, name, 1);
+  PGconn *a = connect_as("t-lease-a");
+  PGconn *b = connect_as("t-lease-b");
+
+  assert_true(try_lease(a, key));
+  assert_true(try_lease(a, key)); /* again: still ours, not nested */
+  assert_false(try_lease(b, key));
+  assert_true(esc__lease_held(a, key));
+  assert_false(esc__lease_held(b, key));
+  assert_false(esc__lease_held(a, other));
+  assert_true(try_lease(b, other)); /* partitions are independent */
+  assert_int_equal(esc__lease_release(b, other, &err), ESC_OK);
+  assert_false(esc__lease_held(b, other));
+
+  /* The holder's session ends: the server frees the lease and the
+   * standby gets it within a second. */
+  PQfinish(a);
+  long long until = esc_test_now_ms() + 1000;
+  bool got = false;
+  while (!(got = try_lease(b, key)) && esc_test_now_ms() < until)
+    esc_test_sleep_ms(20);
+  assert_true(got);
+  assert_true(esc__lease_held(b, key));
+
+  /* Released once, it is free (taken twice above, never nested). */
+  PGconn *c = connect_as("t-lease-c");
+  assert_true(try_lease(b, key));
+  assert_int_equal(esc__lease_release(b, key, &err), ESC_OK);
+  assert_false(esc__lease_held(b, key));
+  assert_true(try_lease(c, key));
+  /* Releasing what is not held is harmless. */
+  assert_int_equal(esc__lease_release(b, key, &err), ESC_OK);
+  assert_true(esc__lease_held(c, key));
+
+  /* A broken connection holds nothing. */
+  assert_false(esc__lease_held(NULL, key));
+  PQfinish(b);
+  PQfinish(c);
+}
+
+static void connect_failure_is_one_line(void **state) {
+  (void)state;
+  esc_error err = ESC_ERROR_INIT;
+  PGconn *c = esc__pg_connect("postgresql://esc@127.0.0.1:1/esc", "t", &err);
+  assert_null(c);
+  assert_int_equal(err.code, ESC_ECONN);
+  assert_non_null(strstr(err.msg, "connect to PostgreSQL"));
+  assert_null(strchr(err.msg, '\n'));
+}
+
+/* ------------------------------------------------------------------------
+ * Status
+ * ------------------------------------------------------------------------ */
+
+static const esc_partition_status *find(const esc_partition_status *st,
+                                        size_t n, const char *proj,
+                                        int partition) {
+  for (size_t i = 0; i < n; i++)
+    if (strcmp(st[i].projection, proj) == 0 && st[i].partition == partition)
+      return &st[i];
+  fail_msg("no status line for %s/%d", proj, partition);
+  return NULL;
+}
+
+static esc_partition_status *status(size_t *n) {
+  esc_error err = ESC_ERROR_INIT;
+  esc_partition_status *st = NULL;
+  if (esc_projection_status(NULL, NULL, SCHEMA, &st, n, &err))
+    fail_msg("status: %s", err.msg);
+  return st;
+}
+
+static void status_shows_the_picture(void **state) {
+  (void)state;
+  char name[64], key[ESC__KEY_MAX], token[ESC_POSITION_TOKEN_MAX];
+  esc_error err = ESC_ERROR_INIT;
+  esc_events ev = ESC_EVENTS_INIT;
+  size_t n = 0;
+  unique_name(name, sizeof name, "st");
+  PGconn *c = connect_as("t-status");
+  PGconn *holder = connect_as("t-status-holder");
+  static const char *const cats[] = {"stcat", NULL};
+  esc_projection p = {
+      name, 3, cats, NULL, 2, NULL, NULL, NULL, ESC_ON_ERROR_PARK, 0};
+  assert_int_equal(esc__registry_upsert(c, SCHEMA, &p, &err), ESC_OK);
+
+  /* Registered, nothing built: generation 0, everything is lag. */
+  append_one("stcat-1");
+  append_one("stother-1"); /* another category: never lag */
+  append_one("stcat-1");
+  append_one("stcat-2");
+  esc_position last = append_one("stcat-1");
+  read_category("stcat", &last, &ev);
+  assert_int_equal(ev.count, 4);
+  esc_partition_status *st = status(&n);
+  const esc_partition_status *s0 = find(st, n, name, 0);
+  assert_int_equal(s0->partitions, 2);
+  assert_int_equal(s0->version, 3);
+  assert_int_equal(s0->generation, 0);
+  assert_int_equal(s0->lag_events, 4);
+  assert_true(s0->lag_seconds >= 0 && s0->lag_seconds < 3600);
+  assert_int_equal(s0->lease_pid, 0);
+  assert_false(s0->rebuilding);
+  free(st);
+
+  /* Generation 7 serves; partition 0 is past the second event, partition
+   * 1 has not started; partition 0's lease is held; partition 1 has a
+   * parked letter; generation 8 is being rebuilt, partition 0 caught up. */
+  esc__key_generation(key, sizeof key, name);
+  redis_set(key, "7");
+  esc_position_format(&ev.items[1].position, token);
+  esc__key_checkpoint(key, sizeof key, name, 7, 0);
+  redis_set(key, token);
+  esc_position_format(&ev.items[3].position, token);
+  esc__key_checkpoint(key, sizeof key, name, 8, 0);
+  redis_set(key, token);
+  esc__key_rebuild(key, sizeof key, name);
+  const char *hset[] = {"HSET", key, "generation", "8", "version", "3"};
+  redis_cmd(6, hset);
+  assert_true(try_lease(holder, esc__lease_key(SCHEMA, name, 0)));
+  assert_int_equal(
+      esc__dead_letter_park(c, SCHEMA, name, 1, &ev.items[2], "bad", 3, &err),
+      ESC_OK);
+
+  st = status(&n);
+  s0 = find(st, n, name, 0);
+  const esc_partition_status *s1 = find(st, n, name, 1);
+  assert_int_equal(s0->generation, 7);
+  assert_int_equal(esc_position_cmp(&s0->checkpoint, &ev.items[1].position), 0);
+  assert_int_equal(s0->lag_events, 2);
+  assert_true(s0->lag_seconds >= 0 && s0->lag_seconds < 3600);
+  assert_int_equal(s0->lease_pid, PQbackendPID(holder));
+  assert_string_equal(s0->lease_holder, "t-status-holder");
+  assert_int_equal(s0->dead_letters, 0);
+  assert_true(s0->rebuilding);
+  assert_int_equal(s0->rebuild_generation, 8);
+  assert_int_equal(
+      esc_position_cmp(&s0->rebuild_checkpoint, &ev.items[3].position), 0);
+  assert_int_equal(s0->rebuild_lag_events, 0);
+
+  assert_int_equal(s1->generation, 7);
+  assert_int_equal(s1->checkpoint.global, 0); /* not started */
+  assert_int_equal(s1->lag_events, 4);
+  assert_int_equal(s1->lease_pid, 0);
+  assert_string_equal(s1->lease_holder, "");
+  assert_int_equal(s1->dead_letters, 1);
+  assert_true(s1->rebuilding);
+  assert_int_equal(s1->rebuild_lag_events, 4);
+  free(st);
+
+  /* Caught up; the lease holder gone; a stale rebuild marker (a finished
+   * rebuild's generation is not above the serving one) is no rebuild. */
+  esc_position_format(&ev.items[3].position, token);
+  esc__key_checkpoint(key, sizeof key, name, 7, 0);
+  redis_set(key, token);
+  esc__key_rebuild(key, sizeof key, name);
+  const char *stale[] = {"HSET", key, "generation", "7"};
+  redis_cmd(4, stale);
+  PQfinish(holder);
+  long long until = esc_test_now_ms() + 5000;
+  do {
+    st = status(&n);
+    s0 = find(st, n, name, 0);
+    if (s0->lease_pid == 0 || esc_test_now_ms() > until)
+      break;
+    free(st);
+    esc_test_sleep_ms(20);
+  } while (true);
+  assert_int_equal(s0->lag_events, 0);
+  assert_true(s0->lag_seconds == 0);
+  assert_int_equal(s0->lease_pid, 0);
+  assert_false(s0->rebuilding);
+  assert_int_equal(s0->rebuild_generation, 0);
+  free(st);
+
+  /* A corrupt checkpoint is reported, naming the key. */
+  esc__key_checkpoint(key, sizeof key, name, 7, 1);
+  redis_set(key, "not-a-token");
+  assert_int_not_equal(esc_projection_status(NULL, NULL, SCHEMA, &st, &n, &err),
+                       ESC_OK);
+  assert_null(st);
+  assert_int_equal(n, 0);
+  assert_non_null(strstr(err.msg, key));
+
+  /* Servers that cannot be reached. */
+  assert_int_equal(
+      esc_projection_status(NULL, "redis://127.0.0.1:1", SCHEMA, &st, &n, &err),
+      ESC_ECONN);
+  assert_int_equal(esc_projection_status("postgresql://esc@127.0.0.1:1/esc",
+                                         NULL, SCHEMA, &st, &n, &err),
+                   ESC_ECONN);
+
+  redis_forget(name);
+  esc_events_release(&ev);
+  PQfinish(c);
+}
+
+/* An empty registry is an empty status, not an error. */
+static void status_of_an_empty_registry(void **state) {
+  (void)state;
+  esc_error err = ESC_ERROR_INIT;
+  esc_partition_status *st = NULL;
+  size_t n = 7;
+  esc_store *empty = esc_test_fresh_store("t_proj_admin_empty");
+  assert_int_equal(
+      esc_projection_status(NULL, NULL, "t_proj_admin_empty", &st, &n, &err),
+      ESC_OK);
+  assert_int_equal(n, 0);
+  assert_null(st);
+  esc_store_free(empty);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(registry_upsert_and_rebuild_requests),
+      cmocka_unit_test(dead_letter_lifecycle),
+      cmocka_unit_test(lease_keys_are_stable_and_distinct),
+      cmocka_unit_test(one_holder_per_lease),
+      cmocka_unit_test(connect_failure_is_one_line),
+      cmocka_unit_test(status_shows_the_picture),
+      cmocka_unit_test(status_of_an_empty_registry),
+  };
+  return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
