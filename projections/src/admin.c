@@ -27,21 +27,6 @@
 
 /* ------------------------------------------------------------ helpers -- */
 
-static esc_status failed(const esc_error *err) {
-  return err && err->code ? err->code : ESC_EIO;
-}
-
-static PGresult *exec(PGconn *conn, const char *sql, int n,
-                      const char *const *values, ExecStatusType want,
-                      const char *what, esc_error *err) {
-  PGresult *res = PQexecParams(conn, sql, n, NULL, values, NULL, NULL, 0);
-  if (PQresultStatus(res) == want)
-    return res;
-  esc__fail_pg(err, conn, res, what);
-  PQclear(res);
-  return NULL;
-}
-
 /* What one status call works with. */
 struct status_ctx {
   PGconn *conn;
@@ -123,9 +108,10 @@ static esc_status lag(struct status_ctx *c, const char *proj,
   snprintf(tx, sizeof tx, "%" PRIu64, pos->tx_id);
   snprintf(global, sizeof global, "%" PRId64, pos->global);
   const char *values[] = {tx, global, categories};
-  PGresult *res = exec(c->conn, sql, 3, values, PGRES_TUPLES_OK, what, err);
+  PGresult *res =
+      esc__pg_exec(c->conn, sql, 3, values, PGRES_TUPLES_OK, what, err);
   if (!res)
-    return failed(err);
+    return esc__pg_failed(err);
   *events = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
   *seconds = strtod(PQgetvalue(res, 0, 1), NULL);
   PQclear(res);
@@ -151,10 +137,10 @@ static esc_status lease_holder(struct status_ctx *c, esc_partition_status *st,
   snprintf(key, sizeof key, "%" PRId64,
            esc__lease_key(c->schema, st->projection, st->partition));
   const char *values[] = {key};
-  PGresult *res =
-      exec(c->conn, SQL_LEASE_HOLDER, 1, values, PGRES_TUPLES_OK, what, err);
+  PGresult *res = esc__pg_exec(c->conn, SQL_LEASE_HOLDER, 1, values,
+                               PGRES_TUPLES_OK, what, err);
   if (!res)
-    return failed(err);
+    return esc__pg_failed(err);
   if (PQntuples(res) == 1) {
     st->lease_pid = (int)strtol(PQgetvalue(res, 0, 0), NULL, 10);
     snprintf(st->lease_holder, sizeof st->lease_holder, "%s",
@@ -176,9 +162,10 @@ static esc_status open_letters(struct status_ctx *c, const char *proj,
            " GROUP BY partition",
            c->ident);
   const char *values[] = {proj};
-  PGresult *res = exec(c->conn, sql, 1, values, PGRES_TUPLES_OK, what, err);
+  PGresult *res =
+      esc__pg_exec(c->conn, sql, 1, values, PGRES_TUPLES_OK, what, err);
   if (!res)
-    return failed(err);
+    return esc__pg_failed(err);
   for (int i = 0; i < PQntuples(res); i++) {
     long p = strtol(PQgetvalue(res, i, 0), NULL, 10);
     /* Letters of partitions that no longer exist (the projection was
@@ -257,9 +244,10 @@ static esc_status fill_all(struct status_ctx *c, esc_partition_status **out,
            "SELECT name, version, partitions, categories::text"
            " FROM %s.projections ORDER BY name",
            c->ident);
-  PGresult *res = exec(c->conn, sql, 0, NULL, PGRES_TUPLES_OK, what, err);
+  PGresult *res =
+      esc__pg_exec(c->conn, sql, 0, NULL, PGRES_TUPLES_OK, what, err);
   if (!res)
-    return failed(err);
+    return esc__pg_failed(err);
   size_t total = 0;
   for (int i = 0; i < PQntuples(res); i++)
     total += (size_t)strtol(PQgetvalue(res, i, 2), NULL, 10);
@@ -291,7 +279,7 @@ esc_status esc_projection_status(const char *pg_url, const char *redis_url,
   *count = 0;
   c.conn = esc__pg_connect(pg_url, "esc-admin", err);
   if (!c.conn)
-    return failed(err);
+    return esc__pg_failed(err);
   c.ident = PQescapeIdentifier(c.conn, c.schema, strlen(c.schema));
   if (!c.ident) {
     rc = esc__fail_pg(err, c.conn, NULL, "quote schema name");
@@ -300,7 +288,7 @@ esc_status esc_projection_status(const char *pg_url, const char *redis_url,
   c.redis =
       esc__redis_connect(redis_url ? redis_url : esc_default_redis_url(), err);
   if (!c.redis) {
-    rc = failed(err);
+    rc = esc__pg_failed(err);
     goto out;
   }
   rc = fill_all(&c, out, count, err);
@@ -325,7 +313,7 @@ esc_status esc_projection_request_rebuild(const char *pg_url,
   snprintf(what, sizeof what, "request a rebuild of %s", name);
   PGconn *conn = esc__pg_connect(pg_url, "esc-admin", err);
   if (!conn)
-    return failed(err);
+    return esc__pg_failed(err);
   esc_status rc = ESC_OK;
   char *ident = PQescapeIdentifier(conn, s, strlen(s));
   if (!ident) {
@@ -338,9 +326,10 @@ esc_status esc_projection_request_rebuild(const char *pg_url,
            ident);
   PQfreemem(ident);
   const char *values[] = {name};
-  PGresult *res = exec(conn, sql, 1, values, PGRES_COMMAND_OK, what, err);
+  PGresult *res =
+      esc__pg_exec(conn, sql, 1, values, PGRES_COMMAND_OK, what, err);
   if (!res) {
-    rc = failed(err);
+    rc = esc__pg_failed(err);
     goto out;
   }
   if (strcmp(PQcmdTuples(res), "0") == 0)

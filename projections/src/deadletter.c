@@ -31,29 +31,6 @@
 
 /* ------------------------------------------------------------ helpers -- */
 
-static char *schema_ident(PGconn *conn, const char *schema, esc_error *err) {
-  const char *s = schema ? schema : "esc";
-  char *ident = PQescapeIdentifier(conn, s, strlen(s));
-  if (!ident)
-    esc__fail_pg(err, conn, NULL, "quote schema name");
-  return ident;
-}
-
-static PGresult *exec(PGconn *conn, const char *sql, int n,
-                      const char *const *values, ExecStatusType want,
-                      const char *what, esc_error *err) {
-  PGresult *res = PQexecParams(conn, sql, n, NULL, values, NULL, NULL, 0);
-  if (PQresultStatus(res) == want)
-    return res;
-  esc__fail_pg(err, conn, res, what);
-  PQclear(res);
-  return NULL;
-}
-
-static esc_status failed(const esc_error *err) {
-  return err && err->code ? err->code : ESC_EIO;
-}
-
 /* Length of the valid UTF-8 sequence at s (1..4), or 0 if none starts
  * there. Follows RFC 3629: no overlongs, no surrogates, <= U+10FFFF. */
 static size_t utf8_len(const unsigned char *s) {
@@ -171,9 +148,9 @@ esc_status esc__dead_letter_park(PGconn *conn, const char *schema,
       tries[16], text[ERROR_TEXT_MAX + 1];
   snprintf(what, sizeof what, "park %s@%" PRId64 " of projection %s",
            ev->stream_id, ev->stream_version, proj);
-  char *ident = schema_ident(conn, schema, err);
+  char *ident = esc__pg_schema_ident(conn, schema, err);
   if (!ident)
-    return failed(err);
+    return esc__pg_failed(err);
   snprintf(sql, sizeof sql,
            "INSERT INTO %s.dead_letters (projection, partition, tx_id,"
            " global_position, event_id, stream_id, stream_version,"
@@ -197,9 +174,10 @@ esc_status esc__dead_letter_park(PGconn *conn, const char *schema,
       proj, part,          tx,      global,
       id,   ev->stream_id, version, ev->type ? ev->type : "",
       text, tries};
-  PGresult *res = exec(conn, sql, 10, values, PGRES_COMMAND_OK, what, err);
+  PGresult *res =
+      esc__pg_exec(conn, sql, 10, values, PGRES_COMMAND_OK, what, err);
   if (!res)
-    return failed(err);
+    return esc__pg_failed(err);
   PQclear(res);
   esc__clear(err);
   return ESC_OK;
@@ -214,9 +192,9 @@ esc_status esc__dead_letter_take_retries(PGconn *conn, const char *schema,
   *count = 0;
   snprintf(what, sizeof what, "dead letters to retry of %s/%d", proj,
            partition);
-  char *ident = schema_ident(conn, schema, err);
+  char *ident = esc__pg_schema_ident(conn, schema, err);
   if (!ident)
-    return failed(err);
+    return esc__pg_failed(err);
   snprintf(sql, sizeof sql,
            "SELECT " LETTER_COLUMNS " FROM %s.dead_letters"
            " WHERE projection = $1 AND partition = $2::int"
@@ -225,9 +203,10 @@ esc_status esc__dead_letter_take_retries(PGconn *conn, const char *schema,
   PQfreemem(ident);
   snprintf(part, sizeof part, "%d", partition);
   const char *values[] = {proj, part};
-  PGresult *res = exec(conn, sql, 2, values, PGRES_TUPLES_OK, what, err);
+  PGresult *res =
+      esc__pg_exec(conn, sql, 2, values, PGRES_TUPLES_OK, what, err);
   if (!res)
-    return failed(err);
+    return esc__pg_failed(err);
   esc_status rc = rows_to_letters(res, out, count, what, err);
   PQclear(res);
   if (!rc)
@@ -246,9 +225,9 @@ esc_status esc__dead_letter_finish(PGconn *conn, const char *schema, int64_t id,
                                    bool ok, const char *error, esc_error *err) {
   char sql[512], what[96], idtext[24], text[ERROR_TEXT_MAX + 1];
   snprintf(what, sizeof what, "finish dead letter %" PRId64, id);
-  char *ident = schema_ident(conn, schema, err);
+  char *ident = esc__pg_schema_ident(conn, schema, err);
   if (!ident)
-    return failed(err);
+    return esc__pg_failed(err);
   if (ok)
     snprintf(sql, sizeof sql,
              "UPDATE %s.dead_letters SET state = 'resolved',"
@@ -266,9 +245,9 @@ esc_status esc__dead_letter_finish(PGconn *conn, const char *schema, int64_t id,
   clean_error(text, error);
   const char *values[] = {idtext, text};
   PGresult *res =
-      exec(conn, sql, ok ? 1 : 2, values, PGRES_COMMAND_OK, what, err);
+      esc__pg_exec(conn, sql, ok ? 1 : 2, values, PGRES_COMMAND_OK, what, err);
   if (!res)
-    return failed(err);
+    return esc__pg_failed(err);
   PQclear(res);
   esc__clear(err);
   return ESC_OK;
@@ -288,11 +267,11 @@ esc_status esc_dead_letters_list(const char *pg_url, const char *schema,
     return ESC_EINVAL;
   PGconn *conn = esc__pg_connect(pg_url, "esc-admin", err);
   if (!conn)
-    return failed(err);
+    return esc__pg_failed(err);
   esc_status rc = ESC_OK;
-  char *ident = schema_ident(conn, schema, err);
+  char *ident = esc__pg_schema_ident(conn, schema, err);
   if (!ident) {
-    rc = failed(err);
+    rc = esc__pg_failed(err);
     goto out;
   }
   snprintf(sql, sizeof sql,
@@ -303,9 +282,10 @@ esc_status esc_dead_letters_list(const char *pg_url, const char *schema,
            ident);
   PQfreemem(ident);
   const char *values[] = {projection, all ? "t" : "f"};
-  PGresult *res = exec(conn, sql, 2, values, PGRES_TUPLES_OK, what, err);
+  PGresult *res =
+      esc__pg_exec(conn, sql, 2, values, PGRES_TUPLES_OK, what, err);
   if (!res) {
-    rc = failed(err);
+    rc = esc__pg_failed(err);
     goto out;
   }
   rc = rows_to_letters(res, out, count, what, err);
@@ -329,11 +309,11 @@ static esc_status transition(const char *pg_url, const char *schema, int64_t id,
   state[0] = '\0';
   PGconn *conn = esc__pg_connect(pg_url, "esc-admin", err);
   if (!conn)
-    return failed(err);
+    return esc__pg_failed(err);
   esc_status rc = ESC_OK;
-  char *ident = schema_ident(conn, schema, err);
+  char *ident = esc__pg_schema_ident(conn, schema, err);
   if (!ident) {
-    rc = failed(err);
+    rc = esc__pg_failed(err);
     goto out;
   }
   /* The subquery reads the row as it was before the update. */
@@ -346,9 +326,10 @@ static esc_status transition(const char *pg_url, const char *schema, int64_t id,
   PQfreemem(ident);
   snprintf(idtext, sizeof idtext, "%" PRId64, id);
   const char *values[] = {idtext};
-  PGresult *res = exec(conn, sql, 1, values, PGRES_TUPLES_OK, what, err);
+  PGresult *res =
+      esc__pg_exec(conn, sql, 1, values, PGRES_TUPLES_OK, what, err);
   if (!res) {
-    rc = failed(err);
+    rc = esc__pg_failed(err);
     goto out;
   }
   if (PQgetisnull(res, 0, 1))

@@ -42,3 +42,26 @@ PGconn *esc__pg_connect(const char *url, const char *app_name, esc_error *err) {
   esc__clear(err);
   return conn;
 }
+
+char *esc__pg_schema_ident(PGconn *conn, const char *schema, esc_error *err) {
+  const char *s = schema ? schema : "esc";
+  char *ident = PQescapeIdentifier(conn, s, strlen(s));
+  if (!ident)
+    esc__fail_pg(err, conn, NULL, "quote schema name");
+  return ident;
+}
+
+PGresult *esc__pg_exec(PGconn *conn, const char *sql, int n,
+                       const char *const *values, ExecStatusType want,
+                       const char *what, esc_error *err) {
+  PGresult *res = PQexecParams(conn, sql, n, NULL, values, NULL, NULL, 0);
+  if (PQresultStatus(res) == want)
+    return res;
+  esc__fail_pg(err, conn, res, what);
+  PQclear(res);
+  return NULL;
+}
+
+esc_status esc__pg_failed(const esc_error *err) {
+  return err && err->code ? err->code : ESC_EIO;
+}

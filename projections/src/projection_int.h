@@ -162,6 +162,16 @@ esc_status esc__redis_delete_generation(esc__redis *r, const char *proj,
 
 /* A session-level connection (leases and LISTEN need one). */
 PGconn *esc__pg_connect(const char *url, const char *app_name, esc_error *err);
+/* The schema (NULL: "esc") as a quoted identifier (PQfreemem), or NULL
+ * with err filled. */
+char *esc__pg_schema_ident(PGconn *conn, const char *schema, esc_error *err);
+/* Runs sql with n text parameters: the result when its status is want,
+ * else NULL with err filled ("<what>: <server message>"). */
+PGresult *esc__pg_exec(PGconn *conn, const char *sql, int n,
+                       const char *const *values, ExecStatusType want,
+                       const char *what, esc_error *err);
+/* The code in err after a failure (ESC_EIO when err has none). */
+esc_status esc__pg_failed(const esc_error *err);
 
 /* ----------------------------------------------------------- lease.c -- */
 

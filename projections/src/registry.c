@@ -15,15 +15,6 @@
 
 /* ------------------------------------------------------------ helpers -- */
 
-/* The schema as a quoted identifier (PQfreemem), or NULL with err. */
-static char *schema_ident(PGconn *conn, const char *schema, esc_error *err) {
-  const char *s = schema ? schema : "esc";
-  char *ident = PQescapeIdentifier(conn, s, strlen(s));
-  if (!ident)
-    esc__fail_pg(err, conn, NULL, "quote schema name");
-  return ident;
-}
-
 /*
  * A text[] literal for a NULL-terminated list, e.g. {"order","invoice"}:
  * every element quoted, '"' and '\' escaped, so it is passed as a
@@ -64,19 +55,6 @@ fail:
   return NULL;
 }
 
-/* Runs sql with text parameters; the result on success, else NULL with
- * err filled (res cleared). */
-static PGresult *exec(PGconn *conn, const char *sql, int n,
-                      const char *const *values, ExecStatusType want,
-                      const char *what, esc_error *err) {
-  PGresult *res = PQexecParams(conn, sql, n, NULL, values, NULL, NULL, 0);
-  if (PQresultStatus(res) == want)
-    return res;
-  esc__fail_pg(err, conn, res, what);
-  PQclear(res);
-  return NULL;
-}
-
 /* ------------------------------------------------------------- upsert -- */
 
 esc_status esc__registry_upsert(PGconn *conn, const char *schema,
@@ -93,7 +71,7 @@ esc_status esc__registry_upsert(PGconn *conn, const char *schema,
   snprintf(version, sizeof version, "%d", (int)p->version);
   snprintf(partitions, sizeof partitions, "%d",
            p->partitions > 0 ? p->partitions : 1);
-  char *ident = schema_ident(conn, schema, err);
+  char *ident = esc__pg_schema_ident(conn, schema, err);
   if (!ident)
     return err ? err->code : ESC_EIO;
   char *cats = array_literal(p->categories, &oom_c);
@@ -113,7 +91,8 @@ esc_status esc__registry_upsert(PGconn *conn, const char *schema,
            " event_types = excluded.event_types, updated_at = now()",
            ident);
   const char *values[] = {p->name, version, partitions, cats, types};
-  PGresult *res = exec(conn, sql, 5, values, PGRES_COMMAND_OK, what, err);
+  PGresult *res =
+      esc__pg_exec(conn, sql, 5, values, PGRES_COMMAND_OK, what, err);
   if (!res)
     rc = err ? err->code : ESC_EIO;
   PQclear(res);
@@ -134,7 +113,7 @@ esc_status esc__registry_rebuild_requested(PGconn *conn, const char *schema,
   char sql[384], what[128];
   *yes = false;
   snprintf(what, sizeof what, "look for rebuild requests of %s", name);
-  char *ident = schema_ident(conn, schema, err);
+  char *ident = esc__pg_schema_ident(conn, schema, err);
   if (!ident)
     return err ? err->code : ESC_EIO;
   snprintf(sql, sizeof sql,
@@ -145,7 +124,8 @@ esc_status esc__registry_rebuild_requested(PGconn *conn, const char *schema,
            ident);
   PQfreemem(ident);
   const char *values[] = {name};
-  PGresult *res = exec(conn, sql, 1, values, PGRES_TUPLES_OK, what, err);
+  PGresult *res =
+      esc__pg_exec(conn, sql, 1, values, PGRES_TUPLES_OK, what, err);
   if (!res)
     return err ? err->code : ESC_EIO;
   /* No row: never registered, so nothing was requested. */
@@ -159,7 +139,7 @@ esc_status esc__registry_rebuild_taken(PGconn *conn, const char *schema,
                                        const char *name, esc_error *err) {
   char sql[256], what[128];
   snprintf(what, sizeof what, "take the rebuild request of %s", name);
-  char *ident = schema_ident(conn, schema, err);
+  char *ident = esc__pg_schema_ident(conn, schema, err);
   if (!ident)
     return err ? err->code : ESC_EIO;
   /* Requests stamped before now are satisfied by the rebuild starting
@@ -170,7 +150,8 @@ esc_status esc__registry_rebuild_taken(PGconn *conn, const char *schema,
            ident);
   PQfreemem(ident);
   const char *values[] = {name};
-  PGresult *res = exec(conn, sql, 1, values, PGRES_COMMAND_OK, what, err);
+  PGresult *res =
+      esc__pg_exec(conn, sql, 1, values, PGRES_COMMAND_OK, what, err);
   if (!res)
     return err ? err->code : ESC_EIO;
   PQclear(res);
