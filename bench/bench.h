@@ -259,6 +259,8 @@ typedef struct bench_group {
 
 /* The append group (append.c). */
 extern const bench_group bench_append_group;
+/* The command group (command.c). */
+extern const bench_group bench_command_group;
 
 /* Writes a message to stderr, prefixed "esc-bench: ". */
 void bench_log(const char *fmt, ...)

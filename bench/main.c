@@ -1,7 +1,7 @@
 /*
  * esc-bench: benchmarks that print one JSON object per line.
  *
- *   esc-bench [--pg URL] [--seconds S] [--schema NAME] SCENARIO...
+ *   esc-bench [--pg URL] [--seconds S] [--schema NAME] [SCENARIO...]
  *
  * Every figure is a ratio to a raw baseline measured in the same run on the
  * same server; see docs/benchmarks.md. Progress goes to stderr, results to
@@ -24,7 +24,8 @@
 #define MAX_SELECTED 64
 
 /* Every group; a new group adds its table here. */
-static const bench_group *const groups[] = {&bench_append_group};
+static const bench_group *const groups[] = {&bench_append_group,
+                                            &bench_command_group};
 #define N_GROUPS (sizeof(groups) / sizeof(groups[0]))
 
 /* ------------------------------------------------------------------------
@@ -50,16 +51,18 @@ void bench_errf(char *err, size_t errlen, const char *fmt, ...) {
 }
 
 static void usage(FILE *f) {
-  fputs("usage: esc-bench [options] SCENARIO...\n"
+  fputs("usage: esc-bench [options] [SCENARIO...]\n"
         "\n"
-        "Runs each scenario (or every scenario of a group) against esc and\n"
-        "against a raw PostgreSQL baseline in the same run, and prints one\n"
-        "JSON object per scenario on stdout. Progress goes to stderr.\n"
+        "Runs each scenario (or every scenario of a group; `all` or no\n"
+        "scenario at all: every group) against esc and against its baseline\n"
+        "in the same run, and prints one JSON object per scenario on\n"
+        "stdout. Progress goes to stderr.\n"
         "\n"
         "options:\n"
         "  --pg URL        PostgreSQL (default: ESC_PG_URL, else the local\n"
         "                  server of scripts/servers)\n"
         "  --redis URL     Redis (default: ESC_REDIS_URL); unused by append\n"
+        "                  and command\n"
         "  --seconds S     measured seconds per side and scenario (default 5)\n"
         "  --rounds N      baseline/esc alternations the seconds are split\n"
         "                  over (default 2: raw esc esc raw)\n"
@@ -375,9 +378,7 @@ int main(int argc, char **argv) {
   }
   if (a.show_ddl)
     return show_ddl(&a.cfg);
-  if (a.n_selected == 0) {
-    usage(stderr);
-    return EXIT_USAGE;
-  }
+  if (a.n_selected == 0)
+    select_name(&a, "all"); /* no scenario: every group */
   return run_all(&a);
 }
