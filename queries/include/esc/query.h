@@ -1,0 +1,122 @@
+/*
+ * <esc/query.h> - reading projections' read models in Redis.
+ *
+ * A query names a projection and a key suffix; esc resolves the generation
+ * that projection currently serves ("<name>:generation", cached and checked
+ * on every read in the same round trip, so a rebuild's switch is noticed at
+ * once) and reads "<name>:g<generation>:<suffix>" with plain Redis
+ * commands.
+ *
+ * Read-your-writes: a command's result carries a position token; a query
+ * can wait (with a timeout) until the projection has passed it. A session
+ * remembers the newest position it has seen, so its reads are monotonic.
+ *
+ * Threading: an esc_query is one Redis connection and is not thread-safe;
+ * use one per thread.
+ */
+#ifndef ESC_QUERY_H
+#define ESC_QUERY_H
+
+#include <esc/projection.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct esc_query esc_query;
+
+/* Connects to Redis (NULL: ESC_REDIS_URL, else the local server). NULL and
+ * err on failure. */
+ESC_API esc_query *esc_query_new(const char *redis_url, esc_error *err);
+ESC_API void esc_query_free(esc_query *q);
+
+/*
+ * The generation a projection serves now; ESC_ENOTFOUND when it has never
+ * been built (no worker has run it yet).
+ */
+ESC_API esc_status esc_query_generation(esc_query *q, const char *projection,
+                                        int64_t *generation, esc_error *err);
+
+/* ------------------------------------------------------------------------
+ * Reads. Each resolves the generation and reads in one round trip; a
+ * missing key reads as empty (exists false, count 0).
+ * ------------------------------------------------------------------------ */
+
+/* A string or integer key (GET). value gets up to size - 1 bytes. */
+ESC_API esc_status esc_query_get(esc_query *q, const char *projection,
+                                 const char *suffix, char *value, size_t size,
+                                 bool *exists, esc_error *err);
+
+/* An integer key (GET, parsed); 0 when missing. */
+ESC_API esc_status esc_query_counter(esc_query *q, const char *projection,
+                                     const char *suffix, int64_t *value,
+                                     esc_error *err);
+
+/* Name/value pairs (a hash), or members with scores (a sorted set), or
+ * members (a set). Strings are NUL-terminated; release frees them. */
+typedef struct esc_query_item {
+  char *name;
+  char *value;  /* hashes */
+  double score; /* sorted sets */
+} esc_query_item;
+
+typedef struct esc_query_items {
+  esc_query_item *items;
+  size_t count;
+} esc_query_items;
+
+#define ESC_QUERY_ITEMS_INIT                                                   \
+  { NULL, 0 }
+ESC_API void esc_query_items_release(esc_query_items *items);
+
+/* HGETALL. */
+ESC_API esc_status esc_query_hash(esc_query *q, const char *projection,
+                                  const char *suffix, esc_query_items *out,
+                                  esc_error *err);
+/* ZRANGE (by rank, highest first when reverse) WITHSCORES. */
+ESC_API esc_status esc_query_zrange(esc_query *q, const char *projection,
+                                    const char *suffix, int64_t start,
+                                    int64_t stop, bool reverse,
+                                    esc_query_items *out, esc_error *err);
+/* SMEMBERS. */
+ESC_API esc_status esc_query_set(esc_query *q, const char *projection,
+                                 const char *suffix, esc_query_items *out,
+                                 esc_error *err);
+
+/* ------------------------------------------------------------------------
+ * Read-your-writes
+ * ------------------------------------------------------------------------ */
+
+/*
+ * Waits until every partition (0..partitions-1) of the projection's serving
+ * generation has a checkpoint at or after token, or timeout_ms passes
+ * (ESC_ETIMEDOUT). partitions <= 0 means 1.
+ */
+ESC_API esc_status esc_query_wait(esc_query *q, const char *projection,
+                                  int partitions, const esc_position *token,
+                                  int timeout_ms, esc_error *err);
+
+/* Monotonic reads: a session remembers the newest token it has seen or
+ * written; waiting on it before a read never shows an older state. */
+typedef struct esc_query_session {
+  esc_position seen;
+} esc_query_session;
+
+#define ESC_QUERY_SESSION_INIT                                                 \
+  { ESC_POSITION_START }
+
+/* Records a token (a command's result, or a checkpoint read). */
+ESC_API void esc_query_session_observe(esc_query_session *s,
+                                       const esc_position *token);
+
+/* esc_query_wait on the session's newest token. */
+ESC_API esc_status esc_query_session_wait(esc_query *q,
+                                          const esc_query_session *s,
+                                          const char *projection,
+                                          int partitions, int timeout_ms,
+                                          esc_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* ESC_QUERY_H */

@@ -1,0 +1,304 @@
+/*
+ * Queries: each read runs a tiny script that resolves the projection's
+ * serving generation and runs the read on "<name>:g<G>:<suffix>" in the
+ * same step, so a read can never mix generations and a rebuild's switch is
+ * seen by the very next read (docs/decisions/0005-queries-resolve-the-
+ * generation-in-the-read.md).
+ */
+#include <esc/query.h>
+
+#include "projection_int.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* KEYS[1] = "<name>:generation"; ARGV = name, suffix, command, args...
+ * Returns {false} when the projection has no generation, else
+ * {generation, reply}. */
+static const char READ_SCRIPT[] =
+    "local g = redis.call('GET', KEYS[1]) "
+    "if not g then return {false} end "
+    "local key = ARGV[1] .. ':g' .. g .. ':' .. ARGV[2] "
+    "return {g, redis.call(ARGV[3], key, unpack(ARGV, 4))}";
+
+/* KEYS[1] = "<name>:generation"; ARGV = name, partitions. Returns {false}
+ * or {generation, checkpoint of p0 or false, p1, ...}. */
+static const char CHECKPOINTS_SCRIPT[] =
+    "local g = redis.call('GET', KEYS[1]) "
+    "if not g then return {false} end "
+    "local out = {g} "
+    "for p = 0, tonumber(ARGV[2]) - 1 do "
+    "  out[#out + 1] = redis.call('GET', ARGV[1] .. ':g' .. g .. ':p' .. p "
+    "    .. ':checkpoint') or false "
+    "end "
+    "return out";
+
+struct esc_query {
+  esc__redis *redis;
+};
+
+esc_query *esc_query_new(const char *redis_url, esc_error *err) {
+  esc_query *q = calloc(1, sizeof *q);
+  if (!q) {
+    esc_error_set(err, ESC_ENOMEM, "query: out of memory");
+    return NULL;
+  }
+  q->redis = esc__redis_connect(redis_url, err);
+  if (!q->redis) {
+    free(q);
+    return NULL;
+  }
+  return q;
+}
+
+void esc_query_free(esc_query *q) {
+  if (!q)
+    return;
+  esc__redis_free(q->redis);
+  free(q);
+}
+
+void esc_query_items_release(esc_query_items *items) {
+  if (!items)
+    return;
+  for (size_t i = 0; i < items->count; i++) {
+    free(items->items[i].name);
+    free(items->items[i].value);
+  }
+  free(items->items);
+  items->items = NULL;
+  items->count = 0;
+}
+
+/* --------------------------------------------------------- the script -- */
+
+/* Runs the read script; *reply is the command's reply (owned by *whole,
+ * which the caller frees), NULL with ESC_ENOTFOUND when never built. */
+static esc_status read_model(esc_query *q, const char *projection,
+                             const char *suffix, int argc, const char **args,
+                             redisReply **whole, redisReply **reply,
+                             esc_error *err) {
+  char gen_key[ESC__KEY_MAX];
+  const char *argv[16];
+  *whole = *reply = NULL;
+  if (!esc__projection_name_valid(projection, err))
+    return ESC_EINVAL;
+  if (argc < 1 || argc > 10)
+    return esc_error_set(err, ESC_EINVAL, "query: bad argument count");
+  esc__key_generation(gen_key, sizeof gen_key, projection);
+  int n = 0;
+  argv[n++] = "EVAL";
+  argv[n++] = READ_SCRIPT;
+  argv[n++] = "1";
+  argv[n++] = gen_key;
+  argv[n++] = projection;
+  argv[n++] = suffix;
+  for (int i = 0; i < argc; i++)
+    argv[n++] = args[i];
+  esc_status rc = esc__redis_run(q->redis, n, argv, NULL, whole, err);
+  if (rc)
+    return rc;
+  if ((*whole)->type != REDIS_REPLY_ARRAY || (*whole)->elements < 1 ||
+      (*whole)->element[0]->type != REDIS_REPLY_STRING)
+    return esc_error_set(err, ESC_ENOTFOUND,
+                         "projection %s has not been built yet", projection);
+  *reply = (*whole)->element[1];
+  return ESC_OK;
+}
+
+static char *copy_str(const redisReply *r) {
+  char *s = malloc(r->len + 1);
+  if (s) {
+    memcpy(s, r->str, r->len);
+    s[r->len] = '\0';
+  }
+  return s;
+}
+
+/* Fills out from a flat array: pairs (name, value or score) or singles. */
+static esc_status fill_items(const redisReply *r, int stride, bool scored,
+                             esc_query_items *out, esc_error *err) {
+  esc_query_items_release(out);
+  if (r->type != REDIS_REPLY_ARRAY)
+    return ESC_OK;
+  size_t n = r->elements / (size_t)stride;
+  out->items = n ? calloc(n, sizeof *out->items) : NULL;
+  if (n && !out->items)
+    return esc_error_set(err, ESC_ENOMEM, "query: out of memory");
+  for (size_t i = 0; i < n; i++) {
+    esc_query_item *it = &out->items[i];
+    const redisReply *name = r->element[i * (size_t)stride];
+    it->name = copy_str(name);
+    out->count = i + 1;
+    if (stride == 2 && scored)
+      it->score = strtod(r->element[i * 2 + 1]->str, NULL);
+    else if (stride == 2)
+      it->value = copy_str(r->element[i * 2 + 1]);
+    if (!it->name || (stride == 2 && !scored && !it->value))
+      return esc_error_set(err, ESC_ENOMEM, "query: out of memory");
+  }
+  return ESC_OK;
+}
+
+/* -------------------------------------------------------------- reads -- */
+
+esc_status esc_query_generation(esc_query *q, const char *projection,
+                                int64_t *generation, esc_error *err) {
+  char key[ESC__KEY_MAX], value[32];
+  bool exists = false;
+  if (!esc__projection_name_valid(projection, err))
+    return ESC_EINVAL;
+  esc__key_generation(key, sizeof key, projection);
+  esc_status rc =
+      esc__redis_get(q->redis, key, value, sizeof value, &exists, err);
+  if (!rc && !exists)
+    return esc_error_set(err, ESC_ENOTFOUND,
+                         "projection %s has not been built yet", projection);
+  if (!rc)
+    *generation = strtoll(value, NULL, 10);
+  return rc;
+}
+
+esc_status esc_query_get(esc_query *q, const char *projection,
+                         const char *suffix, char *value, size_t size,
+                         bool *exists, esc_error *err) {
+  redisReply *whole, *r;
+  const char *args[] = {"GET"};
+  esc_status rc = read_model(q, projection, suffix, 1, args, &whole, &r, err);
+  *exists = !rc && r->type == REDIS_REPLY_STRING;
+  if (*exists && size > 0)
+    snprintf(value, size, "%.*s", (int)r->len, r->str);
+  freeReplyObject(whole);
+  return rc;
+}
+
+esc_status esc_query_counter(esc_query *q, const char *projection,
+                             const char *suffix, int64_t *value,
+                             esc_error *err) {
+  char text[32];
+  bool exists = false;
+  esc_status rc =
+      esc_query_get(q, projection, suffix, text, sizeof text, &exists, err);
+  *value = !rc && exists ? strtoll(text, NULL, 10) : 0;
+  return rc;
+}
+
+esc_status esc_query_hash(esc_query *q, const char *projection,
+                          const char *suffix, esc_query_items *out,
+                          esc_error *err) {
+  redisReply *whole, *r;
+  const char *args[] = {"HGETALL"};
+  esc_status rc = read_model(q, projection, suffix, 1, args, &whole, &r, err);
+  if (!rc)
+    rc = fill_items(r, 2, false, out, err);
+  freeReplyObject(whole);
+  return rc;
+}
+
+esc_status esc_query_zrange(esc_query *q, const char *projection,
+                            const char *suffix, int64_t start, int64_t stop,
+                            bool reverse, esc_query_items *out,
+                            esc_error *err) {
+  redisReply *whole, *r;
+  char from[24], to[24];
+  snprintf(from, sizeof from, "%" PRId64, start);
+  snprintf(to, sizeof to, "%" PRId64, stop);
+  const char *fwd[] = {"ZRANGE", from, to, "WITHSCORES"};
+  const char *rev[] = {"ZRANGE", from, to, "REV", "WITHSCORES"};
+  esc_status rc = read_model(q, projection, suffix, reverse ? 5 : 4,
+                             reverse ? rev : fwd, &whole, &r, err);
+  if (!rc)
+    rc = fill_items(r, 2, true, out, err);
+  freeReplyObject(whole);
+  return rc;
+}
+
+esc_status esc_query_set(esc_query *q, const char *projection,
+                         const char *suffix, esc_query_items *out,
+                         esc_error *err) {
+  redisReply *whole, *r;
+  const char *args[] = {"SMEMBERS"};
+  esc_status rc = read_model(q, projection, suffix, 1, args, &whole, &r, err);
+  if (!rc)
+    rc = fill_items(r, 1, false, out, err);
+  freeReplyObject(whole);
+  return rc;
+}
+
+/* ---------------------------------------------------- read-your-writes -- */
+
+/* Whether every partition's checkpoint is at or after token. */
+static esc_status passed(esc_query *q, const char *projection, int partitions,
+                         const esc_position *token, bool *yes, esc_error *err) {
+  char gen_key[ESC__KEY_MAX], parts[16];
+  redisReply *r = NULL;
+  *yes = false;
+  esc__key_generation(gen_key, sizeof gen_key, projection);
+  snprintf(parts, sizeof parts, "%d", partitions);
+  const char *argv[] = {"EVAL",  CHECKPOINTS_SCRIPT, "1",
+                        gen_key, projection,         parts};
+  esc_status rc = esc__redis_run(q->redis, 6, argv, NULL, &r, err);
+  if (rc)
+    return rc;
+  bool all = r->type == REDIS_REPLY_ARRAY &&
+             r->elements == (size_t)partitions + 1 &&
+             r->element[0]->type == REDIS_REPLY_STRING;
+  for (size_t i = 1; all && i < r->elements; i++) {
+    esc_position at;
+    all = r->element[i]->type == REDIS_REPLY_STRING &&
+          esc_position_parse(r->element[i]->str, &at, NULL) == ESC_OK &&
+          esc_position_cmp(&at, token) >= 0;
+  }
+  *yes = all;
+  freeReplyObject(r);
+  return ESC_OK;
+}
+
+static int64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+esc_status esc_query_wait(esc_query *q, const char *projection, int partitions,
+                          const esc_position *token, int timeout_ms,
+                          esc_error *err) {
+  int64_t deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+  long pause_us = 200;
+  if (!esc__projection_name_valid(projection, err))
+    return ESC_EINVAL;
+  for (;;) {
+    bool yes = false;
+    esc_status rc = passed(q, projection, partitions > 0 ? partitions : 1,
+                           token, &yes, err);
+    if (rc || yes)
+      return rc;
+    if (now_ms() >= deadline) {
+      char t[ESC_POSITION_TOKEN_MAX];
+      esc_position_format(token, t);
+      return esc_error_set(err, ESC_ETIMEDOUT,
+                           "projection %s has not reached %s within %d ms",
+                           projection, t, timeout_ms);
+    }
+    /* Short at first (a worker usually needs a millisecond or two), then
+     * backing off to 10 ms. */
+    struct timespec ts = {0, pause_us * 1000};
+    nanosleep(&ts, NULL);
+    pause_us = pause_us * 2 > 10000 ? 10000 : pause_us * 2;
+  }
+}
+
+void esc_query_session_observe(esc_query_session *s,
+                               const esc_position *token) {
+  if (esc_position_cmp(token, &s->seen) > 0)
+    s->seen = *token;
+}
+
+esc_status esc_query_session_wait(esc_query *q, const esc_query_session *s,
+                                  const char *projection, int partitions,
+                                  int timeout_ms, esc_error *err) {
+  return esc_query_wait(q, projection, partitions, &s->seen, timeout_ms, err);
+}

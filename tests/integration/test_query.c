@@ -1,0 +1,185 @@
+/*
+ * Queries against a real projection: typed reads through the serving
+ * generation, read-your-writes (guarantee 9) with a worker running in a
+ * thread, a timeout when nothing runs, and a switch seen by the next read.
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <esc/query.h>
+
+#include "projection_int.h"
+#include "tally.h"
+#include "testenv.h"
+
+static char schema[40], name[48];
+static esc_store *store;
+static esc_query *query;
+static esc__redis *redis;
+static int64_t appended; /* sum of n over every event in the schema */
+
+static void drop_keys(void) {
+  char pattern[64];
+  snprintf(pattern, sizeof pattern, "%s:*", name);
+  const char *argv[] = {"EVAL",
+                        "for _, k in ipairs(redis.call('KEYS', ARGV[1])) do "
+                        "redis.call('DEL', k) end return 0",
+                        "0", pattern};
+  assert_int_equal(esc__redis_run(redis, 4, argv, NULL, NULL, NULL), ESC_OK);
+}
+
+static int setup(void **state) {
+  (void)state;
+  snprintf(schema, sizeof schema, "t_query_%d", (int)getpid());
+  snprintf(name, sizeof name, "tq%d", (int)getpid());
+  store = esc_test_fresh_store(schema);
+  query = esc_query_new(NULL, NULL);
+  redis = esc__redis_connect(NULL, NULL);
+  assert_non_null(query);
+  assert_non_null(redis);
+  drop_keys();
+  return 0;
+}
+
+static int teardown(void **state) {
+  (void)state;
+  drop_keys();
+  esc__redis_free(redis);
+  esc_query_free(query);
+  esc_store_free(store);
+  return 0;
+}
+
+static esc_worker *new_worker(const esc_projection *p) {
+  esc_worker_options o = ESC_WORKER_OPTIONS_INIT;
+  o.schema = schema;
+  o.poll_ms = 200;
+  esc_worker *w = esc_worker_new(&o, NULL);
+  assert_non_null(w);
+  assert_int_equal(esc_worker_add(w, p, NULL), ESC_OK);
+  return w;
+}
+
+/* ------------------------------------------------------------------------ */
+
+static void reads_through_the_serving_generation(void **state) {
+  (void)state;
+  esc_projection p;
+  esc_error err = ESC_ERROR_INIT;
+  int64_t value = -1;
+  tally_projection(&p, name, 1, 1);
+  assert_int_equal(esc_query_counter(query, name, "total", &value, &err),
+                   ESC_ENOTFOUND); /* never built */
+
+  int64_t sum = tally_append(store, "q", 5, 200);
+  appended += sum;
+  esc_worker *w = new_worker(&p);
+  assert_int_equal(esc_worker_run_until_caught_up(w, 30000, &err), ESC_OK);
+  esc_worker_free(w);
+
+  assert_int_equal(esc_query_counter(query, name, "total", &value, &err),
+                   ESC_OK);
+  assert_int_equal(value, sum);
+  esc_query_items top = ESC_QUERY_ITEMS_INIT;
+  assert_int_equal(
+      esc_query_zrange(query, name, "items", 0, 1, true, &top, &err), ESC_OK);
+  assert_int_equal(top.count, 2);
+  assert_true(top.items[0].score >= top.items[1].score);
+  esc_query_items_release(&top);
+  assert_int_equal(esc_query_counter(query, name, "nothing-here", &value, &err),
+                   ESC_OK);
+  assert_int_equal(value, 0);
+
+  /* A switch (here: by hand) is seen by the very next read. */
+  int64_t gen = 0;
+  char key[96], next[32];
+  assert_int_equal(esc_query_generation(query, name, &gen, &err), ESC_OK);
+  snprintf(key, sizeof key, "%s:g%lld:total", name, (long long)gen + 1);
+  snprintf(next, sizeof next, "%lld", (long long)gen + 1);
+  const char *set_total[] = {"SET", key, "7"};
+  assert_int_equal(esc__redis_run(redis, 3, set_total, NULL, NULL, NULL),
+                   ESC_OK);
+  snprintf(key, sizeof key, "%s:generation", name);
+  const char *set_gen[] = {"SET", key, next};
+  assert_int_equal(esc__redis_run(redis, 3, set_gen, NULL, NULL, NULL), ESC_OK);
+  assert_int_equal(esc_query_counter(query, name, "total", &value, &err),
+                   ESC_OK);
+  assert_int_equal(value, 7);
+  drop_keys();
+}
+
+struct runner {
+  esc_worker *w;
+  esc_status rc;
+};
+
+static void *run_worker(void *arg) {
+  struct runner *r = arg;
+  r->rc = esc_worker_run(r->w, NULL);
+  return NULL;
+}
+
+static void read_your_writes(void **state) {
+  (void)state;
+  esc_projection p;
+  esc_error err = ESC_ERROR_INIT;
+  pthread_t th;
+  tally_projection(&p, name, 1, 2);
+  struct runner r = {new_worker(&p), ESC_OK};
+  pthread_create(&th, NULL, run_worker, &r);
+
+  esc_query_session session = ESC_QUERY_SESSION_INIT;
+  int64_t expected = appended; /* a fresh projection counts the log */
+  for (int i = 0; i < 20; i++) {
+    tally_counted e = {10 + i, "rw"};
+    void *data;
+    size_t len;
+    esc_append_result res;
+    assert_int_equal(
+        esc_event_encode(&tally_counted_type, &e, &data, &len, NULL), ESC_OK);
+    esc_event_data ev = {esc_uuid_v4(), "Counted", 1, data, len, NULL, 0};
+    assert_int_equal(
+        esc_append(store, "tally-rw", ESC_EXPECT_ANY, &ev, 1, &res, NULL),
+        ESC_OK);
+    free(data);
+    expected += e.n;
+    esc_query_session_observe(&session, &res.position);
+    /* Right after the write, the read must show it. */
+    if (esc_query_session_wait(query, &session, name, 2, 5000, &err))
+      fail_msg("wait %d: %s", i, err.msg);
+    int64_t got = 0;
+    assert_int_equal(esc_query_counter(query, name, "total", &got, &err),
+                     ESC_OK);
+    assert_int_equal(got, expected);
+  }
+  esc_worker_stop(r.w);
+  pthread_join(th, NULL);
+  assert_int_equal(r.rc, ESC_OK);
+  esc_worker_free(r.w);
+
+  /* Nothing runs now: a later token is not reached in time. */
+  esc_position future = session.seen;
+  future.tx_id += 1000000;
+  int64_t t0 = esc_now_us();
+  assert_int_equal(esc_query_wait(query, name, 2, &future, 300, &err),
+                   ESC_ETIMEDOUT);
+  int64_t waited_ms = (esc_now_us() - t0) / 1000;
+  assert_true(waited_ms >= 250 && waited_ms < 3000);
+  assert_non_null(strstr(err.msg, name));
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(reads_through_the_serving_generation),
+      cmocka_unit_test(read_your_writes),
+  };
+  return cmocka_run_group_tests(tests, setup, teardown);
+}
