@@ -38,9 +38,9 @@ static esc_status item_added_decode(const msgpack_object *obj, void *event,
   return ESC_OK;
 }
 
-static const esc_event_type ITEM_ADDED = {
-    "ItemAdded", 1, sizeof(item_added), item_added_encode, item_added_decode,
-    NULL};
+static const esc_event_type ITEM_ADDED = {"ItemAdded",        1,
+                                          sizeof(item_added), item_added_encode,
+                                          item_added_decode,  NULL};
 
 /* ---------------------------------------------------------------- 2 -- */
 /* The handler: one event in, Redis commands queued into the batch.       */
@@ -89,31 +89,36 @@ static esc_status add_item(esc_store *store, const char *stream,
 
 static redisContext *redis;
 
-static redisReply *redis_do(const char *fmt, ...) {
+/* Runs a command whose reply is a number (or nil: 0). */
+static long long redis_int(const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   redisReply *r = redisvCommand(redis, fmt, ap);
   va_end(ap);
-  return r;
-}
-
-static long long generation(void) {
-  redisReply *r = redis_do("GET cart_items:generation");
-  long long g = r && r->type == REDIS_REPLY_STRING ? atoll(r->str) : 0;
-  freeReplyObject(r);
-  return g;
-}
-
-static long long popularity(const char *sku) {
-  redisReply *r = redis_do("ZSCORE cart_items:g%lld:popular %s",
-                           generation(), sku);
-  long long n = r && r->type == REDIS_REPLY_STRING ? atoll(r->str) : 0;
+  long long n = !r                               ? -1
+                : r->type == REDIS_REPLY_STRING  ? atoll(r->str)
+                : r->type == REDIS_REPLY_INTEGER ? r->integer
+                                                 : 0;
   freeReplyObject(r);
   return n;
 }
 
-static void print_reply(const char *title, redisReply *r) {
-  printf("%s\n", title);
+static long long popularity(const char *sku) {
+  long long g = redis_int("GET cart_items:generation");
+  return redis_int("ZSCORE cart_items:g%lld:popular %s", g, sku);
+}
+
+/* Runs a read command, printing it and its reply (pairs, one per line). */
+static void show(const char *fmt, ...) {
+  char command[256];
+  va_list ap, again;
+  va_start(ap, fmt);
+  va_copy(again, ap);
+  vsnprintf(command, sizeof command, fmt, ap);
+  redisReply *r = redisvCommand(redis, fmt, again);
+  va_end(again);
+  va_end(ap);
+  printf("%s\n", command);
   for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements;
        i += 2)
     printf("  %-8s %s\n", r->element[i]->str, r->element[i + 1]->str);
@@ -164,6 +169,7 @@ int main(void) {
   if (esc_worker_run_until_caught_up(worker, 30000, &err))
     return fail("catch up", &err);
 
+  /* Queries talk to Redis directly; here a bare redis://host:port URL. */
   char host[256] = "127.0.0.1";
   int port = 6379;
   sscanf(esc_default_redis_url(), "redis://%255[^:/]:%d", host, &port);
@@ -185,31 +191,18 @@ int main(void) {
 
   if (esc_worker_run_until_caught_up(worker, 30000, &err))
     return fail("catch up", &err);
-  long long g = generation();
+  long long g = redis_int("GET cart_items:generation");
   printf("caught up; queries read generation %lld\n", g);
-
-  print_reply("cart_items:g<G>:popular (ZRANGE 0 -1 WITHSCORES):",
-              redis_do("ZRANGE cart_items:g%lld:popular 0 -1 WITHSCORES", g));
-  for (int i = 0; i < 2; i++) {
-    char title[128];
-    snprintf(title, sizeof title, "cart_items:g<G>:cart:%.20s... (HGETALL):",
-             carts[i]);
-    print_reply(title, redis_do("HGETALL cart_items:g%lld:cart:%s", g,
-                                carts[i]));
-  }
+  show("ZRANGE cart_items:g%lld:popular 0 -1 REV WITHSCORES", g);
+  for (int i = 0; i < 2; i++)
+    show("HGETALL cart_items:g%lld:cart:%s", g, carts[i]);
 
   /* The carts are new on every run; the popularity adds up over runs. */
-  redisReply *a = redis_do("HMGET cart_items:g%lld:cart:%s book-42 pen-7", g,
-                           carts[0]);
-  redisReply *b = redis_do("HGET cart_items:g%lld:cart:%s book-42", g,
-                           carts[1]);
-  int ok = a && a->type == REDIS_REPLY_ARRAY && a->elements == 2 &&
-           a->element[0]->str && atoll(a->element[0]->str) == 2 &&
-           a->element[1]->str && atoll(a->element[1]->str) == 1 && b &&
-           b->str && atoll(b->str) == 3 && popularity("book-42") == book + 5 &&
-           popularity("pen-7") == pen + 1;
-  freeReplyObject(a);
-  freeReplyObject(b);
+  bool ok =
+      redis_int("HGET cart_items:g%lld:cart:%s book-42", g, carts[0]) == 2 &&
+      redis_int("HGET cart_items:g%lld:cart:%s pen-7", g, carts[0]) == 1 &&
+      redis_int("HGET cart_items:g%lld:cart:%s book-42", g, carts[1]) == 3 &&
+      popularity("book-42") == book + 5 && popularity("pen-7") == pen + 1;
   if (!ok)
     fprintf(stderr, "tutorial: the read model does not match the events\n");
 

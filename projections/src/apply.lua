@@ -24,7 +24,8 @@
 --                           applied before; nothing was written this time
 --   {"failed", i, err}      command i (from 0) failed with err; the commands
 --                           before it were applied (Redis does not roll back)
---                           and the checkpoint did not move
+--                           and the checkpoint now reads "failed <old>: ..."
+--                           so the batch is never applied again
 --   {"applied"}             every command ran, the checkpoint is ARGV[3] and
 --                           the guard (if any) is set
 --
@@ -80,6 +81,11 @@ while i <= n do
   local argc = tonumber(ARGV[i])
   local reply = redis.pcall(unpack(ARGV, i + 1, i + argc))
   if type(reply) == 'table' and reply.err then
+    -- The commands before this one are applied and cannot be undone: mark
+    -- the partition failed in its checkpoint, so no worker (after a
+    -- restart, or a standby) applies this batch again. A rebuild clears it.
+    redis.call('SET', KEYS[2], 'failed ' .. (current or '') .. ': command ' ..
+               index .. ': ' .. reply.err)
     return {'failed', index, reply.err}
   end
   i = i + argc + 1

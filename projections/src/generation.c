@@ -7,8 +7,8 @@
  *
  * When Redis lost the generation key (FLUSHALL, a restart without
  * persistence) the projection starts a fresh generation and rebuilds from
- * the log on its own. Fresh generations are numbered by the clock, so they
- * cannot collide with keys a partial loss left behind.
+ * the log on its own. Fresh generations are numbered by the clock (seconds x
+ * 1000), so they cannot collide with keys a partial loss left behind.
  */
 #include "worker_int.h"
 
@@ -28,12 +28,10 @@ static esc_status get_i64(esc_worker *w, const char *key, int64_t *out,
 }
 
 /* SET key value NX; *won tells whether ours was set. */
-static esc_status set_nx(esc_worker *w, const char *key, int64_t value,
-                         bool *won, esc_error *err) {
-  char v[24];
+static esc_status set_nx_text(esc_worker *w, const char *key, const char *value,
+                              bool *won, esc_error *err) {
   redisReply *reply = NULL;
-  snprintf(v, sizeof v, "%" PRId64, value);
-  const char *argv[] = {"SET", key, v, "NX"};
+  const char *argv[] = {"SET", key, value, "NX"};
   esc_status rc = esc__redis_run(w->redis, 4, argv, NULL, &reply, err);
   *won = !rc && reply && reply->type == REDIS_REPLY_STATUS;
   freeReplyObject(reply);
@@ -42,27 +40,48 @@ static esc_status set_nx(esc_worker *w, const char *key, int64_t value,
 
 /* A generation number for a fresh start: the clock, in seconds. */
 static int64_t fresh_generation(void) {
-  return (int64_t)time(NULL);
+  /* Spaced by 1000 so that rebuilds (g + 1) never reach the next one. */
+  return (int64_t)time(NULL) * 1000;
 }
+
+static int def_partitions(const struct proj *pj) {
+  return pj->def->partitions > 0 ? pj->def->partitions : 1;
+}
+
+/* Creates a generation's keys in one step, if the generation key is still
+ * absent: the generation, version and partition count, and every
+ * partition's checkpoint at the start of the log. */
+static const char CREATE_SCRIPT[] =
+    "if not redis.call('SET', KEYS[1], ARGV[1], 'NX') then return 0 end "
+    "redis.call('SET', KEYS[2], ARGV[2]) "
+    "redis.call('SET', KEYS[3], ARGV[3]) "
+    "for p = 0, tonumber(ARGV[3]) - 1 do "
+    "  redis.call('SET', ARGV[4] .. ':g' .. ARGV[1] .. ':p' .. p .. "
+    "    ':checkpoint', '0/0') "
+    "end "
+    "return 1";
 
 /* Creates the serving generation when there is none: the first build, or
  * after Redis lost its data. */
 static esc_status create_serving(esc_worker *w, struct proj *pj,
                                  esc_error *err) {
-  char gen_key[ESC__KEY_MAX], ver_key[ESC__KEY_MAX];
-  bool won = false, exists = false;
-  int64_t gen = fresh_generation();
+  char gen_key[ESC__KEY_MAX], ver_key[ESC__KEY_MAX], parts_key[ESC__KEY_MAX];
+  char gen[24], ver[16], parts[16];
+  redisReply *reply = NULL;
+  bool exists = false;
   esc__key_generation(gen_key, sizeof gen_key, pj->def->name);
   esc__key_version(ver_key, sizeof ver_key, pj->def->name);
-  esc_status rc = set_nx(w, gen_key, gen, &won, err);
-  if (!rc && won) {
-    char v[16];
-    snprintf(v, sizeof v, "%" PRId32, pj->def->version);
-    const char *argv[] = {"SET", ver_key, v};
-    rc = esc__redis_run(w->redis, 3, argv, NULL, NULL, err);
-    esc__worker_log(w, "%s: building generation %" PRId64 " from the log",
-                    pj->def->name, gen);
-  }
+  esc__key_partitions(parts_key, sizeof parts_key, pj->def->name);
+  snprintf(gen, sizeof gen, "%" PRId64, fresh_generation());
+  snprintf(ver, sizeof ver, "%" PRId32, pj->def->version);
+  snprintf(parts, sizeof parts, "%d", def_partitions(pj));
+  const char *argv[] = {"EVAL",    CREATE_SCRIPT, "3", gen_key, ver_key,
+                        parts_key, gen,           ver, parts,   pj->def->name};
+  esc_status rc = esc__redis_run(w->redis, 10, argv, NULL, &reply, err);
+  if (!rc && reply && reply->type == REDIS_REPLY_INTEGER && reply->integer)
+    esc__worker_log(w, "%s: building generation %s from the log", pj->def->name,
+                    gen);
+  freeReplyObject(reply);
   if (!rc)
     rc = get_i64(w, gen_key, &pj->serving, &exists, err);
   return rc;
@@ -79,6 +98,13 @@ esc_status esc__generation_load(esc_worker *w, struct proj *pj,
     rc = create_serving(w, pj, err);
   if (rc)
     return rc;
+  char parts_key[ESC__KEY_MAX];
+  int64_t parts = def_partitions(pj);
+  esc__key_partitions(parts_key, sizeof parts_key, pj->def->name);
+  rc = get_i64(w, parts_key, &parts, &exists, err);
+  pj->serving_partitions = (int)parts;
+  if (rc)
+    return rc;
   esc__key_rebuild(rb_key, sizeof rb_key, pj->def->name);
   const char *argv[] = {"HGET", rb_key, "generation"};
   rc = esc__redis_run(w->redis, 3, argv, NULL, &reply, err);
@@ -91,35 +117,66 @@ esc_status esc__generation_load(esc_worker *w, struct proj *pj,
   return rc;
 }
 
-/* Reads a track's checkpoint from Redis. */
+static esc_status start_rebuild(esc_worker *w, struct proj *pj, const char *why,
+                                esc_error *err);
+
+/* What a track's checkpoint key held. */
+enum loaded { LOADED, MISSING, FAILED };
+
+/* Reads a track's checkpoint from Redis. A rebuild track without one
+ * starts at the beginning (its generation is being created); for the live
+ * track a missing checkpoint means Redis lost it (see
+ * esc__generation_vanished), and a "failed ..." one a stopped partition. */
 static esc_status load_track(esc_worker *w, struct part *pt, struct track *t,
-                             int64_t generation, esc_error *err) {
-  char key[ESC__KEY_MAX], cp[ESC_POSITION_TOKEN_MAX];
+                             int64_t generation, bool live, enum loaded *state,
+                             esc_error *err) {
+  char key[ESC__KEY_MAX], cp[ESC_POSITION_TOKEN_MAX + 256];
   bool exists = false;
   esc__key_checkpoint(key, sizeof key, pt->proj->def->name, generation,
                       pt->index);
   esc_status rc = esc__redis_get(w->redis, key, cp, sizeof cp, &exists, err);
   if (rc)
     return rc;
+  if (!exists && !live) {
+    bool won = false;
+    rc = set_nx_text(w, key, "0/0", &won, err);
+    snprintf(cp, sizeof cp, "0/0");
+    exists = !rc;
+  }
+  *state = !exists ? MISSING : strncmp(cp, "failed", 6) == 0 ? FAILED : LOADED;
+  if (rc || *state != LOADED) {
+    if (*state == FAILED)
+      esc__worker_log(w, "%s/%d g%" PRId64 ": stopped: %s", pt->proj->def->name,
+                      pt->index, generation, cp);
+    return rc;
+  }
   esc__ctx_release(&t->ctx);
   esc__ctx_init(&t->ctx, pt->proj->def, pt->index, generation);
   t->generation = generation;
-  t->has_checkpoint = exists;
+  t->has_checkpoint = true;
   t->processed = 0;
   t->idle = false;
-  if (exists)
-    return esc_position_parse(cp, &t->checkpoint, err);
-  return ESC_OK;
+  return esc_position_parse(cp, &t->checkpoint, err);
 }
 
 esc_status esc__generation_setup(esc_worker *w, struct part *pt,
                                  esc_error *err) {
   struct proj *pj = pt->proj;
-  esc_status rc = load_track(w, pt, &pt->live, pj->serving, err);
+  enum loaded live = LOADED, rebuild = LOADED;
+  esc_status rc = ESC_OK;
+  /* A live track of another partition count is not run (see step). */
+  if (pj->serving_partitions == def_partitions(pj))
+    rc = load_track(w, pt, &pt->live, pj->serving, true, &live, err);
+  if (!rc && live == MISSING && !pj->building)
+    rc = start_rebuild(w, pj, "a checkpoint vanished from Redis", err);
   if (!rc && pj->building)
-    rc = load_track(w, pt, &pt->rebuild, pj->building, err);
+    rc = load_track(w, pt, &pt->rebuild, pj->building, false, &rebuild, err);
   if (!rc && !pj->building)
     pt->rebuild.generation = 0;
+  /* Replaying a partition whose checkpoint is lost into the serving
+   * generation would apply events twice: it waits for the rebuild. */
+  pt->live.stopped = live == FAILED || live == MISSING;
+  pt->rebuild.stopped = rebuild == FAILED;
   pt->ready = !rc;
   return rc;
 }
@@ -164,6 +221,8 @@ esc_status esc__generation_check_rebuild(esc_worker *w, struct proj *pj,
   esc_status rc = get_i64(w, ver_key, &version, &exists, err);
   if (!rc && exists && version != pj->def->version)
     return start_rebuild(w, pj, "the projection's version changed", err);
+  if (!rc && pj->serving_partitions != def_partitions(pj))
+    return start_rebuild(w, pj, "the partition count changed", err);
   if (!rc)
     rc = esc__registry_rebuild_requested(w->pg, w->schema, pj->def->name,
                                          &requested, err);
@@ -219,31 +278,30 @@ esc_status esc__generation_reload(esc_worker *w, struct proj *pj,
   return rc;
 }
 
-esc_status esc__generation_vanished(esc_worker *w, struct proj *pj,
-                                    esc_error *err) {
-  char gen_key[ESC__KEY_MAX], v[24];
-  int64_t current = 0;
+esc_status esc__generation_vanished(esc_worker *w, struct part *pt,
+                                    struct track *t, esc_error *err) {
+  struct proj *pj = pt->proj;
+  char gen_key[ESC__KEY_MAX], v[32];
   bool exists = false;
   esc__key_generation(gen_key, sizeof gen_key, pj->def->name);
-  esc_status rc = get_i64(w, gen_key, &current, &exists, err);
-  if (!rc && exists && current == pj->serving) {
-    /* Only a checkpoint was lost: replaying into the same generation would
-     * apply events twice, so start over in a fresh one. */
-    snprintf(v, sizeof v, "%" PRId64,
-             fresh_generation() > current ? fresh_generation() : current + 1);
-    const char *argv[] = {"SET", gen_key, v};
-    rc = esc__redis_run(w->redis, 3, argv, NULL, NULL, err);
-    esc__worker_log(w,
-                    "%s: a checkpoint vanished from Redis; rebuilding "
-                    "into generation %s",
-                    pj->def->name, v);
-  } else if (!rc && !exists) {
+  esc_status rc = esc__redis_get(w->redis, gen_key, v, sizeof v, &exists, err);
+  if (rc)
+    return rc;
+  if (!exists) {
     esc__worker_log(w,
                     "%s: Redis lost the projection; rebuilding it from "
                     "the log",
                     pj->def->name);
+    return esc__generation_reload(w, pj, err);
   }
-  return rc ? rc : esc__generation_reload(w, pj, err);
+  /* Only a checkpoint was lost: this track stops (replaying it would apply
+   * events twice) and the serving generation is rebuilt beside it. */
+  t->stopped = true;
+  esc__worker_log(w, "%s/%d g%" PRId64 ": checkpoint vanished from Redis",
+                  pj->def->name, pt->index, t->generation);
+  if (pj->building)
+    return ESC_OK;
+  return start_rebuild(w, pj, "a checkpoint vanished from Redis", err);
 }
 
 esc_status esc__generation_delete_step(esc_worker *w, struct proj *pj,

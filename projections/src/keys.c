@@ -58,6 +58,10 @@ void esc__key_version(char *out, size_t size, const char *proj) {
   snprintf(out, size, "%s:version", proj);
 }
 
+void esc__key_partitions(char *out, size_t size, const char *proj) {
+  snprintf(out, size, "%s:partitions", proj);
+}
+
 void esc__key_checkpoint(char *out, size_t size, const char *proj,
                          int64_t generation, int partition) {
   snprintf(out, size, "%s:g%" PRId64 ":p%d:checkpoint", proj, generation,

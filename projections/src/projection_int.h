@@ -5,7 +5,12 @@
  * Redis key layout of a projection named P (docs/projections.md):
  *   P:generation                 the generation queries read (decimal)
  *   P:version                    the projection version it was built with
- *   P:g<G>:p<N>:checkpoint       partition N's position token in generation G
+ *   P:partitions                 and its partition count
+ *   P:g<G>:p<N>:checkpoint       partition N's position token in generation G:
+ *                                "0/0" when a generation is created, so a
+ *                                missing one always means Redis lost it;
+ *                                "failed <token>: <why>" once a command of a
+ *                                batch failed (the partition stays stopped)
  *   P:g<G>:...                   the read model (esc_ctx_key)
  *   P:g<G>:dl:<event uuid>       a dead letter's retry was applied (guard)
  *   P:rebuild                    hash {generation, version, started_us}
@@ -32,6 +37,9 @@ bool esc__projection_name_valid(const char *name, esc_error *err);
 
 void esc__key_generation(char *out, size_t size, const char *proj);
 void esc__key_version(char *out, size_t size, const char *proj);
+/* "P:partitions": the partition count the serving generation was built
+ * with. */
+void esc__key_partitions(char *out, size_t size, const char *proj);
 void esc__key_checkpoint(char *out, size_t size, const char *proj,
                          int64_t generation, int partition);
 /* "P:g<G>:" */

@@ -537,9 +537,10 @@ esc_status esc__redis_switch(esc__redis *r, const char *proj, int64_t from,
                              int64_t to, int32_t version, int partitions,
                              bool *switched, esc_error *err) {
   char kgen[ESC__KEY_MAX], kver[ESC__KEY_MAX], kreb[ESC__KEY_MAX],
-      kready[ESC__KEY_MAX];
+      kready[ESC__KEY_MAX], kparts[ESC__KEY_MAX];
   char sfrom[24], sto[24], sver[16], sparts[16];
   *switched = false;
+  esc__key_partitions(kparts, sizeof kparts, proj);
   esc__key_generation(kgen, sizeof kgen, proj);
   esc__key_version(kver, sizeof kver, proj);
   esc__key_rebuild(kreb, sizeof kreb, proj);
@@ -549,13 +550,13 @@ esc_status esc__redis_switch(esc__redis *r, const char *proj, int64_t from,
   snprintf(sver, sizeof sver, "%" PRId32, version);
   snprintf(sparts, sizeof sparts, "%d", partitions < 1 ? 1 : partitions);
 
-  const char *argv[11] = {NULL,   NULL,  "4", kgen, kver,  kreb,
-                          kready, sfrom, sto, sver, sparts};
-  size_t lens[11];
-  for (size_t i = 2; i < 11; i++)
+  const char *argv[12] = {NULL,   NULL,   "5",   kgen, kver, kreb,
+                          kready, kparts, sfrom, sto,  sver, sparts};
+  size_t lens[12];
+  for (size_t i = 2; i < 12; i++)
     lens[i] = strlen(argv[i]);
   redisReply *rep;
-  esc_status rc = eval_script(r, SCRIPT_SWITCH, 11, argv, lens, &rep, err);
+  esc_status rc = eval_script(r, SCRIPT_SWITCH, 12, argv, lens, &rep, err);
   if (rc)
     return rc;
   if (rep->type == REDIS_REPLY_INTEGER)

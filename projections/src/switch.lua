@@ -3,6 +3,7 @@
 --
 -- KEYS[1]  P:generation        KEYS[2]  P:version
 -- KEYS[3]  P:rebuild           KEYS[4]  P:rebuild:ready
+-- KEYS[5]  P:partitions (set to ARGV[4]: the new generation's count)
 -- ARGV[1]  from: the generation expected to be serving ("0": none yet, the
 --          generation key must then be absent)
 -- ARGV[2]  to: the rebuilt generation
@@ -25,5 +26,6 @@ if redis.call('SCARD', KEYS[4]) < tonumber(ARGV[4]) then
 end
 redis.call('SET', KEYS[1], ARGV[2])
 redis.call('SET', KEYS[2], ARGV[3])
+redis.call('SET', KEYS[5], ARGV[4])
 redis.call('DEL', KEYS[3], KEYS[4])
 return 1

@@ -96,13 +96,13 @@ static esc_status handle(esc_worker *w, struct track *t,
 
 /* A handler gave up on e: park it, or stop the partition. *stop tells the
  * caller to end the batch before e. */
-static esc_status give_up(esc_worker *w, struct part *pt,
+static esc_status give_up(esc_worker *w, struct part *pt, struct track *t,
                           const esc_recorded_event *e, int attempts,
                           const esc_error *why, bool *stop, esc_error *err) {
   const esc_projection *p = pt->proj->def;
   *stop = p->on_error == ESC_ON_ERROR_STOP;
   if (*stop) {
-    pt->stopped = true;
+    t->stopped = true;
     esc__worker_log(w,
                     "%s/%d: stopped at %s@%" PRId64 " (%s) after %d attempts: "
                     "%s",
@@ -132,7 +132,7 @@ static esc_status handle_batch(esc_worker *w, struct part *pt, struct track *t,
       int attempts = 0;
       bool stop = false;
       if (handle(w, t, p, e, &attempts, &why) != ESC_OK) {
-        esc_status rc = give_up(w, pt, e, attempts, &why, &stop, err);
+        esc_status rc = give_up(w, pt, t, e, attempts, &why, &stop, err);
         if (rc)
           return rc;
         if (stop)
@@ -170,6 +170,12 @@ static esc_status apply(esc_worker *w, struct part *pt, struct track *t,
     t->processed += (int64_t)taken;
     return ESC_OK;
   case ESC__STALE:
+    if (strncmp(res.checkpoint, "failed", 6) == 0) {
+      t->stopped = true;
+      esc__worker_log(w, "%s/%d g%" PRId64 ": stopped: %s", name, pt->index,
+                      t->generation, res.checkpoint);
+      return ESC_OK;
+    }
     /* Someone else applied from our checkpoint: continue from theirs. */
     esc__worker_log(w,
                     "%s/%d g%" PRId64 ": checkpoint moved to \"%s\" by "
@@ -181,13 +187,13 @@ static esc_status apply(esc_worker *w, struct part *pt, struct track *t,
       return ESC_EIO;
     return ESC_OK;
   case ESC__VANISHED:
-    return esc__generation_vanished(w, pt->proj, err);
+    return esc__generation_vanished(w, pt, t, err);
   case ESC__MOVED:
     esc__worker_log(w, "%s: now serving generation %" PRId64 "; reloading",
                     name, res.generation);
     return esc__generation_reload(w, pt->proj, err);
   case ESC__COMMAND_FAILED:
-    pt->stopped = true;
+    t->stopped = true;
     return esc_error_set(err, ESC_EIO,
                          "%s/%d: command %zu of a batch failed in Redis (%s); "
                          "the partition is stopped: fix the handler and "

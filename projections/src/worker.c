@@ -235,17 +235,21 @@ static esc_status step_part(esc_worker *w, struct part *pt, int64_t now,
   bool live = false, rebuild = false;
   *worked = false;
   esc_status rc = tend_lease(w, pt, now, err);
-  if (rc || !pt->leased || pt->stopped)
+  if (rc || !pt->leased)
     return rc;
   rc = prepare(w, pt, err);
-  if (!rc && pt->proj->building && pt->ready) {
+  if (!rc && pt->proj->building && pt->ready && !pt->rebuild.stopped) {
     rc = esc__track_step(w, pt, &pt->rebuild, &rebuild, err);
     if (!rc)
       rc = esc__generation_try_switch(w, pt, err);
   }
   if (!rc && !pt->ready)
     rc = prepare(w, pt, err);
-  if (!rc && pt->ready)
+  /* While a rebuild changes the partition count, the serving generation's
+   * partitions do not match the definition's: it serves, unchanged. */
+  int parts = pt->proj->def->partitions > 0 ? pt->proj->def->partitions : 1;
+  if (!rc && pt->ready && !pt->live.stopped &&
+      pt->proj->serving_partitions == parts)
     rc = esc__track_step(w, pt, &pt->live, &live, err);
   if (!rc && now >= pt->next_retries_ms && pt->ready) {
     pt->next_retries_ms = now + BOOKKEEPING_MS;
@@ -320,10 +324,14 @@ static bool deleting(const esc_worker *w) {
   return false;
 }
 
+/* Nothing can move: every partition's live track is stopped and no
+ * rebuild is running to replace it. */
 static bool any_stopped_all(const esc_worker *w) {
-  for (size_t i = 0; i < w->nparts; i++)
-    if (!w->parts[i].stopped)
+  for (size_t i = 0; i < w->nparts; i++) {
+    const struct part *pt = &w->parts[i];
+    if (!pt->live.stopped || (pt->proj->building && !pt->rebuild.stopped))
       return false;
+  }
   return w->nparts > 0;
 }
 
@@ -379,9 +387,22 @@ static esc_status target_readable(esc_worker *w, const char *target, bool *yes,
 static esc_status idle_enough(esc_worker *w, const char *target, bool *done,
                               esc_error *err) {
   *done = false;
+  for (size_t i = 0; i < w->nparts; i++)
+    if (!w->parts[i].leased)
+      return ESC_OK; /* held elsewhere: not caught up by us; keep trying */
   if (!generations_settled(w))
     return ESC_OK;
   return target_readable(w, target, done, err);
+}
+
+static esc_status timed_out(const esc_worker *w, esc_error *err) {
+  for (size_t i = 0; i < w->nparts; i++)
+    if (!w->parts[i].leased)
+      return esc_error_set(err, ESC_ETIMEDOUT,
+                           "not caught up in time: %s/%d is held by another "
+                           "worker",
+                           w->parts[i].proj->def->name, w->parts[i].index);
+  return esc_error_set(err, ESC_ETIMEDOUT, "not caught up in time");
 }
 
 /* Runs rounds; with until_idle, returns once caught up (see idle_enough) or
@@ -421,7 +442,7 @@ static esc_status run(esc_worker *w, bool until_idle, int64_t deadline,
     if (done)
       return ESC_OK;
     if (deadline && esc__now_ms() > deadline)
-      return esc_error_set(err, ESC_ETIMEDOUT, "not caught up in time");
+      return timed_out(w, err);
     if (!worked && !deleting(w)) {
       int poll = w->opts.poll_ms > 0 ? w->opts.poll_ms : 1000;
       esc_wait_for_events(w->store, NULL, w->round_head,

@@ -18,6 +18,9 @@ struct track {
   bool has_checkpoint; /* false: start of the log */
   int64_t processed;   /* events handled since the track was set up */
   bool idle;           /* the last read found nothing */
+  bool stopped;        /* a handler error with ESC_ON_ERROR_STOP, or a
+                          failed command ("failed ..." checkpoint): it
+                          waits for someone to look (a rebuild clears it) */
   esc_projection_ctx ctx;
 };
 
@@ -34,8 +37,6 @@ struct part {
   int64_t next_lease_ms;   /* when to try (or check) the lease next */
   int64_t next_retries_ms; /* when to look for dead letter retries next */
   bool ready;              /* set up against the current generation */
-  bool stopped;            /* a handler error with ESC_ON_ERROR_STOP, or a
-                              failed command: needs someone to look */
   struct track live;
   struct track rebuild;
 };
@@ -43,9 +44,12 @@ struct part {
 /* Per projection: the generation picture shared by its partitions. */
 struct proj {
   const esc_projection *def;
-  int64_t serving;  /* the generation queries read; 0: unknown yet */
-  int64_t building; /* the generation a rebuild writes; 0: none */
-  int64_t deleting; /* an old generation whose keys are being deleted */
+  int64_t serving;        /* the generation queries read; 0: unknown yet */
+  int serving_partitions; /* the serving generation was built with; its
+                             live tracks run only when the definition has as
+                             many */
+  int64_t building;       /* the generation a rebuild writes; 0: none */
+  int64_t deleting;       /* an old generation whose keys are being deleted */
   uint64_t delete_cursor;
   int64_t next_request_ms; /* when to look for `esc rebuild` requests */
   bool registered;
@@ -105,10 +109,11 @@ esc_status esc__generation_try_switch(esc_worker *w, struct part *pt,
 /* The serving generation changed or vanished under us: reload. */
 esc_status esc__generation_reload(esc_worker *w, struct proj *pj,
                                   esc_error *err);
-/* A checkpoint or the generation key vanished (Redis lost data): start a
- * fresh generation and rebuild it from the log. */
-esc_status esc__generation_vanished(esc_worker *w, struct proj *pj,
-                                    esc_error *err);
+/* Track t's checkpoint or the generation key vanished (Redis lost data):
+ * without a generation, build a fresh one; without a checkpoint, stop t and
+ * rebuild beside the serving generation. */
+esc_status esc__generation_vanished(esc_worker *w, struct part *pt,
+                                    struct track *t, esc_error *err);
 /* Deletes a slice of an old generation's keys, if any are pending. */
 esc_status esc__generation_delete_step(esc_worker *w, struct proj *pj,
                                        esc_error *err);

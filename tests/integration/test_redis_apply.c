@@ -372,11 +372,22 @@ static void test_failing_command(void **state) {
   if (!strstr(res.error, "WRONGTYPE"))
     fail_msg("error \"%s\" lacks WRONGTYPE", res.error);
   /* Redis does not roll back: the command before it ran, none after it,
-   * and the checkpoint did not move. */
-  assert_false(key_exists(r, k.cp));
+   * and the checkpoint now records the failure, so that no worker (after a
+   * restart, or a standby) applies the batch again. */
+  assert_true(key_exists(r, k.cp));
+  char cp[256];
+  bool exists = false;
+  assert_int_equal(esc__redis_get(r, k.cp, cp, sizeof cp, &exists, NULL),
+                   ESC_OK);
+  if (strncmp(cp, "failed", 6) != 0 || !strstr(cp, "command 1"))
+    fail_msg("checkpoint \"%s\" does not record the failure", cp);
   assert_int_equal(get_ll(r, ok), 1);
+  res = apply(r, &k, 1, "", "1/1", NULL, &ctx);
+  assert_int_equal(res.outcome, ESC__STALE);
+  assert_int_equal(get_ll(r, ok), 1); /* not applied twice */
 
   /* an unknown command fails the same way, at its index */
+  cmd(r, false, "DEL", k.cp, NULL);
   esc__ctx_reset(&ctx);
   esc__ctx_begin_event(&ctx);
   assert_int_equal(esc_ctx_cmd(&ctx, "NOSUCHCOMMAND", ok, NULL), ESC_OK);
@@ -384,7 +395,7 @@ static void test_failing_command(void **state) {
   assert_int_equal(res.outcome, ESC__COMMAND_FAILED);
   assert_int_equal(res.failed_command, 0);
   assert_true(strlen(res.error) > 0);
-  assert_false(key_exists(r, k.cp));
+  assert_true(key_exists(r, k.cp)); /* "failed ...": stopped for good */
   esc__ctx_release(&ctx);
   esc__redis_free(r);
 }

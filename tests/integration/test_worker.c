@@ -66,8 +66,16 @@ static void delete_projection_keys(void) {
   freeReplyObject(r);
 }
 
+/* ESC_TEST_VERBOSE=1 shows the worker's log lines. */
+static void log_line(void *userdata, const char *line) {
+  (void)userdata;
+  fprintf(stderr, "  worker: %s\n", line);
+}
+
 static esc_worker *worker_for(const esc_projection *p) {
   esc_worker_options o = ESC_WORKER_OPTIONS_INIT;
+  if (getenv("ESC_TEST_VERBOSE"))
+    o.log = log_line;
   esc_error err = ESC_ERROR_INIT;
   o.schema = schema;
   o.batch_size = 97; /* batches that do not line up with anything */
@@ -201,12 +209,44 @@ static void lost_keys_are_rebuilt_from_the_log(void **state) {
   (void)state;
 }
 
+static void changing_partitions_rebuilds_without_double_counting(void **s) {
+  (void)s;
+  esc_projection two, three;
+  tally_projection(&two, name, 2, 2);
+  tally_projection(&three, name, 2, 3); /* same version, other count */
+  catch_up(&two);
+  long long g = generation();
+  assert_int_equal(total(), appended);
+  catch_up(&three); /* a rebuild into g+1 with three partitions */
+  assert_true(generation() > g);
+  assert_int_equal(total(), appended);
+  assert_int_equal(redis_int("GET %s:partitions", name), 3);
+  check_order(10, "a");
+}
+
+static void a_checkpoint_missing_at_start_is_not_replayed(void **s) {
+  (void)s;
+  esc_projection p;
+  tally_projection(&p, name, 2, 3);
+  catch_up(&p);
+  long long g = generation();
+  /* Only one checkpoint is lost (an eviction, a careless DEL); a worker
+   * that starts now must not replay that partition into generation g. */
+  redisReply *r = redisCommand(redis, "DEL %s:g%lld:p1:checkpoint", name, g);
+  freeReplyObject(r);
+  catch_up(&p);
+  assert_int_equal(total(), appended);
+  assert_true(generation() != g);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(catches_up_and_restarts_without_double_counting),
       cmocka_unit_test(partitions_share_the_work_in_order),
       cmocka_unit_test(version_bump_rebuilds_into_a_new_generation),
       cmocka_unit_test(lost_keys_are_rebuilt_from_the_log),
+      cmocka_unit_test(changing_partitions_rebuilds_without_double_counting),
+      cmocka_unit_test(a_checkpoint_missing_at_start_is_not_replayed),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
