@@ -258,7 +258,8 @@ esc_status order_query_stock(esc_query *q, const char *sku, int64_t *available,
 /*
  * On OrderConfirmed it reserves each line's stock; when all are reserved it
  * marks the order ready; if a reservation is refused it releases what was
- * reserved and cancels the order. Every command's id is UUIDv5 of the
+ * reserved and cancels the order. On OrderCancelled of an order that was
+ * marked ready it releases the order's stock (ids from the cancel event). Every command's id is UUIDv5 of the
  * triggering event id and a step name ("reserve:<sku>", "release:<sku>",
  * "ready", "cancel"), so replaying an event after a crash issues nothing
  * twice. Its checkpoint is the Redis key "fulfillment:checkpoint"
