@@ -13,7 +13,8 @@
  * everything reserved. The decider does not know its sku (the stream id is
  * not passed to decide), so messages speak of "units".
  *
- * No snapshots: the state is two counters.
+ * Snapshots every 100 events: a product's stream grows with every order
+ * that reserves it, and the state is two counters, cheap to store.
  */
 #include "order.h"
 
@@ -160,6 +161,30 @@ static int inventory_decide(const void *state, const void *command,
  * The decider, built once
  * ------------------------------------------------------------------------ */
 
+static int encode_state(const void *state, msgpack_packer *pk) {
+  const inventory_state *st = state;
+  msgpack_pack_map(pk, 2);
+  esc_pack_key(pk, "available");
+  msgpack_pack_int64(pk, st->available);
+  esc_pack_key(pk, "reserved");
+  msgpack_pack_int64(pk, st->reserved);
+  return 0;
+}
+
+static esc_status decode_state(const msgpack_object *obj, void *state,
+                               esc_error *err) {
+  inventory_state *st = state;
+  int64_t available, reserved;
+  if (!esc_map_i64(obj, "available", &available) ||
+      !esc_map_i64(obj, "reserved", &reserved) || available < 0 || reserved < 0)
+    return esc_error_set(err, ESC_EINVAL,
+                         "inventory snapshot needs available and reserved "
+                         ">= 0");
+  st->available = available;
+  st->reserved = reserved;
+  return ESC_OK;
+}
+
 static pthread_once_t decider_once = PTHREAD_ONCE_INIT;
 static esc_decider decider;
 
@@ -170,6 +195,10 @@ static void build_decider(void) {
   decider.init = inventory_init;
   decider.evolve = inventory_evolve;
   decider.decide = inventory_decide;
+  decider.snapshot_every = 100;
+  decider.state_version = 1;
+  decider.encode_state = encode_state;
+  decider.decode_state = decode_state;
 }
 
 const esc_decider *inventory_decider(void) {
