@@ -215,10 +215,37 @@ esc_status esc__generation_check_rebuild(esc_worker *w, struct proj *pj,
   char ver_key[ESC__KEY_MAX];
   int64_t version = 0;
   bool exists = false, requested = false;
-  if (pj->building)
-    return ESC_OK;
+  /* Redis can lose everything while no batch is applied (FLUSHALL while
+   * the worker is idle), and only an apply would notice: look for the
+   * generation key on every bookkeeping round too. */
+  char gen_key[ESC__KEY_MAX];
+  int64_t current = 0;
+  esc__key_generation(gen_key, sizeof gen_key, pj->def->name);
+  esc_status rc = get_i64(w, gen_key, &current, &exists, err);
+  if (!rc && !exists) {
+    esc__worker_log(w,
+                    "%s: Redis lost the projection; rebuilding it from "
+                    "the log",
+                    pj->def->name);
+    return esc__generation_reload(w, pj, err);
+  }
+  if (rc || pj->building)
+    return rc;
+  /* A rebuild another worker started (it took the request, or runs a
+   * newer version) needs this worker's partitions too: the switch waits
+   * for all of them. */
+  char rb_key[ESC__KEY_MAX];
+  redisReply *reply = NULL;
+  esc__key_rebuild(rb_key, sizeof rb_key, pj->def->name);
+  const char *hget[] = {"HGET", rb_key, "generation"};
+  rc = esc__redis_run(w->redis, 3, hget, NULL, &reply, err);
+  bool elsewhere = !rc && reply && reply->type == REDIS_REPLY_STRING &&
+                   strtoll(reply->str, NULL, 10) > pj->serving;
+  freeReplyObject(reply);
+  if (rc || elsewhere)
+    return rc ? rc : esc__generation_reload(w, pj, err);
   esc__key_version(ver_key, sizeof ver_key, pj->def->name);
-  esc_status rc = get_i64(w, ver_key, &version, &exists, err);
+  rc = get_i64(w, ver_key, &version, &exists, err);
   if (!rc && exists && version != pj->def->version)
     return start_rebuild(w, pj, "the projection's version changed", err);
   if (!rc && pj->serving_partitions != def_partitions(pj))

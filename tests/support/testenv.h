@@ -50,4 +50,139 @@ void esc_test_sleep_ms(int ms);
 PGconn *esc_test_pg_tracked(void);
 int esc_test_close_tracked(void **state);
 
+/* ------------------------------------------------------------------------
+ * Fault tests: child processes, Redis, and the tally projection's expected
+ * read model computed from the log.
+ * ------------------------------------------------------------------------ */
+
+#include <hiredis/hiredis.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* Starts path with argv (argv[0] first, NULL-terminated) and the current
+ * environment plus env ("K=V" strings, NULL-terminated; may be NULL),
+ * stdout and stderr appended to log_path (NULL: inherited). The child gets
+ * SIGKILL when the test process dies, and is remembered so that
+ * esc_test_kill_children() ends it. Fails the test if fork fails. Call it
+ * from the main thread only (PR_SET_PDEATHSIG follows the forking thread). */
+pid_t esc_test_spawn(const char *path, const char *const *argv,
+                     const char *const *env, const char *log_path);
+
+/* Waits up to timeout_ms for a child to exit; true (and its wait status in
+ * *status, may be NULL) when it did. The child is forgotten then. */
+bool esc_test_wait_child(pid_t pid, int timeout_ms, int *status);
+
+/* SIGKILLs a child and reaps it. */
+void esc_test_kill_child(pid_t pid);
+
+/* SIGKILLs and reaps every child still running; usable as (or from) a
+ * cmocka teardown. Also registered with atexit by the first spawn. */
+void esc_test_kill_children(void);
+int esc_test_kill_children_teardown(void **state);
+
+/* A connection to the Redis at url (NULL: esc_default_redis_url()), or
+ * NULL when it cannot connect (quiet: for polling a server starting). */
+redisContext *esc_test_redis_try(const char *url);
+/* The same, failing the test when it cannot connect. */
+redisContext *esc_test_redis(const char *url);
+
+/* Runs a command and returns its integer or number-as-string reply;
+ * `missing` for a nil reply. Fails the test on an error or I/O failure. */
+long long esc_test_redis_ll(redisContext *c, long long missing,
+                            const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/* Deletes every key starting with prefix (SCAN + UNLINK); returns how
+ * many. Never FLUSHALL a shared server. */
+long long esc_test_redis_delete_prefix(redisContext *c, const char *prefix);
+
+/* Counts the keys matching a glob pattern (SCAN). */
+long long esc_test_redis_count(redisContext *c, const char *pattern);
+
+/* Starts a private, persistence-free redis-server on 127.0.0.1:port as a
+ * child (see esc_test_spawn) and waits until it answers PING. */
+pid_t esc_test_redis_server_start(int port, const char *log_path);
+
+/* A TCP port on 127.0.0.1 in [base, base + span) that nothing listens on,
+ * starting the search at base + getpid() % span. */
+int esc_test_free_port(int base, int span);
+
+/*
+ * What the tally projection (tally.h) should hold after projecting the
+ * log of category "tally": the sum of n, the sum per item and, per
+ * stream, the stream versions in order. Read back from the log with
+ * esc_read_all and decoded with esc_event_decode. Events whose item is
+ * "poison" are left out unless with_poison. Waits (up to 30 s) until every
+ * event of the schema's events table is readable; fails the test if not.
+ */
+typedef struct esc_test_tally esc_test_tally;
+esc_test_tally *esc_test_tally_from_log(esc_store *st, bool with_poison);
+void esc_test_tally_free(esc_test_tally *m);
+int64_t esc_test_tally_total(const esc_test_tally *m);
+int64_t esc_test_tally_events(const esc_test_tally *m);
+
+/*
+ * Whether projection proj's serving generation in Redis holds exactly m:
+ * the total, every item's score (and no other item), and every stream's
+ * seq list equal to its versions in order (and no other seq list). The
+ * first difference goes into why. Cheap when the total differs.
+ */
+bool esc_test_tally_matches(const esc_test_tally *m, redisContext *c,
+                            const char *proj, char *why, size_t size);
+
+/* Polls esc_test_tally_matches every 100 ms until it holds or timeout_ms
+ * passes; returns the milliseconds it took, or -1 (why says the last
+ * difference). */
+long long esc_test_tally_wait(const esc_test_tally *m, redisContext *c,
+                              const char *proj, int timeout_ms, char *why,
+                              size_t size);
+
+/* Starts the fault tests' worker program (tests/fault/projector.c at
+ * path) with the arguments that follow (NULL-terminated), through
+ * esc_test_spawn. */
+pid_t esc_test_projector(const char *path, const char *log_path,
+                         const char *const *env, ...);
+
+/* The pid of the process holding the lease of proj/partition, parsed from
+ * its lease connection's application_name ("esc-worker N/P pid X"); 0 when
+ * nobody holds it, -1 when more than one backend does (two active
+ * workers). backend (may be NULL) gets the holder's backend pid. */
+int esc_test_lease_holder(PGconn *conn, const char *proj, int partition,
+                          int *backend);
+
+/* The checkpoint of partition in proj's serving generation, "" when absent,
+ * into out (ESC_POSITION_TOKEN_MAX). */
+void esc_test_checkpoint(redisContext *c, const char *proj, int partition,
+                         char *out, size_t size);
+
+/* A thread appending tally events (tally_append on its own store) in
+ * batches of `batch` over `streams` streams "tally-<prefix><i>", pausing
+ * pause_ms between batches, until stopped. */
+typedef struct esc_test_writer esc_test_writer;
+esc_test_writer *esc_test_writer_start(const char *schema, const char *prefix,
+                                       int streams, int batch, int pause_ms);
+/* Stops it; returns how many events it appended. */
+long long esc_test_writer_stop(esc_test_writer *w);
+
+/* Prints the last `lines` lines of a log file to stderr. */
+void esc_test_print_tail(const char *path, int lines);
+
+/* Removes a child's log file, unless ESC_TEST_KEEP_LOGS is set (then
+ * says where it is). */
+void esc_test_remove_log(const char *path);
+
+/* Whether the file at path contains text. */
+bool esc_test_file_contains(const char *path, const char *text);
+
+/* Opens a store on a migrated schema whose commits do not wait for the
+ * WAL flush (synchronous_commit off): for appending test data quickly. */
+esc_store *esc_test_open_store_async(const char *schema);
+
+/* Drops a test schema and its roles (for teardowns). */
+void esc_test_drop_schema(const char *schema);
+
 #endif
