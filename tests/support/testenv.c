@@ -216,8 +216,8 @@ pid_t esc_test_spawn(const char *path, const char *const *argv,
     for (size_t j = 0; j < nextra && !overridden; j++) {
       const char *eq = strchr(env[j], '=');
       size_t klen = eq ? (size_t)(eq - env[j]) : strlen(env[j]);
-      overridden = strncmp(environ[i], env[j], klen) == 0 &&
-                   environ[i][klen] == '=';
+      overridden =
+          strncmp(environ[i], env[j], klen) == 0 && environ[i][klen] == '=';
     }
     if (!overridden)
       envp[n++] = environ[i];
@@ -328,8 +328,8 @@ redisContext *esc_test_redis(const char *url) {
   return c;
 }
 
-long long esc_test_redis_ll(redisContext *c, long long missing,
-                            const char *fmt, ...) {
+long long esc_test_redis_ll(redisContext *c, long long missing, const char *fmt,
+                            ...) {
   va_list ap;
   va_start(ap, fmt);
   redisReply *r = redisvCommand(c, fmt, ap);
@@ -410,10 +410,9 @@ pid_t esc_test_redis_server_start(int port, const char *log_path) {
   char p[16], url[64];
   snprintf(p, sizeof p, "%d", port);
   snprintf(url, sizeof url, "redis://127.0.0.1:%d", port);
-  const char *argv[] = {"redis-server", "--port",       p,
-                        "--bind",       "127.0.0.1",    "--save",
-                        "",             "--appendonly", "no",
-                        "--daemonize",  "no",           "--protected-mode",
+  const char *argv[] = {"redis-server", "--port",      p,    "--bind",
+                        "127.0.0.1",    "--save",      "",   "--appendonly",
+                        "no",           "--daemonize", "no", "--protected-mode",
                         "no",           NULL};
   pid_t pid = esc_test_spawn(redis_server_path(), argv, NULL, log_path);
   long long deadline = esc_test_now_ms() + 10000;
@@ -623,8 +622,8 @@ bool esc_test_tally_matches(const esc_test_tally *m, redisContext *c,
              (long long)m->total);
     return false;
   }
-  redisReply *r = redisCommand(c, "ZRANGE %s:g%lld:items 0 -1 WITHSCORES",
-                               proj, g);
+  redisReply *r =
+      redisCommand(c, "ZRANGE %s:g%lld:items 0 -1 WITHSCORES", proj, g);
   if (!r || r->type != REDIS_REPLY_ARRAY)
     fail_msg("ZRANGE %s:g%lld:items failed", proj, g);
   bool ok = r->elements == 2 * m->nitems;
@@ -638,8 +637,8 @@ bool esc_test_tally_matches(const esc_test_tally *m, redisContext *c,
     while (k < m->nitems && strcmp(m->items[k], item) != 0)
       k++;
     if (k == m->nitems || score != m->sums[k]) {
-      snprintf(why, size, "g%lld item %s scores %lld, expected %lld", g,
-               item, score, k == m->nitems ? 0LL : (long long)m->sums[k]);
+      snprintf(why, size, "g%lld item %s scores %lld, expected %lld", g, item,
+               score, k == m->nitems ? 0LL : (long long)m->sums[k]);
       ok = false;
     }
   }
@@ -659,8 +658,7 @@ bool esc_test_tally_matches(const esc_test_tally *m, redisContext *c,
         snprintf(why, size,
                  "g%lld seq:%s position %zu holds version %s, expected %lld "
                  "(out of order or twice)",
-                 g, st->id, i, r->element[i]->str,
-                 (long long)st->versions[i]);
+                 g, st->id, i, r->element[i]->str, (long long)st->versions[i]);
         ok = false;
       }
     freeReplyObject(r);
@@ -718,13 +716,13 @@ int esc_test_lease_holder(PGconn *conn, const char *proj, int partition,
   snprintf(app, sizeof app, "esc-worker %s/%d pid %%", proj, partition);
   snprintf(part, sizeof part, "%d", partition);
   const char *values[] = {app};
-  PGresult *res = PQexecParams(
-      conn,
-      "SELECT a.pid, a.application_name FROM pg_locks l"
-      " JOIN pg_stat_activity a ON a.pid = l.pid"
-      " WHERE l.locktype = 'advisory' AND l.granted"
-      " AND a.application_name LIKE $1",
-      1, NULL, values, NULL, NULL, 0);
+  PGresult *res =
+      PQexecParams(conn,
+                   "SELECT a.pid, a.application_name FROM pg_locks l"
+                   " JOIN pg_stat_activity a ON a.pid = l.pid"
+                   " WHERE l.locktype = 'advisory' AND l.granted"
+                   " AND a.application_name LIKE $1",
+                   1, NULL, values, NULL, NULL, 0);
   if (PQresultStatus(res) != PGRES_TUPLES_OK) {
     char msg[256];
     snprintf(msg, sizeof msg, "%s", PQresultErrorMessage(res));

@@ -89,8 +89,8 @@ redisContext *esc_test_redis(const char *url);
 
 /* Runs a command and returns its integer or number-as-string reply;
  * `missing` for a nil reply. Fails the test on an error or I/O failure. */
-long long esc_test_redis_ll(redisContext *c, long long missing,
-                            const char *fmt, ...)
+long long esc_test_redis_ll(redisContext *c, long long missing, const char *fmt,
+                            ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 3, 4)))
 #endif
