@@ -18,6 +18,14 @@
 #include <string.h>
 #include <time.h>
 
+/* How long an old generation's keys outlive a switch. 0: deleted at once.
+ * A grace period would protect clients that cache the generation number
+ * and read with plain GETs (<esc/query.h> reads atomically and needs none),
+ * but the pending deletion lives in the switching worker's memory, and a
+ * restart within the grace period would leave the old keys behind: a
+ * grace period needs the retirement recorded in Redis first. */
+#define DELETE_GRACE_MS 0
+
 static esc_status get_i64(esc_worker *w, const char *key, int64_t *out,
                           bool *exists, esc_error *err) {
   char buf[32];
@@ -106,11 +114,18 @@ esc_status esc__generation_load(esc_worker *w, struct proj *pj,
   if (rc)
     return rc;
   esc__key_rebuild(rb_key, sizeof rb_key, pj->def->name);
-  const char *argv[] = {"HGET", rb_key, "generation"};
-  rc = esc__redis_run(w->redis, 3, argv, NULL, &reply, err);
+  /* A rebuild of another version (a rolling upgrade) is not this worker's
+   * to build: its handler would write the wrong model. */
+  char my_version[16];
+  snprintf(my_version, sizeof my_version, "%" PRId32, pj->def->version);
+  const char *argv[] = {"HMGET", rb_key, "generation", "version"};
+  rc = esc__redis_run(w->redis, 4, argv, NULL, &reply, err);
   pj->building = 0;
-  if (!rc && reply && reply->type == REDIS_REPLY_STRING)
-    pj->building = strtoll(reply->str, NULL, 10);
+  if (!rc && reply && reply->type == REDIS_REPLY_ARRAY &&
+      reply->elements == 2 && reply->element[0]->type == REDIS_REPLY_STRING &&
+      (reply->element[1]->type != REDIS_REPLY_STRING ||
+       strcmp(reply->element[1]->str, my_version) == 0))
+    pj->building = strtoll(reply->element[0]->str, NULL, 10);
   freeReplyObject(reply);
   if (pj->building && pj->building <= pj->serving)
     pj->building = 0; /* a stale marker of a finished rebuild */
@@ -231,16 +246,22 @@ esc_status esc__generation_check_rebuild(esc_worker *w, struct proj *pj,
   }
   if (rc || pj->building)
     return rc;
-  /* A rebuild another worker started (it took the request, or runs a
-   * newer version) needs this worker's partitions too: the switch waits
-   * for all of them. */
-  char rb_key[ESC__KEY_MAX];
+  /* A rebuild another worker started (it took an `esc rebuild` request)
+   * needs this worker's partitions too: the switch waits for all of them.
+   * Not one of another version, though: that one waits for this worker to
+   * be upgraded. */
+  char rb_key[ESC__KEY_MAX], my_version[16];
   redisReply *reply = NULL;
   esc__key_rebuild(rb_key, sizeof rb_key, pj->def->name);
-  const char *hget[] = {"HGET", rb_key, "generation"};
-  rc = esc__redis_run(w->redis, 3, hget, NULL, &reply, err);
-  bool elsewhere = !rc && reply && reply->type == REDIS_REPLY_STRING &&
-                   strtoll(reply->str, NULL, 10) > pj->serving;
+  snprintf(my_version, sizeof my_version, "%" PRId32, pj->def->version);
+  const char *hmget[] = {"HMGET", rb_key, "generation", "version"};
+  rc = esc__redis_run(w->redis, 4, hmget, NULL, &reply, err);
+  bool elsewhere = !rc && reply && reply->type == REDIS_REPLY_ARRAY &&
+                   reply->elements == 2 &&
+                   reply->element[0]->type == REDIS_REPLY_STRING &&
+                   reply->element[1]->type == REDIS_REPLY_STRING &&
+                   strtoll(reply->element[0]->str, NULL, 10) > pj->serving &&
+                   strcmp(reply->element[1]->str, my_version) == 0;
   freeReplyObject(reply);
   if (rc || elsewhere)
     return rc ? rc : esc__generation_reload(w, pj, err);
@@ -257,6 +278,24 @@ esc_status esc__generation_check_rebuild(esc_worker *w, struct proj *pj,
     rc = start_rebuild(w, pj, "requested", err);
     if (!rc)
       rc = esc__registry_rebuild_taken(w->pg, w->schema, pj->def->name, err);
+  }
+  return rc;
+}
+
+/* Deletes generation gen after the grace period. One deletion is pending
+ * at a time: a second switch within the grace period finishes the first
+ * deletion now rather than forget it. */
+static esc_status schedule_delete(esc_worker *w, struct proj *pj, int64_t gen,
+                                  esc_error *err) {
+  esc_status rc = ESC_OK;
+  while (!rc && pj->deleting && pj->deleting != gen) {
+    pj->delete_after_ms = 0;
+    rc = esc__generation_delete_step(w, pj, err);
+  }
+  if (!rc) {
+    pj->deleting = gen;
+    pj->delete_cursor = 0;
+    pj->delete_after_ms = esc__now_ms() + DELETE_GRACE_MS;
   }
   return rc;
 }
@@ -287,18 +326,17 @@ esc_status esc__generation_try_switch(esc_worker *w, struct part *pt,
                   "%s: switched to generation %" PRId64
                   "; deleting generation %" PRId64 " in the background",
                   pj->def->name, pj->building, pj->serving);
-  pj->deleting = pj->serving;
-  pj->delete_cursor = 0;
-  return esc__generation_reload(w, pj, err);
+  rc = schedule_delete(w, pj, pj->serving, err);
+  return rc ? rc : esc__generation_reload(w, pj, err);
 }
 
 esc_status esc__generation_reload(esc_worker *w, struct proj *pj,
                                   esc_error *err) {
   int64_t before = pj->serving;
   esc_status rc = esc__generation_load(w, pj, err);
-  if (!rc && pj->serving != before && pj->deleting == 0 && before != 0 &&
+  if (!rc && pj->serving != before && pj->deleting != before && before != 0 &&
       pj->serving == before + 1)
-    pj->deleting = before; /* another worker switched: help delete */
+    rc = schedule_delete(w, pj, before, err); /* another worker switched */
   for (size_t i = 0; !rc && i < w->nparts; i++)
     if (w->parts[i].proj == pj)
       w->parts[i].ready = false;
@@ -333,7 +371,7 @@ esc_status esc__generation_vanished(esc_worker *w, struct part *pt,
 
 esc_status esc__generation_delete_step(esc_worker *w, struct proj *pj,
                                        esc_error *err) {
-  if (!pj->deleting)
+  if (!pj->deleting || esc__now_ms() < pj->delete_after_ms)
     return ESC_OK;
   esc_status rc = esc__redis_delete_generation(
       w->redis, pj->def->name, pj->deleting, &pj->delete_cursor, 1000, err);

@@ -176,7 +176,9 @@ static esc_status apply(esc_worker *w, struct part *pt, struct track *t,
                       t->generation, res.checkpoint);
       return ESC_OK;
     }
-    /* Someone else applied from our checkpoint: continue from theirs. */
+    /* Someone else applied from our checkpoint: continue from theirs, and
+     * check the lease now (a zombie learns it lost it at once). */
+    pt->next_lease_ms = 0;
     esc__worker_log(w,
                     "%s/%d g%" PRId64 ": checkpoint moved to \"%s\" by "
                     "another worker; continuing from there",

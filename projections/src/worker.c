@@ -279,9 +279,15 @@ static esc_status round_once(esc_worker *w, bool *worked, esc_error *err) {
   esc_status rc = connect_all(w, err);
   *worked = false;
   /* Taken before any read: an event committed after it wakes the wait at
-   * the end of an idle round, one committed before is read in this round. */
-  if (!rc)
+   * the end of an idle round, one committed before is read in this round.
+   * Only needed where the round may end in a wait: after a busy round,
+   * skip it (saves a round trip per batch) and let an idle round without
+   * a head run once more, with one, before sleeping. */
+  w->has_round_head = false;
+  if (!rc && !w->last_round_worked) {
     rc = esc_store_head(w->store, &w->round_head, err);
+    w->has_round_head = !rc;
+  }
   for (size_t i = 0; i < w->nparts && !rc && !w->stop; i++) {
     bool did = false;
     rc = step_part(w, &w->parts[i], now, &did, err);
@@ -289,6 +295,7 @@ static esc_status round_once(esc_worker *w, bool *worked, esc_error *err) {
   }
   if (!rc)
     rc = bookkeeping(w, now, err);
+  w->last_round_worked = *worked;
   return rc;
 }
 
@@ -318,8 +325,9 @@ static bool generations_settled(const esc_worker *w) {
 /* Old keys to delete keep the loop busy; a rebuild waiting for partitions
  * held elsewhere does not. */
 static bool deleting(const esc_worker *w) {
+  int64_t now = esc__now_ms();
   for (size_t i = 0; i < w->nprojs; i++)
-    if (w->projs[i].deleting)
+    if (w->projs[i].deleting && now >= w->projs[i].delete_after_ms)
       return true;
   return false;
 }
@@ -443,7 +451,7 @@ static esc_status run(esc_worker *w, bool until_idle, int64_t deadline,
       return ESC_OK;
     if (deadline && esc__now_ms() > deadline)
       return timed_out(w, err);
-    if (!worked && !deleting(w)) {
+    if (!worked && w->has_round_head && !deleting(w)) {
       int poll = w->opts.poll_ms > 0 ? w->opts.poll_ms : 1000;
       esc_wait_for_events(w->store, NULL, w->round_head,
                           poll < 500 ? poll : 500, poll, NULL);
@@ -452,13 +460,17 @@ static esc_status run(esc_worker *w, bool until_idle, int64_t deadline,
   return ESC_OK;
 }
 
+/* A stop requested before run() began still counts; it is cleared on the
+ * way out so the worker can be run again. */
 esc_status esc_worker_run(esc_worker *w, esc_error *err) {
+  esc_status rc = run(w, false, 0, err);
   w->stop = 0;
-  return run(w, false, 0, err);
+  return rc;
 }
 
 esc_status esc_worker_run_until_caught_up(esc_worker *w, int timeout_ms,
                                           esc_error *err) {
+  esc_status rc = run(w, true, esc__now_ms() + timeout_ms, err);
   w->stop = 0;
-  return run(w, true, esc__now_ms() + timeout_ms, err);
+  return rc;
 }

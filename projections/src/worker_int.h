@@ -51,6 +51,7 @@ struct proj {
   int64_t building;       /* the generation a rebuild writes; 0: none */
   int64_t deleting;       /* an old generation whose keys are being deleted */
   uint64_t delete_cursor;
+  int64_t delete_after_ms; /* a grace period after the switch */
   int64_t next_request_ms; /* when to look for `esc rebuild` requests */
   bool registered;
 };
@@ -73,6 +74,8 @@ struct esc_worker {
   void *decoded;
   size_t decoded_size;
   esc_position round_head; /* $all head when the current round began */
+  bool has_round_head;     /* taken for this round (see round_once) */
+  bool last_round_worked;
 };
 
 /* worker.c */
