@@ -6,7 +6,7 @@
  * the same run, alternating short phases of each (A B B A ...) so drift on a
  * noisy machine hits both sides alike, and reports esc / raw as a ratio.
  *
- * A group of scenarios (append, later command and project) lives in its own
+ * A group of scenarios (append, command, project) lives in its own
  * file and exports a scenario table; main.c lists the tables.
  *
  * Errors: helpers return 0 on success and -1 on failure, after writing a
@@ -35,6 +35,9 @@ typedef struct bench_config {
   double seconds;        /* measured seconds per side, over all rounds */
   int rounds;            /* alternations of baseline and esc phases */
   bool checkpoint;       /* CHECKPOINT before each phase (when allowed) */
+  int64_t events;        /* --events: the project group's catch-up log
+                            length; 0: the scenario's default */
+  bool refill;           /* --refill: rebuild that log even if reusable */
 } bench_config;
 
 /* ------------------------------------------------------------------------
@@ -177,6 +180,10 @@ void bench_pg_checkpoint(const bench_config *cfg, PGconn *admin);
 void bench_pg_describe(PGconn *conn);
 /* An esc store on cfg->schema. */
 esc_store *bench_esc_open(const bench_config *cfg, char *err, size_t errlen);
+/* The same with synchronous_commit off, for untimed fills (falls back to a
+ * plain store when the URL sets its own options). */
+esc_store *bench_esc_open_async(const bench_config *cfg, char *err,
+                                size_t errlen);
 /* Drops cfg->schema and migrates it again with esc_store_migrate. */
 int bench_esc_reset(const bench_config *cfg, PGconn *admin, char *err,
                     size_t errlen);
@@ -220,7 +227,7 @@ typedef struct bench_field {
   bool is_int;
 } bench_field;
 
-#define BENCH_MAX_FIELDS 12
+#define BENCH_MAX_FIELDS 16
 
 /* One scenario's result: one JSON line. NAN prints as null. */
 typedef struct bench_output {
@@ -261,6 +268,8 @@ typedef struct bench_group {
 extern const bench_group bench_append_group;
 /* The command group (command.c). */
 extern const bench_group bench_command_group;
+/* The project group (project.c). */
+extern const bench_group bench_project_group;
 
 /* Writes a message to stderr, prefixed "esc-bench: ". */
 void bench_log(const char *fmt, ...)

@@ -283,43 +283,6 @@ static const bench_worker_ops base_ops = {base_setup, base_prepare, base_exec,
  * ------------------------------------------------------------------------ */
 
 /*
- * cfg->pg_url with synchronous_commit off, for the fill: each stream's
- * append is its own transaction, and waiting for thousands of WAL flushes
- * would make the untimed setup the slowest part of a scenario. The
- * CHECKPOINT before the phase makes it durable anyway. NULL when the URL
- * sets options itself (the fill then uses it as it is); malloc'ed.
- */
-static char *fill_conninfo(const char *url) {
-  static const char uri_opt[] = "options=-c%20synchronous_commit%3Doff";
-  static const char kv_opt[] = " options='-c synchronous_commit=off'";
-  bool uri = strncmp(url, "postgresql://", 13) == 0 ||
-             strncmp(url, "postgres://", 11) == 0;
-  size_t n = strlen(url) + sizeof(uri_opt) + sizeof(kv_opt) + 2;
-  char *out;
-  if (strstr(url, "options") || !(out = malloc(n)))
-    return NULL;
-  if (uri)
-    snprintf(out, n, "%s%c%s", url, strchr(url, '?') ? '&' : '?', uri_opt);
-  else
-    snprintf(out, n, "%s%s", url, kv_opt);
-  return out;
-}
-
-/* An esc store for the fill, asynchronous commit when possible. */
-static esc_store *fill_store(const bench_config *cfg, char *err,
-                             size_t errlen) {
-  bench_config async = *cfg;
-  char *url = fill_conninfo(cfg->pg_url);
-  esc_store *st = NULL;
-  if (url) {
-    async.pg_url = url;
-    st = bench_esc_open(&async, err, errlen);
-    free(url);
-  }
-  return st ? st : bench_esc_open(cfg, err, errlen);
-}
-
-/*
  * Appends n - 1 Incremented events to every aggregate of every thread,
  * many streams per esc_append_many call, one connection.
  */
@@ -363,7 +326,7 @@ static int fill_aggregates(const bench_config *cfg,
     bench_errf(err, errlen, "fill: encode: %s", e.msg);
     goto out;
   }
-  st = fill_store(cfg, err, errlen);
+  st = bench_esc_open_async(cfg, err, errlen);
   if (!st)
     goto out;
 

@@ -161,6 +161,42 @@ esc_store *bench_esc_open(const bench_config *cfg, char *err, size_t errlen) {
   return st;
 }
 
+/*
+ * cfg->pg_url with synchronous_commit off, for untimed fills: each stream's
+ * append is its own transaction, and waiting for thousands of WAL flushes
+ * would make the set-up the slowest part of a scenario. A CHECKPOINT (or
+ * the next synchronous commit) makes the data durable anyway. NULL when
+ * the URL sets options itself (the fill then uses it as it is); malloc'ed.
+ */
+static char *async_conninfo(const char *url) {
+  static const char uri_opt[] = "options=-c%20synchronous_commit%3Doff";
+  static const char kv_opt[] = " options='-c synchronous_commit=off'";
+  bool uri = strncmp(url, "postgresql://", 13) == 0 ||
+             strncmp(url, "postgres://", 11) == 0;
+  size_t n = strlen(url) + sizeof(uri_opt) + sizeof(kv_opt) + 2;
+  char *out;
+  if (strstr(url, "options") || !(out = malloc(n)))
+    return NULL;
+  if (uri)
+    snprintf(out, n, "%s%c%s", url, strchr(url, '?') ? '&' : '?', uri_opt);
+  else
+    snprintf(out, n, "%s%s", url, kv_opt);
+  return out;
+}
+
+esc_store *bench_esc_open_async(const bench_config *cfg, char *err,
+                                size_t errlen) {
+  bench_config async = *cfg;
+  char *url = async_conninfo(cfg->pg_url);
+  esc_store *st = NULL;
+  if (url) {
+    async.pg_url = url;
+    st = bench_esc_open(&async, err, errlen);
+    free(url);
+  }
+  return st ? st : bench_esc_open(cfg, err, errlen);
+}
+
 int bench_esc_reset(const bench_config *cfg, PGconn *admin, char *err,
                     size_t errlen) {
   char sql[256];

@@ -1,7 +1,8 @@
 /*
  * esc-bench: benchmarks that print one JSON object per line.
  *
- *   esc-bench [--pg URL] [--seconds S] [--schema NAME] [SCENARIO...]
+ *   esc-bench [--pg URL] [--redis URL] [--seconds S] [--schema NAME]
+ *             [--events N] [--refill] [SCENARIO...]
  *
  * Every figure is a ratio to a raw baseline measured in the same run on the
  * same server; see docs/benchmarks.md. Progress goes to stderr, results to
@@ -24,8 +25,8 @@
 #define MAX_SELECTED 64
 
 /* Every group; a new group adds its table here. */
-static const bench_group *const groups[] = {&bench_append_group,
-                                            &bench_command_group};
+static const bench_group *const groups[] = {
+    &bench_append_group, &bench_command_group, &bench_project_group};
 #define N_GROUPS (sizeof(groups) / sizeof(groups[0]))
 
 /* ------------------------------------------------------------------------
@@ -61,14 +62,19 @@ static void usage(FILE *f) {
         "options:\n"
         "  --pg URL        PostgreSQL (default: ESC_PG_URL, else the local\n"
         "                  server of scripts/servers)\n"
-        "  --redis URL     Redis (default: ESC_REDIS_URL); unused by append\n"
-        "                  and command\n"
+        "  --redis URL     Redis for the project group (default:\n"
+        "                  ESC_REDIS_URL, else the local server of\n"
+        "                  scripts/servers); unused by append and command\n"
         "  --seconds S     measured seconds per side and scenario (default 5)\n"
         "  --rounds N      baseline/esc alternations the seconds are split\n"
         "                  over (default 2: raw esc esc raw)\n"
         "  --schema NAME   esc schema to drop and re-create (default\n"
         "                  esc_bench); the baseline uses NAME_raw\n"
         "  --no-checkpoint do not CHECKPOINT before each phase\n"
+        "  --events N      events project-catchup replays (default\n"
+        "                  1000000); kept in NAME_proj_N between runs\n"
+        "  --refill        append project-catchup's events afresh even\n"
+        "                  when NAME_proj_N already holds them\n"
         "  --list          list groups and scenarios\n"
         "  --show-ddl      print the baseline table's DDL\n"
         "  --help          this text\n"
@@ -144,10 +150,12 @@ static void print_result(const bench_scenario *sc, const bench_output *o) {
 
   fputs("{\"scenario\": ", stdout);
   json_string(sc->name);
-  json_number("value", o->value, 1);
+  /* rates to 0.1; latencies (unit "ms") to the microsecond */
+  int decimals = strcmp(o->unit, "ms") == 0 ? 3 : 1;
+  json_number("value", o->value, decimals);
   json_key("unit");
   json_string(o->unit);
-  json_number("baseline", o->baseline, 1);
+  json_number("baseline", o->baseline, decimals);
   json_key("baseline_name");
   json_string(o->baseline_name);
   json_number("ratio", ratio, 3);
@@ -272,6 +280,8 @@ static void parse_option(struct args *a, int argc, char **argv, int *i) {
     a->show_ddl = true;
   } else if (strcmp(arg, "--no-checkpoint") == 0) {
     a->cfg.checkpoint = false;
+  } else if (strcmp(arg, "--refill") == 0) {
+    a->cfg.refill = true;
   } else if (take_value(argc, argv, i, "--pg", &v)) {
     a->cfg.pg_url = v;
   } else if (take_value(argc, argv, i, "--redis", &v)) {
@@ -280,6 +290,8 @@ static void parse_option(struct args *a, int argc, char **argv, int *i) {
     a->cfg.schema = v;
   } else if (take_value(argc, argv, i, "--seconds", &v)) {
     a->cfg.seconds = parse_number("--seconds", v, 0.1, 86400);
+  } else if (take_value(argc, argv, i, "--events", &v)) {
+    a->cfg.events = (int64_t)parse_number("--events", v, 1, 100000000);
   } else if (take_value(argc, argv, i, "--rounds", &v)) {
     a->cfg.rounds = (int)parse_number("--rounds", v, 1, 100);
   } else {
