@@ -85,14 +85,26 @@ enum {
   " SELECT $1, base + 1, $3, $4, $5, $6, $7, pg_current_xact_id()"             \
   " FROM stream RETURNING global_position)"
 
-#define APPEND_RESULT                                                          \
+#define APPEND_NOTIFY                                                          \
   ", notified AS (SELECT pg_notify(@C@, split_part($1, '-', 1))"               \
   " FROM @S@.waiters w WHERE w.category IS NULL"                               \
-  " OR w.category = split_part($1, '-', 1) LIMIT 1)"                           \
+  " OR w.category = split_part($1, '-', 1) LIMIT 1)"
+
+/* Result columns: base, first and last global position, tx id; no row (or
+ * a NULL base) when the stream row did not match. */
+#define APPEND_RESULT                                                          \
+  APPEND_NOTIFY                                                                \
   " SELECT (SELECT base FROM stream), min(global_position),"                   \
   " max(global_position),"                                                     \
   " CASE WHEN count(*) > 0 THEN pg_current_xact_id() END,"                     \
   " (SELECT count(*) FROM notified) FROM inserted"
+
+/* One event: no aggregate over the inserted rows. */
+#define APPEND_RESULT_ONE                                                      \
+  APPEND_NOTIFY                                                                \
+  " SELECT stream.base, inserted.global_position, inserted.global_position,"   \
+  " pg_current_xact_id(), (SELECT count(*) FROM notified)"                     \
+  " FROM stream, inserted"
 
 struct stmt_def {
   const char *name;
@@ -118,13 +130,13 @@ static const struct stmt_def stmt_defs[ESC__STMT_COUNT] = {
                                   OID_BYTEA_ARRAY, OID_BYTEA_ARRAY}},
     [ESC__STMT_APPEND1_UPDATE] = {"esc_append1_update",
                                   APPEND_UPDATE_STREAM("1")
-                                      INSERT_EVENTS_ONE APPEND_RESULT,
+                                      INSERT_EVENTS_ONE APPEND_RESULT_ONE,
                                   7,
                                   {OID_TEXT, OID_INT8, OID_UUID, OID_TEXT,
                                    OID_INT4, OID_BYTEA, OID_BYTEA}},
     [ESC__STMT_APPEND1_UPSERT] = {"esc_append1_upsert",
                                   APPEND_UPSERT_STREAM("1")
-                                      INSERT_EVENTS_ONE APPEND_RESULT,
+                                      INSERT_EVENTS_ONE APPEND_RESULT_ONE,
                                   7,
                                   {OID_TEXT, OID_INT8, OID_UUID, OID_TEXT,
                                    OID_INT4, OID_BYTEA, OID_BYTEA}},
