@@ -46,7 +46,6 @@ typedef struct bench_config {
 
 /* CLOCK_MONOTONIC in nanoseconds. */
 uint64_t bench_now_ns(void);
-void bench_sleep_ms(unsigned ms);
 
 /*
  * A log-linear latency histogram in nanoseconds: values below 64 ns are

@@ -20,14 +20,6 @@ uint64_t bench_now_ns(void) {
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-void bench_sleep_ms(unsigned ms) {
-  struct timespec ts;
-  ts.tv_sec = (time_t)(ms / 1000u);
-  ts.tv_nsec = (long)(ms % 1000u) * 1000000L;
-  while (nanosleep(&ts, &ts) != 0) {
-  }
-}
-
 /* ------------------------------------------------------------------------
  * Histogram
  *
