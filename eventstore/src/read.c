@@ -6,6 +6,7 @@
 #include "store_int.h"
 
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -87,23 +88,52 @@ esc_status esc__events_from_result(PGresult *res, esc_events *out,
   return ESC_OK;
 }
 
-/* Runs a prepared read with binary parameters and results. */
-static esc_status run_read(esc_store *st, enum esc__stmt s, int nparams,
-                           const char *const *values, const int *lengths,
-                           esc_events *out, const char *what, esc_error *err) {
+/* Sends a prepared read with binary parameters and results; `what` names
+ * it in errors. */
+static esc_status send_read(esc_store *st, enum esc__stmt s, int nparams,
+                            const char *const *values, const int *lengths,
+                            const char *what, esc_error *err) {
   const char *stmt;
   int formats[4] = {1, 1, 1, 1};
   esc_status rc = esc__prepare(st, s, &stmt, err);
   if (rc)
     return rc;
-  PGresult *res =
-      PQexecPrepared(st->conn, stmt, nparams, values, lengths, formats, 1);
-  if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-    rc = esc__fail_pg(err, st->conn, res, what);
+  if (!PQsendQueryPrepared(st->conn, stmt, nparams, values, lengths, formats,
+                           1))
+    return esc__fail_pg(err, st->conn, NULL, what);
+  snprintf(st->read_what, sizeof st->read_what, "%s", what);
+  st->read_in_flight = true;
+  return ESC_OK;
+}
+
+/* Waits for the read in flight: its one result, then the end of results. */
+static esc_status receive_read(esc_store *st, esc_events *out, esc_error *err) {
+  PGresult *rows = NULL, *res;
+  esc_status rc = ESC_OK;
+  st->read_in_flight = false;
+  while ((res = PQgetResult(st->conn)) != NULL) {
+    if (!rows && !rc && PQresultStatus(res) == PGRES_TUPLES_OK) {
+      rows = res;
+      continue;
+    }
+    if (!rc)
+      rc = esc__fail_pg(err, st->conn, res, st->read_what);
     PQclear(res);
+  }
+  if (!rc && !rows)
+    rc = esc__fail_pg(err, st->conn, NULL, st->read_what);
+  if (rc) {
+    PQclear(rows);
     return rc;
   }
-  return esc__events_from_result(res, out, err);
+  return esc__events_from_result(rows, out, err);
+}
+
+static esc_status run_read(esc_store *st, enum esc__stmt s, int nparams,
+                           const char *const *values, const int *lengths,
+                           esc_events *out, const char *what, esc_error *err) {
+  esc_status rc = send_read(st, s, nparams, values, lengths, what, err);
+  return rc ? rc : receive_read(st, out, err);
 }
 
 /* An empty stream read: tell "no such stream" and "tombstoned" apart from
@@ -154,9 +184,8 @@ esc_status esc_read_stream(esc_store *store, const char *stream_id,
   return explain_empty(store, stream_id, err);
 }
 
-esc_status esc_read_all(esc_store *store, const char *category,
-                        esc_position after, size_t max, esc_events *out,
-                        esc_error *err) {
+esc_status esc_read_all_send(esc_store *store, const char *category,
+                             esc_position after, size_t max, esc_error *err) {
   esc_error inner = ESC_ERROR_INIT;
   unsigned char tx_be[8], global_be[8], max_be[8];
   if (category && !esc_category_valid(category, &inner))
@@ -168,22 +197,41 @@ esc_status esc_read_all(esc_store *store, const char *category,
   const char *values[] = {(const char *)tx_be, (const char *)global_be,
                           (const char *)max_be, category};
   int lengths[] = {8, 8, 8, category ? (int)strlen(category) : 0};
-  char what[ESC_CATEGORY_MAX + 32];
+  char what[ESC_CATEGORY_MAX + 16];
   snprintf(what, sizeof what, "read %s", category ? category : "$all");
   esc_status rc =
-      run_read(store, category ? ESC__STMT_READ_CATEGORY : ESC__STMT_READ_ALL,
-               category ? 4 : 3, values, lengths, out, what, err);
+      send_read(store, category ? ESC__STMT_READ_CATEGORY : ESC__STMT_READ_ALL,
+                category ? 4 : 3, values, lengths, what, err);
+  if (!rc)
+    store->read_after = after;
+  return rc;
+}
+
+esc_status esc_read_all_receive(esc_store *store, esc_events *out,
+                                esc_error *err) {
+  if (!store->read_in_flight)
+    return esc__fail(err, ESC_EINVAL,
+                     "read: no esc_read_all_send is waiting to be received");
+  esc_position after = store->read_after;
+  esc_status rc = receive_read(store, out, err);
   if (!rc && out->count == 0)
     out->next = after;
   return rc;
 }
 
-esc_status esc_read_event(esc_store *store, const esc_uuid *id,
-                          esc_events *out, esc_error *err) {
+esc_status esc_read_all(esc_store *store, const char *category,
+                        esc_position after, size_t max, esc_events *out,
+                        esc_error *err) {
+  esc_status rc = esc_read_all_send(store, category, after, max, err);
+  return rc ? rc : esc_read_all_receive(store, out, err);
+}
+
+esc_status esc_read_event(esc_store *store, const esc_uuid *id, esc_events *out,
+                          esc_error *err) {
   const char *values[] = {(const char *)id->bytes};
   int lengths[] = {16};
-  esc_status rc = run_read(store, ESC__STMT_READ_BY_ID, 1, values, lengths,
-                           out, "read event by id", err);
+  esc_status rc = run_read(store, ESC__STMT_READ_BY_ID, 1, values, lengths, out,
+                           "read event by id", err);
   if (!rc && out->count == 0) {
     char text[37];
     esc_uuid_format(id, text);
@@ -192,8 +240,7 @@ esc_status esc_read_event(esc_store *store, const esc_uuid *id,
   return rc;
 }
 
-esc_status esc_store_head(esc_store *store, esc_position *out,
-                          esc_error *err) {
+esc_status esc_store_head(esc_store *store, esc_position *out, esc_error *err) {
   const char *stmt;
   esc_position start = ESC_POSITION_START;
   esc_status rc = esc__prepare(store, ESC__STMT_HEAD, &stmt, err);

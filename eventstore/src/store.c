@@ -334,7 +334,19 @@ void esc_store_free(esc_store *store) {
   free(store);
 }
 
+/* Waits for a read nobody received and drops it: the connection must be
+ * idle before anything else is sent on it. */
+static void drop_read_in_flight(esc_store *st) {
+  PGresult *res;
+  if (!st->read_in_flight)
+    return;
+  st->read_in_flight = false;
+  while ((res = PQgetResult(st->conn)) != NULL)
+    PQclear(res);
+}
+
 esc_status esc__ensure_conn(esc_store *st, esc_error *err) {
+  drop_read_in_flight(st);
   if (PQstatus(st->conn) == CONNECTION_OK)
     return ESC_OK;
   /* A broken session lost its prepared statements and LISTEN with it. */

@@ -67,6 +67,10 @@ struct esc_store {
   size_t max_event_size;
   bool prepared[ESC__STMT_COUNT];
   bool listening;
+  /* An esc_read_all_send whose result nobody has received yet. */
+  bool read_in_flight;
+  esc_position read_after;
+  char read_what[ESC_CATEGORY_MAX + 16]; /* "read <category>", for errors */
 };
 
 /* Reconnects a broken connection (prepared statements and LISTEN are

@@ -118,12 +118,14 @@ esc_status esc__redis_get(esc__redis *r, const char *key, char *out,
                           size_t size, bool *exists, esc_error *err);
 
 enum esc__apply_outcome {
-  ESC__APPLIED,       /* commands and checkpoint applied */
-  ESC__STALE,         /* checkpoint was not the expected one: re-read */
-  ESC__VANISHED,      /* checkpoint or generation key is gone: Redis lost
-                         data; rebuild */
-  ESC__MOVED,         /* the serving generation is not the expected one */
-  ESC__COMMAND_FAILED /* a command failed; earlier ones were applied */
+  ESC__APPLIED,        /* commands and checkpoint applied */
+  ESC__STALE,          /* checkpoint was not the expected one: re-read */
+  ESC__VANISHED,       /* checkpoint or generation key is gone: Redis lost
+                          data; rebuild */
+  ESC__MOVED,          /* the serving generation is not the expected one */
+  ESC__COMMAND_FAILED, /* a command failed; earlier ones were applied */
+  ESC__NOT_RUN         /* NOSCRIPT: the script was not loaded, nothing ran;
+                          the next send loads it */
 };
 
 struct esc__apply_result {
@@ -134,18 +136,36 @@ struct esc__apply_result {
   char error[200];                         /* Redis's text, likewise */
 };
 
+/* Where a batch goes and the compare-and-set that guards it. */
+struct esc__apply_request {
+  const char *generation_key;
+  int64_t serving_generation;
+  const char *checkpoint_key;
+  const char *expected; /* "": the checkpoint key must be absent */
+  const char *new_checkpoint;
+  const char *guard_key; /* NULL, or a key that must be absent and is
+                            then set (dead letter retries) */
+};
+
 /*
  * The atomic unit of a projection (one EVALSHA of the apply script):
  * if GET generation_key == serving_generation and GET checkpoint_key ==
- * expected ("" : the key must be absent), run the batch's commands in order
- * and SET checkpoint_key new_checkpoint. A guard_key (may be NULL) must be
- * absent and is then set too (dead letter retries). NOSCRIPT is handled by
- * loading the script and trying once more.
+ * expected, run the batch's commands in order and SET checkpoint_key
+ * new_checkpoint (and the guard key, if any).
+ *
+ * esc__redis_apply_send writes it out and returns, so the caller can work
+ * while Redis runs it; esc__redis_apply_receive reads its reply. One apply
+ * may be in flight; any other command first reads and drops its reply.
+ * esc__redis_apply does both, loading the script again once on NOSCRIPT.
  */
-esc_status esc__redis_apply(esc__redis *r, const char *generation_key,
-                            int64_t serving_generation,
-                            const char *checkpoint_key, const char *expected,
-                            const char *new_checkpoint, const char *guard_key,
+esc_status esc__redis_apply_send(esc__redis *r,
+                                 const struct esc__apply_request *req,
+                                 const esc_projection_ctx *batch,
+                                 esc_error *err);
+esc_status esc__redis_apply_receive(esc__redis *r,
+                                    struct esc__apply_result *out,
+                                    esc_error *err);
+esc_status esc__redis_apply(esc__redis *r, const struct esc__apply_request *req,
                             const esc_projection_ctx *batch,
                             struct esc__apply_result *out, esc_error *err);
 

@@ -40,6 +40,7 @@ struct esc__redis {
   char *password;             /* NULL: no AUTH */
   char where[300];            /* "host:port", for messages */
   char sha[SCRIPT_COUNT][41]; /* "" until loaded on this connection */
+  bool apply_in_flight;       /* an apply sent, its reply not read yet */
 };
 
 const char *esc_default_redis_url(void) {
@@ -216,6 +217,17 @@ static void command_name(char out[33], const char **argv,
   out[n] = '\0';
 }
 
+/* Reads and drops the reply of an apply nobody received, so the next
+ * reply read is the next command's. */
+static void drop_apply_in_flight(esc__redis *r) {
+  void *rep = NULL;
+  if (!r->apply_in_flight)
+    return;
+  r->apply_in_flight = false;
+  if (r->ctx && !r->ctx->err && redisGetReply(r->ctx, &rep) == REDIS_OK)
+    freeReplyObject(rep);
+}
+
 /* Sends one command; *out is the reply, error replies included. Fails only
  * on I/O (ESC_ECONN: the context is then dead). */
 static esc_status raw_command(esc__redis *r, int argc, const char **argv,
@@ -224,6 +236,7 @@ static esc_status raw_command(esc__redis *r, int argc, const char **argv,
   *out = NULL;
   char name[33];
   command_name(name, argv, argvlen);
+  drop_apply_in_flight(r);
   if (!r->ctx || r->ctx->err)
     return conn_error(r, name, err);
   redisReply *rep = redisCommandArgv(r->ctx, argc, argv, argvlen);
@@ -327,6 +340,7 @@ void esc__redis_free(esc__redis *r) {
 }
 
 esc_status esc__redis_reconnect(esc__redis *r, esc_error *err) {
+  r->apply_in_flight = false;
   if (r->ctx) {
     redisFree(r->ctx);
     r->ctx = NULL;
@@ -483,54 +497,96 @@ out_bad:
       err, ESC_EIO, "redis %s: EVALSHA apply.lua: unexpected reply", r->where);
 }
 
-esc_status esc__redis_apply(esc__redis *r, const char *generation_key,
-                            int64_t serving_generation,
-                            const char *checkpoint_key, const char *expected,
-                            const char *new_checkpoint, const char *guard_key,
-                            const esc_projection_ctx *batch,
-                            struct esc__apply_result *out, esc_error *err) {
+esc_status esc__redis_apply_send(esc__redis *r,
+                                 const struct esc__apply_request *req,
+                                 const esc_projection_ctx *batch,
+                                 esc_error *err) {
   enum { FIXED = 10 }; /* EVALSHA sha 3 k1 k2 k3 a1 a2 a3 a4 */
-  memset(out, 0, sizeof *out);
   size_t nbatch = batch ? batch->nargs : 0;
   if (nbatch > (size_t)INT_MAX - FIXED)
     return esc_error_set(err, ESC_EINVAL,
                          "redis apply: a batch of %zu arguments is too big",
                          nbatch);
+  esc_status rc = ESC_OK;
+  drop_apply_in_flight(r);
+  if (!r->sha[SCRIPT_APPLY][0] && (rc = load_script(r, SCRIPT_APPLY, err)))
+    return rc;
   size_t argc = FIXED + nbatch;
   const char **argv = malloc(argc * sizeof *argv);
   size_t *lens = malloc(argc * sizeof *lens);
-  esc_status rc;
   if (!argv || !lens) {
     rc = esc_error_set(err, ESC_ENOMEM, "redis apply: out of memory");
     goto out_free;
   }
   char gen[24];
-  snprintf(gen, sizeof gen, "%" PRId64, serving_generation);
+  snprintf(gen, sizeof gen, "%" PRId64, req->serving_generation);
+  argv[0] = "EVALSHA";
+  argv[1] = r->sha[SCRIPT_APPLY];
   argv[2] = "3";
-  argv[3] = generation_key;
-  argv[4] = checkpoint_key;
-  argv[5] = guard_key ? guard_key : checkpoint_key; /* unused when no guard */
+  argv[3] = req->generation_key;
+  argv[4] = req->checkpoint_key;
+  /* unused when there is no guard */
+  argv[5] = req->guard_key ? req->guard_key : req->checkpoint_key;
   argv[6] = gen;
-  argv[7] = expected ? expected : "";
-  argv[8] = new_checkpoint;
-  argv[9] = guard_key ? "1" : "0";
-  for (size_t i = 2; i < FIXED; i++)
+  argv[7] = req->expected;
+  argv[8] = req->new_checkpoint;
+  argv[9] = req->guard_key ? "1" : "0";
+  for (size_t i = 0; i < FIXED; i++)
     lens[i] = strlen(argv[i]);
   for (size_t i = 0; i < nbatch; i++) {
     argv[FIXED + i] = batch->args[i];
     lens[FIXED + i] = batch->arglens[i];
   }
-
-  redisReply *rep;
-  rc = eval_script(r, SCRIPT_APPLY, (int)argc, argv, lens, &rep, err);
-  if (!rc) {
-    rc = parse_apply_reply(r, rep, out, err);
-    freeReplyObject(rep);
-  }
+  /* Written out now, so Redis works while the caller does. */
+  int done = 0;
+  if (!r->ctx || r->ctx->err ||
+      redisAppendCommandArgv(r->ctx, (int)argc, argv, lens) != REDIS_OK)
+    rc = conn_error(r, "EVALSHA", err);
+  while (!rc && !done)
+    if (redisBufferWrite(r->ctx, &done) != REDIS_OK)
+      rc = conn_error(r, "EVALSHA", err);
+  r->apply_in_flight = !rc;
 out_free:
   free(argv);
   free(lens);
   return rc;
+}
+
+esc_status esc__redis_apply_receive(esc__redis *r,
+                                    struct esc__apply_result *out,
+                                    esc_error *err) {
+  void *v = NULL;
+  memset(out, 0, sizeof *out);
+  if (!r->apply_in_flight)
+    return esc_error_set(err, ESC_EINVAL, "redis apply: nothing was sent");
+  r->apply_in_flight = false;
+  if (!r->ctx || r->ctx->err || redisGetReply(r->ctx, &v) != REDIS_OK || !v)
+    return conn_error(r, "EVALSHA", err);
+  redisReply *rep = v;
+  esc_status rc = ESC_OK;
+  if (rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "NOSCRIPT", 8) == 0) {
+    r->sha[SCRIPT_APPLY][0] = '\0'; /* loaded again by the next send */
+    out->outcome = ESC__NOT_RUN;
+  } else if (rep->type == REDIS_REPLY_ERROR) {
+    rc = esc_error_set(err, ESC_EIO, "redis %s: EVALSHA apply.lua: %s",
+                       r->where, rep->str);
+  } else {
+    rc = parse_apply_reply(r, rep, out, err);
+  }
+  freeReplyObject(rep);
+  return rc;
+}
+
+esc_status esc__redis_apply(esc__redis *r, const struct esc__apply_request *req,
+                            const esc_projection_ctx *batch,
+                            struct esc__apply_result *out, esc_error *err) {
+  for (int attempt = 0;; attempt++) {
+    esc_status rc = esc__redis_apply_send(r, req, batch, err);
+    if (!rc)
+      rc = esc__redis_apply_receive(r, out, err);
+    if (rc || out->outcome != ESC__NOT_RUN || attempt > 0)
+      return rc;
+  }
 }
 
 esc_status esc__redis_switch(esc__redis *r, const char *proj, int64_t from,

@@ -147,33 +147,48 @@ static esc_status handle_batch(esc_worker *w, struct part *pt, struct track *t,
 
 /* -------------------------------------------------------------- apply -- */
 
-static esc_status apply(esc_worker *w, struct part *pt, struct track *t,
-                        esc_position upto, size_t taken, esc_error *err) {
-  const char *name = pt->proj->def->name;
-  char gen_key[ESC__KEY_MAX], cp_key[ESC__KEY_MAX];
-  char expected[ESC_POSITION_TOKEN_MAX] = "", next[ESC_POSITION_TOKEN_MAX];
-  struct esc__apply_result res;
-  esc__key_generation(gen_key, sizeof gen_key, name);
-  esc__key_checkpoint(cp_key, sizeof cp_key, name, t->generation, pt->index);
-  if (t->has_checkpoint)
-    esc_position_format(&t->checkpoint, expected);
-  esc_position_format(&upto, next);
+/* The keys and checkpoints of one apply; strings live here. */
+struct apply_keys {
+  char gen[ESC__KEY_MAX];
+  char cp[ESC__KEY_MAX];
+  char guard[ESC__KEY_MAX];
+  char expected[ESC_POSITION_TOKEN_MAX];
+  char next[ESC_POSITION_TOKEN_MAX];
+  struct esc__apply_request req;
+};
 
-  esc_status rc = esc__redis_apply(w->redis, gen_key, pt->proj->serving, cp_key,
-                                   expected, next, NULL, &t->ctx, &res, err);
-  if (rc)
-    return rc;
-  switch (res.outcome) {
+/* A batch moving t's checkpoint from where it is to upto. */
+static void apply_request(const struct part *pt, const struct track *t,
+                          esc_position upto, struct apply_keys *k) {
+  const char *name = pt->proj->def->name;
+  esc__key_generation(k->gen, sizeof k->gen, name);
+  esc__key_checkpoint(k->cp, sizeof k->cp, name, t->generation, pt->index);
+  k->expected[0] = '\0';
+  if (t->has_checkpoint)
+    esc_position_format(&t->checkpoint, k->expected);
+  esc_position_format(&upto, k->next);
+  k->req = (struct esc__apply_request){k->gen,      pt->proj->serving, k->cp,
+                                       k->expected, k->next,           NULL};
+}
+
+/* What Redis said about a batch that was to move t to upto. */
+static esc_status settle(esc_worker *w, struct part *pt, struct track *t,
+                         esc_position upto, size_t taken,
+                         const struct esc__apply_result *res, esc_error *err) {
+  const char *name = pt->proj->def->name;
+  switch (res->outcome) {
   case ESC__APPLIED:
     t->checkpoint = upto;
     t->has_checkpoint = true;
     t->processed += (int64_t)taken;
     return ESC_OK;
+  case ESC__NOT_RUN:
+    return ESC_OK; /* the checkpoint stays; the batch is read again */
   case ESC__STALE:
-    if (strncmp(res.checkpoint, "failed", 6) == 0) {
+    if (strncmp(res->checkpoint, "failed", 6) == 0) {
       t->stopped = true;
       esc__worker_log(w, "%s/%d g%" PRId64 ": stopped: %s", name, pt->index,
-                      t->generation, res.checkpoint);
+                      t->generation, res->checkpoint);
       return ESC_OK;
     }
     /* Someone else applied from our checkpoint: continue from theirs, and
@@ -182,17 +197,17 @@ static esc_status apply(esc_worker *w, struct part *pt, struct track *t,
     esc__worker_log(w,
                     "%s/%d g%" PRId64 ": checkpoint moved to \"%s\" by "
                     "another worker; continuing from there",
-                    name, pt->index, t->generation, res.checkpoint);
-    t->has_checkpoint = res.checkpoint[0] != '\0';
+                    name, pt->index, t->generation, res->checkpoint);
+    t->has_checkpoint = res->checkpoint[0] != '\0';
     if (t->has_checkpoint &&
-        esc_position_parse(res.checkpoint, &t->checkpoint, err))
+        esc_position_parse(res->checkpoint, &t->checkpoint, err))
       return ESC_EIO;
     return ESC_OK;
   case ESC__VANISHED:
     return esc__generation_vanished(w, pt, t, err);
   case ESC__MOVED:
     esc__worker_log(w, "%s: now serving generation %" PRId64 "; reloading",
-                    name, res.generation);
+                    name, res->generation);
     return esc__generation_reload(w, pt->proj, err);
   case ESC__COMMAND_FAILED:
     t->stopped = true;
@@ -200,32 +215,99 @@ static esc_status apply(esc_worker *w, struct part *pt, struct track *t,
                          "%s/%d: command %zu of a batch failed in Redis (%s); "
                          "the partition is stopped: fix the handler and "
                          "rebuild",
-                         name, pt->index, res.failed_command, res.error);
+                         name, pt->index, res->failed_command, res->error);
   }
   return ESC_OK;
 }
 
+/* ------------------------------------------------------------- a burst -- */
+
+/* A batch sent to Redis whose reply is still to be read. */
+struct flight {
+  bool active;
+  esc_position upto;
+  size_t taken;
+};
+
+static esc_status send_batch(esc_worker *w, struct part *pt, struct track *t,
+                             esc_position upto, size_t taken, struct flight *f,
+                             esc_error *err) {
+  struct apply_keys k;
+  apply_request(pt, t, upto, &k);
+  esc_status rc = esc__redis_apply_send(w->redis, &k.req, &t->ctx, err);
+  if (!rc)
+    *f = (struct flight){true, upto, taken};
+  return rc;
+}
+
+/* Reads the reply of the batch in flight; *applied when it moved t. */
+static esc_status land_batch(esc_worker *w, struct part *pt, struct track *t,
+                             struct flight *f, bool *applied, esc_error *err) {
+  struct esc__apply_result res;
+  f->active = false;
+  *applied = false;
+  esc_status rc = esc__redis_apply_receive(w->redis, &res, err);
+  if (rc)
+    return rc;
+  *applied = res.outcome == ESC__APPLIED;
+  return settle(w, pt, t, f->upto, f->taken, &res, err);
+}
+
+/* How long one track may keep going while it has full pages to do. */
+#define BURST_MS 200
+
+/*
+ * Reads, handles and applies batches of one track until it runs out of
+ * full pages (or BURST_MS passes), keeping all three servers busy at once:
+ * while the handler runs on page k, PostgreSQL already reads page k+1 and
+ * Redis applies batch k-1. Page k+1 is read from where batch k ends, and
+ * page k handled, before Redis has confirmed batch k-1: when it does not
+ * (stale, moved, ...), that work is dropped and the track goes on from
+ * the checkpoint Redis reports. Handlers only queue commands, so running
+ * one ahead costs nothing but the work.
+ */
 esc_status esc__track_step(esc_worker *w, struct part *pt, struct track *t,
                            bool *worked, esc_error *err) {
   esc_events ev = ESC_EVENTS_INIT;
-  esc_position from = ESC_POSITION_START, upto;
-  size_t taken = 0;
-  int batch = w->opts.batch_size > 0 ? w->opts.batch_size : 500;
+  struct flight f = {false, ESC_POSITION_START, 0};
+  const char *category = read_category(pt->proj->def);
+  size_t batch = (size_t)(w->opts.batch_size > 0 ? w->opts.batch_size : 500);
+  int64_t until = esc__now_ms() + BURST_MS;
+  bool applied = true;
   *worked = false;
-  if (t->has_checkpoint)
-    from = t->checkpoint;
-  esc_status rc = esc_read_all(w->store, read_category(pt->proj->def), from,
-                               (size_t)batch, &ev, err);
-  if (rc || ev.count == 0) {
-    t->idle = !rc;
-    esc_events_release(&ev);
-    return rc;
+  esc_status rc = esc_read_all_send(
+      w->store, category,
+      t->has_checkpoint ? t->checkpoint : (esc_position)ESC_POSITION_START,
+      batch, err);
+  for (bool reading = !rc; reading;) {
+    esc_position upto = ESC_POSITION_START;
+    size_t taken = 0;
+    reading = false;
+    if ((rc = esc_read_all_receive(w->store, &ev, err)) != ESC_OK)
+      break;
+    t->idle = ev.count == 0;
+    if (ev.count == 0)
+      break;
+    if (ev.count == batch && !w->stop && esc__now_ms() < until) {
+      rc = esc_read_all_send(w->store, category, ev.next, batch, err);
+      reading = !rc;
+    }
+    if (!rc)
+      rc = handle_batch(w, pt, t, &ev, &upto, &taken, err);
+    if (!rc && f.active)
+      rc = land_batch(w, pt, t, &f, &applied, err);
+    if (!rc && applied && taken > 0) {
+      rc = send_batch(w, pt, t, upto, taken, &f, err);
+      *worked = !rc;
+    }
+    if (rc || !applied || taken < ev.count)
+      break; /* a page still being read is dropped by the next call */
   }
-  t->idle = false;
-  rc = handle_batch(w, pt, t, &ev, &upto, &taken, err);
-  if (!rc && taken > 0)
-    rc = apply(w, pt, t, upto, taken, err);
-  *worked = !rc && taken > 0;
+  if (f.active) {
+    esc_error later = ESC_ERROR_INIT;
+    esc_status landed = land_batch(w, pt, t, &f, &applied, rc ? &later : err);
+    rc = rc ? rc : landed;
+  }
   esc_events_release(&ev);
   return rc;
 }
@@ -250,17 +332,15 @@ static esc_status retry_one(esc_worker *w, struct part *pt,
     return esc__dead_letter_finish(w->pg, w->schema, dl->id, false, why.msg,
                                    err);
   }
-  char gen_key[ESC__KEY_MAX], cp_key[ESC__KEY_MAX], guard[ESC__KEY_MAX];
-  char cp[ESC_POSITION_TOKEN_MAX] = "";
+  struct apply_keys k;
   struct esc__apply_result res;
-  esc__key_generation(gen_key, sizeof gen_key, p->name);
-  esc__key_checkpoint(cp_key, sizeof cp_key, p->name, t->generation, pt->index);
-  esc__key_dead_letter_guard(guard, sizeof guard, p->name, t->generation,
+  apply_request(pt, t, t->checkpoint, &k);
+  /* compared, not moved */
+  memcpy(k.next, k.expected, sizeof k.next);
+  esc__key_dead_letter_guard(k.guard, sizeof k.guard, p->name, t->generation,
                              &dl->event_id);
-  if (t->has_checkpoint)
-    esc_position_format(&t->checkpoint, cp);
-  rc = esc__redis_apply(w->redis, gen_key, pt->proj->serving, cp_key, cp, cp,
-                        guard, &t->ctx, &res, err);
+  k.req.guard_key = k.guard;
+  rc = esc__redis_apply(w->redis, &k.req, &t->ctx, &res, err);
   esc_events_release(&ev);
   if (rc || res.outcome != ESC__APPLIED)
     return rc; /* try again later: the letter stays in "retry" */

@@ -195,7 +195,8 @@ static int usage(const cli *c, const char *fmt, const char *arg) {
 }
 
 static int invalid(const cli *c, const char *fmt, const char *arg) {
-  char msg[256];
+  /* room for an esc_error's whole text after a short prefix */
+  char msg[sizeof((esc_error *)NULL)->msg + 64];
   snprintf(msg, sizeof msg, fmt, arg);
   return report(c, EXIT_INVALID_, "invalid_input", 0, "%s", msg);
 }

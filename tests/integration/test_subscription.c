@@ -760,6 +760,70 @@ static void notify_only_when_someone_waits(void **state) {
   esc_store_free(st);
 }
 
+/* ------------------------------------------------------------------------
+ * esc_read_all in two halves
+ * ------------------------------------------------------------------------ */
+
+#define SPLIT_SCHEMA "t_sub_split"
+
+static void assert_same_events(const esc_events *a, const esc_events *b) {
+  assert_int_equal(a->count, b->count);
+  for (size_t i = 0; i < a->count; i++) {
+    assert_memory_equal(a->items[i].id.bytes, b->items[i].id.bytes, 16);
+    assert_int_equal(a->items[i].position.global, b->items[i].position.global);
+  }
+  assert_int_equal(a->next.global, b->next.global);
+}
+
+/* A sent read returns what esc_read_all returns; a read nobody received is
+ * dropped by the next call, which then works as if it never was; receive
+ * without a send is an error, not a hang. */
+static void split_read_matches_and_drops_cleanly(void **state) {
+  (void)state;
+  esc_store *st = esc_test_fresh_store(SPLIT_SCHEMA);
+  esc_error err = ESC_ERROR_INIT;
+  esc_events whole = ESC_EVENTS_INIT, half = ESC_EVENTS_INIT;
+  esc_position start = ESC_POSITION_START;
+  for (int i = 0; i < 5; i++)
+    append_one(st, i % 2 ? "order-a" : "cart-b");
+
+  assert_int_equal(esc_read_all(st, "order", start, 10, &whole, &err), ESC_OK);
+  assert_int_equal(whole.count, 2);
+  assert_int_equal(esc_read_all_send(st, "order", start, 10, &err), ESC_OK);
+  assert_int_equal(esc_read_all_receive(st, &half, &err), ESC_OK);
+  assert_same_events(&whole, &half);
+
+  /* an empty page continues from where it was asked */
+  assert_int_equal(esc_read_all_send(st, "order", whole.next, 10, &err),
+                   ESC_OK);
+  assert_int_equal(esc_read_all_receive(st, &half, &err), ESC_OK);
+  assert_int_equal(half.count, 0);
+  assert_int_equal(half.next.global, whole.next.global);
+
+  /* a read left in flight: the append after it works, and so does a read */
+  assert_int_equal(esc_read_all_send(st, NULL, start, 10, &err), ESC_OK);
+  append_one(st, "order-c");
+  assert_int_equal(esc_read_all_receive(st, &half, &err), ESC_EINVAL);
+  assert_non_null(strstr(err.msg, "esc_read_all_send"));
+  assert_int_equal(esc_read_all(st, NULL, start, 10, &whole, &err), ESC_OK);
+  assert_int_equal(whole.count, 6);
+
+  /* a second send replaces the first */
+  assert_int_equal(esc_read_all_send(st, NULL, start, 1, &err), ESC_OK);
+  assert_int_equal(esc_read_all_send(st, "order", start, 10, &err), ESC_OK);
+  assert_int_equal(esc_read_all_receive(st, &half, &err), ESC_OK);
+  assert_int_equal(half.count, 3);
+
+  /* bad input is refused before anything is sent */
+  assert_int_equal(esc_read_all_send(st, "no-dash-allowed", start, 10, &err),
+                   ESC_EINVAL);
+  assert_int_equal(esc_read_all_receive(st, &half, &err), ESC_EINVAL);
+
+  esc_events_release(&whole);
+  esc_events_release(&half);
+  esc_store_free(st);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_teardown(late_committer_is_not_skipped,
@@ -778,6 +842,7 @@ int main(void) {
                                       wait_setup, wait_teardown),
       cmocka_unit_test_teardown(notify_only_when_someone_waits,
                                 esc_test_close_tracked),
+      cmocka_unit_test(split_read_matches_and_drops_cleanly),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

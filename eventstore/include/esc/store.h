@@ -53,8 +53,8 @@ typedef enum esc_status {
   ESC_EIO = 7,        /* the database reported an error */
   ESC_ENOMEM = 8,
   ESC_ETIMEDOUT = 9,
-  ESC_EBUSY = 10,     /* a lock or lease is held by someone else */
-  ESC_EREJECTED = 11  /* a decider rejected the command (a domain error) */
+  ESC_EBUSY = 10,    /* a lock or lease is held by someone else */
+  ESC_EREJECTED = 11 /* a decider rejected the command (a domain error) */
 } esc_status;
 
 typedef struct esc_error {
@@ -429,6 +429,20 @@ ESC_API esc_status esc_read_all(esc_store *store, const char *category,
                                 esc_error *err);
 
 /*
+ * esc_read_all in two halves, so the server reads the next page while the
+ * caller works on this one (projection workers do). esc_read_all_send
+ * sends the read and returns at once; esc_read_all_receive waits for it
+ * and fills out as esc_read_all would. One read may be in flight per store:
+ * any other call on the store (a second send included) first waits for it
+ * and throws its result away. ESC_EINVAL from receive when nothing was sent.
+ */
+ESC_API esc_status esc_read_all_send(esc_store *store, const char *category,
+                                     esc_position after, size_t max,
+                                     esc_error *err);
+ESC_API esc_status esc_read_all_receive(esc_store *store, esc_events *out,
+                                        esc_error *err);
+
+/*
  * The newest position a subscriber of $all can read up to now (START when
  * nothing is readable). One index probe: cheap enough to call per batch.
  */
@@ -455,7 +469,8 @@ typedef struct esc_snapshot {
   void *priv_;
 } esc_snapshot;
 
-#define ESC_SNAPSHOT_INIT {0, 0, NULL, 0, NULL}
+#define ESC_SNAPSHOT_INIT                                                      \
+  { 0, 0, NULL, 0, NULL }
 
 ESC_API void esc_snapshot_release(esc_snapshot *snap);
 
