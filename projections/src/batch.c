@@ -1,22 +1,20 @@
 /*
  * The batch a projection handler writes into (esc_projection_ctx).
  *
- * Commands are kept as one flat list of owned, binary-safe copies, each
- * command preceded by its argument count in decimal: exactly the tail of
- * the apply script's ARGV (see apply.lua), so sending a batch copies
- * nothing.
+ * Commands are kept as one flat list of binary-safe copies, each command
+ * preceded by its argument count in decimal: exactly the tail of the apply
+ * script's ARGV (see apply.lua), so sending a batch copies nothing more.
+ * The copies live in an arena (ctx->bytes) emptied with the batch, so a
+ * steady load queues commands without calling malloc.
  *
  * Scratch strings (esc_ctx_key, esc_ctx_i64) must stay where they are
- * until the handler returns, however many more it asks for. They live in a
- * chain of chunks: ctx->scratch is the newest chunk, whose header points at
- * the previous one; a full chunk is never reallocated, a bigger one is
- * chained in front. esc__ctx_begin_event frees all but the newest (the
- * biggest) and reuses it.
+ * until the handler returns, however many more it asks for: they live in a
+ * second arena, emptied at each event.
  *
- * A scratch allocation that fails is remembered until the next event by
- * the otherwise impossible state scratch_len > scratch_cap, and every
- * later esc_ctx_command of that event returns ESC_ENOMEM. This matters for
- * esc_ctx_cmd, whose argument list a NULL key would silently cut short.
+ * A scratch allocation that fails is remembered until the next event, and
+ * every later esc_ctx_command of that event returns ESC_ENOMEM. This
+ * matters for esc_ctx_cmd, whose argument list a NULL key would silently
+ * cut short.
  */
 #include "projection_int.h"
 
@@ -27,79 +25,68 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct scratch_chunk {
-  struct scratch_chunk *prev;
+struct esc__chunk {
+  struct esc__chunk *prev;
   char data[];
 };
 
-#define SCRATCH_MIN 1024
+#define CHUNK_MIN 1024
 #define ARGS_MIN 64
 
 /* ------------------------------------------------------------------------
- * Scratch strings
+ * Arenas
  * ------------------------------------------------------------------------ */
 
-static struct scratch_chunk *scratch_head(const esc_projection_ctx *ctx) {
-  return (struct scratch_chunk *)(void *)ctx->scratch;
+/* n bytes that stay put until the arena is emptied; NULL when out of
+ * memory. */
+static char *arena_alloc(struct esc__arena *a, size_t n) {
+  if (a->head && a->cap - a->len >= n) {
+    char *p = a->head->data + a->len;
+    a->len += n;
+    return p;
+  }
+  size_t cap = a->cap ? a->cap : CHUNK_MIN / 2;
+  do {
+    if (cap > (SIZE_MAX - sizeof(struct esc__chunk)) / 2)
+      return NULL;
+    cap *= 2;
+  } while (cap < n);
+  struct esc__chunk *c = malloc(sizeof *c + cap);
+  if (!c)
+    return NULL;
+  c->prev = a->head;
+  a->head = c;
+  a->cap = cap;
+  a->len = n;
+  return c->data;
 }
 
-static bool scratch_failed(const esc_projection_ctx *ctx) {
-  return ctx->scratch_len > ctx->scratch_cap;
-}
-
-static void scratch_mark_failed(esc_projection_ctx *ctx) {
-  ctx->scratch_len = ctx->scratch_cap + 1;
-}
-
-/* Frees every chunk older than the newest one. */
-static void scratch_trim(esc_projection_ctx *ctx) {
-  struct scratch_chunk *head = scratch_head(ctx);
-  if (!head)
-    return;
-  struct scratch_chunk *c = head->prev;
+/* Empties the arena, keeping its newest (biggest) chunk. */
+static void arena_empty(struct esc__arena *a) {
+  struct esc__chunk *c = a->head ? a->head->prev : NULL;
   while (c) {
-    struct scratch_chunk *prev = c->prev;
+    struct esc__chunk *prev = c->prev;
     free(c);
     c = prev;
   }
-  head->prev = NULL;
+  if (a->head)
+    a->head->prev = NULL;
+  a->len = 0;
 }
 
-static void scratch_free_all(esc_projection_ctx *ctx) {
-  scratch_trim(ctx);
-  free(ctx->scratch);
-  ctx->scratch = NULL;
-  ctx->scratch_len = ctx->scratch_cap = 0;
+static void arena_free(struct esc__arena *a) {
+  arena_empty(a);
+  free(a->head);
+  *a = (struct esc__arena){NULL, 0, 0};
 }
 
-/* n bytes that stay put until the next event; NULL (and the event marked
- * failed) when out of memory. */
+/* A scratch allocation: NULL (and the event marked failed) when out of
+ * memory. */
 static char *scratch_alloc(esc_projection_ctx *ctx, size_t n) {
-  if (scratch_failed(ctx))
-    return NULL;
-  if (ctx->scratch && ctx->scratch_cap - ctx->scratch_len >= n) {
-    char *p = scratch_head(ctx)->data + ctx->scratch_len;
-    ctx->scratch_len += n;
-    return p;
-  }
-  size_t cap = ctx->scratch_cap ? ctx->scratch_cap : SCRATCH_MIN / 2;
-  do {
-    if (cap > (SIZE_MAX - sizeof(struct scratch_chunk)) / 2) {
-      scratch_mark_failed(ctx);
-      return NULL;
-    }
-    cap *= 2;
-  } while (cap < n);
-  struct scratch_chunk *c = malloc(sizeof *c + cap);
-  if (!c) {
-    scratch_mark_failed(ctx);
-    return NULL;
-  }
-  c->prev = scratch_head(ctx);
-  ctx->scratch = (char *)(void *)c;
-  ctx->scratch_cap = cap;
-  ctx->scratch_len = n;
-  return c->data;
+  char *p = ctx->scratch_failed ? NULL : arena_alloc(&ctx->scratch, n);
+  if (!p)
+    ctx->scratch_failed = true;
+  return p;
 }
 
 /* ------------------------------------------------------------------------
@@ -133,9 +120,7 @@ static bool args_reserve(esc_projection_ctx *ctx, size_t more) {
 /* Appends a copy of data[0..len) (NUL-terminated for convenience); the
  * room was reserved. */
 static bool push_arg(esc_projection_ctx *ctx, const void *data, size_t len) {
-  if (len == SIZE_MAX)
-    return false;
-  char *copy = malloc(len + 1);
+  char *copy = len == SIZE_MAX ? NULL : arena_alloc(&ctx->bytes, len + 1);
   if (!copy)
     return false;
   if (len)
@@ -147,10 +132,9 @@ static bool push_arg(esc_projection_ctx *ctx, const void *data, size_t len) {
   return true;
 }
 
-/* Frees the arguments from index `from` on. */
+/* Forgets the arguments from index `from` on; their bytes go with the
+ * batch. */
 static void truncate_args(esc_projection_ctx *ctx, size_t from) {
-  for (size_t i = from; i < ctx->nargs; i++)
-    free(ctx->args[i]);
   if (from < ctx->nargs)
     ctx->nargs = from;
 }
@@ -178,8 +162,8 @@ void esc__ctx_init(esc_projection_ctx *ctx, const esc_projection *p,
 void esc__ctx_begin_event(esc_projection_ctx *ctx) {
   ctx->event_nargs = ctx->nargs;
   ctx->event_ncommands = ctx->ncommands;
-  scratch_trim(ctx);
-  ctx->scratch_len = 0;
+  arena_empty(&ctx->scratch);
+  ctx->scratch_failed = false;
 }
 
 void esc__ctx_drop_event(esc_projection_ctx *ctx) {
@@ -187,8 +171,7 @@ void esc__ctx_drop_event(esc_projection_ctx *ctx) {
   ctx->ncommands = ctx->event_ncommands;
   /* The handler has returned: its scratch strings are dead, and a failed
    * allocation must not poison a retry of the same event. */
-  if (scratch_failed(ctx))
-    ctx->scratch_len = 0;
+  ctx->scratch_failed = false;
 }
 
 void esc__ctx_reset(esc_projection_ctx *ctx) {
@@ -196,21 +179,22 @@ void esc__ctx_reset(esc_projection_ctx *ctx) {
   ctx->ncommands = 0;
   ctx->event_nargs = 0;
   ctx->event_ncommands = 0;
-  scratch_trim(ctx);
-  ctx->scratch_len = 0;
+  arena_empty(&ctx->bytes);
+  arena_empty(&ctx->scratch);
+  ctx->scratch_failed = false;
 }
 
 void esc__ctx_release(esc_projection_ctx *ctx) {
   if (!ctx)
     return;
-  truncate_args(ctx, 0);
+  esc__ctx_reset(ctx);
   free(ctx->args);
   free(ctx->arglens);
   ctx->args = NULL;
   ctx->arglens = NULL;
   ctx->cap = 0;
-  ctx->ncommands = ctx->event_nargs = ctx->event_ncommands = 0;
-  scratch_free_all(ctx);
+  arena_free(&ctx->bytes);
+  arena_free(&ctx->scratch);
 }
 
 /* ------------------------------------------------------------------------
@@ -225,12 +209,12 @@ const char *esc_ctx_key(esc_projection_ctx *ctx, const char *fmt, ...) {
   int n = vsnprintf(NULL, 0, fmt, ap);
   va_end(ap);
   if (n < 0) {
-    scratch_mark_failed(ctx);
+    ctx->scratch_failed = true;
     return NULL;
   }
   size_t plen = strlen(ctx->prefix);
   if ((size_t)n > SIZE_MAX - plen - 1) {
-    scratch_mark_failed(ctx);
+    ctx->scratch_failed = true;
     return NULL;
   }
   char *s = scratch_alloc(ctx, plen + (size_t)n + 1);
@@ -262,7 +246,7 @@ esc_status esc_ctx_command(esc_projection_ctx *ctx, int argc,
   for (int i = 0; i < argc; i++)
     if (!argv[i])
       return ESC_EINVAL;
-  if (scratch_failed(ctx))
+  if (ctx->scratch_failed)
     return ESC_ENOMEM;
   size_t start = ctx->nargs;
   if (!args_reserve(ctx, (size_t)argc + 1) || !push_count(ctx, argc))
@@ -281,7 +265,7 @@ esc_status esc_ctx_command(esc_projection_ctx *ctx, int argc,
 esc_status esc_ctx_cmd(esc_projection_ctx *ctx, const char *arg0, ...) {
   if (!ctx || !arg0)
     return ESC_EINVAL;
-  if (scratch_failed(ctx))
+  if (ctx->scratch_failed)
     return ESC_ENOMEM;
   va_list ap;
   va_start(ap, arg0);

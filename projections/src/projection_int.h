@@ -64,26 +64,35 @@ int esc__partition_of(const char *stream_id, int partitions);
  * flat list, each command preceded by its argument count, ready to be sent
  * as ARGV of the apply script.
  */
+/* Bytes that never move once handed out: a chain of chunks, each twice
+ * the size of the one before; emptying keeps only the newest (biggest), so
+ * a steady load stops allocating. */
+struct esc__arena {
+  struct esc__chunk *head; /* newest */
+  size_t len;              /* used of head */
+  size_t cap;              /* size of head */
+};
+
 struct esc_projection_ctx {
   const esc_projection *projection;
   int partition;
   int64_t generation;
   char prefix[ESC__KEY_MAX]; /* "P:g<G>:" */
 
-  char **args; /* owned copies, binary-safe */
+  char **args; /* binary-safe copies in `bytes` */
   size_t *arglens;
   size_t nargs;
   size_t cap;
   size_t ncommands;
+  struct esc__arena bytes;
 
   /* Where the current event's commands began, to drop them on failure. */
   size_t event_nargs;
   size_t event_ncommands;
 
   /* Scratch strings (esc_ctx_key, esc_ctx_i64) for the current event. */
-  char *scratch;
-  size_t scratch_len;
-  size_t scratch_cap;
+  struct esc__arena scratch;
+  bool scratch_failed; /* an allocation failed during this event */
 };
 
 void esc__ctx_init(esc_projection_ctx *ctx, const esc_projection *p,

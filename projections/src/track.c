@@ -254,7 +254,7 @@ static esc_status land_batch(esc_worker *w, struct part *pt, struct track *t,
 }
 
 /* How long one track may keep going while it has full pages to do. */
-#define BURST_MS 200
+#define BURST_MS 50
 
 /*
  * Reads, handles and applies batches of one track until it runs out of
