@@ -14,8 +14,12 @@ const char cli_help_stats[] =
     "while\n"
     "it runs, projections and `esc tail` cannot pass it.\n"
     "\n"
+    "The identity is the store's random id (made by `esc migrate`), which\n"
+    "projection workers mark their Redis keys with.\n"
+    "\n"
     "Output: one \"name: value\" line each; with --json one object:\n"
-    "{\"schema\",\"events\",\"streams\",\"head\",\"max_global_position\",\n"
+    "{\"schema\",\"identity\",\"events\",\"streams\",\"head\",\"max_global_"
+    "position\",\n"
     "\"horizon_holder\": null or {\"pid\",\"age_s\",\"state\","
     "\"application\",\"query\"}}.\n";
 
@@ -37,12 +41,15 @@ static json_t *holder_json(const esc_store_stats *s) {
   return h;
 }
 
-static int print_stats(const cli_ctx *ctx, const esc_store_stats *s) {
-  char head[ESC_POSITION_TOKEN_MAX];
+static int print_stats(const cli_ctx *ctx, const esc_uuid *id,
+                       const esc_store_stats *s) {
+  char head[ESC_POSITION_TOKEN_MAX], identity[37];
   esc_position_format(&s->head, head);
+  esc_uuid_format(id, identity);
   if (ctx->json) {
     json_t *o = json_object();
     json_object_set_new(o, "schema", cli_json_string(ctx->schema));
+    json_object_set_new(o, "identity", json_string(identity));
     json_object_set_new(o, "events", json_integer(s->events));
     json_object_set_new(o, "streams", json_integer(s->streams));
     json_object_set_new(o, "head", json_string(head));
@@ -51,6 +58,7 @@ static int print_stats(const cli_ctx *ctx, const esc_store_stats *s) {
     return cli_json_emit(o) ? CLI_EXIT_OK : CLI_EXIT_ERROR;
   }
   printf("schema:              %s\n", ctx->schema);
+  printf("identity:            %s\n", identity);
   printf("events:              %" PRId64 "\n", s->events);
   printf("streams:             %" PRId64 "\n", s->streams);
   printf("head:                %s\n", head);
@@ -75,8 +83,10 @@ int cli_cmd_stats(cli_ctx *ctx, int argc, char **argv) {
   if (!store)
     return cli_fail(ctx, &err);
   esc_store_stats stats;
-  int rc = esc_store_stats_get(store, &stats, &err) == ESC_OK
-               ? print_stats(ctx, &stats)
+  esc_uuid id;
+  int rc = esc_store_identity(store, &id, &err) == ESC_OK &&
+                   esc_store_stats_get(store, &stats, &err) == ESC_OK
+               ? print_stats(ctx, &id, &stats)
                : cli_fail(ctx, &err);
   esc_store_free(store);
   return rc;

@@ -100,6 +100,28 @@ esc_status esc_stream_list(esc_store *store, const char *category,
   return rc;
 }
 
+/* ---------------------------------------------------------- identity -- */
+
+esc_status esc_store_identity(esc_store *store, esc_uuid *out, esc_error *err) {
+  char sql[128];
+  esc_status rc = esc__ensure_conn(store, err);
+  if (rc)
+    return rc;
+  snprintf(sql, sizeof sql, "SELECT id::text FROM %s.identity",
+           store->schema_ident);
+  PGresult *res = PQexec(store->conn, sql);
+  if (PQresultStatus(res) != PGRES_TUPLES_OK)
+    rc = esc__fail_pg(err, store->conn, res,
+                      "read the store's identity (is the schema migrated?)");
+  else if (PQntuples(res) != 1)
+    rc = esc__fail(err, ESC_EIO, "%s.identity holds %d rows, not one",
+                   store->schema, PQntuples(res));
+  else
+    rc = esc_uuid_parse(PQgetvalue(res, 0, 0), out, err);
+  PQclear(res);
+  return rc;
+}
+
 /* ------------------------------------------------------------- stats -- */
 
 static esc_status counts(esc_store *st, esc_store_stats *out, esc_error *err) {

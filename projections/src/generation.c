@@ -95,13 +95,48 @@ static esc_status create_serving(esc_worker *w, struct proj *pj,
   return rc;
 }
 
+/* Claims the projection's keys for this store, or finds them claimed:
+ * the owner key is set when absent (a new projection, or one that Redis
+ * lost), and returns who holds it. */
+static const char OWNER_SCRIPT[] = "local v = redis.call('GET', KEYS[1]) "
+                                   "if v then return v end "
+                                   "redis.call('SET', KEYS[1], ARGV[1]) "
+                                   "return ARGV[1]";
+
+/* Keys that follow another store's log hold positions of that log: a
+ * worker of this store would skip or repeat events against them. */
+static esc_status check_owner(esc_worker *w, struct proj *pj, esc_error *err) {
+  char key[ESC__KEY_MAX];
+  redisReply *reply = NULL;
+  esc__key_owner(key, sizeof key, pj->def->name);
+  const char *argv[] = {"EVAL", OWNER_SCRIPT, "1", key, w->identity};
+  esc_status rc = esc__redis_run(w->redis, 5, argv, NULL, &reply, err);
+  if (!rc && (!reply || reply->type != REDIS_REPLY_STRING))
+    rc = esc_error_set(err, ESC_EIO, "%s: unexpected reply claiming %s",
+                       pj->def->name, key);
+  else if (!rc && strcmp(reply->str, w->identity) != 0)
+    rc = esc_error_set(
+        err, ESC_EBUSY,
+        "projection %s: its Redis keys belong to another event store "
+        "(%s is %.40s, schema %s is %s): two stores share this Redis "
+        "database, or the store was created again. Give the projection "
+        "another name or Redis database, or delete its keys (%s:*) to "
+        "build it from this store's log",
+        pj->def->name, key, reply->str, w->schema, w->identity, pj->def->name);
+  freeReplyObject(reply);
+  return rc;
+}
+
 esc_status esc__generation_load(esc_worker *w, struct proj *pj,
                                 esc_error *err) {
   char gen_key[ESC__KEY_MAX], rb_key[ESC__KEY_MAX];
   bool exists = false;
   redisReply *reply = NULL;
+  esc_status rc = check_owner(w, pj, err);
+  if (rc)
+    return rc;
   esc__key_generation(gen_key, sizeof gen_key, pj->def->name);
-  esc_status rc = get_i64(w, gen_key, &pj->serving, &exists, err);
+  rc = get_i64(w, gen_key, &pj->serving, &exists, err);
   if (!rc && !exists)
     rc = create_serving(w, pj, err);
   if (rc)

@@ -62,6 +62,10 @@ void esc__key_partitions(char *out, size_t size, const char *proj) {
   snprintf(out, size, "%s:partitions", proj);
 }
 
+void esc__key_owner(char *out, size_t size, const char *proj) {
+  snprintf(out, size, "%s:owner", proj);
+}
+
 void esc__key_checkpoint(char *out, size_t size, const char *proj,
                          int64_t generation, int partition) {
   snprintf(out, size, "%s:g%" PRId64 ":p%d:checkpoint", proj, generation,

@@ -6,6 +6,8 @@
  *   P:generation                 the generation queries read (decimal)
  *   P:version                    the projection version it was built with
  *   P:partitions                 and its partition count
+ *   P:owner                      identity of the event store whose log
+ *                                the keys follow (esc_store_identity)
  *   P:g<G>:p<N>:checkpoint       partition N's position token in generation G:
  *                                "0/0" when a generation is created, so a
  *                                missing one always means Redis lost it;
@@ -46,6 +48,8 @@ void esc__key_checkpoint(char *out, size_t size, const char *proj,
 void esc__key_prefix(char *out, size_t size, const char *proj,
                      int64_t generation);
 void esc__key_rebuild(char *out, size_t size, const char *proj);
+/* "P:owner": the identity of the store the projection's keys belong to. */
+void esc__key_owner(char *out, size_t size, const char *proj);
 void esc__key_rebuild_ready(char *out, size_t size, const char *proj);
 void esc__key_dead_letter_guard(char *out, size_t size, const char *proj,
                                 int64_t generation, const esc_uuid *event);

@@ -155,6 +155,13 @@ static esc_status connect_all(esc_worker *w, esc_error *err) {
   so.app_name = "esc-worker";
   if (!w->store && !(w->store = esc_store_open(w->pg_url, &so, err)))
     return err ? err->code : ESC_ECONN;
+  if (!w->identity[0]) {
+    esc_uuid id;
+    esc_status rc = esc_store_identity(w->store, &id, err);
+    if (rc)
+      return rc;
+    esc_uuid_format(&id, w->identity);
+  }
   if (w->pg && PQstatus(w->pg) != CONNECTION_OK) {
     PQfinish(w->pg);
     w->pg = NULL;

@@ -59,6 +59,7 @@ struct proj {
 struct esc_worker {
   esc_worker_options opts;
   char *schema;
+  char identity[37]; /* the store's (esc_store_identity); "" until read */
   char *pg_url;
   char *redis_url;
   esc_store *store; /* reads and waits */

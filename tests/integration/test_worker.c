@@ -1,8 +1,9 @@
 /*
  * The projection worker against real PostgreSQL and Redis: catching up,
  * restarting without applying anything twice, partitions keeping per-stream
- * order, a rebuild on a version bump, and a rebuild after Redis lost the
- * projection's keys (guarantees 6 and 7).
+ * order, a rebuild on a version bump, a rebuild after Redis lost the
+ * projection's keys (guarantees 6 and 7), and keys of another store left
+ * alone.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -121,18 +122,22 @@ static int setup(void **state) {
   return 0;
 }
 
-static int teardown(void **state) {
+static void drop_store(const char *which) {
   char sql[320];
-  delete_projection_keys();
-  redisFree(redis);
-  esc_store_free(*state);
   PGconn *c = esc_test_pg();
   snprintf(sql, sizeof sql,
            "SET client_min_messages = warning; DROP SCHEMA %s CASCADE; "
            "DROP ROLE %s_writer; DROP ROLE %s_reader",
-           schema, schema, schema);
+           which, which, which);
   esc_test_exec(c, sql);
   PQfinish(c);
+}
+
+static int teardown(void **state) {
+  delete_projection_keys();
+  redisFree(redis);
+  esc_store_free(*state);
+  drop_store(schema);
   return 0;
 }
 
@@ -239,6 +244,48 @@ static void a_checkpoint_missing_at_start_is_not_replayed(void **s) {
   assert_true(generation() != g);
 }
 
+/* A second store (another schema; the same holds for another database, or
+ * this store dropped and created again) whose projection has the same name
+ * shares the Redis database: its checkpoints would be positions of the
+ * other log. Its worker refuses, and the keys stay as they were. */
+static void keys_of_another_store_are_refused(void **s) {
+  (void)s;
+  char other[48], owner_key[80], owner[40], owner_after[40];
+  esc_projection p;
+  tally_projection(&p, name, 2, 3);
+  catch_up(&p);
+  long long g = generation();
+  snprintf(owner_key, sizeof owner_key, "%s:owner", name);
+  redisReply *r = redisCommand(redis, "GET %s", owner_key);
+  assert_int_equal(r->type, REDIS_REPLY_STRING);
+  snprintf(owner, sizeof owner, "%s", r->str);
+  freeReplyObject(r);
+
+  snprintf(other, sizeof other, "t_worker_other_%d", (int)getpid());
+  esc_store *st2 = esc_test_fresh_store(other);
+  tally_append(st2, "z", 3, 10);
+  esc_worker_options o = ESC_WORKER_OPTIONS_INIT;
+  esc_error err = ESC_ERROR_INIT;
+  o.schema = other;
+  esc_worker *w = esc_worker_new(&o, &err);
+  assert_non_null(w);
+  assert_int_equal(esc_worker_add(w, &p, &err), ESC_OK);
+  esc_status rc = esc_worker_run_until_caught_up(w, 10000, &err);
+  esc_worker_free(w);
+  esc_store_free(st2);
+  drop_store(other);
+
+  assert_int_equal(rc, ESC_EBUSY);
+  assert_non_null(strstr(err.msg, "another event store"));
+  assert_non_null(strstr(err.msg, owner));
+  r = redisCommand(redis, "GET %s", owner_key);
+  snprintf(owner_after, sizeof owner_after, "%s", r->str);
+  freeReplyObject(r);
+  assert_string_equal(owner_after, owner);
+  assert_int_equal(generation(), g);
+  assert_int_equal(total(), appended);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(catches_up_and_restarts_without_double_counting),
@@ -247,6 +294,7 @@ int main(void) {
       cmocka_unit_test(lost_keys_are_rebuilt_from_the_log),
       cmocka_unit_test(changing_partitions_rebuilds_without_double_counting),
       cmocka_unit_test(a_checkpoint_missing_at_start_is_not_replayed),
+      cmocka_unit_test(keys_of_another_store_are_refused),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -94,6 +94,8 @@ static void test_keys(void **state) {
   assert_string_equal(k, "orders:rebuild");
   esc__key_rebuild_ready(k, sizeof k, "orders");
   assert_string_equal(k, "orders:rebuild:ready");
+  esc__key_owner(k, sizeof k, "orders");
+  assert_string_equal(k, "orders:owner");
 
   esc_uuid id;
   esc_error err = ESC_ERROR_INIT;

@@ -530,6 +530,14 @@ ESC_API esc_status esc_stream_list(esc_store *store, const char *category,
                                    const char *after_id, esc_stream_info *out,
                                    size_t max, size_t *count, esc_error *err);
 
+/*
+ * The store's identity: a random id `esc migrate` made when it created the
+ * store. It tells stores apart where names do not: two schemas, two
+ * databases, or a store dropped and created again under the same name.
+ */
+ESC_API esc_status esc_store_identity(esc_store *store, esc_uuid *out,
+                                      esc_error *err);
+
 typedef struct esc_store_stats {
   int64_t events;
   int64_t streams;
