@@ -1,0 +1,553 @@
+/*
+ * The project group's catch-up scenario; the event, the projection and the
+ * helpers it shares with project-latency are in project.c.
+ *
+ * project-catchup: a fresh projection catches up over N events (default
+ * 1,000,000) already in the log. The log lives in its own schema,
+ * <schema>_proj_<N>, which is filled once (untimed, esc_append_many,
+ * synchronous_commit off, then VACUUM) and reused by later runs as long as
+ * it holds exactly that data (--refill forces a new fill). The esc side
+ * times esc_worker_run_until_caught_up of one worker (batch 500); the raw
+ * side reads the same rows by keyset pagination on (tx_id,
+ * global_position) below the subscription horizon, binary results, the
+ * next page's query sent before the current page is processed, and sends
+ * each page's commands plus a checkpoint SET as one pipelined MULTI/EXEC.
+ * Afterwards both sides' counters and leaderboard are checked, item by
+ * item, against the totals the fill implies.
+ */
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 200809L
+#endif
+
+#include "project_int.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define DEFAULT_EVENTS INT64_C(1000000)
+#define EVENTS_PER_STREAM 100 /* catch-up log: "score-<k>" streams */
+#define STREAMS_PER_CALL 100  /* esc_append_many requests per fill call */
+#define FILL_LAYOUT 1         /* bump when the fill's content changes */
+#define CATCHUP_TIMEOUT_MS (3600 * 1000)
+
+/* CPU time of the calling thread, in seconds. */
+static double thread_cpu_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* "tx/global" of the newest event of schema ident ("" when empty). */
+static int last_position(PGconn *admin, const char *ident, char *out,
+                         size_t size, char *err, size_t errlen) {
+  char sql[256];
+  snprintf(sql, sizeof sql,
+           "SELECT tx_id::text || '/' || global_position FROM %s.events "
+           "ORDER BY tx_id DESC, global_position DESC LIMIT 1",
+           ident);
+  PGresult *res = PQexec(admin, sql);
+  int rc = 0;
+  out[0] = '\0';
+  if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+    bench_errf(err, errlen, "%s", bench_pg_error(admin, res));
+    rc = -1;
+  } else if (PQntuples(res) == 1) {
+    snprintf(out, size, "%s", PQgetvalue(res, 0, 0));
+  }
+  PQclear(res);
+  return rc;
+}
+
+/* Fills the catch-up schema with events [0, n): streams "score-<k>" of
+ * EVENTS_PER_STREAM events, STREAMS_PER_CALL streams per esc_append_many. */
+static int fill_log(const bench_config *pcfg, PGconn *admin, const char *ident,
+                    int64_t n, char *err, size_t errlen) {
+  size_t per_call = (size_t)STREAMS_PER_CALL * EVENTS_PER_STREAM;
+  esc_event_data *events = calloc(per_call, sizeof *events);
+  void **data = calloc(per_call, sizeof *data);
+  esc_append_request reqs[STREAMS_PER_CALL];
+  char names[STREAMS_PER_CALL][32];
+  esc_metadata m = ESC_METADATA_INIT;
+  esc_error e = ESC_ERROR_INIT;
+  void *meta = NULL;
+  size_t meta_len = 0;
+  esc_store *st = NULL;
+  int rc = -1;
+  uint64_t t0 = bench_now_ns(), last_log = t0;
+
+  if (!events || !data) {
+    bench_errf(err, errlen, "out of memory");
+    goto out;
+  }
+  bench_log("project-catchup: filling %s with %" PRId64 " events (untimed)",
+            pcfg->schema, n);
+  if (bench_esc_reset(pcfg, admin, err, errlen) != 0)
+    goto out;
+  m.correlation_id = esc_uuid_v4();
+  m.causation_id = m.correlation_id;
+  m.actor = "bench-fill";
+  m.time_us = esc_now_us();
+  if (esc_metadata_encode(&m, &meta, &meta_len, &e) != ESC_OK) {
+    bench_errf(err, errlen, "fill: metadata: %s", e.msg);
+    goto out;
+  }
+  st = bench_esc_open_async(pcfg, err, errlen);
+  if (!st)
+    goto out;
+
+  for (int64_t done = 0; done < n;) {
+    size_t nreq = 0, nev = 0;
+    while (done < n && nreq < STREAMS_PER_CALL) {
+      int64_t k = done / EVENTS_PER_STREAM;
+      size_t first = nev;
+      snprintf(names[nreq], sizeof names[nreq], "score-%" PRId64, k);
+      while (done < n && (nev == first || done % EVENTS_PER_STREAM != 0)) {
+        item_scored ev;
+        size_t len = 0;
+        event_content(done, &ev);
+        if (esc_event_encode(&scored_type, &ev, &data[nev], &len, &e) !=
+            ESC_OK) {
+          bench_errf(err, errlen, "fill: encode: %s", e.msg);
+          goto out_free_data;
+        }
+        events[nev] = (esc_event_data){
+            esc_uuid_v4(), scored_type.name, 1, data[nev], len, meta, meta_len};
+        nev++;
+        done++;
+      }
+      reqs[nreq] = (esc_append_request){.stream_id = names[nreq],
+                                        .expected = ESC_EXPECT_NO_STREAM,
+                                        .events = events + first,
+                                        .n = nev - first};
+      nreq++;
+    }
+    if (esc_append_many(st, reqs, nreq, &e) != ESC_OK) {
+      bench_errf(err, errlen, "fill: esc_append_many: %s: %s",
+                 esc_strerror(e.code), e.msg);
+      goto out_free_data;
+    }
+    for (size_t r = 0; r < nreq; r++)
+      if (reqs[r].status != ESC_OK) {
+        bench_errf(err, errlen, "fill %s: %s: %s", names[r],
+                   esc_strerror(reqs[r].status), reqs[r].error.msg);
+        goto out_free_data;
+      }
+    for (size_t i = 0; i < nev; i++) {
+      free(data[i]);
+      data[i] = NULL;
+    }
+    uint64_t now = bench_now_ns();
+    if (now - last_log > 5000000000u || done == n) {
+      last_log = now;
+      bench_log("project-catchup: filled %" PRId64 " of %" PRId64
+                " events (%.0f/s)",
+                done, n, (double)done / ((double)(now - t0) / 1e9));
+    }
+    continue;
+  out_free_data:
+    for (size_t i = 0; i < nev; i++)
+      free(data[i]);
+    goto out;
+  }
+
+  /* Hint bits and the visibility map now, so neither side's first read
+   * pays for them; and the marker that lets later runs reuse the log. */
+  {
+    char sql[512];
+    uint64_t tv = bench_now_ns();
+    snprintf(sql, sizeof sql, "VACUUM (ANALYZE) %s.events", ident);
+    if (bench_pg_exec(admin, sql, err, errlen) != 0)
+      goto out;
+    snprintf(sql, sizeof sql,
+             "CREATE TABLE %s.bench_fill (events bigint NOT NULL, layout int "
+             "NOT NULL, filled_at timestamptz NOT NULL DEFAULT now());"
+             " INSERT INTO %s.bench_fill (events, layout) VALUES (%" PRId64
+             ", %d)",
+             ident, ident, n, FILL_LAYOUT);
+    if (bench_pg_exec(admin, sql, err, errlen) != 0)
+      goto out;
+    bench_log("project-catchup: filled in %.1f s (VACUUM %.1f s)",
+              (double)(bench_now_ns() - t0) / 1e9,
+              (double)(bench_now_ns() - tv) / 1e9);
+  }
+  rc = 0;
+out:
+  esc_store_free(st);
+  free(events);
+  free(data);
+  free(meta);
+  return rc;
+}
+
+/* Whether the schema holds exactly the fill of n events. */
+static bool log_reusable(PGconn *admin, const char *ident, int64_t n) {
+  char sql[256], err[BENCH_ERR_MAX];
+  int64_t v = -1;
+  snprintf(sql, sizeof sql,
+           "SELECT coalesce((SELECT events FROM %s.bench_fill WHERE layout = "
+           "%d), -1)",
+           ident, FILL_LAYOUT);
+  if (bench_pg_query_i64(admin, sql, &v, err, sizeof err) != 0 || v != n)
+    return false;
+  snprintf(sql, sizeof sql, "SELECT count(*) FROM %s.events", ident);
+  if (bench_pg_query_i64(admin, sql, &v, err, sizeof err) != 0 || v != n)
+    return false;
+  return true;
+}
+
+/* What both sides of a catch-up share. */
+struct catchup {
+  const bench_config *cfg;
+  const struct project_params *pp;
+  bench_config pcfg; /* cfg on the catch-up schema */
+  char schema[PG_NAME_MAX + 1];
+  char *ident;
+  int64_t n;
+  int64_t *expect;
+  int64_t expect_sum;
+  char last_pos[48];
+  PGconn *admin;
+  redisContext *redis; /* checks and clean-up */
+  const char *redis_url;
+  /* results */
+  double esc_seconds, raw_seconds;
+  double esc_cpu, raw_cpu; /* client CPU time of the measured loops */
+  int64_t esc_events, raw_events;
+  int64_t esc_sum, raw_sum;
+  int phase;
+};
+
+/* A side's checkpoint must be the log's last position after a phase. */
+static int check_checkpoint(const struct catchup *cu, const char *side,
+                            const char *key, char *err, size_t errlen) {
+  char cp[64];
+  bool exists = false;
+  if (redis_get(cu->redis, key, cp, sizeof cp, &exists, err, errlen) != 0)
+    return -1;
+  if (!exists || strcmp(cp, cu->last_pos) != 0) {
+    bench_errf(err, errlen, "%s checkpoint %s, but the log ends at %s", side,
+               exists ? cp : "(missing)", cu->last_pos);
+    return -1;
+  }
+  return 0;
+}
+
+/* Progress of an esc catch-up, from its checkpoint in Redis. */
+struct progress {
+  const char *redis_url;
+  char name[64];
+  int64_t n;
+  uint64_t t0;
+  atomic_bool stop;
+};
+
+static void *progress_main(void *arg) {
+  struct progress *p = arg;
+  char err[BENCH_ERR_MAX];
+  redisContext *c = redis_open(p->redis_url, err, sizeof err);
+  uint64_t next = p->t0 + 5000000000u;
+  while (c && !atomic_load(&p->stop)) {
+    sleep_ns(100000000u);
+    uint64_t now = bench_now_ns();
+    if (now < next)
+      continue;
+    next = now + 5000000000u;
+    char key[128], gen[32], cp[64];
+    bool exists = false;
+    snprintf(key, sizeof key, "%s:generation", p->name);
+    if (redis_get(c, key, gen, sizeof gen, &exists, err, sizeof err) != 0 ||
+        !exists)
+      continue;
+    snprintf(key, sizeof key, "%s:g%s:p0:checkpoint", p->name, gen);
+    if (redis_get(c, key, cp, sizeof cp, &exists, err, sizeof err) != 0 ||
+        !exists)
+      continue;
+    const char *slash = strchr(cp, '/');
+    long long at = slash ? strtoll(slash + 1, NULL, 10) : 0;
+    bench_log("project-catchup esc: at global position %lld of ~%" PRId64
+              " (%.0f events/s)",
+              at, p->n, (double)at / ((double)(now - p->t0) / 1e9));
+  }
+  if (c)
+    redisFree(c);
+  return NULL;
+}
+
+static int catchup_esc(struct catchup *cu, char *err, size_t errlen) {
+  char name[64], prefix[128], gen[32], key[160];
+  esc_projection proj;
+  esc_worker_options o = ESC_WORKER_OPTIONS_INIT;
+  esc_error e = ESC_ERROR_INIT;
+  esc_worker *w = NULL;
+  struct progress prog;
+  pthread_t thread;
+  bool exists = false, started = false;
+  int rc = -1;
+
+  snprintf(name, sizeof name, "pbench_c%d_%d", (int)getpid(), cu->phase);
+  scores_projection(&proj, name);
+  if (!proj.events) {
+    bench_errf(err, errlen, "event registry: out of memory");
+    return -1;
+  }
+  o.pg_url = cu->cfg->pg_url;
+  o.redis_url = cu->redis_url;
+  o.schema = cu->schema;
+  o.batch_size = cu->pp->batch;
+  w = esc_worker_new(&o, &e);
+  if (!w || esc_worker_add(w, &proj, &e) != ESC_OK) {
+    bench_errf(err, errlen, "esc worker: %s", e.msg);
+    goto out;
+  }
+
+  memset(&prog, 0, sizeof prog);
+  prog.redis_url = cu->redis_url;
+  snprintf(prog.name, sizeof prog.name, "%s", name);
+  prog.n = cu->n;
+  prog.t0 = bench_now_ns();
+  atomic_init(&prog.stop, false);
+  started = pthread_create(&thread, NULL, progress_main, &prog) == 0;
+
+  uint64_t t0 = bench_now_ns();
+  double cpu0 = thread_cpu_s();
+  esc_status st = esc_worker_run_until_caught_up(w, CATCHUP_TIMEOUT_MS, &e);
+  double secs = (double)(bench_now_ns() - t0) / 1e9;
+  double cpu = thread_cpu_s() - cpu0;
+  if (started) {
+    atomic_store(&prog.stop, true);
+    pthread_join(thread, NULL);
+  }
+  esc_worker_free(w);
+  w = NULL;
+  if (st != ESC_OK) {
+    bench_errf(err, errlen, "esc_worker_run_until_caught_up: %s: %s",
+               esc_strerror(st), e.msg);
+    goto out;
+  }
+
+  /* The read model: every counter, every score, and the checkpoint. */
+  snprintf(key, sizeof key, "%s:generation", name);
+  if (redis_get(cu->redis, key, gen, sizeof gen, &exists, err, errlen) != 0)
+    goto out;
+  if (!exists) {
+    bench_errf(err, errlen, "%s is missing after the catch-up", key);
+    goto out;
+  }
+  snprintf(prefix, sizeof prefix, "%s:g%s:", name, gen);
+  snprintf(key, sizeof key, "%sp0:checkpoint", prefix);
+  if (check_checkpoint(cu, "esc", key, err, errlen) != 0)
+    goto out;
+  int64_t sum = 0;
+  if (verify_totals(cu->redis, prefix, cu->expect, &sum, err, errlen) != 0)
+    goto out;
+  cu->esc_seconds += secs;
+  cu->esc_cpu += cpu;
+  cu->esc_events += cu->n;
+  cu->esc_sum = sum;
+  bench_log("project-catchup esc: %" PRId64 " events in %.2f s: %.0f events/s"
+            " (client CPU %.2f s; counters sum to %" PRId64 ", as expected)",
+            cu->n, secs, (double)cu->n / secs, cpu, sum);
+  rc = 0;
+out:
+  esc_worker_free(w);
+  delete_keys(cu->redis, "project-catchup", name);
+  forget_projection(cu->admin, cu->ident, name);
+  return rc;
+}
+
+static int catchup_raw(struct catchup *cu, char *err, size_t errlen) {
+  char name[64], sql[512];
+  struct raw_applier a;
+  PGconn *conn = NULL;
+  PGresult *page = NULL;
+  const Oid types[3] = {OID_XID8, OID_INT8, OID_INT8};
+  int rc = -1;
+  bool applier = false;
+
+  snprintf(name, sizeof name, "pbench_rc%d_%d", (int)getpid(), cu->phase);
+  if (applier_init(&a, cu->redis_url, name, err, errlen) != 0)
+    goto out;
+  applier = true;
+  conn = bench_pg_connect(cu->cfg, err, errlen);
+  if (!conn ||
+      prepare(conn, "raw_page", raw_read_sql(cu->ident, sql, sizeof sql), 3,
+              types, err, errlen) != 0)
+    goto out;
+
+  uint64_t t0 = bench_now_ns(), last_log = t0;
+  double cpu0 = thread_cpu_s();
+  if (send_page(conn, 0, 0, cu->pp->batch, err, errlen) != 0)
+    goto out;
+  for (;;) {
+    err[0] = '\0';
+    page = get_page(conn, err, errlen);
+    if (!page)
+      goto out;
+    int n = PQntuples(page);
+    if (n == 0)
+      break;
+    /* the next page's query goes out before this one is processed */
+    if (send_page(conn, get_be64(PQgetvalue(page, n - 1, 0)),
+                  (int64_t)get_be64(PQgetvalue(page, n - 1, 1)), cu->pp->batch,
+                  err, errlen) != 0)
+      goto out;
+    if (raw_apply(&a, page, err, errlen) != 0)
+      goto out;
+    PQclear(page);
+    page = NULL;
+    uint64_t now = bench_now_ns();
+    if (now - last_log > 5000000000u) {
+      last_log = now;
+      bench_log("project-catchup raw: %" PRId64 " of %" PRId64
+                " events (%.0f events/s)",
+                a.events, cu->n, (double)a.events / ((double)(now - t0) / 1e9));
+    }
+  }
+  double secs = (double)(bench_now_ns() - t0) / 1e9;
+  double cpu = thread_cpu_s() - cpu0;
+
+  char prefix[80];
+  if (a.events != cu->n) {
+    bench_errf(err, errlen, "raw read %" PRId64 " events, expected %" PRId64,
+               a.events, cu->n);
+    goto out;
+  }
+  if (check_checkpoint(cu, "raw", a.cp_key, err, errlen) != 0)
+    goto out;
+  int64_t sum = 0;
+  snprintf(prefix, sizeof prefix, "%s:", name);
+  if (verify_totals(cu->redis, prefix, cu->expect, &sum, err, errlen) != 0)
+    goto out;
+  cu->raw_seconds += secs;
+  cu->raw_cpu += cpu;
+  cu->raw_events += a.events;
+  cu->raw_sum = sum;
+  bench_log("project-catchup raw: %" PRId64 " events in %.2f s: %.0f events/s"
+            " (client CPU %.2f s; counters sum to %" PRId64 ", as expected)",
+            a.events, secs, (double)a.events / secs, cpu, sum);
+  rc = 0;
+out:
+  if (page)
+    PQclear(page);
+  PQfinish(conn);
+  if (applier)
+    applier_release(&a);
+  delete_keys(cu->redis, "project-catchup", name);
+  return rc;
+}
+
+int run_catchup(const bench_config *cfg, const bench_scenario *sc,
+                bench_output *out, char *err, size_t errlen) {
+  const struct project_params *pp = sc->params;
+  struct catchup cu;
+  bool reused = false;
+  int rc = -1;
+
+  memset(&cu, 0, sizeof cu);
+  cu.cfg = cfg;
+  cu.pp = pp;
+  cu.n = cfg->events > 0 ? cfg->events : DEFAULT_EVENTS;
+  cu.redis_url = redis_url_of(cfg);
+  if ((size_t)snprintf(cu.schema, sizeof cu.schema, "%s_proj_%" PRId64,
+                       cfg->schema, cu.n) >= sizeof cu.schema) {
+    bench_errf(err, errlen, "schema name %s_proj_%" PRId64 " is too long",
+               cfg->schema, cu.n);
+    return -1;
+  }
+  cu.pcfg = with_schema(cfg, cu.schema);
+  cu.expect = malloc(ITEMS * sizeof *cu.expect);
+  if (!cu.expect) {
+    bench_errf(err, errlen, "out of memory");
+    return -1;
+  }
+  cu.expect_sum = expected_totals(cu.n, cu.expect);
+  cu.admin = bench_pg_connect(cfg, err, errlen);
+  if (!cu.admin)
+    goto out;
+  cu.redis = redis_open(cu.redis_url, err, errlen);
+  if (!cu.redis)
+    goto out;
+  cu.ident = bench_pg_ident(cu.admin, cu.schema, err, errlen);
+  if (!cu.ident)
+    goto out;
+
+  reused = !cfg->refill && log_reusable(cu.admin, cu.ident, cu.n);
+  if (reused) {
+    /* a newer library may have added migrations since the fill */
+    esc_store *st = bench_esc_open(&cu.pcfg, err, errlen);
+    esc_error e = ESC_ERROR_INIT;
+    if (!st)
+      goto out;
+    esc_status ms = esc_store_migrate(st, NULL, &e);
+    esc_store_free(st);
+    if (ms != ESC_OK) {
+      bench_errf(err, errlen, "esc_store_migrate: %s", e.msg);
+      goto out;
+    }
+    bench_log("project-catchup: reusing the %" PRId64 " events in %s "
+              "(--refill to append them afresh)",
+              cu.n, cu.schema);
+  } else if (fill_log(&cu.pcfg, cu.admin, cu.ident, cu.n, err, errlen) != 0) {
+    goto out;
+  }
+  if (last_position(cu.admin, cu.ident, cu.last_pos, sizeof cu.last_pos, err,
+                    errlen) != 0)
+    goto out;
+  /* the fill's (and VACUUM's) dirty pages written now, not mid-phase */
+  bench_pg_checkpoint(cfg, cu.admin);
+  log_load("project-catchup");
+
+  /* raw esc | esc raw | ...: each side replays the whole log per phase */
+  for (int r = 0; r < cfg->rounds; r++) {
+    bool esc_first = r % 2 == 1;
+    for (int k = 0; k < 2; k++) {
+      bool esc = (k == 0) == esc_first;
+      cu.phase = 2 * r + k;
+      if ((esc ? catchup_esc(&cu, err, errlen)
+               : catchup_raw(&cu, err, errlen)) != 0)
+        goto out;
+    }
+  }
+  log_load("project-catchup");
+  if (cu.esc_sum != cu.raw_sum || cu.esc_sum != cu.expect_sum) {
+    bench_errf(err, errlen,
+               "totals differ: esc %" PRId64 ", raw %" PRId64
+               ", expected %" PRId64,
+               cu.esc_sum, cu.raw_sum, cu.expect_sum);
+    goto out;
+  }
+
+  out->value = (double)cu.esc_events / cu.esc_seconds;
+  out->unit = "events/s";
+  out->baseline = (double)cu.raw_events / cu.raw_seconds;
+  out->baseline_name = "raw-libpq-keyset-hiredis-multi";
+  out->target_ratio = pp->target_ratio;
+  out->seconds = cu.esc_seconds;
+  out->rounds = cfg->rounds;
+  bench_output_add(out, "events", (double)cu.n, true);
+  bench_output_add(out, "batch_size", pp->batch, true);
+  bench_output_add(out, "writes_per_event", 2, true);
+  bench_output_add(out, "items", ITEMS, true);
+  bench_output_add(out, "counter_sum", (double)cu.esc_sum, true);
+  bench_output_add(out, "baseline_counter_sum", (double)cu.raw_sum, true);
+  bench_output_add(out, "baseline_seconds", cu.raw_seconds, false);
+  bench_output_add(out, "client_cpu_us_per_event",
+                   cu.esc_cpu * 1e6 / (double)cu.esc_events, false);
+  bench_output_add(out, "baseline_client_cpu_us_per_event",
+                   cu.raw_cpu * 1e6 / (double)cu.raw_events, false);
+  bench_output_add(out, "fill_reused", reused ? 1 : 0, true);
+  rc = 0;
+out:
+  free(cu.ident);
+  free(cu.expect);
+  if (cu.redis)
+    redisFree(cu.redis);
+  PQfinish(cu.admin);
+  return rc;
+}
