@@ -206,6 +206,8 @@ static esc_status load_track(esc_worker *w, struct part *pt, struct track *t,
   t->has_checkpoint = true;
   t->processed = 0;
   t->idle = false;
+  t->busy_since_ms = 0;
+  t->reported = false;
   return esc_position_parse(cp, &t->checkpoint, err);
 }
 

@@ -255,6 +255,78 @@ static esc_status land_batch(esc_worker *w, struct part *pt, struct track *t,
 
 /* How long one track may keep going while it has full pages to do. */
 #define BURST_MS 50
+#define PROGRESS_MS 5000
+
+static int64_t progress_every(const esc_worker *w) {
+  return w->opts.progress_ms > 0 ? w->opts.progress_ms : PROGRESS_MS;
+}
+
+/* When the current burst must end: after BURST_MS, or earlier when a
+ * progress line is due (it needs the store's connection). */
+static int64_t burst_end(const esc_worker *w, const struct track *t) {
+  int64_t now = esc__now_ms();
+  int64_t due = (t->busy_since_ms ? t->progress_ms : now) + progress_every(w);
+  return due < now + BURST_MS ? due : now + BURST_MS;
+}
+
+/* The line of a long replay: where the track is in the log, how fast it
+ * moves, and about how long it has to go (by global positions, which is
+ * what the checkpoint passes whatever the projection follows). */
+static void log_progress(esc_worker *w, const struct part *pt,
+                         const struct track *t, int64_t now) {
+  esc_position head;
+  if (esc_store_head(w->store, &head, NULL) != ESC_OK)
+    return; /* the next read reports what is wrong */
+  double secs = (double)(now - t->progress_ms) / 1000.0;
+  double events = (double)(t->processed - t->progress_events) / secs;
+  double moved = (double)(t->checkpoint.global - t->progress_global) / secs;
+  int64_t left = head.global - t->checkpoint.global;
+  double pct = head.global > 0
+                   ? 100.0 * (double)t->checkpoint.global / (double)head.global
+                   : 100.0;
+  char eta[48] = "";
+  if (left > 0 && moved > 0 && (double)left / moved >= 1)
+    snprintf(eta, sizeof eta, ", about %.0f s to go", (double)left / moved);
+  esc__worker_log(w,
+                  "%s/%d g%" PRId64 ": %s: at global position %" PRId64
+                  " of %" PRId64 " (%.0f%%), %.0f events/s%s",
+                  pt->proj->def->name, pt->index, t->generation,
+                  t == &pt->rebuild ? "rebuilding" : "catching up",
+                  t->checkpoint.global, head.global, pct, events, eta);
+}
+
+/* Called after every step of a track: starts timing a replay when the
+ * track gets busy, logs a line every progress_ms while it stays busy, and
+ * one more when a replay that was reported catches up. */
+static void report_progress(esc_worker *w, const struct part *pt,
+                            struct track *t, bool worked) {
+  int64_t now = esc__now_ms();
+  if (!worked) {
+    if (t->reported && t->idle)
+      esc__worker_log(w,
+                      "%s/%d g%" PRId64
+                      ": caught up at global position %" PRId64 " after %.1f s",
+                      pt->proj->def->name, pt->index, t->generation,
+                      t->checkpoint.global,
+                      (double)(now - t->busy_since_ms) / 1000.0);
+    if (t->idle) {
+      t->busy_since_ms = 0;
+      t->reported = false;
+    }
+    return;
+  }
+  if (!t->busy_since_ms || t->processed < t->progress_events) {
+    t->busy_since_ms = now;
+  } else if (now - t->progress_ms >= progress_every(w)) {
+    log_progress(w, pt, t, now);
+    t->reported = true;
+  } else {
+    return;
+  }
+  t->progress_ms = now;
+  t->progress_events = t->processed;
+  t->progress_global = t->checkpoint.global;
+}
 
 /*
  * Reads, handles and applies batches of one track until it runs out of
@@ -272,7 +344,7 @@ esc_status esc__track_step(esc_worker *w, struct part *pt, struct track *t,
   struct flight f = {false, ESC_POSITION_START, 0};
   const char *category = read_category(pt->proj->def);
   size_t batch = (size_t)(w->opts.batch_size > 0 ? w->opts.batch_size : 500);
-  int64_t until = esc__now_ms() + BURST_MS;
+  int64_t until = burst_end(w, t);
   bool applied = true;
   *worked = false;
   esc_status rc = esc_read_all_send(
@@ -309,6 +381,8 @@ esc_status esc__track_step(esc_worker *w, struct part *pt, struct track *t,
     rc = rc ? rc : landed;
   }
   esc_events_release(&ev);
+  if (!rc)
+    report_progress(w, pt, t, *worked);
   return rc;
 }
 

@@ -22,6 +22,12 @@ struct track {
                           failed command ("failed ..." checkpoint): it
                           waits for someone to look (a rebuild clears it) */
   esc_projection_ctx ctx;
+  /* Progress of a long replay (track.c, report_progress). */
+  int64_t busy_since_ms;   /* 0: idle */
+  int64_t progress_ms;     /* when the last line was logged (or due) */
+  int64_t progress_events; /* processed then */
+  int64_t progress_global; /* the checkpoint's global position then */
+  bool reported;           /* a line was logged since it got busy */
 };
 
 struct proj;

@@ -286,6 +286,55 @@ static void keys_of_another_store_are_refused(void **s) {
   assert_int_equal(total(), appended);
 }
 
+/* Log lines a worker printed, for tests that read them. */
+struct captured {
+  int progress; /* "catching up: at global position ..." */
+  int caught_up;
+  char last[512];
+};
+
+static void capture_line(void *userdata, const char *line) {
+  struct captured *c = userdata;
+  if (strstr(line, ": catching up: at global position ") &&
+      strstr(line, " events/s"))
+    c->progress++;
+  if (strstr(line, ": caught up at global position "))
+    c->caught_up++;
+  snprintf(c->last, sizeof c->last, "%s", line);
+  if (getenv("ESC_TEST_VERBOSE"))
+    log_line(NULL, line);
+}
+
+/* A long replay says where it is; progress_ms = 1 makes every burst long
+ * enough to report. */
+static void a_long_replay_reports_progress(void **state) {
+  esc_store *st = *state;
+  esc_projection p;
+  struct captured seen = {0, 0, ""};
+  tally_projection(&p, name, 2, 3);
+  catch_up(&p);
+  appended += tally_append(st, "p", 10, 300);
+
+  esc_worker_options o = ESC_WORKER_OPTIONS_INIT;
+  esc_error err = ESC_ERROR_INIT;
+  o.schema = schema;
+  o.batch_size = 97;
+  o.progress_ms = 1;
+  o.log = capture_line;
+  o.log_userdata = &seen;
+  esc_worker *w = esc_worker_new(&o, &err);
+  assert_non_null(w);
+  assert_int_equal(esc_worker_add(w, &p, &err), ESC_OK);
+  esc_status rc = esc_worker_run_until_caught_up(w, 60000, &err);
+  esc_worker_free(w);
+  if (rc)
+    fail_msg("catch up: %s", err.msg);
+  assert_int_equal(total(), appended);
+  if (seen.progress < 1 || seen.caught_up < 1)
+    fail_msg("%d progress and %d caught-up lines; the last line: %s",
+             seen.progress, seen.caught_up, seen.last);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(catches_up_and_restarts_without_double_counting),
@@ -295,6 +344,7 @@ int main(void) {
       cmocka_unit_test(changing_partitions_rebuilds_without_double_counting),
       cmocka_unit_test(a_checkpoint_missing_at_start_is_not_replayed),
       cmocka_unit_test(keys_of_another_store_are_refused),
+      cmocka_unit_test(a_long_replay_reports_progress),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

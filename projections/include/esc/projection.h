@@ -135,10 +135,14 @@ typedef struct esc_worker_options {
    * parked events, reconnects). NULL: silent. */
   void (*log)(void *userdata, const char *line);
   void *log_userdata;
+  /* How often a long replay (a first build, a rebuild, a worker far
+   * behind) logs where it is, how fast it goes and how long it has to
+   * go; default 5000 ms. */
+  int progress_ms;
 } esc_worker_options;
 
 #define ESC_WORKER_OPTIONS_INIT                                                \
-  { NULL, NULL, NULL, 0, 0, 0, NULL, 0, NULL, NULL }
+  { NULL, NULL, NULL, 0, 0, 0, NULL, 0, NULL, NULL, 0 }
 
 /* The Redis URL esc_worker_new(NULL-url) would use (static storage). */
 ESC_API const char *esc_default_redis_url(void);
