@@ -57,6 +57,7 @@ int cli_cmd_tombstone(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_projections(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_rebuild(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_dead_letters(cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_metrics(cli_ctx *ctx, int argc, char **argv);
 
 extern const char cli_help_migrate[];
 extern const char cli_help_append[];
@@ -69,6 +70,7 @@ extern const char cli_help_tombstone[];
 extern const char cli_help_projections[];
 extern const char cli_help_rebuild[];
 extern const char cli_help_dead_letters[];
+extern const char cli_help_metrics[];
 
 /* ------------------------------------------------------------------------
  * Option parsing (args.c)

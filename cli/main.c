@@ -38,6 +38,8 @@ static const cli_command commands[] = {
      cli_cmd_rebuild, cli_help_rebuild},
     {"dead-letters", "list, retry or discard events projections parked",
      cli_cmd_dead_letters, cli_help_dead_letters},
+    {"metrics", "store and projection gauges in the Prometheus text format",
+     cli_cmd_metrics, cli_help_metrics},
 };
 
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
@@ -52,7 +54,7 @@ static const cli_command *find_command(const char *name) {
 static void print_command_list(FILE *out) {
   fputs("Commands:\n", out);
   for (size_t i = 0; i < N_COMMANDS; i++)
-    fprintf(out, "  %-12s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "  %-13s %s\n", commands[i].name, commands[i].summary);
 }
 
 static void print_main_help(FILE *out) {

@@ -124,19 +124,25 @@ esc_status esc_store_identity(esc_store *store, esc_uuid *out, esc_error *err) {
 
 /* ------------------------------------------------------------- stats -- */
 
-static esc_status counts(esc_store *st, esc_store_stats *out, esc_error *err) {
-  char sql[768];
+/* Counts events and streams (exactly: expensive on a big store) when
+ * `count`, else sets both to -1; the head and the highest position are
+ * index lookups either way. */
+static esc_status counts(esc_store *st, esc_store_stats *out, bool count,
+                         esc_error *err) {
+  char sql[768], events[160] = "-1", streams[160] = "-1";
+  const char *s = st->schema_ident;
+  if (count) {
+    snprintf(events, sizeof events, "(SELECT count(*) FROM %s.events)", s);
+    snprintf(streams, sizeof streams, "(SELECT count(*) FROM %s.streams)", s);
+  }
   snprintf(sql, sizeof sql,
-           "SELECT (SELECT count(*) FROM %s.events),"
-           " (SELECT count(*) FROM %s.streams),"
-           " h.tx_id::text, h.global_position,"
+           "SELECT %s, %s, h.tx_id::text, h.global_position,"
            " (SELECT max(global_position) FROM %s.events)"
            " FROM (SELECT 1) one LEFT JOIN LATERAL"
            " (SELECT tx_id, global_position FROM %s.events"
            "   WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot())"
            "   ORDER BY tx_id DESC, global_position DESC LIMIT 1) h ON true",
-           st->schema_ident, st->schema_ident, st->schema_ident,
-           st->schema_ident);
+           events, streams, s, s);
   PGresult *res = PQexec(st->conn, sql);
   esc_status rc = ESC_OK;
   if (PQresultStatus(res) != PGRES_TUPLES_OK) {
@@ -178,13 +184,23 @@ static esc_status horizon_holder(esc_store *st, esc_store_stats *out,
   return rc;
 }
 
-esc_status esc_store_stats_get(esc_store *store, esc_store_stats *out,
-                               esc_error *err) {
+static esc_status stats(esc_store *store, esc_store_stats *out, bool count,
+                        esc_error *err) {
   memset(out, 0, sizeof *out);
   esc_status rc = esc__ensure_conn(store, err);
   if (!rc)
-    rc = counts(store, out, err);
+    rc = counts(store, out, count, err);
   if (!rc)
     rc = horizon_holder(store, out, err);
   return rc;
+}
+
+esc_status esc_store_stats_get(esc_store *store, esc_store_stats *out,
+                               esc_error *err) {
+  return stats(store, out, true, err);
+}
+
+esc_status esc_store_health(esc_store *store, esc_store_stats *out,
+                            esc_error *err) {
+  return stats(store, out, false, err);
 }

@@ -555,6 +555,14 @@ typedef struct esc_store_stats {
 ESC_API esc_status esc_store_stats_get(esc_store *store, esc_store_stats *out,
                                        esc_error *err);
 
+/*
+ * esc_store_stats_get without the counting: the head, the highest position
+ * and the horizon holder, with events and streams set to -1. Index
+ * lookups only, cheap enough for a metrics scrape every few seconds.
+ */
+ESC_API esc_status esc_store_health(esc_store *store, esc_store_stats *out,
+                                    esc_error *err);
+
 /* ------------------------------------------------------------------------
  * Retention: explicit, logged removal of events
  * ------------------------------------------------------------------------ */

@@ -1,0 +1,148 @@
+/*
+ * esc metrics: the store's and the projections' numbers in the Prometheus
+ * text exposition format, for whatever scrapes them (node_exporter's
+ * textfile collector, a cron job, a small HTTP wrapper). Only cheap
+ * lookups: no count(*) of the log.
+ */
+#include "cli.h"
+
+#include <esc/projection.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+
+const char cli_help_metrics[] =
+    "Usage: esc metrics\n"
+    "\n"
+    "Prints the store's and every registered projection partition's numbers\n"
+    "in the Prometheus text exposition format (0.0.4), for a scraper: e.g.\n"
+    "node_exporter's textfile collector fed by\n"
+    "  esc metrics > /var/lib/node_exporter/esc.prom.tmp &&\n"
+    "  mv /var/lib/node_exporter/esc.prom.tmp /var/lib/node_exporter/esc.prom\n"
+    "every few seconds. Index lookups only (no count of the log); needs\n"
+    "Redis (--redis) for the projections.\n"
+    "\n"
+    "Store gauges, labelled {schema}: esc_store_head_position,\n"
+    "esc_store_max_position, esc_store_horizon_held_seconds (age of the\n"
+    "oldest transaction holding subscribers back; 0: none).\n"
+    "Projection gauges, labelled {schema,projection,partition}:\n"
+    "esc_projection_lag_events, esc_projection_lag_seconds,\n"
+    "esc_projection_generation, esc_projection_checkpoint_position,\n"
+    "esc_projection_lease_held (1 when a worker holds the partition),\n"
+    "esc_projection_dead_letters, esc_projection_rebuilding (1 while a\n"
+    "rebuild runs), esc_projection_rebuild_lag_events.\n"
+    "\n"
+    "--json is refused (exit 2): `esc stats --json` and\n"
+    "`esc projections --json` give the same numbers as JSON.\n";
+
+/* One projection gauge: its name, help and value of a partition. */
+typedef struct gauge {
+  const char *name;
+  const char *help;
+  double (*value)(const esc_partition_status *s);
+} gauge;
+
+static double lag_events(const esc_partition_status *s) {
+  return (double)s->lag_events;
+}
+static double lag_seconds(const esc_partition_status *s) {
+  return s->lag_seconds;
+}
+static double generation(const esc_partition_status *s) {
+  return (double)s->generation;
+}
+static double checkpoint(const esc_partition_status *s) {
+  return (double)s->checkpoint.global;
+}
+static double lease_held(const esc_partition_status *s) {
+  return s->lease_pid ? 1 : 0;
+}
+static double dead_letters(const esc_partition_status *s) {
+  return (double)s->dead_letters;
+}
+static double rebuilding(const esc_partition_status *s) {
+  return s->rebuilding ? 1 : 0;
+}
+static double rebuild_lag(const esc_partition_status *s) {
+  return s->rebuilding ? (double)s->rebuild_lag_events : 0;
+}
+
+static const gauge gauges[] = {
+    {"esc_projection_lag_events",
+     "Readable events after the partition's checkpoint (an upper bound with "
+     "several partitions).",
+     lag_events},
+    {"esc_projection_lag_seconds",
+     "Age of the oldest event the partition has not applied.", lag_seconds},
+    {"esc_projection_generation", "The generation queries read.", generation},
+    {"esc_projection_checkpoint_position",
+     "Global position the partition has applied up to.", checkpoint},
+    {"esc_projection_lease_held", "1 when a worker holds the partition.",
+     lease_held},
+    {"esc_projection_dead_letters", "Parked events not yet resolved.",
+     dead_letters},
+    {"esc_projection_rebuilding", "1 while a rebuild runs.", rebuilding},
+    {"esc_projection_rebuild_lag_events",
+     "Events the rebuild has still to apply.", rebuild_lag},
+};
+
+static void header(const char *name, const char *help) {
+  printf("# HELP %s %s\n# TYPE %s gauge\n", name, help, name);
+}
+
+static void store_metrics(const char *schema, const esc_store_stats *s) {
+  double held = s->holder_pid && s->holder_age_s > 0 ? s->holder_age_s : 0;
+  header("esc_store_head_position",
+         "Global position subscribers can read up to.");
+  printf("esc_store_head_position{schema=\"%s\"} %lld\n", schema,
+         (long long)s->head.global);
+  header("esc_store_max_position", "Highest global position stored.");
+  printf("esc_store_max_position{schema=\"%s\"} %lld\n", schema,
+         (long long)s->max_global);
+  header("esc_store_horizon_held_seconds",
+         "Age of the oldest transaction holding subscribers back; 0: none.");
+  printf("esc_store_horizon_held_seconds{schema=\"%s\"} %.3f\n", schema, held);
+}
+
+/* Names are [a-z0-9_] (schema and projection rules): no label escaping. */
+static void projection_metrics(const char *schema,
+                               const esc_partition_status *st, size_t n) {
+  for (size_t g = 0; g < sizeof gauges / sizeof gauges[0] && n > 0; g++) {
+    header(gauges[g].name, gauges[g].help);
+    for (size_t i = 0; i < n; i++)
+      printf("%s{schema=\"%s\",projection=\"%s\",partition=\"%d\"} %.15g\n",
+             gauges[g].name, schema, st[i].projection, st[i].partition,
+             gauges[g].value(&st[i]));
+  }
+}
+
+int cli_cmd_metrics(cli_ctx *ctx, int argc, char **argv) {
+  int parsed = cli_parse_plain(ctx, argc, argv, cli_help_metrics);
+  if (parsed != CLI_CONTINUE)
+    return parsed;
+  if (ctx->json) {
+    cli_usage(ctx, "--json: metrics are Prometheus text; use `esc stats "
+                   "--json` or `esc projections --json`");
+    return CLI_EXIT_USAGE;
+  }
+
+  esc_error err = ESC_ERROR_INIT;
+  esc_store *store = cli_open_store(ctx, &err);
+  if (!store)
+    return cli_fail(ctx, &err);
+  esc_store_stats stats;
+  esc_status rc = esc_store_health(store, &stats, &err);
+  esc_store_free(store);
+  if (rc)
+    return cli_fail(ctx, &err);
+
+  esc_partition_status *st = NULL;
+  size_t n = 0;
+  if (esc_projection_status(ctx->pg_url, ctx->redis_url, ctx->schema, &st, &n,
+                            &err) != ESC_OK)
+    return cli_fail(ctx, &err);
+  store_metrics(ctx->schema, &stats);
+  projection_metrics(ctx->schema, st, n);
+  free(st);
+  return fflush(stdout) == 0 ? CLI_EXIT_OK : CLI_EXIT_ERROR;
+}

@@ -1,0 +1,746 @@
+/*
+ * The admin CLI (build/esc, docs/cli.md) as scripts use it: the real
+ * program runs as a child process against the test servers, and each case
+ * checks its exit code (the contract of design.md: 0 ok, 1 other error,
+ * 2 usage, 3 conflict, 4 not found, 5 connection, 6 invalid input) and
+ * what it printed on stdout and stderr.
+ *
+ * The cases run in order on one schema of this process, t_cli_<pid>,
+ * which `esc migrate` creates: later cases read what earlier ones wrote.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "tally.h"
+#include "testenv.h"
+
+#define RUN_TIMEOUT_MS 15000
+#define MAX_ARGS 32
+#define MAX_LINES 64
+/* Nothing listens on port 1: connecting fails at once. */
+#define UNREACHABLE_PG "postgresql://esc@127.0.0.1:1/esc"
+
+static char schema[40]; /* per process: parallel runs must not collide */
+
+/* ------------------------------------------------------------------------
+ * Running esc
+ * ------------------------------------------------------------------------ */
+
+/* What one run of esc did. out and err are NUL-terminated and owned by
+ * the result (cli_result_release). status is the exit code, or -1 when
+ * the child died of a signal or was killed after RUN_TIMEOUT_MS. */
+typedef struct cli_result {
+  int status;
+  char *out;
+  char *err;
+  char cmdline[512]; /* for failure messages */
+} cli_result;
+
+typedef struct buf {
+  char *data;
+  size_t len, cap;
+} buf;
+
+static void buf_read_from(buf *b, int *fd) {
+  if (b->cap - b->len < 4097) {
+    b->cap = b->cap ? b->cap * 2 : 8192;
+    b->data = realloc(b->data, b->cap);
+    assert_non_null(b->data);
+  }
+  ssize_t n = read(*fd, b->data + b->len, b->cap - b->len - 1);
+  if (n > 0) {
+    b->len += (size_t)n;
+  } else if (n == 0 || errno != EINTR) {
+    close(*fd);
+    *fd = -1;
+  }
+  b->data[b->len] = '\0';
+}
+
+/* Reads the child's stdout and stderr until both close or deadline. */
+static void collect(int out_fd, int err_fd, buf *out, buf *err,
+                    long long deadline) {
+  int fds[2] = {out_fd, err_fd};
+  buf *bufs[2] = {out, err};
+  while (fds[0] >= 0 || fds[1] >= 0) {
+    long long left = deadline - esc_test_now_ms();
+    if (left <= 0)
+      break;
+    struct pollfd p[2] = {{fds[0], POLLIN, 0}, {fds[1], POLLIN, 0}};
+    if (poll(p, 2, (int)left) < 0 && errno != EINTR)
+      fail_msg("poll: %s", strerror(errno));
+    for (int i = 0; i < 2; i++)
+      if (fds[i] >= 0 && p[i].revents)
+        buf_read_from(bufs[i], &fds[i]);
+  }
+  for (int i = 0; i < 2; i++)
+    if (fds[i] >= 0)
+      close(fds[i]);
+}
+
+static int wait_exit(pid_t pid, long long deadline) {
+  int wstatus = 0;
+  for (;;) {
+    pid_t r = waitpid(pid, &wstatus, WNOHANG);
+    if (r == pid)
+      break;
+    if (r < 0 && errno != EINTR)
+      fail_msg("waitpid: %s", strerror(errno));
+    if (esc_test_now_ms() >= deadline) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &wstatus, 0);
+      return -1;
+    }
+    esc_test_sleep_ms(5);
+  }
+  return WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : -1;
+}
+
+/* Runs ESC_CLI_PATH with argv (argv[0] first, NULL-terminated), stdin
+ * from /dev/null, and captures its output. */
+static void run_argv(cli_result *r, char *const *argv) {
+  int out_pipe[2], err_pipe[2];
+  memset(r, 0, sizeof *r);
+  for (size_t i = 1, at = 0; argv[i] && at < sizeof r->cmdline - 1; i++)
+    at += (size_t)snprintf(r->cmdline + at, sizeof r->cmdline - at, "%s%s",
+                           i > 1 ? " " : "", argv[i]);
+  if (pipe(out_pipe) || pipe(err_pipe))
+    fail_msg("pipe: %s", strerror(errno));
+  pid_t pid = fork();
+  if (pid < 0)
+    fail_msg("fork: %s", strerror(errno));
+  if (pid == 0) {
+    int null_fd = open("/dev/null", O_RDONLY);
+    if (null_fd < 0 || dup2(null_fd, 0) < 0 || dup2(out_pipe[1], 1) < 0 ||
+        dup2(err_pipe[1], 2) < 0)
+      _exit(127);
+    close(null_fd);
+    close(out_pipe[0]);
+    close(out_pipe[1]);
+    close(err_pipe[0]);
+    close(err_pipe[1]);
+    execv(ESC_CLI_PATH, argv);
+    _exit(127);
+  }
+  close(out_pipe[1]);
+  close(err_pipe[1]);
+  long long deadline = esc_test_now_ms() + RUN_TIMEOUT_MS;
+  buf out = {NULL, 0, 0}, err = {NULL, 0, 0};
+  collect(out_pipe[0], err_pipe[0], &out, &err, deadline);
+  r->status = wait_exit(pid, deadline);
+  r->out = out.data ? out.data : strdup("");
+  r->err = err.data ? err.data : strdup("");
+  assert_true(r->out && r->err);
+}
+
+static void cli_result_release(cli_result *r) {
+  free(r->out);
+  free(r->err);
+  r->out = r->err = NULL;
+}
+
+/* esc with the NULL-terminated arguments that follow; with in_schema the
+ * global option --schema <ours> comes before them. */
+static void run_va(cli_result *r, bool in_schema, const char *first,
+                   va_list ap) {
+  const char *argv[MAX_ARGS];
+  size_t n = 0;
+  argv[n++] = "esc";
+  if (in_schema) {
+    argv[n++] = "--schema";
+    argv[n++] = schema;
+  }
+  for (const char *a = first; a; a = va_arg(ap, const char *)) {
+    assert_true(n < MAX_ARGS - 1);
+    argv[n++] = a;
+  }
+  argv[n] = NULL;
+  run_argv(r, (char *const *)argv);
+}
+
+#if defined(__GNUC__)
+#define SENTINEL __attribute__((sentinel))
+#else
+#define SENTINEL
+#endif
+
+/* esc ARGS... (no schema: help, usage errors) */
+static void run_cli(cli_result *r, const char *first, ...) SENTINEL;
+static void run_cli(cli_result *r, const char *first, ...) {
+  va_list ap;
+  va_start(ap, first);
+  run_va(r, false, first, ap);
+  va_end(ap);
+}
+
+/* esc --schema <ours> ARGS... */
+static void run_in_schema(cli_result *r, const char *first, ...) SENTINEL;
+static void run_in_schema(cli_result *r, const char *first, ...) {
+  va_list ap;
+  va_start(ap, first);
+  run_va(r, true, first, ap);
+  va_end(ap);
+}
+
+/* ------------------------------------------------------------------------
+ * Checks
+ * ------------------------------------------------------------------------ */
+
+/* The exit code is `code`, and the run did not trip a sanitizer. */
+static void expect_exit(const cli_result *r, int code) {
+  bool sanitizer = strstr(r->err, "runtime error:") ||
+                   strstr(r->err, "AddressSanitizer") ||
+                   strstr(r->err, "LeakSanitizer");
+  if (r->status != code || sanitizer)
+    fail_msg("esc %s: exit %d, expected %d%s\n--- stdout:\n%s--- stderr:\n%s",
+             r->cmdline, r->status, code,
+             sanitizer ? " (sanitizer report)" : "", r->out, r->err);
+}
+
+static void expect_in(const cli_result *r, const char *which, const char *text,
+                      const char *needle) {
+  if (!strstr(text, needle))
+    fail_msg("esc %s: %s lacks \"%s\"\n--- stdout:\n%s--- stderr:\n%s",
+             r->cmdline, which, needle, r->out, r->err);
+}
+
+static void expect_out(const cli_result *r, const char *needle) {
+  expect_in(r, "stdout", r->out, needle);
+}
+
+static void expect_err(const cli_result *r, const char *needle) {
+  expect_in(r, "stderr", r->err, needle);
+}
+
+/* esc --schema <ours> ARGS... exits with code and says needle on stderr. */
+static void expect_error(int code, const char *needle, const char *first,
+                         ...) SENTINEL;
+static void expect_error(int code, const char *needle, const char *first, ...) {
+  cli_result r;
+  va_list ap;
+  va_start(ap, first);
+  run_va(&r, true, first, ap);
+  va_end(ap);
+  expect_exit(&r, code);
+  expect_err(&r, needle);
+  cli_result_release(&r);
+}
+
+static void expect_empty_out(const cli_result *r) {
+  if (r->out[0])
+    fail_msg("esc %s: expected no output, got:\n%s", r->cmdline, r->out);
+}
+
+/* Splits text into lines in place (the newline of each is replaced);
+ * returns how many, at most max. */
+static size_t split_lines(char *text, char **lines, size_t max) {
+  size_t n = 0;
+  for (char *s = text; *s && n < max;) {
+    char *nl = strchr(s, '\n');
+    lines[n++] = s;
+    if (!nl)
+      break;
+    *nl = '\0';
+    s = nl + 1;
+  }
+  return n;
+}
+
+/* Parses every line of r's stdout as a JSON object into objs (the caller
+ * json_decref's each); returns how many. More than max lines fail. */
+static size_t parse_json_lines(const cli_result *r, json_t **objs, size_t max) {
+  char *copy = strdup(r->out);
+  char *lines[MAX_LINES];
+  assert_non_null(copy);
+  size_t n = split_lines(copy, lines, MAX_LINES);
+  if (n > max)
+    fail_msg("esc %s: %zu lines, expected at most %zu:\n%s", r->cmdline, n, max,
+             r->out);
+  for (size_t i = 0; i < n; i++) {
+    json_error_t jerr;
+    objs[i] = json_loads(lines[i], 0, &jerr);
+    if (!json_is_object(objs[i]))
+      fail_msg("esc %s: line %zu is not a JSON object (%s): %s", r->cmdline,
+               i + 1, jerr.text, lines[i]);
+  }
+  free(copy);
+  return n;
+}
+
+static void free_json(json_t **objs, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    json_decref(objs[i]);
+}
+
+static const char *json_str(const json_t *o, const char *key) {
+  const char *s = json_string_value(json_object_get(o, key));
+  if (!s)
+    fail_msg("JSON key \"%s\" is not a string", key);
+  return s;
+}
+
+static long long json_ll(const json_t *o, const char *key) {
+  const json_t *v = json_object_get(o, key);
+  if (!json_is_integer(v))
+    fail_msg("JSON key \"%s\" is not an integer", key);
+  return (long long)json_integer_value(v);
+}
+
+/* The events of stream `id` as `esc read --json --limit 0` lists them;
+ * the caller frees them. */
+static size_t read_json(const char *id, json_t **objs, size_t max) {
+  cli_result r;
+  run_in_schema(&r, "read", id, "--json", "--limit", "0", NULL);
+  expect_exit(&r, 0);
+  size_t n = parse_json_lines(&r, objs, max);
+  cli_result_release(&r);
+  return n;
+}
+
+/* ------------------------------------------------------------------------
+ * Help and usage: no server needed
+ * ------------------------------------------------------------------------ */
+
+/* Every command `esc --help` lists has its own help. */
+static void help_lists_commands_and_each_has_help(void **state) {
+  (void)state;
+  static const char *const contract[] = {
+      "migrate", "append",      "read",    "tail",        "streams",
+      "stats",   "projections", "rebuild", "dead-letters"};
+  cli_result r;
+  run_cli(&r, "--help", NULL);
+  expect_exit(&r, 0);
+  assert_int_equal(strncmp(r.out, "Usage", 5), 0);
+
+  const char *list = strstr(r.out, "\nCommands:\n");
+  assert_non_null(list);
+  char *cmds = strdup(list + strlen("\nCommands:\n")); /* split in place */
+  char *lines[MAX_LINES];
+  assert_non_null(cmds);
+  size_t n = split_lines(cmds, lines, MAX_LINES);
+  size_t listed = 0;
+  for (size_t i = 0; i < n && lines[i][0] == ' '; i++) {
+    char name[32];
+    if (sscanf(lines[i], " %31s", name) != 1)
+      continue;
+    listed++;
+    cli_result h;
+    run_cli(&h, name, "--help", NULL);
+    expect_exit(&h, 0);
+    if (strncmp(h.out, "Usage", 5) != 0)
+      fail_msg("esc %s --help starts with: %.60s", name, h.out);
+    cli_result_release(&h);
+  }
+  /* design.md names these; the listing must keep them. */
+  for (size_t i = 0; i < sizeof contract / sizeof contract[0]; i++) {
+    char line[48];
+    snprintf(line, sizeof line, "\n  %s ", contract[i]);
+    expect_out(&r, line);
+  }
+  assert_true(listed >= sizeof contract / sizeof contract[0]);
+  free(cmds);
+  cli_result_release(&r);
+}
+
+static void unknown_command_and_options_are_usage_errors(void **state) {
+  (void)state;
+  cli_result r;
+  run_cli(&r, "frobnicate", NULL);
+  expect_exit(&r, 2);
+  expect_err(&r, "unknown command 'frobnicate'");
+  expect_err(&r, "Commands:"); /* the list goes to stderr */
+  expect_empty_out(&r);
+  cli_result_release(&r);
+
+  expect_error(2, "unknown option '--frobnicate'", "--frobnicate", "stats",
+               NULL);
+  expect_error(2, "Try 'esc read --help'.", "read", "cart-1", "--frobnicate",
+               NULL);
+  expect_error(2, "--limit", "read", "cart-1", "--limit", "ten", NULL);
+}
+
+/* ------------------------------------------------------------------------
+ * The store, in order: migrate, append, read, list
+ * ------------------------------------------------------------------------ */
+
+static void migrate_applies_then_is_up_to_date(void **state) {
+  (void)state;
+  char prefix[64];
+  cli_result r;
+  snprintf(prefix, sizeof prefix, "schema %s: ", schema);
+
+  run_in_schema(&r, "migrate", NULL);
+  expect_exit(&r, 0);
+  if (strncmp(r.out, prefix, strlen(prefix)) != 0 ||
+      atoi(r.out + strlen(prefix)) < 1)
+    fail_msg("esc migrate: expected \"%sN migration(s) applied\", got: %s",
+             prefix, r.out);
+  expect_out(&r, " applied");
+  cli_result_release(&r);
+
+  run_in_schema(&r, "migrate", NULL);
+  expect_exit(&r, 0);
+  expect_out(&r, prefix);
+  expect_out(&r, "up to date");
+  cli_result_release(&r);
+
+  json_t *o[1];
+  run_in_schema(&r, "migrate", "--json", NULL);
+  expect_exit(&r, 0);
+  assert_int_equal(parse_json_lines(&r, o, 1), 1);
+  assert_string_equal(json_str(o[0], "schema"), schema);
+  assert_int_equal(json_ll(o[0], "applied"), 0);
+  free_json(o, 1);
+  cli_result_release(&r);
+}
+
+static void append_checks_the_expected_version(void **state) {
+  (void)state;
+  cli_result r;
+  run_in_schema(&r, "append", "cart-1", "Placed", "{\"sku\":\"A-1\"}",
+                "--expected", "no-stream", NULL);
+  expect_exit(&r, 0);
+  expect_out(&r, "cart-1 version 1");
+  cli_result_release(&r);
+
+  run_in_schema(&r, "append", "cart-1", "Placed", "{\"sku\":\"A-1\"}",
+                "--expected", "no-stream", NULL);
+  expect_exit(&r, 3);
+  expect_err(&r, "cart-1");
+  expect_err(&r, "stream is at 1");
+  expect_err(&r, "(concurrency conflict)");
+  cli_result_release(&r);
+
+  run_in_schema(&r, "append", "cart-1", "Placed", "{}", "--expected", "5",
+                NULL);
+  expect_exit(&r, 3);
+  expect_err(&r, "append to cart-1: expected version 5, stream is at 1");
+  cli_result_release(&r);
+
+  /* With --json stdout carries the error too. */
+  json_t *o[1];
+  run_in_schema(&r, "append", "cart-1", "Placed", "{}", "--expected", "0",
+                "--json", NULL);
+  expect_exit(&r, 3);
+  assert_int_equal(parse_json_lines(&r, o, 1), 1);
+  json_t *e = json_object_get(o[0], "error");
+  assert_non_null(e);
+  assert_string_equal(json_str(e, "code"), "conflict");
+  assert_int_equal(json_ll(e, "exit"), 3);
+  assert_non_null(strstr(json_str(e, "message"), "stream is at 1"));
+  free_json(o, 1);
+  cli_result_release(&r);
+
+  /* Options may follow the operands, and a match succeeds. */
+  run_in_schema(&r, "append", "cart-1", "ItemAdded", "{\"qty\":2}",
+                "--expected", "1", NULL);
+  expect_exit(&r, 0);
+  expect_out(&r, "cart-1 version 2");
+  cli_result_release(&r);
+}
+
+static void read_prints_the_stream(void **state) {
+  (void)state;
+  cli_result r;
+  char *lines[MAX_LINES];
+  run_in_schema(&r, "read", "cart-1", NULL);
+  expect_exit(&r, 0);
+  assert_int_equal(split_lines(r.out, lines, MAX_LINES), 2);
+  /* VERSION  TYPE  vSCHEMA_VERSION  RECORDED_AT  DATA */
+  assert_int_equal(strncmp(lines[0], "1  Placed  v1  ", 15), 0);
+  assert_non_null(strstr(lines[0], "Z  {\"sku\":\"A-1\"}"));
+  assert_int_equal(strncmp(lines[1], "2  ItemAdded  v1  ", 18), 0);
+  assert_non_null(strstr(lines[1], "{\"qty\":2}"));
+  cli_result_release(&r);
+
+  json_t *o[4];
+  size_t n = read_json("cart-1", o, 4);
+  assert_int_equal(n, 2);
+  static const char *const types[] = {"Placed", "ItemAdded"};
+  for (size_t i = 0; i < n; i++) {
+    assert_string_equal(json_str(o[i], "stream"), "cart-1");
+    assert_int_equal(json_ll(o[i], "version"), (long long)i + 1);
+    assert_string_equal(json_str(o[i], "type"), types[i]);
+    assert_int_equal(json_ll(o[i], "schema_version"), 1);
+    assert_non_null(strchr(json_str(o[i], "position"), '/'));
+    assert_true(json_is_object(json_object_get(o[i], "data")));
+  }
+  assert_string_equal(json_str(json_object_get(o[0], "data"), "sku"), "A-1");
+  free_json(o, n);
+}
+
+static void read_errors_have_their_codes(void **state) {
+  (void)state;
+  cli_result r;
+  run_in_schema(&r, "read", "cart-404", NULL);
+  expect_exit(&r, 4);
+  expect_err(&r, "stream cart-404 does not exist");
+  expect_err(&r, "(not found)");
+  expect_empty_out(&r);
+  cli_result_release(&r);
+
+  expect_error(6, "stream id \"cart 1\"", "read", "cart 1", NULL);
+  /* Names are checked before connecting: no server needed for a typo. */
+  expect_error(6, "(invalid input)", "--pg", UNREACHABLE_PG, "read", "cart 1",
+               NULL);
+}
+
+static void invalid_data_is_refused_and_nothing_stored(void **state) {
+  (void)state;
+  expect_error(6, "JSON", "append", "cart-1", "ItemAdded", "{\"qty\":", NULL);
+  expect_error(6, "(invalid input)", "append", "cart-1", "Item Added", "{}",
+               NULL);
+
+  json_t *o[4];
+  size_t n = read_json("cart-1", o, 4);
+  assert_int_equal(n, 2);
+  assert_int_equal(json_ll(o[1], "version"), 2);
+  free_json(o, n);
+}
+
+static void streams_and_stats_describe_the_store(void **state) {
+  (void)state;
+  cli_result r;
+  char *lines[MAX_LINES];
+  run_in_schema(&r, "streams", NULL);
+  expect_exit(&r, 0);
+  assert_int_equal(split_lines(r.out, lines, MAX_LINES), 2);
+  assert_int_equal(strncmp(lines[0], "STREAM ", 7), 0);
+  assert_int_equal(strncmp(lines[1], "cart-1 ", 7), 0);
+  assert_int_equal(atoi(lines[1] + 7), 2);
+  cli_result_release(&r);
+
+  json_t *o[4];
+  run_in_schema(&r, "streams", "--json", NULL);
+  expect_exit(&r, 0);
+  assert_int_equal(parse_json_lines(&r, o, 4), 1);
+  assert_string_equal(json_str(o[0], "stream"), "cart-1");
+  assert_int_equal(json_ll(o[0], "version"), 2);
+  free_json(o, 1);
+  cli_result_release(&r);
+
+  run_in_schema(&r, "stats", NULL);
+  expect_exit(&r, 0);
+  expect_out(&r, "identity:");
+  expect_out(&r, "\nevents:              2\n");
+  expect_out(&r, "\nstreams:             1\n");
+  cli_result_release(&r);
+
+  run_in_schema(&r, "stats", "--json", NULL);
+  expect_exit(&r, 0);
+  assert_int_equal(parse_json_lines(&r, o, 4), 1);
+  assert_string_equal(json_str(o[0], "schema"), schema);
+  assert_int_equal(json_ll(o[0], "events"), 2);
+  assert_int_equal(json_ll(o[0], "streams"), 1);
+  assert_non_null(strchr(json_str(o[0], "head"), '/'));
+  assert_int_equal(strlen(json_str(o[0], "identity")), 36); /* a UUID */
+  free_json(o, 1);
+  cli_result_release(&r);
+}
+
+static void tail_lists_the_appended_events(void **state) {
+  (void)state;
+  cli_result r;
+  char *lines[MAX_LINES];
+  run_in_schema(&r, "tail", NULL);
+  expect_exit(&r, 0);
+  assert_int_equal(split_lines(r.out, lines, MAX_LINES), 2);
+  /* POSITION  STREAM@VERSION  TYPE  DATA */
+  assert_non_null(strstr(lines[0], "  cart-1@1  Placed  {\"sku\":\"A-1\"}"));
+  assert_non_null(strstr(lines[1], "  cart-1@2  ItemAdded  {\"qty\":2}"));
+  cli_result_release(&r);
+
+  /* --from continues after a printed position. */
+  json_t *o[4];
+  char first[64];
+  run_in_schema(&r, "tail", "--category", "cart", "--json", NULL);
+  expect_exit(&r, 0);
+  assert_int_equal(parse_json_lines(&r, o, 4), 2);
+  snprintf(first, sizeof first, "%s", json_str(o[0], "position"));
+  assert_int_equal(json_ll(o[1], "version"), 2);
+  free_json(o, 2);
+  cli_result_release(&r);
+
+  run_in_schema(&r, "tail", "--from", first, "--json", NULL);
+  expect_exit(&r, 0);
+  assert_int_equal(parse_json_lines(&r, o, 4), 1);
+  assert_string_equal(json_str(o[0], "type"), "ItemAdded");
+  free_json(o, 1);
+  cli_result_release(&r);
+}
+
+/* ------------------------------------------------------------------------
+ * Projections, and a server that is not there
+ * ------------------------------------------------------------------------ */
+
+static void unknown_projections_are_not_found(void **state) {
+  (void)state;
+  cli_result r;
+  expect_error(4, "no projection no_such_projection", "projections",
+               "no_such_projection", NULL);
+  expect_error(4, "no projection no_such_projection", "rebuild",
+               "no_such_projection", NULL);
+
+  run_in_schema(&r, "dead-letters", "list", "--json", NULL);
+  expect_exit(&r, 0);
+  expect_empty_out(&r);
+  cli_result_release(&r);
+}
+
+static void an_unreachable_server_exits_5(void **state) {
+  (void)state;
+  cli_result r;
+  expect_error(5, "esc: stats: connect", "--pg", UNREACHABLE_PG, "stats", NULL);
+
+  json_t *o[1];
+  run_in_schema(&r, "read", "cart-1", "--pg", UNREACHABLE_PG, "--json", NULL);
+  expect_exit(&r, 5);
+  assert_int_equal(parse_json_lines(&r, o, 1), 1);
+  json_t *e = json_object_get(o[0], "error");
+  assert_non_null(e);
+  assert_string_equal(json_str(e, "code"), "connection");
+  assert_int_equal(json_ll(e, "exit"), 5);
+  free_json(o, 1);
+  cli_result_release(&r);
+}
+
+/* Checks that out is Prometheus text: every sample line belongs to a
+ * family declared by # HELP and # TYPE gauge lines just before it, and has
+ * a numeric value. */
+static void expect_prometheus_text(const cli_result *r) {
+  char *copy = strdup(r->out), *lines[1024], family[96] = "";
+  assert_non_null(copy);
+  size_t n = split_lines(copy, lines, 1024);
+  assert_true(n > 0 && n < 1024);
+  for (size_t i = 0; i < n; i++) {
+    char name[96], type[16];
+    if (sscanf(lines[i], "# HELP %95s", name) == 1) {
+      assert_true(i + 1 < n);
+      assert_int_equal(sscanf(lines[i + 1], "# TYPE %95s %15s", family, type),
+                       2);
+      assert_string_equal(family, name);
+      assert_string_equal(type, "gauge");
+      i++;
+      continue;
+    }
+    size_t len = strcspn(lines[i], "{");
+    const char *close = strstr(lines[i], "} ");
+    if (len != strlen(family) || strncmp(lines[i], family, len) != 0 || !close)
+      fail_msg("line %zu is not a sample of %s: %s", i, family, lines[i]);
+    char *end;
+    strtod(close + 2, &end);
+    if (end == close + 2 || *end != '\0')
+      fail_msg("line %zu has no numeric value: %s", i, lines[i]);
+  }
+  free(copy);
+}
+
+/* Last: it adds a projection (and its events) to the schema. */
+static void metrics_are_prometheus_gauges(void **state) {
+  (void)state;
+  char line[160], name[32];
+  cli_result r;
+  run_in_schema(&r, "metrics", NULL);
+  expect_exit(&r, 0);
+  expect_prometheus_text(&r);
+  snprintf(line, sizeof line, "esc_store_head_position{schema=\"%s\"} 2\n",
+           schema);
+  expect_out(&r, line);
+  assert_null(strstr(r.out, "esc_projection_")); /* none registered yet */
+  cli_result_release(&r);
+
+  /* A projection a worker has built shows up, one sample per gauge. */
+  snprintf(name, sizeof name, "tcli%d", (int)getpid());
+  esc_store *st = esc_test_open_store(schema);
+  int64_t sum = tally_append(st, "m", 2, 10);
+  esc_store_free(st);
+  assert_true(sum > 0);
+  esc_projection p;
+  tally_projection(&p, name, 1, 1);
+  esc_worker_options o = ESC_WORKER_OPTIONS_INIT;
+  esc_error err = ESC_ERROR_INIT;
+  o.schema = schema;
+  esc_worker *w = esc_worker_new(&o, &err);
+  assert_non_null(w);
+  assert_int_equal(esc_worker_add(w, &p, &err), ESC_OK);
+  if (esc_worker_run_until_caught_up(w, 30000, &err) != ESC_OK)
+    fail_msg("worker: %s", err.msg);
+  esc_worker_free(w);
+
+  run_in_schema(&r, "metrics", NULL);
+  expect_exit(&r, 0);
+  expect_prometheus_text(&r);
+  snprintf(line, sizeof line,
+           "esc_projection_lag_events{schema=\"%s\",projection=\"%s\","
+           "partition=\"0\"} 0\n",
+           schema, name);
+  expect_out(&r, line);
+  snprintf(line, sizeof line,
+           "esc_projection_lease_held{schema=\"%s\",projection=\"%s\","
+           "partition=\"0\"} 0\n",
+           schema, name);
+  expect_out(&r, line); /* the worker is gone */
+  snprintf(line, sizeof line, "esc_store_head_position{schema=\"%s\"} 12\n",
+           schema);
+  expect_out(&r, line);
+  cli_result_release(&r);
+
+  expect_error(2, "Prometheus", "metrics", "--json", NULL);
+  expect_error(5, "redis", "metrics", "--redis", "redis://127.0.0.1:1", NULL);
+
+  /* The projection's keys go with the test. */
+  char prefix[40];
+  snprintf(prefix, sizeof prefix, "%s:", name);
+  redisContext *c = esc_test_redis(NULL);
+  esc_test_redis_delete_prefix(c, prefix);
+  redisFree(c);
+}
+
+/* ------------------------------------------------------------------------ */
+
+static int setup(void **state) {
+  (void)state;
+  snprintf(schema, sizeof schema, "t_cli_%d", (int)getpid());
+  esc_test_drop_schema(schema); /* a leftover of a crashed run */
+  return 0;
+}
+
+static int teardown(void **state) {
+  (void)state;
+  esc_test_drop_schema(schema);
+  return 0;
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(help_lists_commands_and_each_has_help),
+      cmocka_unit_test(unknown_command_and_options_are_usage_errors),
+      cmocka_unit_test(migrate_applies_then_is_up_to_date),
+      cmocka_unit_test(append_checks_the_expected_version),
+      cmocka_unit_test(read_prints_the_stream),
+      cmocka_unit_test(read_errors_have_their_codes),
+      cmocka_unit_test(invalid_data_is_refused_and_nothing_stored),
+      cmocka_unit_test(streams_and_stats_describe_the_store),
+      cmocka_unit_test(tail_lists_the_appended_events),
+      cmocka_unit_test(unknown_projections_are_not_found),
+      cmocka_unit_test(an_unreachable_server_exits_5),
+      cmocka_unit_test(metrics_are_prometheus_gauges),
+  };
+  return cmocka_run_group_tests(tests, setup, teardown);
+}
