@@ -329,6 +329,16 @@ esc__redis *esc__redis_connect(const char *url, esc_error *err) {
   return r;
 }
 
+redisContext *esc_redis_connect(const char *url, esc_error *err) {
+  esc__redis *r = esc__redis_connect(url, err);
+  if (!r)
+    return NULL;
+  redisContext *c = r->ctx; /* the caller's now */
+  r->ctx = NULL;
+  esc__redis_free(r);
+  return c;
+}
+
 void esc__redis_free(esc__redis *r) {
   if (!r)
     return;

@@ -30,29 +30,21 @@
 
 #include <hiredis/hiredis.h>
 #include <inttypes.h>
-#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
 #include <time.h>
 
 #define CHECKPOINT_KEY "fulfillment:checkpoint"
 #define ACTOR "fulfillment"
 #define DEFAULT_STEP_MAX 100
-#define CONNECT_TIMEOUT_S 5
-#define COMMAND_TIMEOUT_S 30
 
 struct order_saga {
   esc_store *store;    /* borrowed */
   redisContext *redis; /* NULL after an I/O error: reconnected in a step */
-  char host[256];
-  int port;
-  long db;
-  char user[128];     /* "" : AUTH with the password alone */
-  char password[256]; /* "" : no AUTH */
-  bool loaded;        /* checkpoint read from Redis on this connection */
+  char *redis_url;
+  bool loaded; /* checkpoint read from Redis on this connection */
   esc_position checkpoint;
 };
 
@@ -78,78 +70,8 @@ static void saga_log(const char *fmt, ...) {
 }
 
 /* ------------------------------------------------------------------------
- * Redis: redis://[[user:]password@]host[:port][/db], the checkpoint
+ * Redis: the checkpoint
  * ------------------------------------------------------------------------ */
-
-static esc_status bad_url(const char *url, const char *why, esc_error *err) {
-  return esc_error_set(err, ESC_EINVAL,
-                       "fulfillment: redis URL \"%.100s\": %s; expected "
-                       "redis://[[user:]password@]host[:port][/db]",
-                       url, why);
-}
-
-/* Copies s[0..len) into buf (size bytes); false when it does not fit. */
-static bool copy_part(char *buf, size_t size, const char *s, size_t len) {
-  if (len >= size)
-    return false;
-  memcpy(buf, s, len);
-  buf[len] = '\0';
-  return true;
-}
-
-static bool parse_number(const char *s, size_t len, long max, long *out) {
-  if (len == 0 || len > 9)
-    return false;
-  long v = 0;
-  for (size_t i = 0; i < len; i++) {
-    if (s[i] < '0' || s[i] > '9')
-      return false;
-    v = v * 10 + (s[i] - '0');
-  }
-  if (v > max)
-    return false;
-  *out = v;
-  return true;
-}
-
-static esc_status parse_url(order_saga *s, const char *url, esc_error *err) {
-  static const char scheme[] = "redis://";
-  if (strncmp(url, scheme, sizeof scheme - 1) != 0)
-    return bad_url(url, "must start with redis://", err);
-  const char *p = url + sizeof scheme - 1;
-  const char *slash = strchr(p, '/');
-  const char *end = slash ? slash : p + strlen(p);
-  const char *at = NULL;
-  for (const char *c = p; c < end; c++)
-    if (*c == '@')
-      at = c;
-  if (at) {
-    const char *colon = memchr(p, ':', (size_t)(at - p));
-    const char *pw = colon ? colon + 1 : p;
-    if ((colon &&
-         !copy_part(s->user, sizeof s->user, p, (size_t)(colon - p))) ||
-        !copy_part(s->password, sizeof s->password, pw, (size_t)(at - pw)))
-      return bad_url(url, "user or password too long", err);
-    p = at + 1;
-  }
-  const char *colon = memchr(p, ':', (size_t)(end - p));
-  const char *host_end = colon ? colon : end;
-  if (host_end == p)
-    strcpy(s->host, "127.0.0.1");
-  else if (!copy_part(s->host, sizeof s->host, p, (size_t)(host_end - p)))
-    return bad_url(url, "host name too long", err);
-  long port = 6379;
-  if (colon &&
-      (!parse_number(colon + 1, (size_t)(end - colon - 1), 65535, &port) ||
-       port == 0))
-    return bad_url(url, "port is not a number in 1..65535", err);
-  s->port = (int)port;
-  s->db = 0;
-  if (slash && slash[1] &&
-      !parse_number(slash + 1, strlen(slash + 1), INT_MAX, &s->db))
-    return bad_url(url, "database is not a number", err);
-  return ESC_OK;
-}
 
 static void disconnect(order_saga *s) {
   if (s->redis)
@@ -164,16 +86,14 @@ static esc_status command(order_saga *s, redisReply **out, esc_error *err,
                           int argc, const char **argv) {
   redisReply *r = redisCommandArgv(s->redis, argc, argv, NULL);
   if (!r) {
-    esc_status rc =
-        esc_error_set(err, ESC_ECONN, "fulfillment: redis %s:%d: %s: %s",
-                      s->host, s->port, argv[0], s->redis->errstr);
+    esc_status rc = esc_error_set(err, ESC_ECONN, "fulfillment: redis %s: %s",
+                                  argv[0], s->redis->errstr);
     disconnect(s);
     return rc;
   }
   if (r->type == REDIS_REPLY_ERROR) {
-    esc_status rc =
-        esc_error_set(err, ESC_EIO, "fulfillment: redis %s:%d: %s: %s", s->host,
-                      s->port, argv[0], r->str);
+    esc_status rc = esc_error_set(err, ESC_EIO, "fulfillment: redis %s: %s",
+                                  argv[0], r->str);
     freeReplyObject(r);
     return rc;
   }
@@ -205,43 +125,17 @@ static esc_status load_checkpoint(order_saga *s, esc_error *err) {
   return rc;
 }
 
-/* Connects (after a failure: again), authenticates, selects the database
- * and reads the checkpoint. */
+/* Connects (after a failure: again) and reads the checkpoint. */
 static esc_status ensure_connected(order_saga *s, esc_error *err) {
   if (s->redis && !s->redis->err && s->loaded)
     return ESC_OK;
   disconnect(s);
-  struct timeval connect_tv = {CONNECT_TIMEOUT_S, 0};
-  struct timeval command_tv = {COMMAND_TIMEOUT_S, 0};
-  s->redis = redisConnectWithTimeout(s->host, s->port, connect_tv);
+  s->redis = esc_redis_connect(s->redis_url, err);
   if (!s->redis)
-    return esc_error_set(err, ESC_ENOMEM, "fulfillment: out of memory");
-  if (s->redis->err || redisSetTimeout(s->redis, command_tv) != REDIS_OK) {
-    esc_status rc = esc_error_set(
-        err, ESC_ECONN, "fulfillment: redis %s:%d: cannot connect: %s", s->host,
-        s->port, s->redis->errstr);
+    return err ? err->code : ESC_ECONN;
+  esc_status rc = load_checkpoint(s, err);
+  if (rc)
     disconnect(s);
-    return rc;
-  }
-  esc_status rc = ESC_OK;
-  if (s->password[0]) {
-    const char *argv[] = {"AUTH", s->user[0] ? s->user : s->password,
-                          s->password};
-    rc = command(s, NULL, err, s->user[0] ? 3 : 2, argv);
-  }
-  if (!rc && s->db) {
-    char db[16];
-    snprintf(db, sizeof db, "%ld", s->db);
-    const char *argv[] = {"SELECT", db};
-    rc = command(s, NULL, err, 2, argv);
-  }
-  if (!rc)
-    rc = load_checkpoint(s, err);
-  if (rc) {
-    disconnect(s);
-    if (err && rc == ESC_EIO) /* a refused AUTH or SELECT */
-      err->code = rc = ESC_ECONN;
-  }
   return rc;
 }
 
@@ -443,9 +337,13 @@ order_saga *order_saga_new(esc_store *store, const char *redis_url,
     return NULL;
   }
   s->store = store;
-  if (!redis_url)
-    redis_url = esc_default_redis_url();
-  if (parse_url(s, redis_url, err) || ensure_connected(s, err)) {
+  s->redis_url = strdup(redis_url ? redis_url : esc_default_redis_url());
+  if (!s->redis_url) {
+    esc_error_set(err, ESC_ENOMEM, "fulfillment: out of memory");
+    order_saga_free(s);
+    return NULL;
+  }
+  if (ensure_connected(s, err)) {
     order_saga_free(s);
     return NULL;
   }
@@ -456,6 +354,7 @@ void order_saga_free(order_saga *s) {
   if (!s)
     return;
   disconnect(s);
+  free(s->redis_url);
   free(s);
 }
 

@@ -755,6 +755,17 @@ static void reads_its_own_writes(void **state) {
     assert_int_equal(after_refund, paid_in - 330);
 }
 
+/* The saga's Redis URL follows the worker's rules and errors. */
+static void a_bad_redis_url_is_refused(void **state) {
+  (void)state;
+  esc_error err = ESC_ERROR_INIT;
+  assert_null(order_saga_new(store, "http://127.0.0.1:63799", &err));
+  assert_int_equal(err.code, ESC_EINVAL);
+  assert_non_null(strstr(err.msg, "redis://"));
+  assert_null(order_saga_new(store, "redis://127.0.0.1:1", &err));
+  assert_int_equal(err.code, ESC_ECONN);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(cancelling_a_ready_order_releases_its_stock),
@@ -766,6 +777,7 @@ int main(void) {
       cmocka_unit_test(replays_an_interrupted_compensation),
       cmocka_unit_test(replays_a_compensation_cut_after_the_cancel),
       cmocka_unit_test(reads_its_own_writes),
+      cmocka_unit_test(a_bad_redis_url_is_refused),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

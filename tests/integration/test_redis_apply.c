@@ -612,6 +612,20 @@ static void test_connection(void **state) {
   char key[ESC__KEY_MAX];
   snprintf(key, sizeof key, "%s:k", NAME);
 
+  /* the public call: a plain hiredis context, same URL rules */
+  assert_null(esc_redis_connect("redis://127.0.0.1:1", &err));
+  assert_int_equal(err.code, ESC_ECONN);
+  assert_null(esc_redis_connect("redis://127.0.0.1:6379/x", &err));
+  assert_int_equal(err.code, ESC_EINVAL);
+  redisContext *plain = esc_redis_connect(url(), &err);
+  if (!plain)
+    fail_msg("esc_redis_connect %s: %s", url(), err.msg);
+  redisReply *pong = redisCommand(plain, "PING");
+  assert_non_null(pong);
+  assert_string_equal(pong->str, "PONG");
+  freeReplyObject(pong);
+  redisFree(plain);
+
   /* a killed connection: not ok, ESC_ECONN, then reconnect */
   esc__redis *killer = connect_or_fail();
   char id[32];

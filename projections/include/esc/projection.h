@@ -147,6 +147,17 @@ typedef struct esc_worker_options {
 /* The Redis URL esc_worker_new(NULL-url) would use (static storage). */
 ESC_API const char *esc_default_redis_url(void);
 
+/*
+ * A hiredis connection for code of your own that needs Redis beside the
+ * worker (a saga's checkpoint, a custom read): url as the worker takes it,
+ * redis://[[user:]password@]host[:port][/db] (NULL: esc_default_redis_url),
+ * connected with a 5 s time-out, commands timing out after 30 s, AUTH and
+ * SELECT done. Free it with redisFree. NULL and ESC_EINVAL for a bad URL,
+ * ESC_ECONN when the server cannot be reached or refuses AUTH/SELECT.
+ */
+struct redisContext;
+ESC_API struct redisContext *esc_redis_connect(const char *url, esc_error *err);
+
 ESC_API esc_worker *esc_worker_new(const esc_worker_options *opts,
                                    esc_error *err);
 ESC_API void esc_worker_free(esc_worker *w);
