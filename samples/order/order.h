@@ -10,7 +10,7 @@
  * Files: events.c (event types and codecs, the OrderPlaced v1 upcaster),
  * order.c and inventory.c (deciders), projections.c (read models),
  * queries.c (typed reads), saga.c (fulfillment), and the programs
- * order_cli.c, order_worker.c, order_demo.c.
+ * order_cli.c, order_worker.c and order-demo (demo/, start at main.c).
  */
 #ifndef ESC_SAMPLE_ORDER_H
 #define ESC_SAMPLE_ORDER_H

@@ -1,0 +1,109 @@
+/*
+ * order-demo: resetting the read models the demo owns.
+ *
+ * Redis: a connection as esc opens it (esc_redis_connect), SCAN + UNLINK,
+ * and the reset itself.
+ */
+#include "demo.h"
+
+#include <hiredis/hiredis.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SAGA_KEYS "fulfillment:*"
+
+/* Runs a command given as NUL-terminated strings; the reply or NULL with
+ * err filled (also for an error reply). */
+static redisReply *redis_cmd(redisContext *c, esc_error *err, int argc,
+                             const char **argv) {
+  redisReply *r = redisCommandArgv(c, argc, argv, NULL);
+  if (!r) {
+    esc_error_set(err, ESC_ECONN, "redis: %s", c->errstr);
+    return NULL;
+  }
+  if (r->type == REDIS_REPLY_ERROR) {
+    esc_error_set(err, ESC_EIO, "redis %s: %.200s", argv[0], r->str);
+    freeReplyObject(r);
+    return NULL;
+  }
+  return r;
+}
+
+/* Deletes every key matching pattern (SCAN + UNLINK, never KEYS). */
+static esc_status redis_delete_matching(redisContext *c, const char *pattern,
+                                        long long *deleted, esc_error *err) {
+  char cursor[32] = "0";
+  do {
+    const char *scan[] = {"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"};
+    redisReply *r = redis_cmd(c, err, 6, scan);
+    if (!r)
+      return err->code;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+        r->element[0]->type != REDIS_REPLY_STRING) {
+      freeReplyObject(r);
+      return esc_error_set(err, ESC_EIO, "redis SCAN: unexpected reply");
+    }
+    snprintf(cursor, sizeof cursor, "%s", r->element[0]->str);
+    redisReply *keys = r->element[1];
+    if (keys->elements > 0) {
+      const char **argv = xrealloc(NULL, (keys->elements + 1) * sizeof *argv);
+      argv[0] = "UNLINK";
+      for (size_t i = 0; i < keys->elements; i++)
+        argv[i + 1] = keys->element[i]->str;
+      redisReply *u = redis_cmd(c, err, (int)keys->elements + 1, argv);
+      free(argv);
+      if (!u) {
+        freeReplyObject(r);
+        return err->code;
+      }
+      *deleted += u->type == REDIS_REPLY_INTEGER ? u->integer : 0;
+      freeReplyObject(u);
+    }
+    freeReplyObject(r);
+  } while (strcmp(cursor, "0") != 0);
+  return ESC_OK;
+}
+
+/*
+ * Resets the demo's read models: every key of the six projections, so the
+ * worker starts a fresh generation and rebuilds it from the whole log. The
+ * saga's checkpoint is kept when it is still a position in this log (the
+ * saga resumes where it was; replaying it would re-issue every command of
+ * every earlier run, harmless but slow) and deleted when it is ahead of
+ * the log's head, i.e. left over from a log that was reset.
+ */
+esc_status reset_read_models(const demo_opts *o, esc_store *st,
+                             const esc_projection *projections,
+                             long long *deleted, bool *saga_reset,
+                             esc_error *err) {
+  redisContext *c = esc_redis_connect(o->redis_url, err);
+  if (!c)
+    return err->code;
+  esc_status rc = ESC_OK;
+  *deleted = 0;
+  *saga_reset = false;
+  for (int i = 0; !rc && i < ORDER_PROJECTION_COUNT; i++) {
+    char pattern[64];
+    snprintf(pattern, sizeof pattern, "%s:*", projections[i].name);
+    rc = redis_delete_matching(c, pattern, deleted, err);
+  }
+  const char *get[] = {"GET", "fulfillment:checkpoint"};
+  redisReply *r = rc ? NULL : redis_cmd(c, err, 2, get);
+  if (!rc && !r)
+    rc = err->code;
+  if (r && r->type == REDIS_REPLY_STRING) {
+    esc_position saga_at, head;
+    bool stale = esc_position_parse(r->str, &saga_at, NULL) != ESC_OK;
+    if (!stale && !(rc = esc_store_head(st, &head, err)))
+      stale = esc_position_cmp(&saga_at, &head) > 0;
+    if (!rc && stale) {
+      long long n = 0;
+      rc = redis_delete_matching(c, SAGA_KEYS, &n, err);
+      *saga_reset = true;
+    }
+  }
+  freeReplyObject(r);
+  redisFree(c);
+  return rc;
+}
