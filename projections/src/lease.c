@@ -14,7 +14,9 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /*
  * The advisory lock key space is database-wide and shared with every other
@@ -22,14 +24,28 @@
  * partition. FNV-1a is stable across machines and versions, which a lease
  * needs (workers of different builds must agree).
  */
+#define KEY_TEXT_MAX 160
+
+static int64_t key_of(const char *text, int n) {
+  size_t len = n < 0 ? 0 : (size_t)n;
+  if (len >= KEY_TEXT_MAX)
+    len = KEY_TEXT_MAX - 1; /* names are bounded; never happens */
+  return (int64_t)esc__fnv1a64(text, len);
+}
+
 int64_t esc__lease_key(const char *schema, const char *proj, int partition) {
-  char text[160];
+  char text[KEY_TEXT_MAX];
   int n = snprintf(text, sizeof text, "esc.lease:%s:%s:%d",
                    schema ? schema : "esc", proj, partition);
-  size_t len = n < 0 ? 0 : (size_t)n;
-  if (len >= sizeof text)
-    len = sizeof text - 1; /* names are bounded; never happens */
-  return (int64_t)esc__fnv1a64(text, len);
+  return key_of(text, n);
+}
+
+/* A job's lease: "esc.job:" keeps it apart from every partition's. */
+static int64_t job_key(const char *schema, const char *name) {
+  char text[KEY_TEXT_MAX];
+  int n = snprintf(text, sizeof text, "esc.job:%s:%s", schema ? schema : "esc",
+                   name);
+  return key_of(text, n);
 }
 
 /*
@@ -105,4 +121,76 @@ bool esc__lease_held(PGconn *conn, int64_t key) {
   if (query_bool(conn, SQL_HELD, key, &held, "check lease", NULL))
     return false;
   return held;
+}
+
+/* ------------------------------------------------------------------------
+ * esc_lease: the same for work of the user's own
+ * ------------------------------------------------------------------------ */
+
+struct esc_lease {
+  char *pg_url;  /* NULL: the default */
+  char app[100]; /* application_name: "esc-lease <name> pid <pid>" */
+  int64_t key;
+  PGconn *conn; /* NULL until connected, and after a failure */
+  bool held;
+};
+
+esc_lease *esc_lease_new(const char *pg_url, const char *schema,
+                         const char *name, esc_error *err) {
+  esc_error inner = ESC_ERROR_INIT;
+  if (!name || !esc__projection_name_valid(name, &inner)) {
+    /* the rule is the projections' one; say what was checked */
+    esc__fail(err, ESC_EINVAL, "lease name: %s",
+              name ? inner.msg : "name is NULL");
+    return NULL;
+  }
+  esc_lease *l = calloc(1, sizeof *l);
+  if (!l || (pg_url && !(l->pg_url = strdup(pg_url)))) {
+    free(l);
+    esc__fail(err, ESC_ENOMEM, "lease %s: out of memory", name);
+    return NULL;
+  }
+  snprintf(l->app, sizeof l->app, "esc-lease %s pid %d", name, (int)getpid());
+  l->key = job_key(schema, name);
+  return l;
+}
+
+/* Drops the connection, and with it whatever the session held. */
+static void lease_disconnect(esc_lease *l) {
+  PQfinish(l->conn);
+  l->conn = NULL;
+  l->held = false;
+}
+
+esc_status esc_lease_hold(esc_lease *l, bool *held, esc_error *err) {
+  *held = false;
+  if (l->held && esc__lease_held(l->conn, l->key)) {
+    *held = true;
+    return ESC_OK;
+  }
+  if (l->held)
+    lease_disconnect(l); /* lost it: start over on a fresh session */
+  /* A session that broke since the last call (a restart, a terminated
+   * backend) shows only when used: then once more on a new one. */
+  for (int attempt = 0;; attempt++) {
+    if (!l->conn && !(l->conn = esc__pg_connect(l->pg_url, l->app, err)))
+      return ESC_ECONN;
+    esc_status rc = esc__lease_try(l->conn, l->key, &l->held, err);
+    if (!rc) {
+      *held = l->held;
+      return ESC_OK;
+    }
+    bool broken = PQstatus(l->conn) != CONNECTION_OK;
+    lease_disconnect(l);
+    if (!broken || attempt > 0)
+      return rc;
+  }
+}
+
+void esc_lease_free(esc_lease *l) {
+  if (!l)
+    return;
+  lease_disconnect(l);
+  free(l->pg_url);
+  free(l);
 }

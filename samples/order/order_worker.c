@@ -7,10 +7,14 @@
  *                [--once] [--help]
  *
  * The worker runs in a thread (esc_worker_run); the saga loops in the main
- * thread on its own store connection. SIGTERM or SIGINT stops both after
- * the work in flight. With --once it alternates catching the projections
- * up and running the saga until a saga pass finds nothing new, then exits:
- * every event there was at that point is projected and fulfilled.
+ * thread on its own store connection, while this process holds the saga's
+ * lease (esc_lease "fulfillment"): of several order-workers, one runs the
+ * saga and the others stand by, as they do for projection partitions.
+ * SIGTERM or SIGINT stops both after the work in flight. With --once it
+ * alternates catching the projections up and running the saga until a
+ * saga pass finds nothing new, then exits: every event there was at that
+ * point is projected and fulfilled (--once runs the saga without the
+ * lease; the saga's command ids make a second runner harmless).
  *
  * Log lines (the worker's progress, the saga's compensations) go to
  * stderr with a UTC timestamp. Exit codes: 0 ok, 1 error, 2 usage,
@@ -36,6 +40,7 @@ enum {
   SAGA_BATCH = 100,
   IDLE_SLEEP_MS = 250,
   RETRY_SLEEP_MS = 1000,
+  LEASE_POLL_MS = 1000,
   ONCE_SLICE_MS = 1000
 };
 
@@ -115,7 +120,8 @@ static void help(FILE *out) {
       "\n"
       "Runs the order domain's projections (order_details,\n"
       "orders_by_customer, orders_by_status, top_products, revenue, stock)\n"
-      "and the fulfillment saga until SIGTERM or SIGINT.\n"
+      "and the fulfillment saga until SIGTERM or SIGINT. Of several\n"
+      "order-workers, one runs the saga (a lease) and the others stand by.\n"
       "\n"
       "  --pg URL          PostgreSQL (default: ESC_PG_URL, else the local\n"
       "                    server)\n"
@@ -267,9 +273,28 @@ static esc_status run_once(esc_worker *w, order_saga *saga) {
   return ESC_OK;
 }
 
+/* Whether this process runs the saga now: takes or checks its lease every
+ * LEASE_POLL_MS (a standby takes over within about that long of the
+ * holder's end) and says so when that changes. */
+static bool saga_turn(esc_lease *lease, int *polls) {
+  static bool held;
+  if ((*polls)++ % (LEASE_POLL_MS / IDLE_SLEEP_MS) != 0)
+    return held;
+  bool was = held, first = *polls == 1;
+  esc_error err = ESC_ERROR_INIT;
+  if (esc_lease_hold(lease, &held, &err))
+    say("fulfillment: lease: %s; retrying", err.msg);
+  if (held && (first || !was))
+    say("fulfillment: this process runs the saga");
+  else if (!held && (first || was))
+    say("fulfillment: standing by; another order-worker runs the saga");
+  return held;
+}
+
 /* The long run: the worker in a thread, the saga here, until a signal or
  * the worker fails. */
-static esc_status run_forever(esc_worker *w, order_saga *saga) {
+static esc_status run_forever(esc_worker *w, order_saga *saga,
+                              esc_lease *lease) {
   runner r = {w, ESC_OK, ESC_ERROR_INIT, false};
   pthread_t thread;
   sigset_t block, old;
@@ -286,9 +311,14 @@ static esc_status run_forever(esc_worker *w, order_saga *saga) {
   }
   say("running 6 projections and the fulfillment saga");
   esc_status rc = ESC_OK;
+  int polls = 0;
   while (!stopping && !atomic_load(&r.done)) {
     size_t n = 0;
     esc_error err = ESC_ERROR_INIT;
+    if (!saga_turn(lease, &polls)) {
+      nap(IDLE_SLEEP_MS);
+      continue;
+    }
     esc_status step = order_saga_step(saga, SAGA_BATCH, &n, &err);
     if (step) {
       say("fulfillment: %s; retrying", err.msg);
@@ -318,6 +348,7 @@ static int run(const options *o) {
   }
   esc_status rc = ESC_OK;
   order_saga *saga = NULL;
+  esc_lease *lease = NULL;
   esc_worker_options wo = ESC_WORKER_OPTIONS_INIT;
   wo.pg_url = o->pg_url;
   wo.redis_url = o->redis_url;
@@ -335,17 +366,19 @@ static int run(const options *o) {
       say("%s", err.msg);
   if (rc)
     goto out;
-  if (!(saga = order_saga_new(store, o->redis_url, &err))) {
+  if (!(saga = order_saga_new(store, o->redis_url, &err)) ||
+      !(lease = esc_lease_new(o->pg_url, o->schema, "fulfillment", &err))) {
     rc = err.code ? err.code : ESC_ECONN;
     say("%s", err.msg);
     goto out;
   }
   worker = w;
   install_signals();
-  rc = o->once ? run_once(w, saga) : run_forever(w, saga);
+  rc = o->once ? run_once(w, saga) : run_forever(w, saga, lease);
   worker = NULL;
   say("stopped%s", rc ? " with an error" : "");
 out:
+  esc_lease_free(lease);
   order_saga_free(saga);
   esc_worker_free(w);
   esc_store_free(store);

@@ -24,7 +24,8 @@
  * twice.
  *
  * One saga should run per event store: two would both act on every event
- * (safely, thanks to the ids, but twice the work).
+ * (safely, thanks to the ids, but twice the work). order-worker sees to
+ * that with a lease (esc_lease "fulfillment").
  */
 #include "order.h"
 

@@ -4,7 +4,8 @@
  * confirmed orders; after a final run catches up, no order line was ever
  * reserved twice, every order is either ready (all its lines reserved once)
  * or cancelled (with whatever it reserved released), and each product's
- * reserved count equals the sum over ready orders.
+ * reserved count equals the sum over ready orders. And of two
+ * order-workers only one runs the saga; the other takes over when it dies.
  */
 #include <setjmp.h>
 #include <signal.h>
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -62,7 +64,7 @@ static void stock_and_confirm(esc_store *st) {
   }
 }
 
-static pid_t start_worker(bool once) {
+static pid_t start_worker_logging(bool once, const char *log) {
   const char *argv[] = {ORDER_WORKER_PATH,
                         "--schema",
                         schema,
@@ -72,7 +74,22 @@ static pid_t start_worker(bool once) {
                         "2",
                         once ? "--once" : NULL,
                         NULL};
-  return esc_test_spawn(ORDER_WORKER_PATH, argv, NULL, pg_log);
+  return esc_test_spawn(ORDER_WORKER_PATH, argv, NULL, log);
+}
+
+static pid_t start_worker(bool once) {
+  return start_worker_logging(once, pg_log);
+}
+
+/* Waits up to ms for text to appear in the log at path. */
+static bool log_shows(const char *path, const char *text, int ms) {
+  long long until = esc_test_now_ms() + ms;
+  while (!esc_test_file_contains(path, text)) {
+    if (esc_test_now_ms() >= until)
+      return false;
+    esc_test_sleep_ms(50);
+  }
+  return true;
 }
 
 /* Counts StockReserved / StockReleased per order in one product's stream
@@ -188,6 +205,66 @@ static void kills_mid_saga_reserve_nothing_twice(void **state) {
   esc_store_free(st);
 }
 
+/* Places and confirms order-<id> for a product nobody stocked: the saga
+ * cancels it and logs "order-<id>: ... cancelling it". */
+static void unstockable_order(const char *id) {
+  esc_store *st = esc_test_open_store(schema);
+  esc_command_result r;
+  esc_error err = ESC_ERROR_INIT;
+  char stream[32];
+  order_line line = {"nostock", 1, 100};
+  order_cmd place = {
+      .kind = ORDER_PLACE, .customer = "kim", .lines = &line, .line_count = 1};
+  order_cmd confirm = {.kind = ORDER_CONFIRM};
+  snprintf(stream, sizeof stream, "order-%s", id);
+  must(esc_execute(st, order_decider(), stream, &place, NULL, &r, &err), &r,
+       "place", &err);
+  must(esc_execute(st, order_decider(), stream, &confirm, NULL, &r, &err), &r,
+       "confirm", &err);
+  esc_store_free(st);
+}
+
+/* Of two order-workers, one runs the saga and the other stands by (the
+ * saga's lease): only the holder handles a new order. The standby takes
+ * over when the first is killed. */
+static void a_second_worker_stands_by_for_the_saga(void **state) {
+  (void)state;
+  char log_a[sizeof pg_log + 4], log_b[sizeof pg_log + 4];
+  const char *runs = "fulfillment: this process runs the saga";
+  snprintf(log_a, sizeof log_a, "%s.a", pg_log);
+  snprintf(log_b, sizeof log_b, "%s.b", pg_log);
+  unlink(log_a);
+  unlink(log_b);
+  pid_t a = start_worker_logging(false, log_a);
+  if (!log_shows(log_a, runs, 15000))
+    fail_msg("the first order-worker never ran the saga; see %s", log_a);
+  pid_t b = start_worker_logging(false, log_b);
+  if (!log_shows(log_b, "fulfillment: standing by", 15000))
+    fail_msg("the second order-worker did not stand by; see %s", log_b);
+  assert_false(esc_test_file_contains(log_b, runs));
+  unstockable_order("lease1");
+  if (!log_shows(log_a, "order-lease1: ", 15000))
+    fail_msg("the saga's holder did not handle order-lease1; see %s", log_a);
+  esc_test_sleep_ms(500); /* a standby that worked anyway would log it too */
+  assert_false(esc_test_file_contains(log_b, "order-lease1: "));
+
+  long long killed = esc_test_now_ms();
+  esc_test_kill_child(a);
+  if (!log_shows(log_b, runs, 5000))
+    fail_msg("the standby did not take the saga over in 5 s; see %s", log_b);
+  fprintf(stderr, "saga taken over %lld ms after the kill\n",
+          esc_test_now_ms() - killed);
+  unstockable_order("lease2");
+  if (!log_shows(log_b, "order-lease2: ", 15000))
+    fail_msg("the new holder did not handle order-lease2; see %s", log_b);
+  kill(b, SIGTERM);
+  int status = -1;
+  assert_true(esc_test_wait_child(b, 20000, &status));
+  assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  esc_test_remove_log(log_a);
+  esc_test_remove_log(log_b);
+}
+
 static int setup(void **state) {
   (void)state;
   int port = esc_test_free_port(63950, 40);
@@ -207,6 +284,7 @@ static int teardown(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(kills_mid_saga_reserve_nothing_twice),
+      cmocka_unit_test(a_second_worker_stands_by_for_the_saga),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -433,6 +433,77 @@ static void one_holder_per_lease(void **state) {
   PQfinish(c);
 }
 
+static bool hold(esc_lease *l) {
+  bool held = false;
+  esc_error err = ESC_ERROR_INIT;
+  if (esc_lease_hold(l, &held, &err))
+    fail_msg("esc_lease_hold: %s", err.msg);
+  return held;
+}
+
+/* Polls l for up to ms; whether it got the lease. */
+static bool hold_within(esc_lease *l, int ms) {
+  long long until = esc_test_now_ms() + ms;
+  bool got;
+  while (!(got = hold(l)) && esc_test_now_ms() < until)
+    esc_test_sleep_ms(20);
+  return got;
+}
+
+/* The public lease for work of the user's own (a saga, a job). */
+static void a_job_lease_has_one_holder(void **state) {
+  (void)state;
+  char name[64], sql[256];
+  esc_error err = ESC_ERROR_INIT;
+  unique_name(name, sizeof name, "job");
+  esc_lease *a = esc_lease_new(NULL, SCHEMA, name, &err);
+  esc_lease *b = esc_lease_new(NULL, SCHEMA, name, &err);
+  esc_lease *other = esc_lease_new(NULL, SCHEMA, "another_job", &err);
+  assert_non_null(a);
+  assert_non_null(b);
+  assert_non_null(other);
+
+  assert_true(hold(a));
+  assert_true(hold(a)); /* still held, not taken twice */
+  assert_false(hold(b));
+  assert_true(hold(other));
+  /* apart from the projections' key space: partition 0 of a projection of
+   * the same name is free */
+  PGconn *c = connect_as("t-job-proj");
+  assert_true(try_lease(c, esc__lease_key(SCHEMA, name, 0)));
+  PQfinish(c);
+
+  /* The holder's session is killed: it learns it lost the lease, the
+   * standby takes it. */
+  PGconn *admin = connect_as("t-job-admin");
+  snprintf(sql, sizeof sql,
+           "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+           " WHERE application_name = 'esc-lease %s pid %d'",
+           name, (int)getpid());
+  PQclear(PQexec(admin, sql)); /* both handles' sessions: a's holds it */
+  assert_true(hold_within(b, 5000));
+  assert_false(hold(a));
+  PQfinish(admin);
+
+  /* Freed with its handle. */
+  esc_lease_free(b);
+  assert_true(hold_within(a, 5000));
+  esc_lease_free(a);
+  esc_lease_free(other);
+
+  /* Bad input and no server. */
+  assert_null(esc_lease_new(NULL, SCHEMA, "Not-A-Name", &err));
+  assert_int_equal(err.code, ESC_EINVAL);
+  assert_non_null(strstr(err.msg, "lease name"));
+  esc_lease *far =
+      esc_lease_new("postgresql://esc@127.0.0.1:1/esc", SCHEMA, "far", &err);
+  assert_non_null(far);
+  bool held = true;
+  assert_int_equal(esc_lease_hold(far, &held, &err), ESC_ECONN);
+  assert_false(held);
+  esc_lease_free(far);
+}
+
 static void connect_failure_is_one_line(void **state) {
   (void)state;
   esc_error err = ESC_ERROR_INIT;
@@ -611,6 +682,7 @@ int main(void) {
       cmocka_unit_test(dead_letter_lifecycle),
       cmocka_unit_test(lease_keys_are_stable_and_distinct),
       cmocka_unit_test(one_holder_per_lease),
+      cmocka_unit_test(a_job_lease_has_one_holder),
       cmocka_unit_test(connect_failure_is_one_line),
       cmocka_unit_test(status_shows_the_picture),
       cmocka_unit_test(status_of_an_empty_registry),

@@ -158,6 +158,28 @@ ESC_API const char *esc_default_redis_url(void);
 struct redisContext;
 ESC_API struct redisContext *esc_redis_connect(const char *url, esc_error *err);
 
+/*
+ * A lease for work of your own that must run in one process at a time (a
+ * saga, a scheduled job): what projection partitions use, a PostgreSQL
+ * advisory lock held on a connection of its own, named by schema (NULL:
+ * "esc") and name ([a-z0-9_], up to 48 bytes; its key space is apart from
+ * the projections'). The server frees it when the holder dies or its
+ * connection breaks.
+ *
+ * esc_lease_hold takes the lease when it is free and otherwise tells
+ * whether this process still holds it; call it every second or so and
+ * work only while *held. Like a projection worker's, the lease decides who
+ * works, not what is safe: a holder cut off from the server believes it
+ * holds it a little longer, so the work itself must stay idempotent.
+ * ESC_ECONN when PostgreSQL cannot be reached (*held false; the next call
+ * connects again).
+ */
+typedef struct esc_lease esc_lease;
+ESC_API esc_lease *esc_lease_new(const char *pg_url, const char *schema,
+                                 const char *name, esc_error *err);
+ESC_API esc_status esc_lease_hold(esc_lease *lease, bool *held, esc_error *err);
+ESC_API void esc_lease_free(esc_lease *lease);
+
 ESC_API esc_worker *esc_worker_new(const esc_worker_options *opts,
                                    esc_error *err);
 ESC_API void esc_worker_free(esc_worker *w);
