@@ -69,8 +69,7 @@ static double rebuild_lag(const esc_partition_status *s) {
 
 static const gauge gauges[] = {
     {"esc_projection_lag_events",
-     "Readable events after the partition's checkpoint (an upper bound with "
-     "several partitions).",
+     "Readable events of the partition's streams after its checkpoint.",
      lag_events},
     {"esc_projection_lag_seconds",
      "Age of the oldest event the partition has not applied.", lag_seconds},

@@ -11,11 +11,10 @@
  *   PostgreSQL             the lag (events after a checkpoint), the lease
  *                          holders (pg_locks), open dead letters
  *
- * Lag is counted per partition from that partition's checkpoint over every
- * event of the projection's categories that a subscriber can read, the
- * other partitions' streams included: the partition hash is computed in C,
- * not in SQL. For a projection with one partition it is exact; with N it is
- * an upper bound, and all partitions at 0 means caught up.
+ * Lag is counted per partition from that partition's checkpoint over the
+ * events of the projection's categories that a subscriber can read and
+ * that belong to the partition. The partition hash is computed in C, not
+ * in SQL, so with several partitions the backlog comes back per stream.
  */
 #include "projection_int.h"
 #include "store_int.h"
@@ -90,21 +89,26 @@ static esc_status redis_rebuild(struct status_ctx *c, const char *proj,
 /* -------------------------------------------------------- PostgreSQL --- */
 
 /* Readable events of the categories (a text[] literal; NULL: all) after
- * pos, and the age of the oldest of them. */
+ * pos that belong to partition `part` of `parts`, and the age of the
+ * oldest of them. With several partitions the events are counted per
+ * stream and each stream placed by the workers' own hash, here in C. */
 static esc_status lag(struct status_ctx *c, const char *proj,
-                      const char *categories, const esc_position *pos,
-                      int64_t *events, double *seconds, esc_error *err) {
-  char sql[640], what[96], tx[24], global[24];
+                      const char *categories, const esc_position *pos, int part,
+                      int parts, int64_t *events, double *seconds,
+                      esc_error *err) {
+  char sql[700], what[96], tx[24], global[24];
+  bool split = parts > 1;
   snprintf(what, sizeof what, "lag of projection %s", proj);
   snprintf(sql, sizeof sql,
-           "SELECT count(*), coalesce(greatest(0, extract(epoch FROM"
+           "SELECT %scount(*), coalesce(greatest(0, extract(epoch FROM"
            " now() - min(recorded_at))), 0)::float8"
            " FROM %s.events"
            " WHERE (tx_id, global_position) > ($1::xid8, $2::int8)"
            " AND tx_id < pg_snapshot_xmin(pg_current_snapshot())"
            " AND ($3::text[] IS NULL"
-           "      OR split_part(stream_id, '-', 1) = ANY ($3::text[]))",
-           c->ident);
+           "      OR split_part(stream_id, '-', 1) = ANY ($3::text[]))%s",
+           split ? "stream_id, " : "", c->ident,
+           split ? " GROUP BY stream_id" : "");
   snprintf(tx, sizeof tx, "%" PRIu64, pos->tx_id);
   snprintf(global, sizeof global, "%" PRId64, pos->global);
   const char *values[] = {tx, global, categories};
@@ -112,8 +116,16 @@ static esc_status lag(struct status_ctx *c, const char *proj,
       esc__pg_exec(c->conn, sql, 3, values, PGRES_TUPLES_OK, what, err);
   if (!res)
     return esc__pg_failed(err);
-  *events = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-  *seconds = strtod(PQgetvalue(res, 0, 1), NULL);
+  int col = split ? 1 : 0;
+  *events = 0;
+  *seconds = 0;
+  for (int i = 0; i < PQntuples(res); i++) {
+    if (split && esc__partition_of(PQgetvalue(res, i, 0), parts) != part)
+      continue;
+    double age = strtod(PQgetvalue(res, i, col + 1), NULL);
+    *events += strtoll(PQgetvalue(res, i, col), NULL, 10);
+    *seconds = age > *seconds ? age : *seconds;
+  }
   PQclear(res);
   return ESC_OK;
 }
@@ -188,8 +200,8 @@ static esc_status fill_partition(struct status_ctx *c, const char *categories,
     rc = redis_checkpoint(c, proj, st->generation, st->partition,
                           &st->checkpoint, err);
   if (!rc)
-    rc = lag(c, proj, categories, &st->checkpoint, &st->lag_events,
-             &st->lag_seconds, err);
+    rc = lag(c, proj, categories, &st->checkpoint, st->partition,
+             st->partitions, &st->lag_events, &st->lag_seconds, err);
   if (!rc)
     rc = lease_holder(c, st, err);
   if (!rc && st->rebuilding)
@@ -197,8 +209,8 @@ static esc_status fill_partition(struct status_ctx *c, const char *categories,
                           &st->rebuild_checkpoint, err);
   if (!rc && st->rebuilding) {
     double ignored;
-    rc = lag(c, proj, categories, &st->rebuild_checkpoint,
-             &st->rebuild_lag_events, &ignored, err);
+    rc = lag(c, proj, categories, &st->rebuild_checkpoint, st->partition,
+             st->partitions, &st->rebuild_lag_events, &ignored, err);
   }
   return rc;
 }
