@@ -273,22 +273,38 @@ static esc_status run_once(esc_worker *w, order_saga *saga) {
   return ESC_OK;
 }
 
+/* The saga's lease, as the main loop sees it. */
+typedef struct saga_turn {
+  esc_lease *lease;
+  bool held;
+  bool told;            /* said once what this process does */
+  long long next_check; /* CLOCK_MONOTONIC ms */
+} saga_turn;
+
+static long long monotonic_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /* Whether this process runs the saga now: takes or checks its lease every
  * LEASE_POLL_MS (a standby takes over within about that long of the
  * holder's end) and says so when that changes. */
-static bool saga_turn(esc_lease *lease, int *polls) {
-  static bool held;
-  if ((*polls)++ % (LEASE_POLL_MS / IDLE_SLEEP_MS) != 0)
-    return held;
-  bool was = held, first = *polls == 1;
+static bool my_turn(saga_turn *t) {
+  long long now = monotonic_ms();
+  if (t->told && now < t->next_check)
+    return t->held;
+  t->next_check = now + LEASE_POLL_MS;
+  bool was = t->held;
   esc_error err = ESC_ERROR_INIT;
-  if (esc_lease_hold(lease, &held, &err))
+  if (esc_lease_hold(t->lease, &t->held, &err))
     say("fulfillment: lease: %s; retrying", err.msg);
-  if (held && (first || !was))
+  if (t->held && (!t->told || !was))
     say("fulfillment: this process runs the saga");
-  else if (!held && (first || was))
+  else if (!t->held && (!t->told || was))
     say("fulfillment: standing by; another order-worker runs the saga");
-  return held;
+  t->told = true;
+  return t->held;
 }
 
 /* The long run: the worker in a thread, the saga here, until a signal or
@@ -311,11 +327,11 @@ static esc_status run_forever(esc_worker *w, order_saga *saga,
   }
   say("running 6 projections and the fulfillment saga");
   esc_status rc = ESC_OK;
-  int polls = 0;
+  saga_turn turn = {lease, false, false, 0};
   while (!stopping && !atomic_load(&r.done)) {
     size_t n = 0;
     esc_error err = ESC_ERROR_INIT;
-    if (!saga_turn(lease, &polls)) {
+    if (!my_turn(&turn)) {
       nap(IDLE_SLEEP_MS);
       continue;
     }
