@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* ------------------------------------------------------------------------
  * Help
@@ -45,7 +46,7 @@ const char cli_help_projections[] =
     "Exit 4 when NAME is not registered.\n";
 
 const char cli_help_rebuild[] =
-    "Usage: esc rebuild NAME\n"
+    "Usage: esc rebuild NAME [--wait] [--timeout S]\n"
     "\n"
     "Asks the workers of projection NAME to rebuild it: they build a new\n"
     "generation from the start of the log while the current one keeps\n"
@@ -55,9 +56,17 @@ const char cli_help_rebuild[] =
     "served by it; one made while it runs starts another one after it.\n"
     "Bumping the projection's version in code does the same.\n"
     "\n"
-    "Output: \"rebuild of NAME requested\"; with --json\n"
-    "{\"projection\",\"rebuild_requested\":true}. Exit 4 when no worker has\n"
-    "registered NAME in this schema, 6 for an invalid name.\n";
+    "  --wait        follow the rebuild until the new generation serves,\n"
+    "                printing its progress on stderr every second (needs\n"
+    "                Redis, --redis)\n"
+    "  --timeout S   with --wait, give up after S seconds (default 3600):\n"
+    "                exit 1; the rebuild itself goes on\n"
+    "\n"
+    "Output: \"rebuild of NAME requested\" (with --wait then \"rebuild of\n"
+    "NAME done: generation G serves\"); with --json\n"
+    "{\"projection\",\"rebuild_requested\":true} (with --wait plus\n"
+    "\"generation\"). Exit 4 when no worker has registered NAME in this\n"
+    "schema, 6 for an invalid name.\n";
 
 const char cli_help_dead_letters[] =
     "Usage: esc dead-letters list [--projection P] [--all]\n"
@@ -301,10 +310,83 @@ int cli_cmd_projections(cli_ctx *ctx, int argc, char **argv) {
  * esc rebuild
  * ------------------------------------------------------------------------ */
 
+/* The serving generation of projection name, and a rebuild's progress:
+ * the events its partitions still have to apply, summed (-1: none runs),
+ * and whether any worker holds a partition. */
+typedef struct rebuild_view {
+  int64_t generation;
+  int64_t to_go;
+  bool worked_on;
+} rebuild_view;
+
+static esc_status view_rebuild(const cli_ctx *ctx, const char *name,
+                               rebuild_view *v, esc_error *err) {
+  esc_partition_status *st = NULL;
+  size_t n = 0;
+  *v = (rebuild_view){0, -1, false};
+  esc_status rc = esc_projection_status(ctx->pg_url, ctx->redis_url,
+                                        ctx->schema, &st, &n, err);
+  for (size_t i = 0; !rc && i < n; i++) {
+    if (strcmp(st[i].projection, name) != 0)
+      continue;
+    v->generation = st[i].generation;
+    v->worked_on = v->worked_on || st[i].lease_pid != 0;
+    if (st[i].rebuilding)
+      v->to_go = (v->to_go < 0 ? 0 : v->to_go) + st[i].rebuild_lag_events;
+  }
+  free(st);
+  return rc;
+}
+
+static void sleep_1s(void) {
+  struct timespec ts = {1, 0};
+  nanosleep(&ts, NULL);
+}
+
+/* Follows the rebuild requested when `before` served until a newer
+ * generation serves; progress on stderr. *after gets that generation. */
+static int follow_rebuild(cli_ctx *ctx, const char *name, int64_t before,
+                          int64_t timeout_s, int64_t *after) {
+  esc_error err = ESC_ERROR_INIT;
+  rebuild_view v;
+  bool said_waiting = false;
+  for (int64_t waited = 0;; waited++) {
+    if (view_rebuild(ctx, name, &v, &err))
+      return cli_fail(ctx, &err);
+    if (v.generation > before && v.to_go < 0) {
+      *after = v.generation;
+      return CLI_EXIT_OK;
+    }
+    if (v.to_go >= 0)
+      fprintf(stderr, "esc: rebuild of %s: %" PRId64 " events to go\n", name,
+              v.to_go);
+    else if (!said_waiting || waited % 10 == 0)
+      fprintf(stderr,
+              "esc: rebuild of %s: waiting for a worker to start it%s\n", name,
+              v.worked_on ? "" : " (no worker holds a partition now)");
+    said_waiting = true;
+    if (waited >= timeout_s) {
+      esc_error_set(&err, ESC_ETIMEDOUT,
+                    "rebuild of %s not done after %" PRId64
+                    " s; it goes on (esc projections %s shows it)",
+                    name, timeout_s, name);
+      return cli_fail(ctx, &err);
+    }
+    sleep_1s();
+  }
+}
+
+enum { OPT_WAIT = 1, OPT_TIMEOUT };
+
 int cli_cmd_rebuild(cli_ctx *ctx, int argc, char **argv) {
-  static const struct option longopts[] = {CLI_GLOBAL_LONGOPTS,
-                                           {NULL, 0, NULL, 0}};
+  static const struct option longopts[] = {
+      {"wait", no_argument, NULL, OPT_WAIT},
+      {"timeout", required_argument, NULL, OPT_TIMEOUT},
+      CLI_GLOBAL_LONGOPTS,
+      {NULL, 0, NULL, 0}};
   static const char *const names[] = {"NAME"};
+  bool wait = false;
+  int64_t timeout_s = 3600;
   int c;
   cli_getopt_begin();
   while ((c = cli_getopt(ctx, argc, argv, "h", longopts)) != -1) {
@@ -314,6 +396,13 @@ int cli_cmd_rebuild(cli_ctx *ctx, int argc, char **argv) {
       cli_print_help(cli_help_rebuild);
       return CLI_EXIT_OK;
     }
+    if (c == OPT_WAIT) {
+      wait = true;
+      continue;
+    }
+    if (c == OPT_TIMEOUT &&
+        cli_parse_i64(ctx, "--timeout", optarg, 1, INT32_MAX, &timeout_s))
+      continue;
     return CLI_EXIT_USAGE;
   }
   if (!cli_operands(ctx, argc, argv, 1, names))
@@ -321,16 +410,31 @@ int cli_cmd_rebuild(cli_ctx *ctx, int argc, char **argv) {
   const char *name = argv[optind];
 
   esc_error err = ESC_ERROR_INIT;
+  rebuild_view before = {0, -1, false};
+  int64_t after = 0;
+  if (wait && view_rebuild(ctx, name, &before, &err))
+    return cli_fail(ctx, &err);
   if (esc_projection_request_rebuild(ctx->pg_url, ctx->schema, name, &err))
     return cli_fail(ctx, &err);
+  if (!ctx->json)
+    printf("rebuild of %s requested; its workers start it within seconds\n",
+           name);
+  fflush(stdout);
+  int rc = wait
+               ? follow_rebuild(ctx, name, before.generation, timeout_s, &after)
+               : CLI_EXIT_OK;
+  if (rc != CLI_EXIT_OK)
+    return rc;
   if (ctx->json) {
     json_t *o = json_object();
     json_object_set_new(o, "projection", cli_json_string(name));
     json_object_set_new(o, "rebuild_requested", json_true());
+    if (wait)
+      json_object_set_new(o, "generation", json_integer(after));
     return cli_json_emit(o) ? CLI_EXIT_OK : CLI_EXIT_ERROR;
   }
-  printf("rebuild of %s requested; its workers start it within seconds\n",
-         name);
+  if (wait)
+    printf("rebuild of %s done: generation %" PRId64 " serves\n", name, after);
   return CLI_EXIT_OK;
 }
 

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -712,6 +713,59 @@ static void metrics_are_prometheus_gauges(void **state) {
   redisFree(c);
 }
 
+struct running_worker {
+  esc_worker *w;
+  esc_status rc;
+  esc_error err;
+};
+
+static void *run_worker(void *arg) {
+  struct running_worker *r = arg;
+  r->rc = esc_worker_run(r->w, &r->err);
+  return NULL;
+}
+
+/* esc rebuild --wait follows a rebuild a worker does until it serves. */
+static void rebuild_waits_for_the_switch(void **state) {
+  (void)state;
+  char name[32], prefix[40], want[96];
+  snprintf(name, sizeof name, "tcliw%d", (int)getpid());
+  esc_projection p;
+  tally_projection(&p, name, 1, 2);
+  esc_worker_options o = ESC_WORKER_OPTIONS_INIT;
+  struct running_worker r = {NULL, ESC_OK, ESC_ERROR_INIT};
+  o.schema = schema;
+  o.lease_poll_ms = 100;
+  r.w = esc_worker_new(&o, &r.err);
+  assert_non_null(r.w);
+  assert_int_equal(esc_worker_add(r.w, &p, &r.err), ESC_OK);
+  assert_int_equal(esc_worker_run_until_caught_up(r.w, 30000, &r.err), ESC_OK);
+  redisContext *c = esc_test_redis(NULL);
+  long long before = esc_test_redis_ll(c, 0, "GET %s:generation", name);
+  pthread_t thread;
+  assert_int_equal(pthread_create(&thread, NULL, run_worker, &r), 0);
+
+  cli_result res;
+  run_in_schema(&res, "rebuild", name, "--wait", "--timeout", "60", NULL);
+  esc_worker_stop(r.w);
+  pthread_join(thread, NULL);
+  esc_worker_free(r.w);
+  expect_exit(&res, 0);
+  long long after = esc_test_redis_ll(c, 0, "GET %s:generation", name);
+  assert_true(after > before);
+  snprintf(want, sizeof want, "rebuild of %s done: generation %lld serves\n",
+           name, after);
+  expect_out(&res, want);
+  cli_result_release(&res);
+  assert_int_equal(r.rc, ESC_OK);
+
+  expect_error(2, "--timeout", "rebuild", name, "--wait", "--timeout", "0",
+               NULL);
+  snprintf(prefix, sizeof prefix, "%s:", name);
+  esc_test_redis_delete_prefix(c, prefix);
+  redisFree(c);
+}
+
 /* ------------------------------------------------------------------------ */
 
 static int setup(void **state) {
@@ -741,6 +795,7 @@ int main(void) {
       cmocka_unit_test(unknown_projections_are_not_found),
       cmocka_unit_test(an_unreachable_server_exits_5),
       cmocka_unit_test(metrics_are_prometheus_gauges),
+      cmocka_unit_test(rebuild_waits_for_the_switch),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
