@@ -182,8 +182,19 @@ static esc_status connect_all(esc_worker *w, esc_error *err) {
   return ESC_OK;
 }
 
-/* After a failure, everything is set up again from Redis. */
+/* After a failure, everything is set up again from Redis, on new
+ * connections: a server restart or a network cut breaks all of them, and
+ * each would otherwise surface as one more failure (and a longer pause)
+ * on its first use. Lease connections stay: they are checked on their
+ * own. */
 static void forget_state(esc_worker *w) {
+  esc_store_free(w->store);
+  w->store = NULL;
+  if (w->pg)
+    PQfinish(w->pg);
+  w->pg = NULL;
+  esc__redis_free(w->redis);
+  w->redis = NULL;
   for (size_t i = 0; i < w->nparts; i++)
     w->parts[i].ready = false;
   for (size_t i = 0; i < w->nprojs; i++)
@@ -312,6 +323,13 @@ static bool transient(esc_status rc) {
 }
 
 static void back_off(esc_worker *w, int *delay_ms, const esc_error *why) {
+  /* Only failures in a row (a server that stays away) make the pause
+   * grow; one long after the last, a connection dropped while the worker
+   * slept say, starts again from the shortest. */
+  int64_t now = esc__now_ms();
+  if (now - w->last_failure_ms > 2 * (int64_t)*delay_ms)
+    *delay_ms = 100;
+  w->last_failure_ms = now;
   esc__worker_log(w, "worker: %s; retrying in %d ms", why->msg, *delay_ms);
   for (int slept = 0; slept < *delay_ms && !w->stop; slept += 50) {
     struct timespec ts = {0, 50 * 1000000L};

@@ -83,6 +83,7 @@ struct esc_worker {
   esc_position round_head; /* $all head when the current round began */
   bool has_round_head;     /* taken for this round (see round_once) */
   bool last_round_worked;
+  int64_t last_failure_ms; /* when a round last failed (back_off) */
 };
 
 /* worker.c */

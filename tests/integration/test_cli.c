@@ -11,7 +11,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
-#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -30,6 +29,7 @@
 
 #include "tally.h"
 #include "testenv.h"
+#include "worker_thread.h"
 
 #define RUN_TIMEOUT_MS 15000
 #define MAX_ARGS 32
@@ -713,18 +713,6 @@ static void metrics_are_prometheus_gauges(void **state) {
   redisFree(c);
 }
 
-struct running_worker {
-  esc_worker *w;
-  esc_status rc;
-  esc_error err;
-};
-
-static void *run_worker(void *arg) {
-  struct running_worker *r = arg;
-  r->rc = esc_worker_run(r->w, &r->err);
-  return NULL;
-}
-
 /* esc rebuild --wait follows a rebuild a worker does until it serves. */
 static void rebuild_waits_for_the_switch(void **state) {
   (void)state;
@@ -733,23 +721,22 @@ static void rebuild_waits_for_the_switch(void **state) {
   esc_projection p;
   tally_projection(&p, name, 1, 2);
   esc_worker_options o = ESC_WORKER_OPTIONS_INIT;
-  struct running_worker r = {NULL, ESC_OK, ESC_ERROR_INIT};
+  esc_error err = ESC_ERROR_INIT;
   o.schema = schema;
   o.lease_poll_ms = 100;
-  r.w = esc_worker_new(&o, &r.err);
-  assert_non_null(r.w);
-  assert_int_equal(esc_worker_add(r.w, &p, &r.err), ESC_OK);
-  assert_int_equal(esc_worker_run_until_caught_up(r.w, 30000, &r.err), ESC_OK);
+  esc_worker *w = esc_worker_new(&o, &err);
+  assert_non_null(w);
+  assert_int_equal(esc_worker_add(w, &p, &err), ESC_OK);
+  assert_int_equal(esc_worker_run_until_caught_up(w, 30000, &err), ESC_OK);
   redisContext *c = esc_test_redis(NULL);
   long long before = esc_test_redis_ll(c, 0, "GET %s:generation", name);
-  pthread_t thread;
-  assert_int_equal(pthread_create(&thread, NULL, run_worker, &r), 0);
+  esc_test_worker_thread r;
+  esc_test_worker_thread_start(&r, w);
 
   cli_result res;
   run_in_schema(&res, "rebuild", name, "--wait", "--timeout", "60", NULL);
-  esc_worker_stop(r.w);
-  pthread_join(thread, NULL);
-  esc_worker_free(r.w);
+  esc_status worked = esc_test_worker_thread_stop(&r);
+  esc_worker_free(w);
   expect_exit(&res, 0);
   long long after = esc_test_redis_ll(c, 0, "GET %s:generation", name);
   assert_true(after > before);
@@ -757,7 +744,7 @@ static void rebuild_waits_for_the_switch(void **state) {
            name, after);
   expect_out(&res, want);
   cli_result_release(&res);
-  assert_int_equal(r.rc, ESC_OK);
+  assert_int_equal(worked, ESC_OK);
 
   expect_error(2, "--timeout", "rebuild", name, "--wait", "--timeout", "0",
                NULL);

@@ -14,7 +14,6 @@
  * each test. The event store schemas are its own.
  */
 #include <inttypes.h>
-#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -29,6 +28,7 @@
 
 #include "order.h"
 #include "testenv.h"
+#include "worker_thread.h"
 
 #define REDIS_DB "5"
 
@@ -121,38 +121,22 @@ static void demo_read_models_equal_the_log(void **state) {
  * Read-your-writes
  * ------------------------------------------------------------------------ */
 
-typedef struct running_worker {
-  esc_worker *w;
-  pthread_t thread;
-  esc_status rc;
-  esc_error err;
-} running_worker;
-
-static void *worker_main(void *arg) {
-  running_worker *rw = arg;
-  rw->rc = esc_worker_run(rw->w, &rw->err);
-  return NULL;
-}
-
-static void start_worker(running_worker *rw, const char *schema) {
+static void start_worker(esc_test_worker_thread *rw, const char *schema) {
   esc_worker_options o = ESC_WORKER_OPTIONS_INIT;
   esc_error err = ESC_ERROR_INIT;
   const esc_projection *p = order_projections(1);
   o.schema = schema;
   o.poll_ms = 100;
-  memset(rw, 0, sizeof *rw);
-  rw->w = esc_worker_new(&o, &err);
-  if (!rw->w)
+  esc_worker *w = esc_worker_new(&o, &err);
+  if (!w)
     fail_msg("worker: %s", err.msg);
   for (int i = 0; i < ORDER_PROJECTION_COUNT; i++)
-    assert_int_equal(esc_worker_add(rw->w, &p[i], &err), ESC_OK);
-  assert_int_equal(pthread_create(&rw->thread, NULL, worker_main, rw), 0);
+    assert_int_equal(esc_worker_add(w, &p[i], &err), ESC_OK);
+  esc_test_worker_thread_start(rw, w);
 }
 
-static void stop_worker(running_worker *rw) {
-  esc_worker_stop(rw->w);
-  pthread_join(rw->thread, NULL);
-  if (rw->rc)
+static void stop_worker(esc_test_worker_thread *rw) {
+  if (esc_test_worker_thread_stop(rw))
     fail_msg("worker: %s", rw->err.msg);
   esc_worker_free(rw->w);
 }
@@ -178,7 +162,7 @@ static void read_your_writes_after_each_command(void **state) {
   esc_error err = ESC_ERROR_INIT;
   esc_query *q = esc_query_new(NULL, &err);
   assert_non_null(q);
-  running_worker rw;
+  esc_test_worker_thread rw;
   start_worker(&rw, schema);
 
   /* stock-in: the stock projection has it as soon as the wait returns */

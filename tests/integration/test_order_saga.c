@@ -11,7 +11,6 @@
  * schema of its own.
  */
 #include <inttypes.h>
-#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -26,6 +25,7 @@
 
 #include "order.h"
 #include "testenv.h"
+#include "worker_thread.h"
 
 #define REDIS_DB "3"
 #define PARTITIONS 2
@@ -672,17 +672,6 @@ static void replays_a_compensation_cut_after_the_cancel(void **state) {
  * (d) Read-your-writes
  * ------------------------------------------------------------------------ */
 
-struct runner {
-  esc_worker *w;
-  esc_status rc;
-};
-
-static void *run_worker(void *arg) {
-  struct runner *r = arg;
-  r->rc = esc_worker_run(r->w, NULL);
-  return NULL;
-}
-
 static order_view show_after(const esc_command_result *res, const char *id) {
   esc_error err = ESC_ERROR_INIT;
   if (esc_query_wait(query, "order_details", PARTITIONS, &res->position, 10000,
@@ -693,9 +682,8 @@ static order_view show_after(const esc_command_result *res, const char *id) {
 
 static void reads_its_own_writes(void **state) {
   (void)state;
-  pthread_t th;
-  struct runner r = {new_worker(), ESC_OK};
-  assert_int_equal(pthread_create(&th, NULL, run_worker, &r), 0);
+  esc_test_worker_thread r;
+  esc_test_worker_thread_start(&r, new_worker());
 
   order_line lines[] = {{"ra", 2, 150}, {"rb", 1, 700}};
   esc_command_result res = place("r1", "gus", lines, 2);
@@ -745,8 +733,7 @@ static void reads_its_own_writes(void **state) {
   assert_int_equal(order_query_revenue(query, day, &after_refund, &err),
                    ESC_OK);
 
-  esc_worker_stop(r.w);
-  pthread_join(th, NULL);
+  esc_test_worker_thread_stop(&r);
   assert_int_equal(r.rc, ESC_OK);
   esc_worker_free(r.w);
   char now[16];

@@ -3,7 +3,6 @@
  * generation, read-your-writes (guarantee 9) with a worker running in a
  * thread, a timeout when nothing runs, and a switch seen by the next read.
  */
-#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,6 +18,7 @@
 #include "projection_int.h"
 #include "tally.h"
 #include "testenv.h"
+#include "worker_thread.h"
 
 static char schema[40], name[48];
 static esc_store *store;
@@ -116,25 +116,13 @@ static void reads_through_the_serving_generation(void **state) {
   drop_keys();
 }
 
-struct runner {
-  esc_worker *w;
-  esc_status rc;
-};
-
-static void *run_worker(void *arg) {
-  struct runner *r = arg;
-  r->rc = esc_worker_run(r->w, NULL);
-  return NULL;
-}
-
 static void read_your_writes(void **state) {
   (void)state;
   esc_projection p;
   esc_error err = ESC_ERROR_INIT;
-  pthread_t th;
+  esc_test_worker_thread r;
   tally_projection(&p, name, 1, 2);
-  struct runner r = {new_worker(&p), ESC_OK};
-  pthread_create(&th, NULL, run_worker, &r);
+  esc_test_worker_thread_start(&r, new_worker(&p));
 
   esc_query_session session = ESC_QUERY_SESSION_INIT;
   int64_t expected = appended; /* a fresh projection counts the log */
@@ -160,8 +148,7 @@ static void read_your_writes(void **state) {
                      ESC_OK);
     assert_int_equal(got, expected);
   }
-  esc_worker_stop(r.w);
-  pthread_join(th, NULL);
+  esc_test_worker_thread_stop(&r);
   assert_int_equal(r.rc, ESC_OK);
   esc_worker_free(r.w);
 

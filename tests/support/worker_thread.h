@@ -1,0 +1,25 @@
+/*
+ * A projection worker running esc_worker_run on a thread of its own, for
+ * tests that append, query or break things while it works.
+ */
+#ifndef ESC_TEST_WORKER_THREAD_H
+#define ESC_TEST_WORKER_THREAD_H
+
+#include <esc/projection.h>
+#include <pthread.h>
+
+typedef struct esc_test_worker_thread {
+  esc_worker *w; /* borrowed */
+  pthread_t thread;
+  esc_status rc; /* esc_worker_run's, once stopped */
+  esc_error err;
+} esc_test_worker_thread;
+
+/* Starts esc_worker_run(w) on a new thread; fails the test if it cannot. */
+void esc_test_worker_thread_start(esc_test_worker_thread *t, esc_worker *w);
+
+/* Asks the worker to stop after the batch in flight, waits for the thread
+ * and returns what esc_worker_run returned (t->err says why). */
+esc_status esc_test_worker_thread_stop(esc_test_worker_thread *t);
+
+#endif
