@@ -238,45 +238,10 @@ static int check_checkpoint(const struct catchup *cu, const char *side,
   return 0;
 }
 
-/* Progress of an esc catch-up, from its checkpoint in Redis. */
-struct progress {
-  const char *redis_url;
-  char name[64];
-  int64_t n;
-  uint64_t t0;
-  atomic_bool stop;
-};
-
-static void *progress_main(void *arg) {
-  struct progress *p = arg;
-  char err[BENCH_ERR_MAX];
-  redisContext *c = redis_open(p->redis_url, err, sizeof err);
-  uint64_t next = p->t0 + 5000000000u;
-  while (c && !atomic_load(&p->stop)) {
-    sleep_ns(100000000u);
-    uint64_t now = bench_now_ns();
-    if (now < next)
-      continue;
-    next = now + 5000000000u;
-    char key[128], gen[32], cp[64];
-    bool exists = false;
-    snprintf(key, sizeof key, "%s:generation", p->name);
-    if (redis_get(c, key, gen, sizeof gen, &exists, err, sizeof err) != 0 ||
-        !exists)
-      continue;
-    snprintf(key, sizeof key, "%s:g%s:p0:checkpoint", p->name, gen);
-    if (redis_get(c, key, cp, sizeof cp, &exists, err, sizeof err) != 0 ||
-        !exists)
-      continue;
-    const char *slash = strchr(cp, '/');
-    long long at = slash ? strtoll(slash + 1, NULL, 10) : 0;
-    bench_log("project-catchup esc: at global position %lld of ~%" PRId64
-              " (%.0f events/s)",
-              at, p->n, (double)at / ((double)(now - p->t0) / 1e9));
-  }
-  if (c)
-    redisFree(c);
-  return NULL;
+/* The worker's own log lines (its progress every 5 s among them). */
+static void worker_log(void *userdata, const char *line) {
+  (void)userdata;
+  bench_log("project-catchup esc: %s", line);
 }
 
 static int catchup_esc(struct catchup *cu, char *err, size_t errlen) {
@@ -285,9 +250,7 @@ static int catchup_esc(struct catchup *cu, char *err, size_t errlen) {
   esc_worker_options o = ESC_WORKER_OPTIONS_INIT;
   esc_error e = ESC_ERROR_INIT;
   esc_worker *w = NULL;
-  struct progress prog;
-  pthread_t thread;
-  bool exists = false, started = false;
+  bool exists = false;
   int rc = -1;
 
   snprintf(name, sizeof name, "pbench_c%d_%d", (int)getpid(), cu->phase);
@@ -300,29 +263,18 @@ static int catchup_esc(struct catchup *cu, char *err, size_t errlen) {
   o.redis_url = cu->redis_url;
   o.schema = cu->schema;
   o.batch_size = cu->pp->batch;
+  o.log = worker_log;
   w = esc_worker_new(&o, &e);
   if (!w || esc_worker_add(w, &proj, &e) != ESC_OK) {
     bench_errf(err, errlen, "esc worker: %s", e.msg);
     goto out;
   }
 
-  memset(&prog, 0, sizeof prog);
-  prog.redis_url = cu->redis_url;
-  snprintf(prog.name, sizeof prog.name, "%s", name);
-  prog.n = cu->n;
-  prog.t0 = bench_now_ns();
-  atomic_init(&prog.stop, false);
-  started = pthread_create(&thread, NULL, progress_main, &prog) == 0;
-
   uint64_t t0 = bench_now_ns();
   double cpu0 = thread_cpu_s();
   esc_status st = esc_worker_run_until_caught_up(w, CATCHUP_TIMEOUT_MS, &e);
   double secs = (double)(bench_now_ns() - t0) / 1e9;
   double cpu = thread_cpu_s() - cpu0;
-  if (started) {
-    atomic_store(&prog.stop, true);
-    pthread_join(thread, NULL);
-  }
   esc_worker_free(w);
   w = NULL;
   if (st != ESC_OK) {
