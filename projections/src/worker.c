@@ -1,8 +1,9 @@
 /*
  * The worker: holds leases on projection partitions, steps each held
- * partition's tracks one batch at a time, and sleeps on the event store's
- * wake-up when nothing is left to do. Connection failures are retried with
- * backoff; the checkpoints in Redis are the truth to resume from.
+ * partition's tracks in turn (a burst of batches each, see track.c), and
+ * sleeps on the event store's wake-up when nothing is left to do.
+ * Connection failures are retried with backoff on fresh connections; the
+ * checkpoints in Redis are the truth to resume from.
  */
 #include "worker_int.h"
 
