@@ -21,7 +21,7 @@
 #include <time.h>
 
 enum {
-  DEFAULT_ATTEMPTS = 10,
+  DEFAULT_ATTEMPTS = 25, /* 16 writers on one stream needed up to 17 */
   DEFAULT_BACKOFF_MS = 2,
   DEFAULT_BACKOFF_MAX_MS = 200,
   LOOKUP_PAGE = 1000

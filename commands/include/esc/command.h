@@ -201,7 +201,7 @@ typedef struct esc_command_options {
   esc_uuid command_id;
   esc_uuid correlation_id; /* nil: the command id */
   const char *actor;       /* recorded in metadata; may be NULL */
-  int max_attempts;        /* decide+append attempts on conflict; default 10 */
+  int max_attempts;        /* decide+append attempts on conflict; default 25 */
   int backoff_ms;          /* first retry's backoff, doubled, jittered; 2 */
   int backoff_max_ms;      /* default 200 */
 } esc_command_options;
