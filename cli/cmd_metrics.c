@@ -30,7 +30,8 @@ const char cli_help_metrics[] =
     "esc_projection_generation, esc_projection_checkpoint_position,\n"
     "esc_projection_lease_held (1 when a worker holds the partition),\n"
     "esc_projection_dead_letters, esc_projection_rebuilding (1 while a\n"
-    "rebuild runs), esc_projection_rebuild_lag_events.\n"
+    "rebuild runs), esc_projection_rebuild_lag_events,\n"
+    "esc_projection_foreign (1 when its Redis keys belong to another store).\n"
     "\n"
     "--json is refused (exit 2): `esc stats --json` and\n"
     "`esc projections --json` give the same numbers as JSON.\n";
@@ -66,6 +67,9 @@ static double rebuilding(const esc_partition_status *s) {
 static double rebuild_lag(const esc_partition_status *s) {
   return s->rebuilding ? (double)s->rebuild_lag_events : 0;
 }
+static double foreign(const esc_partition_status *s) {
+  return s->foreign ? 1 : 0;
+}
 
 static const gauge gauges[] = {
     {"esc_projection_lag_events",
@@ -83,6 +87,9 @@ static const gauge gauges[] = {
     {"esc_projection_rebuilding", "1 while a rebuild runs.", rebuilding},
     {"esc_projection_rebuild_lag_events",
      "Events the rebuild has still to apply.", rebuild_lag},
+    {"esc_projection_foreign",
+     "1 when the projection's Redis keys belong to another event store.",
+     foreign},
 };
 
 static void header(const char *name, const char *help) {

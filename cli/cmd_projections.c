@@ -34,14 +34,15 @@ const char cli_help_projections[] =
     "transaction holds every projection back; `esc stats` names it.\n"
     "\n"
     "Output: a table of PROJECTION, PART (partition/partitions), GEN (the\n"
-    "serving generation; - before the first build), CHECKPOINT, LAG, LAG_S,\n"
+    "serving generation; - before the first build; foreign when its Redis\n"
+    "keys belong to another event store), CHECKPOINT, LAG, LAG_S,\n"
     "LEASE (pid and application_name of the worker's session; - when no\n"
     "worker runs it), DEAD (parked letters and letters awaiting retry) and\n"
     "REBUILD (the generation being built, its checkpoint and lag; - when\n"
     "none); with --json one object per line: {\"projection\",\"partition\",\n"
     "\"partitions\",\"version\",\"generation\",\"checkpoint\",\"lag_events\",\n"
     "\"lag_seconds\",\"lease\": null or {\"pid\",\"application\"},"
-    "\"dead_letters\",\n"
+    "\"dead_letters\",\"foreign\",\n"
     "\"rebuild\": null or {\"generation\",\"checkpoint\",\"lag_events\"}}.\n"
     "Exit 4 when NAME is not registered.\n";
 
@@ -201,6 +202,7 @@ static bool print_status_json(const esc_partition_status *s) {
     json_object_set_new(o, "lease", json_null());
   }
   json_object_set_new(o, "dead_letters", json_integer(s->dead_letters));
+  json_object_set_new(o, "foreign", json_boolean(s->foreign));
   if (s->rebuilding) {
     json_t *r = json_object();
     json_object_set_new(r, "generation", json_integer(s->rebuild_generation));
@@ -217,7 +219,9 @@ static void add_status_row(table *t, const esc_partition_status *s) {
   char part[32], gen[24] = "-", cp[ESC_POSITION_TOKEN_MAX] = "-", lag[24],
                  lag_s[32], lease[96] = "-", dead[24], rb[128] = "-";
   snprintf(part, sizeof part, "%d/%d", s->partition, s->partitions);
-  if (s->generation) {
+  if (s->foreign)
+    snprintf(gen, sizeof gen, "foreign");
+  else if (s->generation) {
     snprintf(gen, sizeof gen, "%" PRId64, s->generation);
     if (position_set(&s->checkpoint))
       esc_position_format(&s->checkpoint, cp);

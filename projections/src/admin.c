@@ -32,6 +32,7 @@ struct status_ctx {
   esc__redis *redis;
   const char *schema; /* unquoted */
   char *ident;        /* quoted, for SQL text */
+  char identity[37];  /* the store's, to compare with P:owner */
 };
 
 /* ------------------------------------------------------------- Redis --- */
@@ -225,11 +226,16 @@ static esc_status fill_projection(struct status_ctx *c, const PGresult *reg,
   const char *categories =
       PQgetisnull(reg, row, 3) ? NULL : PQgetvalue(reg, row, 3);
   char key[ESC__KEY_MAX];
+  char owner[64];
   int64_t generation = 0, rebuild = 0;
+  bool owned = false;
   esc__key_generation(key, sizeof key, name);
   esc_status rc = redis_i64(c, key, &generation, err);
   if (!rc)
     rc = redis_rebuild(c, name, generation, &rebuild, err);
+  esc__key_owner(key, sizeof key, name);
+  if (!rc)
+    rc = esc__redis_get(c->redis, key, owner, sizeof owner, &owned, err);
   for (int p = 0; !rc && p < partitions; p++) {
     esc_partition_status *st = &sts[p];
     snprintf(st->projection, sizeof st->projection, "%s", name);
@@ -239,12 +245,27 @@ static esc_status fill_projection(struct status_ctx *c, const PGresult *reg,
     st->generation = generation;
     st->rebuilding = rebuild != 0;
     st->rebuild_generation = rebuild;
+    st->foreign = owned && strcmp(owner, c->identity) != 0;
   }
   if (!rc)
     rc = open_letters(c, name, sts, partitions, err);
   for (int p = 0; !rc && p < partitions; p++)
     rc = fill_partition(c, categories, &sts[p], err);
   return rc;
+}
+
+/* The store's identity (migration 4), which workers write into P:owner. */
+static esc_status read_identity(struct status_ctx *c, esc_error *err) {
+  char sql[128];
+  snprintf(sql, sizeof sql, "SELECT id::text FROM %s.identity", c->ident);
+  PGresult *res = esc__pg_exec(c->conn, sql, 0, NULL, PGRES_TUPLES_OK,
+                               "read the store's identity", err);
+  if (!res)
+    return esc__pg_failed(err);
+  if (PQntuples(res) == 1)
+    snprintf(c->identity, sizeof c->identity, "%s", PQgetvalue(res, 0, 0));
+  PQclear(res);
+  return ESC_OK;
 }
 
 /* Every projection's lines, in name then partition order. */
@@ -285,7 +306,7 @@ static esc_status fill_all(struct status_ctx *c, esc_partition_status **out,
 esc_status esc_projection_status(const char *pg_url, const char *redis_url,
                                  const char *schema, esc_partition_status **out,
                                  size_t *count, esc_error *err) {
-  struct status_ctx c = {NULL, NULL, schema ? schema : "esc", NULL};
+  struct status_ctx c = {NULL, NULL, schema ? schema : "esc", NULL, ""};
   esc_status rc = ESC_OK;
   *out = NULL;
   *count = 0;
@@ -303,7 +324,9 @@ esc_status esc_projection_status(const char *pg_url, const char *redis_url,
     rc = esc__pg_failed(err);
     goto out;
   }
-  rc = fill_all(&c, out, count, err);
+  rc = read_identity(&c, err);
+  if (!rc)
+    rc = fill_all(&c, out, count, err);
 out:
   esc__redis_free(c.redis);
   PQfreemem(c.ident);

@@ -697,6 +697,11 @@ static void metrics_are_prometheus_gauges(void **state) {
            "partition=\"0\"} 0\n",
            schema, name);
   expect_out(&r, line); /* the worker is gone */
+  snprintf(line, sizeof line,
+           "esc_projection_foreign{schema=\"%s\",projection=\"%s\","
+           "partition=\"0\"} 0\n",
+           schema, name);
+  expect_out(&r, line); /* its keys are this store's */
   snprintf(line, sizeof line, "esc_store_head_position{schema=\"%s\"} 12\n",
            schema);
   expect_out(&r, line);

@@ -573,7 +573,19 @@ static void status_shows_the_picture(void **state) {
   assert_true(s0->lag_seconds >= 0 && s0->lag_seconds < 3600);
   assert_int_equal(s0->lease_pid, 0);
   assert_false(s0->rebuilding);
+  assert_false(s0->foreign); /* no owner yet */
   free(st);
+
+  /* Keys another store's workers wrote are flagged, not passed off as
+   * this store's. */
+  esc__key_owner(key, sizeof key, name);
+  redis_set(key, "00000000-0000-4000-8000-000000000000");
+  st = status(&n);
+  assert_true(find(st, n, name, 0)->foreign);
+  assert_true(find(st, n, name, 1)->foreign);
+  free(st);
+  const char *unowned[] = {"DEL", key};
+  redis_cmd(2, unowned);
 
   /* Generation 7 serves; partition 0 is past the second event, partition
    * 1 has not started; partition 0's lease is held; partition 1 has a

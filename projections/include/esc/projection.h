@@ -228,6 +228,9 @@ typedef struct esc_partition_status {
   int64_t rebuild_generation;
   esc_position rebuild_checkpoint;
   int64_t rebuild_lag_events;
+  bool foreign; /* its Redis keys belong to another event store (P:owner):
+                   the numbers above are not this store's, and this
+                   store's workers refuse to run it */
 } esc_partition_status;
 
 /* The status of every partition of every projection a worker has
