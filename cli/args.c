@@ -132,7 +132,7 @@ bool cli_operands(const cli_ctx *ctx, int argc, char **argv, int want,
   return true;
 }
 
-int cli_parse_plain(cli_ctx *ctx, int argc, char **argv, const char *help) {
+int cli_parse_options(cli_ctx *ctx, int argc, char **argv, const char *help) {
   static const struct option longopts[] = {CLI_GLOBAL_LONGOPTS,
                                            {NULL, 0, NULL, 0}};
   int c;
@@ -148,5 +148,12 @@ int cli_parse_plain(cli_ctx *ctx, int argc, char **argv, const char *help) {
       return CLI_EXIT_USAGE;
     }
   }
+  return CLI_CONTINUE;
+}
+
+int cli_parse_plain(cli_ctx *ctx, int argc, char **argv, const char *help) {
+  int rc = cli_parse_options(ctx, argc, argv, help);
+  if (rc != CLI_CONTINUE)
+    return rc;
   return cli_operands(ctx, argc, argv, 0, NULL) ? CLI_CONTINUE : CLI_EXIT_USAGE;
 }

@@ -132,10 +132,14 @@ bool cli_parse_expected(const cli_ctx *ctx, const char *text, int64_t *out);
 bool cli_operands(const cli_ctx *ctx, int argc, char **argv, int want,
                   const char *const *names);
 
-/* Parses the command line of a command that takes no options of its own
- * and no operands. Returns CLI_CONTINUE to go on, or the exit code (after
- * printing help or a usage error). */
+/* Parses the options of a command that has none of its own (the global
+ * ones and --help); its operands are left at argv[optind..argc). Returns
+ * CLI_CONTINUE to go on, or the exit code (after printing help or a usage
+ * error). */
 #define CLI_CONTINUE (-1)
+int cli_parse_options(cli_ctx *ctx, int argc, char **argv, const char *help);
+
+/* The same for a command that takes no operands either. */
 int cli_parse_plain(cli_ctx *ctx, int argc, char **argv, const char *help);
 
 /* ------------------------------------------------------------------------

@@ -268,19 +268,9 @@ static int print_status(const cli_ctx *ctx, const esc_partition_status *st,
 }
 
 int cli_cmd_projections(cli_ctx *ctx, int argc, char **argv) {
-  static const struct option longopts[] = {CLI_GLOBAL_LONGOPTS,
-                                           {NULL, 0, NULL, 0}};
-  int c;
-  cli_getopt_begin();
-  while ((c = cli_getopt(ctx, argc, argv, "h", longopts)) != -1) {
-    if (c == CLI_OPT_GLOBAL)
-      continue;
-    if (c == CLI_OPT_HELP) {
-      cli_print_help(cli_help_projections);
-      return CLI_EXIT_OK;
-    }
-    return CLI_EXIT_USAGE;
-  }
+  int parsed = cli_parse_options(ctx, argc, argv, cli_help_projections);
+  if (parsed != CLI_CONTINUE)
+    return parsed;
   if (argc - optind > 1) {
     cli_usage(ctx, "unexpected argument '%s'", argv[optind + 1]);
     return CLI_EXIT_USAGE;
@@ -548,21 +538,11 @@ static int dead_letters_list(cli_ctx *ctx, int argc, char **argv) {
 
 /* retry and discard: one ID operand. */
 static int dead_letter_change(cli_ctx *ctx, int argc, char **argv, bool retry) {
-  static const struct option longopts[] = {CLI_GLOBAL_LONGOPTS,
-                                           {NULL, 0, NULL, 0}};
   static const char *const names[] = {"ID"};
   int64_t id = 0;
-  int c;
-  cli_getopt_begin();
-  while ((c = cli_getopt(ctx, argc, argv, "h", longopts)) != -1) {
-    if (c == CLI_OPT_GLOBAL)
-      continue;
-    if (c == CLI_OPT_HELP) {
-      cli_print_help(cli_help_dead_letters);
-      return CLI_EXIT_OK;
-    }
-    return CLI_EXIT_USAGE;
-  }
+  int parsed = cli_parse_options(ctx, argc, argv, cli_help_dead_letters);
+  if (parsed != CLI_CONTINUE)
+    return parsed;
   if (!cli_operands(ctx, argc, argv, 1, names) ||
       !cli_parse_i64(ctx, "ID", argv[optind], 1, INT64_MAX, &id))
     return CLI_EXIT_USAGE;
