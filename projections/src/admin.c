@@ -226,7 +226,7 @@ static esc_status fill_projection(struct status_ctx *c, const PGresult *reg,
   const char *categories =
       PQgetisnull(reg, row, 3) ? NULL : PQgetvalue(reg, row, 3);
   char key[ESC__KEY_MAX];
-  char owner[64];
+  char owner[256]; /* a worker writes 36 bytes; more is foreign too */
   int64_t generation = 0, rebuild = 0;
   bool owned = false;
   esc__key_generation(key, sizeof key, name);
