@@ -306,15 +306,11 @@ static int run_append(const bench_config *cfg, const bench_scenario *sc,
   if (!admin)
     goto out_release;
 
-  /* raw esc | esc raw | raw esc ...: linear drift cancels over two rounds */
-  for (int r = 0; r < cfg->rounds; r++) {
-    bool esc_first = r % 2 == 1;
-    for (int k = 0; k < 2; k++) {
-      bool side_esc = (k == 0) == esc_first;
-      if (run_side(cfg, sc, admin, side_esc, phase_s, side_esc ? &esc : &raw,
-                   err, errlen) != 0)
-        goto out_release;
-    }
+  for (int i = 0; i < 2 * cfg->rounds; i++) {
+    bool side_esc = bench_esc_phase(i);
+    if (run_side(cfg, sc, admin, side_esc, phase_s, side_esc ? &esc : &raw, err,
+                 errlen) != 0)
+      goto out_release;
   }
   fill_output(cfg, sc->params, &esc, &raw, out);
   rc = 0;

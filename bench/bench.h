@@ -120,6 +120,11 @@ double bench_tally_rate(const bench_tally *t);
  * before the deadline count. Adds ops, units, seconds and latencies to
  * tally. Returns -1 with err filled if any worker failed.
  */
+/* Whether phase i of a scenario is the esc side. Phases go baseline esc |
+ * esc baseline | baseline esc ...: within every two rounds each side runs
+ * first once, so a linear drift of the machine cancels out. */
+bool bench_esc_phase(int i);
+
 int bench_run_phase(const bench_phase *p, bench_tally *tally, char *err,
                     size_t errlen);
 

@@ -498,16 +498,11 @@ static int run_command(const bench_config *cfg, const bench_scenario *sc,
   if (!admin)
     goto out_release;
 
-  /* base esc | esc base | base esc ...: linear drift cancels over two
-   * rounds, as in the append group */
-  for (int r = 0; r < cfg->rounds; r++) {
-    bool esc_first = r % 2 == 1;
-    for (int k = 0; k < 2; k++) {
-      bool side_esc = (k == 0) == esc_first;
-      if (run_side(cfg, sc, side_esc ? &esc_sh : &base_sh, admin, side_esc,
-                   phase_s, side_esc ? &esc : &base, err, errlen) != 0)
-        goto out_release;
-    }
+  for (int i = 0; i < 2 * cfg->rounds; i++) {
+    bool side_esc = bench_esc_phase(i);
+    if (run_side(cfg, sc, side_esc ? &esc_sh : &base_sh, admin, side_esc,
+                 phase_s, side_esc ? &esc : &base, err, errlen) != 0)
+      goto out_release;
   }
   fill_output(cfg, cp, &esc_sh, &esc, &base, out);
   rc = 0;

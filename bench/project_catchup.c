@@ -455,17 +455,11 @@ int run_catchup(const bench_config *cfg, const bench_scenario *sc,
   bench_pg_checkpoint(cfg, cu.admin);
   log_load("project-catchup");
 
-  /* raw esc | esc raw | ...: each side replays the whole log per phase */
-  for (int r = 0; r < cfg->rounds; r++) {
-    bool esc_first = r % 2 == 1;
-    for (int k = 0; k < 2; k++) {
-      bool esc = (k == 0) == esc_first;
-      cu.phase = 2 * r + k;
-      if ((esc ? catchup_esc(&cu, err, errlen)
-               : catchup_raw(&cu, err, errlen)) != 0)
-        goto out;
-    }
-  }
+  /* each side replays the whole log per phase */
+  for (cu.phase = 0; cu.phase < 2 * cfg->rounds; cu.phase++)
+    if ((bench_esc_phase(cu.phase) ? catchup_esc(&cu, err, errlen)
+                                   : catchup_raw(&cu, err, errlen)) != 0)
+      goto out;
   log_load("project-catchup");
   if (cu.esc_sum != cu.raw_sum || cu.esc_sum != cu.expect_sum) {
     bench_errf(err, errlen,

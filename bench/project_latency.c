@@ -721,30 +721,26 @@ int run_latency(const bench_config *cfg, const bench_scenario *sc,
     goto out;
 
   log_load("project-latency");
-  for (int r = 0; r < cfg->rounds; r++) {
-    bool esc_first = r % 2 == 1;
-    for (int k = 0; k < 2; k++) {
-      bool is_esc = (k == 0) == esc_first;
-      struct lat_side *side = is_esc ? &esc : &raw;
-      bench_hist before = *side->visible;
-      lc.phase = 2 * r + k;
-      if ((is_esc ? latency_esc(&lc, side, err, errlen)
-                  : latency_raw(&lc, side, err, errlen)) != 0)
-        goto out;
-      /* this phase alone, for the log */
-      bench_hist *ph = malloc(sizeof *ph);
-      if (ph) {
-        *ph = *side->visible;
-        for (unsigned b = 0; b < BENCH_HIST_BUCKETS; b++)
-          ph->buckets[b] -= before.buckets[b];
-        ph->count -= before.count;
-        bench_log("project-latency %s: %" PRIu64
-                  " events at %d/s: p50 %.3f ms, p99 %.3f ms",
-                  is_esc ? "esc" : "raw", ph->count, pp->rate,
-                  bench_hist_quantile_ms(ph, 0.50),
-                  bench_hist_quantile_ms(ph, 0.99));
-        free(ph);
-      }
+  for (lc.phase = 0; lc.phase < 2 * cfg->rounds; lc.phase++) {
+    bool is_esc = bench_esc_phase(lc.phase);
+    struct lat_side *side = is_esc ? &esc : &raw;
+    bench_hist before = *side->visible;
+    if ((is_esc ? latency_esc(&lc, side, err, errlen)
+                : latency_raw(&lc, side, err, errlen)) != 0)
+      goto out;
+    /* this phase alone, for the log */
+    bench_hist *ph = malloc(sizeof *ph);
+    if (ph) {
+      *ph = *side->visible;
+      for (unsigned b = 0; b < BENCH_HIST_BUCKETS; b++)
+        ph->buckets[b] -= before.buckets[b];
+      ph->count -= before.count;
+      bench_log("project-latency %s: %" PRIu64
+                " events at %d/s: p50 %.3f ms, p99 %.3f ms",
+                is_esc ? "esc" : "raw", ph->count, pp->rate,
+                bench_hist_quantile_ms(ph, 0.50),
+                bench_hist_quantile_ms(ph, 0.99));
+      free(ph);
     }
   }
 
