@@ -28,6 +28,10 @@ struct append_params {
   int writers;
   size_t batch; /* events per append / per raw transaction */
   bool notify_always;
+  /* esc side: every writer appends to one stream with expected "exists",
+   * so each append waits for the one before (the raw side cannot: it has
+   * no stream rows, and keeps its own streams). */
+  bool hot;
   double target_ratio; /* NAN: none */
   const char *baseline_name;
 };
@@ -110,6 +114,30 @@ static int worker_prepare(void *worker, char *err, size_t errlen) {
   return bench_payload_fill(&w->payload, w->stream_id, err, errlen);
 }
 
+/* The hot stream: the first append of each writer may create it. */
+static int hot_prepare(void *worker, char *err, size_t errlen) {
+  struct append_worker *w = worker;
+  w->cur = 0;
+  snprintf(w->stream_id, sizeof(w->stream_id), "bench-hot");
+  return bench_payload_fill(&w->payload, w->stream_id, err, errlen);
+}
+
+static int hot_exec(void *worker, uint64_t *units, char *err, size_t errlen) {
+  struct append_worker *w = worker;
+  int64_t expected = w->versions[0] ? ESC_EXPECT_EXISTS : ESC_EXPECT_ANY;
+  esc_append_result res;
+  esc_error e = ESC_ERROR_INIT;
+  if (esc_append(w->store, w->stream_id, expected, w->payload.events,
+                 w->payload.n, &res, &e) != ESC_OK) {
+    bench_errf(err, errlen, "esc_append to the hot stream: %s: %s",
+               esc_strerror(e.code), e.msg);
+    return -1;
+  }
+  w->versions[0] = res.last_version;
+  *units = w->payload.n;
+  return 0;
+}
+
 static int esc_exec(void *worker, uint64_t *units, char *err, size_t errlen) {
   struct append_worker *w = worker;
   int64_t expected = w->versions[w->cur];
@@ -148,6 +176,8 @@ static int raw_exec(void *worker, uint64_t *units, char *err, size_t errlen) {
 }
 
 static const bench_worker_ops esc_ops = {esc_setup, worker_prepare, esc_exec,
+                                         worker_teardown};
+static const bench_worker_ops hot_ops = {esc_setup, hot_prepare, hot_exec,
                                          worker_teardown};
 static const bench_worker_ops raw_ops = {raw_setup, worker_prepare, raw_exec,
                                          worker_teardown};
@@ -243,8 +273,9 @@ static int run_side(const bench_config *cfg, const bench_scenario *sc,
                     char *err, size_t errlen) {
   const struct append_params *ap = sc->params;
   struct append_shared sh = {cfg, ap};
+  const bench_worker_ops *esc_side = ap->hot ? &hot_ops : &esc_ops;
   bench_phase p = {
-      esc ? "esc" : "raw", esc ? &esc_ops : &raw_ops, &sh, ap->writers, seconds,
+      esc ? "esc" : "raw", esc ? esc_side : &raw_ops, &sh, ap->writers, seconds,
       WARMUP_OPS};
   PGconn *waiter = NULL;
   uint64_t before = tally->units;
@@ -325,16 +356,18 @@ out_release:
  * The group
  * ------------------------------------------------------------------------ */
 
-static const struct append_params p_1w = {1, 1, false, NAN,
+static const struct append_params p_1w = {1, 1, false, false, NAN,
                                           "raw-insert-1row-1w"};
-static const struct append_params p_8w = {8, 1, false, 0.7,
+static const struct append_params p_8w = {8, 1, false, false, 0.7,
                                           "raw-insert-1row-8w"};
-static const struct append_params p_b100_1w = {1, 100, false, NAN,
+static const struct append_params p_b100_1w = {1, 100, false, false, NAN,
                                                "raw-insert-values100-1w"};
-static const struct append_params p_b100_8w = {8, 100, false, 0.6,
+static const struct append_params p_b100_8w = {8, 100, false, false, 0.6,
                                                "raw-insert-values100-8w"};
-static const struct append_params p_notify = {8, 1, true, NAN,
+static const struct append_params p_notify = {8, 1, true, false, NAN,
                                               "raw-insert-1row-8w"};
+static const struct append_params p_hot = {8, 1, false, true, NAN,
+                                           "raw-insert-1row-8w"};
 
 static const bench_scenario append_scenarios[] = {
     {"append-1w", "single-event appends, 1 writer", run_append, &p_1w},
@@ -346,6 +379,10 @@ static const bench_scenario append_scenarios[] = {
     {"append-8w-notify-always",
      "append-8w with a $all waiter registered, so every append notifies",
      run_append, &p_notify},
+    {"append-8w-hot-stream",
+     "8 writers on one stream, expected \"exists\": every append waits for "
+     "the one before",
+     run_append, &p_hot},
 };
 
 const bench_group bench_append_group = {"append", append_scenarios,

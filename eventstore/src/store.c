@@ -44,17 +44,29 @@ enum {
  *
  * UPDATE serves expected "exists" and exact versions > 0; the upsert serves
  * "any", "no stream" and 0, creating the stream row when it is missing.
+ *
+ * Both first take the stream's advisory lock (<schema>.lock_stream, which
+ * assigns no transaction id) and only then touch the row: PostgreSQL gives
+ * an UPDATE or INSERT its transaction id before it waits for a row, and a
+ * writer that waited must sort after the one it waited for (migration 5,
+ * docs/decisions/0010). The row is joined to the lock's result, so the
+ * row change cannot start before the lock is held.
  */
+#define APPEND_LOCK_STREAM                                                     \
+  "WITH locked AS MATERIALIZED (SELECT @S@.lock_stream($1))"
+
 #define APPEND_UPDATE_STREAM(n)                                                \
-  "WITH stream AS (UPDATE @S@.streams s SET version = s.version + " n ","      \
-  " updated_at = now()"                                                        \
+  APPEND_LOCK_STREAM                                                           \
+  ", stream AS (UPDATE @S@.streams s SET version = s.version + " n ","         \
+  " updated_at = now() FROM locked"                                            \
   " WHERE s.stream_id = $1 AND NOT s.tombstoned"                               \
   " AND (($2 = -3 AND s.version > 0) OR s.version = $2)"                       \
   " RETURNING s.version - " n " AS base)"
 
 #define APPEND_UPSERT_STREAM(n)                                                \
-  "WITH stream AS (INSERT INTO @S@.streams AS s (stream_id, version)"          \
-  " VALUES ($1, " n ") ON CONFLICT (stream_id) DO UPDATE"                      \
+  APPEND_LOCK_STREAM                                                           \
+  ", stream AS (INSERT INTO @S@.streams AS s (stream_id, version)"             \
+  " SELECT $1, " n " FROM locked ON CONFLICT (stream_id) DO UPDATE"            \
   " SET version = s.version + excluded.version, updated_at = now()"            \
   " WHERE NOT s.tombstoned AND $2 = -1"                                        \
   " RETURNING s.version - " n " AS base)"
