@@ -58,6 +58,7 @@ int cli_cmd_projections(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_rebuild(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_dead_letters(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_metrics(cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_check(cli_ctx *ctx, int argc, char **argv);
 
 extern const char cli_help_migrate[];
 extern const char cli_help_append[];
@@ -71,6 +72,7 @@ extern const char cli_help_projections[];
 extern const char cli_help_rebuild[];
 extern const char cli_help_dead_letters[];
 extern const char cli_help_metrics[];
+extern const char cli_help_check[];
 
 /* ------------------------------------------------------------------------
  * Option parsing (args.c)

@@ -40,6 +40,8 @@ static const cli_command commands[] = {
      cli_cmd_dead_letters, cli_help_dead_letters},
     {"metrics", "store and projection gauges in the Prometheus text format",
      cli_cmd_metrics, cli_help_metrics},
+    {"check", "find (and repair) events read out of stream order",
+     cli_cmd_check, cli_help_check},
 };
 
 #define N_COMMANDS (sizeof commands / sizeof commands[0])

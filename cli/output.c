@@ -37,6 +37,7 @@ int cli_exit_code(esc_status code) {
   case ESC_ETIMEDOUT:
   case ESC_EBUSY:
   case ESC_EREJECTED:
+  case ESC_ECORRUPT:
     break;
   }
   return CLI_EXIT_ERROR;
@@ -68,6 +69,8 @@ const char *cli_status_name(esc_status code) {
     return "busy";
   case ESC_EREJECTED:
     return "rejected";
+  case ESC_ECORRUPT:
+    return "corrupt";
   }
   return "error";
 }

@@ -35,6 +35,8 @@ const char *esc_strerror(esc_status code) {
     return "busy";
   case ESC_EREJECTED:
     return "rejected";
+  case ESC_ECORRUPT:
+    return "log breaks a guarantee";
   }
   return "unknown error";
 }

@@ -150,6 +150,34 @@ void esc_worker_stop(esc_worker *w) {
 
 /* -------------------------------------------------------- connections -- */
 
+/* A worker never applies events out of stream order silently: while the
+ * store's recorded check (migration 5, `esc check`) lists inversions, it
+ * refuses to run, saying how to repair. Read once per worker: since
+ * migration 5 no append path can store new ones. */
+static esc_status check_log_order(esc_worker *w, esc_error *err) {
+  esc_order_report r;
+  if (w->order_checked)
+    return ESC_OK;
+  esc_status rc = esc_order_recorded(w->store, &r, err);
+  if (rc)
+    return rc;
+  if (r.inversions > 0) {
+    esc__worker_log(w,
+                    "worker: the log holds %lld stream-order inversions in "
+                    "%lld streams; refusing to apply them out of order",
+                    (long long)r.inversions, (long long)r.streams);
+    return esc_error_set(err, ESC_ECORRUPT,
+                         "schema %s: %lld events in %lld streams are read "
+                         "before the previous version of their stream; run "
+                         "`esc check --repair`, then rebuild the projections "
+                         "(docs/operations.md)",
+                         w->schema, (long long)r.inversions,
+                         (long long)r.streams);
+  }
+  w->order_checked = true;
+  return ESC_OK;
+}
+
 static esc_status connect_all(esc_worker *w, esc_error *err) {
   esc_store_options so = ESC_STORE_OPTIONS_INIT;
   so.schema = w->schema;
@@ -163,6 +191,9 @@ static esc_status connect_all(esc_worker *w, esc_error *err) {
       return rc;
     esc_uuid_format(&id, w->identity);
   }
+  esc_status order = check_log_order(w, err);
+  if (order)
+    return order;
   if (w->pg && PQstatus(w->pg) != CONNECTION_OK) {
     PQfinish(w->pg);
     w->pg = NULL;

@@ -66,6 +66,7 @@ struct esc_worker {
   esc_worker_options opts;
   char *schema;
   char identity[37]; /* the store's (esc_store_identity); "" until read */
+  bool order_checked; /* the log's recorded order check was read: clean */
   char *pg_url;
   char *redis_url;
   esc_store *store; /* reads and waits */

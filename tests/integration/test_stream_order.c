@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <libpq-fe.h>
 
 #include "testenv.h"
 #include "worker_thread.h"
@@ -325,6 +326,102 @@ static void worker_applies_in_stream_order(void **state) {
   assert_int_equal(seen.events, stream_version(st, HOT));
 }
 
+/* ---- a log written before the fix: found, refused, repaired ---- */
+
+/* Stores old-1 @1..@5 the way the defect did: @5 is written (and so read)
+ * before @4. Only the owner can write events by hand. */
+static void store_inverted_stream(void) {
+  PGconn *c = esc_test_pg();
+  const char *ins = "INSERT INTO " SCHEMA ".events (stream_id, stream_version,"
+                    " event_id, event_type, schema_version, data, tx_id)"
+                    " VALUES ('old-1', %d, gen_random_uuid(), 'Old%d', 1,"
+                    " '\\x80', pg_current_xact_id())";
+  char sql[512];
+  int order[] = {1, 2, 3, 5, 4};
+  for (int i = 0; i < 5; i++) {
+    snprintf(sql, sizeof sql, ins, order[i], order[i]);
+    esc_test_exec(c, sql);
+  }
+  esc_test_exec(c, "INSERT INTO " SCHEMA ".streams (stream_id, version)"
+                   " VALUES ('old-1', 5)");
+  PQfinish(c);
+}
+
+static int run_cli(const char *arg1) {
+  const char *argv[] = {ESC_CLI_PATH, "--schema", SCHEMA, "check", arg1, NULL};
+  int status = 0;
+  pid_t pid = esc_test_spawn(ESC_CLI_PATH, argv, NULL, NULL);
+  assert_true(esc_test_wait_child(pid, 60000, &status));
+  assert_true(WIFEXITED(status));
+  return WEXITSTATUS(status);
+}
+
+static esc_status run_strict_worker(struct order_check *seen, esc_error *err) {
+  static const char *const categories[] = {"old", NULL};
+  esc_projection p = {0};
+  char name[32];
+  snprintf(name, sizeof name, "tsold%d", (int)getpid());
+  p.name = name;
+  p.version = 1;
+  p.categories = categories;
+  p.handle = strict_handle;
+  p.userdata = seen;
+  esc_worker_options o = ESC_WORKER_OPTIONS_INIT;
+  o.schema = SCHEMA;
+  esc_worker *w = esc_worker_new(&o, err);
+  assert_non_null(w);
+  esc_status rc = esc_worker_add(w, &p, err);
+  if (!rc)
+    rc = esc_worker_run_until_caught_up(w, 30000, err);
+  esc_worker_free(w);
+  return rc;
+}
+
+static void old_inversions_found_refused_repaired(void **state) {
+  esc_store *st = *state;
+  static struct order_check seen;
+  esc_order_inversion inv[4];
+  esc_order_report r;
+  size_t n = 0;
+  esc_error err = ESC_ERROR_INIT;
+  memset(&seen, 0, sizeof seen);
+  store_inverted_stream();
+
+  assert_int_equal(esc_order_check(st, &r, inv, 4, &n, &err), ESC_OK);
+  assert_int_equal(r.inversions, 1);
+  assert_int_equal(r.streams, 1);
+  assert_int_equal(n, 1);
+  assert_string_equal(inv[0].stream_id, "old-1");
+  assert_int_equal(inv[0].version, 5);
+  assert_true(esc_position_cmp(&inv[0].prev_position, &inv[0].position) > 0);
+
+  /* A worker says so instead of applying @5 before @4. */
+  assert_int_equal(run_strict_worker(&seen, &err), ESC_ECORRUPT);
+  assert_non_null(strstr(err.msg, "esc check --repair"));
+  assert_int_equal(seen.events, 0);
+
+  assert_int_equal(run_cli("--limit=10"), 10);
+  assert_int_equal(run_cli("--repair"), 0);
+  assert_int_equal(run_cli("--limit=10"), 0);
+  check_read_order(st, "old", 5);
+
+  /* Each version kept its own event: the type names it. */
+  esc_events ev = ESC_EVENTS_INIT;
+  assert_int_equal(esc_read_stream(st, "old-1", 1, ESC_FORWARD, 10, &ev, &err),
+                   ESC_OK);
+  assert_int_equal(ev.count, 5);
+  for (size_t i = 0; i < ev.count; i++) {
+    char want[32];
+    snprintf(want, sizeof want, "Old%zu", i + 1);
+    assert_string_equal(ev.items[i].type, want);
+  }
+  esc_events_release(&ev);
+
+  assert_int_equal(run_strict_worker(&seen, &err), ESC_OK);
+  assert_int_equal(seen.inversions, 0);
+  assert_int_equal(seen.events, 5);
+}
+
 static int fresh(void **state) {
   *state = esc_test_fresh_store(SCHEMA);
   return *state ? 0 : -1;
@@ -343,6 +440,8 @@ int main(void) {
                                       teardown),
       cmocka_unit_test_setup_teardown(worker_applies_in_stream_order, fresh,
                                       teardown),
+      cmocka_unit_test_setup_teardown(old_inversions_found_refused_repaired,
+                                      fresh, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -53,8 +53,9 @@ typedef enum esc_status {
   ESC_EIO = 7,        /* the database reported an error */
   ESC_ENOMEM = 8,
   ESC_ETIMEDOUT = 9,
-  ESC_EBUSY = 10,    /* a lock or lease is held by someone else */
-  ESC_EREJECTED = 11 /* a decider rejected the command (a domain error) */
+  ESC_EBUSY = 10,     /* a lock or lease is held by someone else */
+  ESC_EREJECTED = 11, /* a decider rejected the command (a domain error) */
+  ESC_ECORRUPT = 12   /* the stored log breaks a guarantee: see esc check */
 } esc_status;
 
 typedef struct esc_error {
@@ -583,6 +584,55 @@ ESC_API esc_status esc_stream_truncate(esc_store *store, const char *stream_id,
 ESC_API esc_status esc_stream_tombstone(esc_store *store, const char *stream_id,
                                         const char *reason, int64_t *removed,
                                         esc_error *err);
+
+/* ------------------------------------------------------------------------
+ * Checking the log: stream order in subscription order
+ * ------------------------------------------------------------------------ */
+
+/*
+ * An event that subscribers read before the previous version of its stream
+ * (prev_position is after position). Stores written before migration 5 can
+ * hold these; since then every append path prevents them.
+ */
+typedef struct esc_order_inversion {
+  char stream_id[ESC_STREAM_ID_MAX + 1];
+  int64_t version;            /* read before version - 1 */
+  esc_position position;      /* this event's */
+  esc_position prev_position; /* version - 1's: later in subscription order */
+} esc_order_inversion;
+
+typedef struct esc_order_report {
+  int64_t inversions; /* events read before their predecessor */
+  int64_t streams;    /* streams with at least one */
+  int64_t checked_at_us; /* when the recorded check ran (0: never) */
+} esc_order_report;
+
+/*
+ * Scans the whole log for inversions: *report gets the totals, out the
+ * first max of them by stream and version (*count how many were filled;
+ * out may be NULL with max 0). The totals are recorded in the store, where
+ * esc_order_recorded and projection workers find them; recording needs the
+ * owner role, and without it the scan still reports (and records nothing).
+ * One pass over the log: an admin command, not a per-request call.
+ */
+ESC_API esc_status esc_order_check(esc_store *store, esc_order_report *report,
+                                   esc_order_inversion *out, size_t max,
+                                   size_t *count, esc_error *err);
+
+/* What the last esc_order_check (or migration 5) recorded: cheap. */
+ESC_API esc_status esc_order_recorded(esc_store *store,
+                                      esc_order_report *report,
+                                      esc_error *err);
+
+/*
+ * Puts one stream's events back in version order within the positions they
+ * occupy (the k-th lowest position goes to version k), logged in
+ * <schema>.order_repairs; nothing of other streams moves. Projections that
+ * read past the stream's first moved position must be rebuilt. *moved (may
+ * be NULL) gets the events moved. Needs the owner role.
+ */
+ESC_API esc_status esc_order_repair(esc_store *store, const char *stream_id,
+                                    int64_t *moved, esc_error *err);
 
 #ifdef __cplusplus
 }
