@@ -24,7 +24,9 @@ const char cli_help_metrics[] =
     "\n"
     "Store gauges, labelled {schema}: esc_store_head_position,\n"
     "esc_store_max_position, esc_store_horizon_held_seconds (age of the\n"
-    "oldest transaction holding subscribers back; 0: none).\n"
+    "oldest transaction holding subscribers back; 0: none),\n"
+    "esc_store_order_inversions (events the last `esc check` found read\n"
+    "before their stream's previous version; workers refuse while > 0).\n"
     "Projection gauges, labelled {schema,projection,partition}:\n"
     "esc_projection_lag_events, esc_projection_lag_seconds,\n"
     "esc_projection_generation, esc_projection_checkpoint_position,\n"
@@ -96,7 +98,8 @@ static void header(const char *name, const char *help) {
   printf("# HELP %s %s\n# TYPE %s gauge\n", name, help, name);
 }
 
-static void store_metrics(const char *schema, const esc_store_stats *s) {
+static void store_metrics(const char *schema, const esc_store_stats *s,
+                          const esc_order_report *order) {
   double held = s->holder_pid && s->holder_age_s > 0 ? s->holder_age_s : 0;
   header("esc_store_head_position",
          "Global position subscribers can read up to.");
@@ -108,6 +111,11 @@ static void store_metrics(const char *schema, const esc_store_stats *s) {
   header("esc_store_horizon_held_seconds",
          "Age of the oldest transaction holding subscribers back; 0: none.");
   printf("esc_store_horizon_held_seconds{schema=\"%s\"} %.3f\n", schema, held);
+  header("esc_store_order_inversions",
+         "Events the last order check found read before their stream's "
+         "previous version.");
+  printf("esc_store_order_inversions{schema=\"%s\"} %lld\n", schema,
+         (long long)order->inversions);
 }
 
 /* Names are [a-z0-9_] (schema and projection rules): no label escaping. */
@@ -137,7 +145,10 @@ int cli_cmd_metrics(cli_ctx *ctx, int argc, char **argv) {
   if (!store)
     return cli_fail(ctx, &err);
   esc_store_stats stats;
+  esc_order_report order;
   esc_status rc = esc_store_health(store, &stats, &err);
+  if (!rc)
+    rc = esc_order_recorded(store, &order, &err);
   esc_store_free(store);
   if (rc)
     return cli_fail(ctx, &err);
@@ -147,7 +158,7 @@ int cli_cmd_metrics(cli_ctx *ctx, int argc, char **argv) {
   if (esc_projection_status(ctx->pg_url, ctx->redis_url, ctx->schema, &st, &n,
                             &err) != ESC_OK)
     return cli_fail(ctx, &err);
-  store_metrics(ctx->schema, &stats);
+  store_metrics(ctx->schema, &stats, &order);
   projection_metrics(ctx->schema, st, n);
   free(st);
   return fflush(stdout) == 0 ? CLI_EXIT_OK : CLI_EXIT_ERROR;
