@@ -33,6 +33,17 @@ static const char *rejected_arg(char **argv, int argc, char buf[3]) {
   return last ? last : "?";
 }
 
+/* --pg-timeout S: the library and the projection commands' sessions all
+ * read ESC_PG_TIMEOUT, so setting it covers every connection the command
+ * opens, whatever module opens it. */
+static int pg_timeout(cli_ctx *ctx, const char *text) {
+  int64_t s;
+  if (!cli_parse_i64(ctx, "--pg-timeout", text, 0, 86400, &s))
+    return CLI_OPT_ERROR;
+  setenv("ESC_PG_TIMEOUT", text, 1);
+  return CLI_OPT_GLOBAL;
+}
+
 int cli_getopt(cli_ctx *ctx, int argc, char **argv, const char *shortopts,
                const struct option *longopts) {
   char spec[64], buf[3];
@@ -56,6 +67,8 @@ int cli_getopt(cli_ctx *ctx, int argc, char **argv, const char *shortopts,
   case CLI_OPT_JSON:
     ctx->json = true;
     return CLI_OPT_GLOBAL;
+  case CLI_OPT_PG_TIMEOUT:
+    return pg_timeout(ctx, optarg);
   case ':':
     cli_usage(ctx, "option '%s' needs a value", rejected_arg(argv, argc, buf));
     return CLI_OPT_ERROR;

@@ -27,7 +27,9 @@ enum {
   CLI_EXIT_CONFLICT = 3,
   CLI_EXIT_NOTFOUND = 4,
   CLI_EXIT_CONN = 5,
-  CLI_EXIT_INVALID = 6
+  CLI_EXIT_INVALID = 6,
+  /* No reply from a server in time (ESC_ETIMEDOUT); docs/decisions/0011. */
+  CLI_EXIT_TIMEOUT = 7
 };
 
 /* What every command gets: the global options and the command's name. */
@@ -87,7 +89,8 @@ enum {
   CLI_OPT_REDIS,
   CLI_OPT_SCHEMA,
   CLI_OPT_JSON,
-  CLI_OPT_VERSION
+  CLI_OPT_VERSION,
+  CLI_OPT_PG_TIMEOUT
 };
 
 /* The global options every command accepts too; end a command's table
@@ -96,7 +99,8 @@ enum {
   {"pg", required_argument, NULL, CLI_OPT_PG},                                 \
       {"redis", required_argument, NULL, CLI_OPT_REDIS},                       \
       {"schema", required_argument, NULL, CLI_OPT_SCHEMA},                     \
-      {"json", no_argument, NULL, CLI_OPT_JSON}, {                             \
+      {"json", no_argument, NULL, CLI_OPT_JSON},                               \
+      {"pg-timeout", required_argument, NULL, CLI_OPT_PG_TIMEOUT}, {           \
     "help", no_argument, NULL, CLI_OPT_HELP                                    \
   }
 
@@ -181,6 +185,12 @@ const char *cli_status_name(esc_status code);
  * and, with --json, as {"error":{...}} on stdout. Returns the exit code.
  */
 int cli_fail(const cli_ctx *ctx, const esc_error *err);
+
+/* cli_fail, then a second stderr line "esc: <command>: <hint>"; with
+ * --json the error object also gets "hint" and, when id is not NULL,
+ * "id" (the event id an unknown append is settled with). */
+int cli_fail_hint(const cli_ctx *ctx, const esc_error *err, const char *hint,
+                  const char *id);
 
 /* Prefixes err->msg with "<prefix>: " (truncating), so the message names
  * the argument it is about. */

@@ -28,7 +28,12 @@ const char cli_help_append[] =
     "\n"
     "Output: \"appended order-1 version 3 (position 812/57)\"; with --json\n"
     "{\"stream\",\"first_version\",\"last_version\",\"position\","
-    "\"duplicate\",\"id\"}.\n";
+    "\"duplicate\",\"id\"}.\n"
+    "\n"
+    "Exit 5 says which: the append was not sent (nothing was appended), or\n"
+    "its outcome is unknown (sent, then the reply was lost: it may have been\n"
+    "applied). Settle an unknown one by running the same append again with\n"
+    "the --id it names: it is stored once either way.\n";
 
 typedef struct append_args {
   const char *stream;
@@ -139,6 +144,29 @@ static esc_status prepare_event(const append_args *a, esc_event_data *ev,
   return ESC_OK;
 }
 
+/* A failed append, with what the operator needs to know: whether anything
+ * can have been stored and, when that is unknown, how to find out. */
+static int fail_append(const cli_ctx *ctx, const char *stream,
+                       const esc_event_data *ev, const esc_error *err) {
+  char id[37], hint[512];
+  esc_uuid_format(&ev->id, id);
+  if (err->code == ESC_EUNKNOWN) {
+    snprintf(hint, sizeof hint,
+             "to settle it, run the same append again with --id %s (a "
+             "repeat stores nothing twice and prints the original "
+             "position), or look: esc read %s --backward --limit 5",
+             id, stream);
+    return cli_fail_hint(ctx, err, hint, id);
+  }
+  if (err->code == ESC_ECONN)
+    return cli_fail_hint(ctx, err, "the append was not sent: nothing was "
+                                   "appended",
+                         id);
+  if (err->code == ESC_ETIMEDOUT) /* the server cancelled it */
+    return cli_fail_hint(ctx, err, "nothing was appended", id);
+  return cli_fail(ctx, err);
+}
+
 static int print_result(const cli_ctx *ctx, const char *stream,
                         const esc_event_data *ev, const esc_append_result *r) {
   char pos[ESC_POSITION_TOKEN_MAX], id[37];
@@ -176,13 +204,9 @@ int cli_cmd_append(cli_ctx *ctx, int argc, char **argv) {
     goto out;
   }
   store = cli_open_store(ctx, &err);
-  if (!store) {
-    rc = cli_fail(ctx, &err);
-    goto out;
-  }
-  if (esc_append(store, a.stream, a.expected, &ev, 1, &result, &err) !=
-      ESC_OK) {
-    rc = cli_fail(ctx, &err);
+  if (!store ||
+      esc_append(store, a.stream, a.expected, &ev, 1, &result, &err)) {
+    rc = fail_append(ctx, a.stream, &ev, &err);
     goto out;
   }
   rc = print_result(ctx, a.stream, &ev, &result);

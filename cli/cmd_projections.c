@@ -61,7 +61,7 @@ const char cli_help_rebuild[] =
     "                printing its progress on stderr every second (needs\n"
     "                Redis, --redis)\n"
     "  --timeout S   with --wait, give up after S seconds (default 3600):\n"
-    "                exit 1; the rebuild itself goes on\n"
+    "                exit 7 (timed out); the rebuild itself goes on\n"
     "\n"
     "Output: \"rebuild of NAME requested\" (with --wait then \"rebuild of\n"
     "NAME done: generation G serves\"); with --json\n"

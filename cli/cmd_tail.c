@@ -8,7 +8,10 @@
 
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 const char cli_help_tail[] =
     "Usage: esc tail [options]\n"
@@ -22,7 +25,14 @@ const char cli_help_tail[] =
     "                the first column), \"start\" (default), or \"end\": "
     "the\n"
     "                current head, so only events written from now on\n"
-    "  --follow      keep waiting for new events until SIGINT or SIGTERM\n"
+    "  --follow      keep waiting for new events until SIGINT or SIGTERM;\n"
+    "                a lost connection is re-opened (backoff 0.1 s doubling\n"
+    "                to 5 s, jittered) and it resumes after the last event\n"
+    "                printed: none twice, none skipped\n"
+    "  --retry-for S with --follow, give up (exit 5, or 7 when timed out)\n"
+    "                after S seconds without a connection (default 60;\n"
+    "                0: exit on the first connection error)\n"
+    "  --retry-forever  with --follow, never give up\n"
     "  --limit N     stop after N events (default 100, or no limit with\n"
     "                --follow; 0: no limit)\n"
     "  --batch N     events per round trip (default 500)\n"
@@ -41,9 +51,23 @@ typedef struct tail_args {
   bool follow;
   int64_t limit; /* -1: the default */
   int64_t batch;
+  int64_t retry_for_s; /* -1: forever */
 } tail_args;
 
-enum { OPT_CATEGORY = 1, OPT_FROM, OPT_FOLLOW, OPT_LIMIT, OPT_BATCH };
+enum {
+  OPT_CATEGORY = 1,
+  OPT_FROM,
+  OPT_FOLLOW,
+  OPT_LIMIT,
+  OPT_BATCH,
+  OPT_RETRY_FOR,
+  OPT_RETRY_FOREVER
+};
+
+/* Reconnect backoff of --follow: doubling, capped, each pause jittered to
+ * half..all of it so many followers of one server do not retry in step. */
+#define RETRY_FIRST_MS 100
+#define RETRY_MAX_MS 5000
 
 /* How long one esc_wait_for_events call may sleep: bounds how late a
  * signal is noticed when the library's wait restarts after EINTR. */
@@ -74,6 +98,8 @@ static int parse_args(cli_ctx *ctx, int argc, char **argv, tail_args *a) {
       {"follow", no_argument, NULL, OPT_FOLLOW},
       {"limit", required_argument, NULL, OPT_LIMIT},
       {"batch", required_argument, NULL, OPT_BATCH},
+      {"retry-for", required_argument, NULL, OPT_RETRY_FOR},
+      {"retry-forever", no_argument, NULL, OPT_RETRY_FOREVER},
       CLI_GLOBAL_LONGOPTS,
       {NULL, 0, NULL, 0}};
   int c;
@@ -96,6 +122,14 @@ static int parse_args(cli_ctx *ctx, int argc, char **argv, tail_args *a) {
     case OPT_BATCH:
       if (!cli_parse_i64(ctx, "--batch", optarg, 1, 100000, &a->batch))
         return CLI_EXIT_USAGE;
+      break;
+    case OPT_RETRY_FOR:
+      if (!cli_parse_i64(ctx, "--retry-for", optarg, 0, INT32_MAX,
+                         &a->retry_for_s))
+        return CLI_EXIT_USAGE;
+      break;
+    case OPT_RETRY_FOREVER:
+      a->retry_for_s = -1;
       break;
     case CLI_OPT_GLOBAL:
       break;
@@ -136,19 +170,109 @@ static esc_status head_position(esc_store *store, esc_position *out,
   return st;
 }
 
+/* ------------------------------------------------------------------------
+ * Reconnecting (--follow)
+ * ------------------------------------------------------------------------ */
+
+/* Failures in a row since the connection was lost, and when that was. */
+typedef struct retry_state {
+  int failures;
+  int64_t since_ms;
+  int delay_ms;
+  unsigned seed;
+} retry_state;
+
+static int64_t mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Sleeps ms, or less when a stop signal comes. */
+static void pause_ms(int ms) {
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+/* The pause before the next try: half to all of the current delay. */
+static int jittered(retry_state *r) {
+  int half = r->delay_ms / 2;
+  return half + rand_r(&r->seed) % (half + 1);
+}
+
+/*
+ * After a failed call of a follower: logs, sleeps and returns true to try
+ * again (the store reconnects on its next call), or returns false to give
+ * up, the caller reporting err. Only connection failures and time-outs
+ * are retried, for --retry-for seconds from the first failure in a row.
+ */
+static bool retry_after(const tail_args *a, retry_state *r, esc_status st,
+                        const esc_error *err) {
+  if (!a->follow || stop_requested ||
+      (st != ESC_ECONN && st != ESC_ETIMEDOUT))
+    return false;
+  int64_t now = mono_ms(), limit = a->retry_for_s * 1000;
+  if (r->failures++ == 0) {
+    r->since_ms = now;
+    r->delay_ms = RETRY_FIRST_MS;
+  }
+  int64_t waited = now - r->since_ms;
+  if (a->retry_for_s >= 0 && waited >= limit) {
+    fprintf(stderr,
+            "esc: tail: giving up: no connection to PostgreSQL for %.1f s "
+            "(--retry-for %lld)\n",
+            (double)waited / 1000, (long long)a->retry_for_s);
+    return false;
+  }
+  int pause = jittered(r);
+  if (a->retry_for_s >= 0 && waited + pause > limit)
+    pause = (int)(limit - waited);
+  if (r->failures == 1)
+    fprintf(stderr, "esc: tail: lost the connection: %s; reconnecting in "
+                    "%.1f s\n",
+            err->msg, pause / 1000.0);
+  else
+    fprintf(stderr, "esc: tail: reconnect %d failed: %s; next try in %.1f s\n",
+            r->failures - 1, err->msg, pause / 1000.0);
+  pause_ms(pause);
+  r->delay_ms = r->delay_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : r->delay_ms * 2;
+  return !stop_requested;
+}
+
+/* A call worked again: says so once, with where reading resumes. */
+static void reconnected(retry_state *r, esc_position after) {
+  char pos[ESC_POSITION_TOKEN_MAX];
+  if (r->failures == 0)
+    return;
+  esc_position_format(&after, pos);
+  fprintf(stderr,
+          "esc: tail: reconnected after %d %s in %.1f s; resuming after %s\n",
+          r->failures, r->failures == 1 ? "failure" : "failures",
+          (double)(mono_ms() - r->since_ms) / 1000, pos);
+  r->failures = 0;
+}
+
+/* ------------------------------------------------------------------------ */
+
 /* Reads, prints and (with --follow) waits; returns the exit code. */
 static int tail_loop(const cli_ctx *ctx, esc_store *store, const tail_args *a,
                      esc_position after) {
   size_t left = a->limit == 0 ? SIZE_MAX : (size_t)a->limit;
   esc_events ev;
   esc_error err = ESC_ERROR_INIT;
+  retry_state retry = {0, 0, 0, (unsigned)time(NULL) ^ (unsigned)getpid()};
   int rc = CLI_EXIT_OK;
   esc_events_init(&ev);
   while (left > 0 && !stop_requested) {
     size_t batch = (size_t)a->batch;
     size_t want = left < batch ? left : batch;
-    if (esc_read_all(store, a->category, after, want, &ev, &err) != ESC_OK)
+    esc_status st = esc_read_all(store, a->category, after, want, &ev, &err);
+    if (st != ESC_OK) {
+      if (retry_after(a, &retry, st, &err))
+        continue; /* from `after`, the last event printed */
       goto out_fail;
+    }
+    reconnected(&retry, after);
     for (size_t i = 0; i < ev.count; i++)
       if (!cli_print_event(ctx, &ev.items[i], CLI_FORM_ALL)) {
         rc = CLI_EXIT_ERROR; /* main() reports the failed write */
@@ -162,9 +286,9 @@ static int tail_loop(const cli_ctx *ctx, esc_store *store, const tail_args *a,
     if (!a->follow)
       break;
     fflush(stdout);
-    esc_status st = esc_wait_for_events(store, a->category, after, TAIL_WAIT_MS,
-                                        TAIL_WAIT_MS, &err);
-    if (st != ESC_OK && st != ESC_ETIMEDOUT)
+    st = esc_wait_for_events(store, a->category, after, TAIL_WAIT_MS,
+                             TAIL_WAIT_MS, &err);
+    if (st != ESC_OK && st != ESC_ETIMEDOUT && !retry_after(a, &retry, st, &err))
       goto out_fail;
   }
   goto out;
@@ -178,7 +302,7 @@ out:
 }
 
 int cli_cmd_tail(cli_ctx *ctx, int argc, char **argv) {
-  tail_args a = {NULL, "start", false, -1, 500};
+  tail_args a = {NULL, "start", false, -1, 500, 60};
   int rc = parse_args(ctx, argc, argv, &a);
   if (rc >= 0)
     return rc;

@@ -28,13 +28,15 @@ int cli_exit_code(esc_status code) {
   case ESC_EDELETED:
     return CLI_EXIT_NOTFOUND;
   case ESC_ECONN:
+  case ESC_EUNKNOWN: /* the message says it may have been applied */
     return CLI_EXIT_CONN;
+  case ESC_ETIMEDOUT:
+    return CLI_EXIT_TIMEOUT;
   case ESC_EINVAL:
   case ESC_EDUPLICATE:
     return CLI_EXIT_INVALID;
   case ESC_EIO:
   case ESC_ENOMEM:
-  case ESC_ETIMEDOUT:
   case ESC_EBUSY:
   case ESC_EREJECTED:
   case ESC_ECORRUPT:
@@ -71,13 +73,17 @@ const char *cli_status_name(esc_status code) {
     return "rejected";
   case ESC_ECORRUPT:
     return "corrupt";
+  case ESC_EUNKNOWN:
+    return "outcome_unknown";
   }
   return "error";
 }
 
-/* {"error":{"code":..,"exit":..,"message":..}} on stdout, for --json. */
+/* {"error":{"code":..,"exit":..,"message":..}} on stdout, for --json;
+ * "hint" and "id" too when not NULL. */
 static void emit_json_error(const char *code, int exit_code,
-                            const char *message) {
+                            const char *message, const char *hint,
+                            const char *id) {
   json_t *inner = json_object();
   json_t *outer = json_object();
   if (!inner || !outer) {
@@ -88,6 +94,10 @@ static void emit_json_error(const char *code, int exit_code,
   json_object_set_new(inner, "code", json_string(code));
   json_object_set_new(inner, "exit", json_integer(exit_code));
   json_object_set_new(inner, "message", cli_json_string(message));
+  if (hint)
+    json_object_set_new(inner, "hint", cli_json_string(hint));
+  if (id)
+    json_object_set_new(inner, "id", cli_json_string(id));
   json_object_set_new(outer, "error", inner);
   cli_json_emit(outer);
 }
@@ -100,7 +110,8 @@ static void print_prefix(const cli_ctx *ctx) {
     fprintf(stderr, "esc: %s: ", ctx->command);
 }
 
-int cli_fail(const cli_ctx *ctx, const esc_error *err) {
+int cli_fail_hint(const cli_ctx *ctx, const esc_error *err, const char *hint,
+                  const char *id) {
   esc_status code = err->code == ESC_OK ? ESC_EIO : err->code;
   int exit_code = cli_exit_code(code);
   print_prefix(ctx);
@@ -108,10 +119,18 @@ int cli_fail(const cli_ctx *ctx, const esc_error *err) {
     fprintf(stderr, "%s (%s)\n", err->msg, esc_strerror(code));
   else
     fprintf(stderr, "%s\n", esc_strerror(code));
+  if (hint) {
+    print_prefix(ctx);
+    fprintf(stderr, "%s\n", hint);
+  }
   if (ctx->json)
     emit_json_error(cli_status_name(code), exit_code,
-                    err->msg[0] ? err->msg : esc_strerror(code));
+                    err->msg[0] ? err->msg : esc_strerror(code), hint, id);
   return exit_code;
+}
+
+int cli_fail(const cli_ctx *ctx, const esc_error *err) {
+  return cli_fail_hint(ctx, err, NULL, NULL);
 }
 
 void cli_error_prefix(esc_error *err, const char *prefix) {
@@ -137,7 +156,7 @@ int cli_usage(const cli_ctx *ctx, const char *fmt, ...) {
   else
     fprintf(stderr, "Try 'esc %s --help'.\n", ctx->command);
   if (ctx->json)
-    emit_json_error("usage", CLI_EXIT_USAGE, msg);
+    emit_json_error("usage", CLI_EXIT_USAGE, msg, NULL, NULL);
   return CLI_EXIT_USAGE;
 }
 
@@ -150,12 +169,17 @@ void cli_print_help(const char *text) {
         "                 `projections` (default: $ESC_REDIS_URL, else the\n"
         "                 local server of `scripts/servers start`)\n"
         "  --schema NAME  schema of the event store (default: esc)\n"
+        "  --pg-timeout S longest wait for any one reply of PostgreSQL, in\n"
+        "                 seconds (default: $ESC_PG_TIMEOUT, else 30; 0: no\n"
+        "                 limit)\n"
         "  --json         machine-readable output (one JSON object per "
         "line)\n"
         "  -h, --help     show help\n"
         "\nExit codes: 0 ok, 1 other error, 2 usage, 3 concurrency "
         "conflict,\n"
-        "4 not found or deleted, 5 connection, 6 invalid input.\n",
+        "4 not found or deleted, 5 connection (or an append's outcome "
+        "unknown),\n"
+        "6 invalid input, 7 timed out.\n",
         stdout);
 }
 

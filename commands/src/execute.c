@@ -317,6 +317,28 @@ static esc_status encode_metadata(struct run *r, esc_error *err) {
   return esc_metadata_encode(&m, &r->meta, &r->meta_len, err);
 }
 
+/*
+ * Conflicts are retried, and so are appends whose reply was lost
+ * (ESC_EUNKNOWN): the command id gives the next attempt the same event
+ * ids, so it appends them or finds them stored and returns that first
+ * result — the settling the store documents for an unknown append.
+ */
+static bool again(esc_status rc) {
+  return rc == ESC_ECONFLICT || rc == ESC_EUNKNOWN;
+}
+
+/* No attempt after a lost reply could tell what became of it. */
+static esc_status still_unknown(const struct run *r, esc_error *err) {
+  char id[37], why[sizeof err->msg];
+  esc_uuid_format(&r->opts.command_id, id);
+  snprintf(why, sizeof why, "%s", err ? err->msg : "");
+  return esc_error_set(err, ESC_EUNKNOWN,
+                       "execute on %s: outcome unknown, an append may have "
+                       "been applied; execute command %s again to settle it "
+                       "(%s)",
+                       r->stream, id, why);
+}
+
 esc_status esc_execute(esc_store *store, const esc_decider *decider,
                        const char *stream_id, const void *command,
                        const esc_command_options *opts,
@@ -336,19 +358,25 @@ esc_status esc_execute(esc_store *store, const esc_decider *decider,
   if (rc)
     return rc;
   rc = encode_metadata(&r, err);
-  for (int i = 1; !rc || rc == ESC_ECONFLICT; i++) {
+  bool unknown = false;
+  for (int i = 1; !rc || again(rc); i++) {
     result->attempts = i;
     rc = attempt(&r, err);
-    if (rc != ESC_ECONFLICT)
+    unknown = unknown || rc == ESC_EUNKNOWN;
+    if (!again(rc))
       break;
     if (i == r.opts.max_attempts) {
-      rc = esc_error_set(err, ESC_ECONFLICT,
-                         "execute on %s: still conflicting after %d attempts",
-                         stream_id, i);
+      if (rc == ESC_ECONFLICT)
+        rc = esc_error_set(err, ESC_ECONFLICT,
+                           "execute on %s: still conflicting after %d "
+                           "attempts",
+                           stream_id, i);
       break;
     }
     back_off(&r.opts, i);
   }
+  if (unknown && (rc == ESC_EUNKNOWN || rc == ESC_ECONN || rc == ESC_ETIMEDOUT))
+    rc = still_unknown(&r, err);
   if (!rc && err)
     memset(err, 0, sizeof *err);
   esc__state_free(decider, r.state);

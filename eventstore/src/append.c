@@ -229,7 +229,7 @@ static esc_status interpret(esc_store *st, const PGresult *res,
   char what[ESC_STREAM_ID_MAX + 32];
   snprintf(what, sizeof what, "append to %s", stream);
   if (PQresultStatus(res) != PGRES_TUPLES_OK)
-    return esc__fail_pg(err, st->conn, res, what);
+    return esc__fail_store(err, st, res, what);
   if (PQntuples(res) != 1 || PQnfields(res) != 7)
     return esc__fail(err, ESC_EIO, "%s: unexpected reply shape", what);
 
@@ -263,6 +263,53 @@ static esc_status interpret(esc_store *st, const PGresult *res,
   return ESC_OK;
 }
 
+/* ------------------------------------------------------------ outcome -- */
+
+/* Replaces err's message by "append to S: <label>: <what it said>". */
+static esc_status relabel(esc_error *err, const char *stream, esc_status code,
+                          const char *label) {
+  char prefix[ESC_STREAM_ID_MAX + 16], said[sizeof err->msg], st[6];
+  if (!err)
+    return code;
+  snprintf(prefix, sizeof prefix, "append to %s: ", stream);
+  size_t skip = strncmp(err->msg, prefix, strlen(prefix)) == 0
+                    ? strlen(prefix)
+                    : 0;
+  snprintf(said, sizeof said, "%s", err->msg + skip);
+  memcpy(st, err->sqlstate, sizeof st);
+  esc__fail(err, code, "append to %s: %s: %s", stream, label, said);
+  memcpy(err->sqlstate, st, sizeof st);
+  return code;
+}
+
+/*
+ * What a failed append means to its caller. Before its request was sent
+ * whole, nothing happened. After, a connection that broke or a reply that
+ * never came leaves it unknown: the server may have committed it (the
+ * commit is the request's last step). A statement the server cancelled
+ * (statement_timeout) was rolled back.
+ */
+static esc_status outcome(const esc_store *st, const char *stream,
+                          esc_status rc, bool sent, esc_error *err) {
+  bool lost = rc == ESC_ECONN || (rc == ESC_ETIMEDOUT && st->call.timed_out);
+  if (rc == ESC_ETIMEDOUT && !lost)
+    return relabel(err, stream, rc, "not applied");
+  if (!lost)
+    return rc;
+  if (sent)
+    return relabel(err, stream, ESC_EUNKNOWN,
+                   "outcome unknown, it may have been applied");
+  return relabel(err, stream, rc, "not sent, nothing was appended");
+}
+
+/* Fills r for a request sent whose answer the connection lost. */
+static void lost_reply(const esc_store *st, esc_append_request *r) {
+  char what[ESC_STREAM_ID_MAX + 16];
+  snprintf(what, sizeof what, "append to %s", r->stream_id);
+  esc_status rc = esc__fail_store(&r->error, st, NULL, what);
+  r->status = outcome(st, r->stream_id, rc ? rc : ESC_ECONN, true, &r->error);
+}
+
 /* ------------------------------------------------------------- append -- */
 
 /* The fast statement's answer: *hit when it appended. A miss — no stream
@@ -279,7 +326,7 @@ static esc_status interpret_fast(esc_store *st, const PGresult *res,
     if (state && strcmp(state, "23505") == 0)
       return ESC_OK;
     snprintf(what, sizeof what, "append to %s", stream);
-    return esc__fail_pg(err, st->conn, res, what);
+    return esc__fail_store(err, st, res, what);
   }
   if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0))
     return ESC_OK;
@@ -322,12 +369,16 @@ static esc_status exec_cold(esc_store *st, const struct append_params *p,
   const char *stmt;
   esc_status rc = esc__prepare(st, ESC__STMT_APPEND, &stmt, err);
   if (rc)
-    return rc;
-  PGresult *res = PQexecPrepared(st->conn, stmt, NPARAMS, p->values, p->lengths,
-                                 p->formats, 1);
+    return outcome(st, stream, rc, false, err);
+  PGresult *res = esc__exec(st, &(struct esc__query){.stmt = stmt,
+                                                     .n = NPARAMS,
+                                                     .values = p->values,
+                                                     .lengths = p->lengths,
+                                                     .formats = p->formats,
+                                                     .binary = 1});
   rc = interpret(st, res, stream, expected, result, err);
   PQclear(res);
-  return rc;
+  return outcome(st, stream, rc, st->call.sent, err);
 }
 
 esc_status esc_append(esc_store *store, const char *stream_id, int64_t expected,
@@ -340,14 +391,19 @@ esc_status esc_append(esc_store *store, const char *stream_id, int64_t expected,
   if (!rc)
     rc = esc__prepare(store, fast_stmt(expected, n), &stmt, err);
   if (rc)
-    return rc;
+    return outcome(store, stream_id, rc, false, err);
   if (!build_fast_params(&p, stream_id, expected, events, n))
     goto out_of_memory;
 
-  PGresult *res = PQexecPrepared(store->conn, stmt, NPARAMS, p.values,
-                                 p.lengths, p.formats, 1);
+  PGresult *res = esc__exec(store, &(struct esc__query){.stmt = stmt,
+                                                        .n = NPARAMS,
+                                                        .values = p.values,
+                                                        .lengths = p.lengths,
+                                                        .formats = p.formats,
+                                                        .binary = 1});
   rc = interpret_fast(store, res, stream_id, n, result, &hit, err);
   PQclear(res);
+  rc = outcome(store, stream_id, rc, store->call.sent, err);
   if (!rc && !hit) {
     /* The cold path takes arrays, whatever the fast one took. */
     if (!build_params(&p, stream_id, expected, events, n))
@@ -365,10 +421,13 @@ out_of_memory:
 /* ---------------------------------------------------- many, pipelined -- */
 
 /* Sends one request into the pipeline, followed by a sync so it commits as
- * its own transaction. Invalid requests are answered without sending. */
+ * its own transaction, and pushes it out: true once all of it reached the
+ * kernel (the server may act on it). Invalid requests are answered without
+ * sending. The statements were prepared before the pipeline began. */
 static bool send_request(esc_store *st, struct append_params *p,
                          esc_append_request *r) {
-  const char *stmt;
+  const char *stmt = esc__stmt_name(fast_stmt(r->expected, r->n));
+  char what[ESC_STREAM_ID_MAX + 16];
   r->status =
       validate(st, r->stream_id, r->expected, r->events, r->n, &r->error);
   if (r->status)
@@ -378,35 +437,59 @@ static bool send_request(esc_store *st, struct append_params *p,
                           r->stream_id);
     return false;
   }
-  if (esc__prepare(st, fast_stmt(r->expected, r->n), &stmt, &r->error)) {
-    r->status = r->error.code;
-    return false;
-  }
   if (!PQsendQueryPrepared(st->conn, stmt, NPARAMS, p->values, p->lengths,
                            p->formats, 1) ||
-      !PQpipelineSync(st->conn)) {
-    r->status = esc__fail_pg(&r->error, st->conn, NULL, "pipeline send");
+      !PQpipelineSync(st->conn) || !esc__call_flush(&st->call)) {
+    snprintf(what, sizeof what, "append to %s", r->stream_id);
+    esc_status rc = esc__fail_store(&r->error, st, NULL, what);
+    r->status = outcome(st, r->stream_id, rc, false, &r->error);
     return false;
   }
   return true;
 }
 
 /* Reads one request's result, its end marker and its sync; *hit as in
- * interpret_fast. */
+ * interpret_fast. The transaction commits at the sync: rows without it
+ * are no answer, and a lost connection then leaves the request unknown. */
 static esc_status receive_request(esc_store *st, esc_append_request *r,
                                   bool *hit) {
-  PGresult *res = PQgetResult(st->conn);
+  PGresult *res = esc__call_next(&st->call);
   r->status =
       interpret_fast(st, res, r->stream_id, r->n, &r->result, hit, &r->error);
   PQclear(res);
-  while ((res = PQgetResult(st->conn)) != NULL)
+  while ((res = esc__call_next(&st->call)) != NULL)
     PQclear(res); /* the NULL that ends this query's results */
-  res = PQgetResult(st->conn);
+  res = esc__call_next(&st->call);
   ExecStatusType kind = PQresultStatus(res);
   PQclear(res);
-  if (kind != PGRES_PIPELINE_SYNC)
-    return esc__fail_pg(&r->error, st->conn, NULL, "pipeline sync");
-  return ESC_OK;
+  if (kind == PGRES_PIPELINE_SYNC)
+    return ESC_OK;
+  if (!esc__call_failed(&st->call))
+    return r->status = esc__fail(&r->error, ESC_EIO,
+                                 "append to %s: no sync in the pipeline reply",
+                                 r->stream_id);
+  /* An error the server answered with was rolled back: that stays. */
+  bool answered = r->status && r->status != ESC_ECONN &&
+                  r->status != ESC_ETIMEDOUT;
+  if (!answered) {
+    *hit = false;
+    lost_reply(st, r);
+  }
+  return r->status;
+}
+
+/* The call's status after a chunk: unknown when any request is, else the
+ * first failure (rc); err gets that request's message. */
+static esc_status chunk_status(const esc_append_request *reqs, size_t n,
+                               esc_status rc, size_t failed, esc_error *err) {
+  for (size_t i = 0; i < n && rc && rc != ESC_EUNKNOWN; i++)
+    if (reqs[i].status == ESC_EUNKNOWN) {
+      rc = ESC_EUNKNOWN;
+      failed = i;
+    }
+  if (rc)
+    esc__fail(err, rc, "%s", reqs[failed].error.msg);
+  return rc;
 }
 
 static esc_status pipeline_chunk(esc_store *st, esc_append_request *reqs,
@@ -414,42 +497,75 @@ static esc_status pipeline_chunk(esc_store *st, esc_append_request *reqs,
   struct append_params p = {0};
   bool sent[PIPELINE_CHUNK];
   esc_status rc = ESC_OK;
+  size_t i, failed = 0;
 
   if (!PQenterPipelineMode(st->conn))
-    return esc__fail_pg(err, st->conn, NULL, "enter pipeline mode");
-  for (size_t i = 0; i < n; i++)
+    return esc__fail_store(err, st, NULL, "enter pipeline mode");
+  esc__call_begin(&st->call, st->conn, st->timeout_ms);
+  for (i = 0; i < n; i++)
     sent[i] = send_request(st, &p, &reqs[i]);
   esc__buf_release(&p.buf);
-  for (size_t i = 0; i < n && !rc; i++) {
+  for (i = 0; i < n && !rc; i++) {
     bool hit = false;
-    if (sent[i] && receive_request(st, &reqs[i], &hit))
-      rc = esc__fail(err, reqs[i].error.code ? reqs[i].error.code : ESC_EIO,
-                     "%s", reqs[i].error.msg);
+    if (sent[i] && (rc = receive_request(st, &reqs[i], &hit)) != ESC_OK)
+      failed = i;
     cold[i] = sent[i] && !reqs[i].status && !hit;
   }
+  for (; i < n; i++) { /* after a fault, the replies that did not come */
+    cold[i] = false;
+    if (sent[i])
+      lost_reply(st, &reqs[i]);
+  }
   if (!PQexitPipelineMode(st->conn) && !rc)
-    rc = esc__fail_pg(err, st->conn, NULL, "exit pipeline mode");
-  return rc;
+    return esc__fail_store(err, st, NULL, "exit pipeline mode");
+  return chunk_status(reqs, n, rc, failed, err);
+}
+
+/* A failure that ends the batch: the connection is gone, or memory. */
+static bool ends_batch(esc_status rc) {
+  return rc == ESC_ECONN || rc == ESC_ENOMEM || rc == ESC_EUNKNOWN ||
+         rc == ESC_ETIMEDOUT;
+}
+
+/* Marks requests (those of which[], or all when NULL) that were not sent
+ * because the batch stopped first, and why. */
+static void not_sent(esc_append_request *reqs, size_t n, const bool *which,
+                     const esc_error *why) {
+  esc_status code = why->code == ESC_EUNKNOWN ? ESC_ECONN : why->code;
+  for (size_t i = 0; i < n; i++)
+    if (!which || which[i])
+      reqs[i].status = esc__fail(
+          &reqs[i].error, code,
+          "append to %s: not sent, nothing was appended (the batch stopped: "
+          "%s)",
+          reqs[i].stream_id, why->msg);
 }
 
 /* Requests the fast path missed go through the cold path one by one. */
 static esc_status finish_cold(esc_store *st, esc_append_request *reqs, size_t n,
-                              const bool *cold) {
+                              bool *cold, esc_error *err) {
   struct append_params p = {0};
   esc_status rc = ESC_OK;
-  for (size_t i = 0; i < n && rc != ESC_ECONN && rc != ESC_ENOMEM; i++) {
+  size_t i;
+  for (i = 0; i < n && !ends_batch(rc); i++) {
     esc_append_request *r = &reqs[i];
     if (!cold[i])
       continue;
+    cold[i] = false;
     if (!build_params(&p, r->stream_id, r->expected, r->events, r->n))
       rc = esc__fail(&r->error, ESC_ENOMEM, "append to %s: out of memory",
                      r->stream_id);
     else
       rc = exec_cold(st, &p, r->stream_id, r->expected, &r->result, &r->error);
     r->status = rc;
+    if (ends_batch(rc))
+      esc__fail(err, rc, "%s", r->error.msg);
   }
   esc__buf_release(&p.buf);
-  return rc == ESC_ECONN || rc == ESC_ENOMEM ? rc : ESC_OK;
+  if (!ends_batch(rc))
+    return ESC_OK;
+  not_sent(reqs + i, n - i, cold + i, err);
+  return rc;
 }
 
 esc_status esc_append_many(esc_store *store, esc_append_request *reqs, size_t n,
@@ -457,17 +573,29 @@ esc_status esc_append_many(esc_store *store, esc_append_request *reqs, size_t n,
   const char *stmt;
   bool cold[PIPELINE_CHUNK];
   esc_status rc = ESC_OK;
-  /* Statements cannot be prepared inside the pipeline. */
-  for (int s = ESC__STMT_APPEND_UPDATE; s <= ESC__STMT_APPEND1_UPSERT && !rc;
-       s++)
-    rc = esc__prepare(store, (enum esc__stmt)s, &stmt, err);
-  for (size_t i = 0; i < n && !rc; i += PIPELINE_CHUNK) {
+  esc_error local = ESC_ERROR_INIT;
+  size_t i = 0;
+  if (!err)
+    err = &local; /* the requests not sent are told why from it */
+  while (i < n && !rc) {
     size_t len = n - i < PIPELINE_CHUNK ? n - i : PIPELINE_CHUNK;
+    /* Statements cannot be prepared inside the pipeline; a reconnect by
+     * the cold path of the chunk before forgets them. */
+    for (int s = ESC__STMT_APPEND_UPDATE; s <= ESC__STMT_APPEND1_UPSERT && !rc;
+         s++)
+      rc = esc__prepare(store, (enum esc__stmt)s, &stmt, err);
+    if (rc)
+      break;
     rc = pipeline_chunk(store, reqs + i, len, cold, err);
-    if (!rc && (rc = finish_cold(store, reqs + i, len, cold)) != ESC_OK)
-      esc__fail(err, rc, "append many: %s", esc_strerror(rc));
+    if (!rc)
+      rc = finish_cold(store, reqs + i, len, cold, err);
+    i += len;
   }
-  if (!rc)
+  if (!rc) {
     esc__clear(err);
+    return ESC_OK;
+  }
+  if (i < n)
+    not_sent(reqs + i, n - i, NULL, err);
   return rc;
 }

@@ -51,14 +51,18 @@ esc_status esc_stream_get(esc_store *store, const char *stream_id,
                      stream_id ? inner.msg : "stream id is NULL");
   esc_status rc = esc__prepare(store, ESC__STMT_STREAM_GET, &stmt, err);
   if (rc)
-    return rc;
+    return esc__prefix(err, rc, "stream info");
   const char *values[] = {stream_id};
   int lengths[] = {(int)strlen(stream_id)};
   int formats[] = {1};
-  PGresult *res =
-      PQexecPrepared(store->conn, stmt, 1, values, lengths, formats, 1);
+  PGresult *res = esc__exec(store, &(struct esc__query){.stmt = stmt,
+                                                        .n = 1,
+                                                        .values = values,
+                                                        .lengths = lengths,
+                                                        .formats = formats,
+                                                        .binary = 1});
   if (PQresultStatus(res) != PGRES_TUPLES_OK)
-    rc = esc__fail_pg(err, store->conn, res, "stream info");
+    rc = esc__fail_store(err, store, res, "stream info");
   else if (PQntuples(res) == 0)
     rc = esc__fail(err, ESC_ENOTFOUND, "stream %s does not exist", stream_id);
   else
@@ -87,9 +91,9 @@ esc_status esc_stream_list(esc_store *store, const char *category,
   snprintf(limit, sizeof limit, "%zu", max);
   const char *values[] = {category, after_id ? after_id : "", limit};
   PGresult *res =
-      PQexecParams(store->conn, sql, 3, NULL, values, NULL, NULL, 0);
+      esc__exec(store, &(struct esc__query){.sql = sql, .n = 3, .values = values});
   if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-    rc = esc__fail_pg(err, store->conn, res, "list streams");
+    rc = esc__fail_store(err, store, res, "list streams");
   } else {
     int n = PQntuples(res);
     for (int i = 0; i < n; i++)
@@ -109,10 +113,9 @@ esc_status esc_store_identity(esc_store *store, esc_uuid *out, esc_error *err) {
     return rc;
   snprintf(sql, sizeof sql, "SELECT id::text FROM %s.identity",
            store->schema_ident);
-  PGresult *res = PQexec(store->conn, sql);
+  PGresult *res = esc__exec(store, &(struct esc__query){.sql = sql});
   if (PQresultStatus(res) != PGRES_TUPLES_OK)
-    rc = esc__fail_pg(err, store->conn, res,
-                      "read the store's identity (is the schema migrated?)");
+    rc = esc__fail_store(err, store, res, "read the store's identity");
   else if (PQntuples(res) != 1)
     rc = esc__fail(err, ESC_EIO, "%s.identity holds %d rows, not one",
                    store->schema, PQntuples(res));
@@ -143,10 +146,10 @@ static esc_status counts(esc_store *st, esc_store_stats *out, bool count,
            "   WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot())"
            "   ORDER BY tx_id DESC, global_position DESC LIMIT 1) h ON true",
            events, streams, s, s);
-  PGresult *res = PQexec(st->conn, sql);
+  PGresult *res = esc__exec(st, &(struct esc__query){.sql = sql});
   esc_status rc = ESC_OK;
   if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-    rc = esc__fail_pg(err, st->conn, res, "count events");
+    rc = esc__fail_store(err, st, res, "count events");
   } else {
     out->events = to_i64(res, 0, 0);
     out->streams = to_i64(res, 0, 1);
@@ -160,19 +163,21 @@ static esc_status counts(esc_store *st, esc_store_stats *out, bool count,
 
 /* The oldest transaction that has an xid: it is what holds the horizon of
  * every subscriber (pg_snapshot_xmin) back. */
+#define SQL_HOLDER                                                             \
+  "SELECT pid, greatest(0, extract(epoch FROM clock_timestamp() "              \
+  "- xact_start))::float8,"                                                    \
+  " coalesce(state, ''), left(coalesce(query, ''), 150),"                      \
+  " coalesce(application_name, '')"                                            \
+  " FROM pg_stat_activity"                                                     \
+  " WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid()"                 \
+  " ORDER BY age(backend_xid) DESC LIMIT 1"
+
 static esc_status horizon_holder(esc_store *st, esc_store_stats *out,
                                  esc_error *err) {
-  PGresult *res = PQexec(
-      st->conn, "SELECT pid, greatest(0, extract(epoch FROM clock_timestamp() "
-                "- xact_start))::float8,"
-                " coalesce(state, ''), left(coalesce(query, ''), 150),"
-                " coalesce(application_name, '')"
-                " FROM pg_stat_activity"
-                " WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid()"
-                " ORDER BY age(backend_xid) DESC LIMIT 1");
+  PGresult *res = esc__exec(st, &(struct esc__query){.sql = SQL_HOLDER});
   esc_status rc = ESC_OK;
   if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-    rc = esc__fail_pg(err, st->conn, res, "find the horizon holder");
+    rc = esc__fail_store(err, st, res, "find the horizon holder");
   } else if (PQntuples(res) == 1) {
     out->holder_pid = (int)to_i64(res, 0, 0);
     out->holder_age_s = strtod(PQgetvalue(res, 0, 1), NULL);

@@ -84,11 +84,11 @@ static char *substitute(const struct esc__embedded *f, const struct subst *s) {
 
 static esc_status run_sql(esc_store *st, const char *sql, const char *what,
                           esc_error *err) {
-  PGresult *res = PQexec(st->conn, sql);
+  PGresult *res = esc__exec(st, &(struct esc__query){.sql = sql});
   ExecStatusType kind = PQresultStatus(res);
   esc_status rc = ESC_OK;
   if (kind != PGRES_COMMAND_OK && kind != PGRES_TUPLES_OK)
-    rc = esc__fail_pg(err, st->conn, res, what);
+    rc = esc__fail_store(err, st, res, what);
   PQclear(res);
   return rc;
 }
@@ -99,10 +99,11 @@ static esc_status record_applied(esc_store *st, const char *sql, int version,
   char v[16];
   snprintf(v, sizeof v, "%d", version);
   const char *values[] = {v, name};
-  PGresult *res = PQexecParams(st->conn, sql, 2, NULL, values, NULL, NULL, 0);
+  PGresult *res =
+      esc__exec(st, &(struct esc__query){.sql = sql, .n = 2, .values = values});
   esc_status rc = ESC_OK;
   if (PQresultStatus(res) != PGRES_COMMAND_OK)
-    rc = esc__fail_pg(err, st->conn, res, what);
+    rc = esc__fail_store(err, st, res, what);
   PQclear(res);
   return rc;
 }
@@ -112,10 +113,10 @@ static bool is_applied(esc_store *st, int version, esc_status *rc,
   char sql[160];
   snprintf(sql, sizeof sql, "SELECT 1 FROM %s.migrations WHERE version = %d",
            st->schema_ident, version);
-  PGresult *res = PQexec(st->conn, sql);
+  PGresult *res = esc__exec(st, &(struct esc__query){.sql = sql});
   bool applied = false;
   if (PQresultStatus(res) != PGRES_TUPLES_OK)
-    *rc = esc__fail_pg(err, st->conn, res, "migrate: read applied versions");
+    *rc = esc__fail_store(err, st, res, "migrate: read applied versions");
   else
     applied = PQntuples(res) > 0;
   PQclear(res);

@@ -97,32 +97,25 @@ static esc_status send_read(esc_store *st, enum esc__stmt s, int nparams,
   int formats[4] = {1, 1, 1, 1};
   esc_status rc = esc__prepare(st, s, &stmt, err);
   if (rc)
-    return rc;
+    return esc__prefix(err, rc, what);
+  esc__call_begin(&st->call, st->conn, st->timeout_ms);
   if (!PQsendQueryPrepared(st->conn, stmt, nparams, values, lengths, formats,
-                           1))
-    return esc__fail_pg(err, st->conn, NULL, what);
+                           1) ||
+      !esc__call_flush(&st->call))
+    return esc__fail_store(err, st, NULL, what);
   snprintf(st->read_what, sizeof st->read_what, "%s", what);
   st->read_in_flight = true;
   return ESC_OK;
 }
 
-/* Waits for the read in flight: its one result, then the end of results. */
+/* Waits for the read in flight: its one result, then the end of results.
+ * The wait is bounded from now: the caller may have worked a while. */
 static esc_status receive_read(esc_store *st, esc_events *out, esc_error *err) {
-  PGresult *rows = NULL, *res;
-  esc_status rc = ESC_OK;
   st->read_in_flight = false;
-  while ((res = PQgetResult(st->conn)) != NULL) {
-    if (!rows && !rc && PQresultStatus(res) == PGRES_TUPLES_OK) {
-      rows = res;
-      continue;
-    }
-    if (!rc)
-      rc = esc__fail_pg(err, st->conn, res, st->read_what);
-    PQclear(res);
-  }
-  if (!rc && !rows)
-    rc = esc__fail_pg(err, st->conn, NULL, st->read_what);
-  if (rc) {
+  esc__call_rearm(&st->call);
+  PGresult *rows = esc__call_finish(&st->call);
+  if (PQresultStatus(rows) != PGRES_TUPLES_OK) {
+    esc_status rc = esc__fail_store(err, st, rows, st->read_what);
     PQclear(rows);
     return rc;
   }
@@ -245,11 +238,12 @@ esc_status esc_store_head(esc_store *store, esc_position *out, esc_error *err) {
   esc_position start = ESC_POSITION_START;
   esc_status rc = esc__prepare(store, ESC__STMT_HEAD, &stmt, err);
   if (rc)
-    return rc;
-  PGresult *res = PQexecPrepared(store->conn, stmt, 0, NULL, NULL, NULL, 1);
+    return esc__prefix(err, rc, "read the head");
+  PGresult *res = esc__exec(store, &(struct esc__query){.stmt = stmt,
+                                                        .binary = 1});
   *out = start;
   if (PQresultStatus(res) != PGRES_TUPLES_OK)
-    rc = esc__fail_pg(err, store->conn, res, "read the head");
+    rc = esc__fail_store(err, store, res, "read the head");
   else if (PQntuples(res) == 1) {
     out->tx_id = esc__get_be64(PQgetvalue(res, 0, 0));
     out->global = (int64_t)esc__get_be64(PQgetvalue(res, 0, 1));

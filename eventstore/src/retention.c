@@ -29,10 +29,12 @@ static esc_status run(esc_store *st, const char *fn, const char *stream,
   snprintf(what, sizeof what, "%s %s", fn, stream);
   const char *with_before[] = {stream, before, reason};
   const char *without[] = {stream, reason};
-  PGresult *res = PQexecParams(st->conn, sql, before ? 3 : 2, NULL,
-                               before ? with_before : without, NULL, NULL, 0);
+  PGresult *res = esc__exec(
+      st, &(struct esc__query){.sql = sql,
+                               .n = before ? 3 : 2,
+                               .values = before ? with_before : without});
   if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-    rc = esc__fail_pg(err, st->conn, res, what);
+    rc = esc__fail_store(err, st, res, what);
   } else if (removed) {
     *removed = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
   }

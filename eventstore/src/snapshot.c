@@ -46,10 +46,14 @@ esc_status esc_snapshot_write(esc_store *store, const char *stream_id,
                           (const char *)state_be, data};
   int lengths[] = {(int)strlen(stream_id), 8, 4, (int)len};
   int formats[] = {1, 1, 1, 1};
-  PGresult *res =
-      PQexecPrepared(store->conn, stmt, 4, values, lengths, formats, 1);
+  PGresult *res = esc__exec(store, &(struct esc__query){.stmt = stmt,
+                                                        .n = 4,
+                                                        .values = values,
+                                                        .lengths = lengths,
+                                                        .formats = formats,
+                                                        .binary = 1});
   if (PQresultStatus(res) != PGRES_COMMAND_OK)
-    rc = esc__fail_pg(err, store->conn, res, "write snapshot");
+    rc = esc__fail_store(err, store, res, "write snapshot");
   PQclear(res);
   return rc;
 }
@@ -66,10 +70,14 @@ esc_status esc_snapshot_read(esc_store *store, const char *stream_id,
   const char *values[] = {stream_id};
   int lengths[] = {(int)strlen(stream_id)};
   int formats[] = {1};
-  PGresult *res =
-      PQexecPrepared(store->conn, stmt, 1, values, lengths, formats, 1);
+  PGresult *res = esc__exec(store, &(struct esc__query){.stmt = stmt,
+                                                        .n = 1,
+                                                        .values = values,
+                                                        .lengths = lengths,
+                                                        .formats = formats,
+                                                        .binary = 1});
   if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-    rc = esc__fail_pg(err, store->conn, res, "read snapshot");
+    rc = esc__fail_store(err, store, res, "read snapshot");
     PQclear(res);
     return rc;
   }

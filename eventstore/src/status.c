@@ -37,6 +37,8 @@ const char *esc_strerror(esc_status code) {
     return "rejected";
   case ESC_ECORRUPT:
     return "log breaks a guarantee";
+  case ESC_EUNKNOWN:
+    return "outcome unknown";
   }
   return "unknown error";
 }
@@ -86,7 +88,11 @@ static esc_status code_of_sqlstate(const char *st) {
     return ESC_EDUPLICATE;
   if (strcmp(st, "ES004") == 0)
     return ESC_ENOTFOUND;
-  if (strncmp(st, "08", 2) == 0) /* connection exception */
+  /* Connection exceptions, and the server ending the session: a shutdown
+   * or pg_terminate_backend (57P01), a crash restart (57P02), a server
+   * not accepting connections yet or any more (57P03). */
+  if (strncmp(st, "08", 2) == 0 || strcmp(st, "57P01") == 0 ||
+      strcmp(st, "57P02") == 0 || strcmp(st, "57P03") == 0)
     return ESC_ECONN;
   if (strncmp(st, "22", 2) == 0) /* data exception */
     return ESC_EINVAL;
@@ -105,7 +111,9 @@ static const char *migration_hint(const char *st) {
 
 /* libpq's messages span lines ("...\n\tIs the server running..."); ours are
  * one line, so a CLI or a log shows them whole. */
-static void flatten(char *msg) {
+void esc__flatten(char *msg) {
+  if (!msg)
+    return;
   char *out = msg;
   bool space = false;
   for (const char *p = msg; *p; p++) {
@@ -121,22 +129,61 @@ static void flatten(char *msg) {
   *out = '\0';
 }
 
-esc_status esc__fail_pg(esc_error *err, PGconn *conn, const PGresult *res,
-                        const char *what) {
+/* A statement the server cancelled: its statement_timeout (which esc sets
+ * for its sessions) or someone's pg_cancel_backend. */
+static esc_status fail_cancelled(esc_error *err, const char *what) {
+  return esc__fail(err, ESC_ETIMEDOUT,
+                   "%s: the server cancelled the statement (57014: "
+                   "statement_timeout, or a cancel request)",
+                   what);
+}
+
+esc_status esc__fail_pg_ended(esc_error *err, PGconn *conn,
+                              const PGresult *res, const char *what,
+                              const char *ended) {
   const char *st = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
   const char *msg =
       res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
-  esc_status code = code_of_sqlstate(st);
-  if (!msg || !*msg)
-    msg = conn ? PQerrorMessage(conn) : "no result";
-  if (conn && PQstatus(conn) == CONNECTION_BAD)
-    code = ESC_ECONN;
+  char why[160];
+  bool broken = conn && PQstatus(conn) == CONNECTION_BAD;
+  /* A session the server ended while idle said why in a notice. */
+  if (!st && broken && ended && *ended)
+    st = ended;
+  esc_status code = broken ? ESC_ECONN : code_of_sqlstate(st);
+  if (code == ESC_ECONN) {
+    esc__why_lost(st, conn, why, sizeof why);
+    esc__fail(err, code, "%s: lost the connection to PostgreSQL: %s", what,
+              why);
+  } else if (st && strcmp(st, "57014") == 0) {
+    fail_cancelled(err, what);
+  } else {
+    if (!msg || !*msg)
+      msg = conn ? PQerrorMessage(conn) : "no result";
+    esc__fail(err, code, "%s: %s%s", what, msg, migration_hint(st));
+  }
   if (!err)
     return code;
-  esc__fail(err, code, "%s: %s%s", what, msg, migration_hint(st));
-  flatten(err->msg);
+  esc__flatten(err->msg);
   if (st)
     snprintf(err->sqlstate, sizeof err->sqlstate, "%s", st);
+  return code;
+}
+
+esc_status esc__fail_pg(esc_error *err, PGconn *conn, const PGresult *res,
+                        const char *what) {
+  return esc__fail_pg_ended(err, conn, res, what, NULL);
+}
+
+esc_status esc__prefix(esc_error *err, esc_status code, const char *what) {
+  char msg[2 * sizeof err->msg];
+  if (!err)
+    return code;
+  snprintf(msg, sizeof msg, "%s: %s", what, err->msg);
+  size_t n = strlen(msg);
+  if (n >= sizeof err->msg)
+    n = sizeof err->msg - 1; /* cut: the message's start says the most */
+  memcpy(err->msg, msg, n);
+  err->msg[n] = '\0';
   return code;
 }
 

@@ -5,6 +5,7 @@
 #include "store_int.h"
 
 #include <ctype.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -275,28 +276,21 @@ static bool schema_name_valid(const char *s, esc_error *err) {
   return true;
 }
 
-/* A library does not write to stderr: server notices are dropped. */
-static void ignore_notice(void *arg, const PGresult *res) {
-  (void)arg;
-  (void)res;
-}
-
 static esc_status connect(esc_store *st, const char *conninfo,
                           const esc_store_options *opts, esc_error *err) {
-  char timeout[16];
-  snprintf(timeout, sizeof timeout, "%d",
-           opts->connect_timeout_s > 0 ? opts->connect_timeout_s : 10);
-  const char *keys[] = {"dbname", "application_name", "connect_timeout", NULL};
-  const char *vals[] = {conninfo, opts->app_name ? opts->app_name : "esc",
-                        timeout, NULL};
-  st->conn = PQconnectdbParams(keys, vals, 1);
+  struct esc__conn_opts o = {opts->app_name, opts->connect_timeout_s, 0};
+  esc_error local = ESC_ERROR_INIT;
+  if (!err)
+    err = &local; /* the code is needed even when the caller is not */
+  esc_status rc = esc__timeout_ms(opts->timeout_ms, &st->timeout_ms, err);
+  if (rc)
+    return rc;
+  o.timeout_ms = st->timeout_ms;
+  /* Notices land in st->call: it lives as long as the connection. */
+  st->conn = esc__pg_open(conninfo, &o, &st->call, err);
   if (!st->conn)
-    return esc__fail(err, ESC_ENOMEM, "connect: out of memory");
-  if (PQstatus(st->conn) != CONNECTION_OK) {
-    esc__fail_pg(err, st->conn, NULL, "connect to PostgreSQL");
-    return err ? (err->code = ESC_ECONN) : ESC_ECONN;
-  }
-  PQsetNoticeReceiver(st->conn, ignore_notice, NULL);
+    return err->code;
+  esc__call_begin(&st->call, st->conn, st->timeout_ms);
   return ESC_OK;
 }
 
@@ -349,27 +343,48 @@ void esc_store_free(esc_store *store) {
 /* Waits for a read nobody received and drops it: the connection must be
  * idle before anything else is sent on it. */
 static void drop_read_in_flight(esc_store *st) {
-  PGresult *res;
   if (!st->read_in_flight)
     return;
   st->read_in_flight = false;
-  while ((res = PQgetResult(st->conn)) != NULL)
-    PQclear(res);
+  esc__call_rearm(&st->call);
+  PQclear(esc__call_finish(&st->call));
+}
+
+/* False when the connection is broken, or the server closed it while it
+ * was idle (a shutdown, pg_terminate_backend): what it sent then is
+ * waiting on the socket, so look before sending anything. */
+static bool conn_alive(PGconn *conn) {
+  /* The goodbye message and the end of the stream may need a read each:
+   * libpq sees the closed socket only on the read after the message. */
+  for (int reads = 0; reads < 4 && PQstatus(conn) == CONNECTION_OK; reads++) {
+    struct pollfd p = {PQsocket(conn), POLLIN, 0};
+    if (poll(&p, 1, 0) <= 0 || !PQconsumeInput(conn))
+      break;
+  }
+  return PQstatus(conn) == CONNECTION_OK;
 }
 
 esc_status esc__ensure_conn(esc_store *st, esc_error *err) {
   drop_read_in_flight(st);
-  if (PQstatus(st->conn) == CONNECTION_OK)
+  if (conn_alive(st->conn))
     return ESC_OK;
   /* A broken session lost its prepared statements and LISTEN with it. */
   PQreset(st->conn);
   memset(st->prepared, 0, sizeof st->prepared);
   st->listening = false;
-  if (PQstatus(st->conn) != CONNECTION_OK) {
-    esc__fail_pg(err, st->conn, NULL, "reconnect to PostgreSQL");
-    return err ? (err->code = ESC_ECONN) : ESC_ECONN;
-  }
-  return ESC_OK;
+  esc__call_begin(&st->call, st->conn, st->timeout_ms);
+  if (PQstatus(st->conn) != CONNECTION_OK)
+    return esc__fail_connect(err, st->conn, "reconnect to PostgreSQL");
+  return esc__pg_session(st->conn, st->timeout_ms, err);
+}
+
+PGresult *esc__exec(esc_store *st, const struct esc__query *q) {
+  return esc__call_run(&st->call, st->conn, st->timeout_ms, q);
+}
+
+esc_status esc__fail_store(esc_error *err, const esc_store *st,
+                           const PGresult *res, const char *what) {
+  return esc__fail_call(err, &st->call, res, what);
 }
 
 /* Replaces @S@ by the quoted schema and @C@ by the channel as a literal (its
@@ -400,6 +415,10 @@ static bool expand(char *out, size_t size, const char *sql,
   return true;
 }
 
+const char *esc__stmt_name(enum esc__stmt s) {
+  return stmt_defs[s].name;
+}
+
 esc_status esc__prepare(esc_store *st, enum esc__stmt s, const char **name,
                         esc_error *err) {
   const struct stmt_def *def = &stmt_defs[s];
@@ -412,12 +431,16 @@ esc_status esc__prepare(esc_store *st, enum esc__stmt s, const char **name,
   if (!expand(sql, sizeof sql, def->sql, st->schema_ident, st->channel))
     return esc__fail(err, ESC_EINVAL, "prepare %s: statement too long",
                      def->name);
-  PGresult *res = PQprepare(st->conn, def->name, sql, def->nparams, def->types);
+  esc__call_begin(&st->call, st->conn, st->timeout_ms);
+  PGresult *res = NULL;
+  if (PQsendPrepare(st->conn, def->name, sql, def->nparams, def->types))
+    res = esc__call_finish(&st->call);
   if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+    /* esc__fail_pg hints at migrating when an object is missing, and
+     * only then: a dropped connection is not a schema problem. */
     char what[96];
-    snprintf(what, sizeof what, "prepare %s (is schema %s migrated?)",
-             def->name, st->schema);
-    rc = esc__fail_pg(err, st->conn, res, what);
+    snprintf(what, sizeof what, "prepare %s", def->name);
+    rc = esc__fail_store(err, st, res, what);
   } else {
     st->prepared[s] = true;
   }

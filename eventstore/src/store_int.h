@@ -20,9 +20,118 @@ esc_status esc__fail(esc_error *err, esc_status code, const char *fmt, ...)
     ESC__PRINTF(3, 4);
 
 /* Maps a failed PGresult (or a NULL one) to an esc_error: the SQLSTATE is
- * copied, the code chosen from it, and the message prefixed by `what`. */
+ * copied, the code chosen from it, and the message prefixed by `what`. A
+ * broken connection (the connection is bad, or the server said it ends the
+ * session: 08*, 57P01-57P03) is always ESC_ECONN, "lost the connection to
+ * PostgreSQL: <why>", never libpq's raw lines. */
 esc_status esc__fail_pg(esc_error *err, PGconn *conn, const PGresult *res,
                         const char *what);
+/* The same, with `ended` (may be NULL or ""): the SQLSTATE of a notice that
+ * said why the server ended an idle session. */
+esc_status esc__fail_pg_ended(esc_error *err, PGconn *conn,
+                              const PGresult *res, const char *what,
+                              const char *ended);
+
+/* Prefixes err's message with "<what>: " (err may be NULL); returns code.
+ * For a failure of an inner step (preparing a statement) named from the
+ * operation the caller knows. */
+esc_status esc__prefix(esc_error *err, esc_status code, const char *what);
+
+/* Joins libpq's multi-line messages into one line, in place (NULL: no-op). */
+void esc__flatten(char *msg);
+
+/* ------------------------------------------------------------------------
+ * Connections and bounded round trips (conn.c)
+ * ------------------------------------------------------------------------ */
+
+/* Milliseconds on a monotonic clock. */
+int64_t esc__clock_ms(void);
+
+/* The per-call timeout for `requested` ms (esc_store_options.timeout_ms):
+ * > 0 as is, < 0 none (-1), 0 ESC_PG_TIMEOUT's seconds (0: none), else
+ * 30000. ESC_EINVAL for an ESC_PG_TIMEOUT that is not whole seconds. */
+esc_status esc__timeout_ms(int requested, int *out, esc_error *err);
+
+/*
+ * One round trip with a deadline. The connection must be nonblocking
+ * (esc__pg_session does that). Begin, send with a PQsend* call, then take
+ * results with esc__call_next (or all at once with esc__call_finish): each
+ * waits at most until the deadline, then shuts the connection down
+ * (timed_out; PQstatus is CONNECTION_BAD from then on).
+ */
+struct esc__call {
+  PGconn *conn;
+  int timeout_ms;      /* -1: none */
+  int64_t deadline_ms; /* esc__clock_ms() time; -1: none */
+  /* The whole request (its final Sync included) reached the kernel: the
+   * server may act on it. Before that, nothing was sent that it could. */
+  bool sent;
+  bool timed_out;
+  char ended[6]; /* SQLSTATE of a notice saying the session ends */
+};
+
+void esc__call_begin(struct esc__call *c, PGconn *conn, int timeout_ms);
+/* Starts the deadline again (a result taken long after its send). */
+void esc__call_rearm(struct esc__call *c);
+/* Pushes what was sent out; sets sent. false on a broken connection or
+ * at the deadline. */
+bool esc__call_flush(struct esc__call *c);
+/* The next result, as PQgetResult; NULL at the end of one query's results
+ * (in pipeline mode, between queries), or on a fault. */
+PGresult *esc__call_next(struct esc__call *c);
+/* Takes every result to the end, like PQexec: the first error, else the
+ * last result. On a fault, an error result the server sent, else NULL:
+ * rows without the end of their query are no answer. */
+PGresult *esc__call_finish(struct esc__call *c);
+/* Whether the round trip failed: timed out or the connection broke. */
+bool esc__call_failed(const struct esc__call *c);
+
+/* What to send: a prepared statement (stmt) or SQL text (sql) with n
+ * parameters; text without parameters may hold several statements. */
+struct esc__query {
+  const char *stmt;
+  const char *sql;
+  int n;
+  const char *const *values;
+  const int *lengths; /* for binary parameters */
+  const int *formats; /* NULL: all text */
+  int binary;         /* results in binary */
+};
+
+/* Begin, send q, finish: NULL when it could not be sent or on a fault. */
+PGresult *esc__call_run(struct esc__call *c, PGconn *conn, int timeout_ms,
+                        const struct esc__query *q);
+
+/* Fills err for a failed round trip: "no reply within ..." when it timed
+ * out (ESC_ETIMEDOUT), else as esc__fail_pg. */
+esc_status esc__fail_call(esc_error *err, const struct esc__call *c,
+                          const PGresult *res, const char *what);
+/* "<what> at host:port: <libpq's reason>" (ESC_ECONN) for a failed
+ * connect or reconnect. */
+esc_status esc__fail_connect(esc_error *err, PGconn *conn, const char *what);
+/* Why a connection is gone, in one line, from a SQLSTATE (may be NULL)
+ * or else libpq's message on conn. */
+void esc__why_lost(const char *sqlstate, PGconn *conn, char *out,
+                   size_t size);
+
+struct esc__conn_opts {
+  const char *app_name;  /* NULL: "esc" */
+  int connect_timeout_s; /* > 0 wins over the URL; 0: URL, env, else 10 */
+  int timeout_ms;        /* resolved (esc__timeout_ms); -1: none */
+};
+
+/*
+ * Connects with libpq's URL and environment parameters honoured and esc's
+ * defaults only where none is set (see esc_store_open), then sets the
+ * session up (esc__pg_session). notices (may be NULL) records why the
+ * server ends a session (its `ended`); it must outlive the connection.
+ * NULL and err filled (ESC_ECONN, ESC_EINVAL, ESC_ENOMEM) on failure.
+ */
+PGconn *esc__pg_open(const char *conninfo, const struct esc__conn_opts *o,
+                     struct esc__call *notices, esc_error *err);
+/* Nonblocking mode and the server-side statement_timeout: after every
+ * connect and PQreset. */
+esc_status esc__pg_session(PGconn *conn, int timeout_ms, esc_error *err);
 
 /* Room for a quoted piece of caller text: all of its 48 printable bytes,
  * fewer escaped ones, so messages keep their tail within esc_error.msg. */
@@ -71,11 +180,25 @@ struct esc_store {
   bool read_in_flight;
   esc_position read_after;
   char read_what[ESC_CATEGORY_MAX + 16]; /* "read <category>", for errors */
+  int timeout_ms;        /* per round trip; -1: none */
+  struct esc__call call; /* the last (or the running) round trip */
 };
 
-/* Reconnects a broken connection (prepared statements and LISTEN are
- * forgotten with it); ESC_ECONN when the server cannot be reached. */
+/* esc__call_run on the store's connection with its timeout. */
+PGresult *esc__exec(esc_store *st, const struct esc__query *q);
+/* esc__fail_call for the store's last round trip. */
+esc_status esc__fail_store(esc_error *err, const esc_store *st,
+                           const PGresult *res, const char *what);
+
+/* Makes the connection ready for a request: waits out a read nobody
+ * received, and reconnects one that broke — also one the server closed
+ * while it was idle, noticed here before anything is sent on it (prepared
+ * statements and LISTEN are forgotten with it). ESC_ECONN when the server
+ * cannot be reached. */
 esc_status esc__ensure_conn(esc_store *st, esc_error *err);
+
+/* The name statement s is prepared under. */
+const char *esc__stmt_name(enum esc__stmt s);
 
 /* Prepares statement s on first use; returns its name. */
 esc_status esc__prepare(esc_store *st, enum esc__stmt s, const char **name,

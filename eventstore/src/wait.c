@@ -13,10 +13,14 @@
 #include <string.h>
 #include <time.h>
 
-static int64_t now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+/* Here ESC_ETIMEDOUT means "no events yet": a server that did not answer
+ * in time is a broken connection to a waiter, who reconnects. */
+static esc_status lost_in_wait(esc_status rc, esc_error *err) {
+  if (rc != ESC_ETIMEDOUT)
+    return rc;
+  if (err)
+    err->code = ESC_ECONN;
+  return ESC_ECONN;
 }
 
 static esc_status start_listening(esc_store *st, esc_error *err) {
@@ -28,10 +32,10 @@ static esc_status start_listening(esc_store *st, esc_error *err) {
     return esc__fail_pg(err, st->conn, NULL, "listen");
   snprintf(sql, sizeof sql, "LISTEN %s", ident);
   PQfreemem(ident);
-  PGresult *res = PQexec(st->conn, sql);
+  PGresult *res = esc__exec(st, &(struct esc__query){.sql = sql});
   esc_status rc = ESC_OK;
   if (PQresultStatus(res) != PGRES_COMMAND_OK)
-    rc = esc__fail_pg(err, st->conn, res, "listen");
+    rc = lost_in_wait(esc__fail_store(err, st, res, "listen"), err);
   else
     st->listening = true;
   PQclear(res);
@@ -46,11 +50,14 @@ static esc_status exec_stmt(esc_store *st, enum esc__stmt s, int n,
   const char *name;
   esc_status rc = esc__prepare(st, s, &name, err);
   if (rc)
-    return rc;
-  PGresult *res =
-      PQexecPrepared(st->conn, name, n, values, lengths, formats, 0);
+    return lost_in_wait(esc__prefix(err, rc, "wait for events"), err);
+  PGresult *res = esc__exec(st, &(struct esc__query){.stmt = name,
+                                                     .n = n,
+                                                     .values = values,
+                                                     .lengths = lengths,
+                                                     .formats = formats});
   if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-    rc = esc__fail_pg(err, st->conn, res, "wait for events");
+    rc = lost_in_wait(esc__fail_store(err, st, res, "wait for events"), err);
     PQclear(res);
     return rc;
   }
@@ -100,11 +107,11 @@ static bool drain_notifications(esc_store *st, const char *category) {
 static esc_status sleep_until_woken(esc_store *st, const char *category,
                                     esc_position after, int64_t deadline,
                                     int poll_ms, esc_error *err) {
-  int64_t next_poll = now_ms() + poll_ms;
+  int64_t next_poll = esc__clock_ms() + poll_ms;
   for (;;) {
     if (drain_notifications(st, category))
       return ESC_OK;
-    int64_t now = now_ms();
+    int64_t now = esc__clock_ms();
     if (now >= next_poll) {
       bool yes = false;
       esc_status rc = has_events(st, category, after, &yes, err);
@@ -122,7 +129,7 @@ static esc_status sleep_until_woken(esc_store *st, const char *category,
       return esc__fail(err, ESC_EIO, "wait for events: poll: %s",
                        strerror(errno));
     if (PQstatus(st->conn) != CONNECTION_OK)
-      return esc__fail_pg(err, st->conn, NULL, "wait for events");
+      return esc__fail_store(err, st, NULL, "wait for events");
   }
 }
 
@@ -133,7 +140,7 @@ esc_status esc_wait_for_events(esc_store *store, const char *category,
   bool yes = false;
   if (category && !esc_category_valid(category, &inner))
     return esc__fail(err, ESC_EINVAL, "wait for events: %s", inner.msg);
-  int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+  int64_t deadline = timeout_ms < 0 ? -1 : esc__clock_ms() + timeout_ms;
   esc_status rc = esc__ensure_conn(store, err);
   if (!rc)
     rc = start_listening(store, err);
@@ -149,7 +156,10 @@ esc_status esc_wait_for_events(esc_store *store, const char *category,
   if (!rc && !yes)
     rc = sleep_until_woken(store, category, after, deadline,
                            poll_ms > 0 ? poll_ms : 1000, err);
-  /* Stay registered only while asleep: a busy reader costs appends nothing. */
+  /* Stay registered only while asleep: a busy reader costs appends nothing.
+   * A session that broke took its registration with it. */
+  if (rc && PQstatus(store->conn) != CONNECTION_OK)
+    return rc;
   esc_status un = exec_stmt(store, ESC__STMT_WAIT_UNREGISTER, 0, NULL, NULL,
                             NULL, NULL, rc ? NULL : err);
   return rc ? rc : un;

@@ -81,10 +81,12 @@ static esc_status query_bool(PGconn *conn, const char *sql, int64_t key,
   char k[24];
   snprintf(k, sizeof k, "%" PRId64, key);
   const char *values[] = {k};
-  PGresult *res = PQexecParams(conn, sql, 1, NULL, values, NULL, NULL, 0);
+  PGresult *res = esc__pg_exec(conn, sql, 1, values, PGRES_TUPLES_OK, what, err);
+  if (!res)
+    return esc__pg_failed(err);
   esc_status rc = ESC_OK;
-  if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
-    rc = esc__fail_pg(err, conn, res, what);
+  if (PQntuples(res) != 1)
+    rc = esc__fail(err, ESC_EIO, "%s: expected one row", what);
   else
     *out = PQgetvalue(res, 0, 0)[0] == 't';
   PQclear(res);

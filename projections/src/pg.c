@@ -10,36 +10,17 @@
 
 #include <stdio.h>
 
-/* A library does not write to stderr: server notices (a WARNING from
+/* Parameters, timeouts and messages as for esc_store_open (conn.c); the
+ * application_name names the connection's role in pg_stat_activity (and
+ * so in `esc projections`). Server notices (a WARNING from
  * pg_advisory_unlock of a lock not held, say) are dropped. */
-static void ignore_notice(void *arg, const PGresult *res) {
-  (void)arg;
-  (void)res;
-}
-
 PGconn *esc__pg_connect(const char *url, const char *app_name, esc_error *err) {
-  const char *keys[] = {"dbname", "application_name", "connect_timeout", NULL};
-  const char *vals[] = {url ? url : esc_default_pg_url(),
-                        app_name ? app_name : "esc", "10", NULL};
-  /* expand_dbname: dbname may be a URL or a key=value conninfo. Keys
-   * after it override what it says, as in esc_store_open: our
-   * application_name names the role of the connection in pg_stat_activity
-   * (and so in `esc projections`). */
-  PGconn *conn = PQconnectdbParams(keys, vals, 1);
-  if (!conn) {
-    esc__fail(err, ESC_ENOMEM, "connect to PostgreSQL: out of memory");
+  struct esc__conn_opts o = {app_name, 0, 0};
+  if (esc__timeout_ms(0, &o.timeout_ms, err))
     return NULL;
-  }
-  if (PQstatus(conn) != CONNECTION_OK) {
-    /* esc__fail_pg flattens libpq's multi-line message into one line. */
-    esc__fail_pg(err, conn, NULL, "connect to PostgreSQL");
-    if (err)
-      err->code = ESC_ECONN;
-    PQfinish(conn);
-    return NULL;
-  }
-  PQsetNoticeReceiver(conn, ignore_notice, NULL);
-  esc__clear(err);
+  PGconn *conn = esc__pg_open(url ? url : esc_default_pg_url(), &o, NULL, err);
+  if (conn)
+    esc__clear(err);
   return conn;
 }
 
@@ -54,10 +35,15 @@ char *esc__pg_schema_ident(PGconn *conn, const char *schema, esc_error *err) {
 PGresult *esc__pg_exec(PGconn *conn, const char *sql, int n,
                        const char *const *values, ExecStatusType want,
                        const char *what, esc_error *err) {
-  PGresult *res = PQexecParams(conn, sql, n, NULL, values, NULL, NULL, 0);
+  struct esc__call call;
+  int timeout_ms;
+  esc__timeout_ms(0, &timeout_ms, NULL); /* checked when connecting */
+  PGresult *res = esc__call_run(
+      &call, conn, timeout_ms,
+      &(struct esc__query){.sql = sql, .n = n, .values = values});
   if (PQresultStatus(res) == want)
     return res;
-  esc__fail_pg(err, conn, res, what);
+  esc__fail_call(err, &call, res, what);
   PQclear(res);
   return NULL;
 }

@@ -404,11 +404,13 @@ static bool any_stopped_all(const esc_worker *w) {
 static esc_status query_one(esc_worker *w, const char *sql, const char *param,
                             char *out, size_t size, esc_error *err) {
   const char *values[] = {param};
-  PGresult *res =
-      PQexecParams(w->pg, sql, param ? 1 : 0, NULL, values, NULL, NULL, 0);
+  PGresult *res = esc__pg_exec(w->pg, sql, param ? 1 : 0, values,
+                               PGRES_TUPLES_OK, "catch up", err);
+  if (!res)
+    return esc__pg_failed(err);
   esc_status rc = ESC_OK;
-  if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
-    rc = esc_error_set(err, ESC_ECONN, "catch up: %s", PQerrorMessage(w->pg));
+  if (PQntuples(res) != 1)
+    rc = esc_error_set(err, ESC_EIO, "catch up: expected one row");
   else
     snprintf(out, size, "%s", PQgetvalue(res, 0, 0));
   PQclear(res);

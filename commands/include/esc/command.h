@@ -234,6 +234,13 @@ typedef struct esc_command_result {
  * lost a race, or a store error. The stream id's category must be the
  * decider's. Every event carries metadata: correlation id, causation id =
  * command id, actor, time.
+ *
+ * An append whose reply was lost (ESC_EUNKNOWN from the store) is settled
+ * here when the server can be reached: the next attempt uses the same
+ * event ids, so it appends them or returns what the lost one stored (with
+ * duplicate = true). When it cannot be reached, esc_execute returns
+ * ESC_EUNKNOWN: the command may have been applied; execute it again with
+ * the same command_id (result->command_id) to settle it.
  */
 ESC_API esc_status esc_execute(esc_store *store, const esc_decider *decider,
                                const char *stream_id, const void *command,

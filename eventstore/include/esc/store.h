@@ -49,13 +49,21 @@ typedef enum esc_status {
   ESC_ENOTFOUND = 3,  /* stream (or other named thing) does not exist */
   ESC_EDUPLICATE = 4, /* an event id is stored already with other content */
   ESC_EDELETED = 5,   /* the stream is tombstoned */
-  ESC_ECONN = 6,      /* could not connect, or the connection broke */
+  ESC_ECONN = 6,      /* could not connect, or the connection broke; for
+                         an append: it was not sent, nothing happened */
   ESC_EIO = 7,        /* the database reported an error */
   ESC_ENOMEM = 8,
-  ESC_ETIMEDOUT = 9,
+  ESC_ETIMEDOUT = 9,  /* a wait ran out: the server did not answer in
+                         time (or cancelled the statement), or what a call
+                         waits for did not happen in time */
   ESC_EBUSY = 10,     /* a lock or lease is held by someone else */
   ESC_EREJECTED = 11, /* a decider rejected the command (a domain error) */
-  ESC_ECORRUPT = 12   /* the stored log breaks a guarantee: see esc check */
+  ESC_ECORRUPT = 12,  /* the stored log breaks a guarantee: see esc check */
+  /* The request was sent, then the connection broke or no reply came in
+   * time: it may or may not have been applied. Settle it by sending it
+   * again with the same event ids (idempotent append: a repeat returns
+   * the original result) or by reading the stream. */
+  ESC_EUNKNOWN = 13
 } esc_status;
 
 typedef struct esc_error {
@@ -324,16 +332,40 @@ typedef struct esc_store_options {
   const char *schema;    /* default "esc" */
   size_t max_event_size; /* data + metadata bytes; default 1 MiB */
   const char *app_name;  /* application_name reported to PostgreSQL */
-  int connect_timeout_s; /* default 10 */
+  /* Seconds to wait for a connection. > 0 wins over the URL and the
+   * environment; 0: the URL's connect_timeout, else PGCONNECT_TIMEOUT,
+   * else 10. */
+  int connect_timeout_s;
+  /* Milliseconds any one round trip may wait for the server. 0: the
+   * ESC_PG_TIMEOUT environment variable (whole seconds; 0 there means no
+   * limit), else 30000; < 0: no limit. */
+  int timeout_ms;
 } esc_store_options;
 
 #define ESC_STORE_OPTIONS_INIT                                                 \
-  { NULL, 0, NULL, 0 }
+  { NULL, 0, NULL, 0, 0 }
 
 /*
  * Connects to PostgreSQL. conninfo is a libpq URL or key=value string; NULL
  * means ESC_PG_URL from the environment, else the local server that
- * `scripts/servers start` runs. Returns NULL and fills err on failure.
+ * `scripts/servers start` runs. Returns NULL and fills err on failure:
+ * ESC_ECONN when the server cannot be reached, ESC_EINVAL for a conninfo
+ * libpq cannot parse or a bad ESC_PG_TIMEOUT.
+ *
+ * Bounded waits (docs/operations.md, "Timeouts"). libpq's parameters in
+ * the URL and the environment are honoured as libpq does; esc adds its
+ * defaults only where neither sets one (and none at all when a service is
+ * named, whose file may set them): connect_timeout=10,
+ * keepalives_idle=10, keepalives_interval=5, keepalives_count=3,
+ * tcp_user_timeout=30000. Every round trip waits at most timeout_ms (plus
+ * 1 s): past it the connection is closed and the call fails with
+ * ESC_ETIMEDOUT (ESC_EUNKNOWN for an append already sent). The session's
+ * statement_timeout is set to the same limit unless something else set
+ * one, so a slow statement is cancelled by the server, which then applies
+ * nothing of it.
+ *
+ * A broken connection is re-opened by the next call (prepared statements
+ * and LISTEN are set up again); a call fails only when it was in flight.
  */
 ESC_API esc_store *esc_store_open(const char *conninfo,
                                   const esc_store_options *opts,
@@ -374,6 +406,13 @@ typedef struct esc_append_result {
  * retry may carry a new timestamp). Errors: ESC_ECONFLICT (the message
  * names stream, expected and actual version), ESC_EDUPLICATE (an id stored
  * with other content or elsewhere), ESC_EDELETED, ESC_EINVAL.
+ *
+ * When the connection fails, the status says what is known: ESC_ECONN or
+ * ESC_ETIMEDOUT when the append was not sent, or the server cancelled it
+ * (nothing was appended); ESC_EUNKNOWN when it was sent and the reply was
+ * lost — it may have been applied. Settle an unknown append by calling
+ * esc_append again with the same events (same ids): it appends them, or
+ * returns the original result with duplicate = true.
  */
 ESC_API esc_status esc_append(esc_store *store, const char *stream_id,
                               int64_t expected, const esc_event_data *events,
@@ -397,7 +436,10 @@ typedef struct esc_append_request {
  * request is its own transaction: atomic per stream, independent of the
  * others, so one conflict does not undo the rest. Returns ESC_OK when every
  * request was sent and answered (then look at each request's status), or
- * the error that stopped the pipeline (a broken connection, say).
+ * the error that stopped the pipeline (a broken connection, say): then
+ * each request's status says what became of it, as for esc_append —
+ * answered, not sent (ESC_ECONN), or sent without a reply (ESC_EUNKNOWN;
+ * the call returns ESC_EUNKNOWN when any request is).
  */
 ESC_API esc_status esc_append_many(esc_store *store, esc_append_request *reqs,
                                    size_t n, esc_error *err);
@@ -500,7 +542,10 @@ ESC_API esc_status esc_snapshot_read(esc_store *store, const char *stream_id,
  * is registered. A wake-up is a hint: read again from your checkpoint.
  * poll_ms bounds each sleep (covers a missed wake-up and a horizon held
  * back by another transaction); 0 means 1000. Returns ESC_OK when woken or
- * when events are readable, ESC_ETIMEDOUT when the timeout passed.
+ * when events are readable, ESC_ETIMEDOUT when the timeout passed. A
+ * server that stops answering during the wait is ESC_ECONN here (the
+ * message says it timed out), so that ESC_ETIMEDOUT means only "no events
+ * yet" and a follower knows to reconnect.
  */
 ESC_API esc_status esc_wait_for_events(esc_store *store, const char *category,
                                        esc_position after, int timeout_ms,

@@ -1,0 +1,189 @@
+/* A private PostgreSQL cluster for fault tests (see pgcluster.h). */
+#include "pgcluster.h"
+#include "testenv.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#define PG_BIN "/usr/lib/postgresql/15/bin"
+
+struct esc_test_pg_cluster {
+  char base[256]; /* the server's user owns it: logs and data/ */
+  char data[300];
+  char url[96];
+  int port;
+  int running;
+};
+
+/* Runs a shell command as the server's user; its exit status. */
+static int as_server_user(const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 1, 2)))
+#endif
+    ;
+
+static int as_server_user(const char *fmt, ...) {
+  char cmd[1024], full[1200];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(cmd, sizeof cmd, fmt, ap);
+  va_end(ap);
+  /* PostgreSQL refuses to run as root: scripts/servers uses "postgres". */
+  if (geteuid() == 0)
+    snprintf(full, sizeof full, "runuser -u postgres -- sh -c '%s'", cmd);
+  else
+    snprintf(full, sizeof full, "sh -c '%s'", cmd);
+  return system(full);
+}
+
+static void write_conf(const esc_test_pg_cluster *c) {
+  char path[sizeof c->data + 32];
+  snprintf(path, sizeof path, "%s/postgresql.conf", c->data);
+  FILE *f = fopen(path, "a");
+  if (!f)
+    fail_msg("cannot append to %s", path);
+  fprintf(f,
+          "\n# esc test cluster\n"
+          "listen_addresses = '127.0.0.1'\n"
+          "port = %d\n"
+          "unix_socket_directories = ''\n"
+          "fsync = off\n"
+          "max_connections = 40\n"
+          "shared_buffers = 32MB\n"
+          "log_min_messages = warning\n",
+          c->port);
+  fclose(f);
+}
+
+esc_test_pg_cluster *esc_test_pg_cluster_new(const char *dir) {
+  static int serial;
+  esc_test_pg_cluster *c = calloc(1, sizeof *c);
+  assert_non_null(c);
+  mkdir(dir, 0755);
+  snprintf(c->base, sizeof c->base, "%s/pg-%d-%d", dir, (int)getpid(),
+           serial++);
+  snprintf(c->data, sizeof c->data, "%s/data", c->base);
+  c->port = esc_test_free_port(55400, 400);
+  snprintf(c->url, sizeof c->url, "postgresql://esc@127.0.0.1:%d/postgres",
+           c->port);
+  if (mkdir(c->base, 0700) != 0)
+    fail_msg("cannot make %s", c->base);
+  if (geteuid() == 0) {
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "chown postgres: '%s'", c->base);
+    if (system(cmd) != 0)
+      fail_msg("cannot chown %s to postgres", c->base);
+  }
+  if (as_server_user(PG_BIN "/initdb -D %s -U esc --auth=trust -E UTF8 "
+                            "--locale=C.UTF-8 --no-instructions -N "
+                            ">%s/initdb.log 2>&1",
+                     c->data, c->base) != 0)
+    fail_msg("initdb of %s failed (see %s/initdb.log)", c->data, c->base);
+  write_conf(c);
+  esc_test_pg_cluster_start(c);
+  return c;
+}
+
+const char *esc_test_pg_cluster_url(const esc_test_pg_cluster *c) {
+  return c->url;
+}
+
+int esc_test_pg_cluster_port(const esc_test_pg_cluster *c) {
+  return c->port;
+}
+
+void esc_test_pg_cluster_start(esc_test_pg_cluster *c) {
+  if (as_server_user(PG_BIN "/pg_ctl -D %s -l %s/server.log -w -t 60 start "
+                            ">/dev/null",
+                     c->data, c->base) != 0)
+    fail_msg("pg_ctl start of %s failed (see %s/server.log)", c->data,
+             c->base);
+  c->running = 1;
+}
+
+void esc_test_pg_cluster_stop(esc_test_pg_cluster *c, const char *mode) {
+  if (as_server_user(PG_BIN "/pg_ctl -D %s -m %s -w -t 60 stop >/dev/null",
+                     c->data, mode) != 0)
+    fail_msg("pg_ctl stop -m %s of %s failed", mode, c->data);
+  c->running = 0;
+}
+
+void esc_test_pg_cluster_free(esc_test_pg_cluster *c) {
+  char cmd[400];
+  if (!c)
+    return;
+  if (c->running)
+    as_server_user(PG_BIN "/pg_ctl -D %s -m immediate -w -t 60 stop "
+                          ">/dev/null 2>&1",
+                   c->data);
+  if (getenv("ESC_TEST_KEEP_LOGS")) {
+    fprintf(stderr, "kept the test cluster in %s\n", c->base);
+  } else {
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", c->base);
+    if (system(cmd) != 0)
+      fprintf(stderr, "could not remove %s\n", c->base);
+  }
+  free(c);
+}
+
+/* ------------------------------------------------------------------------
+ * Holding a client in the middle of a statement
+ * ------------------------------------------------------------------------ */
+
+void esc_test_hold_lock(PGconn *conn, const char *schema, const char *table,
+                        const char *mode) {
+  char sql[256];
+  snprintf(sql, sizeof sql, "BEGIN; LOCK TABLE \"%s\".\"%s\" IN %s MODE",
+           schema, table, mode);
+  esc_test_exec(conn, sql);
+}
+
+void esc_test_hold_stream(PGconn *conn, const char *schema,
+                          const char *stream) {
+  char sql[400];
+  snprintf(sql, sizeof sql,
+           "BEGIN; SELECT 1 FROM \"%s\".streams WHERE stream_id = '%s'"
+           " FOR UPDATE",
+           schema, stream);
+  esc_test_exec(conn, sql);
+}
+
+int esc_test_lock_waiter(PGconn *conn, const char *app, int timeout_ms) {
+  const char *values[] = {app};
+  long long deadline = esc_test_now_ms() + timeout_ms;
+  while (esc_test_now_ms() < deadline) {
+    PGresult *res = PQexecParams(conn,
+                                 "SELECT pid FROM pg_stat_activity"
+                                 " WHERE application_name = $1"
+                                 " AND wait_event_type = 'Lock' LIMIT 1",
+                                 1, NULL, values, NULL, NULL, 0);
+    int pid = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1
+                  ? atoi(PQgetvalue(res, 0, 0))
+                  : 0;
+    PQclear(res);
+    if (pid > 0)
+      return pid;
+    esc_test_sleep_ms(20);
+  }
+  fail_msg("no session of %s waited for a lock within %d ms", app, timeout_ms);
+  return -1;
+}
+
+void esc_test_terminate(PGconn *conn, int pid) {
+  char sql[64];
+  snprintf(sql, sizeof sql, "SELECT pg_terminate_backend(%d)", pid);
+  char *done = esc_test_query_text(conn, sql);
+  bool ok = done && strcmp(done, "t") == 0;
+  free(done);
+  if (!ok)
+    fail_msg("pg_terminate_backend(%d) did not end a backend", pid);
+}
