@@ -24,13 +24,17 @@ static const char READ_SCRIPT[] =
     "local key = ARGV[1] .. ':g' .. g .. ':' .. ARGV[2] "
     "return {g, redis.call(ARGV[3], key, unpack(ARGV, 4))}";
 
-/* KEYS[1] = "<name>:generation"; ARGV = name, partitions. Returns {false}
- * or {generation, checkpoint of p0 or false, p1, ...}. */
+/* KEYS = "<name>:generation", "<name>:partitions"; ARGV = name, count.
+ * Returns {false}, or {generation, its partition count, checkpoint of p0
+ * or false, p1, ...}: the layout is the serving generation's own, read in
+ * the same step as its checkpoints (ARGV[2] only for a generation written
+ * before workers recorded the layout). */
 static const char CHECKPOINTS_SCRIPT[] =
     "local g = redis.call('GET', KEYS[1]) "
     "if not g then return {false} end "
-    "local out = {g} "
-    "for p = 0, tonumber(ARGV[2]) - 1 do "
+    "local n = tonumber(redis.call('GET', KEYS[2]) or ARGV[2]) "
+    "local out = {g, n} "
+    "for p = 0, n - 1 do "
     "  out[#out + 1] = redis.call('GET', ARGV[1] .. ':g' .. g .. ':p' .. p "
     "    .. ':checkpoint') or false "
     "end "
@@ -230,23 +234,35 @@ esc_status esc_query_set(esc_query *q, const char *projection,
 
 /* ---------------------------------------------------- read-your-writes -- */
 
-/* Whether every partition's checkpoint is at or after token. */
-static esc_status passed(esc_query *q, const char *projection, int partitions,
+/* Whether every partition's checkpoint is at or after token. hint > 0 is
+ * the caller's idea of the partition count: checked, never trusted (a
+ * smaller one would skip partitions and return early). */
+static esc_status passed(esc_query *q, const char *projection, int hint,
                          const esc_position *token, bool *yes, esc_error *err) {
-  char gen_key[ESC__KEY_MAX], parts[16];
+  char gen_key[ESC__KEY_MAX], parts_key[ESC__KEY_MAX], count[16];
   redisReply *r = NULL;
   *yes = false;
   esc__key_generation(gen_key, sizeof gen_key, projection);
-  snprintf(parts, sizeof parts, "%d", partitions);
-  const char *argv[] = {"EVAL",  CHECKPOINTS_SCRIPT, "1",
-                        gen_key, projection,         parts};
-  esc_status rc = esc__redis_run(q->redis, 6, argv, NULL, &r, err);
+  esc__key_partitions(parts_key, sizeof parts_key, projection);
+  snprintf(count, sizeof count, "%d", hint > 0 ? hint : 1);
+  const char *argv[] = {"EVAL",    CHECKPOINTS_SCRIPT, "2",  gen_key,
+                        parts_key, projection,         count};
+  esc_status rc = esc__redis_run(q->redis, 7, argv, NULL, &r, err);
   if (rc)
     return rc;
-  bool all = r->type == REDIS_REPLY_ARRAY &&
-             r->elements == (size_t)partitions + 1 &&
-             r->element[0]->type == REDIS_REPLY_STRING;
-  for (size_t i = 1; all && i < r->elements; i++) {
+  bool all = r->type == REDIS_REPLY_ARRAY && r->elements >= 2 &&
+             r->element[0]->type == REDIS_REPLY_STRING &&
+             r->element[1]->type == REDIS_REPLY_INTEGER &&
+             r->elements == (size_t)r->element[1]->integer + 2;
+  if (all && hint > 0 && r->element[1]->integer != hint) {
+    rc = esc_error_set(err, ESC_EINVAL,
+                       "wait for projection %s: its serving generation has "
+                       "%lld partitions, not %d as the caller said (pass 0 "
+                       "to use the projection's own layout)",
+                       projection, r->element[1]->integer, hint);
+    all = false;
+  }
+  for (size_t i = 2; all && i < r->elements; i++) {
     esc_position at;
     all = r->element[i]->type == REDIS_REPLY_STRING &&
           esc_position_parse(r->element[i]->str, &at, NULL) == ESC_OK &&
@@ -254,7 +270,7 @@ static esc_status passed(esc_query *q, const char *projection, int partitions,
   }
   *yes = all;
   freeReplyObject(r);
-  return ESC_OK;
+  return rc;
 }
 
 static int64_t now_ms(void) {
@@ -272,8 +288,7 @@ esc_status esc_query_wait(esc_query *q, const char *projection, int partitions,
     return ESC_EINVAL;
   for (;;) {
     bool yes = false;
-    esc_status rc = passed(q, projection, partitions > 0 ? partitions : 1,
-                           token, &yes, err);
+    esc_status rc = passed(q, projection, partitions, token, &yes, err);
     if (rc || yes)
       return rc;
     if (now_ms() >= deadline) {

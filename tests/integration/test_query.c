@@ -163,10 +163,47 @@ static void read_your_writes(void **state) {
   assert_non_null(strstr(err.msg, name));
 }
 
+/* Sets key to value in the test's Redis. */
+static void redis_set(const char *key, const char *value) {
+  const char *argv[] = {"SET", key, value};
+  assert_int_equal(esc__redis_run(redis, 3, argv, NULL, NULL, NULL), ESC_OK);
+}
+
+/* A read-your-writes wait takes the partition count from the serving
+ * generation, never from the caller: a generation of 2 partitions whose
+ * partition 1 lags is not "caught up" for a caller who says 1. */
+static void the_wait_reads_the_layout_itself(void **state) {
+  (void)state;
+  char key[96];
+  esc_error err = ESC_ERROR_INIT;
+  esc_position token = {.tx_id = 500, .global = 500};
+  snprintf(key, sizeof key, "%s:generation", name);
+  redis_set(key, "7000");
+  snprintf(key, sizeof key, "%s:partitions", name);
+  redis_set(key, "2");
+  snprintf(key, sizeof key, "%s:g7000:p0:checkpoint", name);
+  redis_set(key, "900/900");
+  snprintf(key, sizeof key, "%s:g7000:p1:checkpoint", name);
+  redis_set(key, "10/10");
+
+  assert_int_equal(esc_query_wait(query, name, 1, &token, 300, &err),
+                   ESC_EINVAL);
+  assert_non_null(strstr(err.msg, "has 2 partitions, not 1"));
+  assert_int_equal(esc_query_wait(query, name, 0, &token, 300, &err),
+                   ESC_ETIMEDOUT);
+  assert_int_equal(esc_query_wait(query, name, 2, &token, 300, &err),
+                   ESC_ETIMEDOUT);
+  redis_set(key, "600/600"); /* partition 1 gets there */
+  assert_int_equal(esc_query_wait(query, name, 0, &token, 300, &err), ESC_OK);
+  assert_int_equal(esc_query_wait(query, name, 2, &token, 300, &err), ESC_OK);
+  drop_keys();
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(reads_through_the_serving_generation),
       cmocka_unit_test(read_your_writes),
+      cmocka_unit_test(the_wait_reads_the_layout_itself),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -88,9 +88,12 @@ ESC_API esc_status esc_query_set(esc_query *q, const char *projection,
  * ------------------------------------------------------------------------ */
 
 /*
- * Waits until every partition (0..partitions-1) of the projection's serving
- * generation has a checkpoint at or after token, or timeout_ms passes
- * (ESC_ETIMEDOUT). partitions <= 0 means 1.
+ * Waits until every partition of the projection's serving generation has a
+ * checkpoint at or after token, or timeout_ms passes (ESC_ETIMEDOUT). The
+ * partitions are the serving generation's own, read from Redis with its
+ * checkpoints. partitions <= 0: use them; > 0: a check that the caller
+ * agrees, ESC_EINVAL when the generation has another count (a smaller one
+ * would return before some partitions got there).
  */
 ESC_API esc_status esc_query_wait(esc_query *q, const char *projection,
                                   int partitions, const esc_position *token,
