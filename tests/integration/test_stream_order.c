@@ -171,9 +171,8 @@ static void order_see(struct order_check *c, const char *stream,
     c->last[i] = version;
 }
 
-static void check_read_order(esc_store *st, const char *category,
-                             int64_t want_events) {
-  struct order_check c = {0};
+static void read_order_once(esc_store *st, const char *category,
+                            struct order_check *c) {
   esc_position after = ESC_POSITION_START;
   for (;;) {
     esc_events page = ESC_EVENTS_INIT;
@@ -181,13 +180,29 @@ static void check_read_order(esc_store *st, const char *category,
     if (esc_read_all(st, category, after, 200, &page, &err))
       fail_msg("read %s: %s", category ? category : "$all", err.msg);
     for (size_t i = 0; i < page.count; i++)
-      order_see(&c, page.items[i].stream_id, page.items[i].stream_version,
+      order_see(c, page.items[i].stream_id, page.items[i].stream_version,
                 page.items[i].position);
     after = page.next;
     size_t n = page.count;
     esc_events_release(&page);
     if (n == 0)
       break;
+  }
+}
+
+/* Reads the scope from the start, again while fewer than want_events are
+ * readable yet (another test's transaction may hold the horizon back). */
+static void check_read_order(esc_store *st, const char *category,
+                             int64_t want_events) {
+  struct order_check c = {0};
+  long long deadline = esc_test_now_ms() + 15000;
+  for (;;) {
+    memset(&c, 0, sizeof c);
+    read_order_once(st, category, &c);
+    if (c.inversions || c.events >= want_events ||
+        esc_test_now_ms() > deadline)
+      break;
+    esc_test_sleep_ms(50);
   }
   if (c.inversions)
     fail_msg("%s: %lld of %lld events out of stream order; first: %s",
