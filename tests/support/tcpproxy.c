@@ -168,9 +168,11 @@ static bool fill(int from, struct flow *f) {
   return n < 0 && (errno == EAGAIN || errno == EINTR);
 }
 
-/* Writes what f holds to `to`; false when that side is gone. */
+/* Writes what f holds to `to`; false when that side is gone. send, not
+ * write: a peer gone mid-write must be EPIPE here, not a SIGPIPE that
+ * ends the process hosting the proxy. */
 static bool drain(int to, struct flow *f) {
-  ssize_t n = write(to, f->buf, f->len);
+  ssize_t n = send(to, f->buf, f->len, MSG_NOSIGNAL);
   if (n < 0)
     return errno == EAGAIN || errno == EINTR;
   memmove(f->buf, f->buf + n, f->len - (size_t)n);
