@@ -33,6 +33,8 @@ const char cli_help_tail[] =
     "                after S seconds without a connection (default 60;\n"
     "                0: exit on the first connection error)\n"
     "  --retry-forever  with --follow, never give up\n"
+    "                (either of these two also waits for a server that is\n"
+    "                not up yet when tail starts)\n"
     "  --limit N     stop after N events (default 100, or no limit with\n"
     "                --follow; 0: no limit)\n"
     "  --batch N     events per round trip (default 500)\n"
@@ -52,6 +54,7 @@ typedef struct tail_args {
   int64_t limit; /* -1: the default */
   int64_t batch;
   int64_t retry_for_s; /* -1: forever */
+  bool retry_given;    /* --retry-for or --retry-forever was asked for */
 } tail_args;
 
 enum {
@@ -127,9 +130,11 @@ static int parse_args(cli_ctx *ctx, int argc, char **argv, tail_args *a) {
       if (!cli_parse_i64(ctx, "--retry-for", optarg, 0, INT32_MAX,
                          &a->retry_for_s))
         return CLI_EXIT_USAGE;
+      a->retry_given = true;
       break;
     case OPT_RETRY_FOREVER:
       a->retry_for_s = -1;
+      a->retry_given = true;
       break;
     case CLI_OPT_GLOBAL:
       break;
@@ -176,6 +181,7 @@ static esc_status head_position(esc_store *store, esc_position *out,
 
 /* Failures in a row since the connection was lost, and when that was. */
 typedef struct retry_state {
+  bool started; /* a connection was made: failures are losses */
   int failures;
   int64_t since_ms;
   int delay_ms;
@@ -228,9 +234,9 @@ static bool retry_after(const tail_args *a, retry_state *r, esc_status st,
   if (a->retry_for_s >= 0 && waited + pause > limit)
     pause = (int)(limit - waited);
   if (r->failures == 1)
-    fprintf(stderr, "esc: tail: lost the connection: %s; reconnecting in "
-                    "%.1f s\n",
-            err->msg, pause / 1000.0);
+    fprintf(stderr, "esc: tail: %s: %s; %s in %.1f s\n",
+            r->started ? "lost the connection" : "cannot connect", err->msg,
+            r->started ? "reconnecting" : "trying again", pause / 1000.0);
   else
     fprintf(stderr, "esc: tail: reconnect %d failed: %s; next try in %.1f s\n",
             r->failures - 1, err->msg, pause / 1000.0);
@@ -252,6 +258,28 @@ static void reconnected(retry_state *r, esc_position after) {
   r->failures = 0;
 }
 
+/* Opens the store. A first connection that fails exits at once (a wrong
+ * --pg should not take a minute to report) unless retries were asked for
+ * by name: then a follower started while the server is down (restarting,
+ * or its supervisor restarted the follower first) waits for it under the
+ * same limit as one that lost its connection. */
+static esc_store *open_store(const cli_ctx *ctx, const tail_args *a,
+                             esc_error *err) {
+  retry_state retry = {false, 0, 0, 0,
+                       (unsigned)time(NULL) ^ (unsigned)getpid()};
+  for (;;) {
+    esc_store *store = cli_open_store(ctx, err);
+    if (store || !a->retry_given || !retry_after(a, &retry, err->code, err)) {
+      if (store && retry.failures)
+        fprintf(stderr, "esc: tail: connected after %d %s in %.1f s\n",
+                retry.failures, retry.failures == 1 ? "failure" : "failures",
+                (double)(mono_ms() - retry.since_ms) / 1000);
+      return store;
+    }
+    *err = (esc_error)ESC_ERROR_INIT;
+  }
+}
+
 /* ------------------------------------------------------------------------ */
 
 /* Reads, prints and (with --follow) waits; returns the exit code. */
@@ -260,7 +288,8 @@ static int tail_loop(const cli_ctx *ctx, esc_store *store, const tail_args *a,
   size_t left = a->limit == 0 ? SIZE_MAX : (size_t)a->limit;
   esc_events ev;
   esc_error err = ESC_ERROR_INIT;
-  retry_state retry = {0, 0, 0, (unsigned)time(NULL) ^ (unsigned)getpid()};
+  retry_state retry = {true, 0, 0, 0,
+                       (unsigned)time(NULL) ^ (unsigned)getpid()};
   int rc = CLI_EXIT_OK;
   esc_events_init(&ev);
   while (left > 0 && !stop_requested) {
@@ -302,7 +331,7 @@ out:
 }
 
 int cli_cmd_tail(cli_ctx *ctx, int argc, char **argv) {
-  tail_args a = {NULL, "start", false, -1, 500, 60};
+  tail_args a = {NULL, "start", false, -1, 500, 60, false};
   int rc = parse_args(ctx, argc, argv, &a);
   if (rc >= 0)
     return rc;
@@ -315,16 +344,16 @@ int cli_cmd_tail(cli_ctx *ctx, int argc, char **argv) {
   }
   if (parse_from(a.from, &after, &err) != ESC_OK)
     return cli_fail(ctx, &err);
-  esc_store *store = cli_open_store(ctx, &err);
+  if (a.follow)
+    install_signal_handlers();
+  esc_store *store = open_store(ctx, &a, &err);
   if (!store)
-    return cli_fail(ctx, &err);
+    return stop_requested ? CLI_EXIT_OK : cli_fail(ctx, &err);
   if (strcmp(a.from, "end") == 0 &&
       head_position(store, &after, &err) != ESC_OK) {
     rc = cli_fail(ctx, &err);
     goto out;
   }
-  if (a.follow)
-    install_signal_handlers();
   rc = tail_loop(ctx, store, &a, after);
 out:
   esc_store_free(store);

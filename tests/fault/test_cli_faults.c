@@ -298,6 +298,32 @@ static void tail_follow_gives_up_after_retry_for(void **s) {
   expect_project_words();
 }
 
+/* A follower started while the server is down: with --retry-for it waits
+ * for the server (found by the soak: a supervisor that restarted the
+ * follower during a server restart saw it exit 5 at once); without it, a
+ * first connection that fails still exits at once. */
+static void tail_follow_waits_for_a_server_not_up_yet(void **s) {
+  (void)s;
+  esc_uuid ids[2];
+  esc_test_proxy_set_mode(proxy, ESC_PROXY_REFUSE);
+  pid_t quick = esc_start(NULL, "tail", "--follow", "--json", "--category",
+                          "tw", "--pg", proxy_url, NULL);
+  expect_exit(quick, 5);
+  pid_t pid = esc_start(NULL, "tail", "--follow", "--json", "--category", "tw",
+                        "--retry-for", "30", "--pg", proxy_url, NULL);
+  if (esc_test_wait_child(pid, 1500, NULL))
+    fail_msg("tail --retry-for exited while the server was down");
+  append_n("tw-1", ids, 1);
+  esc_test_proxy_set_mode(proxy, ESC_PROXY_PASS);
+  append_n("tw-1", ids + 1, 1);
+  expect_followed(ids, 2, 20000);
+  expect_said("esc: tail: cannot connect");
+  expect_said("esc: tail: connected after");
+  expect_project_words();
+  kill(pid, SIGTERM);
+  expect_exit(pid, 0);
+}
+
 /* ------------------------------------------------------------------------
  * Timeouts
  * ------------------------------------------------------------------------ */
@@ -433,6 +459,7 @@ int main(void) {
       CASE(an_append_never_sent_says_so),
       CASE(tail_follow_resumes_after_a_restart),
       CASE(tail_follow_gives_up_after_retry_for),
+      CASE(tail_follow_waits_for_a_server_not_up_yet),
       CASE(the_timeout_flag_bounds_a_command),
       CASE(a_stalled_append_is_unknown),
       CASE(connection_errors_never_show_the_password),
