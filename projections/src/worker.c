@@ -260,6 +260,14 @@ static esc_status tend_lease(esc_worker *w, struct part *pt, int64_t now,
   }
   esc_status rc =
       esc__lease_try(pt->lease_conn, pt->lease_key, &pt->leased, err);
+  if (rc && PQstatus(pt->lease_conn) != CONNECTION_OK) {
+    /* A broken session holds no lock and never works again: drop it, so
+     * the next poll opens a new one (a standby would otherwise stay
+     * blind after a server restart, and never take over). */
+    PQfinish(pt->lease_conn);
+    pt->lease_conn = NULL;
+    pt->leased = false;
+  }
   if (!rc && pt->leased) {
     esc__worker_log(w, "%s/%d: lease taken", pt->proj->def->name, pt->index);
     pt->ready = false;
