@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <time.h>
 
 #include <cmocka.h>
@@ -22,7 +23,10 @@
 #include "testenv.h"
 
 #define SCHEMA "t_fault_kills"
-#define APP "esc-fault-writer"
+/* This test's own application name, with the pid: the killer terminates
+ * every session that has it, so it must never match another test's
+ * (tests/support's writer thread was once named the same). */
+static char app[64];
 /* Each try reconnects, sets the session up, prepares and appends: four
  * round trips that the killer (every 30 ms) may cut, on a busy machine. */
 enum { WRITERS = 4, EVENTS = 150, BATCH = 3, MAX_TRIES = 1000 };
@@ -42,7 +46,7 @@ static atomic_bool writers_done;
 static esc_store *open_writer_store(void) {
   esc_store_options opts = ESC_STORE_OPTIONS_INIT;
   opts.schema = SCHEMA;
-  opts.app_name = APP;
+  opts.app_name = app;
   esc_store *st = NULL;
   for (int tries = 0; !st && tries < MAX_TRIES; tries++)
     st = esc_store_open(NULL, &opts, NULL);
@@ -101,9 +105,12 @@ static void *kill_backends(void *arg) {
   PGconn *c = esc_test_pg();
   struct timespec pause = {0, 30 * 1000 * 1000};
   while (!atomic_load(&writers_done)) {
-    PGresult *res = PQexec(c, "SELECT count(pg_terminate_backend(pid)) "
-                              "FROM pg_stat_activity "
-                              "WHERE application_name = '" APP "'");
+    const char *values[] = {app};
+    PGresult *res = PQexecParams(c,
+                                 "SELECT count(pg_terminate_backend(pid)) "
+                                 "FROM pg_stat_activity "
+                                 "WHERE application_name = $1",
+                                 1, NULL, values, NULL, NULL, 0);
     if (PQresultStatus(res) == PGRES_TUPLES_OK)
       *kills += atoi(PQgetvalue(res, 0, 0));
     PQclear(res);
@@ -162,6 +169,7 @@ static void retries_through_kills_store_everything_once(void **state) {
 }
 
 int main(void) {
+  snprintf(app, sizeof app, "esc-t-kills-%d", (int)getpid());
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(retries_through_kills_store_everything_once),
   };

@@ -783,7 +783,11 @@ static void *writer_main(void *arg) {
   esc_test_writer *w = arg;
   esc_store_options opts = ESC_STORE_OPTIONS_INIT;
   opts.schema = w->schema;
-  opts.app_name = "esc-fault-writer";
+  /* Per process: a test that terminates sessions by name must never hit
+   * the writer of a test running beside it. */
+  char app[64];
+  snprintf(app, sizeof app, "esc-test-writer-%d", (int)getpid());
+  opts.app_name = app;
   char url[1024];
   async_url(url, sizeof url);
   esc_store *st = esc_store_open(url, &opts, NULL);
