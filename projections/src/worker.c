@@ -145,7 +145,7 @@ void esc_worker_free(esc_worker *w) {
 }
 
 void esc_worker_stop(esc_worker *w) {
-  w->stop = 1;
+  atomic_store(&w->stop, 1);
 }
 
 /* -------------------------------------------------------- connections -- */
@@ -531,13 +531,13 @@ static esc_status run(esc_worker *w, bool until_idle, int64_t deadline,
  * way out so the worker can be run again. */
 esc_status esc_worker_run(esc_worker *w, esc_error *err) {
   esc_status rc = run(w, false, 0, err);
-  w->stop = 0;
+  atomic_store(&w->stop, 0);
   return rc;
 }
 
 esc_status esc_worker_run_until_caught_up(esc_worker *w, int timeout_ms,
                                           esc_error *err) {
   esc_status rc = run(w, true, esc__now_ms() + timeout_ms, err);
-  w->stop = 0;
+  atomic_store(&w->stop, 0);
   return rc;
 }

@@ -9,6 +9,7 @@
 #include "projection_int.h"
 
 #include <signal.h>
+#include <stdatomic.h>
 
 /* One generation of one partition being written: the live track writes the
  * serving generation, the rebuild track the next one. */
@@ -76,7 +77,10 @@ struct esc_worker {
   size_t nprojs;
   struct part *parts;
   size_t nparts;
-  volatile sig_atomic_t stop;
+  /* Set by esc_worker_stop from any thread or a signal handler: an atomic
+   * (lock-free, so async-signal-safe), where volatile would be a data
+   * race between threads. */
+  atomic_int stop;
   /* Decoding events for handlers. */
   msgpack_zone zone;
   void *decoded;
