@@ -74,10 +74,16 @@ esc_status esc__layout_refresh(esc_worker *w, struct proj *pj, bool *requested,
     return esc__layout_register(w, pj, err); /* someone deleted the row */
   /* The switching worker updates PostgreSQL right after Redis; one that
    * died in between leaves the new layout serving and the change pending.
-   * Whoever sees that finishes it. */
+   * Whoever sees that finishes it. So does a worker that found the new
+   * layout serving already (Redis lost the keys and a worker of the new
+   * count built them again): then the repartition's rebuild request is
+   * moot and taken with it (an `esc rebuild` made meanwhile goes too). */
   int to = pj->layout.repartition_to;
   if (!rc && to && pj->serving_partitions == to) {
     rc = esc__registry_layout_switched(w->pg, w->schema, name, to, err);
+    if (!rc && *requested)
+      rc = esc__registry_rebuild_taken(w->pg, w->schema, name, err);
+    *requested = false;
     if (!rc) {
       esc__worker_log(w, "%s: the layout is now %d partition%s", name, to,
                       plural(to));

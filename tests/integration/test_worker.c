@@ -70,13 +70,8 @@ static void delete_projection_keys(void) {
 /* A projection that never existed: no keys, and no registry row (whose
  * partition layout the first registration sets). */
 static void forget_projection(void) {
-  char sql[200];
   delete_projection_keys();
-  PGconn *c = esc_test_pg();
-  snprintf(sql, sizeof sql, "DELETE FROM %s.projections WHERE name = '%s'",
-           schema, name);
-  esc_test_exec(c, sql);
-  PQfinish(c);
+  esc_test_unregister_projection(schema, name);
 }
 
 /* ESC_TEST_VERBOSE=1 shows the worker's log lines. */
