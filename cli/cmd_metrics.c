@@ -34,6 +34,10 @@ const char cli_help_metrics[] =
     "esc_projection_dead_letters, esc_projection_rebuilding (1 while a\n"
     "rebuild runs), esc_projection_rebuild_lag_events,\n"
     "esc_projection_foreign (1 when its Redis keys belong to another store).\n"
+    "During a repartition the new layout's partitions also carry\n"
+    "esc_projection_lease_held, esc_projection_rebuilding and\n"
+    "esc_projection_rebuild_lag_events, labelled\n"
+    "{schema,projection,partition,rebuild_layout=\"N\"}.\n"
     "\n"
     "--json is refused (exit 2): `esc stats --json` and\n"
     "`esc projections --json` give the same numbers as JSON.\n";
@@ -118,15 +122,31 @@ static void store_metrics(const char *schema, const esc_store_stats *s,
          (long long)order->inversions);
 }
 
-/* Names are [a-z0-9_] (schema and projection rules): no label escaping. */
+/* Gauges that lines of a repartition's new layout (rebuild_only) have. */
+static bool of_rebuild_lines(const gauge *g) {
+  return g->value == lease_held || g->value == rebuilding ||
+         g->value == rebuild_lag;
+}
+
+/* Names are [a-z0-9_] (schema and projection rules): no label escaping.
+ * A repartition's new layout numbers its partitions from 0 too: its lines
+ * carry rebuild_layout, so that no series is printed twice. */
 static void projection_metrics(const char *schema,
                                const esc_partition_status *st, size_t n) {
   for (size_t g = 0; g < sizeof gauges / sizeof gauges[0] && n > 0; g++) {
     header(gauges[g].name, gauges[g].help);
-    for (size_t i = 0; i < n; i++)
-      printf("%s{schema=\"%s\",projection=\"%s\",partition=\"%d\"} %.15g\n",
-             gauges[g].name, schema, st[i].projection, st[i].partition,
+    for (size_t i = 0; i < n; i++) {
+      char layout[40] = "";
+      if (st[i].rebuild_only && !of_rebuild_lines(&gauges[g]))
+        continue;
+      if (st[i].rebuild_only)
+        snprintf(layout, sizeof layout, ",rebuild_layout=\"%d\"",
+                 st[i].rebuild_partitions);
+      printf("%s{schema=\"%s\",projection=\"%s\",partition=\"%d\"%s} "
+             "%.15g\n",
+             gauges[g].name, schema, st[i].projection, st[i].partition, layout,
              gauges[g].value(&st[i]));
+    }
   }
 }
 

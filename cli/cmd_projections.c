@@ -1,6 +1,7 @@
 /*
  * The projection commands: esc projections (status of every partition),
- * esc rebuild NAME, esc dead-letters list|retry|discard. Thin layers over
+ * esc projections repartition NAME N, esc rebuild NAME, esc dead-letters
+ * list|retry|discard. Thin layers over
  * the administration calls of <esc/projection.h>.
  */
 #include "cli.h"
@@ -21,6 +22,7 @@
 
 const char cli_help_projections[] =
     "Usage: esc projections [NAME]\n"
+    "       esc projections repartition NAME N\n"
     "\n"
     "Shows every partition of every projection a worker has registered in\n"
     "the schema (or of projection NAME only): the generation queries read,\n"
@@ -43,7 +45,28 @@ const char cli_help_projections[] =
     "\"partitions\",\"version\",\"generation\",\"checkpoint\",\"lag_events\",\n"
     "\"lag_seconds\",\"lease\": null or {\"pid\",\"application\"},"
     "\"dead_letters\",\"foreign\",\n"
-    "\"rebuild\": null or {\"generation\",\"checkpoint\",\"lag_events\"}}.\n"
+    "\"repartition_to\": null or N, \"rebuild_only\",\n"
+    "\"rebuild\": null or {\"generation\",\"partitions\",\"checkpoint\",\n"
+    "\"lag_events\"}}.\n"
+    "\n"
+    "A projection's partition layout is the store's: the first worker that\n"
+    "runs it sets the count, and a worker started with another count\n"
+    "refuses to run it, naming both counts and how to change it.\n"
+    "\n"
+    "repartition NAME N changes the layout to N partitions: a rebuild into\n"
+    "a new generation with N partitions, built by workers started with N\n"
+    "partitions while the current generation keeps serving (and its\n"
+    "workers keep it up to date). The switch makes N the layout; workers\n"
+    "of the old count then stop with the refusal. Without a worker of N\n"
+    "partitions the rebuild waits: its lines (PART i/N, after the current\n"
+    "layout's, \"rebuild_only\" in --json) say \"waiting for a worker with\n"
+    "N partitions\". Output: \"repartition of NAME to N partitions\n"
+    "requested\", or that NAME has N partitions already; with --json\n"
+    "{\"projection\",\"partitions\",\"repartition_requested\"}. Exit 3\n"
+    "while a repartition to another count is under way, 4 when NAME is\n"
+    "not registered, 2 for an N outside 1..1024. (A projection named\n"
+    "repartition: esc projections -- repartition.)\n"
+    "\n"
     "Exit 4 when NAME is not registered.\n";
 
 const char cli_help_rebuild[] =
@@ -203,9 +226,14 @@ static bool print_status_json(const esc_partition_status *s) {
   }
   json_object_set_new(o, "dead_letters", json_integer(s->dead_letters));
   json_object_set_new(o, "foreign", json_boolean(s->foreign));
+  json_object_set_new(o, "repartition_to",
+                      s->repartition_to ? json_integer(s->repartition_to)
+                                        : json_null());
+  json_object_set_new(o, "rebuild_only", json_boolean(s->rebuild_only));
   if (s->rebuilding) {
     json_t *r = json_object();
     json_object_set_new(r, "generation", json_integer(s->rebuild_generation));
+    json_object_set_new(r, "partitions", json_integer(s->rebuild_partitions));
     json_object_set_new(r, "checkpoint", position_json(&s->rebuild_checkpoint));
     json_object_set_new(r, "lag_events", json_integer(s->rebuild_lag_events));
     json_object_set_new(o, "rebuild", r);
@@ -215,32 +243,60 @@ static bool print_status_json(const esc_partition_status *s) {
   return cli_json_emit(o);
 }
 
+/* The REBUILD cell: the generation being built and where it is; for a
+ * repartition's lines also the layout, and whether anyone builds it. */
+static void rebuild_cell(const esc_partition_status *s, char *out,
+                         size_t size) {
+  char rcp[ESC_POSITION_TOKEN_MAX] = "start";
+  if (!s->rebuilding) {
+    if (s->repartition_to)
+      snprintf(out, size, "repartition to %d partitions requested",
+               s->repartition_to);
+    else
+      snprintf(out, size, "-");
+    return;
+  }
+  if (position_set(&s->rebuild_checkpoint))
+    esc_position_format(&s->rebuild_checkpoint, rcp);
+  if (!s->rebuild_only)
+    snprintf(out, size, "g%" PRId64 " at %s, lag %" PRId64,
+             s->rebuild_generation, rcp, s->rebuild_lag_events);
+  else if (!s->lease_pid)
+    snprintf(out, size,
+             "g%" PRId64 " (%d partitions): waiting for a worker with %d "
+             "partitions",
+             s->rebuild_generation, s->rebuild_partitions,
+             s->rebuild_partitions);
+  else
+    snprintf(out, size, "g%" PRId64 " (%d partitions) at %s, lag %" PRId64,
+             s->rebuild_generation, s->rebuild_partitions, rcp,
+             s->rebuild_lag_events);
+}
+
 static void add_status_row(table *t, const esc_partition_status *s) {
-  char part[32], gen[24] = "-", cp[ESC_POSITION_TOKEN_MAX] = "-", lag[24],
-                 lag_s[32], lease[96] = "-", dead[24], rb[128] = "-";
-  snprintf(part, sizeof part, "%d/%d", s->partition, s->partitions);
+  char part[32], gen[24] = "-", cp[ESC_POSITION_TOKEN_MAX] = "-", lag[24] = "-",
+                 lag_s[32] = "-", lease[96] = "-", dead[24], rb[160];
+  bool serving = !s->rebuild_only;
+  snprintf(part, sizeof part, "%d/%d", s->partition,
+           serving ? s->partitions : s->rebuild_partitions);
   if (s->foreign)
     snprintf(gen, sizeof gen, "foreign");
-  else if (s->generation) {
+  else if (s->generation && serving) {
     snprintf(gen, sizeof gen, "%" PRId64, s->generation);
     if (position_set(&s->checkpoint))
       esc_position_format(&s->checkpoint, cp);
     else
       snprintf(cp, sizeof cp, "start");
   }
-  snprintf(lag, sizeof lag, "%" PRId64, s->lag_events);
-  snprintf(lag_s, sizeof lag_s, "%.1f", s->lag_seconds);
+  if (serving) {
+    snprintf(lag, sizeof lag, "%" PRId64, s->lag_events);
+    snprintf(lag_s, sizeof lag_s, "%.1f", s->lag_seconds);
+  }
   if (s->lease_pid)
     snprintf(lease, sizeof lease, "%d %s", s->lease_pid,
              s->lease_holder[0] ? s->lease_holder : "?");
   snprintf(dead, sizeof dead, "%" PRId64, s->dead_letters);
-  if (s->rebuilding) {
-    char rcp[ESC_POSITION_TOKEN_MAX] = "start";
-    if (position_set(&s->rebuild_checkpoint))
-      esc_position_format(&s->rebuild_checkpoint, rcp);
-    snprintf(rb, sizeof rb, "g%" PRId64 " at %s, lag %" PRId64,
-             s->rebuild_generation, rcp, s->rebuild_lag_events);
-  }
+  rebuild_cell(s, rb, sizeof rb);
   table_add(t, s->projection, part, gen, cp, lag, lag_s, lease, dead, rb);
 }
 
@@ -267,7 +323,45 @@ static int print_status(const cli_ctx *ctx, const esc_partition_status *st,
   return rc;
 }
 
+/* esc projections repartition NAME N */
+static int projections_repartition(cli_ctx *ctx, int argc, char **argv) {
+  static const char *const names[] = {"NAME", "N"};
+  int64_t n = 0;
+  bool started = false;
+  esc_error err = ESC_ERROR_INIT;
+  int parsed = cli_parse_options(ctx, argc, argv, cli_help_projections);
+  if (parsed != CLI_CONTINUE)
+    return parsed;
+  if (!cli_operands(ctx, argc, argv, 2, names) ||
+      !cli_parse_i64(ctx, "N", argv[optind + 1], 1, 1024, &n))
+    return CLI_EXIT_USAGE;
+  const char *name = argv[optind];
+  if (esc_projection_repartition(ctx->pg_url, ctx->schema, name, (int)n,
+                                 &started, &err))
+    return cli_fail(ctx, &err);
+  if (ctx->json) {
+    json_t *o = json_object();
+    json_object_set_new(o, "projection", cli_json_string(name));
+    json_object_set_new(o, "partitions", json_integer(n));
+    json_object_set_new(o, "repartition_requested", json_boolean(started));
+    return cli_json_emit(o) ? CLI_EXIT_OK : CLI_EXIT_ERROR;
+  }
+  if (started)
+    printf("repartition of %s to %" PRId64 " partitions requested; workers "
+           "started with %" PRId64 " partitions rebuild it while the current "
+           "layout serves, then switch (esc projections %s shows it)\n",
+           name, n, n, name);
+  else
+    printf("%s has %" PRId64 " partitions already; nothing to do\n", name, n);
+  return CLI_EXIT_OK;
+}
+
 int cli_cmd_projections(cli_ctx *ctx, int argc, char **argv) {
+  if (argc > 1 && strcmp(argv[1], "repartition") == 0) {
+    ctx->command = "projections repartition";
+    /* The subcommand sees its own name as argv[0]. */
+    return projections_repartition(ctx, argc - 1, argv + 1);
+  }
   int parsed = cli_parse_options(ctx, argc, argv, cli_help_projections);
   if (parsed != CLI_CONTINUE)
     return parsed;

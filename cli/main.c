@@ -32,7 +32,7 @@ static const cli_command commands[] = {
      cli_cmd_truncate, cli_help_truncate},
     {"tombstone", "delete a stream for good (logged)", cli_cmd_tombstone,
      cli_help_tombstone},
-    {"projections", "projection partitions: generation, lag, lease, rebuild",
+    {"projections", "projection partitions: status; repartition NAME N",
      cli_cmd_projections, cli_help_projections},
     {"rebuild", "ask a projection's workers to rebuild it from the log",
      cli_cmd_rebuild, cli_help_rebuild},

@@ -69,21 +69,30 @@ static esc_status redis_checkpoint(struct status_ctx *c, const char *proj,
   return ESC_OK;
 }
 
-/* The generation a rebuild writes (0: none). A hash left behind by a
+/* The generation a rebuild writes (0: none) and its partition count
+ * (without the field: `layout`, see generation.c). A hash left behind by a
  * finished rebuild names a generation not above the serving one. */
 static esc_status redis_rebuild(struct status_ctx *c, const char *proj,
-                                int64_t serving, int64_t *out, esc_error *err) {
+                                int64_t serving, int layout, int64_t *out,
+                                int *partitions, esc_error *err) {
   char key[ESC__KEY_MAX];
   redisReply *reply = NULL;
   *out = 0;
+  *partitions = layout;
   esc__key_rebuild(key, sizeof key, proj);
-  const char *argv[] = {"HGET", key, "generation"};
-  esc_status rc = esc__redis_run(c->redis, 3, argv, NULL, &reply, err);
-  if (!rc && reply && reply->type == REDIS_REPLY_STRING)
-    *out = strtoll(reply->str, NULL, 10);
+  const char *argv[] = {"HMGET", key, "generation", "partitions"};
+  esc_status rc = esc__redis_run(c->redis, 4, argv, NULL, &reply, err);
+  if (!rc && reply && reply->type == REDIS_REPLY_ARRAY &&
+      reply->elements == 2 && reply->element[0]->type == REDIS_REPLY_STRING) {
+    *out = strtoll(reply->element[0]->str, NULL, 10);
+    if (reply->element[1]->type == REDIS_REPLY_STRING)
+      *partitions = (int)strtol(reply->element[1]->str, NULL, 10);
+  }
   freeReplyObject(reply);
   if (*out <= serving)
     *out = 0;
+  if (*partitions < 1)
+    *partitions = layout;
   return rc;
 }
 
@@ -147,8 +156,10 @@ static esc_status lease_holder(struct status_ctx *c, esc_partition_status *st,
                                esc_error *err) {
   char what[96], key[24];
   snprintf(what, sizeof what, "lease of %s/%d", st->projection, st->partition);
+  /* A line of a rebuild's layout has its own leases (lease.c). */
+  int layout = st->rebuild_only ? st->rebuild_partitions : st->partitions;
   snprintf(key, sizeof key, "%" PRId64,
-           esc__lease_key(c->schema, st->projection, st->partition));
+           esc__lease_key(c->schema, st->projection, layout, st->partition));
   const char *values[] = {key};
   PGresult *res = esc__pg_exec(c->conn, SQL_LEASE_HOLDER, 1, values,
                                PGRES_TUPLES_OK, what, err);
@@ -197,10 +208,10 @@ static esc_status fill_partition(struct status_ctx *c, const char *categories,
                                  esc_partition_status *st, esc_error *err) {
   const char *proj = st->projection;
   esc_status rc = ESC_OK;
-  if (st->generation)
+  if (st->generation && !st->rebuild_only)
     rc = redis_checkpoint(c, proj, st->generation, st->partition,
                           &st->checkpoint, err);
-  if (!rc)
+  if (!rc && !st->rebuild_only)
     rc = lag(c, proj, categories, &st->checkpoint, st->partition,
              st->partitions, &st->lag_events, &st->lag_seconds, err);
   if (!rc)
@@ -211,46 +222,101 @@ static esc_status fill_partition(struct status_ctx *c, const char *categories,
   if (!rc && st->rebuilding) {
     double ignored;
     rc = lag(c, proj, categories, &st->rebuild_checkpoint, st->partition,
-             st->partitions, &st->rebuild_lag_events, &ignored, err);
+             st->rebuild_partitions, &st->rebuild_lag_events, &ignored, err);
   }
   return rc;
 }
 
-/* The lines of one projection (row `row` of the registry) into sts. */
-static esc_status fill_projection(struct status_ctx *c, const PGresult *reg,
-                                  int row, esc_partition_status *sts,
-                                  esc_error *err) {
-  const char *name = PQgetvalue(reg, row, 0);
-  int32_t version = (int32_t)strtol(PQgetvalue(reg, row, 1), NULL, 10);
-  int partitions = (int)strtol(PQgetvalue(reg, row, 2), NULL, 10);
-  const char *categories =
-      PQgetisnull(reg, row, 3) ? NULL : PQgetvalue(reg, row, 3);
+/* What one projection's lines share: its registry row and Redis keys. */
+struct proj_picture {
+  const char *name;
+  int32_t version;
+  int partitions;     /* the store's layout */
+  int repartition_to; /* 0: none pending */
+  const char *categories;
+  int64_t generation;
+  int64_t rebuild;
+  int rebuild_partitions;
+  bool foreign;
+};
+
+static esc_status read_picture(struct status_ctx *c, const PGresult *reg,
+                               int row, struct proj_picture *pic,
+                               esc_error *err) {
   char key[ESC__KEY_MAX];
   char owner[256]; /* a worker writes 36 bytes; more is foreign too */
-  int64_t generation = 0, rebuild = 0;
   bool owned = false;
-  esc__key_generation(key, sizeof key, name);
-  esc_status rc = redis_i64(c, key, &generation, err);
+  pic->name = PQgetvalue(reg, row, 0);
+  pic->version = (int32_t)strtol(PQgetvalue(reg, row, 1), NULL, 10);
+  pic->partitions = (int)strtol(PQgetvalue(reg, row, 2), NULL, 10);
+  pic->categories = PQgetisnull(reg, row, 3) ? NULL : PQgetvalue(reg, row, 3);
+  pic->repartition_to = PQgetisnull(reg, row, 4)
+                            ? 0
+                            : (int)strtol(PQgetvalue(reg, row, 4), NULL, 10);
+  esc__key_generation(key, sizeof key, pic->name);
+  esc_status rc = redis_i64(c, key, &pic->generation, err);
   if (!rc)
-    rc = redis_rebuild(c, name, generation, &rebuild, err);
-  esc__key_owner(key, sizeof key, name);
+    rc = redis_rebuild(c, pic->name, pic->generation, pic->partitions,
+                       &pic->rebuild, &pic->rebuild_partitions, err);
+  esc__key_owner(key, sizeof key, pic->name);
   if (!rc)
     rc = esc__redis_get(c->redis, key, owner, sizeof owner, &owned, err);
-  for (int p = 0; !rc && p < partitions; p++) {
-    esc_partition_status *st = &sts[p];
-    snprintf(st->projection, sizeof st->projection, "%s", name);
-    st->partition = p;
-    st->partitions = partitions;
-    st->version = version;
-    st->generation = generation;
-    st->rebuilding = rebuild != 0;
-    st->rebuild_generation = rebuild;
-    st->foreign = owned && strcmp(owner, c->identity) != 0;
+  pic->foreign = !rc && owned && strcmp(owner, c->identity) != 0;
+  return rc;
+}
+
+/* Lines of a rebuild into another layout (a repartition) come after the
+ * serving layout's; their partitions are the rebuild's. */
+static size_t lines_of(const struct proj_picture *pic) {
+  bool other = pic->rebuild && pic->rebuild_partitions != pic->partitions;
+  return (size_t)pic->partitions +
+         (other ? (size_t)pic->rebuild_partitions : 0);
+}
+
+static void set_line(const struct proj_picture *pic, size_t i,
+                     esc_partition_status *st) {
+  bool other = pic->rebuild_partitions != pic->partitions;
+  snprintf(st->projection, sizeof st->projection, "%s", pic->name);
+  st->rebuild_only = i >= (size_t)pic->partitions;
+  st->partition = (int)(st->rebuild_only ? i - (size_t)pic->partitions : i);
+  st->partitions = pic->partitions;
+  st->version = pic->version;
+  st->generation = pic->generation;
+  st->rebuilding = pic->rebuild != 0 && (st->rebuild_only || !other);
+  st->rebuild_generation = st->rebuilding ? pic->rebuild : 0;
+  st->rebuild_partitions = st->rebuilding ? pic->rebuild_partitions : 0;
+  st->repartition_to = pic->repartition_to;
+  st->foreign = pic->foreign;
+}
+
+/* The lines of one projection (row `row` of the registry) appended to
+ * *list (*count lines, room for *cap). */
+static esc_status fill_projection(struct status_ctx *c, const PGresult *reg,
+                                  int row, esc_partition_status **list,
+                                  size_t *count, size_t *cap, esc_error *err) {
+  struct proj_picture pic;
+  esc_status rc = read_picture(c, reg, row, &pic, err);
+  if (rc)
+    return rc;
+  size_t n = lines_of(&pic);
+  if (*count + n > *cap) {
+    size_t want = 2 * (*count + n);
+    esc_partition_status *grown = realloc(*list, want * sizeof *grown);
+    if (!grown)
+      return esc__fail(err, ESC_ENOMEM, "status of %s: out of memory",
+                       pic.name);
+    *list = grown;
+    *cap = want;
   }
+  esc_partition_status *sts = *list + *count;
+  memset(sts, 0, n * sizeof *sts);
+  for (size_t i = 0; i < n; i++)
+    set_line(&pic, i, &sts[i]);
+  rc = open_letters(c, pic.name, sts, pic.partitions, err);
+  for (size_t i = 0; !rc && i < n; i++)
+    rc = fill_partition(c, pic.categories, &sts[i], err);
   if (!rc)
-    rc = open_letters(c, name, sts, partitions, err);
-  for (int p = 0; !rc && p < partitions; p++)
-    rc = fill_partition(c, categories, &sts[p], err);
+    *count += n;
   return rc;
 }
 
@@ -274,32 +340,25 @@ static esc_status fill_all(struct status_ctx *c, esc_partition_status **out,
   char sql[256];
   const char *what = "list projections";
   snprintf(sql, sizeof sql,
-           "SELECT name, version, partitions, categories::text"
-           " FROM %s.projections ORDER BY name",
+           "SELECT name, version, partitions, categories::text,"
+           " repartition_to FROM %s.projections ORDER BY name",
            c->ident);
   PGresult *res =
       esc__pg_exec(c->conn, sql, 0, NULL, PGRES_TUPLES_OK, what, err);
   if (!res)
     return esc__pg_failed(err);
-  size_t total = 0;
-  for (int i = 0; i < PQntuples(res); i++)
-    total += (size_t)strtol(PQgetvalue(res, i, 2), NULL, 10);
   esc_status rc = ESC_OK;
   esc_partition_status *list = NULL;
-  if (total > 0 && !(list = calloc(total, sizeof *list)))
-    rc = esc__fail(err, ESC_ENOMEM, "%s: out of memory", what);
-  size_t at = 0;
-  for (int i = 0; !rc && i < PQntuples(res); i++) {
-    rc = fill_projection(c, res, i, list + at, err);
-    at += (size_t)strtol(PQgetvalue(res, i, 2), NULL, 10);
-  }
+  size_t n = 0, cap = 0;
+  for (int i = 0; !rc && i < PQntuples(res); i++)
+    rc = fill_projection(c, res, i, &list, &n, &cap, err);
   PQclear(res);
   if (rc) {
     free(list);
     return rc;
   }
   *out = list;
-  *count = total;
+  *count = n;
   return ESC_OK;
 }
 
@@ -338,23 +397,34 @@ out:
 
 /* ----------------------------------------------------------- rebuild --- */
 
+/* An administration session and the schema as a quoted identifier
+ * (PQfreemem), or NULL with err filled. */
+static PGconn *admin_connect(const char *pg_url, const char *schema,
+                             char **ident, esc_error *err) {
+  PGconn *conn = esc__pg_connect(pg_url, "esc-admin", err);
+  if (!conn)
+    return NULL;
+  *ident = PQescapeIdentifier(conn, schema, strlen(schema));
+  if (!*ident) {
+    esc__fail_pg(err, conn, NULL, "quote schema name");
+    PQfinish(conn);
+    return NULL;
+  }
+  return conn;
+}
+
 esc_status esc_projection_request_rebuild(const char *pg_url,
                                           const char *schema, const char *name,
                                           esc_error *err) {
-  char sql[256], what[96];
+  char sql[256], what[96], *ident = NULL;
   const char *s = schema ? schema : "esc";
   if (!esc__projection_name_valid(name, err))
     return ESC_EINVAL;
   snprintf(what, sizeof what, "request a rebuild of %s", name);
-  PGconn *conn = esc__pg_connect(pg_url, "esc-admin", err);
+  PGconn *conn = admin_connect(pg_url, s, &ident, err);
   if (!conn)
     return esc__pg_failed(err);
   esc_status rc = ESC_OK;
-  char *ident = PQescapeIdentifier(conn, s, strlen(s));
-  if (!ident) {
-    rc = esc__fail_pg(err, conn, NULL, "quote schema name");
-    goto out;
-  }
   snprintf(sql, sizeof sql,
            "UPDATE %s.projections SET rebuild_requested_at = now()"
            " WHERE name = $1",
@@ -374,6 +444,95 @@ esc_status esc_projection_request_rebuild(const char *pg_url,
                    what, name, s);
   PQclear(res);
 out:
+  PQfinish(conn);
+  if (!rc)
+    esc__clear(err);
+  return rc;
+}
+
+/* -------------------------------------------------------- repartition --- */
+
+/* Sets the pending layout and requests the rebuild in one statement, only
+ * when nothing else is pending and the count is a change: it returns the
+ * row then. */
+static const char SQL_REPARTITION[] =
+    "UPDATE %s.projections SET repartition_to = $2::int,"
+    " rebuild_requested_at = now(), updated_at = now()"
+    " WHERE name = $1 AND partitions <> $2::int AND repartition_to IS NULL"
+    " RETURNING partitions";
+
+static const char SQL_LAYOUT[] =
+    "SELECT partitions, coalesce(repartition_to, 0) FROM %s.projections"
+    " WHERE name = $1";
+
+/* Why SQL_REPARTITION changed nothing: no such projection, the layout is
+ * N already, or another repartition is pending. */
+static esc_status explain_unchanged(PGconn *conn, const char *ident,
+                                    const char *schema, const char *name,
+                                    int partitions, bool *started,
+                                    esc_error *err) {
+  char sql[160], what[96];
+  snprintf(what, sizeof what, "repartition %s", name);
+  snprintf(sql, sizeof sql, SQL_LAYOUT, ident);
+  const char *values[] = {name};
+  PGresult *res =
+      esc__pg_exec(conn, sql, 1, values, PGRES_TUPLES_OK, what, err);
+  if (!res)
+    return esc__pg_failed(err);
+  esc_status rc = ESC_OK;
+  if (PQntuples(res) != 1) {
+    rc = esc__fail(err, ESC_ENOTFOUND,
+                   "%s: no projection %s in schema %s (a worker registers "
+                   "it when it starts)",
+                   what, name, schema);
+  } else {
+    int now = (int)strtol(PQgetvalue(res, 0, 0), NULL, 10);
+    int to = (int)strtol(PQgetvalue(res, 0, 1), NULL, 10);
+    /* The same request again is no error: it is under way. */
+    *started = to == partitions;
+    if (to && to != partitions)
+      rc = esc__fail(err, ESC_ECONFLICT,
+                     "%s: a repartition from %d to %d partitions is under "
+                     "way; let it finish first (esc projections %s shows "
+                     "it)",
+                     what, now, to, name);
+  }
+  PQclear(res);
+  return rc;
+}
+
+esc_status esc_projection_repartition(const char *pg_url, const char *schema,
+                                      const char *name, int partitions,
+                                      bool *started, esc_error *err) {
+  char sql[320], what[96], n[16], *ident = NULL;
+  const char *s = schema ? schema : "esc";
+  bool ignored;
+  started = started ? started : &ignored;
+  *started = false;
+  if (!esc__projection_name_valid(name, err))
+    return ESC_EINVAL;
+  if (partitions < 1)
+    return esc__fail(err, ESC_EINVAL,
+                     "repartition %s: %d partitions; at least 1", name,
+                     partitions);
+  snprintf(what, sizeof what, "repartition %s", name);
+  snprintf(n, sizeof n, "%d", partitions);
+  PGconn *conn = admin_connect(pg_url, s, &ident, err);
+  if (!conn)
+    return esc__pg_failed(err);
+  esc_status rc = ESC_OK;
+  snprintf(sql, sizeof sql, SQL_REPARTITION, ident);
+  const char *values[] = {name, n};
+  PGresult *res =
+      esc__pg_exec(conn, sql, 2, values, PGRES_TUPLES_OK, what, err);
+  if (!res)
+    rc = esc__pg_failed(err);
+  else if (PQntuples(res) == 1)
+    *started = true;
+  else
+    rc = explain_unchanged(conn, ident, s, name, partitions, started, err);
+  PQclear(res);
+  PQfreemem(ident);
   PQfinish(conn);
   if (!rc)
     esc__clear(err);

@@ -9,6 +9,12 @@
  * persistence) the projection starts a fresh generation and rebuilds from
  * the log on its own. Fresh generations are numbered by the clock (seconds x
  * 1000), so they cannot collide with keys a partial loss left behind.
+ *
+ * Every generation has one partition layout, fixed when it is created: the
+ * serving one's in P:partitions, a rebuild's in its hash. A worker runs a
+ * generation's tracks only when that count is its own, so during a
+ * repartition the old count keeps the serving generation up to date while
+ * the new count builds the next one (layout.c says which counts may run).
  */
 #include "worker_int.h"
 
@@ -53,7 +59,7 @@ static int64_t fresh_generation(void) {
 }
 
 static int def_partitions(const struct proj *pj) {
-  return pj->def->partitions > 0 ? pj->def->partitions : 1;
+  return esc__def_partitions(pj->def);
 }
 
 /* Creates a generation's keys in one step, if the generation key is still
@@ -127,11 +133,55 @@ static esc_status check_owner(esc_worker *w, struct proj *pj, esc_error *err) {
   return rc;
 }
 
+/* What P:rebuild says: the generation being built (0: none, or a stale
+ * marker not above the serving one), whether it is of this worker's
+ * version, and its partition count. */
+struct rebuild_hash {
+  int64_t generation;
+  bool my_version;
+  int partitions;
+};
+
+static esc_status read_rebuild(esc_worker *w, const struct proj *pj,
+                               struct rebuild_hash *out, esc_error *err) {
+  char rb_key[ESC__KEY_MAX], my_version[16];
+  redisReply *reply = NULL;
+  *out = (struct rebuild_hash){0, false, 0};
+  esc__key_rebuild(rb_key, sizeof rb_key, pj->def->name);
+  snprintf(my_version, sizeof my_version, "%" PRId32, pj->def->version);
+  const char *argv[] = {"HMGET", rb_key, "generation", "version", "partitions"};
+  esc_status rc = esc__redis_run(w->redis, 5, argv, NULL, &reply, err);
+  if (!rc && reply && reply->type == REDIS_REPLY_ARRAY &&
+      reply->elements == 3 && reply->element[0]->type == REDIS_REPLY_STRING) {
+    redisReply **e = reply->element;
+    out->generation = strtoll(e[0]->str, NULL, 10);
+    out->my_version =
+        e[1]->type != REDIS_REPLY_STRING || strcmp(e[1]->str, my_version) == 0;
+    /* Without the field: a rebuild started before the layout was
+     * recorded, by workers of the store's layout. */
+    out->partitions = e[2]->type == REDIS_REPLY_STRING
+                          ? (int)strtol(e[2]->str, NULL, 10)
+                          : pj->layout.partitions;
+  }
+  freeReplyObject(reply);
+  if (out->generation <= pj->serving)
+    out->generation = 0; /* a stale marker of a finished rebuild */
+  return rc;
+}
+
+/* A rebuild this worker runs: of its version (a rolling upgrade's other
+ * version would write the wrong model) and of its partition count (the
+ * generation has that layout; another count would apply some streams
+ * twice and others never). */
+static bool runs_rebuild(const struct proj *pj, const struct rebuild_hash *rb) {
+  return rb->generation && rb->my_version &&
+         rb->partitions == def_partitions(pj);
+}
+
 esc_status esc__generation_load(esc_worker *w, struct proj *pj,
                                 esc_error *err) {
-  char gen_key[ESC__KEY_MAX], rb_key[ESC__KEY_MAX];
+  char gen_key[ESC__KEY_MAX];
   bool exists = false;
-  redisReply *reply = NULL;
   esc_status rc = check_owner(w, pj, err);
   if (rc)
     return rc;
@@ -148,22 +198,11 @@ esc_status esc__generation_load(esc_worker *w, struct proj *pj,
   pj->serving_partitions = (int)parts;
   if (rc)
     return rc;
-  esc__key_rebuild(rb_key, sizeof rb_key, pj->def->name);
-  /* A rebuild of another version (a rolling upgrade) is not this worker's
-   * to build: its handler would write the wrong model. */
-  char my_version[16];
-  snprintf(my_version, sizeof my_version, "%" PRId32, pj->def->version);
-  const char *argv[] = {"HMGET", rb_key, "generation", "version"};
-  rc = esc__redis_run(w->redis, 4, argv, NULL, &reply, err);
-  pj->building = 0;
-  if (!rc && reply && reply->type == REDIS_REPLY_ARRAY &&
-      reply->elements == 2 && reply->element[0]->type == REDIS_REPLY_STRING &&
-      (reply->element[1]->type != REDIS_REPLY_STRING ||
-       strcmp(reply->element[1]->str, my_version) == 0))
-    pj->building = strtoll(reply->element[0]->str, NULL, 10);
-  freeReplyObject(reply);
-  if (pj->building && pj->building <= pj->serving)
-    pj->building = 0; /* a stale marker of a finished rebuild */
+  struct rebuild_hash rb;
+  rc = read_rebuild(w, pj, &rb, err);
+  pj->rebuilding = rb.generation;
+  pj->rebuild_partitions = rb.partitions;
+  pj->building = runs_rebuild(pj, &rb) ? rb.generation : 0;
   return rc;
 }
 
@@ -233,27 +272,48 @@ esc_status esc__generation_setup(esc_worker *w, struct part *pt,
   return rc;
 }
 
-/* Marks a rebuild into serving + 1 as running (once, whoever comes first). */
+/* Records a rebuild into serving + 1, unless one is recorded already: a
+ * marker naming a generation above ARGV[6] (the serving one). A stale one
+ * (a finished rebuild's) is replaced, with its ready set. All fields at
+ * once, so nobody reads a generation without its partition count. */
+static const char START_SCRIPT[] =
+    "local g = redis.call('HGET', KEYS[1], 'generation') "
+    "if g and tonumber(g) > tonumber(ARGV[6]) then return 0 end "
+    "redis.call('DEL', KEYS[1], KEYS[2]) "
+    "redis.call('HSET', KEYS[1], 'generation', ARGV[1], 'version', ARGV[2], "
+    "  'partitions', ARGV[3], 'started', ARGV[4], 'reason', ARGV[5]) "
+    "return 1";
+
+/* Marks a rebuild into serving + 1 as running (once, whoever comes first),
+ * with the partition count new generations get (esc__layout_target):
+ * this worker may not be one of the workers that build it. */
 static esc_status start_rebuild(esc_worker *w, struct proj *pj, const char *why,
                                 esc_error *err) {
-  char rb_key[ESC__KEY_MAX], gen[24], ver[16], started[24];
+  char rb_key[ESC__KEY_MAX], ready_key[ESC__KEY_MAX], gen[24], ver[16],
+      parts[16], started[24], serving[24];
   redisReply *reply = NULL;
+  int target = esc__layout_target(&pj->layout);
   esc__key_rebuild(rb_key, sizeof rb_key, pj->def->name);
+  esc__key_rebuild_ready(ready_key, sizeof ready_key, pj->def->name);
   snprintf(gen, sizeof gen, "%" PRId64, pj->serving + 1);
   snprintf(ver, sizeof ver, "%" PRId32, pj->def->version);
+  snprintf(parts, sizeof parts, "%d", target);
   snprintf(started, sizeof started, "%" PRId64, esc_now_us());
-  const char *argv[] = {"HSETNX", rb_key, "generation", gen};
-  esc_status rc = esc__redis_run(w->redis, 4, argv, NULL, &reply, err);
+  snprintf(serving, sizeof serving, "%" PRId64, pj->serving);
+  const char *argv[] = {"EVAL", START_SCRIPT, "2",     rb_key, ready_key, gen,
+                        ver,    parts,        started, why,    serving};
+  esc_status rc = esc__redis_run(w->redis, 11, argv, NULL, &reply, err);
   bool ours =
       !rc && reply && reply->type == REDIS_REPLY_INTEGER && reply->integer == 1;
   freeReplyObject(reply);
-  if (!rc && ours) {
-    const char *more[] = {"HSET",    rb_key,  "version", ver,
-                          "started", started, "reason",  why};
-    rc = esc__redis_run(w->redis, 8, more, NULL, NULL, err);
-    esc__worker_log(w, "%s: rebuilding into generation %s (%s)", pj->def->name,
-                    gen, why);
-  }
+  if (ours)
+    esc__worker_log(w,
+                    "%s: rebuilding into generation %s with %d partition%s "
+                    "(%s)%s",
+                    pj->def->name, gen, target, target == 1 ? "" : "s", why,
+                    target == def_partitions(pj)
+                        ? ""
+                        : "; workers with that many partitions build it");
   if (!rc)
     rc = esc__generation_load(w, pj, err);
   for (size_t i = 0; !rc && i < w->nparts; i++)
@@ -262,10 +322,38 @@ static esc_status start_rebuild(esc_worker *w, struct proj *pj, const char *why,
   return rc;
 }
 
+/* Starts the rebuild the picture calls for, if any: a new version, an
+ * `esc rebuild` request (a repartition makes one), or a serving generation
+ * whose layout is not the one the store wants (a repartition whose request
+ * was lost, or Redis keys older than the recorded layout). */
+static esc_status start_wanted_rebuild(esc_worker *w, struct proj *pj,
+                                       bool requested, esc_error *err) {
+  char ver_key[ESC__KEY_MAX], why[96];
+  int64_t version = 0;
+  bool exists = false;
+  esc__key_version(ver_key, sizeof ver_key, pj->def->name);
+  esc_status rc = get_i64(w, ver_key, &version, &exists, err);
+  if (!rc && exists && version != pj->def->version)
+    return start_rebuild(w, pj, "the projection's version changed", err);
+  if (!rc && requested) {
+    rc = start_rebuild(w, pj, "requested", err);
+    if (!rc)
+      rc = esc__registry_rebuild_taken(w->pg, w->schema, pj->def->name, err);
+    return rc;
+  }
+  int target = esc__layout_target(&pj->layout);
+  if (!rc && pj->serving_partitions != target) {
+    snprintf(why, sizeof why,
+             "the serving generation has %d partitions, the store's layout "
+             "%d",
+             pj->serving_partitions, target);
+    return start_rebuild(w, pj, why, err);
+  }
+  return rc;
+}
+
 esc_status esc__generation_check_rebuild(esc_worker *w, struct proj *pj,
                                          esc_error *err) {
-  char ver_key[ESC__KEY_MAX];
-  int64_t version = 0;
   bool exists = false, requested = false;
   /* Redis can lose everything while no batch is applied (FLUSHALL while
    * the worker is idle), and only an apply would notice: look for the
@@ -281,42 +369,25 @@ esc_status esc__generation_check_rebuild(esc_worker *w, struct proj *pj,
                     pj->def->name);
     return esc__generation_reload(w, pj, err);
   }
+  /* The layout first: after a repartition's switch a worker of the old
+   * count stops here, before its next batch. */
+  if (!rc)
+    rc = esc__layout_refresh(w, pj, &requested, err);
   if (rc || pj->building)
     return rc;
   /* A rebuild another worker started (it took an `esc rebuild` request)
    * needs this worker's partitions too: the switch waits for all of them.
-   * Not one of another version, though: that one waits for this worker to
-   * be upgraded. */
-  char rb_key[ESC__KEY_MAX], my_version[16];
-  redisReply *reply = NULL;
-  esc__key_rebuild(rb_key, sizeof rb_key, pj->def->name);
-  snprintf(my_version, sizeof my_version, "%" PRId32, pj->def->version);
-  const char *hmget[] = {"HMGET", rb_key, "generation", "version"};
-  rc = esc__redis_run(w->redis, 4, hmget, NULL, &reply, err);
-  bool elsewhere = !rc && reply && reply->type == REDIS_REPLY_ARRAY &&
-                   reply->elements == 2 &&
-                   reply->element[0]->type == REDIS_REPLY_STRING &&
-                   reply->element[1]->type == REDIS_REPLY_STRING &&
-                   strtoll(reply->element[0]->str, NULL, 10) > pj->serving &&
-                   strcmp(reply->element[1]->str, my_version) == 0;
-  freeReplyObject(reply);
-  if (rc || elsewhere)
-    return rc ? rc : esc__generation_reload(w, pj, err);
-  esc__key_version(ver_key, sizeof ver_key, pj->def->name);
-  rc = get_i64(w, ver_key, &version, &exists, err);
-  if (!rc && exists && version != pj->def->version)
-    return start_rebuild(w, pj, "the projection's version changed", err);
-  if (!rc && pj->serving_partitions != def_partitions(pj))
-    return start_rebuild(w, pj, "the partition count changed", err);
-  if (!rc)
-    rc = esc__registry_rebuild_requested(w->pg, w->schema, pj->def->name,
-                                         &requested, err);
-  if (!rc && requested) {
-    rc = start_rebuild(w, pj, "requested", err);
-    if (!rc)
-      rc = esc__registry_rebuild_taken(w->pg, w->schema, pj->def->name, err);
-  }
-  return rc;
+   * One of another version or partition count is not this worker's to
+   * run, nor to replace: it waits for the workers that run it. */
+  struct rebuild_hash rb;
+  rc = read_rebuild(w, pj, &rb, err);
+  pj->rebuilding = rb.generation;
+  pj->rebuild_partitions = rb.partitions;
+  if (rc)
+    return rc;
+  if (rb.generation)
+    return runs_rebuild(pj, &rb) ? esc__generation_reload(w, pj, err) : ESC_OK;
+  return start_wanted_rebuild(w, pj, requested, err);
 }
 
 /* Deletes generation gen after the grace period. One deletion is pending
@@ -354,10 +425,17 @@ esc_status esc__generation_try_switch(esc_worker *w, struct part *pt,
   const char *argv[] = {"SADD", ready_key, index};
   esc_status rc = esc__redis_run(w->redis, 3, argv, NULL, NULL, err);
   if (!rc)
-    rc = esc__redis_switch(w->redis, pj->def->name, pj->serving, pj->building,
-                           pj->def->version, pj->def->partitions, &switched,
-                           err);
+    rc =
+        esc__redis_switch(w->redis, pj->def->name, pj->serving, pj->building,
+                          pj->def->version, def_partitions(pj), &switched, err);
   if (rc || !switched)
+    return rc;
+  /* A repartition ends here: the new count becomes the store's layout,
+   * and workers of the old one refuse from their next bookkeeping round
+   * (they apply nothing meanwhile: the serving generation moved). */
+  rc = esc__registry_layout_switched(w->pg, w->schema, pj->def->name,
+                                     def_partitions(pj), err);
+  if (rc)
     return rc;
   esc__worker_log(w,
                   "%s: switched to generation %" PRId64

@@ -20,9 +20,12 @@
 
 /*
  * The advisory lock key space is database-wide and shared with every other
- * application, so the key hashes a namespaced text: schema, projection and
- * partition. FNV-1a is stable across machines and versions, which a lease
- * needs (workers of different builds must agree).
+ * application, so the key hashes a namespaced text: schema, projection,
+ * the layout's partition count and the partition. With the count in it,
+ * workers of two layouts can never hold "the same" partition (partition 1
+ * of 2 and partition 1 of 3 are different streams of work). FNV-1a is
+ * stable across machines and versions, which a lease needs (workers of
+ * different builds must agree).
  */
 #define KEY_TEXT_MAX 160
 
@@ -33,10 +36,12 @@ static int64_t key_of(const char *text, int n) {
   return (int64_t)esc__fnv1a64(text, len);
 }
 
-int64_t esc__lease_key(const char *schema, const char *proj, int partition) {
+int64_t esc__lease_key(const char *schema, const char *proj, int partitions,
+                       int partition) {
   char text[KEY_TEXT_MAX];
-  int n = snprintf(text, sizeof text, "esc.lease:%s:%s:%d",
-                   schema ? schema : "esc", proj, partition);
+  int n = snprintf(text, sizeof text, "esc.lease:%s:%s:%d:%d",
+                   schema ? schema : "esc", proj,
+                   partitions < 1 ? 1 : partitions, partition);
   return key_of(text, n);
 }
 

@@ -15,12 +15,22 @@
  *                                batch failed (the partition stays stopped)
  *   P:g<G>:...                   the read model (esc_ctx_key)
  *   P:g<G>:dl:<event uuid>       a dead letter's retry was applied (guard)
- *   P:rebuild                    hash {generation, version, started_us}
- *                                while generation G+1 is being built
+ *   P:rebuild                    hash {generation, version, partitions,
+ *                                started, reason} while generation G+1 is
+ *                                being built with that many partitions
+ *                                (no "partitions": the store's layout, a
+ *                                rebuild started before migration 6)
  *   P:rebuild:ready              set of partitions whose rebuild caught up
  *
- * PostgreSQL (eventstore/sql/003_projections.sql): <schema>.projections
- * (what workers run, rebuild requests) and <schema>.dead_letters.
+ * PostgreSQL (eventstore/sql/003_projections.sql, 006_partition_layout.sql):
+ * <schema>.projections (what workers run, the partition layout, rebuild
+ * requests) and <schema>.dead_letters.
+ *
+ * A generation has exactly one partition layout, fixed when it is created
+ * (P:partitions for the serving one, the rebuild hash's "partitions" for
+ * the one being built), and a worker applies only into generations of its
+ * own count. The store's layout in PostgreSQL decides which counts may run
+ * at all (docs/decisions/0012-partition-layout.md).
  */
 #ifndef ESC_PROJECTION_INT_H
 #define ESC_PROJECTION_INT_H
@@ -216,8 +226,10 @@ esc_status esc__pg_failed(const esc_error *err);
 
 /* ----------------------------------------------------------- lease.c -- */
 
-/* The advisory lock key of a partition's lease. */
-int64_t esc__lease_key(const char *schema, const char *proj, int partition);
+/* The advisory lock key of a partition's lease: of partition `partition`
+ * in the layout of `partitions`, so two layouts never share a lease. */
+int64_t esc__lease_key(const char *schema, const char *proj, int partitions,
+                       int partition);
 /* pg_try_advisory_lock on conn (a connection used for nothing else). */
 esc_status esc__lease_try(PGconn *conn, int64_t key, bool *got, esc_error *err);
 esc_status esc__lease_release(PGconn *conn, int64_t key, esc_error *err);
@@ -227,13 +239,29 @@ bool esc__lease_held(PGconn *conn, int64_t key);
 
 /* -------------------------------------------------------- registry.c -- */
 
-/* Records that a worker runs p (name, version, partitions, categories). */
+/* A projection's partition layout as the store records it, and whether
+ * `esc rebuild NAME` asked for a rebuild not yet started. */
+struct esc__layout {
+  int partitions;         /* the layout; set by the first registration */
+  int repartition_to;     /* a pending change to this count; 0: none */
+  bool rebuild_requested; /* (esc__registry_read only) */
+};
+
+/* Records that a worker runs p (name, version, categories; the partition
+ * count only when the projection is new) and returns the layout. */
 esc_status esc__registry_upsert(PGconn *conn, const char *schema,
-                                const esc_projection *p, esc_error *err);
-/* Whether `esc rebuild NAME` asked for a rebuild not yet started. */
-esc_status esc__registry_rebuild_requested(PGconn *conn, const char *schema,
-                                           const char *name, bool *yes,
-                                           esc_error *err);
+                                const esc_projection *p,
+                                struct esc__layout *layout, esc_error *err);
+/* Reads the registry row of name; *found false when there is none (then
+ * *out is a layout of 1 and nothing requested). */
+esc_status esc__registry_read(PGconn *conn, const char *schema,
+                              const char *name, struct esc__layout *out,
+                              bool *found, esc_error *err);
+/* A rebuild with `partitions` partitions switched: when that was the
+ * pending repartition, it becomes the layout. */
+esc_status esc__registry_layout_switched(PGconn *conn, const char *schema,
+                                         const char *name, int partitions,
+                                         esc_error *err);
 /* Marks the request taken (a rebuild started). */
 esc_status esc__registry_rebuild_taken(PGconn *conn, const char *schema,
                                        const char *name, esc_error *err);

@@ -1,10 +1,16 @@
 /*
  * The projection registry: <schema>.projections, one row per projection a
- * worker runs (what `esc projections` lists), and the rebuild requests of
- * `esc rebuild`. A request is pending while rebuild_requested_at is set and
- * later than rebuild_taken_at; taking it stamps rebuild_taken_at, so two
- * requests before a worker looks start one rebuild, and a request made
- * while a rebuild runs starts another one after it.
+ * worker runs (what `esc projections` lists), the projection's partition
+ * layout, and the rebuild requests of `esc rebuild`. A request is pending
+ * while rebuild_requested_at is set and later than rebuild_taken_at;
+ * taking it stamps rebuild_taken_at, so two requests before a worker looks
+ * start one rebuild, and a request made while a rebuild runs starts another
+ * one after it.
+ *
+ * The layout (partitions, repartition_to) is the store's, not the
+ * workers': the first registration sets it, later ones leave it alone, and
+ * only a repartition (esc_projection_repartition, then the switch) changes
+ * it. See docs/decisions/0012-partition-layout.md.
  */
 #include "projection_int.h"
 #include "store_int.h"
@@ -57,9 +63,19 @@ fail:
 
 /* ------------------------------------------------------------- upsert -- */
 
+/* The layout columns of a registry row, as text, into out. */
+static void read_layout(const PGresult *res, int col, struct esc__layout *out) {
+  out->partitions = (int)strtol(PQgetvalue(res, 0, col), NULL, 10);
+  out->repartition_to =
+      PQgetisnull(res, 0, col + 1)
+          ? 0
+          : (int)strtol(PQgetvalue(res, 0, col + 1), NULL, 10);
+}
+
 esc_status esc__registry_upsert(PGconn *conn, const char *schema,
-                                const esc_projection *p, esc_error *err) {
-  char sql[640], what[128], version[16], partitions[16];
+                                const esc_projection *p,
+                                struct esc__layout *layout, esc_error *err) {
+  char sql[700], what[128], version[16], partitions[16];
   bool oom_c = false, oom_t = false;
   if (!esc__projection_name_valid(p->name, err))
     return ESC_EINVAL;
@@ -85,16 +101,21 @@ esc_status esc__registry_upsert(PGconn *conn, const char *schema,
            "INSERT INTO %s.projections AS p (name, version, partitions,"
            " categories, event_types)"
            " VALUES ($1, $2::int, $3::int, $4::text[], $5::text[])"
+           /* partitions stays: the layout is set once (see above) */
            " ON CONFLICT (name) DO UPDATE SET version = excluded.version,"
-           " partitions = excluded.partitions,"
            " categories = excluded.categories,"
-           " event_types = excluded.event_types, updated_at = now()",
+           " event_types = excluded.event_types, updated_at = now()"
+           " RETURNING partitions, repartition_to",
            ident);
   const char *values[] = {p->name, version, partitions, cats, types};
   PGresult *res =
-      esc__pg_exec(conn, sql, 5, values, PGRES_COMMAND_OK, what, err);
+      esc__pg_exec(conn, sql, 5, values, PGRES_TUPLES_OK, what, err);
   if (!res)
     rc = err ? err->code : ESC_EIO;
+  else if (PQntuples(res) != 1)
+    rc = esc__fail(err, ESC_EIO, "%s: expected one row", what);
+  else
+    read_layout(res, 0, layout);
   PQclear(res);
 out:
   free(cats);
@@ -107,17 +128,19 @@ out:
 
 /* ----------------------------------------------------------- rebuilds -- */
 
-esc_status esc__registry_rebuild_requested(PGconn *conn, const char *schema,
-                                           const char *name, bool *yes,
-                                           esc_error *err) {
-  char sql[384], what[128];
-  *yes = false;
-  snprintf(what, sizeof what, "look for rebuild requests of %s", name);
+esc_status esc__registry_read(PGconn *conn, const char *schema,
+                              const char *name, struct esc__layout *out,
+                              bool *found, esc_error *err) {
+  char sql[448], what[128];
+  *out = (struct esc__layout){1, 0, false};
+  *found = false;
+  snprintf(what, sizeof what, "read the registry row of %s", name);
   char *ident = esc__pg_schema_ident(conn, schema, err);
   if (!ident)
     return err ? err->code : ESC_EIO;
   snprintf(sql, sizeof sql,
-           "SELECT rebuild_requested_at IS NOT NULL AND"
+           "SELECT partitions, repartition_to,"
+           " rebuild_requested_at IS NOT NULL AND"
            " (rebuild_taken_at IS NULL"
            "  OR rebuild_taken_at < rebuild_requested_at)"
            " FROM %s.projections WHERE name = $1",
@@ -129,7 +152,11 @@ esc_status esc__registry_rebuild_requested(PGconn *conn, const char *schema,
   if (!res)
     return err ? err->code : ESC_EIO;
   /* No row: never registered, so nothing was requested. */
-  *yes = PQntuples(res) == 1 && PQgetvalue(res, 0, 0)[0] == 't';
+  *found = PQntuples(res) == 1;
+  if (*found) {
+    read_layout(res, 0, out);
+    out->rebuild_requested = PQgetvalue(res, 0, 2)[0] == 't';
+  }
   PQclear(res);
   esc__clear(err);
   return ESC_OK;
@@ -152,6 +179,35 @@ esc_status esc__registry_rebuild_taken(PGconn *conn, const char *schema,
   const char *values[] = {name};
   PGresult *res =
       esc__pg_exec(conn, sql, 1, values, PGRES_COMMAND_OK, what, err);
+  if (!res)
+    return err ? err->code : ESC_EIO;
+  PQclear(res);
+  esc__clear(err);
+  return ESC_OK;
+}
+
+/* ------------------------------------------------------------- layout -- */
+
+esc_status esc__registry_layout_switched(PGconn *conn, const char *schema,
+                                         const char *name, int partitions,
+                                         esc_error *err) {
+  char sql[256], what[128], n[16];
+  snprintf(what, sizeof what, "record the layout of %s", name);
+  snprintf(n, sizeof n, "%d", partitions);
+  char *ident = esc__pg_schema_ident(conn, schema, err);
+  if (!ident)
+    return err ? err->code : ESC_EIO;
+  /* Only the pending change: a second switching worker, or one that reads
+   * an old picture, changes nothing. */
+  snprintf(sql, sizeof sql,
+           "UPDATE %s.projections SET partitions = $2::int,"
+           " repartition_to = NULL, updated_at = now()"
+           " WHERE name = $1 AND repartition_to = $2::int",
+           ident);
+  PQfreemem(ident);
+  const char *values[] = {name, n};
+  PGresult *res =
+      esc__pg_exec(conn, sql, 2, values, PGRES_COMMAND_OK, what, err);
   if (!res)
     return err ? err->code : ESC_EIO;
   PQclear(res);

@@ -88,7 +88,7 @@ esc_status esc_worker_add(esc_worker *w, const esc_projection *p,
   esc_status rc = check_definition(p, err);
   if (rc)
     return rc;
-  int parts = p->partitions > 0 ? p->partitions : 1;
+  int parts = esc__def_partitions(p);
   struct proj *projs = realloc(w->projs, (w->nprojs + 1) * sizeof *projs);
   if (!projs)
     return esc_error_set(err, ESC_ENOMEM, "worker: out of memory");
@@ -102,10 +102,10 @@ esc_status esc_worker_add(esc_worker *w, const esc_projection *p,
   for (int i = 0; i < parts; i++) {
     if (!runs_partition(w, i))
       continue;
-    w->parts[w->nparts++] =
-        (struct part){.proj_index = w->nprojs,
-                      .index = i,
-                      .lease_key = esc__lease_key(w->schema, p->name, i)};
+    w->parts[w->nparts++] = (struct part){
+        .proj_index = w->nprojs,
+        .index = i,
+        .lease_key = esc__lease_key(w->schema, p->name, parts, i)};
   }
   w->nprojs++;
   return ESC_OK;
@@ -205,11 +205,13 @@ static esc_status connect_all(esc_worker *w, esc_error *err) {
     return ESC_ECONN;
   if (!w->redis && !(w->redis = esc__redis_connect(w->redis_url, err)))
     return ESC_ECONN;
+  /* Before anything is applied: registering reads the store's partition
+   * layout, and a worker of another count refuses (layout.c). */
   for (size_t i = 0; i < w->nprojs; i++) {
     struct proj *pj = &w->projs[i];
-    if (!pj->registered &&
-        esc__registry_upsert(w->pg, w->schema, pj->def, err) == ESC_OK)
-      pj->registered = true;
+    esc_status rc = pj->registered ? ESC_OK : esc__layout_register(w, pj, err);
+    if (rc)
+      return rc;
   }
   return ESC_OK;
 }
@@ -303,11 +305,11 @@ static esc_status step_part(esc_worker *w, struct part *pt, int64_t now,
   }
   if (!rc && !pt->ready)
     rc = prepare(w, pt, err);
-  /* While a rebuild changes the partition count, the serving generation's
-   * partitions do not match the definition's: it serves, unchanged. */
-  int parts = pt->proj->def->partitions > 0 ? pt->proj->def->partitions : 1;
+  /* A serving generation of another partition count is not this worker's
+   * to apply into: during a repartition the workers of the old count keep
+   * it up to date (or, once it has switched, nobody does any more). */
   if (!rc && pt->ready && !pt->live.stopped &&
-      pt->proj->serving_partitions == parts)
+      pt->proj->serving_partitions == esc__def_partitions(pt->proj->def))
     rc = esc__track_step(w, pt, &pt->live, &live, err);
   if (!rc && now >= pt->next_retries_ms && pt->ready) {
     pt->next_retries_ms = now + BOOKKEEPING_MS;

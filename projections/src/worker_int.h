@@ -51,12 +51,19 @@ struct part {
 /* Per projection: the generation picture shared by its partitions. */
 struct proj {
   const esc_projection *def;
-  int64_t serving;        /* the generation queries read; 0: unknown yet */
-  int serving_partitions; /* the serving generation was built with; its
-                             live tracks run only when the definition has as
-                             many */
-  int64_t building;       /* the generation a rebuild writes; 0: none */
-  int64_t deleting;       /* an old generation whose keys are being deleted */
+  int64_t serving;           /* the generation queries read; 0: unknown yet */
+  int serving_partitions;    /* the serving generation was built with; its
+                                live tracks run only when the definition has as
+                                many */
+  int64_t building;          /* the generation a rebuild writes that this
+                                worker runs (its version and partition count);
+                                0: none */
+  int64_t rebuilding;        /* the generation of any rebuild in progress,
+                                this worker's or not; 0: none */
+  int rebuild_partitions;    /* and its partition count */
+  struct esc__layout layout; /* the store's (PostgreSQL), read at
+                                registration and every bookkeeping round */
+  int64_t deleting; /* an old generation whose keys are being deleted */
   uint64_t delete_cursor;
   int64_t delete_after_ms; /* a grace period after the switch */
   int64_t next_request_ms; /* when to look for `esc rebuild` requests */
@@ -66,7 +73,7 @@ struct proj {
 struct esc_worker {
   esc_worker_options opts;
   char *schema;
-  char identity[37]; /* the store's (esc_store_identity); "" until read */
+  char identity[37];  /* the store's (esc_store_identity); "" until read */
   bool order_checked; /* the log's recorded order check was read: clean */
   char *pg_url;
   char *redis_url;
@@ -106,6 +113,25 @@ esc_status esc__track_step(esc_worker *w, struct part *pt, struct track *t,
 /* Re-runs parked events whose retry was requested. */
 esc_status esc__track_retry_dead_letters(esc_worker *w, struct part *pt,
                                          esc_error *err);
+
+/* layout.c */
+/* The partition count of a definition (0 means 1). */
+int esc__def_partitions(const esc_projection *p);
+/* The count new generations get: a pending repartition's, else the
+ * layout's. */
+int esc__layout_target(const struct esc__layout *l);
+/* Whether this worker's count may run pj under pj->layout; ECONFLICT
+ * with a message naming both counts (and logged) when not. */
+esc_status esc__layout_admit(esc_worker *w, const struct proj *pj,
+                             esc_error *err);
+/* Registers pj and admits it (on start, and when its row is gone). */
+esc_status esc__layout_register(esc_worker *w, struct proj *pj, esc_error *err);
+/* Re-reads pj->layout (a repartition or another worker's switch changes
+ * it), admits it again, and finishes in PostgreSQL a switch to the pending
+ * count that Redis already serves. *requested: an `esc rebuild` request
+ * is pending. */
+esc_status esc__layout_refresh(esc_worker *w, struct proj *pj, bool *requested,
+                               esc_error *err);
 
 /* generation.c */
 /* Reads (or creates) the serving generation and whether a rebuild runs. */

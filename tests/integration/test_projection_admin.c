@@ -130,16 +130,18 @@ static int group_teardown(void **state) {
 
 static bool requested(PGconn *c, const char *name) {
   esc_error err = ESC_ERROR_INIT;
-  bool yes = true;
-  if (esc__registry_rebuild_requested(c, SCHEMA, name, &yes, &err))
-    fail_msg("rebuild_requested: %s", err.msg);
-  return yes;
+  struct esc__layout l;
+  bool found = false;
+  if (esc__registry_read(c, SCHEMA, name, &l, &found, &err))
+    fail_msg("registry_read: %s", err.msg);
+  return found && l.rebuild_requested;
 }
 
 static void registry_upsert_and_rebuild_requests(void **state) {
   (void)state;
   char name[64], sql[256];
   esc_error err = ESC_ERROR_INIT;
+  struct esc__layout layout;
   PGconn *c = connect_as("t-registry");
   unique_name(name, sizeof name, "reg");
   static const char *const cats1[] = {"order", NULL};
@@ -149,7 +151,7 @@ static void registry_upsert_and_rebuild_requests(void **state) {
   esc_projection p = {
       name, 1, cats1, NULL, 2, NULL, NULL, NULL, ESC_ON_ERROR_PARK, 0};
 
-  assert_int_equal(esc__registry_upsert(c, SCHEMA, &p, &err), ESC_OK);
+  assert_int_equal(esc__registry_upsert(c, SCHEMA, &p, &layout, &err), ESC_OK);
   snprintf(sql, sizeof sql,
            "SELECT version || '/' || partitions || '/' || categories::text"
            " || '/' || coalesce(event_types::text, 'all')"
@@ -158,13 +160,17 @@ static void registry_upsert_and_rebuild_requests(void **state) {
   char *row = esc_test_query_text(c, sql);
   assert_string_equal(row, "1/2/{order}/all");
   free(row);
+  assert_int_equal(layout.partitions, 2);
+  assert_int_equal(layout.repartition_to, 0);
 
-  /* A second worker (or a new version) updates the row. */
+  /* A second worker (or a new version) updates the row, but not the
+   * partition layout: that is the store's, set by the first registration
+   * (a worker with another count then refuses; test_partition_layout). */
   p.version = 2;
   p.partitions = 0; /* means 1 */
   p.categories = cats2;
   p.event_types = types;
-  assert_int_equal(esc__registry_upsert(c, SCHEMA, &p, &err), ESC_OK);
+  assert_int_equal(esc__registry_upsert(c, SCHEMA, &p, &layout, &err), ESC_OK);
   snprintf(sql, sizeof sql,
            "SELECT version || '/' || partitions || '/' ||"
            " array_length(categories, 1) || '/' || categories[2] || '/' ||"
@@ -172,14 +178,17 @@ static void registry_upsert_and_rebuild_requests(void **state) {
            " FROM " SCHEMA ".projections WHERE name = '%s'",
            name);
   row = esc_test_query_text(c, sql);
-  assert_string_equal(row, "2/1/3/in\"v\\x/a,b/OrderPlaced");
+  assert_string_equal(row, "2/2/3/in\"v\\x/a,b/OrderPlaced");
+  assert_int_equal(layout.partitions, 2);
   free(row);
 
   p.version = 0;
-  assert_int_equal(esc__registry_upsert(c, SCHEMA, &p, &err), ESC_EINVAL);
+  assert_int_equal(esc__registry_upsert(c, SCHEMA, &p, &layout, &err),
+                   ESC_EINVAL);
   p.version = 2;
   p.name = "Bad-Name";
-  assert_int_equal(esc__registry_upsert(c, SCHEMA, &p, &err), ESC_EINVAL);
+  assert_int_equal(esc__registry_upsert(c, SCHEMA, &p, &layout, &err),
+                   ESC_EINVAL);
 
   /* Requests: none yet; one; taken; another one after it. */
   assert_false(requested(c, name));
@@ -376,14 +385,19 @@ static bool try_lease(PGconn *c, int64_t key) {
 
 static void lease_keys_are_stable_and_distinct(void **state) {
   (void)state;
-  int64_t k = esc__lease_key("esc", "orders", 0);
-  assert_true(k == esc__lease_key("esc", "orders", 0));
-  assert_true(k == esc__lease_key(NULL, "orders", 0));
-  assert_true(k != esc__lease_key("esc", "orders", 1));
-  assert_true(k != esc__lease_key("esc2", "orders", 0));
-  assert_true(k != esc__lease_key("esc", "orders2", 0));
+  int64_t k = esc__lease_key("esc", "orders", 1, 0);
+  assert_true(k == esc__lease_key("esc", "orders", 1, 0));
+  assert_true(k == esc__lease_key(NULL, "orders", 1, 0));
+  assert_true(k == esc__lease_key("esc", "orders", 0, 0)); /* 0 means 1 */
+  assert_true(k != esc__lease_key("esc", "orders", 1, 1));
+  assert_true(k != esc__lease_key("esc2", "orders", 1, 0));
+  assert_true(k != esc__lease_key("esc", "orders2", 1, 0));
+  /* Two layouts never hold "the same" partition. */
+  assert_true(k != esc__lease_key("esc", "orders", 2, 0));
+  assert_true(esc__lease_key("esc", "orders", 2, 1) !=
+              esc__lease_key("esc", "orders", 3, 1));
   /* FNV-1a of the namespaced text: the same on every machine. */
-  const char text[] = "esc.lease:esc:orders:0";
+  const char text[] = "esc.lease:esc:orders:1:0";
   assert_true(k == (int64_t)esc__fnv1a64(text, strlen(text)));
 }
 
@@ -392,8 +406,8 @@ static void one_holder_per_lease(void **state) {
   char name[64];
   esc_error err = ESC_ERROR_INIT;
   unique_name(name, sizeof name, "lease");
-  int64_t key = esc__lease_key(SCHEMA, name, 0);
-  int64_t other = esc__lease_key(SCHEMA, name, 1);
+  int64_t key = esc__lease_key(SCHEMA, name, 2, 0);
+  int64_t other = esc__lease_key(SCHEMA, name, 2, 1);
   PGconn *a = connect_as("t-lease-a");
   PGconn *b = connect_as("t-lease-b");
 
@@ -470,7 +484,7 @@ static void a_job_lease_has_one_holder(void **state) {
   /* apart from the projections' key space: partition 0 of a projection of
    * the same name is free */
   PGconn *c = connect_as("t-job-proj");
-  assert_true(try_lease(c, esc__lease_key(SCHEMA, name, 0)));
+  assert_true(try_lease(c, esc__lease_key(SCHEMA, name, 1, 0)));
   PQfinish(c);
 
   /* The holder's session is killed: it learns it lost the lease, the
@@ -543,12 +557,13 @@ static void status_shows_the_picture(void **state) {
   esc_events ev = ESC_EVENTS_INIT;
   size_t n = 0;
   unique_name(name, sizeof name, "st");
+  struct esc__layout layout;
   PGconn *c = connect_as("t-status");
   PGconn *holder = connect_as("t-status-holder");
   static const char *const cats[] = {"stcat", NULL};
   esc_projection p = {
       name, 3, cats, NULL, 2, NULL, NULL, NULL, ESC_ON_ERROR_PARK, 0};
-  assert_int_equal(esc__registry_upsert(c, SCHEMA, &p, &err), ESC_OK);
+  assert_int_equal(esc__registry_upsert(c, SCHEMA, &p, &layout, &err), ESC_OK);
 
   /* The workers' hash puts stcat-1 in partition 0 and stcat-2 in 1: the
    * lag of each partition counts its own streams only. */
@@ -601,7 +616,7 @@ static void status_shows_the_picture(void **state) {
   esc__key_rebuild(key, sizeof key, name);
   const char *hset[] = {"HSET", key, "generation", "8", "version", "3"};
   redis_cmd(6, hset);
-  assert_true(try_lease(holder, esc__lease_key(SCHEMA, name, 0)));
+  assert_true(try_lease(holder, esc__lease_key(SCHEMA, name, 2, 0)));
   assert_int_equal(
       esc__dead_letter_park(c, SCHEMA, name, 1, &ev.items[2], "bad", 3, &err),
       ESC_OK);

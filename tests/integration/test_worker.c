@@ -67,6 +67,13 @@ static void delete_projection_keys(void) {
   freeReplyObject(r);
 }
 
+/* A projection that never existed: no keys, and no registry row (whose
+ * partition layout the first registration sets). */
+static void forget_projection(void) {
+  delete_projection_keys();
+  esc_test_unregister_projection(schema, name);
+}
+
 /* ESC_TEST_VERBOSE=1 shows the worker's log lines. */
 static void log_line(void *userdata, const char *line) {
   (void)userdata;
@@ -167,7 +174,7 @@ static void catches_up_and_restarts_without_double_counting(void **state) {
 static void partitions_share_the_work_in_order(void **state) {
   esc_store *st = *state;
   esc_projection p;
-  delete_projection_keys();
+  forget_projection();
   tally_projection(&p, name, 1, 4);
   appended += tally_append(st, "a", 10, 1300);
   catch_up(&p);
@@ -184,7 +191,7 @@ static void partitions_share_the_work_in_order(void **state) {
 static void version_bump_rebuilds_into_a_new_generation(void **state) {
   esc_store *st = *state;
   esc_projection v1, v2;
-  delete_projection_keys();
+  forget_projection();
   tally_projection(&v1, name, 1, 2);
   tally_projection(&v2, name, 2, 2);
   catch_up(&v1);
@@ -214,14 +221,26 @@ static void lost_keys_are_rebuilt_from_the_log(void **state) {
   (void)state;
 }
 
-static void changing_partitions_rebuilds_without_double_counting(void **s) {
+static void repartitioning_rebuilds_without_double_counting(void **s) {
   (void)s;
   esc_projection two, three;
+  esc_error err = ESC_ERROR_INIT;
+  bool started = false;
   tally_projection(&two, name, 2, 2);
   tally_projection(&three, name, 2, 3); /* same version, other count */
   catch_up(&two);
   long long g = generation();
   assert_int_equal(total(), appended);
+  /* A worker of another count refuses until the layout changes. */
+  esc_worker *w = worker_for(&three);
+  assert_int_equal(esc_worker_run_until_caught_up(w, 10000, &err),
+                   ESC_ECONFLICT);
+  esc_worker_free(w);
+  assert_int_equal(generation(), g);
+  assert_int_equal(
+      esc_projection_repartition(NULL, schema, name, 3, &started, &err),
+      ESC_OK);
+  assert_true(started);
   catch_up(&three); /* a rebuild into g+1 with three partitions */
   assert_true(generation() > g);
   assert_int_equal(total(), appended);
@@ -341,7 +360,7 @@ int main(void) {
       cmocka_unit_test(partitions_share_the_work_in_order),
       cmocka_unit_test(version_bump_rebuilds_into_a_new_generation),
       cmocka_unit_test(lost_keys_are_rebuilt_from_the_log),
-      cmocka_unit_test(changing_partitions_rebuilds_without_double_counting),
+      cmocka_unit_test(repartitioning_rebuilds_without_double_counting),
       cmocka_unit_test(a_checkpoint_missing_at_start_is_not_replayed),
       cmocka_unit_test(keys_of_another_store_are_refused),
       cmocka_unit_test(a_long_replay_reports_progress),

@@ -455,6 +455,15 @@ int esc_test_free_port(int base, int span) {
   return -1;
 }
 
+void esc_test_unregister_projection(const char *schema, const char *name) {
+  char sql[256];
+  PGconn *c = esc_test_pg();
+  snprintf(sql, sizeof sql, "DELETE FROM %s.projections WHERE name = '%s'",
+           schema, name);
+  esc_test_exec(c, sql);
+  PQfinish(c);
+}
+
 void esc_test_drop_schema(const char *schema) {
   drop_schema(schema);
 }

@@ -182,6 +182,11 @@ bool esc_test_file_contains(const char *path, const char *text);
  * WAL flush (synchronous_commit off): for appending test data quickly. */
 esc_store *esc_test_open_store_async(const char *schema);
 
+/* Deletes projection name's registry row in schema, so that the next
+ * worker registers it anew, with its own partition count as the layout
+ * (the first registration sets it; other counts are refused). */
+void esc_test_unregister_projection(const char *schema, const char *name);
+
 /* Drops a test schema and its roles (for teardowns). */
 void esc_test_drop_schema(const char *schema);
 

@@ -45,7 +45,9 @@ ESC_API const char *esc_version(void);
 typedef enum esc_status {
   ESC_OK = 0,
   ESC_EINVAL = 1,     /* invalid input: names, sizes, msgpack, arguments */
-  ESC_ECONFLICT = 2,  /* expected version did not match the stream */
+  ESC_ECONFLICT = 2,  /* expected version did not match the stream; or
+                         a setting disagrees with what the store records
+                         (a projection's partition layout) */
   ESC_ENOTFOUND = 3,  /* stream (or other named thing) does not exist */
   ESC_EDUPLICATE = 4, /* an event id is stored already with other content */
   ESC_EDELETED = 5,   /* the stream is tombstoned */

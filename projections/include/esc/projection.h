@@ -24,6 +24,11 @@
  * with N partitions splits events by a stable hash of the stream id, so
  * several processes share the work and each stream stays in order.
  *
+ * The partition count is the store's: the first worker to register a
+ * projection sets it, and a worker configured with another count refuses
+ * to run it (ESC_ECONFLICT, naming both counts) instead of applying
+ * beside workers of the first. esc_projection_repartition changes it.
+ *
  * Threading: an esc_worker runs on the thread that calls esc_worker_run;
  * esc_worker_stop may be called from a signal handler or another thread.
  */
@@ -228,13 +233,24 @@ typedef struct esc_partition_status {
   int64_t rebuild_generation;
   esc_position rebuild_checkpoint;
   int64_t rebuild_lag_events;
-  bool foreign; /* its Redis keys belong to another event store (P:owner):
-                   the numbers above are not this store's, and this
-                   store's workers refuse to run it */
+  bool foreign;       /* its Redis keys belong to another event store (P:owner):
+                         the numbers above are not this store's, and this
+                         store's workers refuse to run it */
+  int repartition_to; /* a pending change of the layout to this many
+                         partitions (esc_projection_repartition); 0:
+                         none */
+  int rebuild_partitions; /* the rebuild's partition count, when
+                             rebuilding */
+  /* A line of a rebuild into another layout (a repartition): partition
+   * `partition` of rebuild_partitions. These follow the serving layout's
+   * lines; only the rebuild fields and the lease are theirs. */
+  bool rebuild_only;
 } esc_partition_status;
 
 /* The status of every partition of every projection a worker has
- * registered. *out is malloc'ed (the caller frees); *count entries. */
+ * registered: the lines of the store's layout (`partitions` each), then,
+ * while a repartition rebuilds, those of the new layout (rebuild_only).
+ * *out is malloc'ed (the caller frees); *count entries. */
 ESC_API esc_status esc_projection_status(const char *pg_url,
                                          const char *redis_url,
                                          const char *schema,
@@ -247,6 +263,26 @@ ESC_API esc_status esc_projection_request_rebuild(const char *pg_url,
                                                   const char *schema,
                                                   const char *name,
                                                   esc_error *err);
+
+/*
+ * Changes the partition layout of projection name to `partitions`: the
+ * store records the new count as pending (repartition_to) and requests a
+ * rebuild. Workers configured with that many partitions build a new
+ * generation with the new layout while the current one keeps serving (its
+ * workers keep it up to date); the switch makes the new count the layout,
+ * and workers of the old count refuse from then on. Without a worker of
+ * the new count the rebuild waits (esc_projection_status shows it).
+ *
+ * *started (may be NULL): a repartition to that count is under way, this
+ * request's or an earlier one's; false when the layout has that count
+ * already (nothing to do, ESC_OK). ESC_ENOTFOUND for an unknown
+ * projection, ESC_ECONFLICT while a repartition to another count is under
+ * way, ESC_EINVAL for a count below 1.
+ */
+ESC_API esc_status esc_projection_repartition(const char *pg_url,
+                                              const char *schema,
+                                              const char *name, int partitions,
+                                              bool *started, esc_error *err);
 
 typedef struct esc_dead_letter {
   int64_t id;

@@ -185,8 +185,9 @@ char *xstrdup(const char *s); /* a copy the caller frees */
  * thread to stop. Thread-safe. */
 void demo_fail(demo *d, const char *who, const esc_error *err);
 
-/* reset.c: deletes the six read models' keys (the count in *deleted) and
- * the saga's state when its checkpoint is ahead of the log. */
+/* reset.c: sets the six projections' partition layout to o->partitions,
+ * deletes their keys (the count in *deleted) and the saga's state when its
+ * checkpoint is ahead of the log. */
 esc_status reset_read_models(const demo_opts *o, esc_store *st,
                              const esc_projection *projections,
                              long long *deleted, bool *saga_reset,

@@ -65,9 +65,28 @@ static esc_status redis_delete_matching(redisContext *c, const char *pattern,
   return ESC_OK;
 }
 
+/* The demo runs its projections with --partitions; the store may record
+ * another layout (an order-worker ran with its default of 1). Since the
+ * read models are rebuilt anyway, the demo changes the layout rather than
+ * have its worker refuse: a worker of the old count still running stops
+ * with the refusal once the demo's generation serves. A projection not
+ * registered yet gets the demo's count when its worker registers it. */
+static esc_status take_layout(const demo_opts *o,
+                              const esc_projection *projections,
+                              esc_error *err) {
+  for (int i = 0; i < ORDER_PROJECTION_COUNT; i++) {
+    esc_status rc = esc_projection_repartition(
+        o->pg_url, o->schema, projections[i].name, o->partitions, NULL, err);
+    if (rc && rc != ESC_ENOTFOUND)
+      return rc;
+  }
+  return ESC_OK;
+}
+
 /*
  * Resets the demo's read models: every key of the six projections, so the
- * worker starts a fresh generation and rebuilds it from the whole log. The
+ * worker starts a fresh generation and rebuilds it from the whole log, with
+ * the demo's partition count (take_layout). The
  * saga's checkpoint is kept when it is still a position in this log (the
  * saga resumes where it was; replaying it would re-issue every command of
  * every earlier run, harmless but slow) and deleted when it is ahead of
@@ -80,7 +99,7 @@ esc_status reset_read_models(const demo_opts *o, esc_store *st,
   redisContext *c = esc_redis_connect(o->redis_url, err);
   if (!c)
     return err->code;
-  esc_status rc = ESC_OK;
+  esc_status rc = take_layout(o, projections, err);
   *deleted = 0;
   *saga_reset = false;
   for (int i = 0; !rc && i < ORDER_PROJECTION_COUNT; i++) {
