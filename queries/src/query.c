@@ -8,6 +8,7 @@
 #include <esc/query.h>
 
 #include "projection_int.h"
+#include "reply.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -83,11 +84,12 @@ void esc_query_items_release(esc_query_items *items) {
  * which the caller frees), NULL with ESC_ENOTFOUND when never built. */
 static esc_status read_model(esc_query *q, const char *projection,
                              const char *suffix, int argc, const char **args,
-                             redisReply **whole, redisReply **reply,
+                             redisReply **whole, const redisReply **reply,
                              esc_error *err) {
   char gen_key[ESC__KEY_MAX];
   const char *argv[16];
-  *whole = *reply = NULL;
+  *whole = NULL;
+  *reply = NULL;
   if (!esc__projection_name_valid(projection, err))
     return ESC_EINVAL;
   if (argc < 1 || argc > 10)
@@ -105,46 +107,7 @@ static esc_status read_model(esc_query *q, const char *projection,
   esc_status rc = esc__redis_run(q->redis, n, argv, NULL, whole, err);
   if (rc)
     return rc;
-  if ((*whole)->type != REDIS_REPLY_ARRAY || (*whole)->elements < 1 ||
-      (*whole)->element[0]->type != REDIS_REPLY_STRING)
-    return esc_error_set(err, ESC_ENOTFOUND,
-                         "projection %s has not been built yet", projection);
-  *reply = (*whole)->element[1];
-  return ESC_OK;
-}
-
-static char *copy_str(const redisReply *r) {
-  char *s = malloc(r->len + 1);
-  if (s) {
-    memcpy(s, r->str, r->len);
-    s[r->len] = '\0';
-  }
-  return s;
-}
-
-/* Fills out from a flat array: pairs (name, value or score) or singles. */
-static esc_status fill_items(const redisReply *r, int stride, bool scored,
-                             esc_query_items *out, esc_error *err) {
-  esc_query_items_release(out);
-  if (r->type != REDIS_REPLY_ARRAY)
-    return ESC_OK;
-  size_t n = r->elements / (size_t)stride;
-  out->items = n ? calloc(n, sizeof *out->items) : NULL;
-  if (n && !out->items)
-    return esc_error_set(err, ESC_ENOMEM, "query: out of memory");
-  for (size_t i = 0; i < n; i++) {
-    esc_query_item *it = &out->items[i];
-    const redisReply *name = r->element[i * (size_t)stride];
-    it->name = copy_str(name);
-    out->count = i + 1;
-    if (stride == 2 && scored)
-      it->score = strtod(r->element[i * 2 + 1]->str, NULL);
-    else if (stride == 2)
-      it->value = copy_str(r->element[i * 2 + 1]);
-    if (!it->name || (stride == 2 && !scored && !it->value))
-      return esc_error_set(err, ESC_ENOMEM, "query: out of memory");
-  }
-  return ESC_OK;
+  return esc__query_unwrap(*whole, projection, reply, err);
 }
 
 /* -------------------------------------------------------------- reads -- */
@@ -169,12 +132,13 @@ esc_status esc_query_generation(esc_query *q, const char *projection,
 esc_status esc_query_get(esc_query *q, const char *projection,
                          const char *suffix, char *value, size_t size,
                          bool *exists, esc_error *err) {
-  redisReply *whole, *r;
+  redisReply *whole;
+  const redisReply *r;
   const char *args[] = {"GET"};
   esc_status rc = read_model(q, projection, suffix, 1, args, &whole, &r, err);
-  *exists = !rc && r->type == REDIS_REPLY_STRING;
-  if (*exists && size > 0)
-    snprintf(value, size, "%.*s", (int)r->len, r->str);
+  *exists = false;
+  if (!rc)
+    rc = esc__query_value(r, projection, value, size, exists, err);
   freeReplyObject(whole);
   return rc;
 }
@@ -193,11 +157,12 @@ esc_status esc_query_counter(esc_query *q, const char *projection,
 esc_status esc_query_hash(esc_query *q, const char *projection,
                           const char *suffix, esc_query_items *out,
                           esc_error *err) {
-  redisReply *whole, *r;
+  redisReply *whole;
+  const redisReply *r;
   const char *args[] = {"HGETALL"};
   esc_status rc = read_model(q, projection, suffix, 1, args, &whole, &r, err);
   if (!rc)
-    rc = fill_items(r, 2, false, out, err);
+    rc = esc__query_items(r, projection, 2, false, out, err);
   freeReplyObject(whole);
   return rc;
 }
@@ -206,7 +171,8 @@ esc_status esc_query_zrange(esc_query *q, const char *projection,
                             const char *suffix, int64_t start, int64_t stop,
                             bool reverse, esc_query_items *out,
                             esc_error *err) {
-  redisReply *whole, *r;
+  redisReply *whole;
+  const redisReply *r;
   char from[24], to[24];
   snprintf(from, sizeof from, "%" PRId64, start);
   snprintf(to, sizeof to, "%" PRId64, stop);
@@ -215,7 +181,7 @@ esc_status esc_query_zrange(esc_query *q, const char *projection,
   esc_status rc = read_model(q, projection, suffix, reverse ? 5 : 4,
                              reverse ? rev : fwd, &whole, &r, err);
   if (!rc)
-    rc = fill_items(r, 2, true, out, err);
+    rc = esc__query_items(r, projection, 2, true, out, err);
   freeReplyObject(whole);
   return rc;
 }
@@ -223,11 +189,12 @@ esc_status esc_query_zrange(esc_query *q, const char *projection,
 esc_status esc_query_set(esc_query *q, const char *projection,
                          const char *suffix, esc_query_items *out,
                          esc_error *err) {
-  redisReply *whole, *r;
+  redisReply *whole;
+  const redisReply *r;
   const char *args[] = {"SMEMBERS"};
   esc_status rc = read_model(q, projection, suffix, 1, args, &whole, &r, err);
   if (!rc)
-    rc = fill_items(r, 1, false, out, err);
+    rc = esc__query_items(r, projection, 1, false, out, err);
   freeReplyObject(whole);
   return rc;
 }
@@ -250,25 +217,7 @@ static esc_status passed(esc_query *q, const char *projection, int hint,
   esc_status rc = esc__redis_run(q->redis, 7, argv, NULL, &r, err);
   if (rc)
     return rc;
-  bool all = r->type == REDIS_REPLY_ARRAY && r->elements >= 2 &&
-             r->element[0]->type == REDIS_REPLY_STRING &&
-             r->element[1]->type == REDIS_REPLY_INTEGER &&
-             r->elements == (size_t)r->element[1]->integer + 2;
-  if (all && hint > 0 && r->element[1]->integer != hint) {
-    rc = esc_error_set(err, ESC_EINVAL,
-                       "wait for projection %s: its serving generation has "
-                       "%lld partitions, not %d as the caller said (pass 0 "
-                       "to use the projection's own layout)",
-                       projection, r->element[1]->integer, hint);
-    all = false;
-  }
-  for (size_t i = 2; all && i < r->elements; i++) {
-    esc_position at;
-    all = r->element[i]->type == REDIS_REPLY_STRING &&
-          esc_position_parse(r->element[i]->str, &at, NULL) == ESC_OK &&
-          esc_position_cmp(&at, token) >= 0;
-  }
-  *yes = all;
+  rc = esc__query_passed(r, projection, hint, token, yes, err);
   freeReplyObject(r);
   return rc;
 }
