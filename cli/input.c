@@ -5,8 +5,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* JSON read from stdin is bounded: an event is at most a few MiB. */
-#define CLI_STDIN_MAX ((size_t)64 * 1024 * 1024)
+/* JSON read from stdin is bounded before it is parsed: a JSON tree of
+ * small values takes some 50 times its text in memory, so the bound is
+ * what an event can need, not more. The CLI stores events of at most
+ * 1 MiB of msgpack (the store's default limit); their JSON, escapes and
+ * all, fits in 4 MiB. */
+#define CLI_STDIN_MAX ((size_t)4 * 1024 * 1024)
 
 /* Reads all of stdin into a malloc'ed, NUL-terminated buffer. */
 static esc_status read_stdin(const char *what, char **out, esc_error *err) {

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -515,6 +516,31 @@ static void invalid_data_is_refused_and_nothing_stored(void **state) {
   free_json(o, n);
 }
 
+/* JSON on stdin is refused past its bound before it is parsed (#11 item
+ * 7): 60 MB of "[1,1,...]" once took 2.9 GB of memory (a JSON tree of
+ * small values costs ~50 times its text) before the event size limit
+ * refused it. Now the read stops at the bound and the process stays
+ * small; nothing is stored. */
+static void oversized_stdin_is_refused_while_read(void **state) {
+  (void)state;
+  char cmd[1024];
+  snprintf(cmd, sizeof cmd,
+           "{ printf '['; yes '1,' | head -c 60000000; printf '1]'; } | "
+           "'%s' --schema %s append big-1 Big - >/dev/null 2>/dev/null",
+           ESC_CLI_PATH, schema);
+  int status = system(cmd);
+  struct rusage ru;
+  getrusage(RUSAGE_CHILDREN, &ru);
+  assert_true(WIFEXITED(status));
+  assert_int_equal(WEXITSTATUS(status), 6); /* invalid input */
+  fprintf(stderr, "largest child so far: %ld MB\n", ru.ru_maxrss / 1024);
+  assert_true(ru.ru_maxrss < 400L * 1024); /* KB: far below 2.9 GB */
+  cli_result r;
+  run_in_schema(&r, "read", "big-1", NULL);
+  assert_int_equal(r.status, 4); /* the stream was never created */
+  cli_result_release(&r);
+}
+
 static void streams_and_stats_describe_the_store(void **state) {
   (void)state;
   cli_result r;
@@ -782,6 +808,7 @@ int main(void) {
       cmocka_unit_test(read_prints_the_stream),
       cmocka_unit_test(read_errors_have_their_codes),
       cmocka_unit_test(invalid_data_is_refused_and_nothing_stored),
+      cmocka_unit_test(oversized_stdin_is_refused_while_read),
       cmocka_unit_test(streams_and_stats_describe_the_store),
       cmocka_unit_test(tail_lists_the_appended_events),
       cmocka_unit_test(unknown_projections_are_not_found),
