@@ -63,6 +63,13 @@ static esc_status validate_event(const esc_store *st, const char *stream,
                      "append to %s: event %zu (%s): metadata is not a "
                      "msgpack map%s%s",
                      s, i, t, inner.code ? ": " : "", inner.msg);
+  /* One validator: what append stores, reads decode. The known keys
+   * (ids, actor, time) must have their types; others are the user's. */
+  esc_metadata m;
+  if (ev->metadata && esc_metadata_decode(ev->metadata, ev->metadata_len, &m,
+                                          NULL, 0, &inner))
+    return esc__fail(err, ESC_EINVAL, "append to %s: event %zu (%s): %s", s,
+                     i, t, inner.msg);
   return ESC_OK;
 }
 

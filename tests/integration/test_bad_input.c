@@ -185,6 +185,21 @@ static void malformed_msgpack_is_rejected(void **state) {
                   1, ESC_EINVAL,
                   NEEDLES("order-1", "event 0", "metadata", "byte 3"));
 
+  /* A map whose known keys have the wrong types: refused at append, as
+   * reads would refuse it (once it was stored, then failed every read). */
+  static const unsigned char actor_md[] = {0x81, 0xa5, 'a', 'c', 't',
+                                           'o',  'r',  0x05};
+  static const unsigned char time_md[] = {0x81, 0xa4, 't', 'i', 'm', 'e',
+                                          0xa1, 'x'};
+  e.metadata = actor_md;
+  e.metadata_len = sizeof actor_md;
+  expect_rejected(st, raw, "integer actor", "order-1", ESC_EXPECT_ANY, &e, 1,
+                  ESC_EINVAL, NEEDLES("order-1", "event 0", "actor", "string"));
+  e.metadata = time_md;
+  e.metadata_len = sizeof time_md;
+  expect_rejected(st, raw, "string time", "order-1", ESC_EXPECT_ANY, &e, 1,
+                  ESC_EINVAL, NEEDLES("order-1", "event 0", "time"));
+
   esc_store_free(st);
 }
 
