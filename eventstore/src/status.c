@@ -150,6 +150,19 @@ esc_status esc__fail_pg_ended(esc_error *err, PGconn *conn,
   if (!st && broken && ended && *ended)
     st = ended;
   esc_status code = broken ? ESC_ECONN : code_of_sqlstate(st);
+  /* Two appends that took the same stream version: a concurrency
+   * conflict, not an event id reused (only events_event_id_key is). */
+  const char *constraint =
+      res ? PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME) : NULL;
+  if (code == ESC_EDUPLICATE && constraint &&
+      strcmp(constraint, "events_stream_version_key") == 0) {
+    esc__fail(err, ESC_ECONFLICT,
+              "%s: another append took the same stream version (%s)", what,
+              constraint);
+    if (err)
+      snprintf(err->sqlstate, sizeof err->sqlstate, "%s", st);
+    return ESC_ECONFLICT;
+  }
   if (code == ESC_ECONN) {
     esc__why_lost(st, conn, why, sizeof why);
     esc__fail(err, code, "%s: lost the connection to PostgreSQL: %s", what,

@@ -476,6 +476,45 @@ static void bad_event_in_batch_stores_nothing(void **state) {
  * A connection killed mid-append
  * ------------------------------------------------------------------------ */
 
+/* ------------------------------------------------------------------------
+ * A version someone else took
+ * ------------------------------------------------------------------------ */
+
+#define TAKEN_SCHEMA "t_bad_taken"
+
+/* A row at the stream's next version that the streams table does not know
+ * of (an owner's hand, or a writer that went around esc): the append that
+ * meets it is a concurrency conflict, not "event id reused" as it was
+ * reported, and the message names the constraint. */
+static void a_taken_version_is_a_conflict(void **state) {
+  (void)state;
+  esc_store *st = fresh_with_one(TAKEN_SCHEMA);
+  PGconn *raw = esc_test_pg_tracked();
+  esc_test_exec(raw, "INSERT INTO " TAKEN_SCHEMA ".events (stream_id,"
+                     " stream_version, event_id, event_type, schema_version,"
+                     " data, tx_id) VALUES ('order-1', 2, gen_random_uuid(),"
+                     " 'T', 1, '\\x80', pg_current_xact_id())");
+  esc_event_data e = good_event();
+  esc_error err = ESC_ERROR_INIT;
+  assert_int_equal(esc_append(st, "order-1", ESC_EXPECT_ANY, &e, 1, NULL, &err),
+                   ESC_ECONFLICT);
+  assert_non_null(strstr(err.msg, "order-1"));
+  assert_non_null(strstr(err.msg, "stream version"));
+  /* A reused id is still a duplicate. */
+  esc_event_data again = good_event();
+  err = (esc_error)ESC_ERROR_INIT;
+  esc_events ev = ESC_EVENTS_INIT;
+  assert_int_equal(esc_read_stream(st, "order-1", 0, ESC_FORWARD, 1, &ev, &err),
+                   ESC_OK);
+  again.id = ev.items[0].id;
+  again.type = "Other";
+  assert_int_equal(esc_append(st, "order-2", ESC_EXPECT_ANY, &again, 1, NULL,
+                              &err),
+                   ESC_EDUPLICATE);
+  esc_events_release(&ev);
+  esc_store_free(st);
+}
+
 #define KILL_SCHEMA "t_bad_kill"
 
 struct blocked_append {
@@ -610,6 +649,8 @@ int main(void) {
       cmocka_unit_test_teardown(long_names_do_not_hide_the_reason,
                                 esc_test_close_tracked),
       cmocka_unit_test_teardown(bad_event_in_batch_stores_nothing,
+                                esc_test_close_tracked),
+      cmocka_unit_test_teardown(a_taken_version_is_a_conflict,
                                 esc_test_close_tracked),
       cmocka_unit_test_teardown(killed_connection_loses_nothing,
                                 esc_test_close_tracked),
