@@ -105,11 +105,32 @@ static bool parse_decimal(const char *s, size_t len, long min, long max,
   return true;
 }
 
+/* The URL as a message may show it: the password in the userinfo
+ * replaced by three stars (user:PASS@host and PASS@host alike). */
+static void redact_url(const char *url, char *out, size_t size) {
+  const char *auth = strstr(url, "://");
+  auth = auth ? auth + 3 : url;
+  const char *end = auth + strcspn(auth, "/");
+  const char *at = NULL;
+  for (const char *p = auth; p < end; p++)
+    if (*p == '@')
+      at = p; /* the last one: a password may hold '@' */
+  if (!at) {
+    snprintf(out, size, "%s", url);
+    return;
+  }
+  const char *colon = memchr(auth, ':', (size_t)(at - auth));
+  int keep = (int)((colon ? colon + 1 : auth) - url);
+  snprintf(out, size, "%.*s***%s", keep, url, at);
+}
+
 static esc_status bad_url(esc_error *err, const char *url, const char *why) {
+  char shown[160];
+  redact_url(url, shown, sizeof shown);
   return esc_error_set(err, ESC_EINVAL,
                        "redis URL \"%.120s\": %s; expected "
                        "redis://[[user]:password@][host][:port][/db]",
-                       url, why);
+                       shown, why);
 }
 
 static esc_status parse_userinfo(esc__redis *r, const char *url, const char *s,

@@ -401,6 +401,24 @@ static void connection_errors_never_show_the_password(void **s) {
     expect_not_said("s3cr3t");
     expect_project_words();
   }
+  /* Redis URLs too: unreachable, malformed, and a wrong password sent to
+   * a real server (the shared one, which refuses it). */
+  char wrongpass[128];
+  const char *redis = getenv("ESC_REDIS_URL");
+  snprintf(wrongpass, sizeof wrongpass, "redis://nobody:s3cr3t@%s",
+           redis && strstr(redis, "://") ? strstr(redis, "://") + 3
+                                         : "127.0.0.1:63799");
+  const char *const redis_urls[] = {
+      "redis://u:s3cr3t@127.0.0.1:1", "redis://u:s3cr3t@127.0.0.1:notaport",
+      "redis://:s3cr3t@[::1", wrongpass};
+  for (size_t i = 0; i < sizeof redis_urls / sizeof *redis_urls; i++) {
+    for (int cmd = 0; cmd < 2; cmd++) {
+      pid_t pid = esc_start(NULL, cmd ? "metrics" : "projections", "--redis",
+                            redis_urls[i], NULL);
+      esc_exit(pid, 20000);
+      expect_not_said("s3cr3t");
+    }
+  }
 }
 
 /* ------------------------------------------------------------------------ */
