@@ -33,7 +33,10 @@ const char cli_help_metrics[] =
     "esc_projection_lease_held (1 when a worker holds the partition),\n"
     "esc_projection_dead_letters, esc_projection_rebuilding (1 while a\n"
     "rebuild runs), esc_projection_rebuild_lag_events,\n"
-    "esc_projection_foreign (1 when its Redis keys belong to another store).\n"
+    "esc_projection_foreign (1 when its Redis keys belong to another store),\n"
+    "esc_projection_stopped (1 when it stopped on a failure; `esc\n"
+    "projections` says why). esc_redis_reachable{schema} is 0 when Redis\n"
+    "could not be read: the Redis-derived gauges are then left out.\n"
     "During a repartition the new layout's partitions also carry\n"
     "esc_projection_lease_held, esc_projection_rebuilding and\n"
     "esc_projection_rebuild_lag_events, labelled\n"
@@ -47,6 +50,8 @@ typedef struct gauge {
   const char *name;
   const char *help;
   double (*value)(const esc_partition_status *s);
+  bool from_redis; /* not printed for a line whose Redis is unknown: a 0
+                      there would read as "caught up" */
 } gauge;
 
 static double lag_events(const esc_partition_status *s) {
@@ -76,26 +81,34 @@ static double rebuild_lag(const esc_partition_status *s) {
 static double foreign(const esc_partition_status *s) {
   return s->foreign ? 1 : 0;
 }
+static double stopped(const esc_partition_status *s) {
+  return strcmp(s->state, "stopped") == 0 ? 1 : 0;
+}
 
 static const gauge gauges[] = {
     {"esc_projection_lag_events",
      "Readable events of the partition's streams after its checkpoint.",
-     lag_events},
+     lag_events, true},
     {"esc_projection_lag_seconds",
-     "Age of the oldest event the partition has not applied.", lag_seconds},
-    {"esc_projection_generation", "The generation queries read.", generation},
+     "Age of the oldest event the partition has not applied.", lag_seconds,
+     true},
+    {"esc_projection_generation", "The generation queries read.", generation,
+     true},
     {"esc_projection_checkpoint_position",
-     "Global position the partition has applied up to.", checkpoint},
+     "Global position the partition has applied up to.", checkpoint, true},
     {"esc_projection_lease_held", "1 when a worker holds the partition.",
-     lease_held},
+     lease_held, false},
     {"esc_projection_dead_letters", "Parked events not yet resolved.",
-     dead_letters},
-    {"esc_projection_rebuilding", "1 while a rebuild runs.", rebuilding},
+     dead_letters, false},
+    {"esc_projection_rebuilding", "1 while a rebuild runs.", rebuilding, true},
     {"esc_projection_rebuild_lag_events",
-     "Events the rebuild has still to apply.", rebuild_lag},
+     "Events the rebuild has still to apply.", rebuild_lag, true},
     {"esc_projection_foreign",
      "1 when the projection's Redis keys belong to another event store.",
-     foreign},
+     foreign, true},
+    {"esc_projection_stopped",
+     "1 when the partition stopped on a failure (esc projections says why).",
+     stopped, true},
 };
 
 static void header(const char *name, const char *help) {
@@ -139,6 +152,8 @@ static void projection_metrics(const char *schema,
       char layout[40] = "";
       if (st[i].rebuild_only && !of_rebuild_lines(&gauges[g]))
         continue;
+      if (gauges[g].from_redis && strcmp(st[i].state, "unknown") == 0)
+        continue;
       if (st[i].rebuild_only)
         snprintf(layout, sizeof layout, ",rebuild_layout=\"%d\"",
                  st[i].rebuild_partitions);
@@ -179,6 +194,13 @@ int cli_cmd_metrics(cli_ctx *ctx, int argc, char **argv) {
                             &err) != ESC_OK)
     return cli_fail(ctx, &err);
   store_metrics(ctx->schema, &stats, &order);
+  /* Without Redis the projections' lines still come, from PostgreSQL;
+   * this says why their Redis gauges are missing. */
+  bool redis_down = n > 0 && strcmp(st[0].state, "unknown") == 0;
+  header("esc_redis_reachable",
+         "1 when the projections' Redis answered (0: their lag is unknown).");
+  printf("esc_redis_reachable{schema=\"%s\"} %d\n", ctx->schema,
+         redis_down ? 0 : 1);
   projection_metrics(ctx->schema, st, n);
   free(st);
   return fflush(stdout) == 0 ? CLI_EXIT_OK : CLI_EXIT_ERROR;

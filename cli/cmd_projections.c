@@ -35,7 +35,10 @@ const char cli_help_projections[] =
     "the age of the oldest of those events. A long-running writing\n"
     "transaction holds every projection back; `esc stats` names it.\n"
     "\n"
-    "Output: a table of PROJECTION, PART (partition/partitions), GEN (the\n"
+    "Output: a table of PROJECTION, PART (partition/partitions), STATE\n"
+    "(running: a worker holds it; idle: none does; stopped: it stopped on\n"
+    "a failure; unknown: Redis could not be read, and only what PostgreSQL\n"
+    "knows is shown), GEN (the\n"
     "serving generation; - before the first build; foreign when its Redis\n"
     "keys belong to another event store), CHECKPOINT, LAG, LAG_S,\n"
     "LEASE (pid and application_name of the worker's session; - when no\n"
@@ -47,7 +50,10 @@ const char cli_help_projections[] =
     "\"dead_letters\",\"foreign\",\n"
     "\"repartition_to\": null or N, \"rebuild_only\",\n"
     "\"rebuild\": null or {\"generation\",\"partitions\",\"checkpoint\",\n"
-    "\"lag_events\"}}.\n"
+    "\"lag_events\"}, \"state\", \"reason\": null or why}. Below the table,\n"
+    "one line per partition that has a reason: NAME/P: STATE: REASON.\n"
+    "Exit 0 whatever the partitions' states: a stopped partition or an\n"
+    "unreachable Redis is shown, not an error of this command.\n"
     "\n"
     "A projection's partition layout is the store's: the first worker that\n"
     "runs it sets the count, and a worker started with another count\n"
@@ -230,6 +236,9 @@ static bool print_status_json(const esc_partition_status *s) {
                       s->repartition_to ? json_integer(s->repartition_to)
                                         : json_null());
   json_object_set_new(o, "rebuild_only", json_boolean(s->rebuild_only));
+  json_object_set_new(o, "state", json_string(s->state));
+  json_object_set_new(o, "reason",
+                      s->reason[0] ? cli_json_string(s->reason) : json_null());
   if (s->rebuilding) {
     json_t *r = json_object();
     json_object_set_new(r, "generation", json_integer(s->rebuild_generation));
@@ -288,7 +297,7 @@ static void add_status_row(table *t, const esc_partition_status *s) {
     else
       snprintf(cp, sizeof cp, "start");
   }
-  if (serving) {
+  if (serving && strcmp(s->state, "unknown") != 0) { /* else not known */
     snprintf(lag, sizeof lag, "%" PRId64, s->lag_events);
     snprintf(lag_s, sizeof lag_s, "%.1f", s->lag_seconds);
   }
@@ -297,16 +306,28 @@ static void add_status_row(table *t, const esc_partition_status *s) {
              s->lease_holder[0] ? s->lease_holder : "?");
   snprintf(dead, sizeof dead, "%" PRId64, s->dead_letters);
   rebuild_cell(s, rb, sizeof rb);
-  table_add(t, s->projection, part, gen, cp, lag, lag_s, lease, dead, rb);
+  table_add(t, s->projection, part, s->state, gen, cp, lag, lag_s, lease,
+            dead, rb);
+}
+
+/* After the table, why each line that has a reason is as it is. */
+static bool print_reasons(const esc_partition_status *st, size_t n,
+                          const char *only) {
+  bool ok = true;
+  for (size_t i = 0; i < n && ok; i++)
+    if (st[i].reason[0] && (!only || strcmp(st[i].projection, only) == 0))
+      ok = printf("%s/%d: %s: %s\n", st[i].projection, st[i].partition,
+                  st[i].state, st[i].reason) >= 0;
+  return ok;
 }
 
 static int print_status(const cli_ctx *ctx, const esc_partition_status *st,
                         size_t n, const char *only) {
-  table t = {9, 0, 0, NULL, false};
+  table t = {10, 0, 0, NULL, false};
   int rc = CLI_EXIT_OK;
   if (!ctx->json)
-    table_add(&t, "PROJECTION", "PART", "GEN", "CHECKPOINT", "LAG", "LAG_S",
-              "LEASE", "DEAD", "REBUILD");
+    table_add(&t, "PROJECTION", "PART", "STATE", "GEN", "CHECKPOINT", "LAG",
+              "LAG_S", "LEASE", "DEAD", "REBUILD");
   for (size_t i = 0; i < n && rc == CLI_EXIT_OK; i++) {
     if (only && strcmp(st[i].projection, only) != 0)
       continue;
@@ -317,7 +338,8 @@ static int print_status(const cli_ctx *ctx, const esc_partition_status *st,
   }
   if (t.oom)
     rc = oom_exit(ctx);
-  else if (!ctx->json && rc == CLI_EXIT_OK && !table_print(&t))
+  else if (!ctx->json && rc == CLI_EXIT_OK &&
+           (!table_print(&t) || !print_reasons(st, n, only)))
     rc = CLI_EXIT_ERROR;
   table_release(&t);
   return rc;

@@ -29,7 +29,8 @@
 /* What one status call works with. */
 struct status_ctx {
   PGconn *conn;
-  esc__redis *redis;
+  esc__redis *redis;    /* NULL: unreachable, see redis_down */
+  char redis_down[200]; /* why Redis could not be read; "" when it could */
   const char *schema; /* unquoted */
   char *ident;        /* quoted, for SQL text */
   char identity[37];  /* the store's, to compare with P:owner */
@@ -49,23 +50,49 @@ static esc_status redis_i64(struct status_ctx *c, const char *key, int64_t *out,
   return rc;
 }
 
-/* A partition's checkpoint in a generation; START when it has none yet. */
+/* A partition's checkpoint in a generation; START when it has none yet.
+ * A checkpoint that records a failure ("failed <position>: why", written
+ * by the apply script) is not an error of the status: *stopped is set,
+ * why goes into reason and *out is the position it stopped at. */
 static esc_status redis_checkpoint(struct status_ctx *c, const char *proj,
                                    int64_t generation, int partition,
-                                   esc_position *out, esc_error *err) {
-  char key[ESC__KEY_MAX], token[ESC_POSITION_TOKEN_MAX];
+                                   esc_position *out, bool *stopped,
+                                   char *reason, size_t size, esc_error *err) {
+  char key[ESC__KEY_MAX], value[512], token[ESC_POSITION_TOKEN_MAX];
   bool exists = false;
   esc_position start = ESC_POSITION_START;
   *out = start;
+  *stopped = false;
   esc__key_checkpoint(key, sizeof key, proj, generation, partition);
   esc_status rc =
-      esc__redis_get(c->redis, key, token, sizeof token, &exists, err);
-  if (rc || !exists)
+      esc__redis_get(c->redis, key, value, sizeof value, &exists, err);
+  if (rc == ESC_EINVAL) { /* longer than value: a failure text, cut */
+    esc__clear(err);
+    snprintf(value, sizeof value, "failed: (more than %zu bytes)",
+             sizeof value - 1);
+    exists = true;
+    rc = ESC_OK;
+  }
+  if (rc || !exists || esc_position_parse(value, out, NULL) == ESC_OK)
     return rc;
-  esc_error inner = ESC_ERROR_INIT;
-  if (esc_position_parse(token, out, &inner))
-    return esc__fail(err, ESC_EIO, "status of %s: Redis key %s: %s", proj, key,
-                     inner.msg);
+  *stopped = true;
+  if (strncmp(value, "failed", 6) != 0) {
+    snprintf(reason, size, "checkpoint %s is \"%.100s\", not a position", key,
+             value);
+    return ESC_OK;
+  }
+  const char *why = value + 6;
+  size_t tlen = *why == ' ' ? strcspn(why + 1, ":") : 0;
+  if (tlen > 0 && tlen < sizeof token) { /* "failed <position>: ..." */
+    memcpy(token, why + 1, tlen);
+    token[tlen] = '\0';
+    if (esc_position_parse(token, out, NULL) == ESC_OK)
+      why += 1 + tlen;
+  }
+  while (*why == ':' || *why == ' ')
+    why++;
+  snprintf(reason, size, "%s",
+           *why ? why : "the checkpoint records a failure");
   return ESC_OK;
 }
 
@@ -203,27 +230,56 @@ static esc_status open_letters(struct status_ctx *c, const char *proj,
 
 /* ------------------------------------------------------------ status --- */
 
-/* One partition's line, past what fill_projection set. */
+/* The state of a line once its lease and checkpoints are known. */
+static void set_state(const struct status_ctx *c, esc_partition_status *st,
+                      bool stopped) {
+  if (c->redis_down[0]) {
+    snprintf(st->state, sizeof st->state, "unknown");
+    snprintf(st->reason, sizeof st->reason, "%s", c->redis_down);
+  } else if (stopped)
+    snprintf(st->state, sizeof st->state, "stopped");
+  else
+    snprintf(st->state, sizeof st->state, "%s",
+             st->lease_pid ? "running" : "idle");
+}
+
+/* The rebuild track's checkpoint and lag; a stopped rebuild says so in
+ * the reason, the state stays the serving generation's. */
+static esc_status fill_rebuild(struct status_ctx *c, const char *categories,
+                               esc_partition_status *st, esc_error *err) {
+  char why[200] = "";
+  bool stopped = false;
+  double ignored;
+  esc_status rc = redis_checkpoint(c, st->projection, st->rebuild_generation,
+                                   st->partition, &st->rebuild_checkpoint,
+                                   &stopped, why, sizeof why, err);
+  if (!rc && stopped && !st->reason[0])
+    snprintf(st->reason, sizeof st->reason, "rebuild: %s", why);
+  if (!rc)
+    rc = lag(c, st->projection, categories, &st->rebuild_checkpoint,
+             st->partition, st->rebuild_partitions, &st->rebuild_lag_events,
+             &ignored, err);
+  return rc;
+}
+
+/* One partition's line, past what fill_projection set. Without Redis
+ * only what PostgreSQL knows is filled in. */
 static esc_status fill_partition(struct status_ctx *c, const char *categories,
                                  esc_partition_status *st, esc_error *err) {
-  const char *proj = st->projection;
+  bool stopped = false, redis = c->redis != NULL;
   esc_status rc = ESC_OK;
-  if (st->generation && !st->rebuild_only)
-    rc = redis_checkpoint(c, proj, st->generation, st->partition,
-                          &st->checkpoint, err);
-  if (!rc && !st->rebuild_only)
-    rc = lag(c, proj, categories, &st->checkpoint, st->partition,
+  if (redis && st->generation && !st->rebuild_only)
+    rc = redis_checkpoint(c, st->projection, st->generation, st->partition,
+                          &st->checkpoint, &stopped, st->reason,
+                          sizeof st->reason, err);
+  if (!rc && redis && !st->rebuild_only)
+    rc = lag(c, st->projection, categories, &st->checkpoint, st->partition,
              st->partitions, &st->lag_events, &st->lag_seconds, err);
   if (!rc)
     rc = lease_holder(c, st, err);
-  if (!rc && st->rebuilding)
-    rc = redis_checkpoint(c, proj, st->rebuild_generation, st->partition,
-                          &st->rebuild_checkpoint, err);
-  if (!rc && st->rebuilding) {
-    double ignored;
-    rc = lag(c, proj, categories, &st->rebuild_checkpoint, st->partition,
-             st->rebuild_partitions, &st->rebuild_lag_events, &ignored, err);
-  }
+  if (!rc && redis && st->rebuilding)
+    rc = fill_rebuild(c, categories, st, err);
+  set_state(c, st, stopped);
   return rc;
 }
 
@@ -253,6 +309,11 @@ static esc_status read_picture(struct status_ctx *c, const PGresult *reg,
   pic->repartition_to = PQgetisnull(reg, row, 4)
                             ? 0
                             : (int)strtol(PQgetvalue(reg, row, 4), NULL, 10);
+  pic->generation = pic->rebuild = 0;
+  pic->rebuild_partitions = 0;
+  pic->foreign = false;
+  if (!c->redis)
+    return ESC_OK; /* the lines say Redis is unknown */
   esc__key_generation(key, sizeof key, pic->name);
   esc_status rc = redis_i64(c, key, &pic->generation, err);
   if (!rc)
@@ -365,7 +426,7 @@ static esc_status fill_all(struct status_ctx *c, esc_partition_status **out,
 esc_status esc_projection_status(const char *pg_url, const char *redis_url,
                                  const char *schema, esc_partition_status **out,
                                  size_t *count, esc_error *err) {
-  struct status_ctx c = {NULL, NULL, schema ? schema : "esc", NULL, ""};
+  struct status_ctx c = {NULL, NULL, "", schema ? schema : "esc", NULL, ""};
   esc_status rc = ESC_OK;
   *out = NULL;
   *count = 0;
@@ -377,12 +438,14 @@ esc_status esc_projection_status(const char *pg_url, const char *redis_url,
     rc = esc__fail_pg(err, c.conn, NULL, "quote schema name");
     goto out;
   }
-  c.redis =
-      esc__redis_connect(redis_url ? redis_url : esc_default_redis_url(), err);
-  if (!c.redis) {
-    rc = esc__pg_failed(err);
-    goto out;
-  }
+  /* Without Redis the status still shows what PostgreSQL knows: every
+   * line says "unknown" and why, and this call succeeds. */
+  esc_error redis_err = ESC_ERROR_INIT;
+  c.redis = esc__redis_connect(redis_url ? redis_url : esc_default_redis_url(),
+                               &redis_err);
+  if (!c.redis)
+    snprintf(c.redis_down, sizeof c.redis_down, "Redis unreachable: %.170s",
+             redis_err.msg);
   rc = read_identity(&c, err);
   if (!rc)
     rc = fill_all(&c, out, count, err);

@@ -672,25 +672,94 @@ static void status_shows_the_picture(void **state) {
   assert_int_equal(s0->rebuild_generation, 0);
   free(st);
 
-  /* A corrupt checkpoint is reported, naming the key. */
+  /* A corrupt checkpoint stops its line, naming the key; the status of
+   * the rest goes on. */
   esc__key_checkpoint(key, sizeof key, name, 7, 1);
   redis_set(key, "not-a-token");
-  assert_int_not_equal(esc_projection_status(NULL, NULL, SCHEMA, &st, &n, &err),
-                       ESC_OK);
-  assert_null(st);
-  assert_int_equal(n, 0);
-  assert_non_null(strstr(err.msg, key));
+  st = status(&n);
+  assert_string_equal(find(st, n, name, 1)->state, "stopped");
+  assert_non_null(strstr(find(st, n, name, 1)->reason, key));
+  assert_string_not_equal(find(st, n, name, 0)->state, "stopped");
+  free(st);
+  st = NULL;
 
-  /* Servers that cannot be reached. */
+  /* Servers that cannot be reached: without PostgreSQL there is nothing
+   * to show; without Redis the lines say so (see the next test). */
   assert_int_equal(
       esc_projection_status(NULL, "redis://127.0.0.1:1", SCHEMA, &st, &n, &err),
-      ESC_ECONN);
+      ESC_OK);
+  assert_string_equal(find(st, n, name, 0)->state, "unknown");
+  free(st);
+  st = NULL;
   assert_int_equal(esc_projection_status("postgresql://esc@127.0.0.1:1/esc",
                                          NULL, SCHEMA, &st, &n, &err),
                    ESC_ECONN);
 
   redis_forget(name);
   esc_events_release(&ev);
+  PQfinish(c);
+}
+
+/* Monitoring never goes blind (#10 item 4): a stopped partition (its
+ * checkpoint records the failure, longer than any position) and an
+ * unreachable Redis are states of the lines, not failures of the whole
+ * status. Before, the first made status fail for every projection ("the
+ * value is 67 bytes, more than the 47 expected") and the second gave no
+ * lines at all. */
+static void status_shows_stopped_and_unknown_states(void **state) {
+  (void)state;
+  char bad[64], good[64], key[ESC__KEY_MAX];
+  esc_error err = ESC_ERROR_INIT;
+  size_t n = 0;
+  unique_name(bad, sizeof bad, "stopped");
+  unique_name(good, sizeof good, "fine");
+  struct esc__layout layout;
+  PGconn *c = connect_as("t-status-states");
+  PGconn *holder = connect_as("t-status-states-holder");
+  static const char *const cats[] = {"sscat", NULL};
+  esc_projection p = {
+      bad, 1, cats, NULL, 1, NULL, NULL, NULL, ESC_ON_ERROR_STOP, 0};
+  assert_int_equal(esc__registry_upsert(c, SCHEMA, &p, &layout, &err), ESC_OK);
+  p.name = good;
+  assert_int_equal(esc__registry_upsert(c, SCHEMA, &p, &layout, &err), ESC_OK);
+  for (int i = 0; i < 2; i++) {
+    esc__key_generation(key, sizeof key, i ? good : bad);
+    redis_set(key, "3");
+  }
+  esc__key_checkpoint(key, sizeof key, bad, 3, 0);
+  redis_set(key, "failed 812/57: command 1: ERR increment or decrement "
+                 "would overflow");
+  esc__key_checkpoint(key, sizeof key, good, 3, 0);
+  redis_set(key, "812/57");
+  assert_true(try_lease(holder, esc__lease_key(SCHEMA, good, 1, 0)));
+
+  esc_partition_status *st = status(&n);
+  const esc_partition_status *s = find(st, n, bad, 0);
+  assert_string_equal(s->state, "stopped");
+  assert_non_null(strstr(s->reason, "would overflow"));
+  assert_int_equal(s->checkpoint.tx_id, 812); /* where it stopped */
+  assert_int_equal(s->checkpoint.global, 57);
+  s = find(st, n, good, 0);
+  assert_string_equal(s->state, "running");
+  assert_string_equal(s->reason, "");
+  free(st);
+
+  /* Redis unreachable: every line is there, from what PostgreSQL knows,
+   * and says why the rest is unknown. */
+  st = NULL;
+  assert_int_equal(esc_projection_status(NULL, "redis://127.0.0.1:1", SCHEMA,
+                                         &st, &n, &err),
+                   ESC_OK);
+  s = find(st, n, good, 0);
+  assert_string_equal(s->state, "unknown");
+  assert_non_null(strstr(s->reason, "Redis"));
+  assert_int_equal(s->lease_pid != 0, true); /* PostgreSQL knows this */
+  assert_string_equal(find(st, n, bad, 0)->state, "unknown");
+  free(st);
+
+  redis_forget(bad);
+  redis_forget(good);
+  PQfinish(holder);
   PQfinish(c);
 }
 
@@ -718,6 +787,7 @@ int main(void) {
       cmocka_unit_test(a_job_lease_has_one_holder),
       cmocka_unit_test(connect_failure_is_one_line),
       cmocka_unit_test(status_shows_the_picture),
+      cmocka_unit_test(status_shows_stopped_and_unknown_states),
       cmocka_unit_test(status_of_an_empty_registry),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);

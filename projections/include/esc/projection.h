@@ -245,6 +245,19 @@ typedef struct esc_partition_status {
    * `partition` of rebuild_partitions. These follow the serving layout's
    * lines; only the rebuild fields and the lease are theirs. */
   bool rebuild_only;
+  /* What the partition does, for monitoring that must never go blind:
+   *   "running"  a worker holds its lease
+   *   "idle"     no worker holds it (none runs it, or all are down)
+   *   "stopped"  its checkpoint records a failure (on_error STOP, or a
+   *              command Redis refused): reason says which, checkpoint is
+   *              where it stopped; a rebuild clears it
+   *   "unknown"  Redis could not be read: reason says why; generation,
+   *              checkpoints and lag are not known, the rest (lease, dead
+   *              letters, layout) is PostgreSQL's and shown
+   * A rebuild track that stopped says so in reason ("rebuild: ...") and
+   * leaves state to the serving generation. */
+  char state[16];
+  char reason[256];
 } esc_partition_status;
 
 /* The status of every partition of every projection a worker has
