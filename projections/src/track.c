@@ -153,13 +153,17 @@ static esc_status take(esc_worker *w, struct part *pt, struct track *t,
   return ESC_OK;
 }
 
-/* Handles the events of a batch into t->ctx; *upto gets the position the
- * checkpoint may move to (the last event taken). */
+/* Handles the events of a batch that moves the checkpoint from `start`
+ * into t->ctx; *upto gets the position the checkpoint may move to (the
+ * last event taken). start is not t->checkpoint for a page read ahead:
+ * it begins where the batch still in flight ends, and a failing event's
+ * "before" must never reach back into that batch (apply.lua moves the
+ * checkpoint there: it would apply that batch twice). */
 static esc_status handle_batch(esc_worker *w, struct part *pt, struct track *t,
-                               const esc_events *ev, esc_position *upto,
-                               size_t *taken, esc_error *err) {
-  esc_position before =
-      t->has_checkpoint ? t->checkpoint : (esc_position)ESC_POSITION_START;
+                               const esc_events *ev, esc_position start,
+                               esc_position *upto, size_t *taken,
+                               esc_error *err) {
+  esc_position before = start;
   esc__ctx_reset(&t->ctx);
   *taken = 0;
   for (size_t i = 0; i < ev->count; i++) {
@@ -446,10 +450,9 @@ esc_status esc__track_step(esc_worker *w, struct part *pt, struct track *t,
   *worked = false;
   if (t->failure.pending && esc__now_ms() < t->failure.retry_ms)
     return ESC_OK;
-  esc_status rc = esc_read_all_send(
-      w->store, category,
-      t->has_checkpoint ? t->checkpoint : (esc_position)ESC_POSITION_START,
-      batch, err);
+  esc_position start =
+      t->has_checkpoint ? t->checkpoint : (esc_position)ESC_POSITION_START;
+  esc_status rc = esc_read_all_send(w->store, category, start, batch, err);
   for (bool reading = !rc; reading;) {
     esc_position upto = ESC_POSITION_START;
     size_t taken = 0;
@@ -464,12 +467,13 @@ esc_status esc__track_step(esc_worker *w, struct part *pt, struct track *t,
       reading = !rc;
     }
     if (!rc)
-      rc = handle_batch(w, pt, t, &ev, &upto, &taken, err);
+      rc = handle_batch(w, pt, t, &ev, start, &upto, &taken, err);
     if (!rc && f.active)
       rc = land_batch(w, pt, t, &f, &applied, err);
     if (!rc && applied && taken > 0) {
       rc = send_batch(w, pt, t, upto, taken, &f, err);
       *worked = !rc;
+      start = upto;
     }
     if (rc || !applied || taken < ev.count)
       break; /* a page still being read is dropped by the next call */

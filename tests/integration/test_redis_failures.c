@@ -38,6 +38,7 @@
 
 static char schema[48], name[48], trap[64];
 static char redis_url[64]; /* "": the shared server */
+static int batch_size;     /* events per read; 0: 50 */
 static redisContext *redis;
 
 /* ------------------------------------------------------------ helpers -- */
@@ -81,7 +82,7 @@ static esc_worker *worker_for(const esc_projection *p) {
   esc_error err = ESC_ERROR_INIT;
   o.log = log_line;
   o.schema = schema;
-  o.batch_size = 50;
+  o.batch_size = batch_size ? batch_size : 50;
   o.lease_poll_ms = 100;
   o.poll_ms = 100;
   if (redis_url[0])
@@ -210,6 +211,7 @@ static int setup(void **state) {
   snprintf(name, sizeof name, "trf%d_%d", (int)getpid(), n);
   snprintf(trap, sizeof trap, "%s:trap", name);
   redis_url[0] = '\0';
+  batch_size = 0;
   esc_store_free(esc_test_fresh_store(schema));
   redis = esc_test_redis(NULL);
   return 0;
@@ -303,6 +305,33 @@ static void parked_with_the_rest_applied_once(void **state) {
   assert_int_equal(model("after"), 22);
   assert_int_equal(model("sum:ok"), 18);
   free(dl);
+  esc_store_free(st);
+}
+
+/*
+ * The failing event starts a page that was read and handled while the
+ * batch before it was still in Redis: the checkpoint goes back to where
+ * that batch ended, not to where it began (which would apply it twice).
+ */
+static void failing_first_in_a_page_read_ahead(void **state) {
+  (void)state;
+  esc_store *st = esc_test_open_store(schema);
+  esc_projection p;
+  projection(&p, 1, 1, ESC_ON_ERROR_PARK);
+  make_trap();
+  batch_size = 5;
+  for (int round = 0; round < 3; round++) {
+    append_good(st, "a", 5);
+    tally_append_one(st, "tally-bad", 7, "bad");
+    append_good(st, "b", 4);
+  }
+  catch_up_ok(&p, "read ahead");
+  assert_int_equal(model("count"), 30);
+  assert_int_equal(model("after"), 27);
+  assert_int_equal(model("sum:ok"), 27);
+  size_t n = 0;
+  free(letters(false, &n));
+  assert_int_equal(n, 3);
   esc_store_free(st);
 }
 
@@ -466,6 +495,8 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(parked_with_the_rest_applied_once, setup,
                                       teardown),
+      cmocka_unit_test_setup_teardown(failing_first_in_a_page_read_ahead,
+                                      setup, teardown),
       cmocka_unit_test_setup_teardown(stop_policy_stops_with_the_reason, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(rebuild_parks_and_completes, setup,
