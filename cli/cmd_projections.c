@@ -120,7 +120,9 @@ const char cli_help_dead_letters[] =
     "(stream@version), TYPE, ATTEMPTS, STATE, PARKED (UTC) and ERROR; with\n"
     "--json one object per line: {\"id\",\"projection\",\"partition\",\n"
     "\"position\",\"event_id\",\"stream\",\"version\",\"type\",\"attempts\",\n"
-    "\"state\",\"parked_at\",\"error\"}. retry and discard print one line, or\n"
+    "\"commands_applied\" (of an event whose commands failed in Redis: how\n"
+    "many took effect; a retry runs the rest),\"state\",\"parked_at\",\n"
+    "\"error\"}. retry and discard print one line, or\n"
     "{\"id\",\"state\"}. An unknown ID exits 4.\n";
 
 /* ------------------------------------------------------------------------
@@ -566,6 +568,8 @@ static bool print_letter_json(const esc_dead_letter *d) {
   json_object_set_new(o, "version", json_integer(d->stream_version));
   json_object_set_new(o, "type", cli_json_string(d->event_type));
   json_object_set_new(o, "attempts", json_integer(d->attempts));
+  json_object_set_new(o, "commands_applied",
+                      json_integer(d->commands_applied));
   json_object_set_new(o, "state", cli_json_string(d->state));
   json_object_set_new(o, "parked_at", json_string(when));
   json_object_set_new(o, "error", cli_json_string(d->error));

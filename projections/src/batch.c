@@ -174,7 +174,30 @@ void esc__ctx_drop_event(esc_projection_ctx *ctx) {
   ctx->scratch_failed = false;
 }
 
+esc_status esc__ctx_end_event(esc_projection_ctx *ctx, esc_position before,
+                              esc_position at) {
+  size_t n = ctx->ncommands - ctx->event_ncommands;
+  if (n == 0)
+    return ESC_OK;
+  if (ctx->nevents == ctx->events_cap) {
+    size_t cap = ctx->events_cap ? ctx->events_cap * 2 : ARGS_MIN;
+    struct esc__ctx_event *grown =
+        cap > SIZE_MAX / sizeof *grown
+            ? NULL
+            : realloc(ctx->events, cap * sizeof *grown);
+    if (!grown) {
+      esc__ctx_drop_event(ctx);
+      return ESC_ENOMEM;
+    }
+    ctx->events = grown;
+    ctx->events_cap = cap;
+  }
+  ctx->events[ctx->nevents++] = (struct esc__ctx_event){before, at, n};
+  return ESC_OK;
+}
+
 void esc__ctx_reset(esc_projection_ctx *ctx) {
+  ctx->nevents = 0;
   truncate_args(ctx, 0);
   ctx->ncommands = 0;
   ctx->event_nargs = 0;
@@ -190,8 +213,11 @@ void esc__ctx_release(esc_projection_ctx *ctx) {
   esc__ctx_reset(ctx);
   free(ctx->args);
   free(ctx->arglens);
+  free(ctx->events);
   ctx->args = NULL;
   ctx->arglens = NULL;
+  ctx->events = NULL;
+  ctx->events_cap = 0;
   ctx->cap = 0;
   arena_free(&ctx->bytes);
   arena_free(&ctx->scratch);

@@ -27,7 +27,7 @@
 #define LETTER_COLUMNS                                                         \
   "id, projection, partition, tx_id::text, global_position, "                  \
   "event_id::text, stream_id, stream_version, event_type, error, attempts, "   \
-  "(extract(epoch FROM parked_at) * 1e6)::int8, state"
+  "(extract(epoch FROM parked_at) * 1e6)::int8, state, commands_applied"
 
 /* ------------------------------------------------------------ helpers -- */
 
@@ -116,6 +116,7 @@ static void row_to_letter(const PGresult *res, int row, esc_dead_letter *d) {
   d->attempts = (int)to_i64(res, row, 10);
   d->parked_at_us = to_i64(res, row, 11);
   copy_text(d->state, sizeof d->state, res, row, 12);
+  d->commands_applied = (int)to_i64(res, row, 13);
 }
 
 /* Every row of res as a malloc'ed array (NULL when empty). */
@@ -143,9 +144,9 @@ esc_status esc__dead_letter_park(PGconn *conn, const char *schema,
                                  const char *proj, int partition,
                                  const esc_recorded_event *ev,
                                  const char *error, int attempts,
-                                 esc_error *err) {
+                                 size_t commands_applied, esc_error *err) {
   char sql[1024], what[160], part[16], tx[24], global[24], id[37], version[24],
-      tries[16], text[ERROR_TEXT_MAX + 1];
+      tries[16], applied[24], text[ERROR_TEXT_MAX + 1];
   snprintf(what, sizeof what, "park %s@%" PRId64 " of projection %s",
            ev->stream_id, ev->stream_version, proj);
   char *ident = esc__pg_schema_ident(conn, schema, err);
@@ -154,13 +155,14 @@ esc_status esc__dead_letter_park(PGconn *conn, const char *schema,
   snprintf(sql, sizeof sql,
            "INSERT INTO %s.dead_letters (projection, partition, tx_id,"
            " global_position, event_id, stream_id, stream_version,"
-           " event_type, error, attempts)"
+           " event_type, error, attempts, commands_applied)"
            " VALUES ($1, $2::int, $3::xid8, $4::int8, $5::uuid, $6, $7::int8,"
-           " $8, $9, $10::int)"
+           " $8, $9, $10::int, $11::int)"
            " ON CONFLICT (projection, event_id)"
            " WHERE state IN ('parked', 'retry')"
            " DO UPDATE SET error = excluded.error,"
-           " attempts = excluded.attempts, parked_at = now()",
+           " attempts = excluded.attempts, parked_at = now(),"
+           " commands_applied = excluded.commands_applied",
            ident);
   PQfreemem(ident);
   snprintf(part, sizeof part, "%d", partition);
@@ -169,13 +171,14 @@ esc_status esc__dead_letter_park(PGconn *conn, const char *schema,
   esc_uuid_format(&ev->id, id);
   snprintf(version, sizeof version, "%" PRId64, ev->stream_version);
   snprintf(tries, sizeof tries, "%d", attempts);
+  snprintf(applied, sizeof applied, "%zu", commands_applied);
   clean_error(text, error);
   const char *values[] = {
       proj, part,          tx,      global,
       id,   ev->stream_id, version, ev->type ? ev->type : "",
-      text, tries};
+      text, tries,         applied};
   PGresult *res =
-      esc__pg_exec(conn, sql, 10, values, PGRES_COMMAND_OK, what, err);
+      esc__pg_exec(conn, sql, 11, values, PGRES_COMMAND_OK, what, err);
   if (!res)
     return esc__pg_failed(err);
   PQclear(res);
@@ -222,8 +225,9 @@ esc_status esc__dead_letter_take_retries(PGconn *conn, const char *schema,
  * neither case is left as it is; that is not an error.
  */
 esc_status esc__dead_letter_finish(PGconn *conn, const char *schema, int64_t id,
-                                   bool ok, const char *error, esc_error *err) {
-  char sql[512], what[96], idtext[24], text[ERROR_TEXT_MAX + 1];
+                                   bool ok, const char *error,
+                                   int commands_applied, esc_error *err) {
+  char sql[512], what[96], idtext[24], applied[16], text[ERROR_TEXT_MAX + 1];
   snprintf(what, sizeof what, "finish dead letter %" PRId64, id);
   char *ident = esc__pg_schema_ident(conn, schema, err);
   if (!ident)
@@ -237,15 +241,18 @@ esc_status esc__dead_letter_finish(PGconn *conn, const char *schema, int64_t id,
   else
     snprintf(sql, sizeof sql,
              "UPDATE %s.dead_letters SET state = 'parked', error = $2,"
-             " attempts = attempts + 1, parked_at = now()"
+             " attempts = attempts + 1, parked_at = now(),"
+             " commands_applied = coalesce($3::int, commands_applied)"
              " WHERE id = $1::int8 AND state = 'retry'",
              ident);
   PQfreemem(ident);
   snprintf(idtext, sizeof idtext, "%" PRId64, id);
+  snprintf(applied, sizeof applied, "%d", commands_applied);
   clean_error(text, error);
-  const char *values[] = {idtext, text};
+  const char *values[] = {idtext, text,
+                          commands_applied < 0 ? NULL : applied};
   PGresult *res =
-      esc__pg_exec(conn, sql, ok ? 1 : 2, values, PGRES_COMMAND_OK, what, err);
+      esc__pg_exec(conn, sql, ok ? 1 : 3, values, PGRES_COMMAND_OK, what, err);
   if (!res)
     return esc__pg_failed(err);
   PQclear(res);

@@ -233,10 +233,15 @@ static esc_status load_track(esc_worker *w, struct part *pt, struct track *t,
     exists = !rc;
   }
   *state = !exists ? MISSING : strncmp(cp, "failed", 6) == 0 ? FAILED : LOADED;
+  t->failure = (struct redis_failure){.pending = false};
+  t->stop_reason[0] = '\0';
   if (rc || *state != LOADED) {
-    if (*state == FAILED)
+    if (*state == FAILED) {
       esc__worker_log(w, "%s/%d g%" PRId64 ": stopped: %s", pt->proj->def->name,
                       pt->index, generation, cp);
+      snprintf(t->stop_reason, sizeof t->stop_reason, "%s/%d: %.140s",
+               pt->proj->def->name, pt->index, cp);
+    }
     return rc;
   }
   esc__ctx_release(&t->ctx);

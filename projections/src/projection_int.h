@@ -10,11 +10,20 @@
  *                                the keys follow (esc_store_identity)
  *   P:g<G>:p<N>:checkpoint       partition N's position token in generation G:
  *                                "0/0" when a generation is created, so a
- *                                missing one always means Redis lost it;
- *                                "failed <token>: <why>" once a command of a
- *                                batch failed (the partition stays stopped)
+ *                                missing one always means Redis lost it
+ *                                (before issue 10, "failed <token>: <why>"
+ *                                marked a failed command: still read as a
+ *                                stopped partition)
+ *   P:g<G>:p<N>:checkpoint:partial
+ *                                "<token> <k>": the event at <token>, next
+ *                                after the checkpoint, failed in Redis after
+ *                                its first k commands took effect; a batch
+ *                                that starts with it skips those. Gone once
+ *                                the checkpoint moves (apply.lua)
  *   P:g<G>:...                   the read model (esc_ctx_key)
- *   P:g<G>:dl:<event uuid>       a dead letter's retry was applied (guard)
+ *   P:g<G>:dl:<event uuid>       a dead letter's retry was applied (guard);
+ *                                "partial <k>" while only k of its commands
+ *                                took effect (a retry that failed in Redis)
  *   P:rebuild                    hash {generation, version, partitions,
  *                                started, reason} while generation G+1 is
  *                                being built with that many partitions
@@ -87,6 +96,15 @@ struct esc__arena {
   size_t cap;              /* size of head */
 };
 
+/* An event of the batch that queued commands: where the checkpoint stood
+ * before it (the previous event read, or the batch's start), its own
+ * position, and how many commands it queued. */
+struct esc__ctx_event {
+  esc_position before;
+  esc_position at;
+  size_t ncommands;
+};
+
 struct esc_projection_ctx {
   const esc_projection *projection;
   int partition;
@@ -104,6 +122,13 @@ struct esc_projection_ctx {
   size_t event_nargs;
   size_t event_ncommands;
 
+  /* Which event each command belongs to (esc__ctx_end_event), so a
+   * command that fails in Redis is attributed to one event: only events
+   * that queued commands are listed, in order. */
+  struct esc__ctx_event *events;
+  size_t nevents;
+  size_t events_cap;
+
   /* Scratch strings (esc_ctx_key, esc_ctx_i64) for the current event. */
   struct esc__arena scratch;
   bool scratch_failed; /* an allocation failed during this event */
@@ -115,6 +140,10 @@ void esc__ctx_init(esc_projection_ctx *ctx, const esc_projection *p,
 void esc__ctx_begin_event(esc_projection_ctx *ctx);
 /* Drops the commands queued since esc__ctx_begin_event. */
 void esc__ctx_drop_event(esc_projection_ctx *ctx);
+/* Ends an event whose handler succeeded: records which commands are its
+ * (none: nothing is recorded). ESC_ENOMEM drops them, as a failed event. */
+esc_status esc__ctx_end_event(esc_projection_ctx *ctx, esc_position before,
+                              esc_position at);
 /* Empties the batch (keeps the memory). */
 void esc__ctx_reset(esc_projection_ctx *ctx);
 void esc__ctx_release(esc_projection_ctx *ctx);
@@ -146,9 +175,14 @@ enum esc__apply_outcome {
   ESC__VANISHED,       /* checkpoint or generation key is gone: Redis lost
                           data; rebuild */
   ESC__MOVED,          /* the serving generation is not the expected one */
-  ESC__COMMAND_FAILED, /* a command failed; earlier ones were applied */
-  ESC__NOT_RUN         /* NOSCRIPT: the script was not loaded, nothing ran;
+  ESC__COMMAND_FAILED, /* a command failed; the events before its event
+                          were applied, the checkpoint is just before it
+                          and the commands of it that took effect are
+                          recorded (see apply.lua) */
+  ESC__NOT_RUN,        /* NOSCRIPT: the script was not loaded, nothing ran;
                           the next send loads it */
+  ESC__REFUSED         /* a command was refused for a passing reason
+                          (OOM, READONLY) before anything was written */
 };
 
 struct esc__apply_result {
@@ -157,7 +191,19 @@ struct esc__apply_result {
   int64_t generation;                      /* current, when MOVED */
   size_t failed_command;                   /* index, when COMMAND_FAILED */
   char error[200];                         /* Redis's text, likewise */
+  /* When COMMAND_FAILED: the event the command belongs to (its index in
+   * the batch's events, its position and the checkpoint before it, which
+   * the checkpoint is now) and how many of its commands took effect. */
+  size_t failed_event;
+  esc_position failed_at;
+  esc_position failed_before;
+  size_t commands_done;
 };
+
+/* Whether a Redis error is passing (the server is loading, busy, a
+ * replica, out of memory): worth retrying as it is, never a reason to
+ * park an event. */
+bool esc__redis_error_transient(const char *error);
 
 /* Where a batch goes and the compare-and-set that guards it. */
 struct esc__apply_request {
@@ -168,13 +214,18 @@ struct esc__apply_request {
   const char *new_checkpoint;
   const char *guard_key; /* NULL, or a key that must be absent and is
                             then set (dead letter retries) */
+  size_t skip;           /* with a guard: commands of the event that took
+                            effect before (the dead letter's record) */
 };
 
 /*
  * The atomic unit of a projection (one EVALSHA of the apply script):
  * if GET generation_key == serving_generation and GET checkpoint_key ==
  * expected, run the batch's commands in order and SET checkpoint_key
- * new_checkpoint (and the guard key, if any).
+ * new_checkpoint (and the guard key, if any). The batch's events
+ * (esc__ctx_end_event) tell which command is whose; commands after the
+ * last recorded event count as one more event ending at new_checkpoint.
+ * The partial record is the checkpoint key + ":partial".
  *
  * esc__redis_apply_send writes it out and returns, so the caller can work
  * while Redis runs it; esc__redis_apply_receive reads its reply. One apply
@@ -268,18 +319,22 @@ esc_status esc__registry_rebuild_taken(PGconn *conn, const char *schema,
 
 /* ------------------------------------------------------ deadletter.c -- */
 
+/* Parks ev with why it failed, after how many attempts, and how many of
+ * its commands took effect in Redis (0 for a handler error). */
 esc_status esc__dead_letter_park(PGconn *conn, const char *schema,
                                  const char *proj, int partition,
                                  const esc_recorded_event *ev,
                                  const char *error, int attempts,
-                                 esc_error *err);
+                                 size_t commands_applied, esc_error *err);
 /* Letters of this projection partition in state "retry". *out malloc'ed. */
 esc_status esc__dead_letter_take_retries(PGconn *conn, const char *schema,
                                          const char *proj, int partition,
                                          esc_dead_letter **out, size_t *count,
                                          esc_error *err);
-/* Resolved (ok) or parked again with a new error. */
+/* Resolved (ok) or parked again with a new error and, unless
+ * commands_applied < 0, how many of its commands have taken effect. */
 esc_status esc__dead_letter_finish(PGconn *conn, const char *schema, int64_t id,
-                                   bool ok, const char *error, esc_error *err);
+                                   bool ok, const char *error,
+                                   int commands_applied, esc_error *err);
 
 #endif

@@ -486,6 +486,69 @@ static const char *element_str(const redisReply *rep, size_t i) {
   return e->str;
 }
 
+/* Appends the apply to the output buffer and writes it out now, so Redis
+ * works while the caller does. */
+static esc_status write_out(esc__redis *r, int argc, const char **argv,
+                            const size_t *lens, esc_error *err) {
+  esc_status rc = ESC_OK;
+  int done = 0;
+  if (!r->ctx || r->ctx->err ||
+      redisAppendCommandArgv(r->ctx, argc, argv, lens) != REDIS_OK)
+    rc = conn_error(r, "EVALSHA", err);
+  while (!rc && !done)
+    if (redisBufferWrite(r->ctx, &done) != REDIS_OK)
+      rc = conn_error(r, "EVALSHA", err);
+  r->apply_in_flight = !rc;
+  return rc;
+}
+
+bool esc__redis_error_transient(const char *error) {
+  static const char *const passing[] = {
+      "OOM",      "LOADING",     "BUSY",       "READONLY",  "MASTERDOWN",
+      "TRYAGAIN", "CLUSTERDOWN", "NOREPLICAS", "NOTREADY", NULL};
+  for (const char *const *p = passing; *p; p++) {
+    size_t n = strlen(*p);
+    if (strncmp(error, *p, n) == 0 && (error[n] == ' ' || error[n] == '\0'))
+      return true;
+  }
+  return false;
+}
+
+static bool element_int(const redisReply *rep, size_t i, size_t *out) {
+  if (rep->type != REDIS_REPLY_ARRAY || i >= rep->elements ||
+      rep->element[i]->type != REDIS_REPLY_INTEGER ||
+      rep->element[i]->integer < 0)
+    return false;
+  *out = (size_t)rep->element[i]->integer;
+  return true;
+}
+
+/* {"failed", i, err, e, k, before, at}, or the shorter "bad batch" form
+ * (a bug of ours: nothing was written, and sending it again fails the
+ * same way). */
+static esc_status parse_failed(esc__redis *r, const redisReply *rep,
+                               struct esc__apply_result *out, esc_error *err) {
+  const char *why = element_str(rep, 2);
+  if (!element_int(rep, 1, &out->failed_command) || !why)
+    return esc_error_set(err, ESC_EIO,
+                         "redis %s: EVALSHA apply.lua: unexpected reply",
+                         r->where);
+  if (rep->elements < 7)
+    return esc_error_set(err, ESC_EINVAL, "redis %s: apply.lua: %s", r->where,
+                         why);
+  snprintf(out->error, sizeof out->error, "%s", why);
+  const char *before = element_str(rep, 5), *at = element_str(rep, 6);
+  if (!element_int(rep, 3, &out->failed_event) ||
+      !element_int(rep, 4, &out->commands_done) || !before || !at ||
+      esc_position_parse(before, &out->failed_before, NULL) ||
+      esc_position_parse(at, &out->failed_at, NULL))
+    return esc_error_set(err, ESC_EIO,
+                         "redis %s: EVALSHA apply.lua: unexpected reply",
+                         r->where);
+  out->outcome = ESC__COMMAND_FAILED;
+  return ESC_OK;
+}
+
 static esc_status parse_apply_reply(esc__redis *r, const redisReply *rep,
                                     struct esc__apply_result *out,
                                     esc_error *err) {
@@ -513,12 +576,12 @@ static esc_status parse_apply_reply(esc__redis *r, const redisReply *rep,
     if (out->generation < 0)
       snprintf(out->error, sizeof out->error,
                "the generation key holds \"%.100s\"", arg);
-  } else if (strcmp(what, "failed") == 0 && rep->elements >= 3 &&
-             rep->element[1]->type == REDIS_REPLY_INTEGER &&
-             rep->element[1]->integer >= 0 && element_str(rep, 2)) {
-    out->outcome = ESC__COMMAND_FAILED;
-    out->failed_command = (size_t)rep->element[1]->integer;
+  } else if (strcmp(what, "transient") == 0 &&
+             element_int(rep, 1, &out->failed_command) && element_str(rep, 2)) {
+    out->outcome = ESC__REFUSED;
     snprintf(out->error, sizeof out->error, "%s", element_str(rep, 2));
+  } else if (strcmp(what, "failed") == 0) {
+    return parse_failed(r, rep, out, err);
   } else {
     goto out_bad;
   }
@@ -528,56 +591,105 @@ out_bad:
       err, ESC_EIO, "redis %s: EVALSHA apply.lua: unexpected reply", r->where);
 }
 
+/* The event triples of a batch (see apply.lua) as text in one malloc'ed
+ * block: *tokens holds 3 strings per event, commands after the last
+ * recorded event counted as one more event ending at the new checkpoint.
+ * NULL when out of memory. */
+struct event_args {
+  char (*text)[ESC_POSITION_TOKEN_MAX];
+  size_t count; /* events */
+};
+
+static bool format_events(const struct esc__apply_request *req,
+                          const esc_projection_ctx *batch,
+                          struct event_args *out) {
+  size_t nev = batch ? batch->nevents : 0, covered = 0;
+  for (size_t i = 0; i < nev; i++)
+    covered += batch->events[i].ncommands;
+  size_t rest = batch && batch->ncommands > covered ? batch->ncommands - covered
+                                                    : 0;
+  out->count = nev + (rest > 0);
+  out->text = calloc(3 * out->count + 1, sizeof *out->text);
+  if (!out->text)
+    return false;
+  for (size_t i = 0; i < nev; i++) {
+    const struct esc__ctx_event *e = &batch->events[i];
+    esc_position_format(&e->before, out->text[3 * i]);
+    esc_position_format(&e->at, out->text[3 * i + 1]);
+    snprintf(out->text[3 * i + 2], ESC_POSITION_TOKEN_MAX, "%zu",
+             e->ncommands);
+  }
+  if (rest > 0) {
+    char(*t)[ESC_POSITION_TOKEN_MAX] = out->text + 3 * nev;
+    if (nev > 0)
+      esc_position_format(&batch->events[nev - 1].at, t[0]);
+    else
+      snprintf(t[0], ESC_POSITION_TOKEN_MAX, "%s",
+               req->expected[0] ? req->expected : "0/0");
+    snprintf(t[1], ESC_POSITION_TOKEN_MAX, "%s", req->new_checkpoint);
+    snprintf(t[2], ESC_POSITION_TOKEN_MAX, "%zu", rest);
+  }
+  return true;
+}
+
 esc_status esc__redis_apply_send(esc__redis *r,
                                  const struct esc__apply_request *req,
                                  const esc_projection_ctx *batch,
                                  esc_error *err) {
-  enum { FIXED = 10 }; /* EVALSHA sha 3 k1 k2 k3 a1 a2 a3 a4 */
+  /* EVALSHA sha 4 k1 k2 k3 k4 a1 a2 a3 a4 a5 a6 */
+  enum { FIXED = 13 };
   size_t nbatch = batch ? batch->nargs : 0;
-  if (nbatch > (size_t)INT_MAX - FIXED)
-    return esc_error_set(err, ESC_EINVAL,
-                         "redis apply: a batch of %zu arguments is too big",
-                         nbatch);
+  struct event_args ev = {NULL, 0};
+  const char **argv = NULL;
+  size_t *lens = NULL;
   esc_status rc = ESC_OK;
   drop_apply_in_flight(r);
   if (!r->sha[SCRIPT_APPLY][0] && (rc = load_script(r, SCRIPT_APPLY, err)))
     return rc;
-  size_t argc = FIXED + nbatch;
-  const char **argv = malloc(argc * sizeof *argv);
-  size_t *lens = malloc(argc * sizeof *lens);
+  if (!format_events(req, batch, &ev)) {
+    rc = esc_error_set(err, ESC_ENOMEM, "redis apply: out of memory");
+    goto out_free;
+  }
+  if (nbatch > (size_t)INT_MAX - FIXED - 3 * ev.count) {
+    rc = esc_error_set(err, ESC_EINVAL,
+                       "redis apply: a batch of %zu arguments is too big",
+                       nbatch);
+    goto out_free;
+  }
+  size_t argc = FIXED + 3 * ev.count + nbatch;
+  argv = malloc(argc * sizeof *argv);
+  lens = malloc(argc * sizeof *lens);
   if (!argv || !lens) {
     rc = esc_error_set(err, ESC_ENOMEM, "redis apply: out of memory");
     goto out_free;
   }
-  char gen[24];
+  char gen[24], skip[24], nev[24], partial[ESC__KEY_MAX + 16];
   snprintf(gen, sizeof gen, "%" PRId64, req->serving_generation);
-  argv[0] = "EVALSHA";
-  argv[1] = r->sha[SCRIPT_APPLY];
-  argv[2] = "3";
-  argv[3] = req->generation_key;
-  argv[4] = req->checkpoint_key;
-  /* unused when there is no guard */
-  argv[5] = req->guard_key ? req->guard_key : req->checkpoint_key;
-  argv[6] = gen;
-  argv[7] = req->expected;
-  argv[8] = req->new_checkpoint;
-  argv[9] = req->guard_key ? "1" : "0";
-  for (size_t i = 0; i < FIXED; i++)
+  snprintf(skip, sizeof skip, "%zu", req->guard_key ? req->skip : 0);
+  snprintf(nev, sizeof nev, "%zu", ev.count);
+  snprintf(partial, sizeof partial, "%s:partial", req->checkpoint_key);
+  const char *fixed[FIXED] = {
+      "EVALSHA", r->sha[SCRIPT_APPLY], "4", req->generation_key,
+      req->checkpoint_key,
+      /* unused when there is no guard */
+      req->guard_key ? req->guard_key : req->checkpoint_key, partial, gen,
+      req->expected, req->new_checkpoint, req->guard_key ? "1" : "0", skip,
+      nev};
+  for (size_t i = 0; i < FIXED; i++) {
+    argv[i] = fixed[i];
     lens[i] = strlen(argv[i]);
-  for (size_t i = 0; i < nbatch; i++) {
-    argv[FIXED + i] = batch->args[i];
-    lens[FIXED + i] = batch->arglens[i];
   }
-  /* Written out now, so Redis works while the caller does. */
-  int done = 0;
-  if (!r->ctx || r->ctx->err ||
-      redisAppendCommandArgv(r->ctx, (int)argc, argv, lens) != REDIS_OK)
-    rc = conn_error(r, "EVALSHA", err);
-  while (!rc && !done)
-    if (redisBufferWrite(r->ctx, &done) != REDIS_OK)
-      rc = conn_error(r, "EVALSHA", err);
-  r->apply_in_flight = !rc;
+  for (size_t i = 0; i < 3 * ev.count; i++) {
+    argv[FIXED + i] = ev.text[i];
+    lens[FIXED + i] = strlen(ev.text[i]);
+  }
+  for (size_t i = 0, o = FIXED + 3 * ev.count; i < nbatch; i++) {
+    argv[o + i] = batch->args[i];
+    lens[o + i] = batch->arglens[i];
+  }
+  rc = write_out(r, (int)argc, argv, lens, err);
 out_free:
+  free(ev.text);
   free(argv);
   free(lens);
   return rc;

@@ -66,6 +66,12 @@ static esc_status decode(esc_worker *w, const esc_projection *p,
   return rc;
 }
 
+/* A handler's retries pause the whole worker: keep them short. */
+#define HANDLER_PAUSE_MAX_MS 1000
+/* Pauses before an event that failed in Redis is tried again. */
+#define REDIS_RETRY_BASE_MS 50
+#define REDIS_RETRY_MAX_MS 5000
+
 static void pause_ms(int ms) {
   struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
   nanosleep(&ts, NULL);
@@ -90,56 +96,85 @@ static esc_status handle(esc_worker *w, struct track *t,
     esc__ctx_drop_event(&t->ctx);
     if (*attempts >= max || rc == ESC_ENOMEM)
       return rc;
-    pause_ms(10 << (*attempts - 1));
+    pause_ms(esc__backoff_ms(w, *attempts, 10, HANDLER_PAUSE_MAX_MS));
   }
 }
 
-/* A handler gave up on e: park it, or stop the partition. *stop tells the
- * caller to end the batch before e. */
+/* Gave up on e (its handler, or its commands in Redis of which `done`
+ * took effect): park it, or stop the partition. *stop tells the caller
+ * to end the batch before e. */
 static esc_status give_up(esc_worker *w, struct part *pt, struct track *t,
                           const esc_recorded_event *e, int attempts,
-                          const esc_error *why, bool *stop, esc_error *err) {
+                          const char *why, size_t done, bool *stop,
+                          esc_error *err) {
   const esc_projection *p = pt->proj->def;
   *stop = p->on_error == ESC_ON_ERROR_STOP;
-  if (*stop) {
-    t->stopped = true;
-    esc__worker_log(w,
-                    "%s/%d: stopped at %s@%" PRId64 " (%s) after %d attempts: "
-                    "%s",
-                    p->name, pt->index, e->stream_id, e->stream_version,
-                    e->type, attempts, why->msg);
-    return ESC_OK;
-  }
-  esc__worker_log(w, "%s/%d: parked %s@%" PRId64 " (%s): %s", p->name,
-                  pt->index, e->stream_id, e->stream_version, e->type,
-                  why->msg);
-  return esc__dead_letter_park(w->pg, w->schema, p->name, pt->index, e,
-                               why->msg, attempts, err);
+  esc__worker_log(w,
+                  "%s/%d g%" PRId64 ": %s %s@%" PRId64
+                  " (%s) after %d attempts (%zu of its commands took "
+                  "effect): %s",
+                  p->name, pt->index, t->generation,
+                  *stop ? "stopped at" : "parked", e->stream_id,
+                  e->stream_version, e->type, attempts, done, why);
+  if (!*stop)
+    return esc__dead_letter_park(w->pg, w->schema, p->name, pt->index, e, why,
+                                 attempts, done, err);
+  t->stopped = true;
+  snprintf(t->stop_reason, sizeof t->stop_reason,
+           "%s/%d stopped at %s@%" PRId64 ": %s", p->name, pt->index,
+           e->stream_id, e->stream_version, why);
+  return ESC_OK;
 }
 
-/* Handles the events of a batch into t->ctx; *upto gets the position the
- * checkpoint may move to (the last event taken). */
+/* Whether e is the event whose Redis failures used up its attempts. */
+static bool given_up(const struct track *t, const esc_recorded_event *e) {
+  return t->failure.pending && t->failure.give_up &&
+         esc_position_cmp(&t->failure.at, &e->position) == 0;
+}
+
+/* Runs the handler on e into t->ctx, or gives up on it; *stop as in
+ * give_up. */
+static esc_status take(esc_worker *w, struct part *pt, struct track *t,
+                       const esc_recorded_event *e, esc_position before,
+                       bool *stop, esc_error *err) {
+  esc_error why = ESC_ERROR_INIT;
+  int attempts = 0;
+  *stop = false;
+  if (given_up(t, e))
+    return give_up(w, pt, t, e, t->failure.attempts, t->failure.error,
+                   t->failure.done, stop, err);
+  if (!wanted(pt, e))
+    return ESC_OK;
+  esc_status rc = handle(w, t, pt->proj->def, e, &attempts, &why);
+  if (!rc && (rc = esc__ctx_end_event(&t->ctx, before, e->position)))
+    esc_error_set(&why, rc, "out of memory recording the event's commands");
+  if (rc)
+    return give_up(w, pt, t, e, attempts, why.msg, 0, stop, err);
+  return ESC_OK;
+}
+
+/* Handles the events of a batch that moves the checkpoint from `start`
+ * into t->ctx; *upto gets the position the checkpoint may move to (the
+ * last event taken). start is not t->checkpoint for a page read ahead:
+ * it begins where the batch still in flight ends, and a failing event's
+ * "before" must never reach back into that batch (apply.lua moves the
+ * checkpoint there: it would apply that batch twice). */
 static esc_status handle_batch(esc_worker *w, struct part *pt, struct track *t,
-                               const esc_events *ev, esc_position *upto,
-                               size_t *taken, esc_error *err) {
-  const esc_projection *p = pt->proj->def;
+                               const esc_events *ev, esc_position start,
+                               esc_position *upto, size_t *taken,
+                               esc_error *err) {
+  esc_position before = start;
   esc__ctx_reset(&t->ctx);
   *taken = 0;
   for (size_t i = 0; i < ev->count; i++) {
     const esc_recorded_event *e = &ev->items[i];
-    if (wanted(pt, e)) {
-      esc_error why = ESC_ERROR_INIT;
-      int attempts = 0;
-      bool stop = false;
-      if (handle(w, t, p, e, &attempts, &why) != ESC_OK) {
-        esc_status rc = give_up(w, pt, t, e, attempts, &why, &stop, err);
-        if (rc)
-          return rc;
-        if (stop)
-          break;
-      }
-    }
-    *upto = e->position;
+    bool stop = false;
+    esc_status rc = take(w, pt, t, e, before, &stop, err);
+    if (rc)
+      return rc;
+    if (stop)
+      break;
+    before = *upto = e->position;
     (*taken)++;
   }
   return ESC_OK;
@@ -167,8 +202,76 @@ static void apply_request(const struct part *pt, const struct track *t,
   if (t->has_checkpoint)
     esc_position_format(&t->checkpoint, k->expected);
   esc_position_format(&upto, k->next);
-  k->req = (struct esc__apply_request){k->gen,      pt->proj->serving, k->cp,
-                                       k->expected, k->next,           NULL};
+  k->req = (struct esc__apply_request){
+      k->gen, pt->proj->serving, k->cp, k->expected, k->next, NULL, 0};
+}
+
+/* A command of the event at res->failed_at failed in Redis: the
+ * checkpoint is just before that event now (apply.lua). It is tried again
+ * after a pause; once its attempts are spent, the next batch gives up on
+ * it (take). Passing errors are retried without counting. */
+static esc_status command_failed(esc_worker *w, struct part *pt,
+                                 struct track *t,
+                                 const struct esc__apply_result *res) {
+  const esc_projection *p = pt->proj->def;
+  struct redis_failure *f = &t->failure;
+  int max = p->max_attempts > 0 ? p->max_attempts : 3;
+  bool passing = esc__redis_error_transient(res->error);
+  t->checkpoint = res->failed_before;
+  t->has_checkpoint = true;
+  if (!f->pending || esc_position_cmp(&f->at, &res->failed_at) != 0)
+    *f = (struct redis_failure){.at = res->failed_at};
+  f->pending = true;
+  f->done = res->commands_done;
+  snprintf(f->error, sizeof f->error, "%s", res->error);
+  if (passing)
+    f->passing++;
+  else
+    f->attempts++;
+  f->give_up = !passing && f->attempts >= max;
+  int pause = f->give_up ? 0
+              : passing  ? esc__backoff_ms(w, f->passing, REDIS_RETRY_BASE_MS,
+                                           REDIS_RETRY_MAX_MS)
+                         : esc__backoff_ms(w, f->attempts, REDIS_RETRY_BASE_MS,
+                                           REDIS_RETRY_MAX_MS);
+  f->retry_ms = esc__now_ms() + pause;
+  char at[ESC_POSITION_TOKEN_MAX];
+  esc_position_format(&f->at, at);
+  esc__worker_log(w,
+                  "%s/%d g%" PRId64 ": command %zu of the event at %s failed "
+                  "in Redis (%s; %s %d); %s",
+                  p->name, pt->index, t->generation, res->commands_done, at,
+                  res->error, passing ? "passing, try" : "attempt",
+                  passing ? f->passing : f->attempts,
+                  f->give_up ? "giving up on it" : "retrying");
+  return ESC_OK;
+}
+
+/* Redis refused the batch for a passing reason before writing anything:
+ * the same batch is tried again after a pause. */
+static esc_status refused(esc_worker *w, struct part *pt, struct track *t,
+                          const struct esc__apply_result *res) {
+  struct redis_failure *f = &t->failure;
+  if (!f->pending)
+    *f = (struct redis_failure){.at = ESC_POSITION_START};
+  f->pending = true;
+  f->passing++;
+  snprintf(f->error, sizeof f->error, "%s", res->error);
+  f->retry_ms = esc__now_ms() + esc__backoff_ms(w, f->passing,
+                                                REDIS_RETRY_BASE_MS,
+                                                REDIS_RETRY_MAX_MS);
+  esc__worker_log(w, "%s/%d g%" PRId64 ": Redis refused a batch (%s); retrying",
+                  pt->proj->def->name, pt->index, t->generation, res->error);
+  return ESC_OK;
+}
+
+/* A batch moved t to upto. */
+static void moved_to(struct track *t, esc_position upto, size_t taken) {
+  t->checkpoint = upto;
+  t->has_checkpoint = true;
+  t->processed += (int64_t)taken;
+  if (t->failure.pending && esc_position_cmp(&upto, &t->failure.at) >= 0)
+    t->failure = (struct redis_failure){.pending = false};
 }
 
 /* What Redis said about a batch that was to move t to upto. */
@@ -178,15 +281,15 @@ static esc_status settle(esc_worker *w, struct part *pt, struct track *t,
   const char *name = pt->proj->def->name;
   switch (res->outcome) {
   case ESC__APPLIED:
-    t->checkpoint = upto;
-    t->has_checkpoint = true;
-    t->processed += (int64_t)taken;
+    moved_to(t, upto, taken);
     return ESC_OK;
   case ESC__NOT_RUN:
     return ESC_OK; /* the checkpoint stays; the batch is read again */
   case ESC__STALE:
     if (strncmp(res->checkpoint, "failed", 6) == 0) {
       t->stopped = true;
+      snprintf(t->stop_reason, sizeof t->stop_reason, "%s/%d: %s", name,
+               pt->index, res->checkpoint);
       esc__worker_log(w, "%s/%d g%" PRId64 ": stopped: %s", name, pt->index,
                       t->generation, res->checkpoint);
       return ESC_OK;
@@ -194,6 +297,7 @@ static esc_status settle(esc_worker *w, struct part *pt, struct track *t,
     /* Someone else applied from our checkpoint: continue from theirs, and
      * check the lease now (a zombie learns it lost it at once). */
     pt->next_lease_ms = 0;
+    t->failure = (struct redis_failure){.pending = false};
     esc__worker_log(w,
                     "%s/%d g%" PRId64 ": checkpoint moved to \"%s\" by "
                     "another worker; continuing from there",
@@ -210,12 +314,9 @@ static esc_status settle(esc_worker *w, struct part *pt, struct track *t,
                     name, res->generation);
     return esc__generation_reload(w, pt->proj, err);
   case ESC__COMMAND_FAILED:
-    t->stopped = true;
-    return esc_error_set(err, ESC_EIO,
-                         "%s/%d: command %zu of a batch failed in Redis (%s); "
-                         "the partition is stopped: fix the handler and "
-                         "rebuild",
-                         name, pt->index, res->failed_command, res->error);
+    return command_failed(w, pt, t, res);
+  case ESC__REFUSED:
+    return refused(w, pt, t, res);
   }
   return ESC_OK;
 }
@@ -347,10 +448,11 @@ esc_status esc__track_step(esc_worker *w, struct part *pt, struct track *t,
   int64_t until = burst_end(w, t);
   bool applied = true;
   *worked = false;
-  esc_status rc = esc_read_all_send(
-      w->store, category,
-      t->has_checkpoint ? t->checkpoint : (esc_position)ESC_POSITION_START,
-      batch, err);
+  if (t->failure.pending && esc__now_ms() < t->failure.retry_ms)
+    return ESC_OK;
+  esc_position start =
+      t->has_checkpoint ? t->checkpoint : (esc_position)ESC_POSITION_START;
+  esc_status rc = esc_read_all_send(w->store, category, start, batch, err);
   for (bool reading = !rc; reading;) {
     esc_position upto = ESC_POSITION_START;
     size_t taken = 0;
@@ -365,12 +467,13 @@ esc_status esc__track_step(esc_worker *w, struct part *pt, struct track *t,
       reading = !rc;
     }
     if (!rc)
-      rc = handle_batch(w, pt, t, &ev, &upto, &taken, err);
+      rc = handle_batch(w, pt, t, &ev, start, &upto, &taken, err);
     if (!rc && f.active)
       rc = land_batch(w, pt, t, &f, &applied, err);
     if (!rc && applied && taken > 0) {
       rc = send_batch(w, pt, t, upto, taken, &f, err);
       *worked = !rc;
+      start = upto;
     }
     if (rc || !applied || taken < ev.count)
       break; /* a page still being read is dropped by the next call */
@@ -388,8 +491,11 @@ esc_status esc__track_step(esc_worker *w, struct part *pt, struct track *t,
 
 /* ------------------------------------------------------- dead letters -- */
 
-/* Applies one parked event again, guarded so it applies at most once; the
- * checkpoint is compared but not moved. */
+/* Applies one parked event again, guarded so it applies at most once;
+ * the checkpoint is compared but not moved. The commands of it that took
+ * effect before (the letter says how many, the guard may say more) are
+ * skipped. A letter whose commands fail in Redis again is parked again
+ * with the new count; a passing failure leaves it to be retried. */
 static esc_status retry_one(esc_worker *w, struct part *pt,
                             const esc_dead_letter *dl, esc_error *err) {
   const esc_projection *p = pt->proj->def;
@@ -401,11 +507,12 @@ static esc_status retry_one(esc_worker *w, struct part *pt,
   esc__ctx_reset(&t->ctx);
   if (!rc)
     rc = handle(w, t, p, &ev.items[0], &attempts, &why);
-  if (rc) {
-    esc_events_release(&ev);
+  if (!rc && (rc = esc__ctx_end_event(&t->ctx, dl->position, dl->position)))
+    esc_error_set(&why, rc, "out of memory");
+  esc_events_release(&ev);
+  if (rc)
     return esc__dead_letter_finish(w->pg, w->schema, dl->id, false, why.msg,
-                                   err);
-  }
+                                   -1, err);
   struct apply_keys k;
   struct esc__apply_result res;
   apply_request(pt, t, t->checkpoint, &k);
@@ -414,13 +521,23 @@ static esc_status retry_one(esc_worker *w, struct part *pt,
   esc__key_dead_letter_guard(k.guard, sizeof k.guard, p->name, t->generation,
                              &dl->event_id);
   k.req.guard_key = k.guard;
+  k.req.skip = dl->commands_applied > 0 ? (size_t)dl->commands_applied : 0;
   rc = esc__redis_apply(w->redis, &k.req, &t->ctx, &res, err);
-  esc_events_release(&ev);
+  if (!rc && res.outcome == ESC__COMMAND_FAILED &&
+      !esc__redis_error_transient(res.error)) {
+    esc__worker_log(w,
+                    "%s/%d: dead letter %" PRId64 " failed in Redis again "
+                    "(%zu of its commands took effect): %s",
+                    p->name, pt->index, dl->id, res.commands_done, res.error);
+    return esc__dead_letter_finish(w->pg, w->schema, dl->id, false, res.error,
+                                   (int)res.commands_done, err);
+  }
   if (rc || res.outcome != ESC__APPLIED)
     return rc; /* try again later: the letter stays in "retry" */
   esc__worker_log(w, "%s/%d: dead letter %" PRId64 " applied", p->name,
                   pt->index, dl->id);
-  return esc__dead_letter_finish(w->pg, w->schema, dl->id, true, NULL, err);
+  return esc__dead_letter_finish(w->pg, w->schema, dl->id, true, NULL, -1,
+                                 err);
 }
 
 esc_status esc__track_retry_dead_letters(esc_worker *w, struct part *pt,

@@ -23,6 +23,22 @@ int64_t esc__now_ms(void) {
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int esc__backoff_ms(esc_worker *w, int attempt, int base_ms, int cap_ms) {
+  int64_t ms = base_ms;
+  for (int i = 1; i < attempt && ms < cap_ms; i++)
+    ms *= 2;
+  if (ms > cap_ms)
+    ms = cap_ms;
+  /* xorshift64: no shared state, no locking, good enough for jitter */
+  uint64_t x = w->jitter ? w->jitter : 0x9e3779b97f4a7c15ull;
+  x ^= x << 13;
+  x ^= x >> 7;
+  x ^= x << 17;
+  w->jitter = x;
+  int64_t half = ms / 2;
+  return (int)(ms - (half > 0 ? (int64_t)(x % (uint64_t)(half + 1)) : 0));
+}
+
 void esc__worker_log(esc_worker *w, const char *fmt, ...) {
   char line[512];
   va_list ap;
@@ -51,6 +67,8 @@ esc_worker *esc_worker_new(const esc_worker_options *opts, esc_error *err) {
   w->schema = strdup(w->opts.schema ? w->opts.schema : "esc");
   w->pg_url = dup_or_null(w->opts.pg_url);
   w->redis_url = dup_or_null(w->opts.redis_url);
+  w->jitter = (uint64_t)esc_now_us() ^ ((uint64_t)getpid() << 32) ^
+              (uint64_t)(uintptr_t)w;
   if (!w->schema || !msgpack_zone_init(&w->zone, 4096)) {
     free(w->schema);
     free(w);
@@ -364,7 +382,10 @@ static bool transient(esc_status rc) {
   return rc == ESC_ECONN || rc == ESC_EIO || rc == ESC_ETIMEDOUT;
 }
 
-static void back_off(esc_worker *w, int *delay_ms, const esc_error *why) {
+/* Pauses after a failed round (never past deadline, when one is set) and
+ * drops every connection. */
+static void back_off(esc_worker *w, int *delay_ms, int64_t deadline,
+                     const esc_error *why) {
   /* Only failures in a row (a server that stays away) make the pause
    * grow; one long after the last, a connection dropped while the worker
    * slept say, starts again from the shortest. */
@@ -372,9 +393,16 @@ static void back_off(esc_worker *w, int *delay_ms, const esc_error *why) {
   if (now - w->last_failure_ms > 2 * (int64_t)*delay_ms)
     *delay_ms = 100;
   w->last_failure_ms = now;
-  esc__worker_log(w, "worker: %s; retrying in %d ms", why->msg, *delay_ms);
-  for (int slept = 0; slept < *delay_ms && !w->stop; slept += 50) {
-    struct timespec ts = {0, 50 * 1000000L};
+  snprintf(w->last_failure, sizeof w->last_failure, "%s", why->msg);
+  /* jittered: workers that lost a server together do not all come back
+   * at the same instant */
+  int pause = esc__backoff_ms(w, 1, *delay_ms, *delay_ms);
+  if (deadline && now + pause > deadline)
+    pause = deadline > now ? (int)(deadline - now) : 0;
+  esc__worker_log(w, "worker: %s; retrying in %d ms", why->msg, pause);
+  for (int slept = 0; slept < pause && !w->stop; slept += 50) {
+    int step = pause - slept < 50 ? pause - slept : 50;
+    struct timespec ts = {0, step * 1000000L};
     nanosleep(&ts, NULL);
   }
   *delay_ms = *delay_ms * 2 > 5000 ? 5000 : *delay_ms * 2;
@@ -408,6 +436,47 @@ static bool any_stopped_all(const esc_worker *w) {
       return false;
   }
   return w->nparts > 0;
+}
+
+/* The first track an error stopped (a Redis or handler error with
+ * ESC_ON_ERROR_STOP), or NULL. A track stopped for a rebuild to replace
+ * it (a vanished checkpoint) has no reason and is not one. */
+static const struct track *stopped_by_error(const esc_worker *w) {
+  for (size_t i = 0; i < w->nparts; i++) {
+    const struct part *pt = &w->parts[i];
+    if (pt->live.stopped && pt->live.stop_reason[0])
+      return &pt->live;
+    if (pt->proj->building && pt->rebuild.stopped &&
+        pt->rebuild.stop_reason[0])
+      return &pt->rebuild;
+  }
+  return NULL;
+}
+
+/* The first partition with an event failing in Redis (*t its track), or
+ * NULL. */
+static const struct part *failing(const esc_worker *w,
+                                  const struct track **t) {
+  for (size_t i = 0; i < w->nparts; i++) {
+    const struct part *pt = &w->parts[i];
+    if ((*t = &pt->live)->failure.pending ||
+        (pt->proj->building && (*t = &pt->rebuild)->failure.pending))
+      return pt;
+  }
+  return NULL;
+}
+
+/* How long an idle wait may last: until the next retry of an event that
+ * failed in Redis, at most poll_ms. */
+static int idle_wait_ms(const esc_worker *w, int poll_ms) {
+  int64_t now = esc__now_ms(), until = now + poll_ms;
+  for (size_t i = 0; i < w->nparts; i++) {
+    const struct track *ts[2] = {&w->parts[i].live, &w->parts[i].rebuild};
+    for (int k = 0; k < 2; k++)
+      if (ts[k]->failure.pending && ts[k]->failure.retry_ms < until)
+        until = ts[k]->failure.retry_ms;
+  }
+  return until > now ? (int)(until - now) : 0;
 }
 
 /* Runs one query returning one bigint or boolean-as-text. */
@@ -463,16 +532,33 @@ static esc_status target_readable(esc_worker *w, const char *target, bool *yes,
  * was at the start is readable and no rebuild or deletion is pending. */
 static esc_status idle_enough(esc_worker *w, const char *target, bool *done,
                               esc_error *err) {
+  const struct track *t;
   *done = false;
   for (size_t i = 0; i < w->nparts; i++)
     if (!w->parts[i].leased)
       return ESC_OK; /* held elsewhere: not caught up by us; keep trying */
-  if (!generations_settled(w))
+  if (!generations_settled(w) || failing(w, &t))
     return ESC_OK;
   return target_readable(w, target, done, err);
 }
 
+/* Not caught up by the deadline: says what held it back, most telling
+ * first. */
 static esc_status timed_out(const esc_worker *w, esc_error *err) {
+  const struct track *t, *stopped = stopped_by_error(w);
+  const struct part *pt = failing(w, &t);
+  if (stopped)
+    return esc_error_set(err, ESC_ETIMEDOUT, "not caught up in time: %s",
+                         stopped->stop_reason);
+  if (pt)
+    return esc_error_set(err, ESC_ETIMEDOUT,
+                         "not caught up in time: %s/%d g%" PRId64
+                         ": an event keeps failing in Redis: %s",
+                         pt->proj->def->name, pt->index, t->generation,
+                         t->failure.error);
+  if (w->last_failure[0])
+    return esc_error_set(err, ESC_ETIMEDOUT, "not caught up in time: %s",
+                         w->last_failure);
   for (size_t i = 0; i < w->nparts; i++)
     if (!w->parts[i].leased)
       return esc_error_set(err, ESC_ETIMEDOUT,
@@ -480,6 +566,14 @@ static esc_status timed_out(const esc_worker *w, esc_error *err) {
                            "worker",
                            w->parts[i].proj->def->name, w->parts[i].index);
   return esc_error_set(err, ESC_ETIMEDOUT, "not caught up in time");
+}
+
+/* Caught up but for partitions an error stopped: that is a failure to
+ * report, naming the partition, the event and why. */
+static esc_status stopped_error(const esc_worker *w, const struct track *t,
+                                esc_error *err) {
+  (void)w;
+  return esc_error_set(err, ESC_EIO, "%s", t->stop_reason);
 }
 
 /* Runs rounds; with until_idle, returns once caught up (see idle_enough) or
@@ -498,32 +592,36 @@ static esc_status run(esc_worker *w, bool until_idle, int64_t deadline,
         *err = e;
       return rc;
     }
+    if (!rc && until_idle && target[0] == '0' && target[1] == '\0')
+      rc = catch_up_target(w, target, sizeof target, &e);
+    bool done = false;
+    if (!rc && until_idle && !worked)
+      rc = idle_enough(w, target, &done, &e);
     if (rc) {
-      back_off(w, &delay, &e);
+      /* a server that stays away must not make the caller wait longer */
+      back_off(w, &delay, deadline, &e);
+      if (deadline && esc__now_ms() >= deadline)
+        return timed_out(w, err);
       continue;
     }
     delay = 100;
+    w->last_failure[0] = '\0';
+    const struct track *stopped = stopped_by_error(w);
     if (any_stopped_all(w))
-      return esc_error_set(err, ESC_EIO, "every partition is stopped");
-    if (until_idle && target[0] == '0' && target[1] == '\0' &&
-        (rc = catch_up_target(w, target, sizeof target, &e)) != ESC_OK) {
-      back_off(w, &delay, &e);
-      continue;
-    }
-    bool done = false;
-    if (until_idle && !worked &&
-        (rc = idle_enough(w, target, &done, &e)) != ESC_OK) {
-      back_off(w, &delay, &e);
-      continue;
-    }
+      return stopped ? stopped_error(w, stopped, err)
+                     : esc_error_set(err, ESC_EIO, "every partition is "
+                                                   "stopped");
     if (done)
-      return ESC_OK;
+      return stopped ? stopped_error(w, stopped, err) : ESC_OK;
     if (deadline && esc__now_ms() > deadline)
       return timed_out(w, err);
     if (!worked && w->has_round_head && !deleting(w)) {
-      int poll = w->opts.poll_ms > 0 ? w->opts.poll_ms : 1000;
-      esc_wait_for_events(w->store, NULL, w->round_head,
-                          poll < 500 ? poll : 500, poll, NULL);
+      int poll = idle_wait_ms(w, w->opts.poll_ms > 0 ? w->opts.poll_ms : 1000);
+      if (deadline && esc__now_ms() + poll > deadline)
+        poll = (int)(deadline - esc__now_ms());
+      if (poll > 0)
+        esc_wait_for_events(w->store, NULL, w->round_head,
+                            poll < 500 ? poll : 500, poll, NULL);
     }
   }
   return ESC_OK;

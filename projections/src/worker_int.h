@@ -11,6 +11,21 @@
 #include <signal.h>
 #include <stdatomic.h>
 
+/* An event whose commands failed inside Redis (track.c): it is retried
+ * after a pause (the checkpoint is just before it), then given up on per
+ * the projection's on_error, as a handler error is. Passing failures (OOM,
+ * a replica) are retried without end and never counted. */
+struct redis_failure {
+  bool pending;         /* a failure waits for its retry */
+  bool give_up;         /* attempts spent: park or stop when it comes next */
+  esc_position at;      /* the event (START: not known, nothing written) */
+  int attempts;         /* failures of that event in a row */
+  int passing;          /* passing failures in a row (for the pause) */
+  size_t done;          /* of its commands, how many took effect */
+  int64_t retry_ms;     /* when the track may run again */
+  char error[200];      /* Redis's text */
+};
+
 /* One generation of one partition being written: the live track writes the
  * serving generation, the rebuild track the next one. */
 struct track {
@@ -19,9 +34,12 @@ struct track {
   bool has_checkpoint; /* false: start of the log */
   int64_t processed;   /* events handled since the track was set up */
   bool idle;           /* the last read found nothing */
-  bool stopped;        /* a handler error with ESC_ON_ERROR_STOP, or a
-                          failed command ("failed ..." checkpoint): it
-                          waits for someone to look (a rebuild clears it) */
+  bool stopped;        /* a handler or Redis error with ESC_ON_ERROR_STOP
+                          (or a "failed ..." checkpoint of old), or a
+                          vanished checkpoint: it waits for someone to
+                          look (a rebuild clears it) */
+  char stop_reason[200]; /* set when an error stopped it: what and why */
+  struct redis_failure failure;
   esc_projection_ctx ctx;
   /* Progress of a long replay (track.c, report_progress). */
   int64_t busy_since_ms;   /* 0: idle */
@@ -96,10 +114,16 @@ struct esc_worker {
   bool has_round_head;     /* taken for this round (see round_once) */
   bool last_round_worked;
   int64_t last_failure_ms; /* when a round last failed (back_off) */
+  char last_failure[256];  /* and why ("" after a good round) */
+  uint64_t jitter;         /* state of esc__backoff_ms's random numbers */
 };
 
 /* worker.c */
 int64_t esc__now_ms(void);
+/* The pause before retry number `attempt` (1, 2, ...): base doubling per
+ * attempt up to cap, then a random part of it taken off (at most half),
+ * so workers failing together do not retry together. */
+int esc__backoff_ms(esc_worker *w, int attempt, int base_ms, int cap_ms);
 void esc__worker_log(esc_worker *w, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 2, 3)))

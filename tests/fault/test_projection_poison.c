@@ -60,22 +60,6 @@ static int teardown(void **state) {
 }
 
 /* One Counted event with this item in its own stream. */
-static void append_one(esc_store *st, const char *stream, int64_t n,
-                       const char *item) {
-  tally_counted e = {n, ""};
-  void *data = NULL;
-  size_t len = 0;
-  esc_error err = ESC_ERROR_INIT;
-  esc_append_result res;
-  snprintf(e.item, sizeof e.item, "%s", item);
-  assert_int_equal(esc_event_encode(&tally_counted_type, &e, &data, &len, NULL),
-                   ESC_OK);
-  esc_event_data ev = {esc_uuid_v4(), "Counted", 1, data, len, NULL, 0};
-  if (esc_append(st, stream, ESC_EXPECT_ANY, &ev, 1, &res, &err))
-    fail_msg("append to %s: %s", stream, err.msg);
-  free(data);
-}
-
 static esc_dead_letter *letters(bool all, size_t *n) {
   esc_dead_letter *dl = NULL;
   esc_error err = ESC_ERROR_INIT;
@@ -122,7 +106,7 @@ static void poison_is_parked_then_retried_exactly_once(void **state) {
   for (int k = 0; k < POISON; k++) {
     char stream[32];
     snprintf(stream, sizeof stream, "tally-poison%d", k);
-    append_one(st, stream, 1000 + k, "poison");
+    tally_append_one(st, stream, 1000 + k, "poison");
   }
   tally_append(st, "b", 20, 1000);
   esc_test_tally *clean = esc_test_tally_from_log(st, false);

@@ -252,11 +252,11 @@ static void dead_letter_lifecycle(void **state) {
    * checkpoint moved) updates the open letter. Bad bytes and line breaks
    * in the handler's message are made storable rather than lost. */
   assert_int_equal(
-      esc__dead_letter_park(c, SCHEMA, name, 1, e1, "first try", 3, &err),
+      esc__dead_letter_park(c, SCHEMA, name, 1, e1, "first try", 3, 0, &err),
       ESC_OK);
   assert_int_equal(esc__dead_letter_park(c, SCHEMA, name, 1, e1,
                                          "boom:\n bad \xff byte \xc3\xa9", 4,
-                                         &err),
+                                         2, &err),
                    ESC_OK);
   esc_dead_letter *l = letters(name, false, &n);
   assert_int_equal(n, 1);
@@ -270,6 +270,7 @@ static void dead_letter_lifecycle(void **state) {
   assert_string_equal(l[0].event_type, "Tick");
   assert_string_equal(l[0].error, "boom:  bad ? byte \xc3\xa9");
   assert_int_equal(l[0].attempts, 4);
+  assert_int_equal(l[0].commands_applied, 2); /* parking again updates it */
   assert_string_equal(l[0].state, "parked");
   assert_true(l[0].parked_at_us > 0);
   free(l);
@@ -294,7 +295,7 @@ static void dead_letter_lifecycle(void **state) {
   assert_string_equal(l[0].state, "retry");
   assert_memory_equal(l[0].event_id.bytes, e1->id.bytes, 16);
   free(l);
-  assert_int_equal(esc__dead_letter_finish(c, SCHEMA, id, true, NULL, &err),
+  assert_int_equal(esc__dead_letter_finish(c, SCHEMA, id, true, NULL, -1, &err),
                    ESC_OK);
   l = letters(name, false, &n);
   assert_int_equal(n, 0);
@@ -313,7 +314,7 @@ static void dead_letter_lifecycle(void **state) {
   /* The same event parked again later is a new letter. Its retry fails:
    * back to parked with the new error and one more attempt. */
   assert_int_equal(
-      esc__dead_letter_park(c, SCHEMA, name, 1, e1, "again", 3, &err), ESC_OK);
+      esc__dead_letter_park(c, SCHEMA, name, 1, e1, "again", 3, 0, &err), ESC_OK);
   l = letters(name, false, &n);
   assert_int_equal(n, 1);
   int64_t id2 = l[0].id;
@@ -321,7 +322,7 @@ static void dead_letter_lifecycle(void **state) {
   free(l);
   assert_int_equal(esc_dead_letter_retry(NULL, SCHEMA, id2, &err), ESC_OK);
   assert_int_equal(
-      esc__dead_letter_finish(c, SCHEMA, id2, false, "still broken", &err),
+      esc__dead_letter_finish(c, SCHEMA, id2, false, "still broken", -1, &err),
       ESC_OK);
   l = letters(name, false, &n);
   assert_int_equal(n, 1);
@@ -332,7 +333,7 @@ static void dead_letter_lifecycle(void **state) {
 
   /* Discard: recorded, not deleted; then neither retry nor discard. */
   assert_int_equal(
-      esc__dead_letter_park(c, SCHEMA, name, 0, e2, "bad", 3, &err), ESC_OK);
+      esc__dead_letter_park(c, SCHEMA, name, 0, e2, "bad", 3, 0, &err), ESC_OK);
   l = letters(name, false, &n);
   assert_int_equal(n, 2);
   int64_t id3 = l[1].id;
@@ -349,7 +350,7 @@ static void dead_letter_lifecycle(void **state) {
   assert_string_equal(l[2].state, "discarded");
   free(l);
   /* A finished retry does not undo a discard of a failed letter. */
-  assert_int_equal(esc__dead_letter_finish(c, SCHEMA, id3, false, "x", &err),
+  assert_int_equal(esc__dead_letter_finish(c, SCHEMA, id3, false, "x", -1, &err),
                    ESC_OK);
   l = letters(name, true, &n);
   assert_string_equal(l[2].state, "discarded");
@@ -618,7 +619,7 @@ static void status_shows_the_picture(void **state) {
   redis_cmd(6, hset);
   assert_true(try_lease(holder, esc__lease_key(SCHEMA, name, 2, 0)));
   assert_int_equal(
-      esc__dead_letter_park(c, SCHEMA, name, 1, &ev.items[2], "bad", 3, &err),
+      esc__dead_letter_park(c, SCHEMA, name, 1, &ev.items[2], "bad", 3, 0, &err),
       ESC_OK);
 
   st = status(&n);

@@ -158,7 +158,7 @@ static struct esc__apply_result apply(esc__redis *r, const struct keys *k,
   struct esc__apply_result res;
   esc_error err = ESC_ERROR_INIT;
   struct esc__apply_request req = {
-      k->gen, serving, k->cp, expected ? expected : "", next, guard};
+      k->gen, serving, k->cp, expected ? expected : "", next, guard, 0};
   if (esc__redis_apply(r, &req, ctx, &res, &err))
     fail_msg("apply: %s", err.msg);
   return res;
@@ -247,7 +247,7 @@ static void *zombie_main(void *arg) {
   }
   pthread_barrier_wait(z->barrier);
   struct esc__apply_request req = {z->k->gen, 1,       z->k->cp,
-                                   "5/5",     z->next, NULL};
+                                   "5/5",     z->next, NULL, 0};
   z->rc = esc__redis_apply(r, &req, z->ctx, &z->res, &err);
   esc__redis_free(r);
   return NULL;
@@ -350,54 +350,144 @@ static void test_vanished_and_moved(void **state) {
   esc__redis_free(r);
 }
 
+/* The batch of two events of test_failing_command: A at 1/1 (INCRBY ok),
+ * B at 1/2 (INCRBY ok, INCRBY hash, INCRBY ok); only_b leaves A out. */
+static void two_events(esc_projection_ctx *ctx, const char *ok,
+                       const char *hash, bool only_b) {
+  const esc_position p0 = {0, 0}, p1 = {1, 1}, p2 = {1, 2};
+  esc__ctx_reset(ctx);
+  if (!only_b) {
+    esc__ctx_begin_event(ctx);
+    assert_int_equal(esc_ctx_cmd(ctx, "INCRBY", ok, "1", NULL), ESC_OK);
+    assert_int_equal(esc__ctx_end_event(ctx, p0, p1), ESC_OK);
+  }
+  esc__ctx_begin_event(ctx);
+  assert_int_equal(esc_ctx_cmd(ctx, "INCRBY", ok, "1", NULL), ESC_OK);
+  assert_int_equal(esc_ctx_cmd(ctx, "INCRBY", hash, "1", NULL), ESC_OK);
+  assert_int_equal(esc_ctx_cmd(ctx, "INCRBY", ok, "1", NULL), ESC_OK);
+  assert_int_equal(esc__ctx_end_event(ctx, p1, p2), ESC_OK);
+}
+
 static void test_failing_command(void **state) {
   (void)state;
   esc__redis *r = connect_or_fail();
   struct keys k;
   make_keys(&k, 1);
   cmd(r, false, "SET", k.gen, "1", NULL);
-  char hash[ESC__KEY_MAX], ok[ESC__KEY_MAX];
+  cmd(r, false, "SET", k.cp, "0/0", NULL);
+  char hash[ESC__KEY_MAX], ok[ESC__KEY_MAX], partial[ESC__KEY_MAX + 16];
   snprintf(hash, sizeof hash, "%s:g1:h", NAME);
   snprintf(ok, sizeof ok, "%s:g1:ok", NAME);
+  snprintf(partial, sizeof partial, "%s:partial", k.cp);
   cmd(r, false, "HSET", hash, "f", "v", NULL);
 
   esc_projection_ctx ctx;
   esc__ctx_init(&ctx, &PROJ, 0, 1);
-  esc__ctx_begin_event(&ctx);
-  assert_int_equal(esc_ctx_cmd(&ctx, "INCRBY", ok, "1", NULL), ESC_OK);
-  assert_int_equal(esc_ctx_cmd(&ctx, "INCRBY", hash, "1", NULL), ESC_OK);
-  assert_int_equal(esc_ctx_cmd(&ctx, "INCRBY", ok, "1", NULL), ESC_OK);
-
-  struct esc__apply_result res = apply(r, &k, 1, "", "1/1", NULL, &ctx);
+  two_events(&ctx, ok, hash, false);
+  struct esc__apply_result res = apply(r, &k, 1, "0/0", "1/2", NULL, &ctx);
   assert_int_equal(res.outcome, ESC__COMMAND_FAILED);
-  assert_int_equal(res.failed_command, 1);
+  assert_int_equal(res.failed_command, 2);
+  assert_int_equal(res.failed_event, 1);
+  assert_int_equal(res.commands_done, 1);
+  assert_int_equal(res.failed_before.global, 1);
+  assert_int_equal(res.failed_at.global, 2);
   if (!strstr(res.error, "WRONGTYPE"))
     fail_msg("error \"%s\" lacks WRONGTYPE", res.error);
-  /* Redis does not roll back: the command before it ran, none after it,
-   * and the checkpoint now records the failure, so that no worker (after a
-   * restart, or a standby) applies the batch again. */
-  assert_true(key_exists(r, k.cp));
-  char cp[256];
-  bool exists = false;
-  assert_int_equal(esc__redis_get(r, k.cp, cp, sizeof cp, &exists, NULL),
-                   ESC_OK);
-  if (strncmp(cp, "failed", 6) != 0 || !strstr(cp, "command 1"))
-    fail_msg("checkpoint \"%s\" does not record the failure", cp);
-  assert_int_equal(get_ll(r, ok), 1);
-  res = apply(r, &k, 1, "", "1/1", NULL, &ctx);
-  assert_int_equal(res.outcome, ESC__STALE);
-  assert_int_equal(get_ll(r, ok), 1); /* not applied twice */
+  /* Redis does not roll back: event A and B's first command stay; the
+   * checkpoint is just before B, and B's applied command is recorded. */
+  assert_int_equal(get_ll(r, ok), 2);
+  assert_value(r, k.cp, "1/1");
+  assert_value(r, partial, "1/2 1");
 
-  /* an unknown command fails the same way, at its index */
-  cmd(r, false, "DEL", k.cp, NULL);
+  /* The same batch again (a duplicate): stale, nothing applied twice. */
+  res = apply(r, &k, 1, "0/0", "1/2", NULL, &ctx);
+  assert_int_equal(res.outcome, ESC__STALE);
+  assert_int_equal(get_ll(r, ok), 2);
+
+  /* B retried from the new checkpoint: its first command is skipped. */
+  two_events(&ctx, ok, hash, true);
+  res = apply(r, &k, 1, "1/1", "1/2", NULL, &ctx);
+  assert_int_equal(res.outcome, ESC__COMMAND_FAILED);
+  assert_int_equal(res.failed_event, 0);
+  assert_int_equal(res.commands_done, 1);
+  assert_int_equal(get_ll(r, ok), 2);
+  assert_value(r, partial, "1/2 1");
+
+  /* Fixed: B's remaining commands run once, the record goes. */
+  cmd(r, false, "DEL", hash, NULL);
+  res = apply(r, &k, 1, "1/1", "1/2", NULL, &ctx);
+  assert_int_equal(res.outcome, ESC__APPLIED);
+  assert_int_equal(get_ll(r, ok), 3);
+  assert_int_equal(get_ll(r, hash), 1);
+  assert_value(r, k.cp, "1/2");
+  assert_value(r, partial, NULL);
+
+  /* An unknown command of commands no event claims (one event ending at
+   * the new checkpoint): fails at its index, the checkpoint stays. */
   esc__ctx_reset(&ctx);
   esc__ctx_begin_event(&ctx);
   assert_int_equal(esc_ctx_cmd(&ctx, "NOSUCHCOMMAND", ok, NULL), ESC_OK);
-  res = apply(r, &k, 1, "", "1/1", NULL, &ctx);
+  res = apply(r, &k, 1, "1/2", "1/3", NULL, &ctx);
   assert_int_equal(res.outcome, ESC__COMMAND_FAILED);
   assert_int_equal(res.failed_command, 0);
+  assert_int_equal(res.commands_done, 0);
+  assert_int_equal(res.failed_at.global, 3);
   assert_true(strlen(res.error) > 0);
-  assert_true(key_exists(r, k.cp)); /* "failed ...": stopped for good */
+  assert_value(r, k.cp, "1/2");
+  assert_value(r, partial, NULL);
+  esc__ctx_release(&ctx);
+  esc__redis_free(r);
+}
+
+/* A dead-letter retry that fails in Redis records its progress in its
+ * guard, so the next retry skips what took effect, as it skips what the
+ * letter says took effect. */
+static void test_guard_records_progress(void **state) {
+  (void)state;
+  esc__redis *r = connect_or_fail();
+  struct keys k;
+  make_keys(&k, 1);
+  cmd(r, false, "SET", k.gen, "1", NULL);
+  cmd(r, false, "SET", k.cp, "5/5", NULL);
+  char hash[ESC__KEY_MAX], ok[ESC__KEY_MAX], guard[ESC__KEY_MAX];
+  snprintf(hash, sizeof hash, "%s:g1:h", NAME);
+  snprintf(ok, sizeof ok, "%s:g1:ok", NAME);
+  esc_uuid id = esc_uuid_v4();
+  esc__key_dead_letter_guard(guard, sizeof guard, NAME, 1, &id);
+  cmd(r, false, "HSET", hash, "f", "v", NULL);
+  esc_projection_ctx ctx;
+  esc__ctx_init(&ctx, &PROJ, 0, 1);
+  two_events(&ctx, ok, hash, true);
+  esc_error err = ESC_ERROR_INIT;
+  struct esc__apply_result res_g;
+  struct esc__apply_request req = {k.gen, 1, k.cp, "5/5", "5/5", guard, 0};
+
+  assert_int_equal(esc__redis_apply(r, &req, &ctx, &res_g, &err), ESC_OK);
+  assert_int_equal(res_g.outcome, ESC__COMMAND_FAILED);
+  assert_int_equal(res_g.commands_done, 1);
+  assert_value(r, guard, "partial 1");
+  assert_value(r, k.cp, "5/5"); /* a retry never moves the checkpoint */
+  assert_int_equal(get_ll(r, ok), 1);
+
+  cmd(r, false, "DEL", hash, NULL);
+  assert_int_equal(esc__redis_apply(r, &req, &ctx, &res_g, &err), ESC_OK);
+  assert_int_equal(res_g.outcome, ESC__APPLIED);
+  assert_int_equal(get_ll(r, ok), 2);
+  assert_int_equal(get_ll(r, hash), 1);
+  assert_value(r, guard, "5/5");
+  assert_int_equal(esc__redis_apply(r, &req, &ctx, &res_g, &err), ESC_OK);
+  assert_non_null(strstr(res_g.error, "guard already set"));
+  assert_int_equal(get_ll(r, ok), 2);
+
+  /* Another letter that says 2 of its commands took effect: the third
+   * alone runs. */
+  esc_uuid id2 = esc_uuid_v4();
+  esc__key_dead_letter_guard(guard, sizeof guard, NAME, 1, &id2);
+  req.skip = 2;
+  assert_int_equal(esc__redis_apply(r, &req, &ctx, &res_g, &err), ESC_OK);
+  assert_int_equal(res_g.outcome, ESC__APPLIED);
+  assert_int_equal(get_ll(r, ok), 3);
+  assert_int_equal(get_ll(r, hash), 1);
   esc__ctx_release(&ctx);
   esc__redis_free(r);
 }
@@ -526,7 +616,7 @@ static void test_apply_in_flight(void **state) {
 
   /* The batch is written out at send: refilling the batch right after
    * does not change what Redis applies. */
-  struct esc__apply_request req = {k.gen, 1, k.cp, "", "1/1", NULL};
+  struct esc__apply_request req = {k.gen, 1, k.cp, "", "1/1", NULL, 0};
   assert_int_equal(esc__redis_apply_send(r, &req, &ctx, &err), ESC_OK);
   esc__ctx_release(&ctx);
   fill_batch(&ctx, 1, 100);
@@ -536,7 +626,7 @@ static void test_apply_in_flight(void **state) {
 
   /* A reply nobody read is dropped before the next command, whose own
    * reply it then gets. */
-  struct esc__apply_request next = {k.gen, 1, k.cp, "1/1", "2/2", NULL};
+  struct esc__apply_request next = {k.gen, 1, k.cp, "1/1", "2/2", NULL, 0};
   assert_int_equal(esc__redis_apply_send(r, &next, &ctx, &err), ESC_OK);
   assert_value(r, k.cp, "2/2");
   assert_int_equal(get_ll(r, k.counter), 102);
@@ -544,7 +634,7 @@ static void test_apply_in_flight(void **state) {
   /* Scripts forgotten while the handle thinks it has them: the pipelined
    * apply reports NOT_RUN (nothing ran), the next send loads it again. */
   cmd(other, false, "SCRIPT", "FLUSH", NULL);
-  struct esc__apply_request third = {k.gen, 1, k.cp, "2/2", "3/3", NULL};
+  struct esc__apply_request third = {k.gen, 1, k.cp, "2/2", "3/3", NULL, 0};
   assert_int_equal(esc__redis_apply_send(r, &third, &ctx, &err), ESC_OK);
   assert_int_equal(esc__redis_apply_receive(r, &res, &err), ESC_OK);
   assert_int_equal(res.outcome, ESC__NOT_RUN);
@@ -789,6 +879,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_zombies_apply_once, setup, teardown),
       cmocka_unit_test_setup_teardown(test_vanished_and_moved, setup, teardown),
       cmocka_unit_test_setup_teardown(test_failing_command, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_guard_records_progress, setup,
+                                      teardown),
       cmocka_unit_test_setup_teardown(test_binary_safe_arguments, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_guard, setup, teardown),

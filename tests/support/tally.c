@@ -123,3 +123,19 @@ int64_t tally_append(esc_store *st, const char *prefix, int streams,
   }
   return sum;
 }
+
+void tally_append_one(esc_store *st, const char *stream, int64_t n,
+                      const char *item) {
+  tally_counted e = {n, ""};
+  void *data = NULL;
+  size_t len = 0;
+  esc_error err = ESC_ERROR_INIT;
+  esc_append_result res;
+  snprintf(e.item, sizeof e.item, "%s", item);
+  if (esc_event_encode(&tally_counted_type, &e, &data, &len, &err))
+    die(err.msg);
+  esc_event_data ev = {esc_uuid_v4(), "Counted", 1, data, len, NULL, 0};
+  if (esc_append(st, stream, ESC_EXPECT_ANY, &ev, 1, &res, &err))
+    die(err.msg);
+  free(data);
+}

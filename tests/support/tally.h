@@ -31,4 +31,9 @@ void tally_projection(esc_projection *p, const char *name, int32_t version,
  * streams), n = 1 + i % 7, item "item<i % 5>"; returns the sum of n. */
 int64_t tally_append(esc_store *st, const char *prefix, int streams, int count);
 
+/* Appends one Counted {n, item} to stream (any expected version); aborts
+ * on failure. */
+void tally_append_one(esc_store *st, const char *stream, int64_t n,
+                      const char *item);
+
 #endif

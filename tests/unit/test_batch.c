@@ -16,7 +16,7 @@
 #include <cmocka.h>
 
 /* projections/src is not on the tests' include path */
-#include "projection_int.h"
+#include "worker_int.h"
 
 static const esc_projection PROJ = {.name = "orders", .version = 1};
 
@@ -229,6 +229,61 @@ static void test_many_commands(void **state) {
   esc__ctx_release(&ctx);
 }
 
+/* Each event that queued commands is recorded with its boundaries, so a
+ * command failing in Redis is attributed to its event; an event without
+ * commands, or one dropped, leaves no record; a reset forgets them. */
+static void test_event_boundaries(void **state) {
+  (void)state;
+  esc_projection_ctx ctx;
+  esc__ctx_init(&ctx, &PROJ, 0, 1);
+  esc_position p0 = {1, 1}, p1 = {1, 2}, p2 = {1, 3}, p3 = {1, 4};
+  esc__ctx_begin_event(&ctx);
+  assert_int_equal(esc_ctx_cmd(&ctx, "INCR", "a", NULL), ESC_OK);
+  assert_int_equal(esc_ctx_cmd(&ctx, "INCR", "b", NULL), ESC_OK);
+  assert_int_equal(esc__ctx_end_event(&ctx, p0, p1), ESC_OK);
+  esc__ctx_begin_event(&ctx); /* filtered: nothing queued */
+  assert_int_equal(esc__ctx_end_event(&ctx, p1, p2), ESC_OK);
+  esc__ctx_begin_event(&ctx); /* failed: dropped */
+  assert_int_equal(esc_ctx_cmd(&ctx, "INCR", "c", NULL), ESC_OK);
+  esc__ctx_drop_event(&ctx);
+  esc__ctx_begin_event(&ctx);
+  assert_int_equal(esc_ctx_cmd(&ctx, "INCR", "d", NULL), ESC_OK);
+  assert_int_equal(esc__ctx_end_event(&ctx, p2, p3), ESC_OK);
+  assert_int_equal(ctx.nevents, 2);
+  assert_int_equal(ctx.events[0].ncommands, 2);
+  assert_int_equal(esc_position_cmp(&ctx.events[0].before, &p0), 0);
+  assert_int_equal(esc_position_cmp(&ctx.events[0].at, &p1), 0);
+  assert_int_equal(ctx.events[1].ncommands, 1);
+  assert_int_equal(esc_position_cmp(&ctx.events[1].before, &p2), 0);
+  assert_int_equal(esc_position_cmp(&ctx.events[1].at, &p3), 0);
+  assert_int_equal(ctx.ncommands, 3);
+  esc__ctx_reset(&ctx);
+  assert_int_equal(ctx.nevents, 0);
+  esc__ctx_release(&ctx);
+}
+
+/* Retry pauses grow to their cap and stay there (the old 10 << (n - 1)
+ * overflowed at 30 attempts), never below half of it, and vary. */
+static void test_backoff_capped_with_jitter(void **state) {
+  (void)state;
+  esc_error err = ESC_ERROR_INIT;
+  esc_worker *w = esc_worker_new(NULL, &err);
+  assert_non_null(w);
+  int first = esc__backoff_ms(w, 1, 10, 1000), distinct = 0, last = -1;
+  assert_true(first >= 5 && first <= 10);
+  for (int attempt = 1; attempt <= 200; attempt++) {
+    int ms = esc__backoff_ms(w, attempt, 10, 1000);
+    assert_true(ms > 0 && ms <= 1000);
+    if (attempt >= 8)
+      assert_true(ms >= 500);
+    distinct += ms != last;
+    last = ms;
+  }
+  assert_true(distinct > 100);
+  assert_true(esc__backoff_ms(w, 1 << 30, 50, 5000) <= 5000);
+  esc_worker_free(w);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_init_and_accessors),
@@ -238,6 +293,8 @@ int main(void) {
       cmocka_unit_test(test_drop_event),
       cmocka_unit_test(test_scratch_never_moves),
       cmocka_unit_test(test_many_commands),
+      cmocka_unit_test(test_event_boundaries),
+      cmocka_unit_test(test_backoff_capped_with_jitter),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

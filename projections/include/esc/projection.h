@@ -310,6 +310,10 @@ typedef struct esc_dead_letter {
   int attempts;
   int64_t parked_at_us;
   char state[16]; /* "parked", "retry" (requested), "resolved", "discarded" */
+  /* How many of the event's Redis commands took effect before one failed
+   * in Redis (Redis has no rollback); a retry runs only the rest. 0 for a
+   * handler error. */
+  int commands_applied;
 } esc_dead_letter;
 
 /* Lists dead letters (of one projection, or all for NULL), unresolved
@@ -319,7 +323,8 @@ ESC_API esc_status esc_dead_letters_list(const char *pg_url, const char *schema,
                                          esc_dead_letter **out, size_t *count,
                                          esc_error *err);
 /* Marks a parked letter for retry: its worker applies the event again (once,
- * guarded in Redis) and resolves it, or parks it again with the new error. */
+ * guarded in Redis, skipping the commands that took effect before) and
+ * resolves it, or parks it again with the new error. */
 ESC_API esc_status esc_dead_letter_retry(const char *pg_url, const char *schema,
                                          int64_t id, esc_error *err);
 /* Gives up on a parked letter for good (recorded, not deleted). */
