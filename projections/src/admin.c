@@ -230,6 +230,31 @@ static esc_status open_letters(struct status_ctx *c, const char *proj,
 
 /* ------------------------------------------------------------ status --- */
 
+/* A stop a worker recorded (P:g<G>:p<N>:stopped, "<token> <why>"), when
+ * the checkpoint is still the one it stopped at. */
+static esc_status recorded_stop(struct status_ctx *c,
+                                const esc_partition_status *st, bool *stopped,
+                                char *reason, size_t size, esc_error *err) {
+  char key[ESC__KEY_MAX], value[512], cp[ESC_POSITION_TOKEN_MAX] = "start";
+  bool exists = false;
+  esc__key_stopped(key, sizeof key, st->projection, st->generation,
+                   st->partition);
+  esc_status rc =
+      esc__redis_get(c->redis, key, value, sizeof value, &exists, err);
+  if (rc == ESC_EINVAL) { /* longer than any a worker writes: not ours */
+    esc__clear(err);
+    return ESC_OK;
+  }
+  if (st->checkpoint.tx_id || st->checkpoint.global)
+    esc_position_format(&st->checkpoint, cp);
+  size_t n = strlen(cp);
+  if (!rc && exists && strncmp(value, cp, n) == 0 && value[n] == ' ') {
+    *stopped = true;
+    snprintf(reason, size, "%s", value + n + 1);
+  }
+  return rc;
+}
+
 /* The state of a line once its lease and checkpoints are known. */
 static void set_state(const struct status_ctx *c, esc_partition_status *st,
                       bool stopped) {
@@ -272,6 +297,8 @@ static esc_status fill_partition(struct status_ctx *c, const char *categories,
     rc = redis_checkpoint(c, st->projection, st->generation, st->partition,
                           &st->checkpoint, &stopped, st->reason,
                           sizeof st->reason, err);
+  if (!rc && redis && st->generation && !st->rebuild_only && !stopped)
+    rc = recorded_stop(c, st, &stopped, st->reason, sizeof st->reason, err);
   if (!rc && redis && !st->rebuild_only)
     rc = lag(c, st->projection, categories, &st->checkpoint, st->partition,
              st->partitions, &st->lag_events, &st->lag_seconds, err);

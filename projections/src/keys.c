@@ -72,6 +72,12 @@ void esc__key_checkpoint(char *out, size_t size, const char *proj,
            partition);
 }
 
+void esc__key_stopped(char *out, size_t size, const char *proj,
+                      int64_t generation, int partition) {
+  snprintf(out, size, "%s:g%" PRId64 ":p%d:stopped", proj, generation,
+           partition);
+}
+
 void esc__key_prefix(char *out, size_t size, const char *proj,
                      int64_t generation) {
   snprintf(out, size, "%s:g%" PRId64 ":", proj, generation);

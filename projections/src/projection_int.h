@@ -20,6 +20,10 @@
  *                                its first k commands took effect; a batch
  *                                that starts with it skips those. Gone once
  *                                the checkpoint moves (apply.lua)
+ *   P:g<G>:p<N>:stopped          "<token> <why>": stopped (on_error STOP) at
+ *                                the event after checkpoint <token>, so the
+ *                                status can say why; stale once the
+ *                                checkpoint is elsewhere
  *   P:g<G>:...                   the read model (esc_ctx_key)
  *   P:g<G>:dl:<event uuid>       a dead letter's retry was applied (guard);
  *                                "partial <k>" while only k of its commands
@@ -63,6 +67,10 @@ void esc__key_version(char *out, size_t size, const char *proj);
 void esc__key_partitions(char *out, size_t size, const char *proj);
 void esc__key_checkpoint(char *out, size_t size, const char *proj,
                          int64_t generation, int partition);
+/* "<checkpoint token> <why>": the partition stopped (on_error STOP) at the
+ * event after that checkpoint; stale once the checkpoint moved on. */
+void esc__key_stopped(char *out, size_t size, const char *proj,
+                      int64_t generation, int partition);
 /* "P:g<G>:" */
 void esc__key_prefix(char *out, size_t size, const char *proj,
                      int64_t generation);

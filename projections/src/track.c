@@ -100,6 +100,25 @@ static esc_status handle(esc_worker *w, struct track *t,
   }
 }
 
+/* Leaves the reason of a stop where `esc projections` reads it: beside
+ * the checkpoint, with the checkpoint it stopped at, so that a partition
+ * that moved on since (a worker resumed it) no longer reads as stopped. */
+static esc_status record_stop(esc_worker *w, const struct part *pt,
+                              const struct track *t,
+                              const esc_recorded_event *e, const char *why,
+                              esc_error *err) {
+  char key[ESC__KEY_MAX], cp[ESC_POSITION_TOKEN_MAX] = "", value[400];
+  if (t->has_checkpoint)
+    esc_position_format(&t->checkpoint, cp);
+  esc__key_stopped(key, sizeof key, pt->proj->def->name, t->generation,
+                   pt->index);
+  snprintf(value, sizeof value, "%s at %s@%" PRId64 " (%s): %.250s",
+           cp[0] ? cp : "start", e->stream_id, e->stream_version, e->type,
+           why);
+  const char *argv[] = {"SET", key, value};
+  return esc__redis_run(w->redis, 3, argv, NULL, NULL, err);
+}
+
 /* Gave up on e (its handler, or its commands in Redis of which `done`
  * took effect): park it, or stop the partition. *stop tells the caller
  * to end the batch before e. */
@@ -123,7 +142,7 @@ static esc_status give_up(esc_worker *w, struct part *pt, struct track *t,
   snprintf(t->stop_reason, sizeof t->stop_reason,
            "%s/%d stopped at %s@%" PRId64 ": %s", p->name, pt->index,
            e->stream_id, e->stream_version, why);
-  return ESC_OK;
+  return record_stop(w, pt, t, e, why, err);
 }
 
 /* Whether e is the event whose Redis failures used up its attempts. */

@@ -335,6 +335,29 @@ static void failing_first_in_a_page_read_ahead(void **state) {
   esc_store_free(st);
 }
 
+/* Lines of our projection that esc_projection_status shows as stopped,
+ * each with reason naming the event and containing why (when not NULL). */
+static int stopped_lines(const char *why) {
+  esc_partition_status *sts = NULL;
+  size_t n = 0;
+  int stopped = 0;
+  esc_error err = ESC_ERROR_INIT;
+  if (esc_projection_status(NULL, NULL, schema, &sts, &n, &err))
+    fail_msg("status: %s", err.msg);
+  for (size_t i = 0; i < n; i++) {
+    if (strcmp(sts[i].projection, name) != 0 ||
+        strcmp(sts[i].state, "stopped") != 0)
+      continue;
+    stopped++;
+    if (why && (!strstr(sts[i].reason, why) ||
+                !strstr(sts[i].reason, "tally-bad")))
+      fail_msg("stopped, but the reason \"%s\" does not say %s at tally-bad",
+               sts[i].reason, why);
+  }
+  free(sts);
+  return stopped;
+}
+
 /*
  * on_error STOP: the partition stops before the failing event and
  * esc_worker_run_until_caught_up says which partition and why, although
@@ -368,9 +391,13 @@ static void stop_policy_stops_with_the_reason(void **state) {
   long long count = model("count");
   long long after = model("after");
   assert_int_equal(count, after + 1); /* the bad one's first command */
+  /* The status says so, with the reason (#10 item 4), for that partition
+   * only; once it moves on it no longer does. */
+  assert_int_equal(stopped_lines("WRONGTYPE"), 1);
 
   freeReplyObject(redisCommand(redis, "DEL %s", trap));
   catch_up_ok(&p, "after the fix");
+  assert_int_equal(stopped_lines(NULL), 0);
   assert_int_equal(model("count"), 10);
   assert_int_equal(model("after"), 10);
   assert_int_equal(esc_test_redis_ll(redis, 0, "GET %s", trap), 7);
