@@ -145,7 +145,9 @@ static void wait_followers(soak_world *w, soak_evidence *ev, soak_report *rep) {
   char all[600], cat[600];
   soak_world_path(w, "follow-all.jsonl", all, sizeof all);
   soak_world_path(w, "follow-category.jsonl", cat, sizeof cat);
-  int64_t deadline = soak_now_us() + 90 * 1000000LL;
+  /* 90 s, and a second more per 5000 events: a long run's log is long. */
+  int64_t budget_s = 90 + (int64_t)ev->log_all.count / 5000;
+  int64_t deadline = soak_now_us() + budget_s * 1000000LL;
   size_t a = 0, c = 0;
   while (soak_now_us() < deadline) {
     a = lines_of(all);
@@ -155,22 +157,25 @@ static void wait_followers(soak_world *w, soak_evidence *ev, soak_report *rep) {
     tend_ms(w, 200);
   }
   soak_report_add(rep, SOAK_A_FOLLOWER,
-                  "followers did not catch up within 90 s: $all %zu of %zu, "
+                  "followers did not catch up within %lld s: $all %zu of %zu, "
                   "category %zu of %zu",
-                  a, ev->log_all.count, c, ev->log_category.count);
+                  (long long)budget_s, a, ev->log_all.count, c,
+                  ev->log_category.count);
 }
 
 /* Waits (tending) until the read model is the rebuild of the log. */
 static void wait_model(soak_world *w, soak_evidence *ev) {
   char why[512] = "";
-  int64_t deadline = soak_now_us() + 120 * 1000000LL;
+  int64_t budget_s = 120 + (int64_t)ev->log_category.count / 5000;
+  int64_t deadline = soak_now_us() + budget_s * 1000000LL;
   while (soak_now_us() < deadline) {
     if (soak_collect_model(w, ev) &&
         soak_model_matches(&ev->log_category, &ev->model, why, sizeof why))
       return;
     tend_ms(w, 250);
   }
-  soak_say("the read model did not match the log within 120 s: %s", why);
+  soak_say("the read model did not match the log within %lld s: %s",
+           (long long)budget_s, why);
 }
 
 static json_t *summary(const soak_config *c, const soak_world *w,
