@@ -94,6 +94,39 @@ static void owner_cannot_update_delete_or_truncate(void **state) {
     assert_string_equal(after, before);
     free(after);
   }
+  /* The session setting the retention functions once relied on lets
+   * nothing through on its own (#11 item 3): it took one SET and a DELETE
+   * to remove events without a record. */
+  esc_test_exec(raw, "BEGIN");
+  esc_test_exec(raw, "SET LOCAL esc.retention = 'on'");
+  esc_test_exec_fails(raw,
+                      "DELETE FROM " OWNER_SCHEMA ".events WHERE stream_id ="
+                      " 'order-2'",
+                      code);
+  assert_string_equal(code, "ES001");
+  esc_test_exec(raw, "ROLLBACK");
+  esc_test_exec(raw, "SET esc.retention = 'on'");
+  esc_test_exec_fails(raw, "DELETE FROM " OWNER_SCHEMA ".events", code);
+  assert_string_equal(code, "ES001");
+  esc_test_exec(raw, "RESET esc.retention");
+  char *after = events_digest(raw, OWNER_SCHEMA);
+  assert_string_equal(after, before);
+  free(after);
+  /* The retention log is a record: no edits, no deletes. */
+  esc_test_exec(raw, "SELECT " OWNER_SCHEMA ".truncate_stream('order-1', 2,"
+                     " 'test')");
+  esc_test_exec_fails(raw,
+                      "UPDATE " OWNER_SCHEMA ".retention_log SET reason = 'x'",
+                      code);
+  assert_string_equal(code, "ES001");
+  esc_test_exec_fails(raw, "DELETE FROM " OWNER_SCHEMA ".retention_log", code);
+  assert_string_equal(code, "ES001");
+  assert_int_equal(esc_test_query_ll(raw,
+                                     "SELECT count(*) FROM " OWNER_SCHEMA
+                                     ".retention_log WHERE tx_id IS NOT NULL"
+                                     " AND session_login = session_user"
+                                     " AND events_removed = 1"),
+                   1);
   /* The stream versions are untouched too. */
   assert_int_equal(esc_test_query_ll(raw,
                                      "SELECT sum(version) FROM " OWNER_SCHEMA

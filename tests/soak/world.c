@@ -169,7 +169,7 @@ static pid_t spawn_worker(soak_world *w, soak_proc *p) {
   soak_world_path(w, rel, log, sizeof log);
   const char *argv[] = {ESC_PROJECTOR_PATH, "--schema",     SOAK_SCHEMA,
                         "--name",           SOAK_PROJECTION, "--partitions",
-                        "2",                "--pg",          w->pg_url,
+                        "4",                "--pg",          w->pg_url,
                         "--redis",          w->redis_url,    "--lease-poll",
                         "200",              "--poll",        "50",
                         NULL};
