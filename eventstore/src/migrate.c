@@ -4,6 +4,7 @@
  * lock makes concurrent `esc migrate` runs wait for each other.
  */
 #include "embedded.h"
+#include "roles.h"
 #include "store_int.h"
 
 #include <stdio.h>
@@ -30,11 +31,9 @@ static void free_substs(struct subst *s) {
     PQfreemem(s[i].value);
 }
 
-static bool make_substs(esc_store *st, struct subst *s) {
-  char writer[64], reader[64];
+static bool make_substs(esc_store *st, const char *writer, const char *reader,
+                        struct subst *s) {
   PGconn *c = st->conn;
-  snprintf(writer, sizeof writer, "%s_writer", st->schema);
-  snprintf(reader, sizeof reader, "%s_reader", st->schema);
   s[S_SCHEMA] = (struct subst){
       "@SCHEMA@", PQescapeIdentifier(c, st->schema, strlen(st->schema))};
   s[S_WRITER] =
@@ -147,11 +146,14 @@ static esc_status apply_one(esc_store *st, const struct esc__embedded *f,
   return rc;
 }
 
-static esc_status apply_all(esc_store *st, int *applied, esc_error *err) {
+static esc_status apply_all(esc_store *st, const esc_migrate_options *o,
+                            int *applied, esc_error *err) {
   struct subst s[NSUBST] = {{0}};
-  char sql[256];
-  esc_status rc = ESC_OK;
-  if (!make_substs(st, s)) {
+  char sql[256], writer[ESC__ROLE_MAX], reader[ESC__ROLE_MAX];
+  esc_status rc = esc__roles_resolve(st, o, writer, reader, err);
+  if (rc)
+    return rc;
+  if (!make_substs(st, writer, reader, s)) {
     free_substs(s);
     return esc__fail_pg(err, st->conn, NULL, "migrate: quote names");
   }
@@ -175,6 +177,12 @@ static esc_status apply_all(esc_store *st, int *applied, esc_error *err) {
 }
 
 esc_status esc_store_migrate(esc_store *store, int *applied, esc_error *err) {
+  return esc_store_migrate_with(store, NULL, applied, err);
+}
+
+esc_status esc_store_migrate_with(esc_store *store,
+                                  const esc_migrate_options *opts,
+                                  int *applied, esc_error *err) {
   char sql[160];
   int count = 0;
   esc_status rc = esc__ensure_conn(store, err);
@@ -187,7 +195,7 @@ esc_status esc_store_migrate(esc_store *store, int *applied, esc_error *err) {
   rc = run_sql(store, sql, "migrate: lock", err);
   if (rc)
     return rc;
-  rc = apply_all(store, &count, err);
+  rc = apply_all(store, opts, &count, err);
   snprintf(sql, sizeof sql,
            "SELECT pg_advisory_unlock(hashtext('esc.migrate.%s'))",
            store->schema);

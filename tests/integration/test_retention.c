@@ -168,9 +168,14 @@ static void writer_appends_reader_reads(void **state) {
   char sql[512];
   append_n(st, "order-1", 2, NULL);
   char *before = events_digest(raw, ROLES_SCHEMA);
+  char writer[ESC_ROLE_NAME_MAX], reader[ESC_ROLE_NAME_MAX], set[160];
+  esc_error err = ESC_ERROR_INIT;
+  if (esc_store_roles(st, writer, reader, &err))
+    fail_msg("roles: %s", err.msg);
 
   /* Writer: appends through the function, changes nothing. */
-  esc_test_exec(raw, "SET ROLE " ROLES_SCHEMA "_writer");
+  snprintf(set, sizeof set, "SET ROLE \"%s\"", writer);
+  esc_test_exec(raw, set);
   role_append_sql(sql, sizeof sql, "order-9");
   assert_int_equal(esc_test_query_ll(raw, sql), 0);
   role_append_sql(sql, sizeof sql, "order-1");
@@ -195,7 +200,8 @@ static void writer_appends_reader_reads(void **state) {
       4);
 
   /* Reader: reads, cannot append or insert. */
-  esc_test_exec(raw, "SET ROLE " ROLES_SCHEMA "_reader");
+  snprintf(set, sizeof set, "SET ROLE \"%s\"", reader);
+  esc_test_exec(raw, set);
   assert_int_equal(
       esc_test_query_ll(raw, "SELECT count(*) FROM " ROLES_SCHEMA ".events"),
       4);

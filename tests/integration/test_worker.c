@@ -130,14 +130,7 @@ static int setup(void **state) {
 }
 
 static void drop_store(const char *which) {
-  char sql[320];
-  PGconn *c = esc_test_pg();
-  snprintf(sql, sizeof sql,
-           "SET client_min_messages = warning; DROP SCHEMA %s CASCADE; "
-           "DROP ROLE %s_writer; DROP ROLE %s_reader",
-           which, which, which);
-  esc_test_exec(c, sql);
-  PQfinish(c);
+  esc_test_drop_schema(which);
 }
 
 static int teardown(void **state) {

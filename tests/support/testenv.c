@@ -50,15 +50,22 @@ void esc_test_exec(PGconn *conn, const char *sql) {
   PQclear(res);
 }
 
+/* Drops the schema and its roles: those it recorded (migration 10), or
+ * the "<schema>_writer" ones of a store made before. */
 static void drop_schema(const char *schema) {
-  char sql[512];
+  char sql[1024];
   PGconn *conn = esc_test_pg();
   snprintf(sql, sizeof sql,
-           "SET client_min_messages = warning; DROP SCHEMA IF EXISTS \"%s\" "
-           "CASCADE; "
-           "DROP ROLE IF EXISTS \"%s_writer\"; "
-           "DROP ROLE IF EXISTS \"%s_reader\"",
-           schema, schema, schema);
+           "SET client_min_messages = warning; "
+           "DO $$ DECLARE w name; r name; BEGIN "
+           "  IF to_regclass(quote_ident('%s') || '.store_roles') IS NOT NULL "
+           "  THEN EXECUTE 'SELECT writer, reader FROM \"%s\".store_roles' "
+           "       INTO w, r; "
+           "  ELSE w := '%s_writer'; r := '%s_reader'; END IF; "
+           "  EXECUTE 'DROP SCHEMA IF EXISTS \"%s\" CASCADE'; "
+           "  EXECUTE format('DROP ROLE IF EXISTS %%I, %%I', w, r); "
+           "END $$",
+           schema, schema, schema, schema, schema);
   esc_test_exec(conn, sql);
   PQfinish(conn);
 }

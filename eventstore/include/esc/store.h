@@ -387,6 +387,41 @@ ESC_API const char *esc_store_schema(const esc_store *store);
 ESC_API esc_status esc_store_migrate(esc_store *store, int *applied,
                                      esc_error *err);
 
+/* PostgreSQL's limit on a role name, with the NUL. */
+#define ESC_ROLE_NAME_MAX 64
+
+/*
+ * The roles a new store's migrations create and grant to. Roles belong to
+ * the whole cluster: by default a store's are named from its database and
+ * schema ("<db>_<schema>_writer", "<db>_<schema>_reader"), so no two
+ * stores share them, and a role that already holds rights anywhere in the
+ * cluster is refused (ESC_EINVAL naming it) unless share_roles is set.
+ * A store's roles are recorded when it is created (migration 10); a store
+ * made before that keeps "<schema>_writer" and "<schema>_reader". Naming
+ * other roles than the recorded ones is ESC_EINVAL: migrate renames
+ * nothing.
+ */
+typedef struct esc_migrate_options {
+  const char *writer_role; /* NULL: the default */
+  const char *reader_role; /* NULL: the default */
+  bool share_roles;        /* grant roles that hold rights elsewhere too */
+} esc_migrate_options;
+
+#define ESC_MIGRATE_OPTIONS_INIT                                               \
+  { NULL, NULL, false }
+
+/* esc_store_migrate with options (NULL: the defaults). */
+ESC_API esc_status esc_store_migrate_with(esc_store *store,
+                                          const esc_migrate_options *opts,
+                                          int *applied, esc_error *err);
+
+/* The writer and reader roles of a migrated store; ESC_ENOTFOUND when the
+ * schema is not a store yet. */
+ESC_API esc_status esc_store_roles(esc_store *store,
+                                   char writer[ESC_ROLE_NAME_MAX],
+                                   char reader[ESC_ROLE_NAME_MAX],
+                                   esc_error *err);
+
 /* ------------------------------------------------------------------------
  * Appending
  * ------------------------------------------------------------------------ */
