@@ -398,8 +398,8 @@ int cli_cmd_projections(cli_ctx *ctx, int argc, char **argv) {
   esc_error err = ESC_ERROR_INIT;
   esc_partition_status *st = NULL;
   size_t n = 0;
-  if (esc_projection_status(ctx->pg_url, ctx->redis_url, ctx->schema, &st, &n,
-                            &err) != ESC_OK)
+  if (esc_projection_status(ctx->pg_url, ctx->redis_url, ctx->schema,
+                            ctx->key_prefix, &st, &n, &err) != ESC_OK)
     return cli_fail(ctx, &err);
   bool found = !only;
   for (size_t i = 0; i < n && !found; i++)
@@ -437,7 +437,8 @@ static esc_status view_rebuild(const cli_ctx *ctx, const char *name,
   size_t n = 0;
   *v = (rebuild_view){0, -1, false};
   esc_status rc = esc_projection_status(ctx->pg_url, ctx->redis_url,
-                                        ctx->schema, &st, &n, err);
+                                        ctx->schema, ctx->key_prefix, &st, &n,
+                                        err);
   for (size_t i = 0; !rc && i < n; i++) {
     if (strcmp(st[i].projection, name) != 0)
       continue;

@@ -546,7 +546,7 @@ static const esc_partition_status *find(const esc_partition_status *st,
 static esc_partition_status *status(size_t *n) {
   esc_error err = ESC_ERROR_INIT;
   esc_partition_status *st = NULL;
-  if (esc_projection_status(NULL, NULL, SCHEMA, &st, n, &err))
+  if (esc_projection_status(NULL, NULL, SCHEMA, NULL, &st, n, &err))
     fail_msg("status: %s", err.msg);
   return st;
 }
@@ -687,13 +687,13 @@ static void status_shows_the_picture(void **state) {
   /* Servers that cannot be reached: without PostgreSQL there is nothing
    * to show; without Redis the lines say so (see the next test). */
   assert_int_equal(
-      esc_projection_status(NULL, "redis://127.0.0.1:1", SCHEMA, &st, &n, &err),
+      esc_projection_status(NULL, "redis://127.0.0.1:1", SCHEMA, NULL, &st, &n, &err),
       ESC_OK);
   assert_string_equal(find(st, n, name, 0)->state, "unknown");
   free(st);
   st = NULL;
   assert_int_equal(esc_projection_status("postgresql://esc@127.0.0.1:1/esc",
-                                         NULL, SCHEMA, &st, &n, &err),
+                                         NULL, SCHEMA, NULL, &st, &n, &err),
                    ESC_ECONN);
 
   redis_forget(name);
@@ -748,7 +748,7 @@ static void status_shows_stopped_and_unknown_states(void **state) {
   /* Redis unreachable: every line is there, from what PostgreSQL knows,
    * and says why the rest is unknown. */
   st = NULL;
-  assert_int_equal(esc_projection_status(NULL, "redis://127.0.0.1:1", SCHEMA,
+  assert_int_equal(esc_projection_status(NULL, "redis://127.0.0.1:1", SCHEMA, NULL,
                                          &st, &n, &err),
                    ESC_OK);
   s = find(st, n, good, 0);
@@ -772,7 +772,7 @@ static void status_of_an_empty_registry(void **state) {
   size_t n = 7;
   esc_store *empty = esc_test_fresh_store("t_proj_admin_empty");
   assert_int_equal(
-      esc_projection_status(NULL, NULL, "t_proj_admin_empty", &st, &n, &err),
+      esc_projection_status(NULL, NULL, "t_proj_admin_empty", NULL, &st, &n, &err),
       ESC_OK);
   assert_int_equal(n, 0);
   assert_null(st);

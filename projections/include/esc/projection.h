@@ -13,8 +13,12 @@
  * after failover) gets its batch refused and re-reads. Non-idempotent
  * commands (INCRBY, ZINCRBY, LPUSH) are therefore safe in handlers.
  *
- * Keys of a projection live under "<name>:g<generation>:"; the generation
- * that queries read is the value of "<name>:generation". A rebuild builds
+ * Every Redis key of a store starts with the store's namespace NS: a
+ * configured key prefix, else "esc-" and the store's identity
+ * (esc_store_identity), so stores in two schemas or two databases can share
+ * one Redis database without seeing each other's keys. Keys of a projection
+ * live under "NS:<name>:g<generation>:"; the generation that queries read
+ * is the value of "NS:<name>:generation". A rebuild builds
  * generation g+1 from the start of the log while g keeps serving, then
  * switches atomically and deletes g's keys in the background.
  *
@@ -49,7 +53,7 @@ typedef struct esc_projection_ctx esc_projection_ctx;
 
 /*
  * A key in the projection's namespace of the generation being written:
- * "<name>:g<generation>:" followed by the printf-formatted suffix. The
+ * "NS:<name>:g<generation>:" followed by the printf-formatted suffix. The
  * string lives until the handler returns.
  */
 ESC_API const char *esc_ctx_key(esc_projection_ctx *ctx, const char *fmt, ...)
@@ -144,10 +148,32 @@ typedef struct esc_worker_options {
    * behind) logs where it is, how fast it goes and how long it has to
    * go; default 5000 ms. */
   int progress_ms;
+  /* The namespace every Redis key of the store starts with
+   * ([A-Za-z0-9_.-], 1..ESC_KEY_PREFIX_MAX bytes; esc_worker_new refuses
+   * others with ESC_EINVAL). NULL: ESC_KEY_PREFIX when set, else derived
+   * from the store's identity (esc_key_namespace). Queries and status
+   * must be given the same. Borrowed for the esc_worker_new call. */
+  const char *key_prefix;
 } esc_worker_options;
 
 #define ESC_WORKER_OPTIONS_INIT                                                \
-  { NULL, NULL, NULL, 0, 0, 0, NULL, 0, NULL, NULL, 0 }
+  { NULL, NULL, NULL, 0, 0, 0, NULL, 0, NULL, NULL, 0, NULL }
+
+/* The longest key prefix (namespace) there can be. */
+#define ESC_KEY_PREFIX_MAX 64
+
+/*
+ * The namespace the store's Redis keys start with, into out (size >=
+ * ESC_KEY_PREFIX_MAX + 1): key_prefix when not NULL, else ESC_KEY_PREFIX
+ * when set, else "esc-<identity>" from the store (stable across restarts
+ * and processes, different for every schema and database). Code of your
+ * own that keeps state in Redis beside the projections (a saga's
+ * checkpoint) names its keys "<namespace>:<name>...". ESC_EINVAL for an
+ * invalid prefix (the message says which byte), else what reading the
+ * identity returned.
+ */
+ESC_API esc_status esc_key_namespace(esc_store *store, const char *key_prefix,
+                                     char *out, size_t size, esc_error *err);
 
 /* The Redis URL esc_worker_new(NULL-url) would use (static storage). */
 ESC_API const char *esc_default_redis_url(void);
@@ -233,7 +259,8 @@ typedef struct esc_partition_status {
   int64_t rebuild_generation;
   esc_position rebuild_checkpoint;
   int64_t rebuild_lag_events;
-  bool foreign;       /* its Redis keys belong to another event store (P:owner):
+  bool foreign;       /* its Redis keys belong to another event store (P:owner,
+                         two stores configured with one key prefix):
                          the numbers above are not this store's, and this
                          store's workers refuse to run it */
   int repartition_to; /* a pending change of the layout to this many
@@ -263,10 +290,13 @@ typedef struct esc_partition_status {
 /* The status of every partition of every projection a worker has
  * registered: the lines of the store's layout (`partitions` each), then,
  * while a repartition rebuilds, those of the new layout (rebuild_only).
- * *out is malloc'ed (the caller frees); *count entries. */
+ * Redis keys are read in the store's namespace: key_prefix as the
+ * workers' (esc_worker_options), NULL for the same default. *out is
+ * malloc'ed (the caller frees); *count entries. */
 ESC_API esc_status esc_projection_status(const char *pg_url,
                                          const char *redis_url,
                                          const char *schema,
+                                         const char *key_prefix,
                                          esc_partition_status **out,
                                          size_t *count, esc_error *err);
 
