@@ -47,6 +47,25 @@ enum {
  */
 #define APPEND_FAST_RESULT "SELECT base, first_global, last_global, tx_id, notified"
 
+/*
+ * A page of $all (or of a category: `where`) cut by a byte budget as well
+ * as by $3 events: it ends before the event that would take the page's
+ * data and metadata beyond $4 bytes, but always holds the first event,
+ * however big, so that a reader never stalls on one. octet_length reads
+ * a TOASTed value's size without fetching it, so the events past the cut
+ * cost an index step each and are never sent. The window runs in the
+ * index's order: no sort, and the LIMIT stops the scan.
+ */
+#define READ_BOUNDED(where)                                                    \
+  "SELECT " EVENT_COLUMNS " FROM (SELECT " EVENT_COLUMNS ","                   \
+  " sum(octet_length(data) + coalesce(octet_length(metadata), 0))"             \
+  " OVER w AS upto, row_number() OVER w AS n FROM @S@.events"                  \
+  " WHERE " where " AND (tx_id, global_position) > ($1, $2)"                   \
+  " AND " BELOW_HORIZON                                                        \
+  " WINDOW w AS (ORDER BY tx_id, global_position ROWS UNBOUNDED PRECEDING)"    \
+  " ORDER BY tx_id, global_position LIMIT $3) page"                            \
+  " WHERE upto <= $4 OR n = 1 ORDER BY tx_id, global_position"
+
 struct stmt_def {
   const char *name;
   const char *sql; /* @S@ stands for the quoted schema, @C@ for the channel */
@@ -105,6 +124,15 @@ static const struct stmt_def stmt_defs[ESC__STMT_COUNT] = {
                                  "ORDER BY tx_id, global_position LIMIT $3",
                                  4,
                                  {OID_XID8, OID_INT8, OID_INT8, OID_TEXT}},
+    [ESC__STMT_READ_ALL_BOUNDED] = {"esc_read_all_bounded",
+                                    READ_BOUNDED("TRUE"),
+                                    4,
+                                    {OID_XID8, OID_INT8, OID_INT8, OID_INT8}},
+    [ESC__STMT_READ_CATEGORY_BOUNDED] =
+        {"esc_read_category_bounded",
+         READ_BOUNDED("split_part(stream_id, '-', 1) = $5"),
+         5,
+         {OID_XID8, OID_INT8, OID_INT8, OID_INT8, OID_TEXT}},
     [ESC__STMT_STREAM_GET] = {"esc_stream_get",
                               "SELECT stream_id, version, truncated_before, "
                               "tombstoned, "
