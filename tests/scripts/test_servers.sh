@@ -106,6 +106,15 @@ elif [[ "$out" != *"certificate verify failed"* ]]; then
   bad "sslmode=verify-full with a wrong CA failed, but not on the certificate: $out"
 fi
 [[ ! -e "$S/tls/ca.key" ]] || bad "the CA's private key was left behind"
+# esc itself (libpq under it) with verify-full, when ctest gives its path.
+if [[ -n "${1:-}" ]]; then
+  tls="postgresql://esc@localhost:$ESC_PG_PORT/esc?sslmode=verify-full"
+  out=$("$1" --pg "$tls&sslrootcert=$CA" migrate 2>&1) ||
+    bad "esc migrate with sslmode=verify-full failed: $out"
+  out=$("$1" --pg "$tls&sslrootcert=$ESC_BUILD_DIR/other.crt" migrate 2>&1) &&
+    bad "esc connected with sslmode=verify-full and a wrong CA"
+  [[ "$out" == *certificate* ]] || bad "esc with a wrong CA did not say why: $out"
+fi
 
 # --- a running server left open by an older scripts/servers -----------------
 data=$(<"$S/pg.datadir")

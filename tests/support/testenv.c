@@ -32,7 +32,8 @@ const char *esc_test_pg_url(void) {
 PGconn *esc_test_pg(void) {
   PGconn *conn = PQconnectdb(esc_test_pg_url());
   if (PQstatus(conn) != CONNECTION_OK) {
-    fail_msg("cannot connect to %s: %s (did scripts/servers start run?)",
+    fail_msg("cannot connect to %s: %s (did scripts/servers start run, "
+             "and eval \"$(scripts/servers env)\" for its password?)",
              esc_test_pg_url(), PQerrorMessage(conn));
   }
   return conn;
