@@ -53,6 +53,11 @@ int cli_cmd_append(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_read(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_tail(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_streams(cli_ctx *ctx, int argc, char **argv);
+/* read, tail and streams stop at --limit (100 by default): when more
+ * items follow, they say so on stderr and how to go on (rest, e.g.
+ * "--from 101"); stdout keeps only the items, for scripts. */
+void cli_note_cut(const cli_ctx *ctx, int64_t shown, const char *what,
+                  const char *rest);
 int cli_cmd_stats(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_truncate(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_tombstone(cli_ctx *ctx, int argc, char **argv);

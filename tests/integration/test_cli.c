@@ -487,6 +487,54 @@ static void read_prints_the_stream(void **state) {
   free_json(o, n);
 }
 
+/* Output cut at --limit says so on stderr, with how to go on; stdout
+ * keeps only the items. Exactly at the end there is nothing to say. */
+static void a_limit_that_cuts_says_so(void **state) {
+  (void)state;
+  cli_result r;
+  char *lines[MAX_LINES];
+  const char *const appends[] = {"limit-1", "limit-1", "limit-2"};
+  for (int i = 0; i < 3; i++) {
+    run_in_schema(&r, "append", appends[i], "Placed", "{}", NULL);
+    expect_exit(&r, 0);
+    cli_result_release(&r);
+  }
+  run_in_schema(&r, "read", "limit-1", "--limit", "1", NULL);
+  expect_exit(&r, 0);
+  assert_int_equal(split_lines(r.out, lines, MAX_LINES), 1);
+  assert_non_null(strstr(r.err, "esc read: stopped at the limit of 1 events;"
+                                " more follow (--from 2, or --all)"));
+  cli_result_release(&r);
+  run_in_schema(&r, "read", "limit-1", "--backward", "--limit", "1", NULL);
+  assert_non_null(strstr(r.err, "(--from 1, or --all)"));
+  cli_result_release(&r);
+  run_in_schema(&r, "read", "limit-1", "--limit", "2", NULL);
+  expect_exit(&r, 0);
+  assert_null(strstr(r.err, "stopped"));
+  cli_result_release(&r);
+  run_in_schema(&r, "read", "limit-1", "--all", "--json", NULL);
+  expect_exit(&r, 0);
+  assert_int_equal(split_lines(r.out, lines, MAX_LINES), 2);
+  assert_null(strstr(r.err, "stopped"));
+  cli_result_release(&r);
+
+  run_in_schema(&r, "streams", "--category", "limit", "--limit", "1", NULL);
+  expect_exit(&r, 0);
+  assert_non_null(strstr(r.err, "esc streams: stopped at the limit of 1 "
+                                "streams; more follow (the next is limit-2, or --all)"));
+  cli_result_release(&r);
+  run_in_schema(&r, "tail", "--limit", "1", "--json", NULL);
+  expect_exit(&r, 0);
+  assert_int_equal(split_lines(r.out, lines, MAX_LINES), 1);
+  assert_non_null(strstr(r.err, "esc tail: stopped at the limit of 1 events;"
+                                " more follow (--from "));
+  cli_result_release(&r);
+  run_in_schema(&r, "tail", "--all", NULL);
+  expect_exit(&r, 0);
+  assert_null(strstr(r.err, "stopped"));
+  cli_result_release(&r);
+}
+
 static void read_errors_have_their_codes(void **state) {
   (void)state;
   cli_result r;
@@ -832,6 +880,8 @@ int main(void) {
       cmocka_unit_test(an_unreachable_server_exits_5),
       cmocka_unit_test(metrics_are_prometheus_gauges),
       cmocka_unit_test(rebuild_waits_for_the_switch),
+      /* last: it adds streams the tests above count */
+      cmocka_unit_test(a_limit_that_cuts_says_so),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
