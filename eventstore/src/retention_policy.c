@@ -88,7 +88,7 @@ esc_status esc_retention_policy_set(esc_store *store,
   char what[ESC_STREAM_ID_MAX + 48], sql[256], age[24], count[24];
   if (!p)
     return esc__fail(err, ESC_EINVAL, "retention set: policy is NULL");
-  snprintf(what, sizeof what, "retention set %s %s",
+  snprintf(what, sizeof what, "retention policy of %s %s",
            esc__retention_scope_name(p->scope), p->target);
   esc_status rc = check_target(p->scope, p->target, what, err);
   if (!rc)
@@ -110,7 +110,7 @@ esc_status esc_retention_policy_remove(esc_store *store,
                                        esc_retention_scope scope,
                                        const char *target, esc_error *err) {
   char what[ESC_STREAM_ID_MAX + 48], sql[160];
-  snprintf(what, sizeof what, "retention remove %s %s",
+  snprintf(what, sizeof what, "retention policy of %s %s",
            esc__retention_scope_name(scope), target ? target : "(null)");
   esc_status rc = check_target(scope, target, what, err);
   if (rc)
@@ -142,7 +142,7 @@ esc_status esc_retention_policy_list(esc_store *store,
   PGresult *res = esc__exec(
       store, &(struct esc__query){.sql = sql, .n = 3, .values = values});
   if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-    rc = esc__fail_store(err, store, res, "retention show");
+    rc = esc__fail_store(err, store, res, "list retention policies");
   } else {
     int n = PQntuples(res);
     for (int i = 0; i < n; i++)

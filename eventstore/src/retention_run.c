@@ -39,7 +39,7 @@ static esc_status fetch_plan(esc_store *st, PGresult **plan, esc_error *err) {
            st->schema_ident);
   PGresult *res = esc__exec(st, &(struct esc__query){.sql = sql});
   if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-    rc = esc__fail_store(err, st, res, "retention run: plan");
+    rc = esc__fail_store(err, st, res, "plan retention");
     PQclear(res);
     return rc;
   }
@@ -74,8 +74,6 @@ static esc_status archive_stream(esc_store *st, const esc_retention_item *it,
   esc_events_release(&ev);
   if (rc && err)
     err->code = rc; /* a callback may have left it unset */
-  if (rc)
-    esc__prefix(err, rc, "retention run: archive");
   return rc;
 }
 
@@ -92,8 +90,6 @@ static esc_status archive_all(esc_store *st, const PGresult *plan,
     rc = o->archive_sync(o->userdata, err);
     if (rc && err)
       err->code = rc;
-    if (rc)
-      esc__prefix(err, rc, "retention run: archive");
   }
   return rc;
 }
@@ -118,7 +114,7 @@ static esc_status apply_plan(esc_store *st, const PGresult *plan,
     if (!o->dry_run) {
       esc_status rc = truncate_one(st, &it, err);
       if (rc)
-        return esc__prefix(err, rc, "retention run");
+        return rc; /* the message names the stream */
     }
     report->streams++;
     report->events += it.events;
