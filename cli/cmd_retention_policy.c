@@ -207,9 +207,11 @@ static int print_summary(const cli_ctx *ctx, const retention_args *a,
     json_object_set_new(o, "dry_run", json_boolean(a->dry_run));
     return cli_json_emit(o) ? CLI_EXIT_OK : CLI_EXIT_ERROR;
   }
-  int n = printf("%s %" PRId64 " events of %" PRId64 " streams%s\n",
-                 a->dry_run ? "would remove" : "removed", r->events, r->streams,
-                 a->dry_run ? " (dry run: nothing removed)" : "");
+  int n =
+      printf("%s %" PRId64 " event%s of %" PRId64 " stream%s%s\n",
+             a->dry_run ? "would remove" : "removed", r->events,
+             r->events == 1 ? "" : "s", r->streams, r->streams == 1 ? "" : "s",
+             a->dry_run ? " (dry run: nothing removed)" : "");
   if (n >= 0 && a->archive)
     n = printf("archived %" PRId64 " events to %s (fsync'ed)\n", r->archived,
                a->archive);

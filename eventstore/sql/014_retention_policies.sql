@@ -114,5 +114,10 @@ LANGUAGE sql STABLE AS $$
    ORDER BY n.stream_id
 $$;
 
+-- Policies and runs are the owner's (operators run `esc retention` as
+-- the schema owner): a role that could set a policy could remove events.
+-- The writer and reader only read them (`esc retention show`). Only
+-- PUBLIC's default EXECUTE is revoked: revoking the roles' too would take
+-- back what migration 12 granted them.
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA @SCHEMA@ FROM PUBLIC;
 GRANT SELECT ON @SCHEMA@.retention_policies TO @WRITER@, @READER@;
