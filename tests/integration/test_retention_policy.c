@@ -181,6 +181,26 @@ static void bad_policies_are_refused_and_change_nothing(void **state) {
   assert_int_equal(esc_retention_policy_remove(st, S, "bad id", &err),
                    ESC_EINVAL);
 
+  /* Policies are the owner's: the writer role can neither set one
+   * through the function nor write the table. */
+  char writer[ESC_ROLE_NAME_MAX], reader[ESC_ROLE_NAME_MAX], sql[512];
+  char code[6];
+  assert_int_equal(esc_store_roles(st, writer, reader, &err), ESC_OK);
+  snprintf(sql, sizeof sql, "SET ROLE \"%s\"", writer);
+  esc_test_exec(raw, sql);
+  snprintf(sql, sizeof sql,
+           "SELECT %s.retention_policy_set('stream', 'order-1', NULL, 1)",
+           schema);
+  esc_test_exec_fails(raw, sql, code);
+  assert_string_equal(code, "42501");
+  snprintf(sql, sizeof sql,
+           "INSERT INTO %s.retention_policies (kind, target, max_count) "
+           "VALUES ('category', 'order', 1)",
+           schema);
+  esc_test_exec_fails(raw, sql, code);
+  assert_string_equal(code, "42501");
+  esc_test_exec(raw, "RESET ROLE");
+
   /* The one good policy is as it was. */
   assert_int_equal(query_ll(raw,
                             "SELECT count(*) FROM %s.retention_policies "
