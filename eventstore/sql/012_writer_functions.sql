@@ -195,19 +195,12 @@ LANGUAGE plpgsql AS $$
 DECLARE
   v_bad integer;
 BEGIN
-  IF cardinality(p_metadata) = 1 THEN
-    v_bad := CASE WHEN p_metadata[1] IS NULL
-                    OR @SCHEMA@.metadata_canonical(p_metadata[1])
-                    OR @SCHEMA@.metadata_valid(p_metadata[1]) THEN NULL
-                  ELSE 1 END;
-  ELSE
   SELECT x.k INTO v_bad
     FROM (SELECT DISTINCT ON (m) m, k
             FROM unnest(p_metadata) WITH ORDINALITY AS r(m, k)
            WHERE m IS NOT NULL ORDER BY m, k) x
    WHERE NOT @SCHEMA@.metadata_valid(x.m)
    ORDER BY x.k LIMIT 1;
-  END IF;
   IF v_bad IS NOT NULL THEN
     RAISE EXCEPTION 'event % of the append: metadata is not what '
                     'esc_metadata_decode accepts', v_bad - 1
@@ -238,87 +231,107 @@ ALTER TABLE @SCHEMA@.events
 
 -- --------------------------------------------------------- appending --
 
--- The fast path of esc_append: migration 1's append() minus the cold
--- cases, as one statement (one executor run; a PL/pgSQL body of five
--- statements cost a quarter of the throughput). The stream's lock comes
--- first, before anything assigns a transaction id (migration 5); then the
--- stream row is bumped if it matches, the events inserted and a
--- registered waiter notified. No row, or a NULL base, when the row did
--- not match: the client then calls append(), which says why. "exists"
--- and exact versions > 0 update; the rest may create the stream. The
--- failed case may notify once, which is only a hint.
+-- The fast path of esc_append, as migration 1's append() minus the cold
+-- cases: take the stream's lock before anything assigns a transaction id
+-- (migration 5), bump the stream row if it matches, insert. base is NULL
+-- when the row did not match; the client then calls append(), which says
+-- why. "exists" and exact versions > 0 update; the rest may create.
 CREATE FUNCTION @SCHEMA@.append_fast(
   p_stream text, p_expected bigint, p_ids uuid[], p_types text[],
-  p_schema_versions integer[], p_data bytea[], p_metadata bytea[])
-RETURNS TABLE (base bigint, first_global bigint, last_global bigint,
-               tx_id xid8, notified bigint)
+  p_schema_versions integer[], p_data bytea[], p_metadata bytea[],
+  OUT base bigint, OUT first_global bigint, OUT last_global bigint,
+  OUT tx_id xid8, OUT notified integer)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-#variable_conflict use_column
 DECLARE
   v_n integer := cardinality(p_ids);
 BEGIN
   PERFORM @SCHEMA@.check_metadata(p_metadata);
+  PERFORM @SCHEMA@.lock_stream(p_stream);
   IF p_expected = -3 OR p_expected > 0 THEN
-    RETURN QUERY
-    WITH locked AS MATERIALIZED (SELECT @SCHEMA@.lock_stream(p_stream)),
-    stream AS (
-      UPDATE @SCHEMA@.streams s SET version = s.version + v_n,
-             updated_at = now()
-        FROM locked
-       WHERE s.stream_id = p_stream AND NOT s.tombstoned
-         AND ((p_expected = -3 AND s.version > 0) OR s.version = p_expected)
-      RETURNING s.version - v_n AS base),
-    inserted AS (
-      INSERT INTO @SCHEMA@.events (stream_id, stream_version, event_id,
-                                   event_type, schema_version, data,
-                                   metadata, tx_id)
-      SELECT p_stream, (SELECT base FROM stream) + r.ord, r.id, r.type,
-             r.sv, r.data, r.md, pg_current_xact_id()
-        FROM unnest(p_ids, p_types, p_schema_versions, p_data, p_metadata)
-               WITH ORDINALITY AS r(id, type, sv, data, md, ord)
-       WHERE EXISTS (SELECT 1 FROM stream)
-      RETURNING global_position),
-    notified AS (
-      SELECT pg_notify(@CHANNEL_LIT@, split_part(p_stream, '-', 1))
-        FROM @SCHEMA@.waiters w
-       WHERE w.category IS NULL OR w.category = split_part(p_stream, '-', 1)
-       LIMIT 1)
-    SELECT (SELECT base FROM stream), min(global_position),
-           max(global_position),
-           CASE WHEN count(*) > 0 THEN pg_current_xact_id() END,
-           (SELECT count(*) FROM notified)
-      FROM inserted;
+    UPDATE @SCHEMA@.streams s SET version = s.version + v_n, updated_at = now()
+     WHERE s.stream_id = p_stream AND NOT s.tombstoned
+       AND ((p_expected = -3 AND s.version > 0) OR s.version = p_expected)
+    RETURNING s.version - v_n INTO base;
   ELSE
-    RETURN QUERY
-    WITH locked AS MATERIALIZED (SELECT @SCHEMA@.lock_stream(p_stream)),
-    stream AS (
-      INSERT INTO @SCHEMA@.streams AS s (stream_id, version)
-      SELECT p_stream, v_n FROM locked
-      ON CONFLICT (stream_id) DO UPDATE
-        SET version = s.version + excluded.version, updated_at = now()
-        WHERE NOT s.tombstoned AND p_expected = -1
-      RETURNING s.version - v_n AS base),
-    inserted AS (
-      INSERT INTO @SCHEMA@.events (stream_id, stream_version, event_id,
-                                   event_type, schema_version, data,
-                                   metadata, tx_id)
-      SELECT p_stream, (SELECT base FROM stream) + r.ord, r.id, r.type,
-             r.sv, r.data, r.md, pg_current_xact_id()
-        FROM unnest(p_ids, p_types, p_schema_versions, p_data, p_metadata)
-               WITH ORDINALITY AS r(id, type, sv, data, md, ord)
-       WHERE EXISTS (SELECT 1 FROM stream)
-      RETURNING global_position),
-    notified AS (
-      SELECT pg_notify(@CHANNEL_LIT@, split_part(p_stream, '-', 1))
-        FROM @SCHEMA@.waiters w
-       WHERE w.category IS NULL OR w.category = split_part(p_stream, '-', 1)
-       LIMIT 1)
-    SELECT (SELECT base FROM stream), min(global_position),
-           max(global_position),
-           CASE WHEN count(*) > 0 THEN pg_current_xact_id() END,
-           (SELECT count(*) FROM notified)
-      FROM inserted;
+    INSERT INTO @SCHEMA@.streams AS s (stream_id, version)
+    VALUES (p_stream, v_n)
+    ON CONFLICT (stream_id) DO UPDATE
+      SET version = s.version + excluded.version, updated_at = now()
+      WHERE NOT s.tombstoned AND p_expected = -1
+    RETURNING s.version - v_n INTO base;
   END IF;
+  IF base IS NULL THEN
+    RETURN;
+  END IF;
+  tx_id := pg_current_xact_id();
+  WITH ins AS (
+    INSERT INTO @SCHEMA@.events (stream_id, stream_version, event_id,
+                                 event_type, schema_version, data, metadata,
+                                 tx_id)
+    SELECT p_stream, base + r.ord, r.id, r.type, r.sv, r.data, r.md, tx_id
+      FROM unnest(p_ids, p_types, p_schema_versions, p_data, p_metadata)
+             WITH ORDINALITY AS r(id, type, sv, data, md, ord)
+    RETURNING global_position)
+  SELECT min(global_position), max(global_position)
+    INTO first_global, last_global FROM ins;
+  notified := @SCHEMA@.notify_waiters(p_stream);
+END
+$$;
+
+-- One event: scalar parameters, no arrays to build or unnest.
+CREATE FUNCTION @SCHEMA@.append_fast1(
+  p_stream text, p_expected bigint, p_id uuid, p_type text,
+  p_schema_version integer, p_data bytea, p_metadata bytea,
+  OUT base bigint, OUT first_global bigint, OUT last_global bigint,
+  OUT tx_id xid8, OUT notified integer)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF p_metadata IS NOT NULL AND NOT @SCHEMA@.metadata_canonical(p_metadata)
+     AND NOT @SCHEMA@.metadata_valid(p_metadata) THEN
+    RAISE EXCEPTION 'event 0 of the append: metadata is not what '
+                    'esc_metadata_decode accepts' USING ERRCODE = '23514';
+  END IF;
+  PERFORM @SCHEMA@.lock_stream(p_stream);
+  IF p_expected = -3 OR p_expected > 0 THEN
+    UPDATE @SCHEMA@.streams s SET version = s.version + 1, updated_at = now()
+     WHERE s.stream_id = p_stream AND NOT s.tombstoned
+       AND ((p_expected = -3 AND s.version > 0) OR s.version = p_expected)
+    RETURNING s.version - 1 INTO base;
+  ELSE
+    INSERT INTO @SCHEMA@.streams AS s (stream_id, version)
+    VALUES (p_stream, 1)
+    ON CONFLICT (stream_id) DO UPDATE
+      SET version = s.version + 1, updated_at = now()
+      WHERE NOT s.tombstoned AND p_expected = -1
+    RETURNING s.version - 1 INTO base;
+  END IF;
+  IF base IS NULL THEN
+    RETURN;
+  END IF;
+  tx_id := pg_current_xact_id();
+  INSERT INTO @SCHEMA@.events (stream_id, stream_version, event_id,
+                               event_type, schema_version, data, metadata,
+                               tx_id)
+  VALUES (p_stream, base + 1, p_id, p_type, p_schema_version, p_data,
+          p_metadata, tx_id)
+  RETURNING global_position INTO first_global;
+  last_global := first_global;
+  notified := @SCHEMA@.notify_waiters(p_stream);
+END
+$$;
+
+-- Wakes a reader registered for the stream's category or for $all; 1 when
+-- it notified. Appends pay for NOTIFY only while someone waits.
+CREATE FUNCTION @SCHEMA@.notify_waiters(p_stream text) RETURNS integer
+LANGUAGE plpgsql AS $$
+BEGIN
+  IF EXISTS (SELECT 1 FROM @SCHEMA@.waiters w
+              WHERE w.category IS NULL
+                 OR w.category = split_part(p_stream, '-', 1)) THEN
+    PERFORM pg_notify(@CHANNEL_LIT@, split_part(p_stream, '-', 1));
+    RETURN 1;
+  END IF;
+  RETURN 0;
 END
 $$;
 
@@ -449,8 +462,8 @@ $$;
 
 -- ---------------------------------------------------------- privileges --
 
--- The helpers above without SET search_path (metadata_*, check_metadata)
--- run only inside the SECURITY DEFINER functions, whose
+-- The helpers above without SET search_path (metadata_*, check_metadata,
+-- notify_waiters) run only inside the SECURITY DEFINER functions, whose
 -- path is pinned, and are granted to no one.
 
 -- No table is written by the roles; functions run as the owner.
@@ -463,6 +476,7 @@ GRANT EXECUTE ON FUNCTION
   @SCHEMA@.append(text, bigint, uuid[], text[], integer[], bytea[], bytea[]),
   @SCHEMA@.append_fast(text, bigint, uuid[], text[], integer[], bytea[],
                        bytea[]),
+  @SCHEMA@.append_fast1(text, bigint, uuid, text, integer, bytea, bytea),
   @SCHEMA@.snapshot_write(text, bigint, integer, bytea),
   @SCHEMA@.projection_register(text, integer, integer, text[], text[]),
   @SCHEMA@.projection_rebuild_taken(text),

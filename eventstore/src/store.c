@@ -39,10 +39,10 @@ enum {
  * The append fast path: <schema>.append_fast() (migration 12) takes the
  * stream's lock, bumps the stream row when it matches (checking the
  * expected version in the same step), inserts the events and notifies a
- * registered waiter, in one statement. When the row does not match (a
- * conflict, a tombstone, a retry) it inserts nothing, base is NULL, and
- * the caller falls back to <schema>.append(), which sorts out why. Both
- * are SECURITY DEFINER: the writer role has no rights on the tables.
+ * registered waiter. When the row does not match (a conflict, a
+ * tombstone, a retry) it inserts nothing, base is NULL, and the caller
+ * falls back to <schema>.append(), which sorts out why. Both are SECURITY
+ * DEFINER: the writer role has no rights on the tables themselves.
  * Result columns: base, first and last global position, tx id, notified.
  */
 #define APPEND_FAST_RESULT "SELECT base, first_global, last_global, tx_id, notified"
@@ -85,9 +85,8 @@ static const struct stmt_def stmt_defs[ESC__STMT_COUNT] = {
     /* One event: scalar parameters, no arrays to build or unnest. */
     [ESC__STMT_APPEND_FAST1] = {"esc_append_fast1",
                                 APPEND_FAST_RESULT
-                                " FROM @S@.append_fast($1, $2, ARRAY[$3],"
-                                " ARRAY[$4], ARRAY[$5], ARRAY[$6],"
-                                " ARRAY[$7])",
+                                " FROM @S@.append_fast1($1, $2, $3, $4, $5,"
+                                " $6, $7)",
                                 7,
                                 {OID_TEXT, OID_INT8, OID_UUID, OID_TEXT,
                                  OID_INT4, OID_BYTEA, OID_BYTEA}},

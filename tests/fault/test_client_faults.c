@@ -416,7 +416,7 @@ static void a_terminated_append_is_unknown_or_not_sent(void **s) {
   esc_store_free(j.st);
 
   /* Lost while preparing its statement: the append itself never left.
-   * (Preparing a call of append_fast locks no table, so the stall is the
+   * (Preparing a call of append_fast1 locks no table, so the stall is the
    * proxy's, not a lock's.) */
   j.st = open_with_timeout(proxy_url, "1");
   j.id = esc_uuid_v4();

@@ -101,7 +101,7 @@ static const char *const table_writes[] = {
     "SELECT " SCHEMA ".append_locked('order-1', -1, ARRAY[gen_random_uuid()],"
     " ARRAY['T'], ARRAY[1], ARRAY['\\x80'::bytea], ARRAY[NULL::bytea])",
     "SELECT " SCHEMA ".lock_stream('order-1')",
-    "SELECT " SCHEMA ".check_metadata(ARRAY['\\x80'::bytea])",
+    "SELECT " SCHEMA ".notify_waiters('order-1')",
     "SELECT " SCHEMA ".truncate_stream('order-1', 2, 'x')",
     "SELECT " SCHEMA ".tombstone_stream('order-1', 'x')",
     "SELECT " SCHEMA ".repair_stream_order('order-1')",
@@ -132,9 +132,8 @@ static void roles_write_no_table(void **state) {
   }
   /* The reader calls none of the writing functions either. */
   as_role(c, reader);
-  refused(c, "SELECT * FROM " SCHEMA ".append_fast('order-1', -1,"
-             " ARRAY[gen_random_uuid()], ARRAY['T'], ARRAY[1],"
-             " ARRAY['\\x80'::bytea], ARRAY[NULL::bytea])");
+  refused(c, "SELECT * FROM " SCHEMA ".append_fast1('order-1', -1,"
+             " gen_random_uuid(), 'T', 1, '\\x80', NULL)");
   refused(c, "SELECT * FROM " SCHEMA ".append('order-1', -1,"
              " ARRAY[gen_random_uuid()], ARRAY['T'], ARRAY[1],"
              " ARRAY['\\x80'::bytea], ARRAY[NULL::bytea])");
@@ -156,9 +155,8 @@ static void roles_write_no_table(void **state) {
 /* ----------------------------------------------- what may be stored -- */
 
 #define FAST1(stream, type, sv, data, md)                                      \
-  "SELECT base FROM " SCHEMA ".append_fast('" stream "', -1,"                  \
-  " ARRAY[gen_random_uuid()], ARRAY['" type "'], ARRAY[" sv "],"              \
-  " ARRAY[(" data ")::bytea], ARRAY[" md "::bytea])"
+  "SELECT base FROM " SCHEMA ".append_fast1('" stream "', -1,"                 \
+  " gen_random_uuid(), '" type "', " sv ", " data ", " md ")"
 
 static void functions_check_what_they_store(void **state) {
   (void)state;
