@@ -558,6 +558,8 @@ static void status_shows_the_picture(void **state) {
   esc_events ev = ESC_EVENTS_INIT;
   size_t n = 0;
   unique_name(name, sizeof name, "st");
+  char base[ESC_TEST_KEY_BASE_SIZE]; /* "NS:name": where its keys start */
+  esc_test_key_base(SCHEMA, name, base, sizeof base);
   struct esc__layout layout;
   PGconn *c = connect_as("t-status");
   PGconn *holder = connect_as("t-status-holder");
@@ -594,7 +596,7 @@ static void status_shows_the_picture(void **state) {
 
   /* Keys another store's workers wrote are flagged, not passed off as
    * this store's. */
-  esc__key_owner(key, sizeof key, name);
+  esc__key_owner(key, sizeof key, base);
   redis_set(key, "00000000-0000-4000-8000-000000000000");
   st = status(&n);
   assert_true(find(st, n, name, 0)->foreign);
@@ -606,15 +608,15 @@ static void status_shows_the_picture(void **state) {
   /* Generation 7 serves; partition 0 is past the second event, partition
    * 1 has not started; partition 0's lease is held; partition 1 has a
    * parked letter; generation 8 is being rebuilt, partition 0 caught up. */
-  esc__key_generation(key, sizeof key, name);
+  esc__key_generation(key, sizeof key, base);
   redis_set(key, "7");
   esc_position_format(&ev.items[1].position, token);
-  esc__key_checkpoint(key, sizeof key, name, 7, 0);
+  esc__key_checkpoint(key, sizeof key, base, 7, 0);
   redis_set(key, token);
   esc_position_format(&ev.items[3].position, token);
-  esc__key_checkpoint(key, sizeof key, name, 8, 0);
+  esc__key_checkpoint(key, sizeof key, base, 8, 0);
   redis_set(key, token);
-  esc__key_rebuild(key, sizeof key, name);
+  esc__key_rebuild(key, sizeof key, base);
   const char *hset[] = {"HSET", key, "generation", "8", "version", "3"};
   redis_cmd(6, hset);
   assert_true(try_lease(holder, esc__lease_key(SCHEMA, name, 2, 0)));
@@ -651,9 +653,9 @@ static void status_shows_the_picture(void **state) {
   /* Caught up; the lease holder gone; a stale rebuild marker (a finished
    * rebuild's generation is not above the serving one) is no rebuild. */
   esc_position_format(&ev.items[3].position, token);
-  esc__key_checkpoint(key, sizeof key, name, 7, 0);
+  esc__key_checkpoint(key, sizeof key, base, 7, 0);
   redis_set(key, token);
-  esc__key_rebuild(key, sizeof key, name);
+  esc__key_rebuild(key, sizeof key, base);
   const char *stale[] = {"HSET", key, "generation", "7"};
   redis_cmd(4, stale);
   PQfinish(holder);
@@ -675,7 +677,7 @@ static void status_shows_the_picture(void **state) {
 
   /* A corrupt checkpoint stops its line, naming the key; the status of
    * the rest goes on. */
-  esc__key_checkpoint(key, sizeof key, name, 7, 1);
+  esc__key_checkpoint(key, sizeof key, base, 7, 1);
   redis_set(key, "not-a-token");
   st = status(&n);
   assert_string_equal(find(st, n, name, 1)->state, "stopped");
@@ -714,6 +716,9 @@ static void status_shows_stopped_and_unknown_states(void **state) {
   size_t n = 0;
   unique_name(bad, sizeof bad, "stopped");
   unique_name(good, sizeof good, "fine");
+  char bad_base[ESC_TEST_KEY_BASE_SIZE], good_base[ESC_TEST_KEY_BASE_SIZE];
+  esc_test_key_base(SCHEMA, bad, bad_base, sizeof bad_base);
+  esc_test_key_base(SCHEMA, good, good_base, sizeof good_base);
   struct esc__layout layout;
   PGconn *c = connect_as("t-status-states");
   PGconn *holder = connect_as("t-status-states-holder");
@@ -724,13 +729,13 @@ static void status_shows_stopped_and_unknown_states(void **state) {
   p.name = good;
   assert_int_equal(esc__registry_upsert(c, SCHEMA, &p, &layout, &err), ESC_OK);
   for (int i = 0; i < 2; i++) {
-    esc__key_generation(key, sizeof key, i ? good : bad);
+    esc__key_generation(key, sizeof key, i ? good_base : bad_base);
     redis_set(key, "3");
   }
-  esc__key_checkpoint(key, sizeof key, bad, 3, 0);
+  esc__key_checkpoint(key, sizeof key, bad_base, 3, 0);
   redis_set(key, "failed 812/57: command 1: ERR increment or decrement "
                  "would overflow");
-  esc__key_checkpoint(key, sizeof key, good, 3, 0);
+  esc__key_checkpoint(key, sizeof key, good_base, 3, 0);
   redis_set(key, "812/57");
   assert_true(try_lease(holder, esc__lease_key(SCHEMA, good, 1, 0)));
 
