@@ -345,15 +345,8 @@ static char *esc_output(const struct store *s, const char *args) {
   char cmd[1024];
   snprintf(cmd, sizeof cmd, "'%s' %s --pg '%s' --schema %s", ESC_CLI_PATH,
            args, s->url, s->schema);
-  FILE *f = popen(cmd, "r");
-  assert_non_null(f);
-  size_t cap = 1 << 16, len = 0;
-  char *out = malloc(cap);
-  assert_non_null(out);
-  for (size_t got; (got = fread(out + len, 1, cap - 1 - len, f)) > 0;)
-    len += got;
-  out[len] = '\0';
-  int status = pclose(f);
+  int status = -1;
+  char *out = esc_test_command_output(cmd, &status);
   if (status != 0)
     fail_msg("%s exited with %d: %s", cmd, status, out);
   return out;

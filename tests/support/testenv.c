@@ -669,6 +669,20 @@ int64_t esc_test_tally_events(const esc_test_tally *m) {
   return m->events;
 }
 
+char *esc_test_command_output(const char *cmd, int *status) {
+  FILE *f = popen(cmd, "r");
+  assert_non_null(f);
+  size_t cap = 1 << 16, len = 0;
+  char *out = malloc(cap);
+  assert_non_null(out);
+  for (size_t got; (got = fread(out + len, 1, cap - 1 - len, f)) > 0;)
+    len += got;
+  out[len] = '\0';
+  int st = pclose(f);
+  *status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return out;
+}
+
 const char *esc_test_key_base(const char *schema, const char *proj, char *out,
                               size_t size) {
   char ns[ESC_KEY_PREFIX_MAX + 1];

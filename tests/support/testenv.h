@@ -125,6 +125,11 @@ void esc_test_tally_free(esc_test_tally *m);
 int64_t esc_test_tally_total(const esc_test_tally *m);
 int64_t esc_test_tally_events(const esc_test_tally *m);
 
+/* Runs cmd through the shell: its standard output (the first 64 KiB,
+ * malloc'ed; the caller frees) and, in *status, its exit code (-1 when a
+ * signal ended it). */
+char *esc_test_command_output(const char *cmd, int *status);
+
 /* The key base "NS:proj" where every Redis key of projection proj starts,
  * NS being the namespace schema's store has by default (esc_key_namespace:
  * "esc-<identity>"), into out (ESC_TEST_KEY_BASE_SIZE); returns out.
