@@ -33,7 +33,7 @@ struct status_ctx {
   char redis_down[200]; /* why Redis could not be read; "" when it could */
   const char *schema; /* unquoted */
   char *ident;        /* quoted, for SQL text */
-  char identity[37];  /* the store's, to compare with P:owner */
+  char identity[ESC__IDENTITY_SIZE]; /* the store's, to compare with P:owner */
   const char *key_prefix;      /* configured (esc__key_prefix_configured) */
   char ns[ESC__NAMESPACE_SIZE]; /* the keys' namespace (esc__namespace) */
 };
@@ -423,15 +423,9 @@ static esc_status fill_projection(struct status_ctx *c, const PGresult *reg,
 /* The store's identity (migration 4), which workers write into P:owner,
  * and the namespace of its keys. */
 static esc_status read_identity(struct status_ctx *c, esc_error *err) {
-  char sql[128];
-  snprintf(sql, sizeof sql, "SELECT id::text FROM %s.identity", c->ident);
-  PGresult *res = esc__pg_exec(c->conn, sql, 0, NULL, PGRES_TUPLES_OK,
-                               "read the store's identity", err);
-  if (!res)
-    return esc__pg_failed(err);
-  if (PQntuples(res) == 1)
-    snprintf(c->identity, sizeof c->identity, "%s", PQgetvalue(res, 0, 0));
-  PQclear(res);
+  esc_status rc = esc__pg_read_identity(c->conn, c->schema, c->identity, err);
+  if (rc)
+    return rc;
   return esc__namespace(c->ns, sizeof c->ns, c->key_prefix, c->identity, err);
 }
 

@@ -184,11 +184,15 @@ esc_status esc__generation_load(esc_worker *w, struct proj *pj,
                                 esc_error *err) {
   char gen_key[ESC__KEY_MAX];
   bool exists = false;
-  esc_status rc = check_owner(w, pj, err);
-  if (rc)
-    return rc;
   esc__key_generation(gen_key, sizeof gen_key, pj->base);
-  rc = get_i64(w, gen_key, &pj->serving, &exists, err);
+  esc_status rc = get_i64(w, gen_key, &pj->serving, &exists, err);
+  /* Nothing in the namespace may still mean a model under the names of a
+   * release before namespaces: then build nothing beside it. */
+  if (!rc && !exists)
+    rc = esc__legacy_refuse(w->redis, pj->def->name, w->identity, w->schema,
+                            err);
+  if (!rc)
+    rc = check_owner(w, pj, err);
   if (!rc && !exists)
     rc = create_serving(w, pj, err);
   if (rc)

@@ -150,6 +150,26 @@ void esc__key_dead_letter_guard(char *out, size_t size, const char *base,
   snprintf(out, size, "%s:g%" PRId64 ":dl:%s", base, generation, id);
 }
 
+/* ------------------------------------------------ before namespaces --- */
+
+/* A release before namespaces named projection P's keys with the bare
+ * name as their base: "P:generation", "P:g<G>:...". */
+void esc__key_legacy_base(char *out, size_t size, const char *proj) {
+  snprintf(out, size, "%s", proj);
+}
+
+bool esc__key_in_a_generation(const char *key, const char *base) {
+  size_t n = strlen(base);
+  if (strncmp(key, base, n) != 0 || strncmp(key + n, ":g", 2) != 0)
+    return false;
+  const char *p = key + n + 2;
+  if (*p < '0' || *p > '9')
+    return false;
+  while (*p >= '0' && *p <= '9')
+    p++;
+  return *p == ':';
+}
+
 /* ------------------------------------------------------------ public --- */
 
 esc_status esc_key_namespace(esc_store *store, const char *key_prefix,

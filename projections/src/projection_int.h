@@ -103,6 +103,13 @@ void esc__key_rebuild_ready(char *out, size_t size, const char *base);
 void esc__key_dead_letter_guard(char *out, size_t size, const char *base,
                                 int64_t generation, const esc_uuid *event);
 
+/* "P": the base of projection proj's keys in a release before key
+ * namespaces (legacy.c moves them into the namespace). */
+void esc__key_legacy_base(char *out, size_t size, const char *proj);
+/* Whether key is one of a generation's keys under base ("<base>:g<G>:..."):
+ * a read-model key, checkpoint, stop record or dead-letter guard. */
+bool esc__key_in_a_generation(const char *key, const char *base);
+
 /* ------------------------------------------------------- partition.c -- */
 
 /* FNV-1a, 64 bits: stable across machines, processes and versions. */
@@ -298,6 +305,18 @@ esc_status esc__redis_delete_generation(esc__redis *r, const char *base,
                                         int64_t generation, uint64_t *cursor,
                                         size_t budget, esc_error *err);
 
+/* -------------------------------------------------------- legacy.c -- */
+
+/* ESC_EBUSY, saying how to move them, when Redis holds this store's keys
+ * of projection proj from a release before key namespaces ("P:generation"
+ * exists, and "P:owner" is absent or this store's identity); ESC_OK when
+ * there are none, or they belong to another store. A worker asks before
+ * it creates a generation in its namespace: building one beside the old
+ * keys would serve an empty model while the old one is forgotten. */
+esc_status esc__legacy_refuse(esc__redis *r, const char *proj,
+                              const char *identity, const char *schema,
+                              esc_error *err);
+
 /* -------------------------------------------------------------- pg.c -- */
 
 /* A session-level connection (leases and LISTEN need one). */
@@ -312,6 +331,12 @@ PGresult *esc__pg_exec(PGconn *conn, const char *sql, int n,
                        const char *what, esc_error *err);
 /* The code in err after a failure (ESC_EIO when err has none). */
 esc_status esc__pg_failed(const esc_error *err);
+/* Room for the store's identity as text and its NUL. */
+#define ESC__IDENTITY_SIZE 37
+/* The store's identity (migration 4) as text into out
+ * (ESC__IDENTITY_SIZE); "" when the schema has no identity row. */
+esc_status esc__pg_read_identity(PGconn *conn, const char *schema, char *out,
+                                 esc_error *err);
 
 /* ----------------------------------------------------------- lease.c -- */
 

@@ -332,6 +332,29 @@ ESC_API esc_status esc_projection_status(const char *pg_url,
                                          esc_partition_status **out,
                                          size_t *count, esc_error *err);
 
+/*
+ * Moves projection's Redis keys from the names of a release before key
+ * namespaces ("P:generation", "P:g<G>:...") to the store's namespace
+ * ("NS:P:..."; key_prefix as the workers'), so that the model serves on
+ * and every partition resumes from its checkpoint: nothing is rebuilt or
+ * applied again (docs/decisions/0014-key-namespace-upgrade.md). Until
+ * then, workers of this release refuse the projection (ESC_EBUSY) rather
+ * than build an empty model beside the old one.
+ *
+ * Run it with the store's workers stopped: it holds every lease of the
+ * projection's layout while it moves, and refuses with ESC_EBUSY when a
+ * worker holds one. ESC_ECONFLICT when the old keys belong to another
+ * store ("P:owner") or a key's new name is taken; no key is overwritten.
+ * An interrupted run is finished by running it again. *moved (may be
+ * NULL): how many keys moved; 0 when there was nothing to move.
+ */
+ESC_API esc_status esc_projection_move_keys(const char *pg_url,
+                                            const char *redis_url,
+                                            const char *schema,
+                                            const char *key_prefix,
+                                            const char *projection,
+                                            size_t *moved, esc_error *err);
+
 /* Asks the workers of a projection to rebuild it into a new generation.
  * ESC_ENOTFOUND for an unknown projection. */
 ESC_API esc_status esc_projection_request_rebuild(const char *pg_url,
