@@ -669,6 +669,33 @@ int64_t esc_test_tally_events(const esc_test_tally *m) {
   return m->events;
 }
 
+char *esc_test_command_output(const char *cmd, int *status) {
+  FILE *f = popen(cmd, "r");
+  assert_non_null(f);
+  size_t cap = 1 << 16, len = 0;
+  char *out = malloc(cap);
+  assert_non_null(out);
+  for (size_t got; (got = fread(out + len, 1, cap - 1 - len, f)) > 0;)
+    len += got;
+  out[len] = '\0';
+  int st = pclose(f);
+  *status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return out;
+}
+
+const char *esc_test_key_base(const char *schema, const char *proj, char *out,
+                              size_t size) {
+  char ns[ESC_KEY_PREFIX_MAX + 1];
+  esc_error err = ESC_ERROR_INIT;
+  esc_store *st = esc_test_open_store(schema);
+  esc_status rc = esc_key_namespace(st, NULL, ns, sizeof ns, &err);
+  esc_store_free(st);
+  if (rc)
+    fail_msg("key namespace of %s: %s", schema, err.msg);
+  snprintf(out, size, "%s:%s", ns, proj);
+  return out;
+}
+
 bool esc_test_tally_matches(const esc_test_tally *m, redisContext *c,
                             const char *proj, char *why, size_t size) {
   long long g = esc_test_redis_ll(c, -1, "GET %s:generation", proj);

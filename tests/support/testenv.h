@@ -125,8 +125,22 @@ void esc_test_tally_free(esc_test_tally *m);
 int64_t esc_test_tally_total(const esc_test_tally *m);
 int64_t esc_test_tally_events(const esc_test_tally *m);
 
+/* Runs cmd through the shell: its standard output (the first 64 KiB,
+ * malloc'ed; the caller frees) and, in *status, its exit code (-1 when a
+ * signal ended it). */
+char *esc_test_command_output(const char *cmd, int *status);
+
+/* The key base "NS:proj" where every Redis key of projection proj starts,
+ * NS being the namespace schema's store has by default (esc_key_namespace:
+ * "esc-<identity>"), into out (ESC_TEST_KEY_BASE_SIZE); returns out.
+ * Fails the test on an error. */
+#define ESC_TEST_KEY_BASE_SIZE 160
+const char *esc_test_key_base(const char *schema, const char *proj, char *out,
+                              size_t size);
+
 /*
- * Whether projection proj's serving generation in Redis holds exactly m:
+ * Whether projection proj's serving generation in Redis holds exactly m
+ * (proj: its key base, esc_test_key_base):
  * the total, every item's score (and no other item), and every stream's
  * seq list equal to its versions in order (and no other seq list). The
  * first difference goes into why. Cheap when the total differs.
@@ -155,7 +169,7 @@ int esc_test_lease_holder(PGconn *conn, const char *proj, int partition,
                           int *backend);
 
 /* The checkpoint of partition in proj's serving generation, "" when absent,
- * into out (ESC_POSITION_TOKEN_MAX). */
+ * into out (ESC_POSITION_TOKEN_MAX). proj: the key base (esc_test_key_base). */
 void esc_test_checkpoint(redisContext *c, const char *proj, int partition,
                          char *out, size_t size);
 
