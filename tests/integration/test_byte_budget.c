@@ -97,6 +97,7 @@ static size_t read_pages(esc_store *st, const char *category, size_t max,
   esc_error err = ESC_ERROR_INIT;
   esc_position at = ESC_POSITION_START;
   size_t npages = 0, seen = 0;
+  esc_test_await_readable(st, category);
   if (esc_read_all(st, category, at, 0, &all, &err))
     fail_msg("read: %s", err.msg);
   for (;;) {

@@ -112,6 +112,14 @@ pid_t esc_test_redis_server_start(int port, const char *log_path);
 int esc_test_free_port(int base, int span);
 
 /*
+ * Waits (up to 30 s) until a read of category (NULL: $all) returns every
+ * event of it that the schema's events table holds: under ctest -j2 a
+ * transaction of another test may hold the subscription horizon back for
+ * a moment after an append. Fails the test if they never agree.
+ */
+void esc_test_await_readable(esc_store *st, const char *category);
+
+/*
  * What the tally projection (tally.h) should hold after projecting the
  * log of category "tally": the sum of n, the sum per item and, per
  * stream, the stream versions in order. Read back from the log with
