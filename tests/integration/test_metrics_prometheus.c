@@ -165,8 +165,8 @@ static int start_prometheus(int target) {
 static double query(int port, const char *promql) {
   char enc[1024], path[1200];
   char *body = NULL;
-  snprintf(path, sizeof path, "/api/v1/query?query=%s",
-           esc_test_url_encode(promql, enc, sizeof enc));
+  assert_non_null(esc_test_url_encode(promql, enc, sizeof enc));
+  snprintf(path, sizeof path, "/api/v1/query?query=%s", enc);
   int status = esc_test_http_get(port, path, 5000, &body);
   double v = -1;
   json_t *doc = status == 200 ? json_loads(body, 0, NULL) : NULL;
