@@ -14,12 +14,21 @@
  * each page's commands plus a checkpoint SET as one pipelined MULTI/EXEC.
  * Afterwards both sides' counters and leaderboard are checked, item by
  * item, against the totals the fill implies.
+ *
+ * project-catchup-metrics: the same catch-up by esc twice per round, once
+ * with the worker's metrics endpoint (<esc/metrics.h>) on and a thread
+ * scraping /metrics every scrape_ms (far more often than Prometheus's
+ * usual 15 s), once without: the ratio is the cost of the metrics.
  */
 #ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L
 #endif
 
 #include "project_int.h"
+
+#include "httpget.h"
+
+#include <esc/metrics.h>
 
 #include <inttypes.h>
 #include <pthread.h>
@@ -220,6 +229,7 @@ struct catchup {
   double esc_cpu, raw_cpu; /* client CPU time of the measured loops */
   int64_t esc_events, raw_events;
   int64_t esc_sum, raw_sum;
+  int64_t scrapes, scrape_failures; /* project-catchup-metrics */
   double esc_rss_mb, raw_rss_mb; /* the highest peak RSS of a phase */
   bool rss_per_phase;            /* false: the peaks are the process's */
   int phase;
@@ -246,14 +256,83 @@ static void worker_log(void *userdata, const char *line) {
   bench_log("project-catchup esc: %s", line);
 }
 
-static int catchup_esc(struct catchup *cu, char *err, size_t errlen) {
+/* project-catchup-metrics: scrapes an endpoint until told to stop. */
+struct scraper {
+  int port;
+  int every_ms;
+  atomic_bool stop;
+  int64_t scrapes, failures;
+  pthread_t thread;
+};
+
+static void *scrape(void *arg) {
+  struct scraper *s = arg;
+  while (!atomic_load(&s->stop)) {
+    char *body = NULL;
+    int status = esc_test_http_get(s->port, "/metrics", 10000, &body);
+    s->scrapes++;
+    s->failures += status != 200 || !strstr(body, "esc_projection_");
+    free(body);
+    for (int slept = 0; slept < s->every_ms && !atomic_load(&s->stop);
+         slept += 10)
+      sleep_ns(10 * 1000000ull);
+  }
+  return NULL;
+}
+
+/* The endpoint and its scraper for w (metrics on); NULL on failure. */
+static esc_metrics_server *start_metrics(struct catchup *cu, esc_worker *w,
+                                         struct scraper *s, char *err,
+                                         size_t errlen) {
+  esc_metrics_server_options mo = ESC_METRICS_SERVER_OPTIONS_INIT;
+  esc_error e = ESC_ERROR_INIT;
+  mo.listen = "127.0.0.1:0";
+  mo.worker = w;
+  mo.pg_url = cu->cfg->pg_url;
+  mo.redis_url = cu->redis_url;
+  mo.schema = cu->schema;
+  mo.key_prefix = BENCH_KEY_PREFIX;
+  esc_metrics_server *srv = esc_metrics_server_start(&mo, &e);
+  if (!srv) {
+    bench_errf(err, errlen, "metrics server: %s", e.msg);
+    return NULL;
+  }
+  *s = (struct scraper){.port = esc_metrics_server_port(srv),
+                        .every_ms = cu->pp->scrape_ms};
+  atomic_init(&s->stop, false);
+  if (pthread_create(&s->thread, NULL, scrape, s) != 0) {
+    esc_metrics_server_free(srv);
+    bench_errf(err, errlen, "scraper thread: cannot start");
+    return NULL;
+  }
+  return srv;
+}
+
+static void stop_metrics(struct catchup *cu, esc_metrics_server *srv,
+                         struct scraper *s) {
+  if (!srv)
+    return;
+  atomic_store(&s->stop, true);
+  pthread_join(s->thread, NULL);
+  esc_metrics_server_free(srv);
+  cu->scrapes += s->scrapes;
+  cu->scrape_failures += s->failures;
+}
+
+static int catchup_esc(struct catchup *cu, bool metrics, char *err,
+                       size_t errlen) {
   char name[64], prefix[128], gen[32], key[160];
   esc_projection proj;
   esc_worker_options o = ESC_WORKER_OPTIONS_INIT;
   esc_error e = ESC_ERROR_INIT;
   esc_worker *w = NULL;
+  esc_metrics_server *srv = NULL;
+  struct scraper scraper;
   bool exists = false;
   int rc = -1;
+  /* project-catchup-metrics: the side without metrics is the baseline */
+  bool base = cu->pp->scrape_ms > 0 && !metrics;
+  const char *side = metrics ? "esc with metrics" : "esc";
 
   snprintf(name, sizeof name, "pbench_c%d_%d", (int)getpid(), cu->phase);
   scores_projection(&proj, name);
@@ -272,12 +351,16 @@ static int catchup_esc(struct catchup *cu, char *err, size_t errlen) {
     bench_errf(err, errlen, "esc worker: %s", e.msg);
     goto out;
   }
+  if (metrics && !(srv = start_metrics(cu, w, &scraper, err, errlen)))
+    goto out;
 
   uint64_t t0 = bench_now_ns();
   double cpu0 = thread_cpu_s();
   esc_status st = esc_worker_run_until_caught_up(w, CATCHUP_TIMEOUT_MS, &e);
   double secs = (double)(bench_now_ns() - t0) / 1e9;
   double cpu = thread_cpu_s() - cpu0;
+  stop_metrics(cu, srv, &scraper);
+  srv = NULL;
   esc_worker_free(w);
   w = NULL;
   if (st != ESC_OK) {
@@ -301,15 +384,16 @@ static int catchup_esc(struct catchup *cu, char *err, size_t errlen) {
   int64_t sum = 0;
   if (verify_totals(cu->redis, prefix, cu->expect, &sum, err, errlen) != 0)
     goto out;
-  cu->esc_seconds += secs;
-  cu->esc_cpu += cpu;
-  cu->esc_events += cu->n;
-  cu->esc_sum = sum;
-  bench_log("project-catchup esc: %" PRId64 " events in %.2f s: %.0f events/s"
+  *(base ? &cu->raw_seconds : &cu->esc_seconds) += secs;
+  *(base ? &cu->raw_cpu : &cu->esc_cpu) += cpu;
+  *(base ? &cu->raw_events : &cu->esc_events) += cu->n;
+  *(base ? &cu->raw_sum : &cu->esc_sum) = sum;
+  bench_log("project-catchup %s: %" PRId64 " events in %.2f s: %.0f events/s"
             " (client CPU %.2f s; counters sum to %" PRId64 ", as expected)",
-            cu->n, secs, (double)cu->n / secs, cpu, sum);
+            side, cu->n, secs, (double)cu->n / secs, cpu, sum);
   rc = 0;
 out:
+  stop_metrics(cu, srv, &scraper);
   esc_worker_free(w);
   snprintf(prefix, sizeof prefix, BENCH_KEY_PREFIX ":%s", name);
   delete_keys(cu->redis, "project-catchup", prefix);
@@ -401,9 +485,12 @@ out:
 /* One side's replay of the whole log, with its peak RSS. */
 static int catchup_phase(struct catchup *cu, char *err, size_t errlen) {
   bool is_esc = bench_esc_phase(cu->phase);
+  bool vs_metrics = cu->pp->scrape_ms > 0;
   cu->rss_per_phase &= bench_rss_reset();
-  if ((is_esc ? catchup_esc(cu, err, errlen) : catchup_raw(cu, err, errlen)) !=
-      0)
+  int rc = vs_metrics ? catchup_esc(cu, is_esc, err, errlen)
+           : is_esc   ? catchup_esc(cu, false, err, errlen)
+                      : catchup_raw(cu, err, errlen);
+  if (rc != 0)
     return -1;
   double rss = bench_peak_rss_mb();
   double *peak = is_esc ? &cu->esc_rss_mb : &cu->raw_rss_mb;
@@ -491,7 +578,8 @@ int run_catchup(const bench_config *cfg, const bench_scenario *sc,
   out->value = (double)cu.esc_events / cu.esc_seconds;
   out->unit = "events/s";
   out->baseline = (double)cu.raw_events / cu.raw_seconds;
-  out->baseline_name = "raw-libpq-keyset-hiredis-multi";
+  out->baseline_name = pp->scrape_ms > 0 ? "esc-without-metrics"
+                                          : "raw-libpq-keyset-hiredis-multi";
   out->target_ratio = pp->target_ratio;
   out->seconds = cu.esc_seconds;
   out->rounds = cfg->rounds;
@@ -507,6 +595,12 @@ int run_catchup(const bench_config *cfg, const bench_scenario *sc,
   bench_output_add(out, "baseline_client_cpu_us_per_event",
                    cu.raw_cpu * 1e6 / (double)cu.raw_events, false);
   bench_output_add(out, "fill_reused", reused ? 1 : 0, true);
+  if (pp->scrape_ms > 0) {
+    bench_output_add(out, "scrape_ms", pp->scrape_ms, true);
+    bench_output_add(out, "scrapes", (double)cu.scrapes, true);
+    bench_output_add(out, "scrape_failures", (double)cu.scrape_failures,
+                     true);
+  }
   bench_output_add(out, "peak_rss_mb", cu.esc_rss_mb, false);
   bench_output_add(out, "baseline_peak_rss_mb", cu.raw_rss_mb, false);
   bench_output_add(out, "rss_per_phase", cu.rss_per_phase ? 1 : 0, true);

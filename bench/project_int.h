@@ -36,6 +36,9 @@ struct project_params {
   double target_ratio; /* catch-up */
   int rate;            /* latency: appends per second */
   double target_p99_ms;
+  /* catch-up: > 0 compares esc with its metrics endpoint on, scraped
+   * every scrape_ms, against esc without it (instead of against raw) */
+  int scrape_ms;
 };
 
 /* ------------------------------------------------------------------------

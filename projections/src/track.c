@@ -135,9 +135,13 @@ static esc_status give_up(esc_worker *w, struct part *pt, struct track *t,
                   p->name, pt->index, t->generation,
                   *stop ? "stopped at" : "parked", e->stream_id,
                   e->stream_version, e->type, attempts, done, why);
-  if (!*stop)
-    return esc__dead_letter_park(w->pg, w->schema, p->name, pt->index, e, why,
-                                 attempts, done, err);
+  if (!*stop) {
+    esc_status rc = esc__dead_letter_park(w->pg, w->schema, p->name,
+                                          pt->index, e, why, attempts, done,
+                                          err);
+    pt->counts.parked += rc == ESC_OK;
+    return rc;
+  }
   t->stopped = true;
   snprintf(t->stop_reason, sizeof t->stop_reason,
            "%s/%d stopped at %s@%" PRId64 ": %s", p->name, pt->index,
@@ -361,6 +365,7 @@ struct flight {
   bool active;
   esc_position upto;
   size_t taken;
+  int64_t sent_ns; /* for the batch duration */
 };
 
 static esc_status send_batch(esc_worker *w, struct part *pt, struct track *t,
@@ -371,7 +376,7 @@ static esc_status send_batch(esc_worker *w, struct part *pt, struct track *t,
   esc_status rc = esc__redis_apply_send(w->redis, &k.req, &t->ctx, err);
   if (rc)
     return rc;
-  *f = (struct flight){true, upto, taken};
+  *f = (struct flight){true, upto, taken, esc__now_ns()};
   w->stats.batches++;
   if (t->ctx.arg_bytes > w->stats.peak_batch_bytes)
     w->stats.peak_batch_bytes = t->ctx.arg_bytes;
@@ -408,6 +413,9 @@ static esc_status land_batch(esc_worker *w, struct part *pt, struct track *t,
   if (rc)
     return rc;
   *applied = res.outcome == ESC__APPLIED;
+  if (*applied)
+    esc__metrics_batch(pt, f->taken,
+                       (double)(esc__now_ns() - f->sent_ns) / 1e9);
   return settle(w, pt, t, f->upto, f->taken, &res, err);
 }
 
@@ -499,7 +507,7 @@ static void report_progress(esc_worker *w, const struct part *pt,
 esc_status esc__track_step(esc_worker *w, struct part *pt, struct track *t,
                            bool *worked, esc_error *err) {
   esc_events ev = ESC_EVENTS_INIT;
-  struct flight f = {false, ESC_POSITION_START, 0};
+  struct flight f = {false, ESC_POSITION_START, 0, 0};
   const char *category = read_category(pt->proj->def);
   size_t batch = (size_t)(w->opts.batch_size > 0 ? w->opts.batch_size : 500);
   int64_t until = burst_end(w, t);
@@ -597,6 +605,7 @@ static esc_status retry_one(esc_worker *w, struct part *pt,
     return rc; /* try again later: the letter stays in "retry" */
   esc__worker_log(w, "%s/%d: dead letter %" PRId64 " applied", p->name,
                   pt->index, dl->id);
+  pt->counts.retried++;
   return esc__dead_letter_finish(w->pg, w->schema, dl->id, true, NULL, -1,
                                  err);
 }

@@ -96,7 +96,14 @@ esc_worker *esc_worker_new(const esc_worker_options *opts, esc_error *err) {
   w->redis_url = dup_or_null(w->opts.redis_url);
   w->jitter = (uint64_t)esc_now_us() ^ ((uint64_t)getpid() << 32) ^
               (uint64_t)(uintptr_t)w;
-  if (!w->schema || !msgpack_zone_init(&w->zone, 4096)) {
+  if (!w->schema || pthread_mutex_init(&w->metrics_lock, NULL) != 0) {
+    free(w->schema);
+    free(w);
+    esc_error_set(err, ESC_ENOMEM, "worker: out of memory");
+    return NULL;
+  }
+  if (!msgpack_zone_init(&w->zone, 4096)) {
+    pthread_mutex_destroy(&w->metrics_lock);
     free(w->schema);
     free(w);
     esc_error_set(err, ESC_ENOMEM, "worker: out of memory");
@@ -138,10 +145,14 @@ esc_status esc_worker_add(esc_worker *w, const esc_projection *p,
   if (!projs)
     return esc_error_set(err, ESC_ENOMEM, "worker: out of memory");
   w->projs = projs;
+  /* parts moves: not while esc_worker_metrics_get copies it */
+  pthread_mutex_lock(&w->metrics_lock);
   struct part *all =
       realloc(w->parts, (w->nparts + (size_t)parts) * sizeof *all);
-  if (!all)
+  if (!all) {
+    pthread_mutex_unlock(&w->metrics_lock);
     return esc_error_set(err, ESC_ENOMEM, "worker: out of memory");
+  }
   w->parts = all;
   w->projs[w->nprojs] = (struct proj){.def = p};
   if (w->ns[0])
@@ -149,11 +160,15 @@ esc_status esc_worker_add(esc_worker *w, const esc_projection *p,
   for (int i = 0; i < parts; i++) {
     if (!runs_partition(w, i))
       continue;
-    w->parts[w->nparts++] = (struct part){
+    struct part *pt = &w->parts[w->nparts++];
+    *pt = (struct part){
         .proj_index = w->nprojs,
         .index = i,
         .lease_key = esc__lease_key(w->schema, p->name, parts, i)};
+    snprintf(pt->pub.projection, sizeof pt->pub.projection, "%s", p->name);
+    pt->pub.partition = i;
   }
+  pthread_mutex_unlock(&w->metrics_lock);
   w->nprojs++;
   return ESC_OK;
 }
@@ -188,6 +203,7 @@ void esc_worker_free(esc_worker *w) {
   free(w->schema);
   free(w->pg_url);
   free(w->redis_url);
+  pthread_mutex_destroy(&w->metrics_lock);
   free(w);
 }
 
@@ -249,8 +265,12 @@ static esc_status connect_all(esc_worker *w, esc_error *err) {
   esc_store_options so = ESC_STORE_OPTIONS_INIT;
   so.schema = w->schema;
   so.app_name = "esc-worker";
-  if (!w->store && !(w->store = esc_store_open(w->pg_url, &so, err)))
-    return err ? err->code : ESC_ECONN;
+  if (!w->store) {
+    w->store = esc_store_open(w->pg_url, &so, err);
+    esc__metrics_connected(w, ESC__CONN_PG, w->store != NULL);
+    if (!w->store)
+      return err ? err->code : ESC_ECONN;
+  }
   esc_status named = read_identity(w, err);
   if (named)
     return named;
@@ -261,13 +281,22 @@ static esc_status connect_all(esc_worker *w, esc_error *err) {
     PQfinish(w->pg);
     w->pg = NULL;
   }
-  if (!w->pg && !(w->pg = esc__pg_connect(w->pg_url, "esc-worker", err)))
+  if (!w->pg && !(w->pg = esc__pg_connect(w->pg_url, "esc-worker", err))) {
+    esc__metrics_lost(w, ESC__CONN_PG);
     return ESC_ECONN;
-  if (w->redis && !esc__redis_ok(w->redis) &&
-      esc__redis_reconnect(w->redis, err))
-    return ESC_ECONN;
-  if (!w->redis && !(w->redis = esc__redis_connect(w->redis_url, err)))
-    return ESC_ECONN;
+  }
+  if (w->redis && !esc__redis_ok(w->redis)) {
+    esc_status again = esc__redis_reconnect(w->redis, err);
+    esc__metrics_connected(w, ESC__CONN_REDIS, again == ESC_OK);
+    if (again)
+      return ESC_ECONN;
+  }
+  if (!w->redis) {
+    w->redis = esc__redis_connect(w->redis_url, err);
+    esc__metrics_connected(w, ESC__CONN_REDIS, w->redis != NULL);
+    if (!w->redis)
+      return ESC_ECONN;
+  }
   /* Before anything is applied: registering reads the store's partition
    * layout, and a worker of another count refuses (layout.c). */
   for (size_t i = 0; i < w->nprojs; i++) {
@@ -414,6 +443,7 @@ static esc_status round_once(esc_worker *w, bool *worked, esc_error *err) {
   for (size_t i = 0; i < w->nparts && !rc && !w->stop; i++) {
     bool did = false;
     rc = step_part(w, &w->parts[i], now, &did, err);
+    esc__metrics_publish(w, &w->parts[i]);
     *worked = *worked || did;
   }
   if (!rc)
@@ -439,6 +469,11 @@ static void back_off(esc_worker *w, int *delay_ms, int64_t deadline,
     *delay_ms = 100;
   w->last_failure_ms = now;
   snprintf(w->last_failure, sizeof w->last_failure, "%s", why->msg);
+  /* What broke, for the metrics (connect_all says which come back). */
+  if (!w->store || (w->pg && PQstatus(w->pg) != CONNECTION_OK))
+    esc__metrics_lost(w, ESC__CONN_PG);
+  if (!w->redis || !esc__redis_ok(w->redis))
+    esc__metrics_lost(w, ESC__CONN_REDIS);
   /* jittered: workers that lost a server together do not all come back
    * at the same instant */
   int pause = esc__backoff_ms(w, 1, *delay_ms, *delay_ms);
@@ -632,6 +667,7 @@ static esc_status run(esc_worker *w, bool until_idle, int64_t deadline,
     bool worked = false;
     esc_error e = ESC_ERROR_INIT;
     esc_status rc = round_once(w, &worked, &e);
+    esc__metrics_round(w, rc ? e.msg : NULL);
     if (rc && !transient(rc)) {
       if (err)
         *err = e;
@@ -675,14 +711,18 @@ static esc_status run(esc_worker *w, bool until_idle, int64_t deadline,
 /* A stop requested before run() began still counts; it is cleared on the
  * way out so the worker can be run again. */
 esc_status esc_worker_run(esc_worker *w, esc_error *err) {
+  esc__metrics_running(w, true);
   esc_status rc = run(w, false, 0, err);
+  esc__metrics_running(w, false);
   atomic_store(&w->stop, 0);
   return rc;
 }
 
 esc_status esc_worker_run_until_caught_up(esc_worker *w, int timeout_ms,
                                           esc_error *err) {
+  esc__metrics_running(w, true);
   esc_status rc = run(w, true, esc__now_ms() + timeout_ms, err);
+  esc__metrics_running(w, false);
   atomic_store(&w->stop, 0);
   return rc;
 }

@@ -8,6 +8,7 @@
 
 #include "projection_int.h"
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 
@@ -51,6 +52,17 @@ struct track {
 
 struct proj;
 
+/* What a partition's batches did (worker_metrics.c): the worker thread's
+ * own figures, copied into part.pub under the metrics lock. */
+struct part_counts {
+  int64_t applied;
+  int64_t batches;
+  int64_t parked;
+  int64_t retried;
+  uint64_t buckets[ESC_BATCH_DURATION_BUCKETS + 1];
+  double seconds;
+};
+
 /* A projection partition this worker may run. */
 struct part {
   size_t proj_index; /* into esc_worker.projs, which may move while adding */
@@ -64,6 +76,19 @@ struct part {
   bool ready;              /* set up against the current generation */
   struct track live;
   struct track rebuild;
+  struct part_counts counts; /* the worker thread's */
+  esc_partition_metrics pub; /* under esc_worker.metrics_lock */
+};
+
+/* The worker's connections and loop as esc_worker_metrics_get reports
+ * them; under esc_worker.metrics_lock. */
+struct conn_metrics {
+  bool running;
+  int64_t round_ms; /* when a round last ended; 0: none yet */
+  bool up[2];       /* by enum esc__conn */
+  bool ever[2];     /* connected once: the next connection is a reconnect */
+  int64_t reconnects[2];
+  char last_error[256];
 };
 
 /* Per projection: the generation picture shared by its partitions. */
@@ -123,6 +148,10 @@ struct esc_worker {
   char last_failure[256];  /* and why ("" after a good round) */
   uint64_t jitter;         /* state of esc__backoff_ms's random numbers */
   esc_worker_stats stats;  /* what reads and batches held (track.c) */
+  /* Guards every part's pub, conn, and parts/nparts themselves against
+   * esc_worker_metrics_get on another thread (worker_metrics.c). */
+  pthread_mutex_t metrics_lock;
+  struct conn_metrics conn;
 };
 
 /* worker.c */
@@ -140,6 +169,22 @@ void esc__worker_log(esc_worker *w, const char *fmt, ...)
 /* The byte budget of reads and batches (opts.max_batch_bytes, checked
  * by esc_worker_new, or the default). */
 size_t esc__batch_bytes(const esc_worker *w);
+
+/* worker_metrics.c: the figures esc_worker_metrics_get copies. Every
+ * function but _get runs on the worker's thread. */
+enum esc__conn { ESC__CONN_PG = 0, ESC__CONN_REDIS = 1 };
+int64_t esc__now_ns(void);
+/* A connection of that kind was opened (ok) or could not be. */
+void esc__metrics_connected(esc_worker *w, enum esc__conn which, bool ok);
+/* A connection of that kind turned out broken. */
+void esc__metrics_lost(esc_worker *w, enum esc__conn which);
+/* A round ended; failure: why it failed, NULL for a good one. */
+void esc__metrics_round(esc_worker *w, const char *failure);
+void esc__metrics_running(esc_worker *w, bool running);
+/* Copies pt's state and counts into pt->pub. */
+void esc__metrics_publish(esc_worker *w, struct part *pt);
+/* Redis applied a batch of pt's of `events` events in `seconds`. */
+void esc__metrics_batch(struct part *pt, size_t events, double seconds);
 
 /* track.c: reads and applies one batch; *worked when it handled events.
  * Connection errors come back for the caller to reconnect. */

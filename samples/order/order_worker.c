@@ -4,6 +4,7 @@
  * process.
  *
  *   order-worker [--pg URL] [--redis URL] [--schema S] [--partitions N]
+ *                [--metrics-listen HOST:PORT] [--ready-max-lag S]
  *                [--once] [--help]
  *
  * The worker runs in a thread (esc_worker_run); the saga loops in the main
@@ -16,11 +17,16 @@
  * point is projected and fulfilled (--once runs the saga without the
  * lease; the saga's command ids make a second runner harmless).
  *
+ * With --metrics-listen it serves Prometheus /metrics and /health/live,
+ * /health/ready over HTTP (<esc/metrics.h>) while it runs.
+ *
  * Log lines (the worker's progress, the saga's compensations) go to
  * stderr with a UTC timestamp. Exit codes: 0 ok, 1 error, 2 usage,
  * 5 connection.
  */
 #include "order.h"
+
+#include <esc/metrics.h>
 
 #include <errno.h>
 #include <getopt.h>
@@ -48,6 +54,8 @@ typedef struct options {
   const char *pg_url, *redis_url, *schema;
   int partitions;
   bool once;
+  const char *metrics_listen; /* NULL: no HTTP endpoint */
+  double ready_max_lag_s;     /* 0: the library's default */
 } options;
 
 static volatile sig_atomic_t stopping;
@@ -116,7 +124,8 @@ static int exit_for(esc_status rc) {
 static void help(FILE *out) {
   fputs(
       "usage: order-worker [--pg URL] [--redis URL] [--schema S]\n"
-      "                    [--partitions N] [--once] [--help]\n"
+      "                    [--partitions N] [--metrics-listen HOST:PORT]\n"
+      "                    [--ready-max-lag S] [--once] [--help]\n"
       "\n"
       "Runs the order domain's projections (order_details,\n"
       "orders_by_customer, orders_by_status, top_products, revenue, stock)\n"
@@ -131,6 +140,16 @@ static void help(FILE *out) {
       "  --partitions N    partitions of every projection, 1 to 1024\n"
       "                    (default 1); every worker and query of a\n"
       "                    deployment must agree\n"
+      "  --metrics-listen HOST:PORT\n"
+      "                    serve Prometheus metrics (GET /metrics) and health\n"
+      "                    checks (GET /health/live, /health/ready) over\n"
+      "                    HTTP, e.g. 127.0.0.1:9464; HOST is an IPv4\n"
+      "                    address, [IPv6] or localhost; an address beyond\n"
+      "                    loopback (0.0.0.0:9464) exposes them to the\n"
+      "                    network; off when not given\n"
+      "  --ready-max-lag S /health/ready fails while a partition this process\n"
+      "                    holds lags more than S seconds (default 60; 0: no\n"
+      "                    bound)\n"
       "  --once            catch up with the log, run the saga, and exit\n"
       "  --help            this text\n"
       "\n"
@@ -153,6 +172,8 @@ static int parse_args(int argc, char **argv, options *o) {
       {"schema", required_argument, NULL, 's'},
       {"partitions", required_argument, NULL, 'n'},
       {"once", no_argument, NULL, 'o'},
+      {"metrics-listen", required_argument, NULL, 'm'},
+      {"ready-max-lag", required_argument, NULL, 'l'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   opterr = 0;
@@ -180,6 +201,22 @@ static int parse_args(int argc, char **argv, options *o) {
     case 'o':
       o->once = true;
       break;
+    case 'm': {
+      /* Typing a non-loopback address here is the explicit choice. */
+      esc_error err = ESC_ERROR_INIT;
+      if (esc_metrics_listen_check(optarg, true, &err))
+        return usage("--metrics-listen: %s", err.msg);
+      o->metrics_listen = optarg;
+      break;
+    }
+    case 'l': {
+      errno = 0;
+      double d = strtod(optarg, &end);
+      if (errno || !*optarg || *end || !(d >= 0) || d > 1e9)
+        return usage("--ready-max-lag '%s': seconds, 0 or more", optarg);
+      o->ready_max_lag_s = d > 0 ? d : -1; /* 0 here: no bound */
+      break;
+    }
     case 'h':
       help(stdout);
       return EXIT_OK_;
@@ -365,6 +402,7 @@ static int run(const options *o) {
   esc_status rc = ESC_OK;
   order_saga *saga = NULL;
   esc_lease *lease = NULL;
+  esc_metrics_server *metrics = NULL;
   esc_worker_options wo = ESC_WORKER_OPTIONS_INIT;
   wo.pg_url = o->pg_url;
   wo.redis_url = o->redis_url;
@@ -388,12 +426,30 @@ static int run(const options *o) {
     say("%s", err.msg);
     goto out;
   }
+  if (o->metrics_listen) {
+    esc_metrics_server_options mo = ESC_METRICS_SERVER_OPTIONS_INIT;
+    mo.listen = o->metrics_listen;
+    mo.allow_remote = true; /* given on the command line: chosen */
+    mo.worker = w;
+    mo.pg_url = o->pg_url;
+    mo.redis_url = o->redis_url;
+    mo.schema = o->schema;
+    mo.ready_max_lag_s = o->ready_max_lag_s;
+    if (!(metrics = esc_metrics_server_start(&mo, &err))) {
+      rc = err.code;
+      say("%s", err.msg);
+      goto out;
+    }
+    say("metrics on http://%s/metrics (port %d)", o->metrics_listen,
+        esc_metrics_server_port(metrics));
+  }
   worker = w;
   install_signals();
   rc = o->once ? run_once(w, saga) : run_forever(w, saga, lease);
   worker = NULL;
   say("stopped%s", rc ? " with an error" : "");
 out:
+  esc_metrics_server_free(metrics); /* before the worker it reads */
   esc_lease_free(lease);
   order_saga_free(saga);
   esc_worker_free(w);
@@ -402,7 +458,7 @@ out:
 }
 
 int main(int argc, char **argv) {
-  options o = {NULL, NULL, NULL, 1, false};
+  options o = {NULL, NULL, NULL, 1, false, NULL, 0};
   int code = parse_args(argc, argv, &o);
   if (code >= 0)
     return code;

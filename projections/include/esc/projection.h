@@ -271,6 +271,63 @@ typedef struct esc_worker_stats {
  * when it is not running. */
 ESC_API void esc_worker_get_stats(const esc_worker *w, esc_worker_stats *out);
 
+/*
+ * What a worker did since esc_worker_new, per partition it may run and per
+ * connection: the process-local half of its metrics (<esc/metrics.h>
+ * renders them; esc_projection_status has the store's half: lag, dead
+ * letters, generations, as any process sees them).
+ *
+ * The batch duration is the time from sending a batch to Redis to reading
+ * its reply (the apply script's run plus the round trip); its histogram
+ * has a bucket per bound below and one beyond the last (+Inf).
+ */
+#define ESC_BATCH_DURATION_BUCKETS 12
+ESC_API extern const double
+    esc_batch_duration_bounds[ESC_BATCH_DURATION_BUCKETS];
+
+typedef struct esc_partition_metrics {
+  char projection[49];
+  int partition;
+  bool leased;        /* this worker holds the partition's lease */
+  bool stopped;       /* its live track stopped on an error */
+  int64_t generation; /* the generation its live track writes; 0: unknown */
+  int64_t checkpoint; /* the global position its live track applied up to,
+                         as this worker last knew it (0: start) */
+  int64_t events_applied; /* events that batches Redis applied moved the
+                             checkpoint past (live and rebuild tracks) */
+  int64_t batches;        /* batches Redis applied */
+  /* batch durations per bucket (not cumulative), the last beyond the
+   * last bound; their sum in seconds */
+  uint64_t batch_buckets[ESC_BATCH_DURATION_BUCKETS + 1];
+  double batch_seconds;
+  int64_t dead_letters_parked;  /* events this worker parked */
+  int64_t dead_letters_retried; /* parked events it applied on request */
+} esc_partition_metrics;
+
+typedef struct esc_worker_metrics {
+  bool running;          /* inside esc_worker_run or _run_until_caught_up */
+  double since_round_s;  /* seconds since its loop last finished a round;
+                            < 0 before the first */
+  bool pg_up, redis_up;  /* its last connection attempt or use succeeded */
+  int64_t pg_reconnects; /* connections opened again after a failure */
+  int64_t redis_reconnects;
+  char last_error[256]; /* why its last round failed; "" after a good one */
+  size_t count;
+  esc_partition_metrics *parts; /* count entries, malloc'ed */
+} esc_worker_metrics;
+
+/*
+ * Copies w's metrics into *out (release it with esc_worker_metrics_release).
+ * Safe from any thread while w runs: the worker publishes its figures
+ * under a lock after every step of a partition, and this copies them under
+ * the same lock. Only esc_worker_free must not run meanwhile. ESC_ENOMEM
+ * when the copy cannot be allocated (*out is then empty).
+ */
+ESC_API esc_status esc_worker_metrics_get(esc_worker *w,
+                                          esc_worker_metrics *out,
+                                          esc_error *err);
+ESC_API void esc_worker_metrics_release(esc_worker_metrics *m);
+
 /* ------------------------------------------------------------------------
  * Administration (the CLI's `projections`, `rebuild`, `dead-letters`)
  * ------------------------------------------------------------------------ */

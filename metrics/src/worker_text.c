@@ -1,0 +1,118 @@
+/*
+ * A worker's own figures (esc_worker_metrics_get): what this process
+ * applied and how fast, the leases it holds, its connections. Counters
+ * start at 0 with the process, as Prometheus expects of a counter.
+ */
+#include "metrics_int.h"
+
+#include <stdint.h>
+
+/* {schema="S",projection="P",partition="N" (left open) */
+static void labels(struct esc__text *t, const char *schema,
+                   const esc_partition_metrics *p) {
+  esc__text_partition_labels(t, schema, p->projection, p->partition);
+}
+
+typedef struct counter {
+  const char *name;
+  const char *type;
+  const char *help;
+  int64_t (*value)(const esc_partition_metrics *p);
+} counter;
+
+static int64_t applied(const esc_partition_metrics *p) {
+  return p->events_applied;
+}
+static int64_t batches(const esc_partition_metrics *p) {
+  return p->batches;
+}
+static int64_t parked(const esc_partition_metrics *p) {
+  return p->dead_letters_parked;
+}
+static int64_t retried(const esc_partition_metrics *p) {
+  return p->dead_letters_retried;
+}
+static int64_t owned(const esc_partition_metrics *p) {
+  return p->leased;
+}
+
+static const counter counters[] = {
+    {"esc_projection_events_applied_total", "counter",
+     "Events this process's applied batches moved the checkpoint past.",
+     applied},
+    {"esc_projection_batches_total", "counter",
+     "Batches Redis applied for this process.", batches},
+    {"esc_projection_dead_letters_parked_total", "counter",
+     "Events this process parked as dead letters.", parked},
+    {"esc_projection_dead_letters_retried_total", "counter",
+     "Dead letters this process applied on request.", retried},
+    {"esc_projection_lease_owned", "gauge",
+     "1 when this process holds the partition's lease.", owned},
+};
+
+static void histogram(struct esc__text *t, const char *schema,
+                      const esc_worker_metrics *m) {
+  const char *name = "esc_projection_batch_duration_seconds";
+  esc__text_header(t, name, "histogram",
+                   "Time from sending a batch to Redis to its reply, for "
+                   "batches Redis applied.");
+  for (size_t i = 0; i < m->count; i++) {
+    const esc_partition_metrics *p = &m->parts[i];
+    uint64_t cumulative = 0;
+    for (size_t b = 0; b <= ESC_BATCH_DURATION_BUCKETS; b++) {
+      cumulative += p->batch_buckets[b];
+      esc__text_printf(t, "%s_bucket", name);
+      labels(t, schema, p);
+      if (b < ESC_BATCH_DURATION_BUCKETS)
+        esc__text_printf(t, ",le=\"%g\"} %llu\n", esc_batch_duration_bounds[b],
+                         (unsigned long long)cumulative);
+      else
+        esc__text_printf(t, ",le=\"+Inf\"} %llu\n",
+                         (unsigned long long)cumulative);
+    }
+    esc__text_printf(t, "%s_sum", name);
+    labels(t, schema, p);
+    esc__text_printf(t, "} %.9g\n", p->batch_seconds);
+    esc__text_printf(t, "%s_count", name);
+    labels(t, schema, p);
+    esc__text_printf(t, "} %lld\n", (long long)p->batches);
+  }
+}
+
+static void connection(struct esc__text *t, const char *schema,
+                       const char *which, const char *name, double v) {
+  esc__text_printf(t, "%s{schema=\"", name);
+  esc__text_label_value(t, schema);
+  esc__text_printf(t, "\",connection=\"%s\"} %.0f\n", which, v);
+}
+
+void esc__metrics_worker(struct esc__text *t, const char *schema,
+                         const esc_worker_metrics *m) {
+  for (size_t c = 0; c < sizeof counters / sizeof counters[0] && m->count;
+       c++) {
+    esc__text_header(t, counters[c].name, counters[c].type, counters[c].help);
+    for (size_t i = 0; i < m->count; i++) {
+      esc__text_printf(t, "%s", counters[c].name);
+      labels(t, schema, &m->parts[i]);
+      esc__text_printf(t, "} %lld\n", (long long)counters[c].value(&m->parts[i]));
+    }
+  }
+  if (m->count)
+    histogram(t, schema, m);
+  esc__text_header(t, "esc_connection_up", "gauge",
+                   "1 while the worker's connection works (its last use or "
+                   "attempt succeeded).");
+  connection(t, schema, "postgres", "esc_connection_up", m->pg_up);
+  connection(t, schema, "redis", "esc_connection_up", m->redis_up);
+  esc__text_header(t, "esc_connection_reconnects_total", "counter",
+                   "Connections the worker opened again after losing one.");
+  connection(t, schema, "postgres", "esc_connection_reconnects_total",
+             (double)m->pg_reconnects);
+  connection(t, schema, "redis", "esc_connection_reconnects_total",
+             (double)m->redis_reconnects);
+  esc__text_header(t, "esc_worker_running", "gauge",
+                   "1 while the worker's loop runs.");
+  esc__text_printf(t, "esc_worker_running{schema=\"");
+  esc__text_label_value(t, schema);
+  esc__text_printf(t, "\"} %d\n", m->running);
+}
