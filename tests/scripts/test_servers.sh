@@ -11,23 +11,15 @@ REPO=$(cd "$(dirname "$0")/../.." && pwd -P)
 SERVERS="$REPO/scripts/servers"
 fail=0
 bad() { echo "FAIL: $*" >&2; fail=1; }
-port_free() { ! timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null; }
-pick_port() {
-  local p
-  for _ in $(seq 50); do
-    p=$((56000 + RANDOM % 1000))
-    port_free "$p" && { echo "$p"; return; }
-  done
-  echo "no free port" >&2
-  exit 1
-}
+# shellcheck source=tests/scripts/ports.sh
+. "$REPO/tests/scripts/ports.sh"
 
 TMP=$(mktemp -d /tmp/esc-test-servers.XXXXXX)
 export ESC_SERVERS_DIR="$TMP/servers"
 unset ESC_BUILD_DIR
 export ESC_PG_PORT ESC_REDIS_PORT
-ESC_PG_PORT=$(pick_port)
-ESC_REDIS_PORT=$(pick_port)
+ESC_PG_PORT=$(pick_port 56000)
+ESC_REDIS_PORT=$(pick_port 56000)
 unset ESC_PG_URL ESC_REDIS_URL PGPASSFILE PGPASSWORD REDISCLI_AUTH
 cleanup() {
   "$SERVERS" stop >/dev/null 2>&1 || true
