@@ -11,30 +11,23 @@ REPO=$(cd "$(dirname "$0")/../.." && pwd -P)
 SERVERS="$REPO/scripts/servers"
 fail=0
 bad() { echo "FAIL: $*" >&2; fail=1; }
-port_free() { ! timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null; }
-pick_port() {
-  local p
-  for _ in $(seq 50); do
-    p=$((56000 + RANDOM % 1000))
-    port_free "$p" && { echo "$p"; return; }
-  done
-  echo "no free port" >&2
-  exit 1
-}
+# shellcheck source=tests/scripts/ports.sh
+. "$REPO/tests/scripts/ports.sh"
 
-export ESC_BUILD_DIR
-ESC_BUILD_DIR=$(mktemp -d /tmp/esc-test-servers.XXXXXX)
+TMP=$(mktemp -d /tmp/esc-test-servers.XXXXXX)
+export ESC_SERVERS_DIR="$TMP/servers"
+unset ESC_BUILD_DIR
 export ESC_PG_PORT ESC_REDIS_PORT
-ESC_PG_PORT=$(pick_port)
-ESC_REDIS_PORT=$(pick_port)
+ESC_PG_PORT=$(pick_port 56000)
+ESC_REDIS_PORT=$(pick_port 56000)
 unset ESC_PG_URL ESC_REDIS_URL PGPASSFILE PGPASSWORD REDISCLI_AUTH
 cleanup() {
   "$SERVERS" stop >/dev/null 2>&1 || true
-  rm -rf "$ESC_BUILD_DIR" "/tmp/esc-pg-$(printf '%s' "$ESC_BUILD_DIR/servers" | cksum | cut -d' ' -f1)"
+  rm -rf "$TMP" "/tmp/esc-pg-$(printf '%s' "$ESC_SERVERS_DIR" | cksum | cut -d' ' -f1)"
 }
 trap cleanup EXIT
 
-S="$ESC_BUILD_DIR/servers"
+S="$ESC_SERVERS_DIR"
 PG="postgresql://esc@127.0.0.1:$ESC_PG_PORT/esc"
 CA="$S/tls/ca.crt"
 
@@ -68,6 +61,13 @@ redispw=$(<"$S/secrets/redis.password")
 [[ ${#pgpw} -ge 32 && ${#redispw} -ge 32 ]] || bad "secrets are shorter than 32 characters"
 [[ "$pgpw" != "$redispw" ]] || bad "PostgreSQL and Redis share one secret"
 [[ "$out" != *"$pgpw"* && "$out" != *"$redispw"* ]] || bad "start printed a secret"
+# start shows what `env` exports (the Redis password hidden), and how.
+# shellcheck disable=SC2016 # the eval line, literally
+[[ "$out" == *"export ESC_PG_URL=postgresql://esc@127.0.0.1:$ESC_PG_PORT/esc"* &&
+  "$out" == *"export PGPASSFILE=$S/secrets/pgpass"* &&
+  "$out" == *"export ESC_REDIS_URL=redis://default:***@127.0.0.1:$ESC_REDIS_PORT"* &&
+  "$out" == *'eval "$(scripts/servers env)"'* ]] ||
+  bad "start does not print the export lines of env: $out"
 
 # The secrets: readable by this user only.
 [[ $(stat -c %a "$S/secrets") == 700 ]] || bad "secrets/ is mode $(stat -c %a "$S/secrets"), not 700"
@@ -98,9 +98,9 @@ for host in localhost 127.0.0.1; do
 done
 # ... and refused with a CA that did not sign the server's certificate.
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
-  -days 1 -subj "/CN=another CA" -keyout "$ESC_BUILD_DIR/other.key" \
-  -out "$ESC_BUILD_DIR/other.crt" >/dev/null 2>&1
-if out=$(pq "postgresql://esc@localhost:$ESC_PG_PORT/esc?sslmode=verify-full&sslrootcert=$ESC_BUILD_DIR/other.crt" -c 'select 1'); then
+  -days 1 -subj "/CN=another CA" -keyout "$TMP/other.key" \
+  -out "$TMP/other.crt" >/dev/null 2>&1
+if out=$(pq "postgresql://esc@localhost:$ESC_PG_PORT/esc?sslmode=verify-full&sslrootcert=$TMP/other.crt" -c 'select 1'); then
   bad "sslmode=verify-full with a wrong CA connected"
 elif [[ "$out" != *"certificate verify failed"* ]]; then
   bad "sslmode=verify-full with a wrong CA failed, but not on the certificate: $out"
@@ -111,7 +111,7 @@ if [[ -n "${1:-}" ]]; then
   tls="postgresql://esc@localhost:$ESC_PG_PORT/esc?sslmode=verify-full"
   out=$("$1" --pg "$tls&sslrootcert=$CA" migrate 2>&1) ||
     bad "esc migrate with sslmode=verify-full failed: $out"
-  out=$("$1" --pg "$tls&sslrootcert=$ESC_BUILD_DIR/other.crt" migrate 2>&1) &&
+  out=$("$1" --pg "$tls&sslrootcert=$TMP/other.crt" migrate 2>&1) &&
     bad "esc connected with sslmode=verify-full and a wrong CA"
   [[ "$out" == *certificate* ]] || bad "esc with a wrong CA did not say why: $out"
 fi
