@@ -265,6 +265,23 @@ static esc_status connect_all(esc_worker *w, esc_error *err) {
   esc_store_options so = ESC_STORE_OPTIONS_INIT;
   so.schema = w->schema;
   so.app_name = "esc-worker";
+  /* Redis first: its connect is one cheap round trip, while a PostgreSQL
+   * session costs a TLS handshake, a SCRAM login and its prepares. After a
+   * failure every connection is made anew (forget_state), so with Redis
+   * away the other order paid for two PostgreSQL sessions each round, and
+   * a round begun just before a caller's deadline ran far past it. */
+  if (w->redis && !esc__redis_ok(w->redis)) {
+    esc_status again = esc__redis_reconnect(w->redis, err);
+    esc__metrics_connected(w, ESC__CONN_REDIS, again == ESC_OK);
+    if (again)
+      return ESC_ECONN;
+  }
+  if (!w->redis) {
+    w->redis = esc__redis_connect(w->redis_url, err);
+    esc__metrics_connected(w, ESC__CONN_REDIS, w->redis != NULL);
+    if (!w->redis)
+      return ESC_ECONN;
+  }
   if (!w->store) {
     w->store = esc_store_open(w->pg_url, &so, err);
     esc__metrics_connected(w, ESC__CONN_PG, w->store != NULL);
@@ -284,18 +301,6 @@ static esc_status connect_all(esc_worker *w, esc_error *err) {
   if (!w->pg && !(w->pg = esc__pg_connect(w->pg_url, "esc-worker", err))) {
     esc__metrics_lost(w, ESC__CONN_PG);
     return ESC_ECONN;
-  }
-  if (w->redis && !esc__redis_ok(w->redis)) {
-    esc_status again = esc__redis_reconnect(w->redis, err);
-    esc__metrics_connected(w, ESC__CONN_REDIS, again == ESC_OK);
-    if (again)
-      return ESC_ECONN;
-  }
-  if (!w->redis) {
-    w->redis = esc__redis_connect(w->redis_url, err);
-    esc__metrics_connected(w, ESC__CONN_REDIS, w->redis != NULL);
-    if (!w->redis)
-      return ESC_ECONN;
   }
   /* Before anything is applied: registering reads the store's partition
    * layout, and a worker of another count refuses (layout.c). */
