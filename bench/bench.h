@@ -48,6 +48,16 @@ typedef struct bench_config {
 uint64_t bench_now_ns(void);
 
 /*
+ * Peak resident set size: bench_rss_reset starts a window (Linux's
+ * /proc/self/clear_refs "5" resets the high-water mark) and returns
+ * whether it could; bench_peak_rss_mb is the peak since, in MiB
+ * (getrusage ru_maxrss), or since the process started when the reset
+ * failed. Process-wide: every thread's memory counts.
+ */
+bool bench_rss_reset(void);
+double bench_peak_rss_mb(void);
+
+/*
  * A log-linear latency histogram in nanoseconds: values below 64 ns are
  * exact, above that each power of two is split into 32 buckets, so a
  * reported percentile is within about 1.6% of the true value. Caller memory;

@@ -220,6 +220,8 @@ struct catchup {
   double esc_cpu, raw_cpu; /* client CPU time of the measured loops */
   int64_t esc_events, raw_events;
   int64_t esc_sum, raw_sum;
+  double esc_rss_mb, raw_rss_mb; /* the highest peak RSS of a phase */
+  bool rss_per_phase;            /* false: the peaks are the process's */
   int phase;
 };
 
@@ -394,6 +396,21 @@ out:
   return rc;
 }
 
+/* One side's replay of the whole log, with its peak RSS. */
+static int catchup_phase(struct catchup *cu, char *err, size_t errlen) {
+  bool is_esc = bench_esc_phase(cu->phase);
+  cu->rss_per_phase &= bench_rss_reset();
+  if ((is_esc ? catchup_esc(cu, err, errlen) : catchup_raw(cu, err, errlen)) !=
+      0)
+    return -1;
+  double rss = bench_peak_rss_mb();
+  double *peak = is_esc ? &cu->esc_rss_mb : &cu->raw_rss_mb;
+  *peak = rss > *peak ? rss : *peak;
+  bench_log("project-catchup %s: peak RSS %.1f MiB", is_esc ? "esc" : "raw",
+            rss);
+  return 0;
+}
+
 int run_catchup(const bench_config *cfg, const bench_scenario *sc,
                 bench_output *out, char *err, size_t errlen) {
   const struct project_params *pp = sc->params;
@@ -456,9 +473,9 @@ int run_catchup(const bench_config *cfg, const bench_scenario *sc,
   log_load("project-catchup");
 
   /* each side replays the whole log per phase */
+  cu.rss_per_phase = true;
   for (cu.phase = 0; cu.phase < 2 * cfg->rounds; cu.phase++)
-    if ((bench_esc_phase(cu.phase) ? catchup_esc(&cu, err, errlen)
-                                   : catchup_raw(&cu, err, errlen)) != 0)
+    if (catchup_phase(&cu, err, errlen) != 0)
       goto out;
   log_load("project-catchup");
   if (cu.esc_sum != cu.raw_sum || cu.esc_sum != cu.expect_sum) {
@@ -488,6 +505,9 @@ int run_catchup(const bench_config *cfg, const bench_scenario *sc,
   bench_output_add(out, "baseline_client_cpu_us_per_event",
                    cu.raw_cpu * 1e6 / (double)cu.raw_events, false);
   bench_output_add(out, "fill_reused", reused ? 1 : 0, true);
+  bench_output_add(out, "peak_rss_mb", cu.esc_rss_mb, false);
+  bench_output_add(out, "baseline_peak_rss_mb", cu.raw_rss_mb, false);
+  bench_output_add(out, "rss_per_phase", cu.rss_per_phase ? 1 : 0, true);
   rc = 0;
 out:
   free(cu.ident);

@@ -123,6 +123,7 @@ struct lat_side {
   uint64_t events;
   double late_max_ms; /* how far the writer fell behind its schedule */
   double seconds;
+  double rss_mb; /* the highest peak RSS of its phases */
 };
 
 static int lat_side_init(struct lat_side *s, char *err, size_t errlen) {
@@ -696,6 +697,7 @@ int run_latency(const bench_config *cfg, const bench_scenario *sc,
   struct lat_ctx lc;
   struct lat_side esc = {0}, raw = {0};
   double phase_s = cfg->seconds / cfg->rounds;
+  bool rss_per_phase = true;
   int rc = -1;
 
   memset(&lc, 0, sizeof lc);
@@ -725,9 +727,12 @@ int run_latency(const bench_config *cfg, const bench_scenario *sc,
     bool is_esc = bench_esc_phase(lc.phase);
     struct lat_side *side = is_esc ? &esc : &raw;
     bench_hist before = *side->visible;
+    rss_per_phase &= bench_rss_reset();
     if ((is_esc ? latency_esc(&lc, side, err, errlen)
                 : latency_raw(&lc, side, err, errlen)) != 0)
       goto out;
+    double rss = bench_peak_rss_mb();
+    side->rss_mb = rss > side->rss_mb ? rss : side->rss_mb;
     /* this phase alone, for the log */
     bench_hist *ph = malloc(sizeof *ph);
     if (ph) {
@@ -736,10 +741,11 @@ int run_latency(const bench_config *cfg, const bench_scenario *sc,
         ph->buckets[b] -= before.buckets[b];
       ph->count -= before.count;
       bench_log("project-latency %s: %" PRIu64
-                " events at %d/s: p50 %.3f ms, p99 %.3f ms",
+                " events at %d/s: p50 %.3f ms, p99 %.3f ms, peak RSS "
+                "%.1f MiB",
                 is_esc ? "esc" : "raw", ph->count, pp->rate,
                 bench_hist_quantile_ms(ph, 0.50),
-                bench_hist_quantile_ms(ph, 0.99));
+                bench_hist_quantile_ms(ph, 0.99), rss);
       free(ph);
     }
   }
@@ -780,6 +786,9 @@ int run_latency(const bench_config *cfg, const bench_scenario *sc,
                    bench_hist_quantile_ms(raw.after, 0.99), false);
   bench_output_add(out, "writer_late_max_ms", esc.late_max_ms, false);
   bench_output_add(out, "baseline_writer_late_max_ms", raw.late_max_ms, false);
+  bench_output_add(out, "peak_rss_mb", esc.rss_mb, false);
+  bench_output_add(out, "baseline_peak_rss_mb", raw.rss_mb, false);
+  bench_output_add(out, "rss_per_phase", rss_per_phase ? 1 : 0, true);
   rc = 0;
 out:
   lat_side_release(&esc);

@@ -8,7 +8,9 @@
 #include "bench.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #define SUB_COUNT (1u << BENCH_HIST_SUB_BITS)
@@ -18,6 +20,21 @@ uint64_t bench_now_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+bool bench_rss_reset(void) {
+  FILE *f = fopen("/proc/self/clear_refs", "w");
+  if (!f)
+    return false;
+  bool ok = fputs("5", f) >= 0;
+  return fclose(f) == 0 && ok;
+}
+
+double bench_peak_rss_mb(void) {
+  struct rusage ru;
+  if (getrusage(RUSAGE_SELF, &ru) != 0)
+    return NAN;
+  return (double)ru.ru_maxrss / 1024.0; /* KiB on Linux */
 }
 
 /* ------------------------------------------------------------------------

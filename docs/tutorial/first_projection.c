@@ -169,13 +169,11 @@ int main(void) {
   if (esc_worker_run_until_caught_up(worker, 30000, &err))
     return fail("catch up", &err);
 
-  /* Queries talk to Redis directly; here a bare redis://host:port URL. */
-  char host[256] = "127.0.0.1";
-  int port = 6379;
-  sscanf(esc_default_redis_url(), "redis://%255[^:/]:%d", host, &port);
-  redis = redisConnect(host, port);
-  if (!redis || redis->err)
-    return fail("redis", NULL);
+  /* Queries talk to Redis directly, connected the way the worker is
+   * (ESC_REDIS_URL, its password and database included). */
+  redis = esc_redis_connect(NULL, &err);
+  if (!redis)
+    return fail("redis", &err);
   long long book = popularity("book-42"), pen = popularity("pen-7");
 
   char carts[2][64], id[37];

@@ -1,7 +1,11 @@
 /*
- * Appending: validate in the client, then one call of <schema>.append()
- * with the events as binary arrays, so a batch of any size is one round
- * trip and one statement. esc_append_many pipelines several such calls.
+ * Appending: validate in the client, then one call of
+ * <schema>.append_fast() with the events as binary arrays (a single event
+ * as scalars), so a batch of any size is one round trip and one
+ * statement; <schema>.append() settles what the fast path misses. The
+ * server checks names, sizes and metadata again (migration 12): the
+ * writer role can store events only through these functions.
+ * esc_append_many pipelines several such calls.
  */
 #include "store_int.h"
 
@@ -351,13 +355,9 @@ static esc_status interpret_fast(esc_store *st, const PGresult *res,
   return ESC_OK;
 }
 
-/* "exists" and exact versions update an existing row; the rest may create
- * the stream. A single event goes with scalar parameters. */
-static enum esc__stmt fast_stmt(int64_t expected, size_t n) {
-  bool update = expected == ESC_EXPECT_EXISTS || expected > 0;
-  if (n == 1)
-    return update ? ESC__STMT_APPEND1_UPDATE : ESC__STMT_APPEND1_UPSERT;
-  return update ? ESC__STMT_APPEND_UPDATE : ESC__STMT_APPEND_UPSERT;
+/* A single event goes with scalar parameters. */
+static enum esc__stmt fast_stmt(size_t n) {
+  return n == 1 ? ESC__STMT_APPEND_FAST1 : ESC__STMT_APPEND_FAST;
 }
 
 /* Fills p for the fast statement fast_stmt() picks; false on ENOMEM. */
@@ -396,7 +396,7 @@ esc_status esc_append(esc_store *store, const char *stream_id, int64_t expected,
   bool hit = false;
   esc_status rc = validate(store, stream_id, expected, events, n, err);
   if (!rc)
-    rc = esc__prepare(store, fast_stmt(expected, n), &stmt, err);
+    rc = esc__prepare(store, fast_stmt(n), &stmt, err);
   if (rc)
     return outcome(store, stream_id, rc, false, err);
   if (!build_fast_params(&p, stream_id, expected, events, n))
@@ -433,7 +433,7 @@ out_of_memory:
  * sending. The statements were prepared before the pipeline began. */
 static bool send_request(esc_store *st, struct append_params *p,
                          esc_append_request *r) {
-  const char *stmt = esc__stmt_name(fast_stmt(r->expected, r->n));
+  const char *stmt = esc__stmt_name(fast_stmt(r->n));
   char what[ESC_STREAM_ID_MAX + 16];
   r->status =
       validate(st, r->stream_id, r->expected, r->events, r->n, &r->error);
@@ -588,8 +588,7 @@ esc_status esc_append_many(esc_store *store, esc_append_request *reqs, size_t n,
     size_t len = n - i < PIPELINE_CHUNK ? n - i : PIPELINE_CHUNK;
     /* Statements cannot be prepared inside the pipeline; a reconnect by
      * the cold path of the chunk before forgets them. */
-    for (int s = ESC__STMT_APPEND_UPDATE; s <= ESC__STMT_APPEND1_UPSERT && !rc;
-         s++)
+    for (int s = ESC__STMT_APPEND_FAST; s <= ESC__STMT_APPEND_FAST1 && !rc; s++)
       rc = esc__prepare(store, (enum esc__stmt)s, &stmt, err);
     if (rc)
       break;

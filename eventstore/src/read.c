@@ -94,7 +94,7 @@ static esc_status send_read(esc_store *st, enum esc__stmt s, int nparams,
                             const char *const *values, const int *lengths,
                             const char *what, esc_error *err) {
   const char *stmt;
-  int formats[4] = {1, 1, 1, 1};
+  int formats[5] = {1, 1, 1, 1, 1};
   esc_status rc = esc__prepare(st, s, &stmt, err);
   if (rc)
     return esc__prefix(err, rc, what);
@@ -177,27 +177,52 @@ esc_status esc_read_stream(esc_store *store, const char *stream_id,
   return explain_empty(store, stream_id, err);
 }
 
-esc_status esc_read_all_send(esc_store *store, const char *category,
-                             esc_position after, size_t max, esc_error *err) {
+/* Which statement reads a page, and its parameters: after, max, then the
+ * byte budget when there is one, then the category when there is one. */
+static enum esc__stmt page_stmt(const char *category, bool bounded) {
+  if (bounded)
+    return category ? ESC__STMT_READ_CATEGORY_BOUNDED
+                    : ESC__STMT_READ_ALL_BOUNDED;
+  return category ? ESC__STMT_READ_CATEGORY : ESC__STMT_READ_ALL;
+}
+
+esc_status esc_read_all_send_bounded(esc_store *store, const char *category,
+                                     esc_position after, size_t max,
+                                     size_t max_bytes, esc_error *err) {
   esc_error inner = ESC_ERROR_INIT;
-  unsigned char tx_be[8], global_be[8], max_be[8];
+  unsigned char tx_be[8], global_be[8], max_be[8], bytes_be[8];
   if (category && !esc_category_valid(category, &inner))
     return esc__fail(err, ESC_EINVAL, "read category: %s", inner.msg);
+  bool bounded = max_bytes > 0;
   esc__put_be64(tx_be, after.tx_id);
   esc__put_be64(global_be, (uint64_t)after.global);
   esc__put_be64(max_be, clamp_max(max));
+  esc__put_be64(bytes_be, max_bytes > INT64_MAX ? INT64_MAX : max_bytes);
 
-  const char *values[] = {(const char *)tx_be, (const char *)global_be,
-                          (const char *)max_be, category};
-  int lengths[] = {8, 8, 8, category ? (int)strlen(category) : 0};
+  const char *values[5] = {(const char *)tx_be, (const char *)global_be,
+                           (const char *)max_be};
+  int lengths[5] = {8, 8, 8};
+  int n = 3;
+  if (bounded) {
+    values[n] = (const char *)bytes_be;
+    lengths[n++] = 8;
+  }
+  if (category) {
+    values[n] = category;
+    lengths[n++] = (int)strlen(category);
+  }
   char what[ESC_CATEGORY_MAX + 16];
   snprintf(what, sizeof what, "read %s", category ? category : "$all");
-  esc_status rc =
-      send_read(store, category ? ESC__STMT_READ_CATEGORY : ESC__STMT_READ_ALL,
-                category ? 4 : 3, values, lengths, what, err);
+  esc_status rc = send_read(store, page_stmt(category, bounded), n, values,
+                            lengths, what, err);
   if (!rc)
     store->read_after = after;
   return rc;
+}
+
+esc_status esc_read_all_send(esc_store *store, const char *category,
+                             esc_position after, size_t max, esc_error *err) {
+  return esc_read_all_send_bounded(store, category, after, max, 0, err);
 }
 
 esc_status esc_read_all_receive(esc_store *store, esc_events *out,

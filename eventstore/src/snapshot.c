@@ -52,7 +52,7 @@ esc_status esc_snapshot_write(esc_store *store, const char *stream_id,
                                                         .lengths = lengths,
                                                         .formats = formats,
                                                         .binary = 1});
-  if (PQresultStatus(res) != PGRES_COMMAND_OK)
+  if (PQresultStatus(res) != PGRES_TUPLES_OK)
     rc = esc__fail_store(err, store, res, "write snapshot");
   PQclear(res);
   return rc;

@@ -36,88 +36,35 @@ enum {
 #define BELOW_HORIZON "tx_id < pg_snapshot_xmin(pg_current_snapshot())"
 
 /*
- * The append fast path: one statement that bumps the stream row (taking its
- * lock and checking the expected version in the same step), inserts the
- * events and notifies a registered waiter. When the stream row does not
- * match (a conflict, a tombstone, a retry) it inserts nothing and the caller
- * falls back to <schema>.append(), which sorts out why. A PL/pgSQL call
- * costs about twice a plain insert on the server; this statement does not.
- *
- * UPDATE serves expected "exists" and exact versions > 0; the upsert serves
- * "any", "no stream" and 0, creating the stream row when it is missing.
- *
- * Both first take the stream's advisory lock (<schema>.lock_stream, which
- * assigns no transaction id) and only then touch the row: PostgreSQL gives
- * an UPDATE or INSERT its transaction id before it waits for a row, and a
- * writer that waited must sort after the one it waited for (migration 5,
- * docs/decisions/0010). The row is joined to the lock's result, so the
- * row change cannot start before the lock is held.
+ * The append fast path: <schema>.append_fast() (migration 12) takes the
+ * stream's lock, bumps the stream row when it matches (checking the
+ * expected version in the same step), inserts the events and notifies a
+ * registered waiter. When the row does not match (a conflict, a
+ * tombstone, a retry) it inserts nothing, base is NULL, and the caller
+ * falls back to <schema>.append(), which sorts out why. Both are SECURITY
+ * DEFINER: the writer role has no rights on the tables themselves.
+ * Result columns: base, first and last global position, tx id, notified.
  */
-#define APPEND_LOCK_STREAM                                                     \
-  "WITH locked AS MATERIALIZED (SELECT @S@.lock_stream($1))"
+#define APPEND_FAST_RESULT "SELECT base, first_global, last_global, tx_id, notified"
 
-#define APPEND_UPDATE_STREAM(n)                                                \
-  APPEND_LOCK_STREAM                                                           \
-  ", stream AS (UPDATE @S@.streams s SET version = s.version + " n ","         \
-  " updated_at = now() FROM locked"                                            \
-  " WHERE s.stream_id = $1 AND NOT s.tombstoned"                               \
-  " AND (($2 = -3 AND s.version > 0) OR s.version = $2)"                       \
-  " RETURNING s.version - " n " AS base)"
-
-#define APPEND_UPSERT_STREAM(n)                                                \
-  APPEND_LOCK_STREAM                                                           \
-  ", stream AS (INSERT INTO @S@.streams AS s (stream_id, version)"             \
-  " SELECT $1, " n " FROM locked ON CONFLICT (stream_id) DO UPDATE"            \
-  " SET version = s.version + excluded.version, updated_at = now()"            \
-  " WHERE NOT s.tombstoned AND $2 = -1"                                        \
-  " RETURNING s.version - " n " AS base)"
-
-#define N_ARRAY "cardinality($3::uuid[])"
-
-/* One function scan feeds the insert, so rows (and their global positions)
- * go in array order; tests/integration/test_append.c checks that versions
- * and positions rise together. No ORDER BY: its sort cost a quarter of the
- * statement's throughput. The waiter check does not wait for the stream
- * row: a failed append may notify once, which is only a hint. */
-#define INSERT_EVENTS_INTO                                                     \
-  ", inserted AS ("                                                            \
-  " INSERT INTO @S@.events (stream_id, stream_version, event_id, event_type,"  \
-  " schema_version, data, metadata, tx_id)"
-
-#define INSERT_EVENTS_ARRAY                                                    \
-  INSERT_EVENTS_INTO                                                           \
-  " SELECT $1, (SELECT base FROM stream) + r.ord, r.id, r.type, r.sv,"         \
-  " r.data, r.md, pg_current_xact_id()"                                        \
-  " FROM unnest($3::uuid[], $4::text[], $5::int4[], $6::bytea[],"              \
-  " $7::bytea[]) WITH ORDINALITY AS r(id, type, sv, data, md, ord)"            \
-  " WHERE EXISTS (SELECT 1 FROM stream) RETURNING global_position)"
-
-/* One event: scalar parameters, no arrays to build or unnest. */
-#define INSERT_EVENTS_ONE                                                      \
-  INSERT_EVENTS_INTO                                                           \
-  " SELECT $1, base + 1, $3, $4, $5, $6, $7, pg_current_xact_id()"             \
-  " FROM stream RETURNING global_position)"
-
-#define APPEND_NOTIFY                                                          \
-  ", notified AS (SELECT pg_notify(@C@, split_part($1, '-', 1))"               \
-  " FROM @S@.waiters w WHERE w.category IS NULL"                               \
-  " OR w.category = split_part($1, '-', 1) LIMIT 1)"
-
-/* Result columns: base, first and last global position, tx id; no row (or
- * a NULL base) when the stream row did not match. */
-#define APPEND_RESULT                                                          \
-  APPEND_NOTIFY                                                                \
-  " SELECT (SELECT base FROM stream), min(global_position),"                   \
-  " max(global_position),"                                                     \
-  " CASE WHEN count(*) > 0 THEN pg_current_xact_id() END,"                     \
-  " (SELECT count(*) FROM notified) FROM inserted"
-
-/* One event: no aggregate over the inserted rows. */
-#define APPEND_RESULT_ONE                                                      \
-  APPEND_NOTIFY                                                                \
-  " SELECT stream.base, inserted.global_position, inserted.global_position,"   \
-  " pg_current_xact_id(), (SELECT count(*) FROM notified)"                     \
-  " FROM stream, inserted"
+/*
+ * A page of $all (or of a category: `where`) cut by a byte budget as well
+ * as by $3 events: it ends before the event that would take the page's
+ * data and metadata beyond $4 bytes, but always holds the first event,
+ * however big, so that a reader never stalls on one. octet_length reads
+ * a TOASTed value's size without fetching it, so the events past the cut
+ * cost an index step each and are never sent. The window runs in the
+ * index's order: no sort, and the LIMIT stops the scan.
+ */
+#define READ_BOUNDED(where)                                                    \
+  "SELECT " EVENT_COLUMNS " FROM (SELECT " EVENT_COLUMNS ","                   \
+  " sum(octet_length(data) + coalesce(octet_length(metadata), 0))"             \
+  " OVER w AS upto, row_number() OVER w AS n FROM @S@.events"                  \
+  " WHERE " where " AND (tx_id, global_position) > ($1, $2)"                   \
+  " AND " BELOW_HORIZON                                                        \
+  " WINDOW w AS (ORDER BY tx_id, global_position ROWS UNBOUNDED PRECEDING)"    \
+  " ORDER BY tx_id, global_position LIMIT $3) page"                            \
+  " WHERE upto <= $4 OR n = 1 ORDER BY tx_id, global_position"
 
 struct stmt_def {
   const char *name;
@@ -127,32 +74,22 @@ struct stmt_def {
 };
 
 static const struct stmt_def stmt_defs[ESC__STMT_COUNT] = {
-    [ESC__STMT_APPEND_UPDATE] = {"esc_append_update",
-                                 APPEND_UPDATE_STREAM(N_ARRAY)
-                                     INSERT_EVENTS_ARRAY APPEND_RESULT,
-                                 7,
-                                 {OID_TEXT, OID_INT8, OID_UUID_ARRAY,
-                                  OID_TEXT_ARRAY, OID_INT4_ARRAY,
-                                  OID_BYTEA_ARRAY, OID_BYTEA_ARRAY}},
-    [ESC__STMT_APPEND_UPSERT] = {"esc_append_upsert",
-                                 APPEND_UPSERT_STREAM(N_ARRAY)
-                                     INSERT_EVENTS_ARRAY APPEND_RESULT,
-                                 7,
-                                 {OID_TEXT, OID_INT8, OID_UUID_ARRAY,
-                                  OID_TEXT_ARRAY, OID_INT4_ARRAY,
-                                  OID_BYTEA_ARRAY, OID_BYTEA_ARRAY}},
-    [ESC__STMT_APPEND1_UPDATE] = {"esc_append1_update",
-                                  APPEND_UPDATE_STREAM("1")
-                                      INSERT_EVENTS_ONE APPEND_RESULT_ONE,
-                                  7,
-                                  {OID_TEXT, OID_INT8, OID_UUID, OID_TEXT,
-                                   OID_INT4, OID_BYTEA, OID_BYTEA}},
-    [ESC__STMT_APPEND1_UPSERT] = {"esc_append1_upsert",
-                                  APPEND_UPSERT_STREAM("1")
-                                      INSERT_EVENTS_ONE APPEND_RESULT_ONE,
-                                  7,
-                                  {OID_TEXT, OID_INT8, OID_UUID, OID_TEXT,
-                                   OID_INT4, OID_BYTEA, OID_BYTEA}},
+    [ESC__STMT_APPEND_FAST] = {"esc_append_fast",
+                               APPEND_FAST_RESULT
+                               " FROM @S@.append_fast($1, $2, $3, $4, $5,"
+                               " $6, $7)",
+                               7,
+                               {OID_TEXT, OID_INT8, OID_UUID_ARRAY,
+                                OID_TEXT_ARRAY, OID_INT4_ARRAY,
+                                OID_BYTEA_ARRAY, OID_BYTEA_ARRAY}},
+    /* One event: scalar parameters, no arrays to build or unnest. */
+    [ESC__STMT_APPEND_FAST1] = {"esc_append_fast1",
+                                APPEND_FAST_RESULT
+                                " FROM @S@.append_fast1($1, $2, $3, $4, $5,"
+                                " $6, $7)",
+                                7,
+                                {OID_TEXT, OID_INT8, OID_UUID, OID_TEXT,
+                                 OID_INT4, OID_BYTEA, OID_BYTEA}},
     [ESC__STMT_APPEND] = {"esc_append",
                           "SELECT status, first_version, last_version, "
                           "tx_id, first_global, last_global, actual_version "
@@ -187,6 +124,15 @@ static const struct stmt_def stmt_defs[ESC__STMT_COUNT] = {
                                  "ORDER BY tx_id, global_position LIMIT $3",
                                  4,
                                  {OID_XID8, OID_INT8, OID_INT8, OID_TEXT}},
+    [ESC__STMT_READ_ALL_BOUNDED] = {"esc_read_all_bounded",
+                                    READ_BOUNDED("TRUE"),
+                                    4,
+                                    {OID_XID8, OID_INT8, OID_INT8, OID_INT8}},
+    [ESC__STMT_READ_CATEGORY_BOUNDED] =
+        {"esc_read_category_bounded",
+         READ_BOUNDED("split_part(stream_id, '-', 1) = $5"),
+         5,
+         {OID_XID8, OID_INT8, OID_INT8, OID_INT8, OID_TEXT}},
     [ESC__STMT_STREAM_GET] = {"esc_stream_get",
                               "SELECT stream_id, version, truncated_before, "
                               "tombstoned, "
@@ -228,15 +174,7 @@ static const struct stmt_def stmt_defs[ESC__STMT_COUNT] = {
                         0,
                         {0}},
     [ESC__STMT_SNAPSHOT_WRITE] = {"esc_snapshot_write",
-                                  "INSERT INTO @S@.snapshots AS s (stream_id,"
-                                  " stream_version, state_version, data)"
-                                  " VALUES ($1, $2, $3, $4)"
-                                  " ON CONFLICT (stream_id) DO UPDATE SET"
-                                  " stream_version = excluded.stream_version,"
-                                  " state_version = excluded.state_version,"
-                                  " data = excluded.data, taken_at = now()"
-                                  " WHERE s.stream_version <"
-                                  " excluded.stream_version",
+                                  "SELECT @S@.snapshot_write($1, $2, $3, $4)",
                                   4,
                                   {OID_TEXT, OID_INT8, OID_INT4, OID_BYTEA}},
     [ESC__STMT_SNAPSHOT_READ] = {"esc_snapshot_read",

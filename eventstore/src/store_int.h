@@ -147,10 +147,8 @@ void esc__clear(esc_error *err);
 
 /* Prepared statement names; see store.c for their SQL. */
 enum esc__stmt {
-  ESC__STMT_APPEND_UPDATE,
-  ESC__STMT_APPEND_UPSERT,
-  ESC__STMT_APPEND1_UPDATE,
-  ESC__STMT_APPEND1_UPSERT,
+  ESC__STMT_APPEND_FAST,
+  ESC__STMT_APPEND_FAST1,
   ESC__STMT_APPEND,
   ESC__STMT_READ_FWD,
   ESC__STMT_READ_BWD,
@@ -165,6 +163,8 @@ enum esc__stmt {
   ESC__STMT_HEAD,
   ESC__STMT_SNAPSHOT_WRITE,
   ESC__STMT_SNAPSHOT_READ,
+  ESC__STMT_READ_ALL_BOUNDED,
+  ESC__STMT_READ_CATEGORY_BOUNDED,
   ESC__STMT_COUNT
 };
 

@@ -129,14 +129,15 @@ static bool push_arg(esc_projection_ctx *ctx, const void *data, size_t len) {
   ctx->args[ctx->nargs] = copy;
   ctx->arglens[ctx->nargs] = len;
   ctx->nargs++;
+  ctx->arg_bytes += len;
   return true;
 }
 
 /* Forgets the arguments from index `from` on; their bytes go with the
  * batch. */
 static void truncate_args(esc_projection_ctx *ctx, size_t from) {
-  if (from < ctx->nargs)
-    ctx->nargs = from;
+  for (; ctx->nargs > from; ctx->nargs--)
+    ctx->arg_bytes -= ctx->arglens[ctx->nargs - 1];
 }
 
 static bool push_count(esc_projection_ctx *ctx, int argc) {
@@ -196,9 +197,16 @@ esc_status esc__ctx_end_event(esc_projection_ctx *ctx, esc_position before,
   return ESC_OK;
 }
 
+void esc__ctx_undo_event(esc_projection_ctx *ctx) {
+  if (ctx->ncommands > ctx->event_ncommands && ctx->nevents > 0)
+    ctx->nevents--;
+  esc__ctx_drop_event(ctx);
+}
+
 void esc__ctx_reset(esc_projection_ctx *ctx) {
   ctx->nevents = 0;
-  truncate_args(ctx, 0);
+  ctx->nargs = 0;
+  ctx->arg_bytes = 0;
   ctx->ncommands = 0;
   ctx->event_nargs = 0;
   ctx->event_ncommands = 0;

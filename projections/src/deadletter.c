@@ -145,40 +145,27 @@ esc_status esc__dead_letter_park(PGconn *conn, const char *schema,
                                  const esc_recorded_event *ev,
                                  const char *error, int attempts,
                                  size_t commands_applied, esc_error *err) {
-  char sql[1024], what[160], part[16], tx[24], global[24], id[37], version[24],
-      tries[16], applied[24], text[ERROR_TEXT_MAX + 1];
+  char sql[256], what[160], part[16], id[37], tries[16], applied[24],
+      text[ERROR_TEXT_MAX + 1];
   snprintf(what, sizeof what, "park %s@%" PRId64 " of projection %s",
            ev->stream_id, ev->stream_version, proj);
   char *ident = esc__pg_schema_ident(conn, schema, err);
   if (!ident)
     return esc__pg_failed(err);
+  /* The function takes position, stream and type from the log itself. */
   snprintf(sql, sizeof sql,
-           "INSERT INTO %s.dead_letters (projection, partition, tx_id,"
-           " global_position, event_id, stream_id, stream_version,"
-           " event_type, error, attempts, commands_applied)"
-           " VALUES ($1, $2::int, $3::xid8, $4::int8, $5::uuid, $6, $7::int8,"
-           " $8, $9, $10::int, $11::int)"
-           " ON CONFLICT (projection, event_id)"
-           " WHERE state IN ('parked', 'retry')"
-           " DO UPDATE SET error = excluded.error,"
-           " attempts = excluded.attempts, parked_at = now(),"
-           " commands_applied = excluded.commands_applied",
+           "SELECT %s.dead_letter_park($1, $2::int, $3::uuid, $4, $5::int,"
+           " $6::int)",
            ident);
   PQfreemem(ident);
   snprintf(part, sizeof part, "%d", partition);
-  snprintf(tx, sizeof tx, "%" PRIu64, ev->position.tx_id);
-  snprintf(global, sizeof global, "%" PRId64, ev->position.global);
   esc_uuid_format(&ev->id, id);
-  snprintf(version, sizeof version, "%" PRId64, ev->stream_version);
   snprintf(tries, sizeof tries, "%d", attempts);
   snprintf(applied, sizeof applied, "%zu", commands_applied);
   clean_error(text, error);
-  const char *values[] = {
-      proj, part,          tx,      global,
-      id,   ev->stream_id, version, ev->type ? ev->type : "",
-      text, tries,         applied};
+  const char *values[] = {proj, part, id, text, tries, applied};
   PGresult *res =
-      esc__pg_exec(conn, sql, 11, values, PGRES_COMMAND_OK, what, err);
+      esc__pg_exec(conn, sql, 6, values, PGRES_TUPLES_OK, what, err);
   if (!res)
     return esc__pg_failed(err);
   PQclear(res);
@@ -232,27 +219,17 @@ esc_status esc__dead_letter_finish(PGconn *conn, const char *schema, int64_t id,
   char *ident = esc__pg_schema_ident(conn, schema, err);
   if (!ident)
     return esc__pg_failed(err);
-  if (ok)
-    snprintf(sql, sizeof sql,
-             "UPDATE %s.dead_letters SET state = 'resolved',"
-             " resolved_at = now() WHERE id = $1::int8"
-             " AND state <> 'resolved'",
-             ident);
-  else
-    snprintf(sql, sizeof sql,
-             "UPDATE %s.dead_letters SET state = 'parked', error = $2,"
-             " attempts = attempts + 1, parked_at = now(),"
-             " commands_applied = coalesce($3::int, commands_applied)"
-             " WHERE id = $1::int8 AND state = 'retry'",
-             ident);
+  snprintf(sql, sizeof sql,
+           "SELECT %s.dead_letter_finish($1::int8, $2::bool, $3, $4::int)",
+           ident);
   PQfreemem(ident);
   snprintf(idtext, sizeof idtext, "%" PRId64, id);
   snprintf(applied, sizeof applied, "%d", commands_applied);
   clean_error(text, error);
-  const char *values[] = {idtext, text,
+  const char *values[] = {idtext, ok ? "t" : "f", text,
                           commands_applied < 0 ? NULL : applied};
   PGresult *res =
-      esc__pg_exec(conn, sql, ok ? 1 : 3, values, PGRES_COMMAND_OK, what, err);
+      esc__pg_exec(conn, sql, 4, values, PGRES_TUPLES_OK, what, err);
   if (!res)
     return esc__pg_failed(err);
   PQclear(res);

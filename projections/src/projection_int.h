@@ -124,6 +124,8 @@ struct esc_projection_ctx {
   size_t nargs;
   size_t cap;
   size_t ncommands;
+  size_t arg_bytes; /* sum of arglens: what the batch sends, the byte
+                       budget's measure */
   struct esc__arena bytes;
 
   /* Where the current event's commands began, to drop them on failure. */
@@ -152,6 +154,10 @@ void esc__ctx_drop_event(esc_projection_ctx *ctx);
  * (none: nothing is recorded). ESC_ENOMEM drops them, as a failed event. */
 esc_status esc__ctx_end_event(esc_projection_ctx *ctx, esc_position before,
                               esc_position at);
+/* Takes back the event just ended (esc__ctx_end_event, or one that
+ * queued nothing): its commands are dropped and it is no longer listed,
+ * so the batch ends before it. */
+void esc__ctx_undo_event(esc_projection_ctx *ctx);
 /* Empties the batch (keeps the memory). */
 void esc__ctx_reset(esc_projection_ctx *ctx);
 void esc__ctx_release(esc_projection_ctx *ctx);

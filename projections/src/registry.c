@@ -98,14 +98,9 @@ esc_status esc__registry_upsert(PGconn *conn, const char *schema,
     goto out;
   }
   snprintf(sql, sizeof sql,
-           "INSERT INTO %s.projections AS p (name, version, partitions,"
-           " categories, event_types)"
-           " VALUES ($1, $2::int, $3::int, $4::text[], $5::text[])"
            /* partitions stays: the layout is set once (see above) */
-           " ON CONFLICT (name) DO UPDATE SET version = excluded.version,"
-           " categories = excluded.categories,"
-           " event_types = excluded.event_types, updated_at = now()"
-           " RETURNING partitions, repartition_to",
+           "SELECT partitions, repartition_to FROM %s.projection_register("
+           "$1, $2::int, $3::int, $4::text[], $5::text[])",
            ident);
   const char *values[] = {p->name, version, partitions, cats, types};
   PGresult *res =
@@ -172,13 +167,12 @@ esc_status esc__registry_rebuild_taken(PGconn *conn, const char *schema,
   /* Requests stamped before now are satisfied by the rebuild starting
    * now (it replays the whole log), so they are all taken at once. */
   snprintf(sql, sizeof sql,
-           "UPDATE %s.projections SET rebuild_taken_at = now()"
-           " WHERE name = $1",
+           "SELECT %s.projection_rebuild_taken($1)",
            ident);
   PQfreemem(ident);
   const char *values[] = {name};
   PGresult *res =
-      esc__pg_exec(conn, sql, 1, values, PGRES_COMMAND_OK, what, err);
+      esc__pg_exec(conn, sql, 1, values, PGRES_TUPLES_OK, what, err);
   if (!res)
     return err ? err->code : ESC_EIO;
   PQclear(res);
@@ -200,14 +194,12 @@ esc_status esc__registry_layout_switched(PGconn *conn, const char *schema,
   /* Only the pending change: a second switching worker, or one that reads
    * an old picture, changes nothing. */
   snprintf(sql, sizeof sql,
-           "UPDATE %s.projections SET partitions = $2::int,"
-           " repartition_to = NULL, updated_at = now()"
-           " WHERE name = $1 AND repartition_to = $2::int",
+           "SELECT %s.projection_layout_switched($1, $2::int)",
            ident);
   PQfreemem(ident);
   const char *values[] = {name, n};
   PGresult *res =
-      esc__pg_exec(conn, sql, 2, values, PGRES_COMMAND_OK, what, err);
+      esc__pg_exec(conn, sql, 2, values, PGRES_TUPLES_OK, what, err);
   if (!res)
     return err ? err->code : ESC_EIO;
   PQclear(res);

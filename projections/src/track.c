@@ -172,6 +172,19 @@ static esc_status take(esc_worker *w, struct part *pt, struct track *t,
   return ESC_OK;
 }
 
+/* Whether the event just taken makes the batch too big: its commands
+ * took the batch (`held` bytes before it) past the byte budget, and
+ * earlier commands are there to send without it (an event alone always
+ * goes, however big). It is then taken back, and read again after this
+ * batch. */
+static bool over_budget(const esc_worker *w, struct track *t, size_t held) {
+  size_t now = t->ctx.arg_bytes;
+  if (held == 0 || now == held || now <= esc__batch_bytes(w))
+    return false;
+  esc__ctx_undo_event(&t->ctx);
+  return true;
+}
+
 /* Handles the events of a batch that moves the checkpoint from `start`
  * into t->ctx; *upto gets the position the checkpoint may move to (the
  * last event taken). start is not t->checkpoint for a page read ahead:
@@ -188,10 +201,11 @@ static esc_status handle_batch(esc_worker *w, struct part *pt, struct track *t,
   for (size_t i = 0; i < ev->count; i++) {
     const esc_recorded_event *e = &ev->items[i];
     bool stop = false;
+    size_t held = t->ctx.arg_bytes;
     esc_status rc = take(w, pt, t, e, before, &stop, err);
     if (rc)
       return rc;
-    if (stop)
+    if (stop || over_budget(w, t, held))
       break;
     before = *upto = e->position;
     (*taken)++;
@@ -355,9 +369,33 @@ static esc_status send_batch(esc_worker *w, struct part *pt, struct track *t,
   struct apply_keys k;
   apply_request(pt, t, upto, &k);
   esc_status rc = esc__redis_apply_send(w->redis, &k.req, &t->ctx, err);
-  if (!rc)
-    *f = (struct flight){true, upto, taken};
-  return rc;
+  if (rc)
+    return rc;
+  *f = (struct flight){true, upto, taken};
+  w->stats.batches++;
+  if (t->ctx.arg_bytes > w->stats.peak_batch_bytes)
+    w->stats.peak_batch_bytes = t->ctx.arg_bytes;
+  return ESC_OK;
+}
+
+/* Counts a page read from PostgreSQL into the worker's stats; returns
+ * whether more may follow it at once: it holds batch_size events, or the
+ * byte budget probably cut it (one more event as big as its biggest would
+ * not have fitted). A wrong guess costs a read that finds nothing, or a
+ * page read without overlap, never an event. */
+static bool note_read(esc_worker *w, const esc_events *ev, size_t batch) {
+  size_t bytes = 0, biggest = 0;
+  for (size_t i = 0; i < ev->count; i++) {
+    size_t n = ev->items[i].data_len + ev->items[i].metadata_len;
+    bytes += n;
+    biggest = n > biggest ? n : biggest;
+  }
+  w->stats.reads++;
+  if (ev->count > w->stats.peak_read_events)
+    w->stats.peak_read_events = ev->count;
+  if (bytes > w->stats.peak_read_bytes)
+    w->stats.peak_read_bytes = bytes;
+  return ev->count == batch || bytes + biggest > esc__batch_bytes(w);
 }
 
 /* Reads the reply of the batch in flight; *applied when it moved t. */
@@ -471,18 +509,22 @@ esc_status esc__track_step(esc_worker *w, struct part *pt, struct track *t,
     return ESC_OK;
   esc_position start =
       t->has_checkpoint ? t->checkpoint : (esc_position)ESC_POSITION_START;
-  esc_status rc = esc_read_all_send(w->store, category, start, batch, err);
+  size_t bytes = esc__batch_bytes(w);
+  esc_status rc =
+      esc_read_all_send_bounded(w->store, category, start, batch, bytes, err);
   for (bool reading = !rc; reading;) {
     esc_position upto = ESC_POSITION_START;
     size_t taken = 0;
     reading = false;
     if ((rc = esc_read_all_receive(w->store, &ev, err)) != ESC_OK)
       break;
+    bool more = note_read(w, &ev, batch);
     t->idle = ev.count == 0;
     if (ev.count == 0)
       break;
-    if (ev.count == batch && !w->stop && esc__now_ms() < until) {
-      rc = esc_read_all_send(w->store, category, ev.next, batch, err);
+    if (more && !w->stop && esc__now_ms() < until) {
+      rc = esc_read_all_send_bounded(w->store, category, ev.next, batch, bytes,
+                                     err);
       reading = !rc;
     }
     if (!rc)

@@ -56,8 +56,27 @@ static char *dup_or_null(const char *s) {
   return s ? strdup(s) : NULL;
 }
 
+size_t esc__batch_bytes(const esc_worker *w) {
+  return w->opts.max_batch_bytes ? w->opts.max_batch_bytes
+                                 : ESC_WORKER_BATCH_BYTES_DEFAULT;
+}
+
+void esc_worker_get_stats(const esc_worker *w, esc_worker_stats *out) {
+  esc_worker_stats none = {0, 0, 0, 0, 0};
+  *out = w ? w->stats : none;
+}
+
 esc_worker *esc_worker_new(const esc_worker_options *opts, esc_error *err) {
   esc_worker_options defaults = ESC_WORKER_OPTIONS_INIT;
+  if (opts && opts->max_batch_bytes > ESC_WORKER_BATCH_BYTES_MAX) {
+    esc_error_set(err, ESC_EINVAL,
+                  "worker: max_batch_bytes %zu is more than %zu (1 GiB), "
+                  "past which Redis drops the connection; 0 means the "
+                  "default, %zu",
+                  opts->max_batch_bytes, ESC_WORKER_BATCH_BYTES_MAX,
+                  ESC_WORKER_BATCH_BYTES_DEFAULT);
+    return NULL;
+  }
   esc_worker *w = calloc(1, sizeof *w);
   if (!w) {
     esc_error_set(err, ESC_ENOMEM, "worker: out of memory");

@@ -116,6 +116,7 @@ struct esc_worker {
   int64_t last_failure_ms; /* when a round last failed (back_off) */
   char last_failure[256];  /* and why ("" after a good round) */
   uint64_t jitter;         /* state of esc__backoff_ms's random numbers */
+  esc_worker_stats stats;  /* what reads and batches held (track.c) */
 };
 
 /* worker.c */
@@ -129,6 +130,10 @@ void esc__worker_log(esc_worker *w, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)))
 #endif
     ;
+
+/* The byte budget of reads and batches (opts.max_batch_bytes, checked
+ * by esc_worker_new, or the default). */
+size_t esc__batch_bytes(const esc_worker *w);
 
 /* track.c: reads and applies one batch; *worked when it handled events.
  * Connection errors come back for the caller to reconnect. */

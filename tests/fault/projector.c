@@ -5,7 +5,8 @@
  * processes.
  *
  *   projector --schema S --name N [--version V] [--partitions K]
- *             [--only P,Q,...] [--batch B] [--redis URL] [--pg URL]
+ *             [--only P,Q,...] [--batch B] [--batch-bytes N]
+ *             [--redis URL] [--pg URL]
  *             [--lease-poll MS] [--poll MS] [--delay-us US] [--quiet]
  *
  * Worker log lines go to stderr, each with a wall-clock timestamp and the
@@ -21,6 +22,7 @@
  * signal lands in the middle of a batch more often than not.
  */
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -158,6 +160,8 @@ int main(int argc, char **argv) {
       o.partition_count = nonly;
     } else if (strcmp(a, "--batch") == 0 && number(val, 1, 100000, &v))
       o.batch_size = (int)v;
+    else if (strcmp(a, "--batch-bytes") == 0 && number(val, 0, LONG_MAX, &v))
+      o.max_batch_bytes = (size_t)v; /* esc_worker_new refuses > 1 GiB */
     else if (strcmp(a, "--redis") == 0)
       o.redis_url = val;
     else if (strcmp(a, "--pg") == 0)

@@ -405,9 +405,12 @@ static void connection_errors_never_show_the_password(void **s) {
    * a real server (the shared one, which refuses it). */
   char wrongpass[128];
   const char *redis = getenv("ESC_REDIS_URL");
-  snprintf(wrongpass, sizeof wrongpass, "redis://nobody:s3cr3t@%s",
-           redis && strstr(redis, "://") ? strstr(redis, "://") + 3
-                                         : "127.0.0.1:63799");
+  const char *where = redis && strstr(redis, "://") ? strstr(redis, "://") + 3
+                                                    : "127.0.0.1:63799";
+  /* host:port only: the real password must not go on a command line */
+  if (strrchr(where, '@'))
+    where = strrchr(where, '@') + 1;
+  snprintf(wrongpass, sizeof wrongpass, "redis://nobody:s3cr3t@%s", where);
   const char *const redis_urls[] = {
       "redis://u:s3cr3t@127.0.0.1:1", "redis://u:s3cr3t@127.0.0.1:notaport",
       "redis://:s3cr3t@[::1", wrongpass};

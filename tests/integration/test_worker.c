@@ -26,14 +26,7 @@ static int64_t appended; /* the sum of n over every event appended */
 static redisContext *redis;
 
 static redisContext *redis_connect(void) {
-  const char *url = esc_default_redis_url();
-  char host[64] = "127.0.0.1";
-  int port = 63799;
-  sscanf(url, "redis://%63[^:]:%d", host, &port);
-  redisContext *c = redisConnect(host, port);
-  if (!c || c->err)
-    fail_msg("cannot connect to Redis at %s", url);
-  return c;
+  return esc_test_redis(NULL);
 }
 
 static long long redis_int(const char *fmt, ...) {

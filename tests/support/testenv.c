@@ -32,7 +32,8 @@ const char *esc_test_pg_url(void) {
 PGconn *esc_test_pg(void) {
   PGconn *conn = PQconnectdb(esc_test_pg_url());
   if (PQstatus(conn) != CONNECTION_OK) {
-    fail_msg("cannot connect to %s: %s (did scripts/servers start run?)",
+    fail_msg("cannot connect to %s: %s (did scripts/servers start run, "
+             "and eval \"$(scripts/servers env)\" for its password?)",
              esc_test_pg_url(), PQerrorMessage(conn));
   }
   return conn;
@@ -308,13 +309,44 @@ int esc_test_kill_children_teardown(void **state) {
  * Fault tests: Redis
  * ------------------------------------------------------------------------ */
 
+/* url's host and port, after any user:password@ (the last '@'); the
+ * password, if any, into pass and the user into user (both "" if none). */
+static void redis_url_parts(const char *url, char *host, size_t hsize,
+                            int *port, char *user, size_t usize, char *pass,
+                            size_t psize) {
+  const char *s = strncmp(url, "redis://", 8) == 0 ? url + 8 : NULL;
+  if (!s)
+    fail_msg("a Redis URL must start with redis://");
+  const char *end = s + strcspn(s, "/");
+  const char *at = NULL;
+  for (const char *p = s; p < end; p++)
+    if (*p == '@')
+      at = p;
+  user[0] = pass[0] = '\0';
+  if (at) {
+    const char *colon = memchr(s, ':', (size_t)(at - s));
+    if (colon) {
+      snprintf(user, usize, "%.*s", (int)(colon - s), s);
+      snprintf(pass, psize, "%.*s", (int)(at - colon - 1), colon + 1);
+    } else
+      snprintf(pass, psize, "%.*s", (int)(at - s), s);
+    s = at + 1;
+  }
+  const char *colon = memchr(s, ':', (size_t)(end - s));
+  const char *hend = colon ? colon : end;
+  if (hend > s)
+    snprintf(host, hsize, "%.*s", (int)(hend - s), s);
+  if (colon)
+    *port = atoi(colon + 1);
+}
+
 redisContext *esc_test_redis_try(const char *url) {
-  char host[128] = "127.0.0.1";
+  char host[128] = "127.0.0.1", user[128], pass[128];
   int port = 6379;
   if (!url)
     url = esc_default_redis_url();
-  if (sscanf(url, "redis://%127[^:/]:%d", host, &port) < 1)
-    fail_msg("cannot parse Redis URL %s", url);
+  redis_url_parts(url, host, sizeof host, &port, user, sizeof user, pass,
+                  sizeof pass);
   struct timeval tv = {2, 0};
   redisContext *c = redisConnectWithTimeout(host, port, tv);
   if (!c || c->err) {
@@ -324,14 +356,26 @@ redisContext *esc_test_redis_try(const char *url) {
   }
   struct timeval cmd = {30, 0};
   redisSetTimeout(c, cmd);
+  if (pass[0]) {
+    const char *argv[3] = {"AUTH", user[0] ? user : pass, pass};
+    redisReply *r = redisCommandArgv(c, user[0] ? 3 : 2, argv, NULL);
+    bool ok = r && r->type == REDIS_REPLY_STATUS;
+    freeReplyObject(r);
+    if (!ok)
+      fail_msg("Redis at %s:%d refused AUTH", host, port);
+  }
   return c;
 }
 
 redisContext *esc_test_redis(const char *url) {
   redisContext *c = esc_test_redis_try(url);
-  if (!c)
-    fail_msg("cannot connect to Redis at %s",
-             url ? url : esc_default_redis_url());
+  if (!c) {
+    char host[128] = "127.0.0.1", user[128], pass[128];
+    int port = 6379;
+    redis_url_parts(url ? url : esc_default_redis_url(), host, sizeof host,
+                    &port, user, sizeof user, pass, sizeof pass);
+    fail_msg("cannot connect to Redis at %s:%d", host, port);
+  }
   return c;
 }
 

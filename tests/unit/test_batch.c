@@ -155,6 +155,45 @@ static void test_drop_event(void **state) {
   esc__ctx_release(&ctx);
 }
 
+/* arg_bytes, the byte budget's measure, follows every argument queued,
+ * dropped and taken back; undoing the event just ended unlists it. */
+static void test_bytes_and_undo(void **state) {
+  (void)state;
+  esc_projection_ctx ctx;
+  esc_position p0 = ESC_POSITION_START, p1 = {1, 1}, p2 = {1, 2};
+  esc__ctx_init(&ctx, &PROJ, 0, 1);
+  esc__ctx_begin_event(&ctx);
+  assert_int_equal(esc_ctx_cmd(&ctx, "SET", "k", "value", NULL), ESC_OK);
+  assert_int_equal(ctx.arg_bytes, 1 + 3 + 1 + 5); /* "3" SET k value */
+  assert_int_equal(esc__ctx_end_event(&ctx, p0, p1), ESC_OK);
+
+  esc__ctx_begin_event(&ctx);
+  const char *argv[] = {"SET", "k2", "a\0b"};
+  const size_t lens[] = {3, 2, 3};
+  assert_int_equal(esc_ctx_command(&ctx, 3, argv, lens), ESC_OK);
+  assert_int_equal(ctx.arg_bytes, 10 + 1 + 3 + 2 + 3);
+  assert_int_equal(esc__ctx_end_event(&ctx, p1, p2), ESC_OK);
+  assert_int_equal(ctx.nevents, 2);
+  esc__ctx_undo_event(&ctx);
+  assert_int_equal(ctx.nevents, 1);
+  assert_int_equal(ctx.ncommands, 1);
+  assert_int_equal(ctx.arg_bytes, 10);
+  static const char *const want[] = {"3", "SET", "k", "value"};
+  assert_args(&ctx, want, 4);
+
+  /* an event that queued nothing leaves the list as it is */
+  esc__ctx_begin_event(&ctx);
+  assert_int_equal(esc__ctx_end_event(&ctx, p1, p2), ESC_OK);
+  esc__ctx_undo_event(&ctx);
+  assert_int_equal(ctx.nevents, 1);
+  assert_int_equal(ctx.arg_bytes, 10);
+
+  esc__ctx_reset(&ctx);
+  assert_int_equal(ctx.arg_bytes, 0);
+  assert_int_equal(ctx.nargs, 0);
+  esc__ctx_release(&ctx);
+}
+
 static void test_scratch_never_moves(void **state) {
   (void)state;
   enum { N = 20000 };
@@ -291,6 +330,7 @@ int main(void) {
       cmocka_unit_test(test_invalid_commands),
       cmocka_unit_test(test_binary_args),
       cmocka_unit_test(test_drop_event),
+      cmocka_unit_test(test_bytes_and_undo),
       cmocka_unit_test(test_scratch_never_moves),
       cmocka_unit_test(test_many_commands),
       cmocka_unit_test(test_event_boundaries),

@@ -528,6 +528,21 @@ ESC_API esc_status esc_read_all_receive(esc_store *store, esc_events *out,
                                         esc_error *err);
 
 /*
+ * esc_read_all_send with a byte budget as well as an event count, so that
+ * what a page holds in memory is bounded however big the events are: the
+ * page ends before the event that would take the data and metadata bytes
+ * of the page beyond max_bytes, but always holds at least one event (a
+ * single event larger than the budget comes alone, so a reader never
+ * stalls on it). out->next works as for esc_read_all. max_bytes 0: no byte
+ * budget, the same as esc_read_all_send. Received with
+ * esc_read_all_receive.
+ */
+ESC_API esc_status esc_read_all_send_bounded(esc_store *store,
+                                             const char *category,
+                                             esc_position after, size_t max,
+                                             size_t max_bytes, esc_error *err);
+
+/*
  * The newest position a subscriber of $all can read up to now (START when
  * nothing is readable). One index probe: cheap enough to call per batch.
  */

@@ -144,10 +144,24 @@ typedef struct esc_worker_options {
    * behind) logs where it is, how fast it goes and how long it has to
    * go; default 5000 ms. */
   int progress_ms;
+  /* The byte budget of a batch, so that a worker's memory is bounded by
+   * bytes as well as by batch_size: a read from PostgreSQL stops before
+   * the event that would take its data and metadata beyond it, and a
+   * batch stops before the event whose commands would take the batch's
+   * command arguments beyond it. A single event bigger than the budget
+   * goes alone. 0: ESC_WORKER_BATCH_BYTES_DEFAULT; more than
+   * ESC_WORKER_BATCH_BYTES_MAX is refused (ESC_EINVAL). */
+  size_t max_batch_bytes;
 } esc_worker_options;
 
 #define ESC_WORKER_OPTIONS_INIT                                                \
-  { NULL, NULL, NULL, 0, 0, 0, NULL, 0, NULL, NULL, 0 }
+  { NULL, NULL, NULL, 0, 0, 0, NULL, 0, NULL, NULL, 0, 0 }
+
+/* 4 MiB: four events of the store's default largest size. */
+#define ESC_WORKER_BATCH_BYTES_DEFAULT ((size_t)4 << 20)
+/* 1 GiB: Redis's default client-query-buffer-limit, past which it drops
+ * the connection instead of running the batch. */
+#define ESC_WORKER_BATCH_BYTES_MAX ((size_t)1 << 30)
 
 /* The Redis URL esc_worker_new(NULL-url) would use (static storage). */
 ESC_API const char *esc_default_redis_url(void);
@@ -212,6 +226,24 @@ ESC_API esc_status esc_worker_run_until_caught_up(esc_worker *w, int timeout_ms,
 /* Asks esc_worker_run to return after the batch in flight. Async-signal
  * safe. */
 ESC_API void esc_worker_stop(esc_worker *w);
+
+/*
+ * What a worker's reads and batches have held since esc_worker_new: the
+ * measure of its memory that does not depend on the allocator. A worker
+ * holds about four budgets at once (the page being handled, the next one
+ * being read, the batch being built, the one Redis is running).
+ */
+typedef struct esc_worker_stats {
+  int64_t reads;           /* pages read from PostgreSQL */
+  int64_t batches;         /* batches sent to Redis */
+  size_t peak_read_events; /* the most events one page held */
+  size_t peak_read_bytes;  /* the most data + metadata bytes one page held */
+  size_t peak_batch_bytes; /* the most command argument bytes of a batch */
+} esc_worker_stats;
+
+/* Copies w's figures into *out. Call it on the thread that runs w, or
+ * when it is not running. */
+ESC_API void esc_worker_get_stats(const esc_worker *w, esc_worker_stats *out);
 
 /* ------------------------------------------------------------------------
  * Administration (the CLI's `projections`, `rebuild`, `dead-letters`)
