@@ -3,7 +3,7 @@
  * outcome, whatever happened to the log since: whether it stored events
  * (found by its first event id, also after truncation removed them), or
  * its recorded outcome when it stored none (a rejection, no change). The
- * SQL is in migration 9; the writer only executes its functions.
+ * SQL is in migration 15; the writer only executes its functions.
  */
 #include "store_int.h"
 

@@ -3,7 +3,7 @@
  * functions that lock the stream, record the deletion in the retention log
  * (which is what lets the immutability trigger pass it), and delete.
  * Truncation keeps the removed events' ids and is refused when no
- * snapshot covers what it removes, unless forced (migration 9).
+ * snapshot covers what it removes, unless forced (migration 15).
  */
 #include "store_int.h"
 

@@ -1,4 +1,4 @@
--- esc event store, migration 9: truncation never produces a wrong state.
+-- esc event store, migration 15: truncation never produces a wrong state.
 --
 -- Once a stream is truncated, its snapshot is the only record of the
 -- events that went, and the removed event ids were the only record of
@@ -14,7 +14,10 @@
 --   * commands that appended nothing (rejected, or deciding no change)
 --     are recorded, so a retry returns the same outcome instead of being
 --     decided again on a state that has moved on.
--- See docs/decisions/0009-truncation-and-snapshots.md.
+-- It comes after migration 12, which made every write of the writer a
+-- SECURITY DEFINER function with a pinned search_path and revoked every
+-- other function grant; the functions here follow that rule and are
+-- granted below. See docs/decisions/0015-truncation-and-snapshots.md.
 
 ALTER TABLE @SCHEMA@.snapshots SET LOGGED;
 
@@ -49,7 +52,7 @@ CREATE FUNCTION @SCHEMA@.record_command_outcome(p_command uuid,
                                                 p_code integer,
                                                 p_msg text)
 RETURNS boolean
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = @SCHEMA@, pg_temp AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
   IF p_command IS NULL OR p_stream IS NULL OR p_version IS NULL
      OR p_version < 0 OR p_code IS NULL OR p_code < 0 OR p_msg IS NULL
@@ -75,7 +78,7 @@ CREATE FUNCTION @SCHEMA@.command_outcome(p_command uuid, p_first_event uuid,
                                          OUT domain_code integer,
                                          OUT domain_msg text)
 RETURNS SETOF record
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = @SCHEMA@, pg_temp
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
   SELECT * FROM (
     SELECT 'appended', e.stream_id, e.stream_version, 0, ''
@@ -99,7 +102,7 @@ CREATE FUNCTION @SCHEMA@.stream_event_ids(p_stream text, p_from bigint,
                                           OUT tx_id xid8,
                                           OUT global_position bigint)
 RETURNS SETOF record
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = @SCHEMA@, pg_temp
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
   SELECT * FROM (
     SELECT e.event_id, e.stream_version, e.tx_id, e.global_position
@@ -117,7 +120,7 @@ $$;
 CREATE FUNCTION @SCHEMA@.truncate_stream(p_stream text, p_before bigint,
                                          p_reason text, p_force boolean)
 RETURNS bigint
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   v_removed bigint;
   v_log bigint;
@@ -175,12 +178,21 @@ CREATE OR REPLACE FUNCTION @SCHEMA@.truncate_stream(p_stream text,
                                                     p_before bigint,
                                                     p_reason text)
 RETURNS bigint
-LANGUAGE sql AS $$
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
   SELECT @SCHEMA@.truncate_stream(p_stream, p_before, p_reason, false)
 $$;
 
-REVOKE ALL ON ALL FUNCTIONS IN SCHEMA @SCHEMA@ FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION @SCHEMA@.refuse_event_change() TO @WRITER@;
+-- Only the owner truncates; the writer reads and records outcomes
+-- through these functions and holds no right on the tables.
+REVOKE ALL ON @SCHEMA@.removed_event_ids, @SCHEMA@.command_outcomes
+  FROM PUBLIC, @WRITER@, @READER@;
+REVOKE ALL ON FUNCTION
+  @SCHEMA@.record_command_outcome(uuid, text, bigint, integer, text),
+  @SCHEMA@.command_outcome(uuid, uuid),
+  @SCHEMA@.stream_event_ids(text, bigint, bigint),
+  @SCHEMA@.truncate_stream(text, bigint, text, boolean),
+  @SCHEMA@.truncate_stream(text, bigint, text)
+  FROM PUBLIC, @WRITER@, @READER@;
 GRANT EXECUTE ON FUNCTION
   @SCHEMA@.record_command_outcome(uuid, text, bigint, integer, text),
   @SCHEMA@.command_outcome(uuid, uuid),
