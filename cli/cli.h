@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 /* The CLI's version; kept in step with project(esc VERSION ...). The
  * library does not export its version (see docs/cli.md). */
@@ -53,6 +54,11 @@ int cli_cmd_append(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_read(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_tail(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_streams(cli_ctx *ctx, int argc, char **argv);
+/* read, tail and streams stop at --limit (100 by default): when more
+ * items follow, they say so on stderr and how to go on (rest, e.g.
+ * "--from 101"); stdout keeps only the items, for scripts. */
+void cli_note_cut(const cli_ctx *ctx, int64_t shown, const char *what,
+                  const char *rest);
 int cli_cmd_stats(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_truncate(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_tombstone(cli_ctx *ctx, int argc, char **argv);
@@ -61,6 +67,7 @@ int cli_cmd_rebuild(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_dead_letters(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_metrics(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_check(cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_retention(cli_ctx *ctx, int argc, char **argv);
 
 extern const char cli_help_migrate[];
 extern const char cli_help_append[];
@@ -75,6 +82,7 @@ extern const char cli_help_rebuild[];
 extern const char cli_help_dead_letters[];
 extern const char cli_help_metrics[];
 extern const char cli_help_check[];
+extern const char cli_help_retention[];
 
 /* ------------------------------------------------------------------------
  * Option parsing (args.c)
@@ -127,6 +135,12 @@ int cli_getopt(cli_ctx *ctx, int argc, char **argv, const char *shortopts,
  */
 bool cli_parse_i64(const cli_ctx *ctx, const char *option, const char *text,
                    int64_t min, int64_t max, int64_t *out);
+
+/* A duration for an option: a positive integer and a unit, s m h d or w
+ * ("30d"), at most max seconds, into *seconds. On failure prints a usage
+ * error naming the option and returns false (duration.c). */
+bool cli_parse_duration(const cli_ctx *ctx, const char *option,
+                        const char *text, int64_t max, int64_t *seconds);
 
 /* --expected: any | no-stream | exists | N (N >= 0). Usage error on
  * anything else. */
@@ -218,6 +232,12 @@ typedef enum cli_event_form {
  * one line. Returns false when stdout could not be written. */
 bool cli_print_event(const cli_ctx *ctx, const esc_recorded_event *e,
                      cli_event_form form);
+
+/* The same JSON line on out (the form of `esc read --json`), for files
+ * such as a retention archive. *whole is false when data or metadata could
+ * not be rendered and the line holds "<key>_error" instead. Returns false
+ * when out could not be written. */
+bool cli_write_event_json(FILE *out, const esc_recorded_event *e, bool *whole);
 
 /* JSON helpers on top of jansson (json.c). The json_t type is jansson's;
  * cli.h keeps jansson out of files that do not print JSON. */

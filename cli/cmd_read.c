@@ -1,6 +1,7 @@
 /* esc read: the events of one stream, forward or backward, paged. */
 #include "cli.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 
 const char cli_help_read[] =
@@ -14,7 +15,8 @@ const char cli_help_read[] =
     "                event, or the last one with --backward)\n"
     "  --backward    newest first\n"
     "  --limit N     print at most N events (default 100; 0: all, read in\n"
-    "                pages)\n"
+    "                pages); when more follow, stderr says so\n"
+    "  --all         every event (--limit 0)\n"
     "\n"
     "Output, one line per event:\n"
     "  3  OrderPlaced  v1  2026-11-21T10:57:01.123Z  {\"customer\":\"c-7\"}\n"
@@ -34,7 +36,7 @@ typedef struct read_args {
   int64_t limit; /* 0: all */
 } read_args;
 
-enum { OPT_FROM = 1, OPT_BACKWARD, OPT_LIMIT };
+enum { OPT_FROM = 1, OPT_BACKWARD, OPT_LIMIT, OPT_ALL };
 
 /* Returns -1 to go on, else the exit code. */
 static int parse_args(cli_ctx *ctx, int argc, char **argv, read_args *a) {
@@ -42,6 +44,7 @@ static int parse_args(cli_ctx *ctx, int argc, char **argv, read_args *a) {
       {"from", required_argument, NULL, OPT_FROM},
       {"backward", no_argument, NULL, OPT_BACKWARD},
       {"limit", required_argument, NULL, OPT_LIMIT},
+      {"all", no_argument, NULL, OPT_ALL},
       CLI_GLOBAL_LONGOPTS,
       {NULL, 0, NULL, 0}};
   static const char *const names[] = {"STREAM"};
@@ -59,6 +62,9 @@ static int parse_args(cli_ctx *ctx, int argc, char **argv, read_args *a) {
     case OPT_LIMIT:
       if (!cli_parse_i64(ctx, "--limit", optarg, 0, INT64_MAX, &a->limit))
         return CLI_EXIT_USAGE;
+      break;
+    case OPT_ALL:
+      a->limit = 0;
       break;
     case CLI_OPT_GLOBAL:
       break;
@@ -84,6 +90,7 @@ static int read_pages(const cli_ctx *ctx, esc_store *store,
   esc_events ev;
   esc_error err = ESC_ERROR_INIT;
   int rc = CLI_EXIT_OK;
+  bool cut = false; /* the limit ended the loop, not the stream */
   esc_events_init(&ev);
   while (left > 0) {
     size_t want = left < READ_PAGE ? left : READ_PAGE;
@@ -106,6 +113,14 @@ static int read_pages(const cli_ctx *ctx, esc_store *store,
     if (a->backward && last <= 1)
       break;
     from = a->backward ? last - 1 : last + 1;
+    cut = left == 0;
+  }
+  /* One more event read says whether the limit hid any. */
+  if (cut && esc_read_stream(store, a->stream, from, dir, 1, &ev, &err) ==
+                 ESC_OK && ev.count > 0) {
+    char rest[48];
+    snprintf(rest, sizeof rest, "--from %" PRId64, from);
+    cli_note_cut(ctx, a->limit, "events", rest);
   }
 out:
   esc_events_release(&ev);

@@ -14,7 +14,9 @@ const char cli_help_streams[] =
     "\n"
     "Options:\n"
     "  --category C  only streams of category C (\"order\" for order-42)\n"
-    "  --limit N     list at most N streams (default 100; 0: all)\n"
+    "  --limit N     list at most N streams (default 100; 0: all); when\n"
+    "                more follow, stderr says so\n"
+    "  --all         every stream (--limit 0)\n"
     "\n"
     "Output: a table of STREAM, VERSION, TRUNCATED (versions below it were\n"
     "removed), TOMBSTONED and UPDATED (UTC); with --json one object per "
@@ -30,13 +32,14 @@ typedef struct streams_args {
   int64_t limit;        /* 0: all */
 } streams_args;
 
-enum { OPT_CATEGORY = 1, OPT_LIMIT };
+enum { OPT_CATEGORY = 1, OPT_LIMIT, OPT_ALL };
 
 /* Returns -1 to go on, else the exit code. */
 static int parse_args(cli_ctx *ctx, int argc, char **argv, streams_args *a) {
   static const struct option longopts[] = {
       {"category", required_argument, NULL, OPT_CATEGORY},
       {"limit", required_argument, NULL, OPT_LIMIT},
+      {"all", no_argument, NULL, OPT_ALL},
       CLI_GLOBAL_LONGOPTS,
       {NULL, 0, NULL, 0}};
   int c;
@@ -49,6 +52,9 @@ static int parse_args(cli_ctx *ctx, int argc, char **argv, streams_args *a) {
     case OPT_LIMIT:
       if (!cli_parse_i64(ctx, "--limit", optarg, 0, INT64_MAX, &a->limit))
         return CLI_EXIT_USAGE;
+      break;
+    case OPT_ALL:
+      a->limit = 0;
       break;
     case CLI_OPT_GLOBAL:
       break;
@@ -116,6 +122,14 @@ static int list_pages(const cli_ctx *ctx, esc_store *store,
     if (count < want)
       break;
     memcpy(after, page[count - 1].stream_id, sizeof after);
+  }
+  /* One more stream listed says whether the limit hid any. */
+  size_t more = 0;
+  if (left == 0 && esc_stream_list(store, a->category, after, page, 1, &more,
+                                   &err) == ESC_OK && more > 0) {
+    char rest[ESC_STREAM_ID_MAX + 64];
+    snprintf(rest, sizeof rest, "the next is %s", page[0].stream_id);
+    cli_note_cut(ctx, a->limit, "streams", rest);
   }
 out:
   free(page);

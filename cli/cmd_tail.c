@@ -36,7 +36,9 @@ const char cli_help_tail[] =
     "                (either of these two also waits for a server that is\n"
     "                not up yet when tail starts)\n"
     "  --limit N     stop after N events (default 100, or no limit with\n"
-    "                --follow; 0: no limit)\n"
+    "                --follow; 0: no limit); when more follow, stderr says\n"
+    "                so\n"
+    "  --all         no limit (--limit 0)\n"
     "  --batch N     events per round trip (default 500)\n"
     "\n"
     "Output, one line per event:\n"
@@ -62,6 +64,7 @@ enum {
   OPT_FROM,
   OPT_FOLLOW,
   OPT_LIMIT,
+  OPT_ALL,
   OPT_BATCH,
   OPT_RETRY_FOR,
   OPT_RETRY_FOREVER
@@ -100,6 +103,7 @@ static int parse_args(cli_ctx *ctx, int argc, char **argv, tail_args *a) {
       {"from", required_argument, NULL, OPT_FROM},
       {"follow", no_argument, NULL, OPT_FOLLOW},
       {"limit", required_argument, NULL, OPT_LIMIT},
+      {"all", no_argument, NULL, OPT_ALL},
       {"batch", required_argument, NULL, OPT_BATCH},
       {"retry-for", required_argument, NULL, OPT_RETRY_FOR},
       {"retry-forever", no_argument, NULL, OPT_RETRY_FOREVER},
@@ -121,6 +125,9 @@ static int parse_args(cli_ctx *ctx, int argc, char **argv, tail_args *a) {
     case OPT_LIMIT:
       if (!cli_parse_i64(ctx, "--limit", optarg, 0, INT64_MAX, &a->limit))
         return CLI_EXIT_USAGE;
+      break;
+    case OPT_ALL:
+      a->limit = 0;
       break;
     case OPT_BATCH:
       if (!cli_parse_i64(ctx, "--batch", optarg, 1, 100000, &a->batch))
@@ -319,6 +326,15 @@ static int tail_loop(const cli_ctx *ctx, esc_store *store, const tail_args *a,
                              TAIL_WAIT_MS, &err);
     if (st != ESC_OK && st != ESC_ETIMEDOUT && !retry_after(a, &retry, st, &err))
       goto out_fail;
+  }
+  /* One more event read says whether the limit hid any. */
+  if (left == 0 && !stop_requested &&
+      esc_read_all(store, a->category, after, 1, &ev, &err) == ESC_OK &&
+      ev.count > 0) {
+    char rest[ESC_POSITION_TOKEN_MAX + 16];
+    int n = snprintf(rest, sizeof rest, "--from ");
+    esc_position_format(&after, rest + n);
+    cli_note_cut(ctx, a->limit, "events", rest);
   }
   goto out;
 out_fail:

@@ -42,6 +42,8 @@ static const cli_command commands[] = {
      cli_cmd_metrics, cli_help_metrics},
     {"check", "find (and repair) events read out of stream order",
      cli_cmd_check, cli_help_check},
+    {"retention", "retention policies ($maxAge, $maxCount): set, show, run",
+     cli_cmd_retention, cli_help_retention},
 };
 
 #define N_COMMANDS (sizeof commands / sizeof commands[0])

@@ -276,24 +276,25 @@ static json_t *event_head_json(const esc_recorded_event *e) {
 }
 
 /* Prints s as a JSON string (no newline). */
-static bool print_json_string(const char *s) {
+static bool print_json_string(FILE *out, const char *s) {
   json_t *str = cli_json_string(s);
   char *text = str ? json_dumps(str, JSON_ENCODE_ANY) : NULL;
   json_decref(str);
-  bool ok = text && fputs(text, stdout) >= 0;
+  bool ok = text && fputs(text, out) >= 0;
   free(text);
   return ok;
 }
 
 /* `,"<key>":<json text>`, or null plus `,"<key>_error":"<why>"` when the
  * payload could not be rendered. */
-static bool print_payload_member(const char *key, const char *json,
+static bool print_payload_member(FILE *out, const char *key, const char *json,
                                  bool present, const esc_error *err) {
-  if (printf(",\"%s\":%s", key, json ? json : "null") < 0)
+  if (fprintf(out, ",\"%s\":%s", key, json ? json : "null") < 0)
     return false;
   if (json || !present)
     return true;
-  return printf(",\"%s_error\":", key) >= 0 && print_json_string(err->msg);
+  return fprintf(out, ",\"%s_error\":", key) >= 0 &&
+         print_json_string(out, err->msg);
 }
 
 /*
@@ -301,33 +302,46 @@ static bool print_payload_member(const char *key, const char *json,
  * spliced into the line rather than re-parsed, so that values jansson
  * cannot hold (integers above INT64_MAX) pass through unchanged.
  */
-static bool print_event_json(const esc_recorded_event *e, const char *data,
-                             const esc_error *data_err, const char *meta,
-                             const esc_error *meta_err) {
+static bool print_event_json(FILE *out, const esc_recorded_event *e,
+                             const char *data, const esc_error *data_err,
+                             const char *meta, const esc_error *meta_err) {
   json_t *head = event_head_json(e);
   char *text = head ? json_dumps(head, JSON_COMPACT) : NULL;
   json_decref(head);
   if (!text)
     return false;
   text[strlen(text) - 1] = '\0'; /* drop the closing brace */
-  bool ok = fputs(text, stdout) >= 0;
+  bool ok = fputs(text, out) >= 0;
   free(text);
-  ok = ok && print_payload_member("data", data, true, data_err);
-  ok = ok &&
-       print_payload_member("metadata", meta, e->metadata != NULL, meta_err);
-  return ok && fputs("}\n", stdout) >= 0;
+  ok = ok && print_payload_member(out, "data", data, true, data_err);
+  ok = ok && print_payload_member(out, "metadata", meta, e->metadata != NULL,
+                                  meta_err);
+  return ok && fputs("}\n", out) >= 0;
+}
+
+/* One event on out (stdout, or a retention archive). *whole (may be NULL)
+ * tells whether data and metadata rendered, rather than as an error. */
+static bool write_event(FILE *out, const esc_recorded_event *e, bool json,
+                        cli_event_form form, bool *whole) {
+  esc_error data_err = ESC_ERROR_INIT, meta_err = ESC_ERROR_INIT;
+  char *data = payload_json(e->data, e->data_len, &data_err);
+  char *meta = NULL;
+  if (json && e->metadata)
+    meta = payload_json(e->metadata, e->metadata_len, &meta_err);
+  bool ok = json ? print_event_json(out, e, data, &data_err, meta, &meta_err)
+                 : print_event_text(e, form, data, &data_err);
+  if (whole)
+    *whole = data && (meta || !e->metadata);
+  free(data);
+  free(meta);
+  return ok;
 }
 
 bool cli_print_event(const cli_ctx *ctx, const esc_recorded_event *e,
                      cli_event_form form) {
-  esc_error data_err = ESC_ERROR_INIT, meta_err = ESC_ERROR_INIT;
-  char *data = payload_json(e->data, e->data_len, &data_err);
-  char *meta = NULL;
-  if (ctx->json && e->metadata)
-    meta = payload_json(e->metadata, e->metadata_len, &meta_err);
-  bool ok = ctx->json ? print_event_json(e, data, &data_err, meta, &meta_err)
-                      : print_event_text(e, form, data, &data_err);
-  free(data);
-  free(meta);
-  return ok;
+  return write_event(stdout, e, ctx->json, form, NULL);
+}
+
+bool cli_write_event_json(FILE *out, const esc_recorded_event *e, bool *whole) {
+  return write_event(out, e, true, CLI_FORM_STREAM, whole);
 }

@@ -28,7 +28,7 @@
  * (tests/support's writer thread was once named the same). */
 static char app[64];
 /* Each try reconnects, sets the session up, prepares and appends: four
- * round trips that the killer (every 30 ms) may cut, on a busy machine. */
+ * round trips that the killer may cut, on a busy machine. */
 enum { WRITERS = 4, EVENTS = 150, BATCH = 3, MAX_TRIES = 1000 };
 
 struct writer {
@@ -100,17 +100,25 @@ static void *write_stream(void *arg) {
   return NULL;
 }
 
+/* Every 30 ms the killer ends each writer session with a chance that
+ * grows with the session's age, reaching certainty at 250 ms. A fixed
+ * "kill everything" would starve the writers once a try (a TLS handshake
+ * and a SCRAM login before the append) outlasts the pause, as it does on
+ * a loaded machine; this way kills land at every step of a try, yet some
+ * tries always finish. */
 static void *kill_backends(void *arg) {
   int *kills = arg;
   PGconn *c = esc_test_pg();
   struct timespec pause = {0, 30 * 1000 * 1000};
   while (!atomic_load(&writers_done)) {
     const char *values[] = {app};
-    PGresult *res = PQexecParams(c,
-                                 "SELECT count(pg_terminate_backend(pid)) "
-                                 "FROM pg_stat_activity "
-                                 "WHERE application_name = $1",
-                                 1, NULL, values, NULL, NULL, 0);
+    PGresult *res = PQexecParams(
+        c,
+        "SELECT count(pg_terminate_backend(pid)) "
+        "FROM pg_stat_activity "
+        "WHERE application_name = $1 "
+        "AND clock_timestamp() - backend_start > random() * interval '250 ms'",
+        1, NULL, values, NULL, NULL, 0);
     if (PQresultStatus(res) == PGRES_TUPLES_OK)
       *kills += atoi(PQgetvalue(res, 0, 0));
     PQclear(res);

@@ -323,8 +323,8 @@ static size_t read_json(const char *id, json_t **objs, size_t max) {
 static void help_lists_commands_and_each_has_help(void **state) {
   (void)state;
   static const char *const contract[] = {
-      "migrate", "append",      "read",    "tail",        "streams",
-      "stats",   "projections", "rebuild", "dead-letters"};
+      "migrate", "append",      "read",    "tail",         "streams",
+      "stats",   "projections", "rebuild", "dead-letters", "retention"};
   cli_result r;
   run_cli(&r, "--help", NULL);
   expect_exit(&r, 0);
@@ -485,6 +485,54 @@ static void read_prints_the_stream(void **state) {
   }
   assert_string_equal(json_str(json_object_get(o[0], "data"), "sku"), "A-1");
   free_json(o, n);
+}
+
+/* Output cut at --limit says so on stderr, with how to go on; stdout
+ * keeps only the items. Exactly at the end there is nothing to say. */
+static void a_limit_that_cuts_says_so(void **state) {
+  (void)state;
+  cli_result r;
+  char *lines[MAX_LINES];
+  const char *const appends[] = {"limit-1", "limit-1", "limit-2"};
+  for (int i = 0; i < 3; i++) {
+    run_in_schema(&r, "append", appends[i], "Placed", "{}", NULL);
+    expect_exit(&r, 0);
+    cli_result_release(&r);
+  }
+  run_in_schema(&r, "read", "limit-1", "--limit", "1", NULL);
+  expect_exit(&r, 0);
+  assert_int_equal(split_lines(r.out, lines, MAX_LINES), 1);
+  assert_non_null(strstr(r.err, "esc read: stopped at the limit of 1 events;"
+                                " more follow (--from 2, or --all)"));
+  cli_result_release(&r);
+  run_in_schema(&r, "read", "limit-1", "--backward", "--limit", "1", NULL);
+  assert_non_null(strstr(r.err, "(--from 1, or --all)"));
+  cli_result_release(&r);
+  run_in_schema(&r, "read", "limit-1", "--limit", "2", NULL);
+  expect_exit(&r, 0);
+  assert_null(strstr(r.err, "stopped"));
+  cli_result_release(&r);
+  run_in_schema(&r, "read", "limit-1", "--all", "--json", NULL);
+  expect_exit(&r, 0);
+  assert_int_equal(split_lines(r.out, lines, MAX_LINES), 2);
+  assert_null(strstr(r.err, "stopped"));
+  cli_result_release(&r);
+
+  run_in_schema(&r, "streams", "--category", "limit", "--limit", "1", NULL);
+  expect_exit(&r, 0);
+  assert_non_null(strstr(r.err, "esc streams: stopped at the limit of 1 "
+                                "streams; more follow (the next is limit-2, or --all)"));
+  cli_result_release(&r);
+  run_in_schema(&r, "tail", "--limit", "1", "--json", NULL);
+  expect_exit(&r, 0);
+  assert_int_equal(split_lines(r.out, lines, MAX_LINES), 1);
+  assert_non_null(strstr(r.err, "esc tail: stopped at the limit of 1 events;"
+                                " more follow (--from "));
+  cli_result_release(&r);
+  run_in_schema(&r, "tail", "--all", NULL);
+  expect_exit(&r, 0);
+  assert_null(strstr(r.err, "stopped"));
+  cli_result_release(&r);
 }
 
 static void read_errors_have_their_codes(void **state) {
@@ -739,8 +787,7 @@ static void metrics_are_prometheus_gauges(void **state) {
    * rather than printed as 0, what PostgreSQL knows kept. */
   run_in_schema(&r, "metrics", "--redis", "redis://127.0.0.1:1", NULL);
   assert_int_equal(r.status, 0);
-  snprintf(line, sizeof line, "esc_redis_reachable{schema=\"%s\"} 0\n",
-           schema);
+  snprintf(line, sizeof line, "esc_redis_reachable{schema=\"%s\"} 0\n", schema);
   expect_out(&r, line);
   snprintf(line, sizeof line,
            "esc_projection_lag_events{schema=\"%s\",projection=\"%s\"", schema,
@@ -801,6 +848,151 @@ static void rebuild_waits_for_the_switch(void **state) {
   redisFree(c);
 }
 
+/* ------------------------------------------------------------------------
+ * Retention policies (#11 item 3)
+ * ------------------------------------------------------------------------ */
+
+static size_t ret_events(json_t **objs, size_t max) {
+  return read_json("ret-1", objs, max);
+}
+
+/* esc retention run --archive path fails with code, and removes nothing. */
+static void expect_archive_fails(const char *path, int code,
+                                 const char *needle) {
+  json_t *o[8];
+  expect_error(code, needle, "retention", "run", "--archive", path, NULL);
+  assert_int_equal(ret_events(o, 8), 4);
+  free_json(o, 4);
+  assert_int_equal(access(path, F_OK), -1); /* no half archive left */
+}
+
+/* A file size limit makes the archive's writes fail (EFBIG: SIGXFSZ is
+ * ignored, and exec keeps it so) while everything else works. */
+static void expect_archive_write_fails(const char *path) {
+  struct rlimit old, small = {300, 300};
+  assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+  small.rlim_max = old.rlim_max;
+  void (*was)(int) = signal(SIGXFSZ, SIG_IGN);
+  assert_int_equal(setrlimit(RLIMIT_FSIZE, &small), 0);
+  cli_result r;
+  run_in_schema(&r, "retention", "run", "--archive", path, NULL);
+  setrlimit(RLIMIT_FSIZE, &old);
+  signal(SIGXFSZ, was);
+  expect_exit(&r, 1);
+  expect_err(&r, "cannot write");
+  cli_result_release(&r);
+  json_t *o[8];
+  assert_int_equal(ret_events(o, 8), 4);
+  free_json(o, 4);
+  assert_int_equal(access(path, F_OK), -1);
+}
+
+static void retention_bad_input_is_refused(void) {
+  expect_error(2, "--max-age: '5x' is not a duration", "retention", "set",
+               "ret", "--max-age", "5x", NULL);
+  expect_error(2, "--max-age: '0d' is out of range", "retention", "set", "ret",
+               "--max-age", "0d", NULL);
+  expect_error(2, "--max-count: expected an integer >= 1, got '-1'",
+               "retention", "set", "ret", "--max-count", "-1", NULL);
+  expect_error(2, "give --max-age D, --max-count N or both", "retention", "set",
+               "ret", NULL);
+  expect_error(4, "stream nope-1 does not exist", "retention", "set", "nope-1",
+               "--max-count", "1", NULL);
+  expect_error(4, "category nocat has no streams", "retention", "set", "nocat",
+               "--max-count", "1", NULL);
+  expect_error(4, "no retention policy for category ret", "retention", "remove",
+               "ret", NULL);
+  expect_error(2, "a dry run removes nothing", "retention", "run", "--dry-run",
+               "--archive", "x", NULL);
+}
+
+static void retention_set_show_and_dry_run(void) {
+  cli_result r;
+  json_t *o[8];
+  run_in_schema(&r, "retention", "set", "ret", "--max-count", "1", "--json",
+                NULL);
+  expect_exit(&r, 0);
+  assert_int_equal(parse_json_lines(&r, o, 8), 1);
+  assert_string_equal(json_str(o[0], "scope"), "category");
+  assert_int_equal(json_ll(o[0], "max_count"), 1);
+  free_json(o, 1);
+  cli_result_release(&r);
+  run_in_schema(&r, "retention", "show", NULL);
+  expect_exit(&r, 0);
+  expect_out(&r, "category  ret ");
+  expect_out(&r, "max-count 1");
+  cli_result_release(&r);
+  run_in_schema(&r, "retention", "run", "--dry-run", "--json", NULL);
+  expect_exit(&r, 0);
+  assert_int_equal(parse_json_lines(&r, o, 8), 2);
+  assert_string_equal(json_str(o[0], "stream"), "ret-1");
+  assert_int_equal(json_ll(o[0], "events"), 3);
+  assert_true(json_is_true(json_object_get(o[0], "dry_run")));
+  assert_int_equal(json_ll(o[1], "events"), 3);
+  free_json(o, 2);
+  cli_result_release(&r);
+  assert_int_equal(ret_events(o, 8), 4);
+  free_json(o, 4);
+}
+
+/* The archive holds exactly the removed events, as esc read printed them. */
+static void expect_archive_holds(const char *path, json_t **before) {
+  FILE *f = fopen(path, "r");
+  char line[2048];
+  int n = 0;
+  assert_non_null(f);
+  while (fgets(line, sizeof line, f)) {
+    json_error_t jerr;
+    json_t *o = json_loads(line, 0, &jerr);
+    assert_true(n < 3 && json_is_object(o));
+    assert_true(json_equal(o, before[n]));
+    json_decref(o);
+    n++;
+  }
+  fclose(f);
+  assert_int_equal(n, 3);
+}
+
+static void retention_run_archives_then_removes(void **state) {
+  (void)state;
+  char path[64];
+  snprintf(path, sizeof path, "/tmp/esc_cli_archive_%d.jsonl", (int)getpid());
+  unlink(path);
+  cli_result r;
+  for (int i = 0; i < 4; i++) {
+    run_in_schema(&r, "append", "ret-1", "Tick", "{\"n\":1}", NULL);
+    expect_exit(&r, 0);
+    cli_result_release(&r);
+  }
+  retention_bad_input_is_refused();
+  retention_set_show_and_dry_run();
+  expect_archive_fails("/nonexistent-dir/a.jsonl", 6, "cannot create it");
+  expect_archive_write_fails(path);
+
+  json_t *before[8];
+  assert_int_equal(ret_events(before, 8), 4);
+  run_in_schema(&r, "retention", "run", "--archive", path, NULL);
+  expect_exit(&r, 0);
+  expect_out(&r, "ret-1");
+  expect_out(&r, "removed 3 events below version 4");
+  expect_out(&r, "archived 3 events to");
+  cli_result_release(&r);
+  expect_archive_holds(path, before);
+  free_json(before, 4);
+  json_t *after[8];
+  assert_int_equal(ret_events(after, 8), 1);
+  assert_int_equal(json_ll(after[0], "version"), 4);
+  free_json(after, 1);
+  /* An archive is never overwritten. */
+  expect_error(6, "exists already", "retention", "run", "--archive", path,
+               NULL);
+  unlink(path);
+  run_in_schema(&r, "retention", "remove", "ret", NULL);
+  expect_exit(&r, 0);
+  expect_out(&r, "removed the retention policy of category ret");
+  cli_result_release(&r);
+}
+
 /* ------------------------------------------------------------------------ */
 
 static int setup(void **state) {
@@ -832,6 +1024,9 @@ int main(void) {
       cmocka_unit_test(an_unreachable_server_exits_5),
       cmocka_unit_test(metrics_are_prometheus_gauges),
       cmocka_unit_test(rebuild_waits_for_the_switch),
+      cmocka_unit_test(retention_run_archives_then_removes),
+      /* last: it adds streams the tests above count */
+      cmocka_unit_test(a_limit_that_cuts_says_so),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -105,6 +105,15 @@ static const char *const table_writes[] = {
     "SELECT " SCHEMA ".truncate_stream('order-1', 2, 'x')",
     "SELECT " SCHEMA ".tombstone_stream('order-1', 'x')",
     "SELECT " SCHEMA ".repair_stream_order('order-1')",
+    /* Retention policies (migration 14) are the owner's: a writer that
+     * set one, or ran the plan's truncations, could remove events. */
+    "INSERT INTO " SCHEMA ".retention_policies (kind, target, max_count)"
+    " VALUES ('stream', 'order-1', 1)",
+    "UPDATE " SCHEMA ".retention_policies SET max_count = 1",
+    "DELETE FROM " SCHEMA ".retention_policies",
+    "SELECT " SCHEMA ".retention_policy_set('stream', 'order-1', NULL, 1)",
+    "SELECT " SCHEMA ".retention_policy_remove('category', 'order')",
+    "SELECT * FROM " SCHEMA ".retention_plan()",
     NULL};
 
 static void roles_write_no_table(void **state) {
@@ -266,6 +275,35 @@ static void appends_as(esc_store *st, const char *stream) {
       esc_snapshot_write(st, stream, 6, 1, state, sizeof state, &err), ESC_OK);
 }
 
+/* A reader sees the policies (esc retention show) and applies none. */
+static void a_reader_shows_retention_policies(void **state) {
+  esc_store *owner = *state;
+  esc_error err = ESC_ERROR_INIT;
+  tally_append_one(owner, "order-9", 1, "a");
+  tally_append_one(owner, "order-9", 2, "b");
+  esc_retention_policy p = ESC_RETENTION_POLICY_INIT;
+  p.scope = ESC_RETENTION_CATEGORY;
+  snprintf(p.target, sizeof p.target, "order");
+  p.max_count = 1;
+  assert_int_equal(esc_retention_policy_set(owner, &p, &err), ESC_OK);
+
+  esc_store *rd = open_as(reader);
+  esc_retention_policy out[2];
+  size_t n = 0;
+  assert_int_equal(esc_retention_policy_list(rd, NULL, out, 2, &n, &err),
+                   ESC_OK);
+  assert_int_equal(n, 1);
+  assert_string_equal(out[0].target, "order");
+  assert_int_equal(out[0].max_count, 1);
+  esc_retention_report rep;
+  assert_int_not_equal(esc_retention_run(rd, NULL, &rep, &err), ESC_OK);
+  assert_non_null(strstr(err.sqlstate, "42501"));
+  esc_store_free(rd);
+  assert_int_equal(esc_retention_policy_remove(owner, ESC_RETENTION_CATEGORY,
+                                               "order", &err),
+                   ESC_OK);
+}
+
 static void esc_works_as_the_writer(void **state) {
   (void)state;
   esc_store *st = open_as(writer);
@@ -360,6 +398,7 @@ int main(void) {
       cmocka_unit_test_teardown(roles_write_no_table, esc_test_close_tracked),
       cmocka_unit_test_teardown(functions_check_what_they_store,
                                 esc_test_close_tracked),
+      cmocka_unit_test(a_reader_shows_retention_policies),
       cmocka_unit_test(esc_works_as_the_writer),
       cmocka_unit_test(a_worker_needs_only_the_writer),
   };

@@ -773,6 +773,127 @@ ESC_API esc_status esc_stream_tombstone(esc_store *store, const char *stream_id,
                                         esc_error *err);
 
 /* ------------------------------------------------------------------------
+ * Retention policies: $maxAge / $maxCount per stream or category
+ * ------------------------------------------------------------------------ */
+
+/*
+ * A policy says how long and how many events a stream keeps. It targets
+ * one stream or every stream of a category; a stream's own policy replaces
+ * its category's (they are not merged). Setting one removes nothing: only
+ * esc_retention_run does, by truncation (esc_stream_truncate's path, so
+ * each removal is in the retention log with the policy as its reason).
+ * A run removes the longest prefix of a stream that either limit removes,
+ * but max_age only a prefix whose every event is older than the age, and
+ * never the stream's last event. Streams keep their versions.
+ */
+typedef enum esc_retention_scope {
+  ESC_RETENTION_STREAM = 0,
+  ESC_RETENTION_CATEGORY = 1
+} esc_retention_scope;
+
+#define ESC_RETENTION_MAX_AGE_S INT64_C(3155760000) /* 100 years */
+
+typedef struct esc_retention_policy {
+  esc_retention_scope scope;
+  char target[ESC_STREAM_ID_MAX + 1]; /* a stream id or a category */
+  int64_t max_age_s; /* 1..ESC_RETENTION_MAX_AGE_S; 0: no age limit */
+  int64_t max_count; /* >= 1; 0: no count limit */
+  /* Filled when read back (ignored by esc_retention_policy_set): */
+  char set_by[64];   /* the login that set it */
+  int64_t set_at_us; /* when, microseconds since the Unix epoch */
+} esc_retention_policy;
+
+#define ESC_RETENTION_POLICY_INIT                                              \
+  { ESC_RETENTION_STREAM, "", 0, 0, "", 0 }
+
+/*
+ * Sets (replaces) the policy of p->scope / p->target, recording who and
+ * when. ESC_EINVAL naming the field for a bad target, an age or count out
+ * of range, or neither limit given; ESC_ENOTFOUND when the stream does not
+ * exist (or is tombstoned) or the category has no streams. Nothing changes
+ * on failure.
+ */
+ESC_API esc_status esc_retention_policy_set(esc_store *store,
+                                            const esc_retention_policy *p,
+                                            esc_error *err);
+
+/* Removes a policy; ESC_ENOTFOUND when there is none for it. */
+ESC_API esc_status esc_retention_policy_remove(esc_store *store,
+                                               esc_retention_scope scope,
+                                               const char *target,
+                                               esc_error *err);
+
+/*
+ * Lists policies ordered by target, then scope (category first), starting
+ * after `after` (NULL: from the start; else the last one of the previous
+ * page). Fills up to max entries of out and sets *count.
+ */
+ESC_API esc_status esc_retention_policy_list(esc_store *store,
+                                             const esc_retention_policy *after,
+                                             esc_retention_policy *out,
+                                             size_t max, size_t *count,
+                                             esc_error *err);
+
+/* "max-age 30d, max-count 100" (the largest exact unit of w, d, h, m, s)
+ * into out, NUL-terminated and cut to size - 1 bytes. */
+ESC_API void esc_retention_policy_describe(const esc_retention_policy *p,
+                                           char *out, size_t size);
+
+/* One stream's part of a run. */
+typedef struct esc_retention_item {
+  char stream_id[ESC_STREAM_ID_MAX + 1];
+  esc_retention_policy policy; /* the one that applies */
+  int64_t version;             /* the stream's version */
+  int64_t before;              /* events below this version go */
+  int64_t events; /* dry run: how many would go; else how many went */
+} esc_retention_item;
+
+/* Called with each event to go, before anything is removed. A status
+ * other than ESC_OK (with err filled) stops the run: nothing is removed. */
+typedef esc_status (*esc_retention_archive_fn)(void *userdata,
+                                               const esc_recorded_event *e,
+                                               esc_error *err);
+/* Called once every event went to archive_event, before the first
+ * removal: make the archive durable (fsync). Failing stops the run as
+ * above. */
+typedef esc_status (*esc_retention_sync_fn)(void *userdata, esc_error *err);
+/* Called per stream: planned (dry run) or truncated. */
+typedef void (*esc_retention_item_fn)(void *userdata,
+                                      const esc_retention_item *item);
+
+typedef struct esc_retention_run_options {
+  bool dry_run;                          /* report, remove nothing */
+  esc_retention_archive_fn archive_event; /* NULL: no archive */
+  esc_retention_sync_fn archive_sync;     /* may be NULL */
+  esc_retention_item_fn on_item;          /* may be NULL */
+  void *userdata;
+} esc_retention_run_options;
+
+#define ESC_RETENTION_RUN_OPTIONS_INIT                                         \
+  { false, NULL, NULL, NULL, NULL }
+
+typedef struct esc_retention_report {
+  int64_t streams;  /* streams with events to go */
+  int64_t events;   /* removed (dry run: that would be) */
+  int64_t archived; /* events handed to archive_event */
+} esc_retention_report;
+
+/*
+ * Applies every policy now (opts NULL: the defaults). It plans first (per
+ * stream: the policy, the cut-off version, how many events), then, with
+ * an archive, hands every event to go to archive_event and calls
+ * archive_sync, and only then truncates stream by stream, each its own
+ * transaction, each logged with a reason naming the policy. Events
+ * appended meanwhile are never removed: the cut-offs are those planned.
+ * On a failure while truncating, the streams done stay done (report says
+ * how far it got) and the status says what failed. Needs the owner role.
+ */
+ESC_API esc_status esc_retention_run(esc_store *store,
+                                     const esc_retention_run_options *opts,
+                                     esc_retention_report *report,
+                                     esc_error *err);
+
+/* ------------------------------------------------------------------------
  * Checking the log: stream order in subscription order
  * ------------------------------------------------------------------------ */
 

@@ -1,0 +1,412 @@
+/*
+ * esc retention set|show|run|remove: retention policies ($maxAge and
+ * $maxCount per stream or category) and the explicit run that applies
+ * them, optionally archiving what it removes first (docs/retention.md).
+ */
+#include "archive.h"
+#include "cli.h"
+
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char cli_help_retention[] =
+    "Usage: esc retention set TARGET [--max-age D] [--max-count N]\n"
+    "       esc retention show\n"
+    "       esc retention run [--dry-run] [--archive FILE]\n"
+    "       esc retention remove TARGET\n"
+    "\n"
+    "Retention policies, like EventStoreDB's $maxAge and $maxCount: how\n"
+    "long and how many events a stream keeps. TARGET is a stream (order-42)\n"
+    "or, without a '-', a category (order: all its streams); --stream or\n"
+    "--category says which when the name alone does not. A stream's own\n"
+    "policy replaces its category's. Setting a policy removes nothing;\n"
+    "`run` applies every policy now: it removes the oldest events of each\n"
+    "stream that a limit removes, never a stream's last event, by\n"
+    "truncation (logged in the retention log, the policy as the reason;\n"
+    "versions are kept). Needs the owner role.\n"
+    "\n"
+    "set      --max-age D (a number and s, m, h, d or w: 30d) and/or\n"
+    "         --max-count N (N >= 1); replaces the target's policy. The\n"
+    "         stream or category must exist.\n"
+    "show     the policies, with who set them and when.\n"
+    "run      --dry-run: per stream, what would go; nothing is removed.\n"
+    "         --archive FILE: first write every event to go to FILE (a new\n"
+    "         file, mode 0600) as JSON lines, the form of `esc read --json`,\n"
+    "         and fsync it; when that fails nothing is removed.\n"
+    "remove   drops the target's policy.\n"
+    "\n"
+    "Output: text lines; with --json one object per line: show\n"
+    "{\"scope\",\"target\",\"max_age_s\",\"max_count\",\"set_by\",\"set_at\"};"
+    "\n"
+    "run one "
+    "{\"stream\",\"scope\",\"target\",\"version\",\"before\",\"events\","
+    "\n"
+    "\"dry_run\"} per stream, then {\"streams\",\"events\",\"archived\","
+    "\"archive\",\n\"dry_run\"}; set and remove the policy they set or "
+    "removed.\n";
+
+enum {
+  OPT_MAX_AGE = 1,
+  OPT_MAX_COUNT,
+  OPT_STREAM,
+  OPT_CATEGORY,
+  OPT_DRY_RUN,
+  OPT_ARCHIVE
+};
+
+typedef struct retention_args {
+  esc_retention_policy policy;
+  bool scope_given;
+  bool dry_run;
+  const char *archive; /* NULL: none */
+} retention_args;
+
+/* ------------------------------------------------------------------------
+ * Arguments
+ * ------------------------------------------------------------------------ */
+
+static int parse_option(cli_ctx *ctx, int c, retention_args *a) {
+  switch (c) {
+  case OPT_MAX_AGE:
+    return cli_parse_duration(ctx, "--max-age", optarg, ESC_RETENTION_MAX_AGE_S,
+                              &a->policy.max_age_s)
+               ? CLI_CONTINUE
+               : CLI_EXIT_USAGE;
+  case OPT_MAX_COUNT:
+    return cli_parse_i64(ctx, "--max-count", optarg, 1, INT64_MAX,
+                         &a->policy.max_count)
+               ? CLI_CONTINUE
+               : CLI_EXIT_USAGE;
+  case OPT_STREAM:
+  case OPT_CATEGORY:
+    a->policy.scope =
+        c == OPT_STREAM ? ESC_RETENTION_STREAM : ESC_RETENTION_CATEGORY;
+    a->scope_given = true;
+    return CLI_CONTINUE;
+  case OPT_DRY_RUN:
+    a->dry_run = true;
+    return CLI_CONTINUE;
+  case OPT_ARCHIVE:
+    a->archive = optarg;
+    return CLI_CONTINUE;
+  case CLI_OPT_GLOBAL:
+    return CLI_CONTINUE;
+  case CLI_OPT_HELP:
+    cli_print_help(cli_help_retention);
+    return CLI_EXIT_OK;
+  }
+  return CLI_EXIT_USAGE;
+}
+
+/* Parses a subcommand's options (each accepts only its own) and operands:
+ * want is 1 for a TARGET. Returns CLI_CONTINUE or the exit code. */
+static int parse_args(cli_ctx *ctx, int argc, char **argv,
+                      const struct option *opts, int want, retention_args *a) {
+  static const char *const names[] = {"TARGET"};
+  int c, rc = CLI_CONTINUE;
+  cli_getopt_begin();
+  while (rc == CLI_CONTINUE &&
+         (c = cli_getopt(ctx, argc, argv, "h", opts)) != -1)
+    rc = parse_option(ctx, c, a);
+  if (rc != CLI_CONTINUE)
+    return rc;
+  if (!cli_operands(ctx, argc, argv, want, names))
+    return CLI_EXIT_USAGE;
+  if (want == 0)
+    return CLI_CONTINUE;
+  const char *target = argv[optind];
+  if (strlen(target) >= sizeof a->policy.target)
+    return cli_usage(ctx, "TARGET: longer than %d bytes", ESC_STREAM_ID_MAX);
+  snprintf(a->policy.target, sizeof a->policy.target, "%s", target);
+  if (!a->scope_given)
+    a->policy.scope =
+        strchr(target, '-') ? ESC_RETENTION_STREAM : ESC_RETENTION_CATEGORY;
+  return CLI_CONTINUE;
+}
+
+/* ------------------------------------------------------------------------
+ * Printing
+ * ------------------------------------------------------------------------ */
+
+static const char *scope_name(esc_retention_scope s) {
+  return s == ESC_RETENTION_CATEGORY ? "category" : "stream";
+}
+
+static json_t *limit_json(int64_t v) {
+  return v > 0 ? json_integer(v) : json_null();
+}
+
+static bool print_policy(const cli_ctx *ctx, const esc_retention_policy *p,
+                         bool with_who) {
+  char limits[96], when[32];
+  esc_retention_policy_describe(p, limits, sizeof limits);
+  cli_format_time(p->set_at_us, when);
+  if (ctx->json) {
+    json_t *o = json_object();
+    json_object_set_new(o, "scope", json_string(scope_name(p->scope)));
+    json_object_set_new(o, "target", json_string(p->target));
+    json_object_set_new(o, "max_age_s", limit_json(p->max_age_s));
+    json_object_set_new(o, "max_count", limit_json(p->max_count));
+    if (with_who) {
+      json_object_set_new(o, "set_by", cli_json_string(p->set_by));
+      json_object_set_new(o, "set_at", json_string(when));
+    }
+    return cli_json_emit(o);
+  }
+  if (!with_who)
+    return printf("retention policy of %s %s: %s\n", scope_name(p->scope),
+                  p->target, limits) >= 0;
+  return printf("%-9s %-32s %-28s %-16s %s\n", scope_name(p->scope), p->target,
+                limits, p->set_by, when) >= 0;
+}
+
+typedef struct run_state {
+  const cli_ctx *ctx;
+  bool dry_run;
+  bool write_failed;
+} run_state;
+
+static void print_item(void *userdata, const esc_retention_item *it) {
+  run_state *rs = userdata;
+  char limits[96];
+  esc_retention_policy_describe(&it->policy, limits, sizeof limits);
+  bool ok;
+  if (rs->ctx->json) {
+    json_t *o = json_object();
+    json_object_set_new(o, "stream", json_string(it->stream_id));
+    json_object_set_new(o, "scope", json_string(scope_name(it->policy.scope)));
+    json_object_set_new(o, "target", json_string(it->policy.target));
+    json_object_set_new(o, "version", json_integer(it->version));
+    json_object_set_new(o, "before", json_integer(it->before));
+    json_object_set_new(o, "events", json_integer(it->events));
+    json_object_set_new(o, "dry_run", json_boolean(rs->dry_run));
+    ok = cli_json_emit(o);
+  } else {
+    ok = printf("%-24s %s %" PRId64 " events below version %" PRId64
+                " (of %" PRId64 "; %s %s: %s)\n",
+                it->stream_id, rs->dry_run ? "would remove" : "removed",
+                it->events, it->before, it->version,
+                scope_name(it->policy.scope), it->policy.target, limits) >= 0;
+  }
+  fflush(stdout); /* progress: one line per stream as it is done */
+  rs->write_failed |= !ok;
+}
+
+static int print_summary(const cli_ctx *ctx, const retention_args *a,
+                         const esc_retention_report *r) {
+  if (ctx->json) {
+    json_t *o = json_object();
+    json_object_set_new(o, "streams", json_integer(r->streams));
+    json_object_set_new(o, "events", json_integer(r->events));
+    json_object_set_new(o, "archived", json_integer(r->archived));
+    json_object_set_new(o, "archive",
+                        a->archive ? cli_json_string(a->archive) : json_null());
+    json_object_set_new(o, "dry_run", json_boolean(a->dry_run));
+    return cli_json_emit(o) ? CLI_EXIT_OK : CLI_EXIT_ERROR;
+  }
+  int n =
+      printf("%s %" PRId64 " event%s of %" PRId64 " stream%s%s\n",
+             a->dry_run ? "would remove" : "removed", r->events,
+             r->events == 1 ? "" : "s", r->streams, r->streams == 1 ? "" : "s",
+             a->dry_run ? " (dry run: nothing removed)" : "");
+  if (n >= 0 && a->archive)
+    n = printf("archived %" PRId64 " events to %s (fsync'ed)\n", r->archived,
+               a->archive);
+  return n >= 0 ? CLI_EXIT_OK : CLI_EXIT_ERROR;
+}
+
+/* The archive's callbacks, with the run's state beside them. */
+typedef struct run_archive {
+  run_state *rs;
+  cli_archive *archive;
+} run_archive;
+
+static esc_status archive_event(void *userdata, const esc_recorded_event *e,
+                                esc_error *err) {
+  return cli_archive_event(((run_archive *)userdata)->archive, e, err);
+}
+
+static esc_status archive_sync(void *userdata, esc_error *err) {
+  return cli_archive_sync(((run_archive *)userdata)->archive, err);
+}
+
+static void print_archived_item(void *userdata, const esc_retention_item *it) {
+  print_item(((run_archive *)userdata)->rs, it);
+}
+
+/* ------------------------------------------------------------------------
+ * Subcommands
+ * ------------------------------------------------------------------------ */
+
+#define TARGET_LONGOPTS                                                        \
+  {"stream", no_argument, NULL, OPT_STREAM}, {                                 \
+    "category", no_argument, NULL, OPT_CATEGORY                                \
+  }
+
+/* Opens the store, runs fn, reports its failure; returns the exit code. */
+static int with_store(cli_ctx *ctx, retention_args *a,
+                      int (*fn)(cli_ctx *, esc_store *, retention_args *,
+                                esc_error *)) {
+  esc_error err = ESC_ERROR_INIT;
+  esc_store *store = cli_open_store(ctx, &err);
+  if (!store)
+    return cli_fail(ctx, &err);
+  int rc = fn(ctx, store, a, &err);
+  esc_store_free(store);
+  return rc;
+}
+
+static int do_set(cli_ctx *ctx, esc_store *st, retention_args *a,
+                  esc_error *err) {
+  if (esc_retention_policy_set(st, &a->policy, err) != ESC_OK)
+    return cli_fail(ctx, err);
+  return print_policy(ctx, &a->policy, false) ? CLI_EXIT_OK : CLI_EXIT_ERROR;
+}
+
+static int retention_set(cli_ctx *ctx, int argc, char **argv) {
+  static const struct option opts[] = {
+      {"max-age", required_argument, NULL, OPT_MAX_AGE},
+      {"max-count", required_argument, NULL, OPT_MAX_COUNT},
+      TARGET_LONGOPTS,
+      CLI_GLOBAL_LONGOPTS,
+      {NULL, 0, NULL, 0}};
+  retention_args a = {ESC_RETENTION_POLICY_INIT, false, false, NULL};
+  int rc = parse_args(ctx, argc, argv, opts, 1, &a);
+  if (rc != CLI_CONTINUE)
+    return rc;
+  if (a.policy.max_age_s == 0 && a.policy.max_count == 0)
+    return cli_usage(ctx, "give --max-age D, --max-count N or both");
+  return with_store(ctx, &a, do_set);
+}
+
+static int do_remove(cli_ctx *ctx, esc_store *st, retention_args *a,
+                     esc_error *err) {
+  if (esc_retention_policy_remove(st, a->policy.scope, a->policy.target, err))
+    return cli_fail(ctx, err);
+  if (!ctx->json)
+    return printf("removed the retention policy of %s %s\n",
+                  scope_name(a->policy.scope), a->policy.target) >= 0
+               ? CLI_EXIT_OK
+               : CLI_EXIT_ERROR;
+  json_t *o = json_object();
+  json_object_set_new(o, "scope", json_string(scope_name(a->policy.scope)));
+  json_object_set_new(o, "target", json_string(a->policy.target));
+  json_object_set_new(o, "removed", json_true());
+  return cli_json_emit(o) ? CLI_EXIT_OK : CLI_EXIT_ERROR;
+}
+
+static int retention_remove(cli_ctx *ctx, int argc, char **argv) {
+  static const struct option opts[] = {
+      TARGET_LONGOPTS, CLI_GLOBAL_LONGOPTS, {NULL, 0, NULL, 0}};
+  retention_args a = {ESC_RETENTION_POLICY_INIT, false, false, NULL};
+  int rc = parse_args(ctx, argc, argv, opts, 1, &a);
+  return rc != CLI_CONTINUE ? rc : with_store(ctx, &a, do_remove);
+}
+
+/* Policies fetched per round trip. */
+#define POLICY_PAGE 200
+
+static int do_show(cli_ctx *ctx, esc_store *st, retention_args *a,
+                   esc_error *err) {
+  (void)a;
+  esc_retention_policy page[POLICY_PAGE], last;
+  size_t count = 0, total = 0;
+  do {
+    if (esc_retention_policy_list(st, total ? &last : NULL, page, POLICY_PAGE,
+                                  &count, err) != ESC_OK)
+      return cli_fail(ctx, err);
+    if (!ctx->json && total == 0 && count > 0)
+      printf("%-9s %-32s %-28s %-16s %s\n", "SCOPE", "TARGET", "LIMITS",
+             "SET BY", "SET AT");
+    for (size_t i = 0; i < count; i++)
+      if (!print_policy(ctx, &page[i], true))
+        return CLI_EXIT_ERROR;
+    if (count > 0)
+      last = page[count - 1];
+    total += count;
+  } while (count == POLICY_PAGE);
+  if (!ctx->json && total == 0)
+    printf("no retention policies (see esc retention --help)\n");
+  return CLI_EXIT_OK;
+}
+
+static int retention_show(cli_ctx *ctx, int argc, char **argv) {
+  static const struct option opts[] = {CLI_GLOBAL_LONGOPTS, {NULL, 0, NULL, 0}};
+  retention_args a = {ESC_RETENTION_POLICY_INIT, false, false, NULL};
+  int rc = parse_args(ctx, argc, argv, opts, 0, &a);
+  return rc != CLI_CONTINUE ? rc : with_store(ctx, &a, do_show);
+}
+
+static int do_run(cli_ctx *ctx, esc_store *st, retention_args *a,
+                  esc_error *err) {
+  cli_archive archive = {NULL, NULL, 0, false};
+  run_state rs = {ctx, a->dry_run, false};
+  esc_retention_run_options o = ESC_RETENTION_RUN_OPTIONS_INIT;
+  esc_retention_report report = {0, 0, 0};
+  o.dry_run = a->dry_run;
+  o.on_item = print_item;
+  o.userdata = &rs;
+  /* The archive first: a path that cannot be written stops the run
+   * before anything is read or removed. */
+  if (a->archive && cli_archive_open(&archive, a->archive, err) != ESC_OK)
+    return cli_fail(ctx, err);
+  run_archive ra = {&rs, &archive};
+  if (a->archive) {
+    o.archive_event = archive_event;
+    o.archive_sync = archive_sync;
+    o.on_item = print_archived_item;
+    o.userdata = &ra;
+  }
+  esc_status rc = esc_retention_run(st, &o, &report, err);
+  cli_archive_close(&archive);
+  if (rc != ESC_OK)
+    return cli_fail(ctx, err);
+  int exit_code = print_summary(ctx, a, &report);
+  return rs.write_failed ? CLI_EXIT_ERROR : exit_code;
+}
+
+static int retention_run(cli_ctx *ctx, int argc, char **argv) {
+  static const struct option opts[] = {
+      {"dry-run", no_argument, NULL, OPT_DRY_RUN},
+      {"archive", required_argument, NULL, OPT_ARCHIVE},
+      CLI_GLOBAL_LONGOPTS,
+      {NULL, 0, NULL, 0}};
+  retention_args a = {ESC_RETENTION_POLICY_INIT, false, false, NULL};
+  int rc = parse_args(ctx, argc, argv, opts, 0, &a);
+  if (rc != CLI_CONTINUE)
+    return rc;
+  if (a.dry_run && a.archive)
+    return cli_usage(ctx, "--archive writes what a run removes; a dry run "
+                          "removes nothing");
+  return with_store(ctx, &a, do_run);
+}
+
+int cli_cmd_retention(cli_ctx *ctx, int argc, char **argv) {
+  static const struct {
+    const char *name;
+    const char *command; /* for messages: "esc: retention run: ..." */
+    int (*run)(cli_ctx *ctx, int argc, char **argv);
+  } subs[] = {
+      {"set", "retention set", retention_set},
+      {"show", "retention show", retention_show},
+      {"run", "retention run", retention_run},
+      {"remove", "retention remove", retention_remove},
+  };
+  const char *sub = argc > 1 ? argv[1] : NULL;
+  if (sub && (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0)) {
+    cli_print_help(cli_help_retention);
+    return CLI_EXIT_OK;
+  }
+  if (!sub)
+    return cli_usage(ctx, "missing subcommand: set, show, run or remove");
+  for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++)
+    if (strcmp(sub, subs[i].name) == 0) {
+      ctx->command = subs[i].command;
+      return subs[i].run(ctx, argc - 1, argv + 1);
+    }
+  return cli_usage(ctx, "unknown subcommand '%s': set, show, run or remove",
+                   sub);
+}
