@@ -115,6 +115,26 @@ AS $$
   ORDER BY stream_version LIMIT p_max
 $$;
 
+-- What truncating p_stream before p_before would leave uncovered: the
+-- last version it removes, when it removes versions not already gone and
+-- the stream's snapshot is older than that version; NULL when nothing
+-- would be uncovered (or the stream does not exist). The one statement
+-- of the rule: truncate_stream refuses on it, and a retention run plans
+-- with it (esc_retention_run). A snapshot's presence is all SQL can
+-- check; whether its state_version suits the decider is the loader's
+-- question, and an unusable one is ESC_ETRUNCATED there.
+CREATE FUNCTION @SCHEMA@.truncation_uncovered(p_stream text, p_before bigint)
+RETURNS bigint
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT u.upto FROM (
+    SELECT least(p_before, s.version + 1) - 1 AS upto,
+           greatest(s.truncated_before, 1) AS first_kept,
+           (SELECT n.stream_version FROM @SCHEMA@.snapshots n
+             WHERE n.stream_id = s.stream_id) AS snapshot
+      FROM @SCHEMA@.streams s WHERE s.stream_id = p_stream) u
+   WHERE u.upto >= u.first_kept AND coalesce(u.snapshot, 0) < u.upto
+$$;
+
 -- Truncation: refused (SQLSTATE ES009) when it would remove versions that
 -- no snapshot covers, unless p_force. The removed events' ids are kept.
 CREATE FUNCTION @SCHEMA@.truncate_stream(p_stream text, p_before bigint,
@@ -124,21 +144,17 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   v_removed bigint;
   v_log bigint;
-  v_version bigint;
-  v_truncated bigint;
-  v_upto bigint;    -- the last version this truncation removes
+  v_upto bigint;    -- the last version left uncovered; NULL: none
   v_snapshot bigint;
 BEGIN
-  SELECT version, truncated_before INTO v_version, v_truncated
-    FROM @SCHEMA@.streams WHERE stream_id = p_stream FOR UPDATE;
+  PERFORM 1 FROM @SCHEMA@.streams WHERE stream_id = p_stream FOR UPDATE;
   IF NOT FOUND THEN
     RAISE EXCEPTION 'stream % does not exist', p_stream USING ERRCODE = 'ES004';
   END IF;
-  v_upto := least(p_before, v_version + 1) - 1;
+  v_upto := @SCHEMA@.truncation_uncovered(p_stream, p_before);
   SELECT s.stream_version INTO v_snapshot
     FROM @SCHEMA@.snapshots s WHERE s.stream_id = p_stream;
-  IF NOT coalesce(p_force, false) AND v_upto >= greatest(v_truncated, 1)
-     AND coalesce(v_snapshot, 0) < v_upto THEN
+  IF NOT coalesce(p_force, false) AND v_upto IS NOT NULL THEN
     RAISE EXCEPTION 'truncate %: no snapshot covers version % (%)', p_stream,
       v_upto, coalesce('the snapshot is at version ' || v_snapshot,
                        'the stream has no snapshot')
@@ -150,7 +166,7 @@ BEGIN
   INSERT INTO @SCHEMA@.retention_log (stream_id, operation, before_version,
                                       events_removed, reason, tx_id)
   VALUES (p_stream, 'truncate', p_before, 0,
-          CASE WHEN p_force THEN '[forced] ' ELSE '' END
+          CASE WHEN v_upto IS NOT NULL THEN '[forced] ' ELSE '' END
             || coalesce(p_reason, ''),
           pg_current_xact_id())
   RETURNING id INTO v_log;
@@ -190,6 +206,7 @@ REVOKE ALL ON FUNCTION
   @SCHEMA@.record_command_outcome(uuid, text, bigint, integer, text),
   @SCHEMA@.command_outcome(uuid, uuid),
   @SCHEMA@.stream_event_ids(text, bigint, bigint),
+  @SCHEMA@.truncation_uncovered(text, bigint),
   @SCHEMA@.truncate_stream(text, bigint, text, boolean),
   @SCHEMA@.truncate_stream(text, bigint, text)
   FROM PUBLIC, @WRITER@, @READER@;

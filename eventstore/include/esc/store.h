@@ -846,6 +846,10 @@ typedef struct esc_retention_item {
   int64_t version;             /* the stream's version */
   int64_t before;              /* events below this version go */
   int64_t events; /* dry run: how many would go; else how many went */
+  /* No snapshot covers the versions it would remove (see
+   * esc_stream_truncate): left alone, events 0, unless the run is forced.
+   * A dry run says what a run would refuse. */
+  bool refused;
 } esc_retention_item;
 
 /* Called with each event to go, before anything is removed. A status
@@ -857,7 +861,7 @@ typedef esc_status (*esc_retention_archive_fn)(void *userdata,
  * removal: make the archive durable (fsync). Failing stops the run as
  * above. */
 typedef esc_status (*esc_retention_sync_fn)(void *userdata, esc_error *err);
-/* Called per stream: planned (dry run) or truncated. */
+/* Called per stream: planned (dry run), truncated or refused. */
 typedef void (*esc_retention_item_fn)(void *userdata,
                                       const esc_retention_item *item);
 
@@ -867,15 +871,20 @@ typedef struct esc_retention_run_options {
   esc_retention_sync_fn archive_sync;     /* may be NULL */
   esc_retention_item_fn on_item;          /* may be NULL */
   void *userdata;
+  /* Truncate also the streams no snapshot covers, so that their state
+   * can never be loaded again (esc_stream_truncate_opts's force). For
+   * streams nothing loads a state from, such as logs and inputs. */
+  bool force;
 } esc_retention_run_options;
 
 #define ESC_RETENTION_RUN_OPTIONS_INIT                                         \
-  { false, NULL, NULL, NULL, NULL }
+  { false, NULL, NULL, NULL, NULL, false }
 
 typedef struct esc_retention_report {
-  int64_t streams;  /* streams with events to go */
+  int64_t streams;  /* streams truncated (dry run: that would be) */
   int64_t events;   /* removed (dry run: that would be) */
   int64_t archived; /* events handed to archive_event */
+  int64_t refused;  /* streams left alone: no snapshot covers them */
 } esc_retention_report;
 
 /*
@@ -887,6 +896,13 @@ typedef struct esc_retention_report {
  * appended meanwhile are never removed: the cut-offs are those planned.
  * On a failure while truncating, the streams done stay done (report says
  * how far it got) and the status says what failed. Needs the owner role.
+ *
+ * A stream whose removed versions no snapshot covers is refused, as
+ * esc_stream_truncate refuses it: it is neither archived nor truncated,
+ * the run goes on with the others, and then returns ESC_ETRUNCATED naming
+ * the first refused stream and how many there were (report and on_item
+ * say which). opts->force truncates them too. A dry run reports them
+ * (item->refused) and returns ESC_OK.
  */
 ESC_API esc_status esc_retention_run(esc_store *store,
                                      const esc_retention_run_options *opts,
