@@ -88,6 +88,17 @@ esc_status esc__load(esc_store *store, const esc_decider *decider,
                      struct esc__folder *folder, struct esc__load_info *info,
                      esc_error *err);
 
+/* ESC_EINVAL unless stream is a valid id of the decider's category; the
+ * message starts with what ("execute"). */
+esc_status esc__check_target(const esc_decider *d, const char *stream,
+                             const char *what, esc_error *err);
+
+/* Encodes state (folded up to version) with d->encode_state and stores it
+ * as the stream's snapshot (truncate.c). */
+esc_status esc__snapshot_store(esc_store *store, const esc_decider *d,
+                               const char *stream, int64_t version,
+                               const void *state, esc_error *err);
+
 /* Event i of a command: UUIDv5(command id, decimal i). */
 esc_uuid esc__command_event_id(const esc_uuid *command_id, size_t i);
 

@@ -55,17 +55,17 @@ static esc_status append_decision(esc_store *store, const char *stream,
 
 /* ------------------------------------------------------------ helpers -- */
 
-static esc_status check_target(const esc_decider *d, const char *stream,
-                               esc_error *err) {
+esc_status esc__check_target(const esc_decider *d, const char *stream,
+                             const char *what, esc_error *err) {
   char category[ESC_STREAM_ID_MAX + 1];
   esc_error inner = ESC_ERROR_INIT;
   if (!stream || !esc_stream_id_valid(stream, &inner))
-    return esc_error_set(err, ESC_EINVAL, "execute: %s",
+    return esc_error_set(err, ESC_EINVAL, "%s: %s", what,
                          stream ? inner.msg : "stream id is NULL");
   esc_stream_category(stream, category, sizeof category);
   if (!d->category || strcmp(category, d->category) != 0)
     return esc_error_set(err, ESC_EINVAL,
-                         "execute on %s: the decider is for category %s",
+                         "%s on %s: the decider is for category %s", what,
                          stream, d->category ? d->category : "(null)");
   return ESC_OK;
 }
@@ -140,14 +140,7 @@ static void maybe_snapshot(esc_store *store, const esc_decider *dec,
     return;
   if (fold_appended(store, stream, a, state, f))
     return;
-  msgpack_sbuffer sb;
-  msgpack_packer pk;
-  msgpack_sbuffer_init(&sb);
-  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-  if (dec->encode_state(state, &pk) == 0)
-    esc_snapshot_write(store, stream, a->last_version, dec->state_version,
-                       sb.data, sb.size, NULL);
-  msgpack_sbuffer_destroy(&sb);
+  esc__snapshot_store(store, dec, stream, a->last_version, state, NULL);
 }
 
 /* ------------------------------------------------------------ execute -- */
@@ -316,7 +309,7 @@ esc_status esc_execute(esc_store *store, const esc_decider *decider,
   memset(result, 0, sizeof *result);
   result->command_id = r.opts.command_id;
   esc__decision_init(&r.decision);
-  esc_status rc = check_target(decider, stream_id, err);
+  esc_status rc = esc__check_target(decider, stream_id, "execute", err);
   if (!rc)
     rc = esc__folder_init(&r.folder, decider, err);
   if (rc)
