@@ -49,9 +49,8 @@ const char cli_help_retention[] =
     "{\"stream\",\"scope\",\"target\",\"version\",\"before\",\"events\","
     "\n"
     "\"refused\",\"dry_run\"} per stream, then {\"streams\",\"events\","
-    "\"archived\",\n\"refused\",\"archive\",\"dry_run\"}; set and remove "
-    "the policy they set or "
-    "removed.\n";
+    "\"archived\",\n\"refused\",\"archive\",\"dry_run\"}; set and remove\n"
+    "the policy they set or removed.\n";
 
 enum {
   OPT_MAX_AGE = 1,
