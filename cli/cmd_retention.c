@@ -144,9 +144,8 @@ static int run(cli_ctx *ctx, int argc, char **argv, bool truncate) {
     return cli_fail(ctx, &err);
   int64_t removed = 0;
   esc_truncate_options t = {a.reason, a.force};
-  esc_status st = truncate ? esc_stream_truncate_opts(store, a.stream,
-                                                      a.before, &t, &removed,
-                                                      &err)
+  esc_status st = truncate ? esc_stream_truncate_opts(store, a.stream, a.before,
+                                                      &t, &removed, &err)
                            : esc_stream_tombstone(store, a.stream, a.reason,
                                                   &removed, &err);
   if (st == ESC_ETRUNCATED)

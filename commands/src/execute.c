@@ -43,10 +43,13 @@ static esc_status append_decision(esc_store *store, const char *stream,
                          stream);
   for (size_t i = 0; i < d->count; i++) {
     const struct esc__emitted *e = &d->events[i];
-    ev[i] = (esc_event_data){
-        esc__command_event_id(cmd, i), e->type->name, e->type->schema_version,
-        e->data,          e->len,        meta,
-        meta_len};
+    ev[i] = (esc_event_data){esc__command_event_id(cmd, i),
+                             e->type->name,
+                             e->type->schema_version,
+                             e->data,
+                             e->len,
+                             meta,
+                             meta_len};
   }
   esc_status rc = esc_append(store, stream, expected, ev, d->count, out, err);
   free(ev);
@@ -132,8 +135,7 @@ static esc_status fold_appended(esc_store *store, const char *stream,
  * error of the command. */
 static void maybe_snapshot(esc_store *store, const esc_decider *dec,
                            const char *stream, const esc_append_result *a,
-                           int64_t loaded, void *state,
-                           struct esc__folder *f) {
+                           int64_t loaded, void *state, struct esc__folder *f) {
   int64_t every = dec->snapshot_every;
   if (every <= 0 || !dec->encode_state || a->duplicate ||
       a->last_version / every == loaded / every)
@@ -188,8 +190,8 @@ static esc_status first_result_or(struct run *r, esc_status rc,
  * events): unless a twin got there first, record that, so a retry of
  * this command id is answered with the same outcome.
  */
-static esc_status settle_nothing(struct run *r, esc_status rc,
-                                 int64_t version, esc_error *err) {
+static esc_status settle_nothing(struct run *r, esc_status rc, int64_t version,
+                                 esc_error *err) {
   esc_command_result *res = r->result;
   bool found = false;
   res->version = version;

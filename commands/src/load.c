@@ -86,8 +86,7 @@ static esc_status start_from_snapshot(esc_store *store, const esc_decider *d,
  * error that says which snapshot there was (if any) and why it did not do.
  */
 static esc_status uncovered(const char *stream, int64_t first_kept,
-                            const struct esc__load_info *info,
-                            esc_error *err) {
+                            const struct esc__load_info *info, esc_error *err) {
   char why[sizeof info->snapshot_note + 48];
   if (info->snapshot_ignored)
     snprintf(why, sizeof why, "; %s", info->snapshot_note);

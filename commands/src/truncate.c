@@ -71,8 +71,7 @@ static esc_status snapshot_now(esc_store *store, const esc_decider *d,
   struct esc__load_info info;
   void *state = esc__state_new(d);
   if (!state)
-    return esc_error_set(err, ESC_ENOMEM, "truncate %s: out of memory",
-                         stream);
+    return esc_error_set(err, ESC_ENOMEM, "truncate %s: out of memory", stream);
   esc_status rc = esc__folder_init(&folder, d, err);
   if (rc) {
     esc__state_free(d, state);

@@ -16,9 +16,8 @@
 static PGresult *call(esc_store *st, const char *fn, int n,
                       const char *const *values, const char *what,
                       esc_status *rc, esc_error *err) {
-  static const char *const placeholders[] = {"", "$1", "$1, $2", "$1, $2, $3",
-                                             "$1, $2, $3, $4",
-                                             "$1, $2, $3, $4, $5"};
+  static const char *const placeholders[] = {
+      "", "$1", "$1, $2", "$1, $2, $3", "$1, $2, $3, $4", "$1, $2, $3, $4, $5"};
   char sql[160];
   *rc = esc__ensure_conn(st, err);
   if (*rc)
@@ -71,11 +70,11 @@ esc_status esc_command_outcome_write(esc_store *store, const esc_uuid *command,
   esc_status rc;
   if (!stream_id || !esc_stream_id_valid(stream_id, &inner) || version < 0 ||
       domain_code < 0)
-    return esc__fail(err, ESC_EINVAL,
-                     "record command outcome: %s",
-                     stream_id && inner.msg[0] ? inner.msg
-                                               : "needs a valid stream id, a "
-                                                 "version >= 0 and a code >= 0");
+    return esc__fail(err, ESC_EINVAL, "record command outcome: %s",
+                     stream_id && inner.msg[0]
+                         ? inner.msg
+                         : "needs a valid stream id, a "
+                           "version >= 0 and a code >= 0");
   esc_uuid_format(command, cmd);
   snprintf(v, sizeof v, "%" PRId64, version);
   snprintf(code, sizeof code, "%d", domain_code);

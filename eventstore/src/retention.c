@@ -14,8 +14,8 @@
 
 /* Calls fn(stream, [before, force,] reason) and reads the count it returns. */
 static esc_status run(esc_store *st, const char *fn, const char *stream,
-                      const char *before, const char *force,
-                      const char *reason, int64_t *removed, esc_error *err) {
+                      const char *before, const char *force, const char *reason,
+                      int64_t *removed, esc_error *err) {
   char sql[256], what[ESC_STREAM_ID_MAX + 32];
   esc_error inner = ESC_ERROR_INIT;
   if (!stream || !esc_stream_id_valid(stream, &inner))

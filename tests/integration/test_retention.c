@@ -256,9 +256,9 @@ static void truncate_removes_old_versions_and_logs(void **state) {
   int64_t removed = -1;
   /* A snapshot covering versions 1..3, without which the truncation is
    * refused (migration 15). */
-  assert_int_equal(esc_snapshot_write(st, "order-1", 3, 1, PAYLOAD,
-                                      sizeof PAYLOAD, &err),
-                   ESC_OK);
+  assert_int_equal(
+      esc_snapshot_write(st, "order-1", 3, 1, PAYLOAD, sizeof PAYLOAD, &err),
+      ESC_OK);
   esc_status rc =
       esc_stream_truncate(st, "order-1", 4, "gdpr request 17", &removed, &err);
   if (rc)

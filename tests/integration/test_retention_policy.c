@@ -508,8 +508,8 @@ static void uncovered_streams_are_refused_unless_forced(void **state) {
   assert_int_equal(rep.archived, 3); /* order-1's only */
   assert_int_equal(events_of(raw, "order-1"), 1);
   assert_int_equal(events_of(raw, "order-2"), 4);
-  assert_int_equal(
-      query_ll(raw, "SELECT count(*) FROM %s.retention_log%s", ""), 1);
+  assert_int_equal(query_ll(raw, "SELECT count(*) FROM %s.retention_log%s", ""),
+                   1);
 
   o.archive_event = NULL;
   o.archive_sync = NULL;

@@ -169,9 +169,9 @@ static void forced_truncation_leaves_an_error_not_a_partial_fold(void **state) {
   counter_decider_init(&d, 5);
 
   inc_ok(st, counter_decider(), "counter-none", 6, 5);
-  assert_int_equal(esc_stream_truncate_opts(st, "counter-none", 4, &force,
-                                            NULL, &err),
-                   ESC_OK);
+  assert_int_equal(
+      esc_stream_truncate_opts(st, "counter-none", 4, &force, NULL, &err),
+      ESC_OK);
   expect_uncovered(st, counter_decider(), "counter-none", 4);
   expect_uncovered(st, &d, "counter-none", 4);
 
@@ -183,8 +183,7 @@ static void forced_truncation_leaves_an_error_not_a_partial_fold(void **state) {
 
   inc_ok(st, &d, "counter-schema", 6, 5); /* snapshot at 5 */
   assert_int_equal(
-      esc_stream_truncate(st, "counter-schema", 5, "test", NULL, &err),
-      ESC_OK);
+      esc_stream_truncate(st, "counter-schema", 5, "test", NULL, &err), ESC_OK);
   assert_int_equal(load_counter(st, &d, "counter-schema", NULL).value, 30);
   esc_decider newer = d;
   newer.state_version = 2; /* the snapshot no longer decodes for it */
@@ -256,8 +255,7 @@ static void retried_command_after_truncation_returns_its_result(void **state) {
   assert_false(first.duplicate);
   inc_ok(st, &d, "counter-b", 9, 1);
   assert_int_equal(
-      esc_truncate_stream(st, &d, "counter-b", 11, "test", NULL, &err),
-      ESC_OK);
+      esc_truncate_stream(st, &d, "counter-b", 11, "test", NULL, &err), ESC_OK);
 
   assert_int_equal(inc(st, &d, "counter-b", 7, &id, &again, &err), ESC_OK);
   assert_true(again.duplicate);
@@ -316,14 +314,14 @@ static void retried_rejection_is_rejected_again(void **state) {
   counter_cmd reset = {COUNTER_RESET, 0};
   esc_command_options o = ESC_COMMAND_OPTIONS_INIT;
   o.command_id = reset_id;
-  assert_int_equal(esc_execute(st, counter_decider(), "counter-z", &reset, &o,
-                               &res, &err),
-                   ESC_OK);
+  assert_int_equal(
+      esc_execute(st, counter_decider(), "counter-z", &reset, &o, &res, &err),
+      ESC_OK);
   assert_int_equal(res.event_count, 0);
   inc_ok(st, counter_decider(), "counter-z", 1, 3);
-  assert_int_equal(esc_execute(st, counter_decider(), "counter-z", &reset, &o,
-                               &res, &err),
-                   ESC_OK);
+  assert_int_equal(
+      esc_execute(st, counter_decider(), "counter-z", &reset, &o, &res, &err),
+      ESC_OK);
   assert_true(res.duplicate);
   assert_int_equal(res.event_count, 0);
   assert_int_equal(stream_version(st, "counter-z"), 1);
@@ -346,7 +344,9 @@ typedef struct stamped {
   char last_causation[37];
 } stamped;
 
-static void stamped_init(void *state) { counter_decider()->init(state); }
+static void stamped_init(void *state) {
+  counter_decider()->init(state);
+}
 
 static void stamped_evolve(void *state, const esc_event *e) {
   stamped *s = state;
@@ -442,7 +442,7 @@ static void random_line(unsigned *seed, order_line *l) {
 /* Mostly item changes while placed, so streams get long; the rest of the
  * life cycle (and its rejections) now and then. */
 static void random_order(unsigned *seed, any_cmd *c, order_line *lines) {
-  static const order_cmd_kind rare[] = {ORDER_PLACE,     ORDER_CONFIRM,
+  static const order_cmd_kind rare[] = {ORDER_PLACE,      ORDER_CONFIRM,
                                         ORDER_MARK_READY, ORDER_PAY,
                                         ORDER_SHIP,       ORDER_CANCEL};
   int r = rand_r(seed) % 20;
@@ -483,8 +483,7 @@ static size_t encode(const esc_decider *d, const void *state, char **out) {
 /* Loads stream through d, encoded (the caller frees *out); *version
  * gets the version folded up to. */
 static size_t load_encoded(esc_store *st, const esc_decider *d,
-                           const char *stream, char **out,
-                           int64_t *version) {
+                           const char *stream, char **out, int64_t *version) {
   esc_error err = ESC_ERROR_INIT;
   void *state = calloc(1, d->state_size);
   assert_non_null(state);

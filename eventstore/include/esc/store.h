@@ -609,12 +609,9 @@ ESC_API esc_status esc_command_outcome_read(esc_store *store,
  * was decided at. The first outcome recorded for a command id stays; this
  * one is then ignored (ESC_OK).
  */
-ESC_API esc_status esc_command_outcome_write(esc_store *store,
-                                             const esc_uuid *command_id,
-                                             const char *stream_id,
-                                             int64_t version, int domain_code,
-                                             const char *domain_msg,
-                                             esc_error *err);
+ESC_API esc_status esc_command_outcome_write(
+    esc_store *store, const esc_uuid *command_id, const char *stream_id,
+    int64_t version, int domain_code, const char *domain_msg, esc_error *err);
 
 /* ------------------------------------------------------------------------
  * Snapshots: a stream's folded state at a version, kept beside the log
