@@ -264,6 +264,7 @@ static int catchup_esc(struct catchup *cu, char *err, size_t errlen) {
   o.pg_url = cu->cfg->pg_url;
   o.redis_url = cu->redis_url;
   o.schema = cu->schema;
+  o.key_prefix = BENCH_KEY_PREFIX;
   o.batch_size = cu->pp->batch;
   o.log = worker_log;
   w = esc_worker_new(&o, &e);
@@ -286,14 +287,14 @@ static int catchup_esc(struct catchup *cu, char *err, size_t errlen) {
   }
 
   /* The read model: every counter, every score, and the checkpoint. */
-  snprintf(key, sizeof key, "%s:generation", name);
+  snprintf(key, sizeof key, BENCH_KEY_PREFIX ":%s:generation", name);
   if (redis_get(cu->redis, key, gen, sizeof gen, &exists, err, errlen) != 0)
     goto out;
   if (!exists) {
     bench_errf(err, errlen, "%s is missing after the catch-up", key);
     goto out;
   }
-  snprintf(prefix, sizeof prefix, "%s:g%s:", name, gen);
+  snprintf(prefix, sizeof prefix, BENCH_KEY_PREFIX ":%s:g%s:", name, gen);
   snprintf(key, sizeof key, "%sp0:checkpoint", prefix);
   if (check_checkpoint(cu, "esc", key, err, errlen) != 0)
     goto out;
@@ -310,7 +311,8 @@ static int catchup_esc(struct catchup *cu, char *err, size_t errlen) {
   rc = 0;
 out:
   esc_worker_free(w);
-  delete_keys(cu->redis, "project-catchup", name);
+  snprintf(prefix, sizeof prefix, BENCH_KEY_PREFIX ":%s", name);
+  delete_keys(cu->redis, "project-catchup", prefix);
   forget_projection(cu->admin, cu->ident, name);
   return rc;
 }

@@ -98,6 +98,11 @@ int redis_delete_prefix(redisContext *c, const char *prefix, uint64_t *count,
  * a phase; a failure is only logged, under the scenario's name. */
 void delete_keys(redisContext *c, const char *scenario, const char *name);
 
+/* The key prefix the benchmarks' esc workers are given, so that their
+ * keys ("pbench:<name>:...") are found without reading the store's
+ * identity. */
+#define BENCH_KEY_PREFIX "pbench"
+
 /*
  * Checks a side's read model against the totals: every counter
  * <prefix>item:item-NNNN and every score of <prefix>leaderboard must equal

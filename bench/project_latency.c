@@ -341,6 +341,7 @@ static int latency_esc(struct lat_ctx *lc, struct lat_side *side, char *err,
   o.pg_url = lc->cfg->pg_url;
   o.redis_url = lc->redis_url;
   o.schema = lc->schema;
+  o.key_prefix = BENCH_KEY_PREFIX;
   o.batch_size = lc->pp->batch;
   wt.w = esc_worker_new(&o, &e);
   if (!wt.w || esc_worker_add(wt.w, &proj, &e) != ESC_OK) {
@@ -354,7 +355,7 @@ static int latency_esc(struct lat_ctx *lc, struct lat_side *side, char *err,
   running = true;
 
   /* The worker is up once it has created the projection's generation. */
-  snprintf(key, sizeof key, "%s:generation", name);
+  snprintf(key, sizeof key, BENCH_KEY_PREFIX ":%s:generation", name);
   for (int i = 0; i < 10000 && !exists && !atomic_load(&wt.done); i++) {
     if (redis_get(lc->redis, key, gen, sizeof gen, &exists, err, errlen) != 0)
       goto out;
@@ -369,7 +370,7 @@ static int latency_esc(struct lat_ctx *lc, struct lat_side *side, char *err,
       bench_errf(err, errlen, "the worker did not start in 10 s");
     goto out;
   }
-  snprintf(prefix, sizeof prefix, "%s:g%s:", name, gen);
+  snprintf(prefix, sizeof prefix, BENCH_KEY_PREFIX ":%s:g%s:", name, gen);
 
   wr.st = bench_esc_open(&pcfg, err, errlen);
   if (!wr.st || lat_metadata(&wr.meta, &wr.meta_len, err, errlen) != 0)
@@ -409,7 +410,8 @@ out:
   free(wr.data);
   free(wr.meta);
   free(ph.slots);
-  delete_keys(lc->redis, "project-latency", name);
+  snprintf(prefix, sizeof prefix, BENCH_KEY_PREFIX ":%s", name);
+  delete_keys(lc->redis, "project-latency", prefix);
   {
     char e2[BENCH_ERR_MAX];
     char *ident = bench_pg_ident(lc->admin, lc->schema, e2, sizeof e2);

@@ -64,6 +64,9 @@ int cli_getopt(cli_ctx *ctx, int argc, char **argv, const char *shortopts,
   case CLI_OPT_SCHEMA:
     ctx->schema = optarg;
     return CLI_OPT_GLOBAL;
+  case CLI_OPT_KEY_PREFIX:
+    ctx->key_prefix = optarg;
+    return CLI_OPT_GLOBAL;
   case CLI_OPT_JSON:
     ctx->json = true;
     return CLI_OPT_GLOBAL;

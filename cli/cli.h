@@ -40,10 +40,12 @@ typedef struct cli_ctx {
   const char *schema;    /* --schema; never NULL */
   bool json;             /* --json */
   const char *command;   /* for messages: "read", or "esc" before dispatch */
+  const char *key_prefix; /* --key-prefix; NULL: ESC_KEY_PREFIX, else the
+                             store's identity (esc_key_namespace) */
 } cli_ctx;
 
 #define CLI_CTX_INIT                                                           \
-  { NULL, NULL, "esc", false, "esc" }
+  { NULL, NULL, "esc", false, "esc", NULL }
 
 /* ------------------------------------------------------------------------
  * Commands (cmd_*.c) and their help texts
@@ -98,7 +100,8 @@ enum {
   CLI_OPT_SCHEMA,
   CLI_OPT_JSON,
   CLI_OPT_VERSION,
-  CLI_OPT_PG_TIMEOUT
+  CLI_OPT_PG_TIMEOUT,
+  CLI_OPT_KEY_PREFIX
 };
 
 /* The global options every command accepts too; end a command's table
@@ -108,7 +111,8 @@ enum {
       {"redis", required_argument, NULL, CLI_OPT_REDIS},                       \
       {"schema", required_argument, NULL, CLI_OPT_SCHEMA},                     \
       {"json", no_argument, NULL, CLI_OPT_JSON},                               \
-      {"pg-timeout", required_argument, NULL, CLI_OPT_PG_TIMEOUT}, {           \
+      {"pg-timeout", required_argument, NULL, CLI_OPT_PG_TIMEOUT},             \
+      {"key-prefix", required_argument, NULL, CLI_OPT_KEY_PREFIX}, {           \
     "help", no_argument, NULL, CLI_OPT_HELP                                    \
   }
 

@@ -190,8 +190,8 @@ int cli_cmd_metrics(cli_ctx *ctx, int argc, char **argv) {
 
   esc_partition_status *st = NULL;
   size_t n = 0;
-  if (esc_projection_status(ctx->pg_url, ctx->redis_url, ctx->schema, &st, &n,
-                            &err) != ESC_OK)
+  if (esc_projection_status(ctx->pg_url, ctx->redis_url, ctx->schema,
+                            ctx->key_prefix, &st, &n, &err) != ESC_OK)
     return cli_fail(ctx, &err);
   store_metrics(ctx->schema, &stats, &order);
   /* Without Redis the projections' lines still come, from PostgreSQL;

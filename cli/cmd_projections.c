@@ -1,6 +1,7 @@
 /*
  * The projection commands: esc projections (status of every partition),
- * esc projections repartition NAME N, esc rebuild NAME, esc dead-letters
+ * esc projections repartition NAME N, esc projections move-keys NAME,
+ * esc rebuild NAME, esc dead-letters
  * list|retry|discard. Thin layers over
  * the administration calls of <esc/projection.h>.
  */
@@ -23,6 +24,7 @@
 const char cli_help_projections[] =
     "Usage: esc projections [NAME]\n"
     "       esc projections repartition NAME N\n"
+    "       esc projections move-keys NAME\n"
     "\n"
     "Shows every partition of every projection a worker has registered in\n"
     "the schema (or of projection NAME only): the generation queries read,\n"
@@ -72,6 +74,17 @@ const char cli_help_projections[] =
     "while a repartition to another count is under way, 4 when NAME is\n"
     "not registered, 2 for an N outside 1..1024. (A projection named\n"
     "repartition: esc projections -- repartition.)\n"
+    "\n"
+    "move-keys NAME moves NAME's Redis keys from the names of a release\n"
+    "before key namespaces (\"NAME:...\") into the store's namespace\n"
+    "(--key-prefix, as the workers'), so that its model serves on and\n"
+    "its partitions resume from their checkpoints; workers of this\n"
+    "release refuse NAME until then. Stop every worker of the store\n"
+    "first: it holds NAME's leases while it moves (exit 1 when a worker\n"
+    "holds one; 3 when the keys are another store's or a new name is\n"
+    "taken: nothing is overwritten). Run it again after an interruption.\n"
+    "Output: \"moved N keys of NAME into the store's namespace\"; with --json\n"
+    "{\"projection\",\"moved\"}.\n"
     "\n"
     "Exit 4 when NAME is not registered.\n";
 
@@ -380,7 +393,41 @@ static int projections_repartition(cli_ctx *ctx, int argc, char **argv) {
   return CLI_EXIT_OK;
 }
 
+/* esc projections move-keys NAME */
+static int projections_move_keys(cli_ctx *ctx, int argc, char **argv) {
+  static const char *const names[] = {"NAME"};
+  size_t moved = 0;
+  esc_error err = ESC_ERROR_INIT;
+  int parsed = cli_parse_options(ctx, argc, argv, cli_help_projections);
+  if (parsed != CLI_CONTINUE)
+    return parsed;
+  if (!cli_operands(ctx, argc, argv, 1, names))
+    return CLI_EXIT_USAGE;
+  const char *name = argv[optind];
+  if (esc_projection_move_keys(ctx->pg_url, ctx->redis_url, ctx->schema,
+                               ctx->key_prefix, name, &moved, &err))
+    return cli_fail(ctx, &err);
+  if (ctx->json) {
+    json_t *o = json_object();
+    json_object_set_new(o, "projection", cli_json_string(name));
+    json_object_set_new(o, "moved", json_integer((json_int_t)moved));
+    return cli_json_emit(o) ? CLI_EXIT_OK : CLI_EXIT_ERROR;
+  }
+  if (moved)
+    printf("moved %zu keys of %s into the store's namespace; start the "
+           "workers\n",
+           moved, name);
+  else
+    printf("%s has no keys from before key namespaces; nothing to do\n",
+           name);
+  return CLI_EXIT_OK;
+}
+
 int cli_cmd_projections(cli_ctx *ctx, int argc, char **argv) {
+  if (argc > 1 && strcmp(argv[1], "move-keys") == 0) {
+    ctx->command = "projections move-keys";
+    return projections_move_keys(ctx, argc - 1, argv + 1);
+  }
   if (argc > 1 && strcmp(argv[1], "repartition") == 0) {
     ctx->command = "projections repartition";
     /* The subcommand sees its own name as argv[0]. */
@@ -398,8 +445,8 @@ int cli_cmd_projections(cli_ctx *ctx, int argc, char **argv) {
   esc_error err = ESC_ERROR_INIT;
   esc_partition_status *st = NULL;
   size_t n = 0;
-  if (esc_projection_status(ctx->pg_url, ctx->redis_url, ctx->schema, &st, &n,
-                            &err) != ESC_OK)
+  if (esc_projection_status(ctx->pg_url, ctx->redis_url, ctx->schema,
+                            ctx->key_prefix, &st, &n, &err) != ESC_OK)
     return cli_fail(ctx, &err);
   bool found = !only;
   for (size_t i = 0; i < n && !found; i++)
@@ -437,7 +484,8 @@ static esc_status view_rebuild(const cli_ctx *ctx, const char *name,
   size_t n = 0;
   *v = (rebuild_view){0, -1, false};
   esc_status rc = esc_projection_status(ctx->pg_url, ctx->redis_url,
-                                        ctx->schema, &st, &n, err);
+                                        ctx->schema, ctx->key_prefix, &st, &n,
+                                        err);
   for (size_t i = 0; !rc && i < n; i++) {
     if (strcmp(st[i].projection, name) != 0)
       continue;

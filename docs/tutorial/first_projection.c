@@ -104,8 +104,8 @@ static long long redis_int(const char *fmt, ...) {
 }
 
 static long long popularity(const char *sku) {
-  long long g = redis_int("GET cart_items:generation");
-  return redis_int("ZSCORE cart_items:g%lld:popular %s", g, sku);
+  long long g = redis_int("GET tutorial:cart_items:generation");
+  return redis_int("ZSCORE tutorial:cart_items:g%lld:popular %s", g, sku);
 }
 
 /* Runs a read command, printing it and its reply (pairs, one per line). */
@@ -161,6 +161,7 @@ int main(void) {
 
   esc_worker_options wo = ESC_WORKER_OPTIONS_INIT;
   wo.schema = "tutorial_proj";
+  wo.key_prefix = "tutorial"; /* every key starts "tutorial:" */
   wo.log = log_line;
   esc_worker *worker = esc_worker_new(&wo, &err); /* ESC_REDIS_URL */
   if (!worker || esc_worker_add(worker, &cart_items, &err))
@@ -189,17 +190,17 @@ int main(void) {
 
   if (esc_worker_run_until_caught_up(worker, 30000, &err))
     return fail("catch up", &err);
-  long long g = redis_int("GET cart_items:generation");
+  long long g = redis_int("GET tutorial:cart_items:generation");
   printf("caught up; queries read generation %lld\n", g);
-  show("ZRANGE cart_items:g%lld:popular 0 -1 REV WITHSCORES", g);
+  show("ZRANGE tutorial:cart_items:g%lld:popular 0 -1 REV WITHSCORES", g);
   for (int i = 0; i < 2; i++)
-    show("HGETALL cart_items:g%lld:cart:%s", g, carts[i]);
+    show("HGETALL tutorial:cart_items:g%lld:cart:%s", g, carts[i]);
 
   /* The carts are new on every run; the popularity adds up over runs. */
   bool ok =
-      redis_int("HGET cart_items:g%lld:cart:%s book-42", g, carts[0]) == 2 &&
-      redis_int("HGET cart_items:g%lld:cart:%s pen-7", g, carts[0]) == 1 &&
-      redis_int("HGET cart_items:g%lld:cart:%s book-42", g, carts[1]) == 3 &&
+      redis_int("HGET tutorial:cart_items:g%lld:cart:%s book-42", g, carts[0]) == 2 &&
+      redis_int("HGET tutorial:cart_items:g%lld:cart:%s pen-7", g, carts[0]) == 1 &&
+      redis_int("HGET tutorial:cart_items:g%lld:cart:%s book-42", g, carts[1]) == 3 &&
       popularity("book-42") == book + 5 && popularity("pen-7") == pen + 1;
   if (!ok)
     fprintf(stderr, "tutorial: the read model does not match the events\n");

@@ -33,8 +33,17 @@ struct status_ctx {
   char redis_down[200]; /* why Redis could not be read; "" when it could */
   const char *schema; /* unquoted */
   char *ident;        /* quoted, for SQL text */
-  char identity[37];  /* the store's, to compare with P:owner */
+  char identity[ESC__IDENTITY_SIZE]; /* the store's, to compare with P:owner */
+  const char *key_prefix;      /* configured (esc__key_prefix_configured) */
+  char ns[ESC__NAMESPACE_SIZE]; /* the keys' namespace (esc__namespace) */
 };
+
+/* "NS:P", the base of projection proj's keys, into buf (ESC__KEY_MAX). */
+static const char *base_of(const struct status_ctx *c, const char *proj,
+                           char *buf) {
+  esc__key_base(buf, ESC__KEY_MAX, c->ns, proj);
+  return buf;
+}
 
 /* ------------------------------------------------------------- Redis --- */
 
@@ -58,12 +67,14 @@ static esc_status redis_checkpoint(struct status_ctx *c, const char *proj,
                                    int64_t generation, int partition,
                                    esc_position *out, bool *stopped,
                                    char *reason, size_t size, esc_error *err) {
-  char key[ESC__KEY_MAX], value[512], token[ESC_POSITION_TOKEN_MAX];
+  char key[ESC__KEY_MAX], base[ESC__KEY_MAX], value[512],
+      token[ESC_POSITION_TOKEN_MAX];
   bool exists = false;
   esc_position start = ESC_POSITION_START;
   *out = start;
   *stopped = false;
-  esc__key_checkpoint(key, sizeof key, proj, generation, partition);
+  esc__key_checkpoint(key, sizeof key, base_of(c, proj, base), generation,
+                      partition);
   esc_status rc =
       esc__redis_get(c->redis, key, value, sizeof value, &exists, err);
   if (rc == ESC_EINVAL) { /* longer than value: a failure text, cut */
@@ -102,11 +113,11 @@ static esc_status redis_checkpoint(struct status_ctx *c, const char *proj,
 static esc_status redis_rebuild(struct status_ctx *c, const char *proj,
                                 int64_t serving, int layout, int64_t *out,
                                 int *partitions, esc_error *err) {
-  char key[ESC__KEY_MAX];
+  char key[ESC__KEY_MAX], base[ESC__KEY_MAX];
   redisReply *reply = NULL;
   *out = 0;
   *partitions = layout;
-  esc__key_rebuild(key, sizeof key, proj);
+  esc__key_rebuild(key, sizeof key, base_of(c, proj, base));
   const char *argv[] = {"HMGET", key, "generation", "partitions"};
   esc_status rc = esc__redis_run(c->redis, 4, argv, NULL, &reply, err);
   if (!rc && reply && reply->type == REDIS_REPLY_ARRAY &&
@@ -235,10 +246,11 @@ static esc_status open_letters(struct status_ctx *c, const char *proj,
 static esc_status recorded_stop(struct status_ctx *c,
                                 const esc_partition_status *st, bool *stopped,
                                 char *reason, size_t size, esc_error *err) {
-  char key[ESC__KEY_MAX], value[512], cp[ESC_POSITION_TOKEN_MAX] = "start";
+  char key[ESC__KEY_MAX], base[ESC__KEY_MAX], value[512],
+      cp[ESC_POSITION_TOKEN_MAX] = "start";
   bool exists = false;
-  esc__key_stopped(key, sizeof key, st->projection, st->generation,
-                   st->partition);
+  esc__key_stopped(key, sizeof key, base_of(c, st->projection, base),
+                   st->generation, st->partition);
   esc_status rc =
       esc__redis_get(c->redis, key, value, sizeof value, &exists, err);
   if (rc == ESC_EINVAL) { /* longer than any a worker writes: not ours */
@@ -326,7 +338,7 @@ struct proj_picture {
 static esc_status read_picture(struct status_ctx *c, const PGresult *reg,
                                int row, struct proj_picture *pic,
                                esc_error *err) {
-  char key[ESC__KEY_MAX];
+  char key[ESC__KEY_MAX], base[ESC__KEY_MAX];
   char owner[256]; /* a worker writes 36 bytes; more is foreign too */
   bool owned = false;
   pic->name = PQgetvalue(reg, row, 0);
@@ -341,12 +353,12 @@ static esc_status read_picture(struct status_ctx *c, const PGresult *reg,
   pic->foreign = false;
   if (!c->redis)
     return ESC_OK; /* the lines say Redis is unknown */
-  esc__key_generation(key, sizeof key, pic->name);
+  esc__key_generation(key, sizeof key, base_of(c, pic->name, base));
   esc_status rc = redis_i64(c, key, &pic->generation, err);
   if (!rc)
     rc = redis_rebuild(c, pic->name, pic->generation, pic->partitions,
                        &pic->rebuild, &pic->rebuild_partitions, err);
-  esc__key_owner(key, sizeof key, pic->name);
+  esc__key_owner(key, sizeof key, base);
   if (!rc)
     rc = esc__redis_get(c->redis, key, owner, sizeof owner, &owned, err);
   pic->foreign = !rc && owned && strcmp(owner, c->identity) != 0;
@@ -408,18 +420,13 @@ static esc_status fill_projection(struct status_ctx *c, const PGresult *reg,
   return rc;
 }
 
-/* The store's identity (migration 4), which workers write into P:owner. */
+/* The store's identity (migration 4), which workers write into P:owner,
+ * and the namespace of its keys. */
 static esc_status read_identity(struct status_ctx *c, esc_error *err) {
-  char sql[128];
-  snprintf(sql, sizeof sql, "SELECT id::text FROM %s.identity", c->ident);
-  PGresult *res = esc__pg_exec(c->conn, sql, 0, NULL, PGRES_TUPLES_OK,
-                               "read the store's identity", err);
-  if (!res)
-    return esc__pg_failed(err);
-  if (PQntuples(res) == 1)
-    snprintf(c->identity, sizeof c->identity, "%s", PQgetvalue(res, 0, 0));
-  PQclear(res);
-  return ESC_OK;
+  esc_status rc = esc__pg_read_identity(c->conn, c->schema, c->identity, err);
+  if (rc)
+    return rc;
+  return esc__namespace(c->ns, sizeof c->ns, c->key_prefix, c->identity, err);
 }
 
 /* Every projection's lines, in name then partition order. */
@@ -451,12 +458,17 @@ static esc_status fill_all(struct status_ctx *c, esc_partition_status **out,
 }
 
 esc_status esc_projection_status(const char *pg_url, const char *redis_url,
-                                 const char *schema, esc_partition_status **out,
-                                 size_t *count, esc_error *err) {
-  struct status_ctx c = {NULL, NULL, "", schema ? schema : "esc", NULL, ""};
+                                 const char *schema, const char *key_prefix,
+                                 esc_partition_status **out, size_t *count,
+                                 esc_error *err) {
+  struct status_ctx c = {NULL, NULL, "", schema ? schema : "esc", NULL, "",
+                         esc__key_prefix_configured(key_prefix), ""};
   esc_status rc = ESC_OK;
   *out = NULL;
   *count = 0;
+  /* A bad prefix is the caller's error, found before any connection. */
+  if (c.key_prefix && !esc__key_prefix_valid(c.key_prefix, err))
+    return ESC_EINVAL;
   c.conn = esc__pg_connect(pg_url, "esc-admin", err);
   if (!c.conn)
     return esc__pg_failed(err);

@@ -151,13 +151,13 @@ static bool push_count(esc_projection_ctx *ctx, int argc) {
  * ------------------------------------------------------------------------ */
 
 void esc__ctx_init(esc_projection_ctx *ctx, const esc_projection *p,
-                   int partition, int64_t generation) {
+                   const char *base, int partition, int64_t generation) {
   memset(ctx, 0, sizeof *ctx);
   ctx->projection = p;
   ctx->partition = partition;
   ctx->generation = generation;
-  if (p && p->name)
-    esc__key_prefix(ctx->prefix, sizeof ctx->prefix, p->name, generation);
+  if (base)
+    esc__key_prefix(ctx->prefix, sizeof ctx->prefix, base, generation);
 }
 
 void esc__ctx_begin_event(esc_projection_ctx *ctx) {

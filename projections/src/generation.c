@@ -83,14 +83,14 @@ static esc_status create_serving(esc_worker *w, struct proj *pj,
   char gen[24], ver[16], parts[16];
   redisReply *reply = NULL;
   bool exists = false;
-  esc__key_generation(gen_key, sizeof gen_key, pj->def->name);
-  esc__key_version(ver_key, sizeof ver_key, pj->def->name);
-  esc__key_partitions(parts_key, sizeof parts_key, pj->def->name);
+  esc__key_generation(gen_key, sizeof gen_key, pj->base);
+  esc__key_version(ver_key, sizeof ver_key, pj->base);
+  esc__key_partitions(parts_key, sizeof parts_key, pj->base);
   snprintf(gen, sizeof gen, "%" PRId64, fresh_generation());
   snprintf(ver, sizeof ver, "%" PRId32, pj->def->version);
   snprintf(parts, sizeof parts, "%d", def_partitions(pj));
   const char *argv[] = {"EVAL",    CREATE_SCRIPT, "3", gen_key, ver_key,
-                        parts_key, gen,           ver, parts,   pj->def->name};
+                        parts_key, gen,           ver, parts,   pj->base};
   esc_status rc = esc__redis_run(w->redis, 10, argv, NULL, &reply, err);
   if (!rc && reply && reply->type == REDIS_REPLY_INTEGER && reply->integer)
     esc__worker_log(w, "%s: building generation %s from the log", pj->def->name,
@@ -114,21 +114,21 @@ static const char OWNER_SCRIPT[] = "local v = redis.call('GET', KEYS[1]) "
 static esc_status check_owner(esc_worker *w, struct proj *pj, esc_error *err) {
   char key[ESC__KEY_MAX];
   redisReply *reply = NULL;
-  esc__key_owner(key, sizeof key, pj->def->name);
+  esc__key_owner(key, sizeof key, pj->base);
   const char *argv[] = {"EVAL", OWNER_SCRIPT, "1", key, w->identity};
   esc_status rc = esc__redis_run(w->redis, 5, argv, NULL, &reply, err);
   if (!rc && (!reply || reply->type != REDIS_REPLY_STRING))
     rc = esc_error_set(err, ESC_EIO, "%s: unexpected reply claiming %s",
                        pj->def->name, key);
   else if (!rc && strcmp(reply->str, w->identity) != 0)
-    rc = esc_error_set(
-        err, ESC_EBUSY,
-        "projection %s: its Redis keys belong to another event store "
-        "(%s is %.40s, schema %s is %s): two stores share this Redis "
-        "database, or the store was created again. Give the projection "
-        "another name or Redis database, or delete its keys (%s:*) to "
-        "build it from this store's log",
-        pj->def->name, key, reply->str, w->schema, w->identity, pj->def->name);
+    /* Within esc_error's 256 bytes for the longest names: the key shows
+     * the namespace; docs/projections.md says the rest. */
+    rc = esc_error_set(err, ESC_EBUSY,
+                       "projection %s: its Redis keys belong to another "
+                       "event store (%s is %.36s, not schema %s's): give "
+                       "each store its own key prefix, or delete %s:* to "
+                       "build them from this store's log",
+                       pj->def->name, key, reply->str, w->schema, pj->base);
   freeReplyObject(reply);
   return rc;
 }
@@ -147,7 +147,7 @@ static esc_status read_rebuild(esc_worker *w, const struct proj *pj,
   char rb_key[ESC__KEY_MAX], my_version[16];
   redisReply *reply = NULL;
   *out = (struct rebuild_hash){0, false, 0};
-  esc__key_rebuild(rb_key, sizeof rb_key, pj->def->name);
+  esc__key_rebuild(rb_key, sizeof rb_key, pj->base);
   snprintf(my_version, sizeof my_version, "%" PRId32, pj->def->version);
   const char *argv[] = {"HMGET", rb_key, "generation", "version", "partitions"};
   esc_status rc = esc__redis_run(w->redis, 5, argv, NULL, &reply, err);
@@ -182,18 +182,22 @@ esc_status esc__generation_load(esc_worker *w, struct proj *pj,
                                 esc_error *err) {
   char gen_key[ESC__KEY_MAX];
   bool exists = false;
-  esc_status rc = check_owner(w, pj, err);
-  if (rc)
-    return rc;
-  esc__key_generation(gen_key, sizeof gen_key, pj->def->name);
-  rc = get_i64(w, gen_key, &pj->serving, &exists, err);
+  esc__key_generation(gen_key, sizeof gen_key, pj->base);
+  esc_status rc = get_i64(w, gen_key, &pj->serving, &exists, err);
+  /* Nothing in the namespace may still mean a model under the names of a
+   * release before namespaces: then build nothing beside it. */
+  if (!rc && !exists)
+    rc = esc__legacy_refuse(w->redis, pj->def->name, w->identity, w->schema,
+                            err);
+  if (!rc)
+    rc = check_owner(w, pj, err);
   if (!rc && !exists)
     rc = create_serving(w, pj, err);
   if (rc)
     return rc;
   char parts_key[ESC__KEY_MAX];
   int64_t parts = def_partitions(pj);
-  esc__key_partitions(parts_key, sizeof parts_key, pj->def->name);
+  esc__key_partitions(parts_key, sizeof parts_key, pj->base);
   rc = get_i64(w, parts_key, &parts, &exists, err);
   pj->serving_partitions = (int)parts;
   if (rc)
@@ -221,7 +225,7 @@ static esc_status load_track(esc_worker *w, struct part *pt, struct track *t,
                              esc_error *err) {
   char key[ESC__KEY_MAX], cp[ESC_POSITION_TOKEN_MAX + 256];
   bool exists = false;
-  esc__key_checkpoint(key, sizeof key, pt->proj->def->name, generation,
+  esc__key_checkpoint(key, sizeof key, pt->proj->base, generation,
                       pt->index);
   esc_status rc = esc__redis_get(w->redis, key, cp, sizeof cp, &exists, err);
   if (rc)
@@ -245,7 +249,7 @@ static esc_status load_track(esc_worker *w, struct part *pt, struct track *t,
     return rc;
   }
   esc__ctx_release(&t->ctx);
-  esc__ctx_init(&t->ctx, pt->proj->def, pt->index, generation);
+  esc__ctx_init(&t->ctx, pt->proj->def, pt->proj->base, pt->index, generation);
   t->generation = generation;
   t->has_checkpoint = true;
   t->processed = 0;
@@ -298,8 +302,8 @@ static esc_status start_rebuild(esc_worker *w, struct proj *pj, const char *why,
       parts[16], started[24], serving[24];
   redisReply *reply = NULL;
   int target = esc__layout_target(&pj->layout);
-  esc__key_rebuild(rb_key, sizeof rb_key, pj->def->name);
-  esc__key_rebuild_ready(ready_key, sizeof ready_key, pj->def->name);
+  esc__key_rebuild(rb_key, sizeof rb_key, pj->base);
+  esc__key_rebuild_ready(ready_key, sizeof ready_key, pj->base);
   snprintf(gen, sizeof gen, "%" PRId64, pj->serving + 1);
   snprintf(ver, sizeof ver, "%" PRId32, pj->def->version);
   snprintf(parts, sizeof parts, "%d", target);
@@ -336,7 +340,7 @@ static esc_status start_wanted_rebuild(esc_worker *w, struct proj *pj,
   char ver_key[ESC__KEY_MAX], why[96];
   int64_t version = 0;
   bool exists = false;
-  esc__key_version(ver_key, sizeof ver_key, pj->def->name);
+  esc__key_version(ver_key, sizeof ver_key, pj->base);
   esc_status rc = get_i64(w, ver_key, &version, &exists, err);
   if (!rc && exists && version != pj->def->version)
     return start_rebuild(w, pj, "the projection's version changed", err);
@@ -365,7 +369,7 @@ esc_status esc__generation_check_rebuild(esc_worker *w, struct proj *pj,
    * generation key on every bookkeeping round too. */
   char gen_key[ESC__KEY_MAX];
   int64_t current = 0;
-  esc__key_generation(gen_key, sizeof gen_key, pj->def->name);
+  esc__key_generation(gen_key, sizeof gen_key, pj->base);
   esc_status rc = get_i64(w, gen_key, &current, &exists, err);
   if (!rc && !exists) {
     esc__worker_log(w,
@@ -425,13 +429,13 @@ esc_status esc__generation_try_switch(esc_worker *w, struct part *pt,
         esc_position_cmp(&pt->rebuild.checkpoint, &pt->live.checkpoint) >= 0));
   if (!pj->building || !caught_up)
     return ESC_OK;
-  esc__key_rebuild_ready(ready_key, sizeof ready_key, pj->def->name);
+  esc__key_rebuild_ready(ready_key, sizeof ready_key, pj->base);
   snprintf(index, sizeof index, "%d", pt->index);
   const char *argv[] = {"SADD", ready_key, index};
   esc_status rc = esc__redis_run(w->redis, 3, argv, NULL, NULL, err);
   if (!rc)
     rc =
-        esc__redis_switch(w->redis, pj->def->name, pj->serving, pj->building,
+        esc__redis_switch(w->redis, pj->base, pj->serving, pj->building,
                           pj->def->version, def_partitions(pj), &switched, err);
   if (rc || !switched)
     return rc;
@@ -468,7 +472,7 @@ esc_status esc__generation_vanished(esc_worker *w, struct part *pt,
   struct proj *pj = pt->proj;
   char gen_key[ESC__KEY_MAX], v[32];
   bool exists = false;
-  esc__key_generation(gen_key, sizeof gen_key, pj->def->name);
+  esc__key_generation(gen_key, sizeof gen_key, pj->base);
   esc_status rc = esc__redis_get(w->redis, gen_key, v, sizeof v, &exists, err);
   if (rc)
     return rc;
@@ -494,7 +498,7 @@ esc_status esc__generation_delete_step(esc_worker *w, struct proj *pj,
   if (!pj->deleting || esc__now_ms() < pj->delete_after_ms)
     return ESC_OK;
   esc_status rc = esc__redis_delete_generation(
-      w->redis, pj->def->name, pj->deleting, &pj->delete_cursor, 1000, err);
+      w->redis, pj->base, pj->deleting, &pj->delete_cursor, 1000, err);
   if (!rc && pj->delete_cursor == 0) {
     esc__worker_log(w, "%s: generation %" PRId64 " deleted", pj->def->name,
                     pj->deleting);

@@ -51,3 +51,22 @@ PGresult *esc__pg_exec(PGconn *conn, const char *sql, int n,
 esc_status esc__pg_failed(const esc_error *err) {
   return err && err->code ? err->code : ESC_EIO;
 }
+
+esc_status esc__pg_read_identity(PGconn *conn, const char *schema, char *out,
+                                 esc_error *err) {
+  char sql[160];
+  out[0] = '\0';
+  char *ident = esc__pg_schema_ident(conn, schema, err);
+  if (!ident)
+    return esc__pg_failed(err);
+  snprintf(sql, sizeof sql, "SELECT id::text FROM %s.identity", ident);
+  PQfreemem(ident);
+  PGresult *res = esc__pg_exec(conn, sql, 0, NULL, PGRES_TUPLES_OK,
+                               "read the store's identity", err);
+  if (!res)
+    return esc__pg_failed(err);
+  if (PQntuples(res) == 1)
+    snprintf(out, ESC__IDENTITY_SIZE, "%s", PQgetvalue(res, 0, 0));
+  PQclear(res);
+  return ESC_OK;
+}

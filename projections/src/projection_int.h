@@ -2,7 +2,11 @@
  * Internals of the projections module, shared between its files. Not
  * installed.
  *
- * Redis key layout of a projection named P (docs/projections.md):
+ * Redis key layout of a projection named P (docs/projections.md). Every
+ * key starts with the store's namespace NS (esc__namespace: a configured
+ * key prefix, else "esc-<store identity>"); P below stands for "NS:P",
+ * the key base (esc__key_base), which is what the esc__key_* functions
+ * take:
  *   P:generation                 the generation queries read (decimal)
  *   P:version                    the projection version it was built with
  *   P:partitions                 and its partition count
@@ -59,27 +63,52 @@
 
 /* Validates a projection name: [a-z0-9_]+, 1..48 bytes. */
 bool esc__projection_name_valid(const char *name, esc_error *err);
+/* Validates a configured key prefix: [A-Za-z0-9_.-]+, 1..64 bytes. */
+bool esc__key_prefix_valid(const char *prefix, esc_error *err);
 
-void esc__key_generation(char *out, size_t size, const char *proj);
-void esc__key_version(char *out, size_t size, const char *proj);
+/* Room for a namespace and its NUL. */
+#define ESC__NAMESPACE_SIZE (ESC_KEY_PREFIX_MAX + 1)
+/* The prefix a caller configured: key_prefix, else ESC_KEY_PREFIX when
+ * set and not empty, else NULL (the namespace is derived). */
+const char *esc__key_prefix_configured(const char *key_prefix);
+/* The store's namespace into out (ESC__NAMESPACE_SIZE): configured (what
+ * esc__key_prefix_configured returned) when not NULL, validated
+ * (ESC_EINVAL saying what is wrong), else "esc-" and the store's identity
+ * (esc_store_identity, formatted). */
+esc_status esc__namespace(char *out, size_t size, const char *configured,
+                          const char *identity, esc_error *err);
+/* "NS:P": where every key of projection proj in namespace ns starts. */
+void esc__key_base(char *out, size_t size, const char *ns, const char *proj);
+
+/* The functions below take the key base ("NS:P"). */
+
+void esc__key_generation(char *out, size_t size, const char *base);
+void esc__key_version(char *out, size_t size, const char *base);
 /* "P:partitions": the partition count the serving generation was built
  * with. */
-void esc__key_partitions(char *out, size_t size, const char *proj);
-void esc__key_checkpoint(char *out, size_t size, const char *proj,
+void esc__key_partitions(char *out, size_t size, const char *base);
+void esc__key_checkpoint(char *out, size_t size, const char *base,
                          int64_t generation, int partition);
 /* "<checkpoint token> <why>": the partition stopped (on_error STOP) at the
  * event after that checkpoint; stale once the checkpoint moved on. */
-void esc__key_stopped(char *out, size_t size, const char *proj,
+void esc__key_stopped(char *out, size_t size, const char *base,
                       int64_t generation, int partition);
 /* "P:g<G>:" */
-void esc__key_prefix(char *out, size_t size, const char *proj,
+void esc__key_prefix(char *out, size_t size, const char *base,
                      int64_t generation);
-void esc__key_rebuild(char *out, size_t size, const char *proj);
+void esc__key_rebuild(char *out, size_t size, const char *base);
 /* "P:owner": the identity of the store the projection's keys belong to. */
-void esc__key_owner(char *out, size_t size, const char *proj);
-void esc__key_rebuild_ready(char *out, size_t size, const char *proj);
-void esc__key_dead_letter_guard(char *out, size_t size, const char *proj,
+void esc__key_owner(char *out, size_t size, const char *base);
+void esc__key_rebuild_ready(char *out, size_t size, const char *base);
+void esc__key_dead_letter_guard(char *out, size_t size, const char *base,
                                 int64_t generation, const esc_uuid *event);
+
+/* "P": the base of projection proj's keys in a release before key
+ * namespaces (legacy.c moves them into the namespace). */
+void esc__key_legacy_base(char *out, size_t size, const char *proj);
+/* Whether key is one of a generation's keys under base ("<base>:g<G>:..."):
+ * a read-model key, checkpoint, stop record or dead-letter guard. */
+bool esc__key_in_a_generation(const char *key, const char *base);
 
 /* ------------------------------------------------------- partition.c -- */
 
@@ -117,7 +146,7 @@ struct esc_projection_ctx {
   const esc_projection *projection;
   int partition;
   int64_t generation;
-  char prefix[ESC__KEY_MAX]; /* "P:g<G>:" */
+  char prefix[ESC__KEY_MAX]; /* "NS:P:g<G>:" */
 
   char **args; /* binary-safe copies in `bytes` */
   size_t *arglens;
@@ -144,8 +173,9 @@ struct esc_projection_ctx {
   bool scratch_failed; /* an allocation failed during this event */
 };
 
+/* base: the projection's key base ("NS:P", esc__key_base), copied. */
 void esc__ctx_init(esc_projection_ctx *ctx, const esc_projection *p,
-                   int partition, int64_t generation);
+                   const char *base, int partition, int64_t generation);
 /* Starts an event: marks the batch and clears the scratch strings. */
 void esc__ctx_begin_event(esc_projection_ctx *ctx);
 /* Drops the commands queued since esc__ctx_begin_event. */
@@ -262,17 +292,30 @@ esc_status esc__redis_apply(esc__redis *r, const struct esc__apply_request *req,
  * has caught up (SCARD ready_key == partitions): sets the generation and
  * version keys and deletes the rebuild keys, atomically. *switched tells.
  */
-esc_status esc__redis_switch(esc__redis *r, const char *proj, int64_t from,
+esc_status esc__redis_switch(esc__redis *r, const char *base, int64_t from,
                              int64_t to, int32_t version, int partitions,
                              bool *switched, esc_error *err);
 
 /*
- * Deletes up to about `budget` keys matching "P:g<G>:*" with SCAN + UNLINK,
- * resuming at *cursor (start with 0); *cursor is 0 again when done.
+ * Deletes up to about `budget` keys matching "NS:P:g<G>:*" (base "NS:P")
+ * with SCAN + UNLINK, resuming at *cursor (start with 0); *cursor is 0
+ * again when done.
  */
-esc_status esc__redis_delete_generation(esc__redis *r, const char *proj,
+esc_status esc__redis_delete_generation(esc__redis *r, const char *base,
                                         int64_t generation, uint64_t *cursor,
                                         size_t budget, esc_error *err);
+
+/* -------------------------------------------------------- legacy.c -- */
+
+/* ESC_EBUSY, saying how to move them, when Redis holds this store's keys
+ * of projection proj from a release before key namespaces ("P:generation"
+ * exists, and "P:owner" is absent or this store's identity); ESC_OK when
+ * there are none, or they belong to another store. A worker asks before
+ * it creates a generation in its namespace: building one beside the old
+ * keys would serve an empty model while the old one is forgotten. */
+esc_status esc__legacy_refuse(esc__redis *r, const char *proj,
+                              const char *identity, const char *schema,
+                              esc_error *err);
 
 /* -------------------------------------------------------------- pg.c -- */
 
@@ -288,6 +331,12 @@ PGresult *esc__pg_exec(PGconn *conn, const char *sql, int n,
                        const char *what, esc_error *err);
 /* The code in err after a failure (ESC_EIO when err has none). */
 esc_status esc__pg_failed(const esc_error *err);
+/* Room for the store's identity as text and its NUL. */
+#define ESC__IDENTITY_SIZE 37
+/* The store's identity (migration 4) as text into out
+ * (ESC__IDENTITY_SIZE); "" when the schema has no identity row. */
+esc_status esc__pg_read_identity(PGconn *conn, const char *schema, char *out,
+                                 esc_error *err);
 
 /* ----------------------------------------------------------- lease.c -- */
 

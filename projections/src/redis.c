@@ -732,18 +732,18 @@ esc_status esc__redis_apply(esc__redis *r, const struct esc__apply_request *req,
   }
 }
 
-esc_status esc__redis_switch(esc__redis *r, const char *proj, int64_t from,
+esc_status esc__redis_switch(esc__redis *r, const char *base, int64_t from,
                              int64_t to, int32_t version, int partitions,
                              bool *switched, esc_error *err) {
   char kgen[ESC__KEY_MAX], kver[ESC__KEY_MAX], kreb[ESC__KEY_MAX],
       kready[ESC__KEY_MAX], kparts[ESC__KEY_MAX];
   char sfrom[24], sto[24], sver[16], sparts[16];
   *switched = false;
-  esc__key_partitions(kparts, sizeof kparts, proj);
-  esc__key_generation(kgen, sizeof kgen, proj);
-  esc__key_version(kver, sizeof kver, proj);
-  esc__key_rebuild(kreb, sizeof kreb, proj);
-  esc__key_rebuild_ready(kready, sizeof kready, proj);
+  esc__key_partitions(kparts, sizeof kparts, base);
+  esc__key_generation(kgen, sizeof kgen, base);
+  esc__key_version(kver, sizeof kver, base);
+  esc__key_rebuild(kreb, sizeof kreb, base);
+  esc__key_rebuild_ready(kready, sizeof kready, base);
   snprintf(sfrom, sizeof sfrom, "%" PRId64, from);
   snprintf(sto, sizeof sto, "%" PRId64, to);
   snprintf(sver, sizeof sver, "%" PRId32, version);
@@ -805,13 +805,14 @@ out_free:
   return rc;
 }
 
-esc_status esc__redis_delete_generation(esc__redis *r, const char *proj,
+esc_status esc__redis_delete_generation(esc__redis *r, const char *base,
                                         int64_t generation, uint64_t *cursor,
                                         size_t budget, esc_error *err) {
-  /* Names are [a-z0-9_] (no glob characters) and ':' follows the number,
-   * so "P:g1:*" matches neither P:g10:... nor another projection. */
+  /* Names and prefixes hold no glob characters and no ':', and ':'
+   * follows the number, so "NS:P:g1:*" matches neither NS:P:g10:... nor
+   * another projection or namespace. */
   char pattern[ESC__KEY_MAX + 2];
-  esc__key_prefix(pattern, sizeof pattern - 1, proj, generation);
+  esc__key_prefix(pattern, sizeof pattern - 1, base, generation);
   strcat(pattern, "*");
   size_t deleted = 0;
   do {

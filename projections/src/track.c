@@ -110,7 +110,7 @@ static esc_status record_stop(esc_worker *w, const struct part *pt,
   char key[ESC__KEY_MAX], cp[ESC_POSITION_TOKEN_MAX] = "", value[400];
   if (t->has_checkpoint)
     esc_position_format(&t->checkpoint, cp);
-  esc__key_stopped(key, sizeof key, pt->proj->def->name, t->generation,
+  esc__key_stopped(key, sizeof key, pt->proj->base, t->generation,
                    pt->index);
   snprintf(value, sizeof value, "%s at %s@%" PRId64 " (%s): %.250s",
            cp[0] ? cp : "start", e->stream_id, e->stream_version, e->type,
@@ -228,9 +228,9 @@ struct apply_keys {
 /* A batch moving t's checkpoint from where it is to upto. */
 static void apply_request(const struct part *pt, const struct track *t,
                           esc_position upto, struct apply_keys *k) {
-  const char *name = pt->proj->def->name;
-  esc__key_generation(k->gen, sizeof k->gen, name);
-  esc__key_checkpoint(k->cp, sizeof k->cp, name, t->generation, pt->index);
+  const char *base = pt->proj->base;
+  esc__key_generation(k->gen, sizeof k->gen, base);
+  esc__key_checkpoint(k->cp, sizeof k->cp, base, t->generation, pt->index);
   k->expected[0] = '\0';
   if (t->has_checkpoint)
     esc_position_format(&t->checkpoint, k->expected);
@@ -579,8 +579,8 @@ static esc_status retry_one(esc_worker *w, struct part *pt,
   apply_request(pt, t, t->checkpoint, &k);
   /* compared, not moved */
   memcpy(k.next, k.expected, sizeof k.next);
-  esc__key_dead_letter_guard(k.guard, sizeof k.guard, p->name, t->generation,
-                             &dl->event_id);
+  esc__key_dead_letter_guard(k.guard, sizeof k.guard, pt->proj->base,
+                             t->generation, &dl->event_id);
   k.req.guard_key = k.guard;
   k.req.skip = dl->commands_applied > 0 ? (size_t)dl->commands_applied : 0;
   rc = esc__redis_apply(w->redis, &k.req, &t->ctx, &res, err);

@@ -83,6 +83,14 @@ esc_worker *esc_worker_new(const esc_worker_options *opts, esc_error *err) {
     return NULL;
   }
   w->opts = opts ? *opts : defaults;
+  w->opts.key_prefix = NULL; /* borrowed: resolved into w->ns below */
+  const char *prefix =
+      esc__key_prefix_configured(opts ? opts->key_prefix : NULL);
+  if (prefix &&
+      esc__namespace(w->ns, sizeof w->ns, prefix, NULL, err) != ESC_OK) {
+    free(w);
+    return NULL;
+  }
   w->schema = strdup(w->opts.schema ? w->opts.schema : "esc");
   w->pg_url = dup_or_null(w->opts.pg_url);
   w->redis_url = dup_or_null(w->opts.redis_url);
@@ -136,6 +144,8 @@ esc_status esc_worker_add(esc_worker *w, const esc_projection *p,
     return esc_error_set(err, ESC_ENOMEM, "worker: out of memory");
   w->parts = all;
   w->projs[w->nprojs] = (struct proj){.def = p};
+  if (w->ns[0])
+    esc__key_base(w->projs[w->nprojs].base, ESC__KEY_MAX, w->ns, p->name);
   for (int i = 0; i < parts; i++) {
     if (!runs_partition(w, i))
       continue;
@@ -215,19 +225,35 @@ static esc_status check_log_order(esc_worker *w, esc_error *err) {
   return ESC_OK;
 }
 
+/* The store's identity, read once: it names the keys' owner (P:owner)
+ * and, unless a prefix is configured, their namespace. */
+static esc_status read_identity(esc_worker *w, esc_error *err) {
+  if (w->identity[0])
+    return ESC_OK;
+  esc_uuid id;
+  esc_status rc = esc_store_identity(w->store, &id, err);
+  if (rc)
+    return rc;
+  esc_uuid_format(&id, w->identity);
+  if (!w->ns[0])
+    rc = esc__namespace(w->ns, sizeof w->ns, NULL, w->identity, err);
+  for (size_t i = 0; !rc && i < w->nprojs; i++)
+    esc__key_base(w->projs[i].base, sizeof w->projs[i].base, w->ns,
+                  w->projs[i].def->name);
+  if (rc)
+    w->identity[0] = '\0';
+  return rc;
+}
+
 static esc_status connect_all(esc_worker *w, esc_error *err) {
   esc_store_options so = ESC_STORE_OPTIONS_INIT;
   so.schema = w->schema;
   so.app_name = "esc-worker";
   if (!w->store && !(w->store = esc_store_open(w->pg_url, &so, err)))
     return err ? err->code : ESC_ECONN;
-  if (!w->identity[0]) {
-    esc_uuid id;
-    esc_status rc = esc_store_identity(w->store, &id, err);
-    if (rc)
-      return rc;
-    esc_uuid_format(&id, w->identity);
-  }
+  esc_status named = read_identity(w, err);
+  if (named)
+    return named;
   esc_status order = check_log_order(w, err);
   if (order)
     return order;

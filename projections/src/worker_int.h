@@ -86,12 +86,18 @@ struct proj {
   int64_t delete_after_ms; /* a grace period after the switch */
   int64_t next_request_ms; /* when to look for `esc rebuild` requests */
   bool registered;
+  char base[ESC__KEY_MAX]; /* "NS:P", where its keys start; "" until the
+                              namespace is known (connect_all) */
 };
 
 struct esc_worker {
   esc_worker_options opts;
   char *schema;
   char identity[37];  /* the store's (esc_store_identity); "" until read */
+  /* Where every Redis key of the store starts (esc__namespace): the
+   * configured prefix from the start, else derived once identity is
+   * read; "" until then. */
+  char ns[ESC__NAMESPACE_SIZE];
   bool order_checked; /* the log's recorded order check was read: clean */
   char *pg_url;
   char *redis_url;

@@ -1,6 +1,7 @@
 /*
  * Queries: each read runs a tiny script that resolves the projection's
- * serving generation and runs the read on "<name>:g<G>:<suffix>" in the
+ * serving generation and runs the read on "NS:<name>:g<G>:<suffix>" (NS:
+ * the store's key namespace, resolved once in esc_query_new) in the
  * same step, so a read can never mix generations and a rebuild's switch is
  * seen by the very next read (docs/decisions/0005-queries-resolve-the-
  * generation-in-the-read.md).
@@ -16,7 +17,8 @@
 #include <string.h>
 #include <time.h>
 
-/* KEYS[1] = "<name>:generation"; ARGV = name, suffix, command, args...
+/* KEYS[1] = "NS:<name>:generation"; ARGV = "NS:<name>", suffix, command,
+ * args...
  * Returns {false} when the projection has no generation, else
  * {generation, reply}. */
 static const char READ_SCRIPT[] =
@@ -25,7 +27,8 @@ static const char READ_SCRIPT[] =
     "local key = ARGV[1] .. ':g' .. g .. ':' .. ARGV[2] "
     "return {g, redis.call(ARGV[3], key, unpack(ARGV, 4))}";
 
-/* KEYS = "<name>:generation", "<name>:partitions"; ARGV = name, count.
+/* KEYS = "NS:<name>:generation", "NS:<name>:partitions"; ARGV =
+ * "NS:<name>", count.
  * Returns {false}, or {generation, its partition count, checkpoint of p0
  * or false, p1, ...}: the layout is the serving generation's own, read in
  * the same step as its checkpoints (ARGV[2] only for a generation written
@@ -43,20 +46,50 @@ static const char CHECKPOINTS_SCRIPT[] =
 
 struct esc_query {
   esc__redis *redis;
+  char ns[ESC__NAMESPACE_SIZE];
 };
 
-esc_query *esc_query_new(const char *redis_url, esc_error *err) {
+/* The namespace the options name: the configured prefix, else the store's
+ * (the caller's, or one opened for this). */
+static esc_status resolve_namespace(const esc_query_options *o, char *ns,
+                                    esc_error *err) {
+  const char *configured = esc__key_prefix_configured(o->key_prefix);
+  if (configured || o->store)
+    return esc_key_namespace(o->store, configured, ns, ESC__NAMESPACE_SIZE,
+                             err);
+  esc_store_options so = ESC_STORE_OPTIONS_INIT;
+  so.schema = o->schema;
+  so.app_name = "esc-query";
+  esc_store *st = esc_store_open(o->pg_url, &so, err);
+  if (!st)
+    return err && err->code ? err->code : ESC_ECONN;
+  esc_status rc = esc_key_namespace(st, NULL, ns, ESC__NAMESPACE_SIZE, err);
+  esc_store_free(st);
+  return rc;
+}
+
+esc_query *esc_query_new(const esc_query_options *opts, esc_error *err) {
+  esc_query_options defaults = ESC_QUERY_OPTIONS_INIT;
+  const esc_query_options *o = opts ? opts : &defaults;
   esc_query *q = calloc(1, sizeof *q);
   if (!q) {
     esc_error_set(err, ESC_ENOMEM, "query: out of memory");
     return NULL;
   }
-  q->redis = esc__redis_connect(redis_url, err);
+  if (resolve_namespace(o, q->ns, err) != ESC_OK) {
+    free(q);
+    return NULL;
+  }
+  q->redis = esc__redis_connect(o->redis_url, err);
   if (!q->redis) {
     free(q);
     return NULL;
   }
   return q;
+}
+
+const char *esc_query_namespace(const esc_query *q) {
+  return q->ns;
 }
 
 void esc_query_free(esc_query *q) {
@@ -86,7 +119,7 @@ static esc_status read_model(esc_query *q, const char *projection,
                              const char *suffix, int argc, const char **args,
                              redisReply **whole, const redisReply **reply,
                              esc_error *err) {
-  char gen_key[ESC__KEY_MAX];
+  char gen_key[ESC__KEY_MAX], base[ESC__KEY_MAX];
   const char *argv[16];
   *whole = NULL;
   *reply = NULL;
@@ -94,13 +127,14 @@ static esc_status read_model(esc_query *q, const char *projection,
     return ESC_EINVAL;
   if (argc < 1 || argc > 10)
     return esc_error_set(err, ESC_EINVAL, "query: bad argument count");
-  esc__key_generation(gen_key, sizeof gen_key, projection);
+  esc__key_base(base, sizeof base, q->ns, projection);
+  esc__key_generation(gen_key, sizeof gen_key, base);
   int n = 0;
   argv[n++] = "EVAL";
   argv[n++] = READ_SCRIPT;
   argv[n++] = "1";
   argv[n++] = gen_key;
-  argv[n++] = projection;
+  argv[n++] = base;
   argv[n++] = suffix;
   for (int i = 0; i < argc; i++)
     argv[n++] = args[i];
@@ -114,11 +148,12 @@ static esc_status read_model(esc_query *q, const char *projection,
 
 esc_status esc_query_generation(esc_query *q, const char *projection,
                                 int64_t *generation, esc_error *err) {
-  char key[ESC__KEY_MAX], value[32];
+  char key[ESC__KEY_MAX], base[ESC__KEY_MAX], value[32];
   bool exists = false;
   if (!esc__projection_name_valid(projection, err))
     return ESC_EINVAL;
-  esc__key_generation(key, sizeof key, projection);
+  esc__key_base(base, sizeof base, q->ns, projection);
+  esc__key_generation(key, sizeof key, base);
   esc_status rc =
       esc__redis_get(q->redis, key, value, sizeof value, &exists, err);
   if (!rc && !exists)
@@ -206,14 +241,16 @@ esc_status esc_query_set(esc_query *q, const char *projection,
  * smaller one would skip partitions and return early). */
 static esc_status passed(esc_query *q, const char *projection, int hint,
                          const esc_position *token, bool *yes, esc_error *err) {
-  char gen_key[ESC__KEY_MAX], parts_key[ESC__KEY_MAX], count[16];
+  char gen_key[ESC__KEY_MAX], parts_key[ESC__KEY_MAX], base[ESC__KEY_MAX],
+      count[16];
   redisReply *r = NULL;
   *yes = false;
-  esc__key_generation(gen_key, sizeof gen_key, projection);
-  esc__key_partitions(parts_key, sizeof parts_key, projection);
+  esc__key_base(base, sizeof base, q->ns, projection);
+  esc__key_generation(gen_key, sizeof gen_key, base);
+  esc__key_partitions(parts_key, sizeof parts_key, base);
   snprintf(count, sizeof count, "%d", hint > 0 ? hint : 1);
   const char *argv[] = {"EVAL",    CHECKPOINTS_SCRIPT, "2",  gen_key,
-                        parts_key, projection,         count};
+                        parts_key, base,               count};
   esc_status rc = esc__redis_run(q->redis, 7, argv, NULL, &r, err);
   if (rc)
     return rc;

@@ -204,7 +204,7 @@ enum inventory_error {
 const esc_decider *inventory_decider(void);
 
 /* ------------------------------------------------------------------------
- * Projections (projections.c) and their keys (under <name>:g<G>:)
+ * Projections (projections.c) and their keys (under NS:<name>:g<G>:)
  * ------------------------------------------------------------------------ */
 
 /*
@@ -262,8 +262,10 @@ esc_status order_query_stock(esc_query *q, const char *sku, int64_t *available,
  * marked ready it releases the order's stock (ids from the cancel event). Every command's id is UUIDv5 of the
  * triggering event id and a step name ("reserve:<sku>", "release:<sku>",
  * "ready", "cancel"), so replaying an event after a crash issues nothing
- * twice. Its checkpoint is the Redis key "fulfillment:checkpoint"
- * (a position token), advanced after each event is fully handled.
+ * twice. Its checkpoint is the Redis key
+ * "<namespace>:fulfillment:checkpoint" (a position token; the namespace is
+ * the store's, esc_key_namespace), advanced after each event is fully
+ * handled.
  */
 typedef struct order_saga order_saga;
 

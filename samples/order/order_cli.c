@@ -316,6 +316,16 @@ static esc_store *open_store(const cli *c, esc_error *err) {
   return esc_store_open(c->pg_url, &o, err);
 }
 
+/* A query of this store's read models (its key namespace: ESC_KEY_PREFIX,
+ * else the store's identity). */
+static esc_query *open_query(const cli *c, esc_error *err) {
+  esc_query_options o = ESC_QUERY_OPTIONS_INIT;
+  o.redis_url = c->redis_url;
+  o.pg_url = c->pg_url;
+  o.schema = c->schema;
+  return esc_query_new(&o, err);
+}
+
 /* The number of partitions a projection runs with: --partitions, else
  * what the workers registered (esc_projection_status), else 1. Waiting on
  * fewer partitions than run would miss some; on more, never end. */
@@ -325,8 +335,8 @@ static int partitions_of(const cli *c, const char *projection) {
   esc_partition_status *st = NULL;
   size_t n = 0;
   int parts = 1;
-  if (esc_projection_status(c->pg_url, c->redis_url, c->schema, &st, &n,
-                            NULL) == ESC_OK) {
+  if (esc_projection_status(c->pg_url, c->redis_url, c->schema, NULL, &st,
+                            &n, NULL) == ESC_OK) {
     for (size_t i = 0; i < n; i++)
       if (strcmp(st[i].projection, projection) == 0 && st[i].partitions > 0)
         parts = st[i].partitions;
@@ -384,7 +394,7 @@ static esc_status read_back(const cli *c, const target *t,
                             int64_t *available, esc_error *err) {
   const char *projection = t->order ? "order_details" : "stock";
   int parts = partitions_of(c, projection);
-  esc_query *q = esc_query_new(c->redis_url, err);
+  esc_query *q = open_query(c, err);
   if (!q)
     return err->code;
   esc_status rc =
@@ -602,9 +612,6 @@ static int cmd_stock_in(cli *c, int argc, char **argv) {
  * Queries
  * ------------------------------------------------------------------------ */
 
-static esc_query *open_query(const cli *c, esc_error *err) {
-  return esc_query_new(c->redis_url, err);
-}
 
 static int cmd_show(cli *c, int argc, char **argv) {
   (void)argc;

@@ -6,7 +6,8 @@
  *
  * It is a process manager driven by the log: it reads category "order"
  * with esc_read_all from its checkpoint (the Redis key
- * "fulfillment:checkpoint", a position token), and turns each
+ * "<namespace>:fulfillment:checkpoint", a position token, in the store's
+ * key namespace so that stores sharing a Redis keep apart), and turns each
  * OrderConfirmed into commands. Every command id is UUIDv5 of the
  * OrderConfirmed event's id and a step name, so handling an event again
  * (a crash before the checkpoint moved) issues nothing twice: esc_execute
@@ -39,7 +40,7 @@
 #include <string.h>
 #include <time.h>
 
-#define CHECKPOINT_KEY "fulfillment:checkpoint"
+#define CHECKPOINT_NAME "fulfillment:checkpoint"
 #define ACTOR "fulfillment"
 #define DEFAULT_STEP_MAX 100
 
@@ -49,6 +50,7 @@ struct order_saga {
   char *redis_url;
   bool loaded; /* checkpoint read from Redis on this connection */
   esc_position checkpoint;
+  char checkpoint_key[ESC_KEY_PREFIX_MAX + sizeof CHECKPOINT_NAME + 1];
 };
 
 /* One line of a log on stderr: "2024-05-01T12:00:00Z fulfillment: ...". */
@@ -108,7 +110,7 @@ static esc_status command(order_saga *s, redisReply **out, esc_error *err,
 }
 
 static esc_status load_checkpoint(order_saga *s, esc_error *err) {
-  const char *argv[] = {"GET", CHECKPOINT_KEY};
+  const char *argv[] = {"GET", s->checkpoint_key};
   redisReply *r = NULL;
   esc_status rc = command(s, &r, err, 2, argv);
   if (rc)
@@ -117,11 +119,11 @@ static esc_status load_checkpoint(order_saga *s, esc_error *err) {
   if (r->type == REDIS_REPLY_STRING) {
     esc_error inner = ESC_ERROR_INIT;
     if (esc_position_parse(r->str, &s->checkpoint, &inner))
-      rc = esc_error_set(err, ESC_EINVAL, "fulfillment: %s: %s", CHECKPOINT_KEY,
-                         inner.msg);
+      rc = esc_error_set(err, ESC_EINVAL, "fulfillment: %s: %s",
+                         s->checkpoint_key, inner.msg);
   } else if (r->type != REDIS_REPLY_NIL) {
     rc = esc_error_set(err, ESC_EIO, "fulfillment: %s is not a string",
-                       CHECKPOINT_KEY);
+                       s->checkpoint_key);
   }
   freeReplyObject(r);
   s->loaded = !rc;
@@ -146,7 +148,7 @@ static esc_status save_checkpoint(order_saga *s, const esc_position *p,
                                   esc_error *err) {
   char token[ESC_POSITION_TOKEN_MAX];
   esc_position_format(p, token);
-  const char *argv[] = {"SET", CHECKPOINT_KEY, token};
+  const char *argv[] = {"SET", s->checkpoint_key, token};
   esc_status rc = command(s, NULL, err, 3, argv);
   if (!rc)
     s->checkpoint = *p;
@@ -340,6 +342,13 @@ order_saga *order_saga_new(esc_store *store, const char *redis_url,
     return NULL;
   }
   s->store = store;
+  char ns[ESC_KEY_PREFIX_MAX + 1];
+  if (esc_key_namespace(store, NULL, ns, sizeof ns, err)) {
+    order_saga_free(s);
+    return NULL;
+  }
+  snprintf(s->checkpoint_key, sizeof s->checkpoint_key, "%s:%s", ns,
+           CHECKPOINT_NAME);
   s->redis_url = strdup(redis_url ? redis_url : esc_default_redis_url());
   if (!s->redis_url) {
     esc_error_set(err, ESC_ENOMEM, "fulfillment: out of memory");

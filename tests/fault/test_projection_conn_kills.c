@@ -32,6 +32,7 @@
 enum { EVENTS = 20000, STREAMS = 100, KILLS = 30, HANDLER_DELAY_US = 500 };
 
 static char schema[48], name[48], redis_url[64], redis_log[96];
+static char base[ESC_TEST_KEY_BASE_SIZE]; /* "NS:name": its keys' start */
 static esc_projection_handler tally_handle;
 
 /* The tally handler, slowed so that the catch-up outlasts the kills. */
@@ -114,6 +115,7 @@ static void broken_connections_lose_and_double_nothing(void **state) {
   (void)state;
   char why[512];
   esc_store *st = esc_test_fresh_store(schema);
+  esc_test_key_base(schema, name, base, sizeof base);
   int64_t sum = tally_append(st, "c", STREAMS, EVENTS);
   esc_test_tally *m = esc_test_tally_from_log(st, true);
   assert_int_equal(esc_test_tally_total(m), sum);
@@ -146,9 +148,9 @@ static void broken_connections_lose_and_double_nothing(void **state) {
   long long redis_kills = 0, t0 = esc_test_now_ms();
   while (kills < KILLS && esc_test_now_ms() - t0 < 60000) {
     esc_test_sleep_ms(150 + rand() % 250);
-    long long g = esc_test_redis_ll(c, -1, "GET %s:generation", name);
+    long long g = esc_test_redis_ll(c, -1, "GET %s:generation", base);
     long long total =
-        g < 0 ? 0 : esc_test_redis_ll(c, 0, "GET %s:g%lld:total", name, g);
+        g < 0 ? 0 : esc_test_redis_ll(c, 0, "GET %s:g%lld:total", base, g);
     if (total >= sum)
       break; /* done: further kills would prove nothing */
     int pg = 0;
@@ -169,14 +171,14 @@ static void broken_connections_lose_and_double_nothing(void **state) {
   assert_true(kills >= KILLS);
   assert_true(pg_kills > 0 && redis_kills > 0);
 
-  long long ms = esc_test_tally_wait(m, c, name, 120000, why, sizeof why);
+  long long ms = esc_test_tally_wait(m, c, base, 120000, why, sizeof why);
   esc_status worked = esc_test_worker_thread_stop(&r);
   if (ms < 0)
     fail_msg("not exact after the kills: %s", why);
   if (worked != ESC_OK)
     fail_msg("worker: %s", r.err.msg);
   /* Still exact once stopped: nothing was applied late. */
-  if (!esc_test_tally_matches(m, c, name, why, sizeof why))
+  if (!esc_test_tally_matches(m, c, base, why, sizeof why))
     fail_msg("not exact after the stop: %s", why);
   fprintf(stderr, "exact %lld ms after the last kill\n", ms);
 

@@ -34,6 +34,7 @@
 #include "testenv.h"
 
 static char schema[48], name[48];
+static char base[ESC_TEST_KEY_BASE_SIZE]; /* "NS:name": its keys' start */
 static char logs[4][128];
 static bool passed;
 static esc_test_writer *writer;
@@ -51,6 +52,7 @@ static int setup(void **state) {
              (int)getpid(), round, 'a' + i);
   passed = false;
   esc_store_free(esc_test_fresh_store(schema));
+  esc_test_key_base(schema, name, base, sizeof base);
   redis = esc_test_redis(NULL);
   pg = esc_test_pg();
   return 0;
@@ -62,8 +64,8 @@ static int teardown(void **state) {
   esc_test_writer_stop(writer);
   writer = NULL;
   if (redis) {
-    char prefix[64];
-    snprintf(prefix, sizeof prefix, "%s:", name);
+    char prefix[ESC_TEST_KEY_BASE_SIZE + 2];
+    snprintf(prefix, sizeof prefix, "%s:", base);
     esc_test_redis_delete_prefix(redis, prefix);
     redisFree(redis);
     redis = NULL;
@@ -90,8 +92,8 @@ static int64_t append_up_front(int streams, int count) {
 }
 
 static long long total_now(void) {
-  long long g = esc_test_redis_ll(redis, -1, "GET %s:generation", name);
-  return g < 0 ? 0 : esc_test_redis_ll(redis, 0, "GET %s:g%lld:total", name, g);
+  long long g = esc_test_redis_ll(redis, -1, "GET %s:generation", base);
+  return g < 0 ? 0 : esc_test_redis_ll(redis, 0, "GET %s:g%lld:total", base, g);
 }
 
 /* Waits until the lease of partition is held by pid (0: by nobody); the
@@ -118,7 +120,7 @@ static long long wait_checkpoint_moves(int partition, const char *cp,
   char now[ESC_POSITION_TOKEN_MAX];
   long long start = esc_test_now_ms();
   for (;;) {
-    esc_test_checkpoint(redis, name, partition, now, sizeof now);
+    esc_test_checkpoint(redis, base, partition, now, sizeof now);
     if (strcmp(now, cp) != 0)
       return esc_test_now_ms() - start;
     if (esc_test_now_ms() - start > timeout_ms)
@@ -133,7 +135,7 @@ static void expect_exact(int timeout_ms) {
   esc_store *st = esc_test_open_store(schema);
   esc_test_tally *m = esc_test_tally_from_log(st, true);
   long long ms =
-      esc_test_tally_wait(m, redis, name, timeout_ms, why, sizeof why);
+      esc_test_tally_wait(m, redis, base, timeout_ms, why, sizeof why);
   if (ms < 0)
     fail_msg("read model not exact after %d ms: %s", timeout_ms, why);
   fprintf(stderr,
@@ -191,7 +193,7 @@ static void standby_takes_over_within_seconds(void **state) {
   esc_partition_status *sts = NULL;
   size_t n = 0;
   esc_error err = ESC_ERROR_INIT;
-  if (esc_projection_status(NULL, NULL, schema, &sts, &n, &err))
+  if (esc_projection_status(NULL, NULL, schema, NULL, &sts, &n, &err))
     fail_msg("status: %s", err.msg);
   assert_int_equal(n, 1);
   char holder[128];
@@ -203,7 +205,7 @@ static void standby_takes_over_within_seconds(void **state) {
   /* Kill -9 the active one; the standby takes over while events come. */
   kill9(a);
   esc_test_sleep_ms(100); /* let Redis run whatever A had sent */
-  esc_test_checkpoint(redis, name, 0, cp, sizeof cp);
+  esc_test_checkpoint(redis, base, 0, cp, sizeof cp);
   long long moved = wait_checkpoint_moves(0, cp, 10000);
   if (moved < 0)
     fail_msg("the checkpoint did not move within 10 s of the kill");
@@ -244,7 +246,7 @@ static void zombie_after_failover_is_fenced(void **state) {
   esc_test_sleep_ms(30 + rand() % 50); /* into a batch */
   kill(a, SIGSTOP);
   esc_test_sleep_ms(100);
-  esc_test_checkpoint(redis, name, 0, cp, sizeof cp);
+  esc_test_checkpoint(redis, base, 0, cp, sizeof cp);
   long long at_stop = total_now();
 
   /* Failover: A's lease session ends (A is frozen, its sockets are alive,
@@ -331,7 +333,7 @@ static void four_partitions_on_several_processes(void **state) {
   esc_partition_status *sts = NULL;
   size_t n = 0;
   esc_error err = ESC_ERROR_INIT;
-  if (esc_projection_status(NULL, NULL, schema, &sts, &n, &err))
+  if (esc_projection_status(NULL, NULL, schema, NULL, &sts, &n, &err))
     fail_msg("status: %s", err.msg);
   assert_int_equal(n, 4);
   for (size_t i = 0; i < n; i++) {

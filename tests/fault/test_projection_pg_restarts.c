@@ -30,6 +30,7 @@
 
 static esc_test_pg_cluster *cluster;
 static char name[48], logs[2][160];
+static char base[ESC_TEST_KEY_BASE_SIZE]; /* "NS:name": its keys' start */
 static bool passed;
 static redisContext *redis;
 
@@ -51,8 +52,8 @@ static int teardown(void **state) {
   (void)state;
   esc_test_kill_children();
   if (redis) {
-    char prefix[64];
-    snprintf(prefix, sizeof prefix, "%s:", name);
+    char prefix[ESC_TEST_KEY_BASE_SIZE + 2];
+    snprintf(prefix, sizeof prefix, "%s:", base);
     esc_test_redis_delete_prefix(redis, prefix);
     redisFree(redis);
   }
@@ -119,7 +120,7 @@ static void expect_exact(int timeout_ms) {
   esc_store *st = open_store();
   esc_test_tally *m = esc_test_tally_from_log(st, true);
   long long ms =
-      esc_test_tally_wait(m, redis, name, timeout_ms, why, sizeof why);
+      esc_test_tally_wait(m, redis, base, timeout_ms, why, sizeof why);
   if (ms < 0)
     fail_msg("read model not exact after %d ms: %s", timeout_ms, why);
   esc_test_tally_free(m);
@@ -133,6 +134,7 @@ static void standby_takes_over_after_two_restarts(void **state) {
   if (esc_store_migrate(st, NULL, &err))
     fail_msg("migrate: %s", err.msg);
   esc_store_free(st);
+  esc_test_key_base(SCHEMA, name, base, sizeof base);
   append_some(500);
   pid_t a = start_worker(0);
   wait_holder(a, 15000);

@@ -30,6 +30,8 @@
 #include "testenv.h"
 
 static char schema[48], name[48], scratch[48], log_path[128];
+/* "NS:name", "NS:scratch": where the two projections' keys start */
+static char base[ESC_TEST_KEY_BASE_SIZE], scratch_base[ESC_TEST_KEY_BASE_SIZE];
 static bool passed;
 
 /* What a query thread saw. */
@@ -68,7 +70,7 @@ static void *read_plain(struct reader *rd) {
   }
   while (!atomic_load(&readers_stop)) {
     esc_test_sleep_ms(1);
-    redisReply *g = redisCommand(c, "GET %s:generation", name);
+    redisReply *g = redisCommand(c, "GET %s:generation", base);
     if (!g || g->type != REDIS_REPLY_STRING) {
       rd->missing_generation++;
       note(rd, "generation missing after %lld reads (last total %lld)",
@@ -78,12 +80,12 @@ static void *read_plain(struct reader *rd) {
     }
     long long gen = strtoll(g->str, NULL, 10);
     freeReplyObject(g);
-    redisReply *t = redisCommand(c, "GET %s:g%lld:total", name, gen);
+    redisReply *t = redisCommand(c, "GET %s:g%lld:total", base, gen);
     bool missing = !t || t->type != REDIS_REPLY_STRING;
     long long total = missing ? -1 : strtoll(t->str, NULL, 10);
     freeReplyObject(t);
     if (missing) {
-      redisReply *again = redisCommand(c, "GET %s:generation", name);
+      redisReply *again = redisCommand(c, "GET %s:generation", base);
       bool moved = again && again->type == REDIS_REPLY_STRING &&
                    strtoll(again->str, NULL, 10) != gen;
       freeReplyObject(again);
@@ -113,7 +115,9 @@ static void *read_plain(struct reader *rd) {
 
 static void *read_query(struct reader *rd) {
   esc_error err = ESC_ERROR_INIT;
-  esc_query *q = esc_query_new(NULL, &err);
+  esc_query_options qo = ESC_QUERY_OPTIONS_INIT;
+  qo.schema = schema;
+  esc_query *q = esc_query_new(&qo, &err);
   long long last = -1, last_gen = -1;
   if (!q) {
     note(rd, "esc_query_new failed%lld%lld", 0, 0);
@@ -196,12 +200,12 @@ static int teardown(void **state) {
   esc_test_writer_stop(writer);
   writer = NULL;
   stop_readers();
-  redisContext *r = esc_test_redis_try(NULL);
+  redisContext *r = base[0] ? esc_test_redis_try(NULL) : NULL;
   if (r) {
-    char prefix[64];
-    snprintf(prefix, sizeof prefix, "%s:", name);
+    char prefix[ESC_TEST_KEY_BASE_SIZE + 2];
+    snprintf(prefix, sizeof prefix, "%s:", base);
     esc_test_redis_delete_prefix(r, prefix);
-    snprintf(prefix, sizeof prefix, "%s:", scratch);
+    snprintf(prefix, sizeof prefix, "%s:", scratch_base);
     esc_test_redis_delete_prefix(r, prefix);
     redisFree(r);
   }
@@ -243,7 +247,7 @@ static long long wait_switch(redisContext *r, long long from, int timeout_ms,
                              const char *what) {
   long long start = esc_test_now_ms();
   for (;;) {
-    long long g = esc_test_redis_ll(r, -1, "GET %s:generation", name);
+    long long g = esc_test_redis_ll(r, -1, "GET %s:generation", base);
     if (g != from && g >= 0) {
       fprintf(stderr, "%s: switched g%lld -> g%lld in %lld ms\n", what, from, g,
               esc_test_now_ms() - start);
@@ -257,8 +261,10 @@ static long long wait_switch(redisContext *r, long long from, int timeout_ms,
 
 static void rebuild_under_load_never_shows_a_gap(void **state) {
   (void)state;
-  char why[512], pattern[96];
+  char why[512], pattern[ESC_TEST_KEY_BASE_SIZE + 32];
   esc_store_free(esc_test_fresh_store(schema));
+  esc_test_key_base(schema, name, base, sizeof base);
+  esc_test_key_base(schema, scratch, scratch_base, sizeof scratch_base);
   esc_store *st = esc_test_open_store_async(schema);
   redisContext *r = esc_test_redis(NULL);
   tally_append(st, "u", 50, 20000);
@@ -266,10 +272,10 @@ static void rebuild_under_load_never_shows_a_gap(void **state) {
 
   pid_t pids[2];
   start_workers("1", pids);
-  if (esc_test_tally_wait(m, r, name, 60000, why, sizeof why) < 0)
+  if (esc_test_tally_wait(m, r, base, 60000, why, sizeof why) < 0)
     fail_msg("first build: %s", why);
   esc_test_tally_free(m);
-  long long g1 = esc_test_redis_ll(r, -1, "GET %s:generation", name);
+  long long g1 = esc_test_redis_ll(r, -1, "GET %s:generation", base);
 
   /* The first build finished: from now on readers must always find data. */
   memset(readers, 0, sizeof readers);
@@ -295,13 +301,13 @@ static void rebuild_under_load_never_shows_a_gap(void **state) {
   start_workers("2", pids);
   long long g3 = wait_switch(r, g2, 60000, "version bump");
   assert_int_equal(g3, g2 + 1);
-  assert_int_equal(esc_test_redis_ll(r, -1, "GET %s:version", name), 2);
+  assert_int_equal(esc_test_redis_ll(r, -1, "GET %s:version", base), 2);
   esc_test_sleep_ms(500);
 
   long long appended = esc_test_writer_stop(writer);
   writer = NULL;
   m = esc_test_tally_from_log(st, true);
-  long long ms = esc_test_tally_wait(m, r, name, 60000, why, sizeof why);
+  long long ms = esc_test_tally_wait(m, r, base, 60000, why, sizeof why);
   if (ms < 0)
     fail_msg("after the rebuilds: %s", why);
   stop_readers();
@@ -336,7 +342,7 @@ static void rebuild_under_load_never_shows_a_gap(void **state) {
   do {
     left = 0;
     for (long long g = g1; g < g3; g++) {
-      snprintf(pattern, sizeof pattern, "%s:g%lld:*", name, g);
+      snprintf(pattern, sizeof pattern, "%s:g%lld:*", base, g);
       left += esc_test_redis_count(r, pattern);
     }
     if (left)
@@ -358,15 +364,15 @@ static void rebuild_under_load_never_shows_a_gap(void **state) {
   if (esc_worker_run_until_caught_up(wk, 60000, &err))
     fail_msg("from-scratch build: %s", err.msg);
   esc_worker_free(wk);
-  if (!esc_test_tally_matches(m, r, scratch, why, sizeof why))
+  if (!esc_test_tally_matches(m, r, scratch_base, why, sizeof why))
     fail_msg("from-scratch build: %s", why);
-  long long gs = esc_test_redis_ll(r, -1, "GET %s:generation", scratch);
-  assert_int_equal(esc_test_redis_ll(r, -1, "GET %s:g%lld:total", name, g3),
-                   esc_test_redis_ll(r, -2, "GET %s:g%lld:total", scratch, gs));
+  long long gs = esc_test_redis_ll(r, -1, "GET %s:generation", scratch_base);
+  assert_int_equal(esc_test_redis_ll(r, -1, "GET %s:g%lld:total", base, g3),
+                   esc_test_redis_ll(r, -2, "GET %s:g%lld:total", scratch_base, gs));
   for (int i = 0; i < 5; i++)
     assert_int_equal(
-        esc_test_redis_ll(r, -1, "ZSCORE %s:g%lld:items item%d", name, g3, i),
-        esc_test_redis_ll(r, -2, "ZSCORE %s:g%lld:items item%d", scratch, gs,
+        esc_test_redis_ll(r, -1, "ZSCORE %s:g%lld:items item%d", base, g3, i),
+        esc_test_redis_ll(r, -2, "ZSCORE %s:g%lld:items item%d", scratch_base, gs,
                           i));
 
   stop_workers(pids);

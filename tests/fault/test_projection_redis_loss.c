@@ -27,6 +27,7 @@
 #include "testenv.h"
 
 static char schema[48], name[48], url[64], log_path[128], redis_log[128];
+static char base[ESC_TEST_KEY_BASE_SIZE]; /* "NS:name": its keys' start */
 static int port;
 static pid_t redis_pid, worker_pid;
 static esc_test_writer *writer;
@@ -50,6 +51,7 @@ static int group_setup(void **state) {
   port = esc_test_free_port(63900, 50);
   snprintf(url, sizeof url, "redis://127.0.0.1:%d", port);
   esc_store_free(esc_test_fresh_store(schema));
+  esc_test_key_base(schema, name, base, sizeof base);
   start_redis();
   worker_pid = esc_test_projector(
       ESC_PROJECTOR_PATH, log_path, NULL, "--schema", schema, "--name", name,
@@ -88,7 +90,7 @@ static long long wait_exact(int timeout_ms, const char *when) {
   esc_store *st = esc_test_open_store(schema);
   esc_test_tally *m = esc_test_tally_from_log(st, true);
   long long ms =
-      esc_test_tally_wait(m, redis, name, timeout_ms, why, sizeof why);
+      esc_test_tally_wait(m, redis, base, timeout_ms, why, sizeof why);
   esc_test_tally_free(m);
   esc_store_free(st);
   if (ms < 0) {

@@ -24,14 +24,15 @@
 
 static char schema[40];
 static char name[48];
+static char base[ESC_TEST_KEY_BASE_SIZE]; /* "NS:<name>", its keys' start */
 static redisContext *redis;
 
 /* ------------------------------------------------------------ helpers -- */
 
-/* The projection's keys ("<name>:..."). */
+/* The projection's keys ("NS:<name>:..."). */
 static void delete_projection_keys(void) {
-  char prefix[64];
-  snprintf(prefix, sizeof prefix, "%s:", name);
+  char prefix[ESC_TEST_KEY_BASE_SIZE + 1];
+  snprintf(prefix, sizeof prefix, "%s:", base);
   esc_test_redis_delete_prefix(redis, prefix);
 }
 
@@ -69,6 +70,7 @@ static int setup(void **state) {
   snprintf(schema, sizeof schema, "t_bytes_%d_%d", (int)getpid(), test);
   snprintf(name, sizeof name, "tb%d_%d", (int)getpid(), test++);
   *state = esc_test_fresh_store(schema);
+  esc_test_key_base(schema, name, base, sizeof base);
   redis = esc_test_redis(NULL);
   delete_projection_keys();
   return 0;
@@ -95,6 +97,7 @@ static size_t read_pages(esc_store *st, const char *category, size_t max,
   esc_error err = ESC_ERROR_INIT;
   esc_position at = ESC_POSITION_START;
   size_t npages = 0, seen = 0;
+  esc_test_await_readable(st, category);
   if (esc_read_all(st, category, at, 0, &all, &err))
     fail_msg("read: %s", err.msg);
   for (;;) {
@@ -237,12 +240,12 @@ static esc_worker_stats catch_up(const esc_projection *p, size_t budget) {
 /* The read model holds each of n events exactly once, in log order, with
  * `bytes` data bytes in all. */
 static void assert_applied_once(long long n, long long bytes) {
-  long long g = esc_test_redis_ll(redis, -1, "GET %s:generation", name);
-  assert_int_equal(esc_test_redis_ll(redis, -1, "GET %s:g%lld:count", name, g),
+  long long g = esc_test_redis_ll(redis, -1, "GET %s:generation", base);
+  assert_int_equal(esc_test_redis_ll(redis, -1, "GET %s:g%lld:count", base, g),
                    n);
-  assert_int_equal(esc_test_redis_ll(redis, -1, "GET %s:g%lld:bytes", name, g),
+  assert_int_equal(esc_test_redis_ll(redis, -1, "GET %s:g%lld:bytes", base, g),
                    bytes);
-  redisReply *r = redisCommand(redis, "LRANGE %s:g%lld:seq 0 -1", name, g);
+  redisReply *r = redisCommand(redis, "LRANGE %s:g%lld:seq 0 -1", base, g);
   assert_non_null(r);
   assert_int_equal(r->type, REDIS_REPLY_ARRAY);
   assert_int_equal(r->elements, (size_t)n);

@@ -671,6 +671,10 @@ static void unknown_projections_are_not_found(void **state) {
                "no_such_projection", NULL);
   expect_error(4, "no projection no_such_projection", "rebuild",
                "no_such_projection", NULL);
+  /* A key prefix that could not be told apart from others is refused. */
+  expect_error(6, "key prefix \"a:b\": byte 2 (':') is not allowed",
+               "projections", "--key-prefix", "a:b", NULL);
+  expect_error(6, "key prefix is empty", "metrics", "--key-prefix", "", NULL);
 
   run_in_schema(&r, "dead-letters", "list", "--json", NULL);
   expect_exit(&r, 0);
@@ -801,8 +805,9 @@ static void metrics_are_prometheus_gauges(void **state) {
   cli_result_release(&r);
 
   /* The projection's keys go with the test. */
-  char prefix[40];
-  snprintf(prefix, sizeof prefix, "%s:", name);
+  char prefix[ESC_TEST_KEY_BASE_SIZE + 2], base[ESC_TEST_KEY_BASE_SIZE];
+  snprintf(prefix, sizeof prefix, "%s:",
+           esc_test_key_base(schema, name, base, sizeof base));
   redisContext *c = esc_test_redis(NULL);
   esc_test_redis_delete_prefix(c, prefix);
   redisFree(c);
@@ -811,8 +816,10 @@ static void metrics_are_prometheus_gauges(void **state) {
 /* esc rebuild --wait follows a rebuild a worker does until it serves. */
 static void rebuild_waits_for_the_switch(void **state) {
   (void)state;
-  char name[32], prefix[40], want[96];
+  char name[32], prefix[ESC_TEST_KEY_BASE_SIZE + 2], want[96];
+  char base[ESC_TEST_KEY_BASE_SIZE];
   snprintf(name, sizeof name, "tcliw%d", (int)getpid());
+  esc_test_key_base(schema, name, base, sizeof base);
   esc_projection p;
   tally_projection(&p, name, 1, 2);
   esc_worker_options o = ESC_WORKER_OPTIONS_INIT;
@@ -824,7 +831,7 @@ static void rebuild_waits_for_the_switch(void **state) {
   assert_int_equal(esc_worker_add(w, &p, &err), ESC_OK);
   assert_int_equal(esc_worker_run_until_caught_up(w, 30000, &err), ESC_OK);
   redisContext *c = esc_test_redis(NULL);
-  long long before = esc_test_redis_ll(c, 0, "GET %s:generation", name);
+  long long before = esc_test_redis_ll(c, 0, "GET %s:generation", base);
   esc_test_worker_thread r;
   esc_test_worker_thread_start(&r, w);
 
@@ -833,7 +840,7 @@ static void rebuild_waits_for_the_switch(void **state) {
   esc_status worked = esc_test_worker_thread_stop(&r);
   esc_worker_free(w);
   expect_exit(&res, 0);
-  long long after = esc_test_redis_ll(c, 0, "GET %s:generation", name);
+  long long after = esc_test_redis_ll(c, 0, "GET %s:generation", base);
   assert_true(after > before);
   snprintf(want, sizeof want, "rebuild of %s done: generation %lld serves\n",
            name, after);
@@ -843,7 +850,7 @@ static void rebuild_waits_for_the_switch(void **state) {
 
   expect_error(2, "--timeout", "rebuild", name, "--wait", "--timeout", "0",
                NULL);
-  snprintf(prefix, sizeof prefix, "%s:", name);
+  snprintf(prefix, sizeof prefix, "%s:", base);
   esc_test_redis_delete_prefix(c, prefix);
   redisFree(c);
 }

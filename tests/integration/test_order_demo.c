@@ -160,7 +160,9 @@ static void read_your_writes_after_each_command(void **state) {
   snprintf(stream, sizeof stream, "order-%s", id);
   esc_store *st = esc_test_fresh_store(schema);
   esc_error err = ESC_ERROR_INIT;
-  esc_query *q = esc_query_new(NULL, &err);
+  esc_query_options qo = ESC_QUERY_OPTIONS_INIT;
+  qo.store = st;
+  esc_query *q = esc_query_new(&qo, &err);
   assert_non_null(q);
   esc_test_worker_thread rw;
   start_worker(&rw, schema);

@@ -41,6 +41,9 @@ static redisContext *redis;
  * ------------------------------------------------------------------------ */
 
 /* ESC_REDIS_URL (else the default) with its database replaced by ours. */
+/* "<namespace>:fulfillment:checkpoint": the saga's checkpoint. */
+static char saga_key[ESC_KEY_PREFIX_MAX + 32];
+
 static void pick_redis_db(void) {
   const char *base = esc_default_redis_url();
   const char *host = strstr(base, "://");
@@ -68,8 +71,14 @@ static int setup(void **state) {
   store = esc_test_fresh_store(schema);
   redis = esc_test_redis(redis_url);
   flush_our_db();
-  query = esc_query_new(NULL, NULL);
+  esc_query_options qo = ESC_QUERY_OPTIONS_INIT;
+  qo.store = store;
+  query = esc_query_new(&qo, NULL);
   assert_non_null(query);
+  char ns[ESC_KEY_PREFIX_MAX + 1];
+  assert_int_equal(esc_key_namespace(store, NULL, ns, sizeof ns, NULL),
+                   ESC_OK);
+  snprintf(saga_key, sizeof saga_key, "%s:fulfillment:checkpoint", ns);
   return 0;
 }
 
@@ -286,7 +295,7 @@ static size_t run_saga(void) {
 
 /* The saga's checkpoint in Redis, malloc'ed; NULL when absent. */
 static char *saga_checkpoint(void) {
-  redisReply *r = redisCommand(redis, "GET fulfillment:checkpoint");
+  redisReply *r = redisCommand(redis, "GET %s", saga_key);
   assert_non_null(r);
   char *out = r->type == REDIS_REPLY_STRING ? strdup(r->str) : NULL;
   freeReplyObject(r);
@@ -297,8 +306,8 @@ static char *saga_checkpoint(void) {
  * back the checkpoint saved before (NULL: none). */
 static void restore_checkpoint(const char *saved) {
   redisReply *r =
-      saved ? redisCommand(redis, "SET fulfillment:checkpoint %s", saved)
-            : redisCommand(redis, "DEL fulfillment:checkpoint");
+      saved ? redisCommand(redis, "SET %s %s", saga_key, saved)
+            : redisCommand(redis, "DEL %s", saga_key);
   assert_non_null(r);
   assert_int_not_equal(r->type, REDIS_REPLY_ERROR);
   freeReplyObject(r);

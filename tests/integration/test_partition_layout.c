@@ -27,6 +27,7 @@
 
 static char schema[40];
 static char name[48];
+static char base[ESC_TEST_KEY_BASE_SIZE]; /* "NS:name": where its keys start */
 static esc_store *store;
 static redisContext *redis;
 
@@ -75,7 +76,7 @@ static long long redis_ll(const char *fmt, const char *arg) {
 static void assert_model_exact(void) {
   char why[256] = "";
   esc_test_tally *m = esc_test_tally_from_log(store, false);
-  long long ms = esc_test_tally_wait(m, redis, name, 30000, why, sizeof why);
+  long long ms = esc_test_tally_wait(m, redis, base, 30000, why, sizeof why);
   int64_t want = esc_test_tally_total(m);
   esc_test_tally_free(m);
   if (ms < 0)
@@ -126,15 +127,16 @@ static int teardown(void **state) {
 
 /* A name and a clean slate for each test. */
 static void begin(const char *what) {
-  char prefix[64];
+  char prefix[ESC_TEST_KEY_BASE_SIZE + 2];
   snprintf(name, sizeof name, "tl%d_%s", (int)getpid(), what);
-  snprintf(prefix, sizeof prefix, "%s:", name);
+  esc_test_key_base(schema, name, base, sizeof base);
+  snprintf(prefix, sizeof prefix, "%s:", base);
   esc_test_redis_delete_prefix(redis, prefix);
 }
 
 static void end(void) {
-  char prefix[64];
-  snprintf(prefix, sizeof prefix, "%s:", name);
+  char prefix[ESC_TEST_KEY_BASE_SIZE + 2];
+  snprintf(prefix, sizeof prefix, "%s:", base);
   esc_test_redis_delete_prefix(redis, prefix);
 }
 
@@ -156,7 +158,7 @@ static void mixed_counts(int first, int second) {
   esc_test_worker_thread_start(&t, wa);
   /* The first worker has registered once it has applied something. */
   for (long long until = esc_test_now_ms() + 30000;
-       redis_ll("GET %s:generation", name) < 0;)
+       redis_ll("GET %s:generation", base) < 0;)
     if (esc_test_now_ms() > until)
       fail_msg("the first worker did not start");
     else
@@ -172,7 +174,7 @@ static void mixed_counts(int first, int second) {
     fail_msg("first worker: %s", t.err.msg);
   esc_worker_free(wa);
   assert_int_equal(pg_partitions(), first);
-  assert_int_equal(redis_ll("GET %s:partitions", name), first);
+  assert_int_equal(redis_ll("GET %s:partitions", base), first);
   end();
 }
 
@@ -212,7 +214,7 @@ static void assert_waiting_for(int from, int to) {
   for (long long until = esc_test_now_ms() + 15000;;) {
     esc_partition_status *st = NULL;
     size_t n = 0, rebuild_lines = 0, layout_lines = 0;
-    if (esc_projection_status(NULL, NULL, schema, &st, &n, &err))
+    if (esc_projection_status(NULL, NULL, schema, NULL, &st, &n, &err))
       fail_msg("status: %s", err.msg);
     for (size_t i = 0; i < n; i++) {
       if (strcmp(st[i].projection, name) != 0)
@@ -247,7 +249,7 @@ static void repartition(int from, int to) {
   tally_projection(&new, name, 1, to);
   tally_append(store, "r", 9, 500);
   must_catch_up(&old, "old");
-  long long g = redis_ll("GET %s:generation", name);
+  long long g = redis_ll("GET %s:generation", base);
   esc_worker *wo = worker_for(&old, "old");
   esc_test_worker_thread_start(&t, wo);
 
@@ -268,13 +270,13 @@ static void repartition(int from, int to) {
   assert_waiting_for(from, to);
   tally_append(store, "r", 9, 200);
   assert_model_exact();
-  assert_int_equal(redis_ll("GET %s:generation", name), g);
+  assert_int_equal(redis_ll("GET %s:generation", base), g);
 
   /* The new count rebuilds beside the old one and switches. */
   tally_append(store, "r", 9, 200);
   must_catch_up(&new, "new");
-  assert_true(redis_ll("GET %s:generation", name) > g);
-  assert_int_equal(redis_ll("GET %s:partitions", name), to);
+  assert_true(redis_ll("GET %s:generation", base) > g);
+  assert_int_equal(redis_ll("GET %s:partitions", base), to);
   assert_int_equal(pg_partitions(), to);
   char *pending = pg_text("repartition_to");
   assert_string_equal(pending, "null");

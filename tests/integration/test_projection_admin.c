@@ -546,7 +546,7 @@ static const esc_partition_status *find(const esc_partition_status *st,
 static esc_partition_status *status(size_t *n) {
   esc_error err = ESC_ERROR_INIT;
   esc_partition_status *st = NULL;
-  if (esc_projection_status(NULL, NULL, SCHEMA, &st, n, &err))
+  if (esc_projection_status(NULL, NULL, SCHEMA, NULL, &st, n, &err))
     fail_msg("status: %s", err.msg);
   return st;
 }
@@ -558,6 +558,8 @@ static void status_shows_the_picture(void **state) {
   esc_events ev = ESC_EVENTS_INIT;
   size_t n = 0;
   unique_name(name, sizeof name, "st");
+  char base[ESC_TEST_KEY_BASE_SIZE]; /* "NS:name": where its keys start */
+  esc_test_key_base(SCHEMA, name, base, sizeof base);
   struct esc__layout layout;
   PGconn *c = connect_as("t-status");
   PGconn *holder = connect_as("t-status-holder");
@@ -594,7 +596,7 @@ static void status_shows_the_picture(void **state) {
 
   /* Keys another store's workers wrote are flagged, not passed off as
    * this store's. */
-  esc__key_owner(key, sizeof key, name);
+  esc__key_owner(key, sizeof key, base);
   redis_set(key, "00000000-0000-4000-8000-000000000000");
   st = status(&n);
   assert_true(find(st, n, name, 0)->foreign);
@@ -606,15 +608,15 @@ static void status_shows_the_picture(void **state) {
   /* Generation 7 serves; partition 0 is past the second event, partition
    * 1 has not started; partition 0's lease is held; partition 1 has a
    * parked letter; generation 8 is being rebuilt, partition 0 caught up. */
-  esc__key_generation(key, sizeof key, name);
+  esc__key_generation(key, sizeof key, base);
   redis_set(key, "7");
   esc_position_format(&ev.items[1].position, token);
-  esc__key_checkpoint(key, sizeof key, name, 7, 0);
+  esc__key_checkpoint(key, sizeof key, base, 7, 0);
   redis_set(key, token);
   esc_position_format(&ev.items[3].position, token);
-  esc__key_checkpoint(key, sizeof key, name, 8, 0);
+  esc__key_checkpoint(key, sizeof key, base, 8, 0);
   redis_set(key, token);
-  esc__key_rebuild(key, sizeof key, name);
+  esc__key_rebuild(key, sizeof key, base);
   const char *hset[] = {"HSET", key, "generation", "8", "version", "3"};
   redis_cmd(6, hset);
   assert_true(try_lease(holder, esc__lease_key(SCHEMA, name, 2, 0)));
@@ -651,9 +653,9 @@ static void status_shows_the_picture(void **state) {
   /* Caught up; the lease holder gone; a stale rebuild marker (a finished
    * rebuild's generation is not above the serving one) is no rebuild. */
   esc_position_format(&ev.items[3].position, token);
-  esc__key_checkpoint(key, sizeof key, name, 7, 0);
+  esc__key_checkpoint(key, sizeof key, base, 7, 0);
   redis_set(key, token);
-  esc__key_rebuild(key, sizeof key, name);
+  esc__key_rebuild(key, sizeof key, base);
   const char *stale[] = {"HSET", key, "generation", "7"};
   redis_cmd(4, stale);
   PQfinish(holder);
@@ -675,7 +677,7 @@ static void status_shows_the_picture(void **state) {
 
   /* A corrupt checkpoint stops its line, naming the key; the status of
    * the rest goes on. */
-  esc__key_checkpoint(key, sizeof key, name, 7, 1);
+  esc__key_checkpoint(key, sizeof key, base, 7, 1);
   redis_set(key, "not-a-token");
   st = status(&n);
   assert_string_equal(find(st, n, name, 1)->state, "stopped");
@@ -687,13 +689,13 @@ static void status_shows_the_picture(void **state) {
   /* Servers that cannot be reached: without PostgreSQL there is nothing
    * to show; without Redis the lines say so (see the next test). */
   assert_int_equal(
-      esc_projection_status(NULL, "redis://127.0.0.1:1", SCHEMA, &st, &n, &err),
+      esc_projection_status(NULL, "redis://127.0.0.1:1", SCHEMA, NULL, &st, &n, &err),
       ESC_OK);
   assert_string_equal(find(st, n, name, 0)->state, "unknown");
   free(st);
   st = NULL;
   assert_int_equal(esc_projection_status("postgresql://esc@127.0.0.1:1/esc",
-                                         NULL, SCHEMA, &st, &n, &err),
+                                         NULL, SCHEMA, NULL, &st, &n, &err),
                    ESC_ECONN);
 
   redis_forget(name);
@@ -714,6 +716,9 @@ static void status_shows_stopped_and_unknown_states(void **state) {
   size_t n = 0;
   unique_name(bad, sizeof bad, "stopped");
   unique_name(good, sizeof good, "fine");
+  char bad_base[ESC_TEST_KEY_BASE_SIZE], good_base[ESC_TEST_KEY_BASE_SIZE];
+  esc_test_key_base(SCHEMA, bad, bad_base, sizeof bad_base);
+  esc_test_key_base(SCHEMA, good, good_base, sizeof good_base);
   struct esc__layout layout;
   PGconn *c = connect_as("t-status-states");
   PGconn *holder = connect_as("t-status-states-holder");
@@ -724,13 +729,13 @@ static void status_shows_stopped_and_unknown_states(void **state) {
   p.name = good;
   assert_int_equal(esc__registry_upsert(c, SCHEMA, &p, &layout, &err), ESC_OK);
   for (int i = 0; i < 2; i++) {
-    esc__key_generation(key, sizeof key, i ? good : bad);
+    esc__key_generation(key, sizeof key, i ? good_base : bad_base);
     redis_set(key, "3");
   }
-  esc__key_checkpoint(key, sizeof key, bad, 3, 0);
+  esc__key_checkpoint(key, sizeof key, bad_base, 3, 0);
   redis_set(key, "failed 812/57: command 1: ERR increment or decrement "
                  "would overflow");
-  esc__key_checkpoint(key, sizeof key, good, 3, 0);
+  esc__key_checkpoint(key, sizeof key, good_base, 3, 0);
   redis_set(key, "812/57");
   assert_true(try_lease(holder, esc__lease_key(SCHEMA, good, 1, 0)));
 
@@ -748,7 +753,7 @@ static void status_shows_stopped_and_unknown_states(void **state) {
   /* Redis unreachable: every line is there, from what PostgreSQL knows,
    * and says why the rest is unknown. */
   st = NULL;
-  assert_int_equal(esc_projection_status(NULL, "redis://127.0.0.1:1", SCHEMA,
+  assert_int_equal(esc_projection_status(NULL, "redis://127.0.0.1:1", SCHEMA, NULL,
                                          &st, &n, &err),
                    ESC_OK);
   s = find(st, n, good, 0);
@@ -772,7 +777,7 @@ static void status_of_an_empty_registry(void **state) {
   size_t n = 7;
   esc_store *empty = esc_test_fresh_store("t_proj_admin_empty");
   assert_int_equal(
-      esc_projection_status(NULL, NULL, "t_proj_admin_empty", &st, &n, &err),
+      esc_projection_status(NULL, NULL, "t_proj_admin_empty", NULL, &st, &n, &err),
       ESC_OK);
   assert_int_equal(n, 0);
   assert_null(st);

@@ -21,14 +21,15 @@
 #include "worker_thread.h"
 
 static char schema[40], name[48];
+static char base[ESC_TEST_KEY_BASE_SIZE]; /* "NS:name" */
 static esc_store *store;
 static esc_query *query;
 static esc__redis *redis;
 static int64_t appended; /* sum of n over every event in the schema */
 
 static void drop_keys(void) {
-  char pattern[64];
-  snprintf(pattern, sizeof pattern, "%s:*", name);
+  char pattern[ESC_TEST_KEY_BASE_SIZE + 2];
+  snprintf(pattern, sizeof pattern, "%s:*", base);
   const char *argv[] = {"EVAL",
                         "for _, k in ipairs(redis.call('KEYS', ARGV[1])) do "
                         "redis.call('DEL', k) end return 0",
@@ -49,7 +50,10 @@ static int setup(void **state) {
   snprintf(schema, sizeof schema, "t_query_%d", (int)getpid());
   snprintf(name, sizeof name, "tq%d", (int)getpid());
   store = esc_test_fresh_store(schema);
-  query = esc_query_new(NULL, NULL);
+  esc_test_key_base(schema, name, base, sizeof base);
+  esc_query_options qo = ESC_QUERY_OPTIONS_INIT;
+  qo.store = store;
+  query = esc_query_new(&qo, NULL);
   redis = esc__redis_connect(NULL, NULL);
   assert_non_null(query);
   assert_non_null(redis);
@@ -108,14 +112,14 @@ static void reads_through_the_serving_generation(void **state) {
 
   /* A switch (here: by hand) is seen by the very next read. */
   int64_t gen = 0;
-  char key[96], next[32];
+  char key[ESC_TEST_KEY_BASE_SIZE + 32], next[32];
   assert_int_equal(esc_query_generation(query, name, &gen, &err), ESC_OK);
-  snprintf(key, sizeof key, "%s:g%lld:total", name, (long long)gen + 1);
+  snprintf(key, sizeof key, "%s:g%lld:total", base, (long long)gen + 1);
   snprintf(next, sizeof next, "%lld", (long long)gen + 1);
   const char *set_total[] = {"SET", key, "7"};
   assert_int_equal(esc__redis_run(redis, 3, set_total, NULL, NULL, NULL),
                    ESC_OK);
-  snprintf(key, sizeof key, "%s:generation", name);
+  snprintf(key, sizeof key, "%s:generation", base);
   const char *set_gen[] = {"SET", key, next};
   assert_int_equal(esc__redis_run(redis, 3, set_gen, NULL, NULL, NULL), ESC_OK);
   assert_int_equal(esc_query_counter(query, name, "total", &value, &err),
@@ -183,16 +187,16 @@ static void redis_set(const char *key, const char *value) {
  * partition 1 lags is not "caught up" for a caller who says 1. */
 static void the_wait_reads_the_layout_itself(void **state) {
   (void)state;
-  char key[96];
+  char key[ESC_TEST_KEY_BASE_SIZE + 32];
   esc_error err = ESC_ERROR_INIT;
   esc_position token = {.tx_id = 500, .global = 500};
-  snprintf(key, sizeof key, "%s:generation", name);
+  snprintf(key, sizeof key, "%s:generation", base);
   redis_set(key, "7000");
-  snprintf(key, sizeof key, "%s:partitions", name);
+  snprintf(key, sizeof key, "%s:partitions", base);
   redis_set(key, "2");
-  snprintf(key, sizeof key, "%s:g7000:p0:checkpoint", name);
+  snprintf(key, sizeof key, "%s:g7000:p0:checkpoint", base);
   redis_set(key, "900/900");
-  snprintf(key, sizeof key, "%s:g7000:p1:checkpoint", name);
+  snprintf(key, sizeof key, "%s:g7000:p1:checkpoint", base);
   redis_set(key, "10/10");
 
   assert_int_equal(esc_query_wait(query, name, 1, &token, 300, &err),

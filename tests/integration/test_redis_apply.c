@@ -141,7 +141,7 @@ static void make_keys(struct keys *k, int64_t g) {
 
 /* A batch of generation g: INCRBY total by, ZINCRBY top by "alice". */
 static void fill_batch(esc_projection_ctx *ctx, int64_t g, int64_t by) {
-  esc__ctx_init(ctx, &PROJ, 0, g);
+  esc__ctx_init(ctx, &PROJ, NAME, 0, g);
   esc__ctx_begin_event(ctx);
   assert_int_equal(esc_ctx_cmd(ctx, "INCRBY", esc_ctx_key(ctx, "total"),
                                esc_ctx_i64(ctx, by), NULL),
@@ -213,7 +213,7 @@ static void test_apply_moves_checkpoint_once(void **state) {
 
   /* An empty batch still moves the checkpoint (filtered-out events). */
   esc_projection_ctx empty;
-  esc__ctx_init(&empty, &PROJ, 0, 1);
+  esc__ctx_init(&empty, &PROJ, NAME, 0, 1);
   res = apply(r, &k, 1, "12/9", "13/1", NULL, &empty);
   assert_int_equal(res.outcome, ESC__APPLIED);
   assert_value(r, k.cp, "13/1");
@@ -382,7 +382,7 @@ static void test_failing_command(void **state) {
   cmd(r, false, "HSET", hash, "f", "v", NULL);
 
   esc_projection_ctx ctx;
-  esc__ctx_init(&ctx, &PROJ, 0, 1);
+  esc__ctx_init(&ctx, &PROJ, NAME, 0, 1);
   two_events(&ctx, ok, hash, false);
   struct esc__apply_result res = apply(r, &k, 1, "0/0", "1/2", NULL, &ctx);
   assert_int_equal(res.outcome, ESC__COMMAND_FAILED);
@@ -456,7 +456,7 @@ static void test_guard_records_progress(void **state) {
   esc__key_dead_letter_guard(guard, sizeof guard, NAME, 1, &id);
   cmd(r, false, "HSET", hash, "f", "v", NULL);
   esc_projection_ctx ctx;
-  esc__ctx_init(&ctx, &PROJ, 0, 1);
+  esc__ctx_init(&ctx, &PROJ, NAME, 0, 1);
   two_events(&ctx, ok, hash, true);
   esc_error err = ESC_ERROR_INIT;
   struct esc__apply_result res_g;
@@ -499,7 +499,7 @@ static void test_binary_safe_arguments(void **state) {
   make_keys(&k, 1);
   cmd(r, false, "SET", k.gen, "1", NULL);
   esc_projection_ctx ctx;
-  esc__ctx_init(&ctx, &PROJ, 0, 1);
+  esc__ctx_init(&ctx, &PROJ, NAME, 0, 1);
   esc__ctx_begin_event(&ctx);
   char key[ESC__KEY_MAX];
   int n = snprintf(key, sizeof key, "%s:g1:bin", NAME);

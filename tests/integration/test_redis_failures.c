@@ -36,7 +36,8 @@
 
 #define BIG 4000000000000000000LL /* three of them overflow an INCRBY */
 
-static char schema[48], name[48], trap[64];
+static char schema[48], name[48], trap[ESC_TEST_KEY_BASE_SIZE + 8];
+static char base[ESC_TEST_KEY_BASE_SIZE]; /* "NS:name": where its keys start */
 static char redis_url[64]; /* "": the shared server */
 static int batch_size;     /* events per read; 0: 50 */
 static redisContext *redis;
@@ -168,8 +169,8 @@ static void append_good(esc_store *st, const char *prefix, int n) {
 }
 
 static long long model(const char *key) {
-  long long g = esc_test_redis_ll(redis, 0, "GET %s:generation", name);
-  return esc_test_redis_ll(redis, 0, "GET %s:g%lld:%s", name, g, key);
+  long long g = esc_test_redis_ll(redis, 0, "GET %s:generation", base);
+  return esc_test_redis_ll(redis, 0, "GET %s:g%lld:%s", base, g, key);
 }
 
 static esc_dead_letter *letters(bool all, size_t *n) {
@@ -209,18 +210,19 @@ static int setup(void **state) {
   static int n;
   snprintf(schema, sizeof schema, "t_rfail_%d_%d", (int)getpid(), ++n);
   snprintf(name, sizeof name, "trf%d_%d", (int)getpid(), n);
-  snprintf(trap, sizeof trap, "%s:trap", name);
   redis_url[0] = '\0';
   batch_size = 0;
   esc_store_free(esc_test_fresh_store(schema));
+  esc_test_key_base(schema, name, base, sizeof base);
+  snprintf(trap, sizeof trap, "%s:trap", base);
   redis = esc_test_redis(NULL);
   return 0;
 }
 
 static int teardown(void **state) {
   (void)state;
-  char prefix[64];
-  snprintf(prefix, sizeof prefix, "%s:", name);
+  char prefix[ESC_TEST_KEY_BASE_SIZE + 2];
+  snprintf(prefix, sizeof prefix, "%s:", base);
   if (redis) {
     esc_test_redis_delete_prefix(redis, prefix);
     redisFree(redis);
@@ -285,8 +287,8 @@ static void parked_with_the_rest_applied_once(void **state) {
   /* Fixed: the retries apply commands 1 and 2 only. */
   freeReplyObject(redisCommand(redis, "DEL %s", trap));
   {
-    long long g = esc_test_redis_ll(redis, 0, "GET %s:generation", name);
-    freeReplyObject(redisCommand(redis, "SET %s:g%lld:sum:big 0", name, g));
+    long long g = esc_test_redis_ll(redis, 0, "GET %s:generation", base);
+    freeReplyObject(redisCommand(redis, "SET %s:g%lld:sum:big 0", base, g));
   }
   retry_letter(dl[0].id);
   retry_letter(dl[1].id);
@@ -342,7 +344,7 @@ static int stopped_lines(const char *why) {
   size_t n = 0;
   int stopped = 0;
   esc_error err = ESC_ERROR_INIT;
-  if (esc_projection_status(NULL, NULL, schema, &sts, &n, &err))
+  if (esc_projection_status(NULL, NULL, schema, NULL, &sts, &n, &err))
     fail_msg("status: %s", err.msg);
   for (size_t i = 0; i < n; i++) {
     if (strcmp(sts[i].projection, name) != 0 ||
@@ -415,13 +417,13 @@ static void rebuild_parks_and_completes(void **state) {
   tally_append_one(st, "tally-bad", 7, "bad");
   append_good(st, "b", 4);
   catch_up_ok(&p, "first build");
-  long long g1 = esc_test_redis_ll(redis, 0, "GET %s:generation", name);
+  long long g1 = esc_test_redis_ll(redis, 0, "GET %s:generation", base);
   assert_int_equal(model("count"), 9);
   assert_int_equal(model("after"), 8);
 
   projection(&p, 2, 1, ESC_ON_ERROR_PARK);
   catch_up_ok(&p, "rebuild");
-  long long g2 = esc_test_redis_ll(redis, 0, "GET %s:generation", name);
+  long long g2 = esc_test_redis_ll(redis, 0, "GET %s:generation", base);
   assert_int_equal(g2, g1 + 1);
   assert_int_equal(model("count"), 9);
   assert_int_equal(model("after"), 8);

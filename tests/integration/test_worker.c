@@ -21,6 +21,7 @@
 #include "testenv.h"
 
 static char name[48];
+static char base[ESC_TEST_KEY_BASE_SIZE]; /* "NS:name": where its keys start */
 static char schema[40];  /* per process: parallel runs must not collide */
 static int64_t appended; /* the sum of n over every event appended */
 static redisContext *redis;
@@ -43,12 +44,12 @@ static long long redis_int(const char *fmt, ...) {
 }
 
 static long long generation(void) {
-  return redis_int("GET %s:generation", name);
+  return redis_int("GET %s:generation", base);
 }
 
 static long long total(void) {
   long long g = generation();
-  return redis_int("GET %s:g%lld:total", name, g);
+  return redis_int("GET %s:g%lld:total", base, g);
 }
 
 static void delete_projection_keys(void) {
@@ -56,7 +57,7 @@ static void delete_projection_keys(void) {
                                "local n = 0 for _, k in ipairs(redis.call("
                                "'KEYS', ARGV[1])) do redis.call('DEL', k) "
                                "n = n + 1 end return n",
-                               name);
+                               base);
   freeReplyObject(r);
 }
 
@@ -102,7 +103,7 @@ static void check_order(int streams, const char *prefix) {
   long long g = generation();
   for (int i = 0; i < streams; i++) {
     redisReply *r = redisCommand(redis, "LRANGE %s:g%lld:seq:tally-%s%d 0 -1",
-                                 name, g, prefix, i);
+                                 base, g, prefix, i);
     assert_int_equal(r->type, REDIS_REPLY_ARRAY);
     for (size_t k = 0; k < r->elements; k++)
       if (strtoll(r->element[k]->str, NULL, 10) != (long long)k + 1)
@@ -117,6 +118,7 @@ static int setup(void **state) {
   snprintf(name, sizeof name, "tw%d", (int)getpid());
   esc_store *st = esc_test_fresh_store(schema);
   *state = st;
+  esc_test_key_base(schema, name, base, sizeof base);
   redis = redis_connect();
   delete_projection_keys();
   return 0;
@@ -170,7 +172,7 @@ static void partitions_share_the_work_in_order(void **state) {
   check_order(10, "a");
   long long g = generation();
   for (int i = 0; i < 4; i++)
-    assert_int_equal(redis_int("EXISTS %s:g%lld:p%d:checkpoint", name, g, i),
+    assert_int_equal(redis_int("EXISTS %s:g%lld:p%d:checkpoint", base, g, i),
                      1);
 }
 
@@ -188,10 +190,10 @@ static void version_bump_rebuilds_into_a_new_generation(void **state) {
   long long g2 = generation();
   assert_true(g2 == g1 + 1);
   assert_int_equal(total(), before);
-  assert_int_equal(redis_int("GET %s:version", name), 2);
+  assert_int_equal(redis_int("GET %s:version", base), 2);
   /* The old generation's keys are deleted in the background. */
   catch_up(&v2);
-  assert_int_equal(redis_int("EXISTS %s:g%lld:total", name, g1), 0);
+  assert_int_equal(redis_int("EXISTS %s:g%lld:total", base, g1), 0);
   (void)st;
 }
 
@@ -230,7 +232,7 @@ static void repartitioning_rebuilds_without_double_counting(void **s) {
   catch_up(&three); /* a rebuild into g+1 with three partitions */
   assert_true(generation() > g);
   assert_int_equal(total(), appended);
-  assert_int_equal(redis_int("GET %s:partitions", name), 3);
+  assert_int_equal(redis_int("GET %s:partitions", base), 3);
   check_order(10, "a");
 }
 
@@ -242,25 +244,47 @@ static void a_checkpoint_missing_at_start_is_not_replayed(void **s) {
   long long g = generation();
   /* Only one checkpoint is lost (an eviction, a careless DEL); a worker
    * that starts now must not replay that partition into generation g. */
-  redisReply *r = redisCommand(redis, "DEL %s:g%lld:p1:checkpoint", name, g);
+  redisReply *r = redisCommand(redis, "DEL %s:g%lld:p1:checkpoint", base, g);
   freeReplyObject(r);
   catch_up(&p);
   assert_int_equal(total(), appended);
   assert_true(generation() != g);
 }
 
-/* A second store (another schema; the same holds for another database, or
- * this store dropped and created again) whose projection has the same name
- * shares the Redis database: its checkpoints would be positions of the
- * other log. Its worker refuses, and the keys stay as they were. */
+/* Runs p once on schema `which` with key prefix `prefix`; its status. */
+static esc_status run_with_prefix(const esc_projection *p, const char *which,
+                                  const char *prefix, esc_error *err) {
+  esc_worker_options o = ESC_WORKER_OPTIONS_INIT;
+  o.schema = which;
+  o.key_prefix = prefix;
+  esc_worker *w = esc_worker_new(&o, err);
+  assert_non_null(w);
+  assert_int_equal(esc_worker_add(w, p, err), ESC_OK);
+  esc_status rc = esc_worker_run_until_caught_up(w, 10000, err);
+  esc_worker_free(w);
+  return rc;
+}
+
+/* Two stores given one key prefix (another schema here; the same holds
+ * for another database, or this store dropped and created again) share
+ * their keys' namespace: a projection of the same name would follow
+ * checkpoints that are positions of the other log. The second store's
+ * worker refuses, and the keys stay as they were. */
 static void keys_of_another_store_are_refused(void **s) {
   (void)s;
-  char other[48], owner_key[80], owner[40], owner_after[40];
+  char other[48], prefix[48], shared[96], owner_key[128], owner[40],
+      owner_after[40];
+  esc_error err = ESC_ERROR_INIT;
   esc_projection p;
   tally_projection(&p, name, 2, 3);
-  catch_up(&p);
-  long long g = generation();
-  snprintf(owner_key, sizeof owner_key, "%s:owner", name);
+  snprintf(prefix, sizeof prefix, "tw%d-shared", (int)getpid());
+  snprintf(shared, sizeof shared, "%s:%s", prefix, name);
+  esc_test_redis_delete_prefix(redis, shared);
+  assert_int_equal(run_with_prefix(&p, schema, prefix, &err), ESC_OK);
+  long long g = redis_int("GET %s:generation", shared);
+  assert_true(g > 0);
+  assert_int_equal(redis_int("GET %s:g%lld:total", shared, g), appended);
+  snprintf(owner_key, sizeof owner_key, "%s:owner", shared);
   redisReply *r = redisCommand(redis, "GET %s", owner_key);
   assert_int_equal(r->type, REDIS_REPLY_STRING);
   snprintf(owner, sizeof owner, "%s", r->str);
@@ -269,26 +293,43 @@ static void keys_of_another_store_are_refused(void **s) {
   snprintf(other, sizeof other, "t_worker_other_%d", (int)getpid());
   esc_store *st2 = esc_test_fresh_store(other);
   tally_append(st2, "z", 3, 10);
-  esc_worker_options o = ESC_WORKER_OPTIONS_INIT;
-  esc_error err = ESC_ERROR_INIT;
-  o.schema = other;
-  esc_worker *w = esc_worker_new(&o, &err);
-  assert_non_null(w);
-  assert_int_equal(esc_worker_add(w, &p, &err), ESC_OK);
-  esc_status rc = esc_worker_run_until_caught_up(w, 10000, &err);
-  esc_worker_free(w);
+  esc_status rc = run_with_prefix(&p, other, prefix, &err);
   esc_store_free(st2);
   drop_store(other);
 
   assert_int_equal(rc, ESC_EBUSY);
   assert_non_null(strstr(err.msg, "another event store"));
   assert_non_null(strstr(err.msg, owner));
+  assert_non_null(strstr(err.msg, prefix));
   r = redisCommand(redis, "GET %s", owner_key);
   snprintf(owner_after, sizeof owner_after, "%s", r->str);
   freeReplyObject(r);
   assert_string_equal(owner_after, owner);
-  assert_int_equal(generation(), g);
-  assert_int_equal(total(), appended);
+  assert_int_equal(redis_int("GET %s:generation", shared), g);
+  assert_int_equal(redis_int("GET %s:g%lld:total", shared, g), appended);
+  esc_test_redis_delete_prefix(redis, shared);
+}
+
+/* A prefix that could not be told apart from another (':', globs) or is
+ * empty is refused when the worker is made, saying which byte. */
+static void an_invalid_key_prefix_is_refused(void **s) {
+  (void)s;
+  static const struct {
+    const char *prefix, *msg;
+  } cases[] = {{"", "key prefix is empty"},
+               {"a:b", "byte 2 (':') is not allowed; use [A-Za-z0-9_.-]"},
+               {"shop*", "byte 5 ('*') is not allowed"}};
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    esc_worker_options o = ESC_WORKER_OPTIONS_INIT;
+    esc_error err = ESC_ERROR_INIT;
+    o.schema = schema;
+    o.key_prefix = cases[i].prefix;
+    assert_null(esc_worker_new(&o, &err));
+    assert_int_equal(err.code, ESC_EINVAL);
+    if (!strstr(err.msg, cases[i].msg))
+      fail_msg("\"%s\": message \"%s\" lacks \"%s\"", cases[i].prefix,
+               err.msg, cases[i].msg);
+  }
 }
 
 /* Log lines a worker printed, for tests that read them. */
@@ -349,6 +390,7 @@ int main(void) {
       cmocka_unit_test(repartitioning_rebuilds_without_double_counting),
       cmocka_unit_test(a_checkpoint_missing_at_start_is_not_replayed),
       cmocka_unit_test(keys_of_another_store_are_refused),
+      cmocka_unit_test(an_invalid_key_prefix_is_refused),
       cmocka_unit_test(a_long_replay_reports_progress),
   };
   return cmocka_run_group_tests(tests, setup, teardown);

@@ -328,8 +328,9 @@ static void a_worker_needs_only_the_writer(void **state) {
   char name[32];
   snprintf(name, sizeof name, "tb%d", (int)getpid());
   redisContext *redis = esc_test_redis(NULL);
-  char prefix[40];
-  snprintf(prefix, sizeof prefix, "%s:", name);
+  char base[ESC_TEST_KEY_BASE_SIZE], prefix[ESC_TEST_KEY_BASE_SIZE + 1];
+  snprintf(prefix, sizeof prefix, "%s:",
+           esc_test_key_base(SCHEMA, name, base, sizeof base));
   esc_test_redis_delete_prefix(redis, prefix);
   tally_append_one(owner, "tally-1", 3, "a");
   tally_append_one(owner, "tally-2", 4, "poison");
@@ -368,9 +369,9 @@ static void a_worker_needs_only_the_writer(void **state) {
     }
     free(dl);
   }
-  long long g = esc_test_redis_ll(redis, -1, "GET %s:generation", name);
+  long long g = esc_test_redis_ll(redis, -1, "GET %s:generation", base);
   assert_int_equal(
-      esc_test_redis_ll(redis, -1, "GET %s:g%lld:total", name, g), 12);
+      esc_test_redis_ll(redis, -1, "GET %s:g%lld:total", base, g), 12);
   esc_test_redis_delete_prefix(redis, prefix);
   redisFree(redis);
   esc_test_unregister_projection(SCHEMA, name);

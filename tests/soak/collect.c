@@ -182,9 +182,24 @@ static redisReply *cmd(redisContext *c, const char *fmt, const char *a,
   return redisCommand(c, fmt, a, g);
 }
 
-static bool read_seqs(redisContext *c, int64_t g, soak_model *m) {
-  char pattern[128];
-  snprintf(pattern, sizeof pattern, SOAK_PROJECTION ":g%" PRId64 ":seq:*", g);
+/* "NS:soaktally": where the projection's keys start, NS being the soak
+ * store's namespace (its identity: the workers are given no prefix). */
+static bool key_base(const soak_world *w, char *out, size_t size) {
+  char ns[ESC_KEY_PREFIX_MAX + 1];
+  esc_store_options o = ESC_STORE_OPTIONS_INIT;
+  o.schema = SOAK_SCHEMA;
+  esc_store *st = esc_store_open(w->direct_pg_url, &o, NULL);
+  bool ok = st && esc_key_namespace(st, NULL, ns, sizeof ns, NULL) == ESC_OK;
+  esc_store_free(st);
+  if (ok)
+    snprintf(out, size, "%s:%s", ns, SOAK_PROJECTION);
+  return ok;
+}
+
+static bool read_seqs(redisContext *c, const char *base, int64_t g,
+                      soak_model *m) {
+  char pattern[256];
+  snprintf(pattern, sizeof pattern, "%s:g%" PRId64 ":seq:*", base, g);
   size_t plen = strlen(pattern) - 1;
   redisReply *keys = redisCommand(c, "KEYS %s", pattern);
   bool ok = keys && keys->type == REDIS_REPLY_ARRAY;
@@ -205,9 +220,10 @@ static bool read_seqs(redisContext *c, int64_t g, soak_model *m) {
   return ok;
 }
 
-static bool read_items(redisContext *c, int64_t g, soak_model *m) {
-  redisReply *r = cmd(c, "ZRANGE %s:g%" PRId64 ":items 0 -1 WITHSCORES",
-                      SOAK_PROJECTION, g);
+static bool read_items(redisContext *c, const char *base, int64_t g,
+                       soak_model *m) {
+  redisReply *r =
+      cmd(c, "ZRANGE %s:g%" PRId64 ":items 0 -1 WITHSCORES", base, g);
   bool ok = r && r->type == REDIS_REPLY_ARRAY;
   m->items = ok ? calloc(r->elements / 2 + 1, sizeof *m->items) : NULL;
   ok = ok && m->items;
@@ -221,13 +237,16 @@ static bool read_items(redisContext *c, int64_t g, soak_model *m) {
 }
 
 bool soak_collect_model(soak_world *w, soak_evidence *ev) {
+  char base[ESC_KEY_PREFIX_MAX + 64];
   soak_model_release(&ev->model);
+  if (!key_base(w, base, sizeof base))
+    return false;
   redisContext *c = redisConnect("127.0.0.1", w->redis_port);
   if (!c || c->err) {
     redisFree(c);
     return false;
   }
-  redisReply *r = redisCommand(c, "GET " SOAK_PROJECTION ":generation");
+  redisReply *r = redisCommand(c, "GET %s:generation", base);
   bool ok = r && r->type == REDIS_REPLY_STRING;
   soak_model *m = &ev->model;
   if (ok) {
@@ -236,10 +255,11 @@ bool soak_collect_model(soak_world *w, soak_evidence *ev) {
   }
   freeReplyObject(r);
   if (ok) {
-    r = cmd(c, "GET %s:g%" PRId64 ":total", SOAK_PROJECTION, m->generation);
+    r = cmd(c, "GET %s:g%" PRId64 ":total", base, m->generation);
     m->total = r && r->type == REDIS_REPLY_STRING ? strtoll(r->str, NULL, 10) : 0;
     freeReplyObject(r);
-    ok = read_items(c, m->generation, m) && read_seqs(c, m->generation, m);
+    ok = read_items(c, base, m->generation, m) &&
+         read_seqs(c, base, m->generation, m);
   }
   redisFree(c);
   return ok;

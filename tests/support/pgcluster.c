@@ -45,6 +45,13 @@ static int as_server_user(const char *fmt, ...) {
   return system(full);
 }
 
+/* Whether the server's user may enter dir (only root runs it as another). */
+static bool server_user_reaches(const char *dir) {
+  if (geteuid() != 0)
+    return true;
+  return as_server_user("test -x \"%s\"", dir) == 0;
+}
+
 static void write_conf(const esc_test_pg_cluster *c) {
   char path[sizeof c->data + 32];
   snprintf(path, sizeof path, "%s/postgresql.conf", c->data);
@@ -69,14 +76,23 @@ esc_test_pg_cluster *esc_test_pg_cluster_new(const char *dir) {
   esc_test_pg_cluster *c = calloc(1, sizeof *c);
   assert_non_null(c);
   mkdir(dir, 0755);
-  snprintf(c->base, sizeof c->base, "%s/pg-%d-%d", dir, (int)getpid(),
-           serial++);
+  if (server_user_reaches(dir)) {
+    snprintf(c->base, sizeof c->base, "%s/pg-%d-%d", dir, (int)getpid(),
+             serial++);
+    if (mkdir(c->base, 0700) != 0)
+      fail_msg("cannot make %s", c->base);
+  } else {
+    /* A checkout in a private directory (mktemp -d is mode 0700): the
+     * server's user cannot get to dir, so the cluster lives in /tmp, as
+     * scripts/servers does then. */
+    snprintf(c->base, sizeof c->base, "/tmp/esc-pgcluster-XXXXXX");
+    if (!mkdtemp(c->base))
+      fail_msg("cannot make a directory in /tmp for the test cluster");
+  }
   snprintf(c->data, sizeof c->data, "%s/data", c->base);
   c->port = esc_test_free_port(55400, 400);
   snprintf(c->url, sizeof c->url, "postgresql://esc@127.0.0.1:%d/postgres",
            c->port);
-  if (mkdir(c->base, 0700) != 0)
-    fail_msg("cannot make %s", c->base);
   if (geteuid() == 0) {
     char cmd[400];
     snprintf(cmd, sizeof cmd, "chown postgres: '%s'", c->base);

@@ -627,30 +627,56 @@ static void tally_clear(esc_test_tally *m) {
   memset(m, 0, sizeof *m);
 }
 
-esc_test_tally *esc_test_tally_from_log(esc_store *st, bool with_poison) {
+/* How many events a read of category (NULL: $all) returns now. */
+static long long count_readable(esc_store *st, const char *category) {
+  esc_position at = ESC_POSITION_START;
+  long long read = 0;
+  for (;;) {
+    esc_events ev = ESC_EVENTS_INIT;
+    esc_error err = ESC_ERROR_INIT;
+    if (esc_read_all(st, category, at, 2000, &ev, &err))
+      fail_msg("read the log: %s", err.msg);
+    read += (long long)ev.count;
+    at = ev.next;
+    bool end = ev.count == 0;
+    esc_events_release(&ev);
+    if (end)
+      return read;
+  }
+}
+
+void esc_test_await_readable(esc_store *st, const char *category) {
   char sql[256];
-  esc_test_tally *m = calloc(1, sizeof *m);
-  assert_non_null(m);
   PGconn *c = esc_test_pg();
-  snprintf(sql, sizeof sql,
-           "SELECT count(*) FROM \"%s\".events WHERE stream_id LIKE 'tally-%%'",
-           esc_store_schema(st));
+  if (category)
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM \"%s\".events WHERE stream_id LIKE '%s-%%'",
+             esc_store_schema(st), category);
+  else
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM \"%s\".events",
+             esc_store_schema(st));
   long long deadline = esc_test_now_ms() + 30000;
   for (;;) {
     long long stored = esc_test_query_ll(c, sql);
-    int64_t read = tally_read(m, st, with_poison);
+    long long read = count_readable(st, category);
     if (read == stored)
       break;
-    tally_clear(m);
     if (esc_test_now_ms() > deadline) {
       PQfinish(c);
       fail_msg("only %lld of %lld events readable after 30 s (a long "
                "transaction holds the horizon back?)",
-               (long long)read, stored);
+               read, stored);
     }
-    esc_test_sleep_ms(200);
+    esc_test_sleep_ms(50);
   }
   PQfinish(c);
+}
+
+esc_test_tally *esc_test_tally_from_log(esc_store *st, bool with_poison) {
+  esc_test_tally *m = calloc(1, sizeof *m);
+  assert_non_null(m);
+  esc_test_await_readable(st, "tally");
+  tally_read(m, st, with_poison);
   return m;
 }
 
@@ -667,6 +693,33 @@ int64_t esc_test_tally_total(const esc_test_tally *m) {
 
 int64_t esc_test_tally_events(const esc_test_tally *m) {
   return m->events;
+}
+
+char *esc_test_command_output(const char *cmd, int *status) {
+  FILE *f = popen(cmd, "r");
+  assert_non_null(f);
+  size_t cap = 1 << 16, len = 0;
+  char *out = malloc(cap);
+  assert_non_null(out);
+  for (size_t got; (got = fread(out + len, 1, cap - 1 - len, f)) > 0;)
+    len += got;
+  out[len] = '\0';
+  int st = pclose(f);
+  *status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return out;
+}
+
+const char *esc_test_key_base(const char *schema, const char *proj, char *out,
+                              size_t size) {
+  char ns[ESC_KEY_PREFIX_MAX + 1];
+  esc_error err = ESC_ERROR_INIT;
+  esc_store *st = esc_test_open_store(schema);
+  esc_status rc = esc_key_namespace(st, NULL, ns, sizeof ns, &err);
+  esc_store_free(st);
+  if (rc)
+    fail_msg("key namespace of %s: %s", schema, err.msg);
+  snprintf(out, size, "%s:%s", ns, proj);
+  return out;
 }
 
 bool esc_test_tally_matches(const esc_test_tally *m, redisContext *c,

@@ -112,6 +112,14 @@ pid_t esc_test_redis_server_start(int port, const char *log_path);
 int esc_test_free_port(int base, int span);
 
 /*
+ * Waits (up to 30 s) until a read of category (NULL: $all) returns every
+ * event of it that the schema's events table holds: under ctest -j2 a
+ * transaction of another test may hold the subscription horizon back for
+ * a moment after an append. Fails the test if they never agree.
+ */
+void esc_test_await_readable(esc_store *st, const char *category);
+
+/*
  * What the tally projection (tally.h) should hold after projecting the
  * log of category "tally": the sum of n, the sum per item and, per
  * stream, the stream versions in order. Read back from the log with
@@ -125,8 +133,22 @@ void esc_test_tally_free(esc_test_tally *m);
 int64_t esc_test_tally_total(const esc_test_tally *m);
 int64_t esc_test_tally_events(const esc_test_tally *m);
 
+/* Runs cmd through the shell: its standard output (the first 64 KiB,
+ * malloc'ed; the caller frees) and, in *status, its exit code (-1 when a
+ * signal ended it). */
+char *esc_test_command_output(const char *cmd, int *status);
+
+/* The key base "NS:proj" where every Redis key of projection proj starts,
+ * NS being the namespace schema's store has by default (esc_key_namespace:
+ * "esc-<identity>"), into out (ESC_TEST_KEY_BASE_SIZE); returns out.
+ * Fails the test on an error. */
+#define ESC_TEST_KEY_BASE_SIZE 160
+const char *esc_test_key_base(const char *schema, const char *proj, char *out,
+                              size_t size);
+
 /*
- * Whether projection proj's serving generation in Redis holds exactly m:
+ * Whether projection proj's serving generation in Redis holds exactly m
+ * (proj: its key base, esc_test_key_base):
  * the total, every item's score (and no other item), and every stream's
  * seq list equal to its versions in order (and no other seq list). The
  * first difference goes into why. Cheap when the total differs.
@@ -155,7 +177,7 @@ int esc_test_lease_holder(PGconn *conn, const char *proj, int partition,
                           int *backend);
 
 /* The checkpoint of partition in proj's serving generation, "" when absent,
- * into out (ESC_POSITION_TOKEN_MAX). */
+ * into out (ESC_POSITION_TOKEN_MAX). proj: the key base (esc_test_key_base). */
 void esc_test_checkpoint(redisContext *c, const char *proj, int partition,
                          char *out, size_t size);
 

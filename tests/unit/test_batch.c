@@ -36,7 +36,7 @@ static void assert_args(const esc_projection_ctx *ctx, const char *const *want,
 static void test_init_and_accessors(void **state) {
   (void)state;
   esc_projection_ctx ctx;
-  esc__ctx_init(&ctx, &PROJ, 2, 7);
+  esc__ctx_init(&ctx, &PROJ, "orders", 2, 7);
   assert_string_equal(ctx.prefix, "orders:g7:");
   assert_int_equal(esc_ctx_partition(&ctx), 2);
   assert_int_equal(esc_ctx_generation(&ctx), 7);
@@ -56,7 +56,7 @@ static void test_init_and_accessors(void **state) {
 static void test_layout(void **state) {
   (void)state;
   esc_projection_ctx ctx;
-  esc__ctx_init(&ctx, &PROJ, 0, 1);
+  esc__ctx_init(&ctx, &PROJ, "orders", 0, 1);
   esc__ctx_begin_event(&ctx);
   const char *key = esc_ctx_key(&ctx, "order:%s", "a1");
   assert_int_equal(esc_ctx_cmd(&ctx, "HSET", key, "status", "paid", NULL),
@@ -86,7 +86,7 @@ static void test_layout(void **state) {
 static void test_invalid_commands(void **state) {
   (void)state;
   esc_projection_ctx ctx;
-  esc__ctx_init(&ctx, &PROJ, 0, 1);
+  esc__ctx_init(&ctx, &PROJ, "orders", 0, 1);
   esc__ctx_begin_event(&ctx);
   const char *argv[] = {"SET", NULL, "v"};
   assert_int_equal(esc_ctx_command(&ctx, 0, argv, NULL), ESC_EINVAL);
@@ -107,7 +107,7 @@ static void test_invalid_commands(void **state) {
 static void test_binary_args(void **state) {
   (void)state;
   esc_projection_ctx ctx;
-  esc__ctx_init(&ctx, &PROJ, 0, 1);
+  esc__ctx_init(&ctx, &PROJ, "orders", 0, 1);
   esc__ctx_begin_event(&ctx);
   static const char key[] = "orders:g1:k\0ey";
   static const char val[] = {'a', '\0', 'b', '\xff', '\0'};
@@ -128,7 +128,7 @@ static void test_binary_args(void **state) {
 static void test_drop_event(void **state) {
   (void)state;
   esc_projection_ctx ctx;
-  esc__ctx_init(&ctx, &PROJ, 0, 1);
+  esc__ctx_init(&ctx, &PROJ, "orders", 0, 1);
 
   esc__ctx_begin_event(&ctx);
   assert_int_equal(esc_ctx_cmd(&ctx, "INCR", "a", NULL), ESC_OK);
@@ -161,7 +161,7 @@ static void test_bytes_and_undo(void **state) {
   (void)state;
   esc_projection_ctx ctx;
   esc_position p0 = ESC_POSITION_START, p1 = {1, 1}, p2 = {1, 2};
-  esc__ctx_init(&ctx, &PROJ, 0, 1);
+  esc__ctx_init(&ctx, &PROJ, "orders", 0, 1);
   esc__ctx_begin_event(&ctx);
   assert_int_equal(esc_ctx_cmd(&ctx, "SET", "k", "value", NULL), ESC_OK);
   assert_int_equal(ctx.arg_bytes, 1 + 3 + 1 + 5); /* "3" SET k value */
@@ -198,7 +198,7 @@ static void test_scratch_never_moves(void **state) {
   (void)state;
   enum { N = 20000 };
   esc_projection_ctx ctx;
-  esc__ctx_init(&ctx, &PROJ, 0, 3);
+  esc__ctx_init(&ctx, &PROJ, "orders", 0, 3);
   const char **ptrs = malloc(N * sizeof *ptrs);
   assert_non_null(ptrs);
   char big[5000];
@@ -241,7 +241,7 @@ static void test_many_commands(void **state) {
   (void)state;
   enum { N = 5000 };
   esc_projection_ctx ctx;
-  esc__ctx_init(&ctx, &PROJ, 1, 1);
+  esc__ctx_init(&ctx, &PROJ, "orders", 1, 1);
   esc__ctx_begin_event(&ctx);
   for (int i = 0; i < N; i++) {
     const char *k = esc_ctx_key(&ctx, "c:%d", i % 10);
@@ -274,7 +274,7 @@ static void test_many_commands(void **state) {
 static void test_event_boundaries(void **state) {
   (void)state;
   esc_projection_ctx ctx;
-  esc__ctx_init(&ctx, &PROJ, 0, 1);
+  esc__ctx_init(&ctx, &PROJ, "orders", 0, 1);
   esc_position p0 = {1, 1}, p1 = {1, 2}, p2 = {1, 3}, p3 = {1, 4};
   esc__ctx_begin_event(&ctx);
   assert_int_equal(esc_ctx_cmd(&ctx, "INCR", "a", NULL), ESC_OK);

@@ -1,12 +1,14 @@
 /*
- * Unit tests: projection names, Redis key names and partitioning by stream
- * id (projections/src/keys.c, partition.c). No servers.
+ * Unit tests: projection names, key prefixes and namespaces, Redis key
+ * names and partitioning by stream id (projections/src/keys.c,
+ * partition.c). No servers.
  */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -74,6 +76,89 @@ static void test_name_rule(void **state) {
 }
 
 /* ------------------------------------------------------------------------
+ * Key prefixes and namespaces
+ * ------------------------------------------------------------------------ */
+
+static void test_prefix_rule(void **state) {
+  (void)state;
+  char max64[ESC_KEY_PREFIX_MAX + 1], len65[ESC_KEY_PREFIX_MAX + 2];
+  memset(max64, 'P', sizeof max64 - 1);
+  max64[sizeof max64 - 1] = '\0';
+  memset(len65, 'P', sizeof len65 - 1);
+  len65[sizeof len65 - 1] = '\0';
+  static const struct name_case cases[] = {
+      {"billing", NULL},
+      {"Prod-EU.1_b", NULL},
+      {"esc-0f8fad5b-d9cb-469f-a165-70867728950e", NULL},
+      {"", "key prefix is empty"},
+      {"a:b", "key prefix \"a:b\": byte 2 (':') is not allowed; use "
+              "[A-Za-z0-9_.-]"},
+      {"a*", "byte 2 ('*') is not allowed"},
+      {"a?", "byte 2 ('?') is not allowed"},
+      {"[a]", "byte 1 ('[') is not allowed"},
+      {"a b", "byte 2 (' ') is not allowed"},
+      {"a{b}", "byte 2 ('{') is not allowed"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    esc_error err = ESC_ERROR_INIT;
+    bool ok = esc__key_prefix_valid(cases[i].name, &err);
+    if (!cases[i].msg_part) {
+      if (!ok)
+        fail_msg("case %zu (\"%s\") should be valid: %s", i, cases[i].name,
+                 err.msg);
+      continue;
+    }
+    if (ok)
+      fail_msg("case %zu (\"%s\") should be invalid", i, cases[i].name);
+    assert_int_equal(err.code, ESC_EINVAL);
+    if (!strstr(err.msg, cases[i].msg_part))
+      fail_msg("case %zu: message \"%s\" lacks \"%s\"", i, err.msg,
+               cases[i].msg_part);
+  }
+  assert_true(esc__key_prefix_valid(max64, NULL));
+  esc_error err = ESC_ERROR_INIT;
+  assert_false(esc__key_prefix_valid(len65, &err));
+  assert_non_null(strstr(err.msg, "is 65 bytes; the limit is 64"));
+}
+
+static void test_namespace(void **state) {
+  (void)state;
+  static const char id[] = "0f8fad5b-d9cb-469f-a165-70867728950e";
+  char ns[ESC__NAMESPACE_SIZE], k[ESC__KEY_MAX];
+  esc_error err = ESC_ERROR_INIT;
+  /* derived: "esc-" and the identity */
+  assert_int_equal(esc__namespace(ns, sizeof ns, NULL, id, &err), ESC_OK);
+  assert_string_equal(ns, "esc-0f8fad5b-d9cb-469f-a165-70867728950e");
+  /* configured: the prefix as it is, whatever the identity */
+  assert_int_equal(esc__namespace(ns, sizeof ns, "billing", id, &err), ESC_OK);
+  assert_string_equal(ns, "billing");
+  /* a bad prefix is refused, saying why */
+  assert_int_equal(esc__namespace(ns, sizeof ns, "a:b", id, &err), ESC_EINVAL);
+  assert_non_null(strstr(err.msg, "key prefix \"a:b\""));
+  assert_int_equal(esc__namespace(ns, sizeof ns, NULL, "", &err), ESC_EINVAL);
+  assert_non_null(strstr(err.msg, "identity is not known"));
+  /* every key of a projection starts with the namespace */
+  esc__key_base(k, sizeof k, "billing", "orders");
+  assert_string_equal(k, "billing:orders");
+  char g[ESC__KEY_MAX];
+  esc__key_checkpoint(g, sizeof g, k, 3, 1);
+  assert_string_equal(g, "billing:orders:g3:p1:checkpoint");
+}
+
+static void test_prefix_from_environment(void **state) {
+  (void)state;
+  unsetenv("ESC_KEY_PREFIX");
+  assert_null(esc__key_prefix_configured(NULL));
+  assert_string_equal(esc__key_prefix_configured("mine"), "mine");
+  setenv("ESC_KEY_PREFIX", "", 1); /* empty: not set */
+  assert_null(esc__key_prefix_configured(NULL));
+  setenv("ESC_KEY_PREFIX", "fromenv", 1);
+  assert_string_equal(esc__key_prefix_configured(NULL), "fromenv");
+  assert_string_equal(esc__key_prefix_configured("mine"), "mine");
+  unsetenv("ESC_KEY_PREFIX");
+}
+
+/* ------------------------------------------------------------------------
  * Keys
  * ------------------------------------------------------------------------ */
 
@@ -108,16 +193,22 @@ static void test_keys(void **state) {
 
 static void test_keys_fit_and_truncate(void **state) {
   (void)state;
-  /* The longest name with the largest numbers fits ESC__KEY_MAX. */
-  char name[ESC__PROJECTION_NAME_MAX + 1];
+  /* The longest namespace and name with the largest numbers fit
+   * ESC__KEY_MAX, the partial record's suffix too. */
+  char ns[ESC_KEY_PREFIX_MAX + 1], name[ESC__PROJECTION_NAME_MAX + 1];
+  memset(ns, 'N', ESC_KEY_PREFIX_MAX);
+  ns[ESC_KEY_PREFIX_MAX] = '\0';
   memset(name, 'x', ESC__PROJECTION_NAME_MAX);
   name[ESC__PROJECTION_NAME_MAX] = '\0';
-  char k[ESC__KEY_MAX];
-  esc__key_checkpoint(k, sizeof k, name, INT64_MAX, 2147483647);
-  assert_int_equal(strlen(k), 48 + 2 + 19 + 2 + 10 + 11);
+  char base[ESC__KEY_MAX], k[ESC__KEY_MAX];
+  esc__key_base(base, sizeof base, ns, name);
+  assert_int_equal(strlen(base), 64 + 1 + 48);
+  esc__key_checkpoint(k, sizeof k, base, INT64_MAX, 2147483647);
+  assert_int_equal(strlen(k), 113 + 2 + 19 + 2 + 10 + 11);
+  assert_true(strlen(k) + strlen(":partial") < ESC__KEY_MAX);
   esc_uuid id = {{0}};
-  esc__key_dead_letter_guard(k, sizeof k, name, INT64_MAX, &id);
-  assert_int_equal(strlen(k), 48 + 2 + 19 + 4 + 36);
+  esc__key_dead_letter_guard(k, sizeof k, base, INT64_MAX, &id);
+  assert_int_equal(strlen(k), 113 + 2 + 19 + 4 + 36);
 
   /* A short buffer gets a NUL-terminated prefix, never an overflow. */
   char small[8];
@@ -187,6 +278,9 @@ static void test_partition_distribution(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_name_rule),
+      cmocka_unit_test(test_prefix_rule),
+      cmocka_unit_test(test_namespace),
+      cmocka_unit_test(test_prefix_from_environment),
       cmocka_unit_test(test_keys),
       cmocka_unit_test(test_keys_fit_and_truncate),
       cmocka_unit_test(test_fnv_known_values),

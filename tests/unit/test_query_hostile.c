@@ -32,7 +32,10 @@ static int setup(void **state) {
   assert_non_null(fake);
   snprintf(url, sizeof url, "redis://127.0.0.1:%d",
            esc_test_fakeredis_port(fake));
-  q = esc_query_new(url, &err);
+  esc_query_options o = ESC_QUERY_OPTIONS_INIT;
+  o.redis_url = url;
+  o.key_prefix = "hostile"; /* no store to derive it from */
+  q = esc_query_new(&o, &err);
   if (!q)
     fail_msg("connect to the fake Redis: %s", err.msg);
   return 0;

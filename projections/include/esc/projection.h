@@ -13,8 +13,12 @@
  * after failover) gets its batch refused and re-reads. Non-idempotent
  * commands (INCRBY, ZINCRBY, LPUSH) are therefore safe in handlers.
  *
- * Keys of a projection live under "<name>:g<generation>:"; the generation
- * that queries read is the value of "<name>:generation". A rebuild builds
+ * Every Redis key of a store starts with the store's namespace NS: a
+ * configured key prefix, else "esc-" and the store's identity
+ * (esc_store_identity), so stores in two schemas or two databases can share
+ * one Redis database without seeing each other's keys. Keys of a projection
+ * live under "NS:<name>:g<generation>:"; the generation that queries read
+ * is the value of "NS:<name>:generation". A rebuild builds
  * generation g+1 from the start of the log while g keeps serving, then
  * switches atomically and deletes g's keys in the background.
  *
@@ -49,7 +53,7 @@ typedef struct esc_projection_ctx esc_projection_ctx;
 
 /*
  * A key in the projection's namespace of the generation being written:
- * "<name>:g<generation>:" followed by the printf-formatted suffix. The
+ * "NS:<name>:g<generation>:" followed by the printf-formatted suffix. The
  * string lives until the handler returns.
  */
 ESC_API const char *esc_ctx_key(esc_projection_ctx *ctx, const char *fmt, ...)
@@ -152,16 +156,38 @@ typedef struct esc_worker_options {
    * goes alone. 0: ESC_WORKER_BATCH_BYTES_DEFAULT; more than
    * ESC_WORKER_BATCH_BYTES_MAX is refused (ESC_EINVAL). */
   size_t max_batch_bytes;
+  /* The namespace every Redis key of the store starts with
+   * ([A-Za-z0-9_.-], 1..ESC_KEY_PREFIX_MAX bytes; esc_worker_new refuses
+   * others with ESC_EINVAL). NULL: ESC_KEY_PREFIX when set, else derived
+   * from the store's identity (esc_key_namespace). Queries and status
+   * must be given the same. Borrowed for the esc_worker_new call. */
+  const char *key_prefix;
 } esc_worker_options;
 
 #define ESC_WORKER_OPTIONS_INIT                                                \
-  { NULL, NULL, NULL, 0, 0, 0, NULL, 0, NULL, NULL, 0, 0 }
+  { NULL, NULL, NULL, 0, 0, 0, NULL, 0, NULL, NULL, 0, 0, NULL }
 
 /* 4 MiB: four events of the store's default largest size. */
 #define ESC_WORKER_BATCH_BYTES_DEFAULT ((size_t)4 << 20)
 /* 1 GiB: Redis's default client-query-buffer-limit, past which it drops
  * the connection instead of running the batch. */
 #define ESC_WORKER_BATCH_BYTES_MAX ((size_t)1 << 30)
+
+/* The longest key prefix (namespace) there can be. */
+#define ESC_KEY_PREFIX_MAX 64
+
+/*
+ * The namespace the store's Redis keys start with, into out (size >=
+ * ESC_KEY_PREFIX_MAX + 1): key_prefix when not NULL, else ESC_KEY_PREFIX
+ * when set, else "esc-<identity>" from the store (stable across restarts
+ * and processes, different for every schema and database). Code of your
+ * own that keeps state in Redis beside the projections (a saga's
+ * checkpoint) names its keys "<namespace>:<name>...". ESC_EINVAL for an
+ * invalid prefix (the message says which byte), else what reading the
+ * identity returned.
+ */
+ESC_API esc_status esc_key_namespace(esc_store *store, const char *key_prefix,
+                                     char *out, size_t size, esc_error *err);
 
 /* The Redis URL esc_worker_new(NULL-url) would use (static storage). */
 ESC_API const char *esc_default_redis_url(void);
@@ -265,7 +291,8 @@ typedef struct esc_partition_status {
   int64_t rebuild_generation;
   esc_position rebuild_checkpoint;
   int64_t rebuild_lag_events;
-  bool foreign;       /* its Redis keys belong to another event store (P:owner):
+  bool foreign;       /* its Redis keys belong to another event store (P:owner,
+                         two stores configured with one key prefix):
                          the numbers above are not this store's, and this
                          store's workers refuse to run it */
   int repartition_to; /* a pending change of the layout to this many
@@ -295,12 +322,38 @@ typedef struct esc_partition_status {
 /* The status of every partition of every projection a worker has
  * registered: the lines of the store's layout (`partitions` each), then,
  * while a repartition rebuilds, those of the new layout (rebuild_only).
- * *out is malloc'ed (the caller frees); *count entries. */
+ * Redis keys are read in the store's namespace: key_prefix as the
+ * workers' (esc_worker_options), NULL for the same default. *out is
+ * malloc'ed (the caller frees); *count entries. */
 ESC_API esc_status esc_projection_status(const char *pg_url,
                                          const char *redis_url,
                                          const char *schema,
+                                         const char *key_prefix,
                                          esc_partition_status **out,
                                          size_t *count, esc_error *err);
+
+/*
+ * Moves projection's Redis keys from the names of a release before key
+ * namespaces ("P:generation", "P:g<G>:...") to the store's namespace
+ * ("NS:P:..."; key_prefix as the workers'), so that the model serves on
+ * and every partition resumes from its checkpoint: nothing is rebuilt or
+ * applied again (docs/decisions/0014-key-namespace-upgrade.md). Until
+ * then, workers of this release refuse the projection (ESC_EBUSY) rather
+ * than build an empty model beside the old one.
+ *
+ * Run it with the store's workers stopped: it holds every lease of the
+ * projection's layout while it moves, and refuses with ESC_EBUSY when a
+ * worker holds one. ESC_ECONFLICT when the old keys belong to another
+ * store ("P:owner") or a key's new name is taken; no key is overwritten.
+ * An interrupted run is finished by running it again. *moved (may be
+ * NULL): how many keys moved; 0 when there was nothing to move.
+ */
+ESC_API esc_status esc_projection_move_keys(const char *pg_url,
+                                            const char *redis_url,
+                                            const char *schema,
+                                            const char *key_prefix,
+                                            const char *projection,
+                                            size_t *moved, esc_error *err);
 
 /* Asks the workers of a projection to rebuild it into a new generation.
  * ESC_ENOTFOUND for an unknown projection. */

@@ -2,10 +2,12 @@
  * <esc/query.h> - reading projections' read models in Redis.
  *
  * A query names a projection and a key suffix; esc resolves the generation
- * that projection currently serves ("<name>:generation", cached and checked
- * on every read in the same round trip, so a rebuild's switch is noticed at
- * once) and reads "<name>:g<generation>:<suffix>" with plain Redis
- * commands.
+ * that projection currently serves ("NS:<name>:generation", checked on
+ * every read in the same round trip, so a rebuild's switch is noticed at
+ * once) and reads "NS:<name>:g<generation>:<suffix>" with plain Redis
+ * commands. NS is the store's key namespace (esc_key_namespace), resolved
+ * once when the query is made: a query of one store never reads another
+ * store's models, even in the same Redis database.
  *
  * Read-your-writes: a command's result carries a position token; a query
  * can wait (with a timeout) until the projection has passed it. A session
@@ -25,10 +27,32 @@ extern "C" {
 
 typedef struct esc_query esc_query;
 
-/* Connects to Redis (NULL: ESC_REDIS_URL, else the local server). NULL and
- * err on failure. */
-ESC_API esc_query *esc_query_new(const char *redis_url, esc_error *err);
+/* Which Redis, and which store's keys in it. */
+typedef struct esc_query_options {
+  const char *redis_url; /* NULL: ESC_REDIS_URL, else the local server */
+  /* The namespace, as the workers' (esc_worker_options.key_prefix): NULL:
+   * ESC_KEY_PREFIX when set, else derived from the store's identity, read
+   * from `store` when given (borrowed for the call), else from a store
+   * opened on pg_url (NULL: ESC_PG_URL) and schema (NULL: "esc") for the
+   * call. */
+  const char *key_prefix;
+  esc_store *store;
+  const char *pg_url;
+  const char *schema;
+} esc_query_options;
+
+#define ESC_QUERY_OPTIONS_INIT                                                 \
+  { NULL, NULL, NULL, NULL, NULL }
+
+/* Resolves the namespace and connects to Redis (opts NULL: every default).
+ * NULL and err on failure: ESC_EINVAL for an invalid key prefix, else what
+ * reading the store's identity or connecting returned. */
+ESC_API esc_query *esc_query_new(const esc_query_options *opts,
+                                 esc_error *err);
 ESC_API void esc_query_free(esc_query *q);
+
+/* The namespace the query reads in (owned by q). */
+ESC_API const char *esc_query_namespace(const esc_query *q);
 
 /*
  * The generation a projection serves now; ESC_ENOTFOUND when it has never

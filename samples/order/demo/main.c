@@ -284,7 +284,10 @@ static int run_demo(demo *d) {
     fail("reading the log", &err);
     goto out;
   }
-  if (!(q = esc_query_new(d->o.redis_url, &err))) {
+  esc_query_options qo = ESC_QUERY_OPTIONS_INIT;
+  qo.redis_url = d->o.redis_url;
+  qo.store = st;
+  if (!(q = esc_query_new(&qo, &err))) {
     fail("connecting to Redis", &err);
     goto out;
   }

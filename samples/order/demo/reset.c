@@ -11,7 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Under the store's key namespace, as order_saga keeps them. */
 #define SAGA_KEYS "fulfillment:*"
+#define SAGA_CHECKPOINT "fulfillment:checkpoint"
 
 /* Runs a command given as NUL-terminated strings; the reply or NULL with
  * err filled (also for an error reply). */
@@ -84,7 +86,8 @@ static esc_status take_layout(const demo_opts *o,
 }
 
 /*
- * Resets the demo's read models: every key of the six projections, so the
+ * Resets the demo's read models: every key of the six projections in the
+ * store's namespace (another store's, in the same Redis, stay), so the
  * worker starts a fresh generation and rebuilds it from the whole log, with
  * the demo's partition count (take_layout). The
  * saga's checkpoint is kept when it is still a position in this log (the
@@ -96,18 +99,24 @@ esc_status reset_read_models(const demo_opts *o, esc_store *st,
                              const esc_projection *projections,
                              long long *deleted, bool *saga_reset,
                              esc_error *err) {
+  char ns[ESC_KEY_PREFIX_MAX + 1], pattern[ESC_KEY_PREFIX_MAX + 64],
+      saga_cp[ESC_KEY_PREFIX_MAX + 64];
+  esc_status rc = esc_key_namespace(st, NULL, ns, sizeof ns, err);
+  if (rc)
+    return rc;
   redisContext *c = esc_redis_connect(o->redis_url, err);
   if (!c)
     return err->code;
-  esc_status rc = take_layout(o, projections, err);
+  rc = take_layout(o, projections, err);
   *deleted = 0;
   *saga_reset = false;
   for (int i = 0; !rc && i < ORDER_PROJECTION_COUNT; i++) {
-    char pattern[64];
-    snprintf(pattern, sizeof pattern, "%s:*", projections[i].name);
+    snprintf(pattern, sizeof pattern, "%s:%s:*", ns, projections[i].name);
     rc = redis_delete_matching(c, pattern, deleted, err);
   }
-  const char *get[] = {"GET", "fulfillment:checkpoint"};
+  snprintf(saga_cp, sizeof saga_cp, "%s:%s", ns, SAGA_CHECKPOINT);
+  snprintf(pattern, sizeof pattern, "%s:%s", ns, SAGA_KEYS);
+  const char *get[] = {"GET", saga_cp};
   redisReply *r = rc ? NULL : redis_cmd(c, err, 2, get);
   if (!rc && !r)
     rc = err->code;
@@ -118,7 +127,7 @@ esc_status reset_read_models(const demo_opts *o, esc_store *st,
       stale = esc_position_cmp(&saga_at, &head) > 0;
     if (!rc && stale) {
       long long n = 0;
-      rc = redis_delete_matching(c, SAGA_KEYS, &n, err);
+      rc = redis_delete_matching(c, pattern, &n, err);
       *saga_reset = true;
     }
   }
