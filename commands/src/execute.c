@@ -187,27 +187,26 @@ static esc_status first_result_or(struct run *r, esc_status rc,
 
 /*
  * The decision stored nothing (rc ESC_EREJECTED, or ESC_OK with no
- * events): unless a twin got there first, record that, so a retry of
- * this command id is answered with the same outcome.
+ * events): record that, so a retry of this command id is answered with
+ * the same outcome. The store records it only while the stream is still
+ * at the version decided on (else ESC_ECONFLICT: decide again), so a twin
+ * that appended meanwhile is found by the next attempt, and one that
+ * recorded first decided on the same state as this one.
  */
 static esc_status settle_nothing(struct run *r, esc_status rc, int64_t version,
                                  esc_error *err) {
   esc_command_result *res = r->result;
-  bool found = false;
   res->version = version;
   if (rc == ESC_EREJECTED) {
     res->domain_code = r->decision.reject_code;
     snprintf(res->domain_msg, sizeof res->domain_msg, "%s",
              r->decision.reject_msg);
   }
-  esc_status first = r->given_id ? first_result(r, &found, err) : ESC_OK;
-  if (first || found)
-    return first;
-  first = esc_command_outcome_write(r->store, &r->opts.command_id, r->stream,
-                                    version, res->domain_code, res->domain_msg,
-                                    err);
-  if (first)
-    return first;
+  esc_status recorded = esc_command_outcome_write(
+      r->store, &r->opts.command_id, r->stream, version, res->domain_code,
+      res->domain_msg, err);
+  if (recorded)
+    return recorded;
   return rc ? esc_error_set(err, rc, "%s", res->domain_msg) : ESC_OK;
 }
 
@@ -217,6 +216,9 @@ static esc_status attempt(struct run *r, esc_error *err) {
   esc_append_result appended;
   esc_command_result *res = r->result;
 
+  /* A rejection an earlier attempt could not record is no result. */
+  res->domain_code = 0;
+  res->domain_msg[0] = '\0';
   esc__state_free(r->decider, r->state);
   r->state = esc__state_new(r->decider);
   if (!r->state)

@@ -44,15 +44,24 @@ CREATE TABLE @SCHEMA@.command_outcomes (
   recorded_at    timestamptz NOT NULL DEFAULT now()
 );
 
--- Records a command that stored no events. The writer calls this rather
--- than inserting, so it can hold no INSERT right on the table.
+-- Records a command that stored no events, decided on the stream at
+-- p_version. The writer calls this rather than inserting, so it can hold
+-- no INSERT right on the table. Returns 'recorded'; 'kept' when an
+-- outcome of the command was recorded before (the first one stays); or
+-- 'moved', recording nothing, when the stream is no longer at p_version.
+-- That last check, under a share lock on the stream row (appends hold it
+-- for update), makes the outcome one of the stream at that version: a
+-- twin of the command that appends after it decided on the same state,
+-- and the caller of a 'moved' one decides again on the new state.
 CREATE FUNCTION @SCHEMA@.record_command_outcome(p_command uuid,
                                                 p_stream text,
                                                 p_version bigint,
                                                 p_code integer,
                                                 p_msg text)
-RETURNS boolean
+RETURNS text
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_version bigint;
 BEGIN
   IF p_command IS NULL OR p_stream IS NULL OR p_version IS NULL
      OR p_version < 0 OR p_code IS NULL OR p_code < 0 OR p_msg IS NULL
@@ -60,11 +69,16 @@ BEGIN
     RAISE EXCEPTION 'record_command_outcome: invalid arguments'
       USING ERRCODE = '22023';
   END IF;
+  SELECT s.version INTO v_version FROM @SCHEMA@.streams s
+   WHERE s.stream_id = p_stream FOR SHARE;
+  IF coalesce(v_version, 0) <> p_version THEN
+    RETURN 'moved';
+  END IF;
   INSERT INTO @SCHEMA@.command_outcomes
     (command_id, stream_id, stream_version, domain_code, domain_msg)
   VALUES (p_command, p_stream, p_version, p_code, p_msg)
   ON CONFLICT (command_id) DO NOTHING;
-  RETURN FOUND;
+  RETURN CASE WHEN FOUND THEN 'recorded' ELSE 'kept' END;
 END
 $$;
 

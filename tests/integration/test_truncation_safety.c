@@ -308,6 +308,18 @@ static void retried_rejection_is_rejected_again(void **state) {
   assert_int_equal(res.version, 1); /* decided at version 1 */
   assert_int_equal(stream_version(st, "account-c"), 2);
 
+  /* An outcome is recorded only while the stream is at the version it
+   * was decided at: one decided on a state that moved on is decided
+   * again (esc_execute retries on ESC_ECONFLICT). */
+  esc_uuid late = esc_uuid_v4(), nothing = esc_uuid_v4();
+  esc_command_outcome out;
+  assert_int_equal(esc_command_outcome_write(st, &late, "account-c", 1,
+                                             ACCOUNT_EFUNDS, "late", &err),
+                   ESC_ECONFLICT);
+  assert_int_equal(esc_command_outcome_read(st, &late, &nothing, &out, &err),
+                   ESC_OK);
+  assert_false(out.found);
+
   /* "No change" is an outcome too: a reset of a counter at zero stays
    * one when retried after an increment. */
   esc_uuid reset_id = esc_uuid_v4();

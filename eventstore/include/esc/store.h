@@ -607,7 +607,9 @@ ESC_API esc_status esc_command_outcome_read(esc_store *store,
  * Records that a command stored no events: rejected (domain_code > 0,
  * with its message) or decided no change (0), at the stream version it
  * was decided at. The first outcome recorded for a command id stays; this
- * one is then ignored (ESC_OK).
+ * one is then ignored (ESC_OK). ESC_ECONFLICT, recording nothing, when
+ * the stream is no longer at `version`: the decision was made on a state
+ * that has moved on, so decide again.
  */
 ESC_API esc_status esc_command_outcome_write(
     esc_store *store, const esc_uuid *command_id, const char *stream_id,
