@@ -82,8 +82,7 @@ esc_status esc_command_outcome_write(esc_store *store, const esc_uuid *command,
                           domain_msg ? domain_msg : ""};
   PGresult *res = call(store, "record_command_outcome", 5, values,
                        "record the outcome of a command", &rc, err);
-  if (res && PQntuples(res) == 1 &&
-      strcmp(PQgetvalue(res, 0, 0), "moved") == 0)
+  if (res && PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "moved") == 0)
     rc = esc__fail(err, ESC_ECONFLICT,
                    "record the outcome of command %s: %s is no longer at "
                    "version %" PRId64 ", decide again",
