@@ -278,6 +278,7 @@ esc_status esc__generation_setup(esc_worker *w, struct part *pt,
   pt->live.stopped = live == FAILED || live == MISSING;
   pt->rebuild.stopped = rebuild == FAILED;
   pt->ready = !rc;
+  pt->rebuild_caught_up = false;
   return rc;
 }
 
@@ -429,6 +430,7 @@ esc_status esc__generation_try_switch(esc_worker *w, struct part *pt,
         esc_position_cmp(&pt->rebuild.checkpoint, &pt->live.checkpoint) >= 0));
   if (!pj->building || !caught_up)
     return ESC_OK;
+  pt->rebuild_caught_up = true;
   esc__key_rebuild_ready(ready_key, sizeof ready_key, pj->base);
   snprintf(index, sizeof index, "%d", pt->index);
   const char *argv[] = {"SADD", ready_key, index};

@@ -191,6 +191,15 @@ static bool over_budget(const esc_worker *w, struct track *t, size_t held) {
  * it begins where the batch still in flight ends, and a failing event's
  * "before" must never reach back into that batch (apply.lua moves the
  * checkpoint there: it would apply that batch twice). */
+/* Whether the live track of pt must stop before e: once the partition's
+ * rebuild has caught up, live follows it (see rebuild_caught_up). */
+static bool behind_rebuild(const struct part *pt, const struct track *t,
+                           const esc_recorded_event *e) {
+  return t == &pt->live && pt->rebuild_caught_up && pt->proj->building &&
+         !pt->rebuild.stopped && pt->rebuild.has_checkpoint &&
+         esc_position_cmp(&e->position, &pt->rebuild.checkpoint) > 0;
+}
+
 static esc_status handle_batch(esc_worker *w, struct part *pt, struct track *t,
                                const esc_events *ev, esc_position start,
                                esc_position *upto, size_t *taken,
@@ -201,6 +210,8 @@ static esc_status handle_batch(esc_worker *w, struct part *pt, struct track *t,
   for (size_t i = 0; i < ev->count; i++) {
     const esc_recorded_event *e = &ev->items[i];
     bool stop = false;
+    if (behind_rebuild(pt, t, e))
+      break;
     size_t held = t->ctx.arg_bytes;
     esc_status rc = take(w, pt, t, e, before, &stop, err);
     if (rc)

@@ -62,6 +62,11 @@ struct part {
   int64_t next_lease_ms;   /* when to try (or check) the lease next */
   int64_t next_retries_ms; /* when to look for dead letter retries next */
   bool ready;              /* set up against the current generation */
+  /* The rebuild track caught up with the live one: from then on the live
+   * track applies nothing the rebuild has not (track.c), so whenever the
+   * switch comes the new generation holds all the serving one does and no
+   * reader sees a total go back. */
+  bool rebuild_caught_up;
   struct track live;
   struct track rebuild;
 };
