@@ -6,12 +6,17 @@
 #include <stdio.h>
 
 const char cli_help_truncate[] =
-    "Usage: esc truncate STREAM --before V [--reason TEXT]\n"
+    "Usage: esc truncate STREAM --before V [--reason TEXT] [--force]\n"
     "\n"
     "Removes the events of STREAM below version V. The stream keeps its\n"
     "version, so appends continue where they were. The removal is recorded\n"
     "in the store's retention log (who, when, how many, the reason). Needs\n"
     "the database owner role.\n"
+    "\n"
+    "Refused (exit 1, truncated) when no snapshot of STREAM covers the\n"
+    "versions it would remove: its state could never be loaded again.\n"
+    "Snapshot it first (esc_truncate_stream does), or add --force for a\n"
+    "stream nothing loads a state from; the log then says [forced].\n"
     "\n"
     "Output: \"truncated order-1 before version 4: 3 events removed\"; with\n"
     "--json {\"stream\",\"before\",\"removed\"}.\n";
@@ -31,18 +36,20 @@ typedef struct retention_args {
   const char *stream;
   int64_t before; /* truncate; 0: not given */
   const char *reason;
-  bool yes; /* tombstone */
+  bool yes;   /* tombstone */
+  bool force; /* truncate */
 } retention_args;
 
-enum { OPT_BEFORE = 1, OPT_REASON, OPT_YES };
+enum { OPT_BEFORE = 1, OPT_REASON, OPT_YES, OPT_FORCE };
 
-/* Shared by both commands: --before only for truncate, --yes only for
- * tombstone. Returns -1 to go on, else the exit code. */
+/* Shared by both commands: --before and --force only for truncate, --yes
+ * only for tombstone. Returns -1 to go on, else the exit code. */
 static int parse_args(cli_ctx *ctx, int argc, char **argv, bool truncate,
                       retention_args *a) {
   static const struct option truncate_opts[] = {
       {"before", required_argument, NULL, OPT_BEFORE},
       {"reason", required_argument, NULL, OPT_REASON},
+      {"force", no_argument, NULL, OPT_FORCE},
       CLI_GLOBAL_LONGOPTS,
       {NULL, 0, NULL, 0}};
   static const struct option tombstone_opts[] = {
@@ -66,6 +73,9 @@ static int parse_args(cli_ctx *ctx, int argc, char **argv, bool truncate,
       break;
     case OPT_YES:
       a->yes = true;
+      break;
+    case OPT_FORCE:
+      a->force = true;
       break;
     case CLI_OPT_GLOBAL:
       break;
@@ -114,7 +124,7 @@ static int print_tombstoned(const cli_ctx *ctx, const retention_args *a,
 }
 
 static int run(cli_ctx *ctx, int argc, char **argv, bool truncate) {
-  retention_args a = {NULL, 0, NULL, false};
+  retention_args a = {NULL, 0, NULL, false, false};
   int rc = parse_args(ctx, argc, argv, truncate, &a);
   if (rc >= 0)
     return rc;
@@ -133,11 +143,18 @@ static int run(cli_ctx *ctx, int argc, char **argv, bool truncate) {
   if (!store)
     return cli_fail(ctx, &err);
   int64_t removed = 0;
-  esc_status st = truncate ? esc_stream_truncate(store, a.stream, a.before,
-                                                 a.reason, &removed, &err)
+  esc_truncate_options t = {a.reason, a.force};
+  esc_status st = truncate ? esc_stream_truncate_opts(store, a.stream, a.before,
+                                                      &t, &removed, &err)
                            : esc_stream_tombstone(store, a.stream, a.reason,
                                                   &removed, &err);
-  if (st != ESC_OK)
+  if (st == ESC_ETRUNCATED)
+    rc = cli_fail_hint(ctx, &err,
+                       "nothing was removed; add --force to remove the "
+                       "events anyway: the stream's state can then never be "
+                       "loaded again",
+                       NULL);
+  else if (st != ESC_OK)
     rc = cli_fail(ctx, &err);
   else
     rc = truncate ? print_truncated(ctx, &a, removed)

@@ -15,7 +15,7 @@
 const char cli_help_retention[] =
     "Usage: esc retention set TARGET [--max-age D] [--max-count N]\n"
     "       esc retention show\n"
-    "       esc retention run [--dry-run] [--archive FILE]\n"
+    "       esc retention run [--dry-run] [--archive FILE] [--force]\n"
     "       esc retention remove TARGET\n"
     "\n"
     "Retention policies, like EventStoreDB's $maxAge and $maxCount: how\n"
@@ -36,6 +36,10 @@ const char cli_help_retention[] =
     "         --archive FILE: first write every event to go to FILE (a new\n"
     "         file, mode 0600) as JSON lines, the form of `esc read --json`,\n"
     "         and fsync it; when that fails nothing is removed.\n"
+    "         A stream no snapshot covers is refused (its state could never\n"
+    "         be loaded again): left alone, not archived; the others are\n"
+    "         done and the run exits 1 (truncated). --force removes their\n"
+    "         events too: for streams nothing loads a state from.\n"
     "remove   drops the target's policy.\n"
     "\n"
     "Output: text lines; with --json one object per line: show\n"
@@ -44,9 +48,9 @@ const char cli_help_retention[] =
     "run one "
     "{\"stream\",\"scope\",\"target\",\"version\",\"before\",\"events\","
     "\n"
-    "\"dry_run\"} per stream, then {\"streams\",\"events\",\"archived\","
-    "\"archive\",\n\"dry_run\"}; set and remove the policy they set or "
-    "removed.\n";
+    "\"refused\",\"dry_run\"} per stream, then {\"streams\",\"events\","
+    "\"archived\",\n\"refused\",\"archive\",\"dry_run\"}; set and remove\n"
+    "the policy they set or removed.\n";
 
 enum {
   OPT_MAX_AGE = 1,
@@ -54,7 +58,8 @@ enum {
   OPT_STREAM,
   OPT_CATEGORY,
   OPT_DRY_RUN,
-  OPT_ARCHIVE
+  OPT_ARCHIVE,
+  OPT_FORCE
 };
 
 typedef struct retention_args {
@@ -62,6 +67,7 @@ typedef struct retention_args {
   bool scope_given;
   bool dry_run;
   const char *archive; /* NULL: none */
+  bool force;
 } retention_args;
 
 /* ------------------------------------------------------------------------
@@ -91,6 +97,9 @@ static int parse_option(cli_ctx *ctx, int c, retention_args *a) {
     return CLI_CONTINUE;
   case OPT_ARCHIVE:
     a->archive = optarg;
+    return CLI_CONTINUE;
+  case OPT_FORCE:
+    a->force = true;
     return CLI_CONTINUE;
   case CLI_OPT_GLOBAL:
     return CLI_CONTINUE;
@@ -182,8 +191,15 @@ static void print_item(void *userdata, const esc_retention_item *it) {
     json_object_set_new(o, "version", json_integer(it->version));
     json_object_set_new(o, "before", json_integer(it->before));
     json_object_set_new(o, "events", json_integer(it->events));
+    json_object_set_new(o, "refused", json_boolean(it->refused));
     json_object_set_new(o, "dry_run", json_boolean(rs->dry_run));
     ok = cli_json_emit(o);
+  } else if (it->refused) {
+    ok = printf("%-24s %s: no snapshot covers versions below %" PRId64
+                " (of %" PRId64 "; %s %s: %s; --force removes them)\n",
+                it->stream_id, rs->dry_run ? "would be refused" : "refused",
+                it->before, it->version, scope_name(it->policy.scope),
+                it->policy.target, limits) >= 0;
   } else {
     ok = printf("%-24s %s %" PRId64 " events below version %" PRId64
                 " (of %" PRId64 "; %s %s: %s)\n",
@@ -202,6 +218,7 @@ static int print_summary(const cli_ctx *ctx, const retention_args *a,
     json_object_set_new(o, "streams", json_integer(r->streams));
     json_object_set_new(o, "events", json_integer(r->events));
     json_object_set_new(o, "archived", json_integer(r->archived));
+    json_object_set_new(o, "refused", json_integer(r->refused));
     json_object_set_new(o, "archive",
                         a->archive ? cli_json_string(a->archive) : json_null());
     json_object_set_new(o, "dry_run", json_boolean(a->dry_run));
@@ -215,6 +232,11 @@ static int print_summary(const cli_ctx *ctx, const retention_args *a,
   if (n >= 0 && a->archive)
     n = printf("archived %" PRId64 " events to %s (fsync'ed)\n", r->archived,
                a->archive);
+  if (n >= 0 && r->refused)
+    n = printf("%s %" PRId64 " stream%s no snapshot covers (--force removes "
+               "their events too)\n",
+               a->dry_run ? "would refuse" : "refused", r->refused,
+               r->refused == 1 ? "" : "s");
   return n >= 0 ? CLI_EXIT_OK : CLI_EXIT_ERROR;
 }
 
@@ -273,7 +295,7 @@ static int retention_set(cli_ctx *ctx, int argc, char **argv) {
       TARGET_LONGOPTS,
       CLI_GLOBAL_LONGOPTS,
       {NULL, 0, NULL, 0}};
-  retention_args a = {ESC_RETENTION_POLICY_INIT, false, false, NULL};
+  retention_args a = {ESC_RETENTION_POLICY_INIT, false, false, NULL, false};
   int rc = parse_args(ctx, argc, argv, opts, 1, &a);
   if (rc != CLI_CONTINUE)
     return rc;
@@ -301,7 +323,7 @@ static int do_remove(cli_ctx *ctx, esc_store *st, retention_args *a,
 static int retention_remove(cli_ctx *ctx, int argc, char **argv) {
   static const struct option opts[] = {
       TARGET_LONGOPTS, CLI_GLOBAL_LONGOPTS, {NULL, 0, NULL, 0}};
-  retention_args a = {ESC_RETENTION_POLICY_INIT, false, false, NULL};
+  retention_args a = {ESC_RETENTION_POLICY_INIT, false, false, NULL, false};
   int rc = parse_args(ctx, argc, argv, opts, 1, &a);
   return rc != CLI_CONTINUE ? rc : with_store(ctx, &a, do_remove);
 }
@@ -335,7 +357,7 @@ static int do_show(cli_ctx *ctx, esc_store *st, retention_args *a,
 
 static int retention_show(cli_ctx *ctx, int argc, char **argv) {
   static const struct option opts[] = {CLI_GLOBAL_LONGOPTS, {NULL, 0, NULL, 0}};
-  retention_args a = {ESC_RETENTION_POLICY_INIT, false, false, NULL};
+  retention_args a = {ESC_RETENTION_POLICY_INIT, false, false, NULL, false};
   int rc = parse_args(ctx, argc, argv, opts, 0, &a);
   return rc != CLI_CONTINUE ? rc : with_store(ctx, &a, do_show);
 }
@@ -345,8 +367,9 @@ static int do_run(cli_ctx *ctx, esc_store *st, retention_args *a,
   cli_archive archive = {NULL, NULL, 0, false};
   run_state rs = {ctx, a->dry_run, false};
   esc_retention_run_options o = ESC_RETENTION_RUN_OPTIONS_INIT;
-  esc_retention_report report = {0, 0, 0};
+  esc_retention_report report = {0, 0, 0, 0};
   o.dry_run = a->dry_run;
+  o.force = a->force;
   o.on_item = print_item;
   o.userdata = &rs;
   /* The archive first: a path that cannot be written stops the run
@@ -362,9 +385,15 @@ static int do_run(cli_ctx *ctx, esc_store *st, retention_args *a,
   }
   esc_status rc = esc_retention_run(st, &o, &report, err);
   cli_archive_close(&archive);
-  if (rc != ESC_OK)
+  /* Refusals: the rest was done, so the summary, then the error. */
+  if (rc != ESC_OK && rc != ESC_ETRUNCATED)
     return cli_fail(ctx, err);
   int exit_code = print_summary(ctx, a, &report);
+  if (rc == ESC_ETRUNCATED)
+    return cli_fail_hint(ctx, err,
+                         "add --force to remove their events anyway: their "
+                         "state can then never be loaded again",
+                         NULL);
   return rs.write_failed ? CLI_EXIT_ERROR : exit_code;
 }
 
@@ -372,9 +401,10 @@ static int retention_run(cli_ctx *ctx, int argc, char **argv) {
   static const struct option opts[] = {
       {"dry-run", no_argument, NULL, OPT_DRY_RUN},
       {"archive", required_argument, NULL, OPT_ARCHIVE},
+      {"force", no_argument, NULL, OPT_FORCE},
       CLI_GLOBAL_LONGOPTS,
       {NULL, 0, NULL, 0}};
-  retention_args a = {ESC_RETENTION_POLICY_INIT, false, false, NULL};
+  retention_args a = {ESC_RETENTION_POLICY_INIT, false, false, NULL, false};
   int rc = parse_args(ctx, argc, argv, opts, 0, &a);
   if (rc != CLI_CONTINUE)
     return rc;

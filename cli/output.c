@@ -40,6 +40,7 @@ int cli_exit_code(esc_status code) {
   case ESC_EBUSY:
   case ESC_EREJECTED:
   case ESC_ECORRUPT:
+  case ESC_ETRUNCATED:
     break;
   }
   return CLI_EXIT_ERROR;
@@ -75,6 +76,8 @@ const char *cli_status_name(esc_status code) {
     return "corrupt";
   case ESC_EUNKNOWN:
     return "outcome_unknown";
+  case ESC_ETRUNCATED:
+    return "truncated";
   }
   return "error";
 }

@@ -3,14 +3,17 @@
  * version as the expected version; on a conflict, back off and do it all
  * again, a bounded number of times.
  *
- * Idempotency costs nothing on a first execution. Event ids are derived
- * from the command id, so a repeated command that decides the same events
- * gets the store's idempotent-append answer; one that decides differently
- * (the stream moved on: other events, none, a rejection) collides on the
- * ids or stores nothing. In each case — and whenever the store says
- * "duplicate", since the first execution may have stored more events than
- * the repeat decided — it looks up what the first execution stored and
- * returns that.
+ * A command id makes execution idempotent. Event ids are derived from it,
+ * and a command that stores nothing (rejected, or no change) is recorded
+ * as such, so a caller-given id is looked up after loading and before
+ * deciding: a retry returns the first outcome, even when the stream has
+ * moved on or was truncated since (first_result.c). Looking up after the
+ * load leaves no gap: a first execution that commits later moves the
+ * stream, so this one's append conflicts and its next attempt finds it.
+ * Concurrent twins are caught as before: one that decides the same events
+ * gets the store's idempotent-append answer, one that decides differently
+ * collides on the ids or stores nothing, and each then returns what the
+ * first stored. A generated id is new, so it costs no lookup.
  */
 #include "command_int.h"
 
@@ -23,82 +26,8 @@
 enum {
   DEFAULT_ATTEMPTS = 25, /* 16 writers on one stream needed up to 17 */
   DEFAULT_BACKOFF_MS = 2,
-  DEFAULT_BACKOFF_MAX_MS = 200,
-  LOOKUP_PAGE = 1000
+  DEFAULT_BACKOFF_MAX_MS = 200
 };
-
-/* Event i of a command: UUIDv5(command id, decimal i). */
-static esc_uuid event_id(const esc_uuid *command_id, size_t i) {
-  char name[24];
-  int len = snprintf(name, sizeof name, "%zu", i);
-  return esc_uuid_v5(command_id, name, (size_t)len);
-}
-
-/* ------------------------------------------------------- first result -- */
-
-/* Counts the stored events of this command from first_version on. */
-static esc_status count_stored(esc_store *store, const char *stream,
-                               const esc_uuid *cmd, int64_t first_version,
-                               esc_command_result *r, esc_error *err) {
-  esc_events ev = ESC_EVENTS_INIT;
-  esc_status rc = ESC_OK;
-  size_t n = 0;
-  bool more = true;
-  while (more && !rc) {
-    rc = esc_read_stream(store, stream, first_version + (int64_t)n, ESC_FORWARD,
-                         LOOKUP_PAGE, &ev, err);
-    for (size_t i = 0; !rc && i < ev.count; i++, n++) {
-      esc_uuid want = event_id(cmd, n);
-      if (memcmp(ev.items[i].id.bytes, want.bytes, 16) != 0) {
-        more = false;
-        break;
-      }
-      r->version = ev.items[i].stream_version;
-      r->position = ev.items[i].position;
-    }
-    more = more && !rc && ev.count == LOOKUP_PAGE;
-  }
-  esc_events_release(&ev);
-  r->event_count = n;
-  r->first_version = first_version;
-  return rc;
-}
-
-/*
- * Looks for events of an earlier execution of this command. *found tells;
- * r then holds the first result. A command id used on another stream is
- * ESC_EDUPLICATE.
- */
-static esc_status find_first_result(esc_store *store, const char *stream,
-                                    const esc_uuid *cmd, esc_command_result *r,
-                                    bool *found, esc_error *err) {
-  esc_events ev = ESC_EVENTS_INIT;
-  esc_error inner = ESC_ERROR_INIT;
-  esc_uuid first = event_id(cmd, 0);
-  esc_status rc = esc_read_event(store, &first, &ev, &inner);
-  *found = false;
-  if (rc == ESC_ENOTFOUND) { /* not executed before; err keeps its story */
-    esc_events_release(&ev);
-    return ESC_OK;
-  }
-  if (rc)
-    esc_error_set(err, rc, "%s", inner.msg);
-  if (!rc && strcmp(ev.items[0].stream_id, stream) != 0) {
-    char id[37];
-    esc_uuid_format(cmd, id);
-    rc = esc_error_set(err, ESC_EDUPLICATE,
-                       "command %s was executed on %s, not %s", id,
-                       ev.items[0].stream_id, stream);
-  }
-  if (!rc) {
-    int64_t first_version = ev.items[0].stream_version;
-    rc = count_stored(store, stream, cmd, first_version, r, err);
-    *found = !rc;
-    r->duplicate = !rc;
-  }
-  esc_events_release(&ev);
-  return rc;
-}
 
 /* ------------------------------------------------------------ append -- */
 
@@ -114,10 +43,13 @@ static esc_status append_decision(esc_store *store, const char *stream,
                          stream);
   for (size_t i = 0; i < d->count; i++) {
     const struct esc__emitted *e = &d->events[i];
-    ev[i] = (esc_event_data){
-        event_id(cmd, i), e->type->name, e->type->schema_version,
-        e->data,          e->len,        meta,
-        meta_len};
+    ev[i] = (esc_event_data){esc__command_event_id(cmd, i),
+                             e->type->name,
+                             e->type->schema_version,
+                             e->data,
+                             e->len,
+                             meta,
+                             meta_len};
   }
   esc_status rc = esc_append(store, stream, expected, ev, d->count, out, err);
   free(ev);
@@ -126,17 +58,17 @@ static esc_status append_decision(esc_store *store, const char *stream,
 
 /* ------------------------------------------------------------ helpers -- */
 
-static esc_status check_target(const esc_decider *d, const char *stream,
-                               esc_error *err) {
+esc_status esc__check_target(const esc_decider *d, const char *stream,
+                             const char *what, esc_error *err) {
   char category[ESC_STREAM_ID_MAX + 1];
   esc_error inner = ESC_ERROR_INIT;
   if (!stream || !esc_stream_id_valid(stream, &inner))
-    return esc_error_set(err, ESC_EINVAL, "execute: %s",
+    return esc_error_set(err, ESC_EINVAL, "%s: %s", what,
                          stream ? inner.msg : "stream id is NULL");
   esc_stream_category(stream, category, sizeof category);
   if (!d->category || strcmp(category, d->category) != 0)
     return esc_error_set(err, ESC_EINVAL,
-                         "execute on %s: the decider is for category %s",
+                         "%s on %s: the decider is for category %s", what,
                          stream, d->category ? d->category : "(null)");
   return ESC_OK;
 }
@@ -178,25 +110,23 @@ static esc_command_options with_defaults(const esc_command_options *opts) {
 
 /* ----------------------------------------------------------- snapshot -- */
 
-/* Folds what was just appended into state, so it can be snapshotted. */
-static esc_status fold_appended(const esc_decision *d, const char *stream,
+/*
+ * Folds what was just appended into state, so it can be snapshotted: the
+ * stored events themselves, read back, so the state sees their ids,
+ * positions, metadata and times exactly as a replay would.
+ */
+static esc_status fold_appended(esc_store *store, const char *stream,
                                 const esc_append_result *a, void *state,
-                                struct esc__folder *f, esc_error *err) {
-  esc_status rc = ESC_OK;
-  for (size_t i = 0; i < d->count && !rc; i++) {
-    esc_recorded_event rec = {a->position,
-                              stream,
-                              a->first_version + (int64_t)i,
-                              {{0}},
-                              d->events[i].type->name,
-                              d->events[i].type->schema_version,
-                              d->events[i].data,
-                              d->events[i].len,
-                              NULL,
-                              0,
-                              0};
-    rc = esc__folder_apply(f, state, &rec, err);
-  }
+                                struct esc__folder *f) {
+  esc_events ev = ESC_EVENTS_INIT;
+  size_t n = (size_t)(a->last_version - a->first_version + 1);
+  esc_status rc = esc_read_stream(store, stream, a->first_version, ESC_FORWARD,
+                                  n, &ev, NULL);
+  if (!rc && (ev.count != n || ev.items[0].stream_version != a->first_version))
+    rc = ESC_ECONFLICT; /* cannot happen: we hold those versions */
+  for (size_t i = 0; i < ev.count && !rc; i++)
+    rc = esc__folder_apply(f, state, &ev.items[i], NULL);
+  esc_events_release(&ev);
   return rc;
 }
 
@@ -204,23 +134,15 @@ static esc_status fold_appended(const esc_decision *d, const char *stream,
  * the state. A snapshot is a cache, so failing to take one is not an
  * error of the command. */
 static void maybe_snapshot(esc_store *store, const esc_decider *dec,
-                           const char *stream, const esc_decision *d,
-                           const esc_append_result *a, int64_t loaded,
-                           void *state, struct esc__folder *f) {
+                           const char *stream, const esc_append_result *a,
+                           int64_t loaded, void *state, struct esc__folder *f) {
   int64_t every = dec->snapshot_every;
   if (every <= 0 || !dec->encode_state || a->duplicate ||
       a->last_version / every == loaded / every)
     return;
-  if (fold_appended(d, stream, a, state, f, NULL))
+  if (fold_appended(store, stream, a, state, f))
     return;
-  msgpack_sbuffer sb;
-  msgpack_packer pk;
-  msgpack_sbuffer_init(&sb);
-  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-  if (dec->encode_state(state, &pk) == 0)
-    esc_snapshot_write(store, stream, a->last_version, dec->state_version,
-                       sb.data, sb.size, NULL);
-  msgpack_sbuffer_destroy(&sb);
+  esc__snapshot_store(store, dec, stream, a->last_version, state, NULL);
 }
 
 /* ------------------------------------------------------------ execute -- */
@@ -232,6 +154,7 @@ struct run {
   const char *stream;
   const void *command;
   esc_command_options opts;
+  bool given_id; /* by the caller: it may have been executed before */
   esc_command_result *result;
   void *state;
   struct esc__folder folder;
@@ -240,21 +163,51 @@ struct run {
   size_t meta_len;
 };
 
+/* Reports the first execution's outcome when there was one (*found):
+ * ESC_EREJECTED for a recorded rejection, else ESC_OK. */
+static esc_status first_result(struct run *r, bool *found, esc_error *err) {
+  esc_command_result first = *r->result;
+  esc_status rc = esc__first_result(r->store, r->stream, &r->opts.command_id,
+                                    &first, found, err);
+  if (rc || !*found)
+    return rc;
+  *r->result = first;
+  if (first.domain_code > 0)
+    return esc_error_set(err, ESC_EREJECTED, "%s", first.domain_msg);
+  return ESC_OK;
+}
+
 /* Reports the first execution's result when there was one; else keeps rc. */
 static esc_status first_result_or(struct run *r, esc_status rc,
                                   esc_error *err) {
   bool found = false;
-  esc_command_result first = *r->result;
-  esc_status lookup = find_first_result(
-      r->store, r->stream, &r->opts.command_id, &first, &found, err);
-  if (lookup)
-    return lookup;
-  if (!found)
-    return rc;
-  first.domain_code = 0;
-  first.domain_msg[0] = '\0';
-  *r->result = first;
-  return ESC_OK;
+  esc_status first = first_result(r, &found, err);
+  return first || found ? first : rc;
+}
+
+/*
+ * The decision stored nothing (rc ESC_EREJECTED, or ESC_OK with no
+ * events): record that, so a retry of this command id is answered with
+ * the same outcome. The store records it only while the stream is still
+ * at the version decided on (else ESC_ECONFLICT: decide again), so a twin
+ * that appended meanwhile is found by the next attempt, and one that
+ * recorded first decided on the same state as this one.
+ */
+static esc_status settle_nothing(struct run *r, esc_status rc, int64_t version,
+                                 esc_error *err) {
+  esc_command_result *res = r->result;
+  res->version = version;
+  if (rc == ESC_EREJECTED) {
+    res->domain_code = r->decision.reject_code;
+    snprintf(res->domain_msg, sizeof res->domain_msg, "%s",
+             r->decision.reject_msg);
+  }
+  esc_status recorded = esc_command_outcome_write(
+      r->store, &r->opts.command_id, r->stream, version, res->domain_code,
+      res->domain_msg, err);
+  if (recorded)
+    return recorded;
+  return rc ? esc_error_set(err, rc, "%s", res->domain_msg) : ESC_OK;
 }
 
 /* One load-decide-append round. ESC_ECONFLICT means: try again. */
@@ -263,6 +216,9 @@ static esc_status attempt(struct run *r, esc_error *err) {
   esc_append_result appended;
   esc_command_result *res = r->result;
 
+  /* A rejection an earlier attempt could not record is no result. */
+  res->domain_code = 0;
+  res->domain_msg[0] = '\0';
   esc__state_free(r->decider, r->state);
   r->state = esc__state_new(r->decider);
   if (!r->state)
@@ -273,21 +229,25 @@ static esc_status attempt(struct run *r, esc_error *err) {
   res->snapshot_ignored = info.snapshot_ignored;
   snprintf(res->snapshot_note, sizeof res->snapshot_note, "%s",
            info.snapshot_note);
-  if (rc)
+  /* After the load (see the head of this file). A stream that cannot be
+   * loaded any more can still say what an earlier execution did. */
+  if (rc && (rc != ESC_ETRUNCATED || !r->given_id))
     return rc;
+  if (r->given_id) {
+    bool found = false;
+    esc_status first = first_result(r, &found, err);
+    if (first || found)
+      return first;
+  }
+  if (rc)
+    return rc; /* err still says why */
 
   rc = esc__decision_run(&r->decision, r->decider, r->state, r->command, err);
-  if (rc == ESC_EREJECTED) {
-    res->domain_code = r->decision.reject_code;
-    snprintf(res->domain_msg, sizeof res->domain_msg, "%s",
-             r->decision.reject_msg);
-    return first_result_or(r, rc, err);
-  }
+  if (rc == ESC_EREJECTED || (!rc && r->decision.count == 0))
+    return settle_nothing(r, rc, info.version, err);
   if (rc)
     return rc;
   res->version = info.version;
-  if (r->decision.count == 0)
-    return first_result_or(r, ESC_OK, err);
 
   rc = append_decision(r->store, r->stream, info.version, &r->decision,
                        &r->opts.command_id, r->meta, r->meta_len, &appended,
@@ -303,8 +263,8 @@ static esc_status attempt(struct run *r, esc_error *err) {
   res->version = appended.last_version;
   res->position = appended.position;
   res->duplicate = appended.duplicate;
-  maybe_snapshot(r->store, r->decider, r->stream, &r->decision, &appended,
-                 info.version, r->state, &r->folder);
+  maybe_snapshot(r->store, r->decider, r->stream, &appended, info.version,
+                 r->state, &r->folder);
   return ESC_OK;
 }
 
@@ -348,11 +308,12 @@ esc_status esc_execute(esc_store *store, const esc_decider *decider,
                   .stream = stream_id,
                   .command = command,
                   .opts = with_defaults(opts),
+                  .given_id = opts && !esc_uuid_is_nil(&opts->command_id),
                   .result = result};
   memset(result, 0, sizeof *result);
   result->command_id = r.opts.command_id;
   esc__decision_init(&r.decision);
-  esc_status rc = check_target(decider, stream_id, err);
+  esc_status rc = esc__check_target(decider, stream_id, "execute", err);
   if (!rc)
     rc = esc__folder_init(&r.folder, decider, err);
   if (rc)

@@ -1,8 +1,11 @@
 /*
  * Loading a stream's state: start from its snapshot when the decider keeps
  * them and the snapshot is usable, then fold every later event. A snapshot
- * is only a cache: one that is stale in schema or fails to decode is set
- * aside (and reported) and the stream is replayed from the start.
+ * is a cache while the whole log is there: one that is stale in schema or
+ * fails to decode is set aside (and reported) and the stream is replayed
+ * from the start. Once the log was truncated it is the only record of the
+ * early events: loading without a usable one that reaches the first kept
+ * event is ESC_ETRUNCATED, never a fold of the tail alone.
  */
 #include "command_int.h"
 
@@ -76,19 +79,61 @@ static esc_status start_from_snapshot(esc_store *store, const esc_decider *d,
   return ESC_OK;
 }
 
-/* Folds the events after info->version, a page at a time. */
+/*
+ * The stream's log starts at first_kept, after the state folded so far:
+ * the events between were removed by truncation and no usable snapshot
+ * covers them. Folding the rest would build a wrong state, so it is an
+ * error that says which snapshot there was (if any) and why it did not do.
+ */
+static esc_status uncovered(const char *stream, int64_t first_kept,
+                            const struct esc__load_info *info, esc_error *err) {
+  char why[sizeof info->snapshot_note + 48];
+  if (info->snapshot_ignored)
+    snprintf(why, sizeof why, "; %s", info->snapshot_note);
+  else if (info->snapshot_version > 0)
+    snprintf(why, sizeof why, "; its snapshot is at version %" PRId64,
+             info->snapshot_version);
+  else
+    why[0] = '\0';
+  return esc_error_set(err, ESC_ETRUNCATED,
+                       "load %s: stream truncated before version %" PRId64
+                       " and no snapshot covers it%s",
+                       stream, first_kept, why);
+}
+
+/* An existing stream that has no events from version 1 on: all of them
+ * were removed. Where its log would go on is its truncation point. */
+static esc_status all_removed(esc_store *store, const char *stream,
+                              const struct esc__load_info *info,
+                              esc_error *err) {
+  esc_stream_info si;
+  esc_status rc = esc_stream_get(store, stream, &si, err);
+  if (rc)
+    return rc;
+  if (si.version == 0)
+    return ESC_OK; /* a stream row without events: nothing to fold */
+  return uncovered(stream, si.truncated_before, info, err);
+}
+
+/* Folds the events after info->version, a page at a time. The first one
+ * read must be the next version: a gap means truncation (see uncovered). */
 static esc_status fold_rest(esc_store *store, const char *stream, void *state,
                             struct esc__folder *f, struct esc__load_info *info,
                             esc_error *err) {
   esc_events ev = ESC_EVENTS_INIT;
   esc_status rc = ESC_OK;
-  for (;;) {
+  for (bool first = true;; first = false) {
     rc = esc_read_stream(store, stream, info->version + 1, ESC_FORWARD,
                          READ_PAGE, &ev, err);
     if (rc == ESC_ENOTFOUND && info->version == 0) {
       rc = ESC_OK; /* a new stream */
       break;
     }
+    if (!rc && first && ev.count == 0 && info->version == 0)
+      rc = all_removed(store, stream, info, err);
+    else if (!rc && first && ev.count > 0 &&
+             ev.items[0].stream_version != info->version + 1)
+      rc = uncovered(stream, ev.items[0].stream_version, info, err);
     if (rc)
       break;
     for (size_t i = 0; i < ev.count && !rc; i++) {

@@ -39,6 +39,8 @@ const char *esc_strerror(esc_status code) {
     return "log breaks a guarantee";
   case ESC_EUNKNOWN:
     return "outcome unknown";
+  case ESC_ETRUNCATED:
+    return "stream truncated, no snapshot covers it";
   }
   return "unknown error";
 }
@@ -88,6 +90,8 @@ static esc_status code_of_sqlstate(const char *st) {
     return ESC_EDUPLICATE;
   if (strcmp(st, "ES004") == 0)
     return ESC_ENOTFOUND;
+  if (strcmp(st, "ES009") == 0) /* a truncation no snapshot covers */
+    return ESC_ETRUNCATED;
   /* Connection exceptions, and the server ending the session: a shutdown
    * or pg_terminate_backend (57P01), a crash restart (57P02), a server
    * not accepting connections yet or any more (57P03). */

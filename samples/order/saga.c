@@ -13,16 +13,18 @@
  * (a crash before the checkpoint moved) issues nothing twice: esc_execute
  * returns the first result of a command it has seen.
  *
- * What a replay can still see differently is a command that was refused
- * the first time (a refusal stores nothing, so it is decided again). The
- * compensation is ordered so that this is harmless: on a refusal the order
- * is cancelled first and the reservations released after, and whenever
- * marking ready is refused because the order is cancelled, every
- * reservation made for it is released. Say the first run reserved A, was
- * refused B, cancelled the order and crashed: the replay finds A reserved
- * (the first result), may now get B, is refused "ready" (cancelled) and
- * releases A and B. Each release has its own derived id, so none happens
- * twice.
+ * A refusal is a first result too: the store records it, so a replay is
+ * refused the same way even when the state has changed since (say the
+ * missing stock came in), and never decides a step anew. What a replay
+ * can still meet is a step the first run never reached (it crashed
+ * before). The compensation is ordered so that this is harmless: on a
+ * refusal the order is cancelled first and the reservations released
+ * after, and whenever marking ready is refused because the order is
+ * cancelled, every reservation made for it is released. Say the first
+ * run reserved A and crashed; a customer cancelled meanwhile; the replay
+ * finds A reserved (the first result), reserves B, is refused "ready"
+ * (cancelled) and releases A and B. Each release has its own derived id,
+ * so none happens twice.
  *
  * One saga should run per event store: two would both act on every event
  * (safely, thanks to the ids, but twice the work). order-worker sees to

@@ -960,17 +960,34 @@ static void expect_archive_holds(const char *path, json_t **before) {
   assert_int_equal(n, 3);
 }
 
+/* A snapshot of stream at version, as a decider would store it: without
+ * one a truncation is refused (migration 15). */
+static void snapshot_at(const char *stream, int64_t version) {
+  static const unsigned char state[] = {0x80}; /* {} */
+  esc_error err = ESC_ERROR_INIT;
+  esc_store *st = esc_test_open_store(schema);
+  if (esc_snapshot_write(st, stream, version, 1, state, sizeof state, &err))
+    fail_msg("snapshot %s: %s", stream, err.msg);
+  esc_store_free(st);
+}
+
+static void append_ticks(const char *stream, int n) {
+  cli_result r;
+  for (int i = 0; i < n; i++) {
+    run_in_schema(&r, "append", stream, "Tick", "{\"n\":1}", NULL);
+    expect_exit(&r, 0);
+    cli_result_release(&r);
+  }
+}
+
 static void retention_run_archives_then_removes(void **state) {
   (void)state;
   char path[64];
   snprintf(path, sizeof path, "/tmp/esc_cli_archive_%d.jsonl", (int)getpid());
   unlink(path);
   cli_result r;
-  for (int i = 0; i < 4; i++) {
-    run_in_schema(&r, "append", "ret-1", "Tick", "{\"n\":1}", NULL);
-    expect_exit(&r, 0);
-    cli_result_release(&r);
-  }
+  append_ticks("ret-1", 4);
+  snapshot_at("ret-1", 4);
   retention_bad_input_is_refused();
   retention_set_show_and_dry_run();
   expect_archive_fails("/nonexistent-dir/a.jsonl", 6, "cannot create it");
@@ -997,6 +1014,56 @@ static void retention_run_archives_then_removes(void **state) {
   run_in_schema(&r, "retention", "remove", "ret", NULL);
   expect_exit(&r, 0);
   expect_out(&r, "removed the retention policy of category ret");
+  cli_result_release(&r);
+}
+
+/* esc truncate and esc retention run refuse to remove what no snapshot
+ * covers, and remove nothing, unless --force; the log says [forced]. On
+ * the old main both removed the events and exited 0. */
+static void truncation_needs_a_snapshot_or_force(void **state) {
+  (void)state;
+  cli_result r;
+  json_t *o[8];
+  append_ticks("trn-1", 3);
+  expect_error(1, "no snapshot covers version 2", "truncate", "trn-1",
+               "--before", "3", NULL);
+  run_in_schema(&r, "truncate", "trn-1", "--before", "3", "--json", NULL);
+  expect_exit(&r, 1);
+  expect_err(&r, "add --force");
+  expect_out(&r, "\"code\":\"truncated\"");
+  cli_result_release(&r);
+  assert_int_equal(read_json("trn-1", o, 8), 3);
+  free_json(o, 3);
+  run_in_schema(&r, "truncate", "trn-1", "--before", "3", "--force", NULL);
+  expect_exit(&r, 0);
+  expect_out(&r, "truncated trn-1 before version 3: 2 events removed");
+  cli_result_release(&r);
+  assert_int_equal(read_json("trn-1", o, 8), 1);
+  free_json(o, 1);
+
+  /* A policy run: refused, the rest done, exit 1; --force removes. */
+  append_ticks("trn-1", 2);
+  run_in_schema(&r, "retention", "set", "trn", "--max-count", "1", NULL);
+  expect_exit(&r, 0);
+  cli_result_release(&r);
+  run_in_schema(&r, "retention", "run", NULL);
+  expect_exit(&r, 1);
+  expect_out(&r, "trn-1");
+  expect_out(&r, "refused: no snapshot covers versions below 5");
+  expect_out(&r, "refused 1 stream no snapshot covers");
+  expect_err(&r, "1 stream refused, trn-1 the first");
+  expect_err(&r, "add --force");
+  cli_result_release(&r);
+  assert_int_equal(read_json("trn-1", o, 8), 3);
+  free_json(o, 3);
+  run_in_schema(&r, "retention", "run", "--force", NULL);
+  expect_exit(&r, 0);
+  expect_out(&r, "removed 2 events below version 5");
+  cli_result_release(&r);
+  assert_int_equal(read_json("trn-1", o, 8), 1);
+  free_json(o, 1);
+  run_in_schema(&r, "retention", "remove", "trn", NULL);
+  expect_exit(&r, 0);
   cli_result_release(&r);
 }
 
@@ -1032,6 +1099,7 @@ int main(void) {
       cmocka_unit_test(metrics_are_prometheus_gauges),
       cmocka_unit_test(rebuild_waits_for_the_switch),
       cmocka_unit_test(retention_run_archives_then_removes),
+      cmocka_unit_test(truncation_needs_a_snapshot_or_force),
       /* last: it adds streams the tests above count */
       cmocka_unit_test(a_limit_that_cuts_says_so),
   };

@@ -607,10 +607,13 @@ static void replays_after_a_crash_before_the_checkpoint(void **state) {
   free(saved);
 }
 
-/* Compensation interrupted after the cancel, and the missing stock came in
- * before the replay: the replay now gets the reservation the first run was
- * refused, is refused "ready" (the order is cancelled) and releases all of
- * it, each release once. */
+/* Compensation replayed after the missing stock came in: a retried
+ * command id returns its first outcome, a rejection included (#11 item
+ * 4), so the reservation the first run was refused is refused again
+ * rather than decided anew on the new stock, and the replay does exactly
+ * what the first run did: nothing new, each release once. (Before, the
+ * replay got that reservation and had to release it again: inventory-gb
+ * went to version 3.) */
 static void replays_an_interrupted_compensation(void **state) {
   (void)state;
   run_saga();
@@ -632,13 +635,14 @@ static void replays_an_interrupted_compensation(void **state) {
   assert_int_equal(version_of("inventory-ga"), 3); /* in, reserve, release */
   assert_int_equal(b.reserved, 0);
   assert_int_equal(b.available, 1);
-  assert_int_equal(version_of("inventory-gb"), 3);
+  assert_int_equal(version_of("inventory-gb"), 1); /* in: no reservation */
+  assert_int_equal(order_of("g1").status, ORDER_STATUS_CANCELLED);
 
   /* Once more from the same point: nothing at all happens now. */
   restore_checkpoint(saved);
   run_saga();
   assert_int_equal(version_of("inventory-ga"), 3);
-  assert_int_equal(version_of("inventory-gb"), 3);
+  assert_int_equal(version_of("inventory-gb"), 1);
   free(saved);
 }
 

@@ -114,7 +114,7 @@ static void owner_cannot_update_delete_or_truncate(void **state) {
   free(after);
   /* The retention log is a record: no edits, no deletes. */
   esc_test_exec(raw, "SELECT " OWNER_SCHEMA ".truncate_stream('order-1', 2,"
-                     " 'test')");
+                     " 'test', true)"); /* forced: no snapshot */
   esc_test_exec_fails(raw,
                       "UPDATE " OWNER_SCHEMA ".retention_log SET reason = 'x'",
                       code);
@@ -254,6 +254,11 @@ static void truncate_removes_old_versions_and_logs(void **state) {
   append_n(st, "order-2", 2, NULL);
 
   int64_t removed = -1;
+  /* A snapshot covering versions 1..3, without which the truncation is
+   * refused (migration 15). */
+  assert_int_equal(
+      esc_snapshot_write(st, "order-1", 3, 1, PAYLOAD, sizeof PAYLOAD, &err),
+      ESC_OK);
   esc_status rc =
       esc_stream_truncate(st, "order-1", 4, "gdpr request 17", &removed, &err);
   if (rc)

@@ -6,6 +6,7 @@
  * never a stream's last event, keeps versions, logs each removal with the
  * policy as its reason, and hands every event to the archive and syncs it
  * before the first removal; when the archive fails nothing is removed.
+ * A stream no snapshot covers is refused unless the run is forced.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -60,6 +61,17 @@ static long long first_version(PGconn *raw, const char *stream) {
                   "SELECT min(stream_version) FROM %s.events "
                   "WHERE stream_id = '%s'",
                   stream);
+}
+
+/* A snapshot at the stream's version: what lets a run truncate it (a
+ * stream no snapshot covers is refused, migration 15). */
+static void cover(esc_store *st, const char *stream) {
+  esc_error err = ESC_ERROR_INIT;
+  esc_stream_info si;
+  if (esc_stream_get(st, stream, &si, &err) ||
+      esc_snapshot_write(st, stream, si.version, 1, PAYLOAD, sizeof PAYLOAD,
+                         &err))
+    fail_msg("snapshot %s: %s", stream, err.msg);
 }
 
 static esc_retention_policy policy(esc_retention_scope scope,
@@ -228,6 +240,16 @@ static void on_item(void *userdata, const esc_retention_item *it) {
   s->items[s->n++] = *it;
 }
 
+/* Options of a dry run that collects its items into *s. */
+static esc_retention_run_options dry_run_into(seen *s) {
+  esc_retention_run_options o = ESC_RETENTION_RUN_OPTIONS_INIT;
+  s->n = 0;
+  o.dry_run = true;
+  o.on_item = on_item;
+  o.userdata = s;
+  return o;
+}
+
 static void dry_run_reports_and_run_removes_per_policy(void **state) {
   (void)state;
   esc_store *st = esc_test_fresh_store(schema);
@@ -240,13 +262,12 @@ static void dry_run_reports_and_run_removes_per_policy(void **state) {
   set_ok(st, ESC_RETENTION_CATEGORY, "order", 0, 2);
   /* Looser than its category's, and it wins: order-3 keeps 4. */
   set_ok(st, ESC_RETENTION_STREAM, "order-3", 0, 4);
+  cover(st, "order-1");
+  cover(st, "order-3");
   char *before = events_digest(raw);
 
-  seen s = {.n = 0};
-  esc_retention_run_options o = ESC_RETENTION_RUN_OPTIONS_INIT;
-  o.dry_run = true;
-  o.on_item = on_item;
-  o.userdata = &s;
+  seen s;
+  esc_retention_run_options o = dry_run_into(&s);
   esc_retention_report rep;
   assert_int_equal(esc_retention_run(st, &o, &rep, &err), ESC_OK);
   assert_int_equal(rep.streams, 2);
@@ -321,6 +342,8 @@ static void max_age_removes_old_events_but_never_the_last(void **state) {
   esc_test_sleep_ms(4000);
   append_n(st, "order-1", 2);
   set_ok(st, ESC_RETENTION_CATEGORY, "order", 3, 0);
+  cover(st, "order-1");
+  cover(st, "order-2");
 
   esc_retention_report rep;
   assert_int_equal(esc_retention_run(st, NULL, &rep, &err), ESC_OK);
@@ -397,6 +420,8 @@ static void archive_gets_every_event_before_removal(void **state) {
   append_n(st, "order-1", 4);
   append_n(st, "order-2", 3);
   set_ok(st, ESC_RETENTION_CATEGORY, "order", 0, 1);
+  cover(st, "order-1");
+  cover(st, "order-2");
 
   archive bad = {.raw = raw, .fail_at = 4};
   expect_nothing_removed(st, &bad, "disk full");
@@ -435,6 +460,74 @@ static void archive_gets_every_event_before_removal(void **state) {
   esc_store_free(st);
 }
 
+/* ------------------------------------------------------------------------
+ * Streams no snapshot covers
+ * ------------------------------------------------------------------------ */
+
+/* A run leaves a stream alone that would lose its state for good (no
+ * snapshot covers what goes): not archived, not truncated; the run does
+ * the others and ends in ESC_ETRUNCATED naming it. A forced run removes
+ * it too, and the log says it was forced. On the old main the run
+ * truncated order-2 and returned ESC_OK. */
+static void uncovered_streams_are_refused_unless_forced(void **state) {
+  (void)state;
+  esc_store *st = esc_test_fresh_store(schema);
+  PGconn *raw = esc_test_pg_tracked();
+  esc_error err = ESC_ERROR_INIT;
+  append_n(st, "order-1", 4);
+  append_n(st, "order-2", 4);
+  set_ok(st, ESC_RETENTION_CATEGORY, "order", 0, 1);
+  cover(st, "order-1");
+
+  seen s;
+  esc_retention_run_options o = dry_run_into(&s);
+  esc_retention_report rep;
+  assert_int_equal(esc_retention_run(st, &o, &rep, &err), ESC_OK);
+  assert_int_equal(rep.streams, 1);
+  assert_int_equal(rep.events, 3);
+  assert_int_equal(rep.refused, 1);
+  assert_int_equal(s.n, 2);
+  assert_false(s.items[0].refused);
+  assert_string_equal(s.items[1].stream_id, "order-2");
+  assert_true(s.items[1].refused);
+
+  archive a = {.raw = raw};
+  s.n = 0;
+  o.dry_run = false;
+  o.archive_event = archive_event;
+  o.archive_sync = archive_sync;
+  o.userdata = &a;
+  o.on_item = NULL;
+  assert_int_equal(esc_retention_run(st, &o, &rep, &err), ESC_ETRUNCATED);
+  assert_int_equal(err.code, ESC_ETRUNCATED);
+  if (!strstr(err.msg, "1 stream refused, order-2"))
+    fail_msg("error %s does not name order-2", err.msg);
+  assert_int_equal(rep.streams, 1);
+  assert_int_equal(rep.events, 3);
+  assert_int_equal(rep.refused, 1);
+  assert_int_equal(rep.archived, 3); /* order-1's only */
+  assert_int_equal(events_of(raw, "order-1"), 1);
+  assert_int_equal(events_of(raw, "order-2"), 4);
+  assert_int_equal(query_ll(raw, "SELECT count(*) FROM %s.retention_log%s", ""),
+                   1);
+
+  o.archive_event = NULL;
+  o.archive_sync = NULL;
+  o.force = true;
+  assert_int_equal(esc_retention_run(st, &o, &rep, &err), ESC_OK);
+  assert_int_equal(rep.streams, 1);
+  assert_int_equal(rep.events, 3);
+  assert_int_equal(rep.refused, 0);
+  assert_int_equal(events_of(raw, "order-2"), 1);
+  assert_int_equal(query_ll(raw,
+                            "SELECT count(*) FROM %s.retention_log WHERE "
+                            "stream_id = 'order-2' AND reason = '%s'",
+                            "[forced] retention policy of category order "
+                            "(max-count 1)"),
+                   1);
+  esc_store_free(st);
+}
+
 static int setup(void **state) {
   (void)state;
   snprintf(schema, sizeof schema, "t_rpol_%d", (int)getpid());
@@ -458,6 +551,8 @@ int main(void) {
       cmocka_unit_test_teardown(max_age_removes_old_events_but_never_the_last,
                                 esc_test_close_tracked),
       cmocka_unit_test_teardown(archive_gets_every_event_before_removal,
+                                esc_test_close_tracked),
+      cmocka_unit_test_teardown(uncovered_streams_are_refused_unless_forced,
                                 esc_test_close_tracked),
   };
   return cmocka_run_group_tests(tests, setup, teardown);

@@ -257,6 +257,27 @@ ESC_API esc_status esc_load_state(esc_store *store, const esc_decider *decider,
                                   const char *stream_id, void *state,
                                   int64_t *version, esc_error *err);
 
+/*
+ * Truncates a stream below version `before` without losing its state: it
+ * loads the state with the decider, stores it as the stream's snapshot at
+ * the version loaded (the stream's current one), and only then truncates
+ * (esc_stream_truncate, which a snapshot at or after the last removed
+ * version lets through). Loading the stream afterwards starts from that
+ * snapshot, so the state is the one a full replay gave. *removed (may be
+ * NULL) gets the count. Needs the owner role.
+ *
+ * The decider must keep snapshots (snapshot_every > 0, encode_state and
+ * decode_state), else ESC_EINVAL: without them a truncated stream could
+ * never be loaded. ESC_ETRUNCATED when the stream cannot be loaded (it
+ * was truncated before without a snapshot) or its snapshot could not be
+ * replaced by a usable one; nothing is removed then.
+ */
+ESC_API esc_status esc_truncate_stream(esc_store *store,
+                                       const esc_decider *decider,
+                                       const char *stream_id, int64_t before,
+                                       const char *reason, int64_t *removed,
+                                       esc_error *err);
+
 /* ------------------------------------------------------------------------
  * A pool of stores for many threads
  * ------------------------------------------------------------------------ */

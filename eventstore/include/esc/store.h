@@ -65,7 +65,12 @@ typedef enum esc_status {
    * time: it may or may not have been applied. Settle it by sending it
    * again with the same event ids (idempotent append: a repeat returns
    * the original result) or by reading the stream. */
-  ESC_EUNKNOWN = 13
+  ESC_EUNKNOWN = 13,
+  /* A stream's early events were removed (truncated) and no usable
+   * snapshot covers them: its state cannot be built, and folding only the
+   * rest would be wrong. Also a truncation refused because it would leave
+   * such a stream. */
+  ESC_ETRUNCATED = 14
 } esc_status;
 
 typedef struct esc_error {
@@ -551,6 +556,65 @@ ESC_API esc_status esc_store_head(esc_store *store, esc_position *out,
 ESC_API esc_status esc_read_event(esc_store *store, const esc_uuid *id,
                                   esc_events *out, esc_error *err);
 
+/*
+ * An event's id and where it is, or was: truncation keeps the ids and
+ * positions of the events it removes, so a retry of what stored them
+ * (same ids) can still find them.
+ */
+typedef struct esc_event_ref {
+  esc_uuid id;
+  int64_t stream_version;
+  esc_position position;
+} esc_event_ref;
+
+/*
+ * Reads the refs of up to max events of a stream from version `from` on,
+ * in version order, removed ones included, into out[max]; *count gets how
+ * many. An unknown stream has none (ESC_OK, *count 0).
+ */
+ESC_API esc_status esc_read_event_ids(esc_store *store, const char *stream_id,
+                                      int64_t from, esc_event_ref *out,
+                                      size_t max, size_t *count,
+                                      esc_error *err);
+
+/* ------------------------------------------------------------------------
+ * Command outcomes: what an earlier execution of a command id did
+ * ------------------------------------------------------------------------ */
+
+typedef struct esc_command_outcome {
+  bool found;    /* the command was executed before */
+  bool appended; /* it stored events (first_event is or was stored) */
+  char stream_id[ESC_STREAM_ID_MAX + 1];
+  /* appended: the version of its first event; else the version it was
+   * decided at */
+  int64_t version;
+  int domain_code; /* not appended: > 0 rejected, 0 decided no change */
+  char domain_msg[256];
+} esc_command_outcome;
+
+/*
+ * Looks up a command by its id and the id of the first event it would
+ * store (the command layer derives event ids from the command id). Fills
+ * *out; out->found false when it was never executed.
+ */
+ESC_API esc_status esc_command_outcome_read(esc_store *store,
+                                            const esc_uuid *command_id,
+                                            const esc_uuid *first_event_id,
+                                            esc_command_outcome *out,
+                                            esc_error *err);
+
+/*
+ * Records that a command stored no events: rejected (domain_code > 0,
+ * with its message) or decided no change (0), at the stream version it
+ * was decided at. The first outcome recorded for a command id stays; this
+ * one is then ignored (ESC_OK). ESC_ECONFLICT, recording nothing, when
+ * the stream is no longer at `version`: the decision was made on a state
+ * that has moved on, so decide again.
+ */
+ESC_API esc_status esc_command_outcome_write(
+    esc_store *store, const esc_uuid *command_id, const char *stream_id,
+    int64_t version, int domain_code, const char *domain_msg, esc_error *err);
+
 /* ------------------------------------------------------------------------
  * Snapshots: a stream's folded state at a version, kept beside the log
  * ------------------------------------------------------------------------ */
@@ -668,11 +732,36 @@ ESC_API esc_status esc_store_health(esc_store *store, esc_store_stats *out,
 /*
  * Removes the events of a stream below version `before` and records the
  * operation (who, when, how many) in the retention log. The stream keeps its
- * version. *removed (may be NULL) gets the count. Needs the owner role.
+ * version; the removed events' ids and positions are kept, so idempotent
+ * retries of what stored them still find them. *removed (may be NULL) gets
+ * the count. Needs the owner role.
+ *
+ * A stream's state can only be loaded once its early events are gone from
+ * a snapshot at or after the last removed version, so without one the
+ * truncation is refused with ESC_ETRUNCATED and nothing is removed.
+ * esc_truncate_stream (<esc/command.h>) takes that snapshot first.
  */
 ESC_API esc_status esc_stream_truncate(esc_store *store, const char *stream_id,
                                        int64_t before, const char *reason,
                                        int64_t *removed, esc_error *err);
+
+typedef struct esc_truncate_options {
+  const char *reason; /* kept in the retention log; may be NULL */
+  /* Truncate even when no snapshot covers the removed versions: loading
+   * the stream's state then fails (ESC_ETRUNCATED) for good. Logged with
+   * the reason prefixed "[forced] ". */
+  bool force;
+} esc_truncate_options;
+
+#define ESC_TRUNCATE_OPTIONS_INIT                                              \
+  { NULL, false }
+
+/* esc_stream_truncate with options (NULL: the defaults). */
+ESC_API esc_status esc_stream_truncate_opts(esc_store *store,
+                                            const char *stream_id,
+                                            int64_t before,
+                                            const esc_truncate_options *opts,
+                                            int64_t *removed, esc_error *err);
 
 /*
  * Removes all events of a stream and marks it deleted for good: later
@@ -756,6 +845,10 @@ typedef struct esc_retention_item {
   int64_t version;             /* the stream's version */
   int64_t before;              /* events below this version go */
   int64_t events; /* dry run: how many would go; else how many went */
+  /* No snapshot covers the versions it would remove (see
+   * esc_stream_truncate): left alone, events 0, unless the run is forced.
+   * A dry run says what a run would refuse. */
+  bool refused;
 } esc_retention_item;
 
 /* Called with each event to go, before anything is removed. A status
@@ -767,7 +860,7 @@ typedef esc_status (*esc_retention_archive_fn)(void *userdata,
  * removal: make the archive durable (fsync). Failing stops the run as
  * above. */
 typedef esc_status (*esc_retention_sync_fn)(void *userdata, esc_error *err);
-/* Called per stream: planned (dry run) or truncated. */
+/* Called per stream: planned (dry run), truncated or refused. */
 typedef void (*esc_retention_item_fn)(void *userdata,
                                       const esc_retention_item *item);
 
@@ -777,15 +870,20 @@ typedef struct esc_retention_run_options {
   esc_retention_sync_fn archive_sync;     /* may be NULL */
   esc_retention_item_fn on_item;          /* may be NULL */
   void *userdata;
+  /* Truncate also the streams no snapshot covers, so that their state
+   * can never be loaded again (esc_stream_truncate_opts's force). For
+   * streams nothing loads a state from, such as logs and inputs. */
+  bool force;
 } esc_retention_run_options;
 
 #define ESC_RETENTION_RUN_OPTIONS_INIT                                         \
-  { false, NULL, NULL, NULL, NULL }
+  { false, NULL, NULL, NULL, NULL, false }
 
 typedef struct esc_retention_report {
-  int64_t streams;  /* streams with events to go */
+  int64_t streams;  /* streams truncated (dry run: that would be) */
   int64_t events;   /* removed (dry run: that would be) */
   int64_t archived; /* events handed to archive_event */
+  int64_t refused;  /* streams left alone: no snapshot covers them */
 } esc_retention_report;
 
 /*
@@ -797,6 +895,13 @@ typedef struct esc_retention_report {
  * appended meanwhile are never removed: the cut-offs are those planned.
  * On a failure while truncating, the streams done stay done (report says
  * how far it got) and the status says what failed. Needs the owner role.
+ *
+ * A stream whose removed versions no snapshot covers is refused, as
+ * esc_stream_truncate refuses it: it is neither archived nor truncated,
+ * the run goes on with the others, and then returns ESC_ETRUNCATED naming
+ * the first refused stream and how many there were (report and on_item
+ * say which). opts->force truncates them too. A dry run reports them
+ * (item->refused) and returns ESC_OK.
  */
 ESC_API esc_status esc_retention_run(esc_store *store,
                                      const esc_retention_run_options *opts,
