@@ -19,66 +19,20 @@
  * ------------------------------------------------------------------------ */
 
 int cli_exit_code(esc_status code) {
-  switch (code) {
-  case ESC_OK:
-    return CLI_EXIT_OK;
-  case ESC_ECONFLICT:
-    return CLI_EXIT_CONFLICT;
-  case ESC_ENOTFOUND:
-  case ESC_EDELETED:
-    return CLI_EXIT_NOTFOUND;
-  case ESC_ECONN:
-  case ESC_EUNKNOWN: /* the message says it may have been applied */
-    return CLI_EXIT_CONN;
-  case ESC_ETIMEDOUT:
-    return CLI_EXIT_TIMEOUT;
-  case ESC_EINVAL:
-  case ESC_EDUPLICATE:
-    return CLI_EXIT_INVALID;
-  case ESC_EIO:
-  case ESC_ENOMEM:
-  case ESC_EBUSY:
-  case ESC_EREJECTED:
-  case ESC_ECORRUPT:
-  case ESC_ETRUNCATED:
-    break;
-  }
+#define CLI_STATUS_EXIT(name, value, message, key, exit)                       \
+  case name:                                                                   \
+    return exit;
+  switch (code) { ESC_STATUS_LIST(CLI_STATUS_EXIT) }
+#undef CLI_STATUS_EXIT
   return CLI_EXIT_ERROR;
 }
 
 const char *cli_status_name(esc_status code) {
-  switch (code) {
-  case ESC_OK:
-    return "ok";
-  case ESC_EINVAL:
-    return "invalid_input";
-  case ESC_ECONFLICT:
-    return "conflict";
-  case ESC_ENOTFOUND:
-    return "not_found";
-  case ESC_EDUPLICATE:
-    return "duplicate";
-  case ESC_EDELETED:
-    return "deleted";
-  case ESC_ECONN:
-    return "connection";
-  case ESC_EIO:
-    return "database";
-  case ESC_ENOMEM:
-    return "out_of_memory";
-  case ESC_ETIMEDOUT:
-    return "timed_out";
-  case ESC_EBUSY:
-    return "busy";
-  case ESC_EREJECTED:
-    return "rejected";
-  case ESC_ECORRUPT:
-    return "corrupt";
-  case ESC_EUNKNOWN:
-    return "outcome_unknown";
-  case ESC_ETRUNCATED:
-    return "truncated";
-  }
+#define CLI_STATUS_KEY(name, value, message, key, exit)                        \
+  case name:                                                                   \
+    return key;
+  switch (code) { ESC_STATUS_LIST(CLI_STATUS_KEY) }
+#undef CLI_STATUS_KEY
   return "error";
 }
 

@@ -10,38 +10,11 @@ const char *esc_version(void) {
 }
 
 const char *esc_strerror(esc_status code) {
-  switch (code) {
-  case ESC_OK:
-    return "ok";
-  case ESC_EINVAL:
-    return "invalid input";
-  case ESC_ECONFLICT:
-    return "concurrency conflict";
-  case ESC_ENOTFOUND:
-    return "not found";
-  case ESC_EDUPLICATE:
-    return "event id reused";
-  case ESC_EDELETED:
-    return "stream deleted";
-  case ESC_ECONN:
-    return "connection failed";
-  case ESC_EIO:
-    return "database error";
-  case ESC_ENOMEM:
-    return "out of memory";
-  case ESC_ETIMEDOUT:
-    return "timed out";
-  case ESC_EBUSY:
-    return "busy";
-  case ESC_EREJECTED:
-    return "rejected";
-  case ESC_ECORRUPT:
-    return "log breaks a guarantee";
-  case ESC_EUNKNOWN:
-    return "outcome unknown";
-  case ESC_ETRUNCATED:
-    return "stream truncated, no snapshot covers it";
-  }
+#define ESC__STATUS_MESSAGE(name, value, message, key, exit)                   \
+  case name:                                                                   \
+    return message;
+  switch (code) { ESC_STATUS_LIST(ESC__STATUS_MESSAGE) }
+#undef ESC__STATUS_MESSAGE
   return "unknown error";
 }
 

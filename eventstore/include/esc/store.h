@@ -19,6 +19,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <esc/status.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -41,37 +43,41 @@ ESC_API const char *esc_version(void);
  * Status and errors
  * ------------------------------------------------------------------------ */
 
-/* Append-only: codes are never renumbered. */
-typedef enum esc_status {
-  ESC_OK = 0,
-  ESC_EINVAL = 1,     /* invalid input: names, sizes, msgpack, arguments */
-  ESC_ECONFLICT = 2,  /* expected version did not match the stream; or
-                         a setting disagrees with what the store records
-                         (a projection's partition layout) */
-  ESC_ENOTFOUND = 3,  /* stream (or other named thing) does not exist */
-  ESC_EDUPLICATE = 4, /* an event id is stored already with other content */
-  ESC_EDELETED = 5,   /* the stream is tombstoned */
-  ESC_ECONN = 6,      /* could not connect, or the connection broke; for
-                         an append: it was not sent, nothing happened */
-  ESC_EIO = 7,        /* the database reported an error */
-  ESC_ENOMEM = 8,
-  ESC_ETIMEDOUT = 9,  /* a wait ran out: the server did not answer in
-                         time (or cancelled the statement), or what a call
-                         waits for did not happen in time */
-  ESC_EBUSY = 10,     /* a lock or lease is held by someone else */
-  ESC_EREJECTED = 11, /* a decider rejected the command (a domain error) */
-  ESC_ECORRUPT = 12,  /* the stored log breaks a guarantee: see esc check */
-  /* The request was sent, then the connection broke or no reply came in
-   * time: it may or may not have been applied. Settle it by sending it
-   * again with the same event ids (idempotent append: a repeat returns
-   * the original result) or by reading the stream. */
-  ESC_EUNKNOWN = 13,
-  /* A stream's early events were removed (truncated) and no usable
-   * snapshot covers them: its state cannot be built, and folding only the
-   * rest would be wrong. Also a truncation refused because it would leave
-   * such a stream. */
-  ESC_ETRUNCATED = 14
-} esc_status;
+/*
+ * The codes, made from ESC_STATUS_LIST (<esc/status.h>, append-only: codes
+ * are never renumbered). What they mean:
+ *
+ * ESC_OK          0
+ * ESC_EINVAL      invalid input: names, sizes, msgpack, arguments
+ * ESC_ECONFLICT   expected version did not match the stream; or a setting
+ *                 disagrees with what the store records (a projection's
+ *                 partition layout)
+ * ESC_ENOTFOUND   stream (or other named thing) does not exist
+ * ESC_EDUPLICATE  an event id is stored already with other content
+ * ESC_EDELETED    the stream is tombstoned
+ * ESC_ECONN       could not connect, or the connection broke; for an
+ *                 append: it was not sent, nothing happened
+ * ESC_EIO         the database reported an error
+ * ESC_ENOMEM      out of memory
+ * ESC_ETIMEDOUT   a wait ran out: the server did not answer in time (or
+ *                 cancelled the statement), or what a call waits for did
+ *                 not happen in time
+ * ESC_EBUSY       a lock or lease is held by someone else
+ * ESC_EREJECTED   a decider rejected the command (a domain error)
+ * ESC_ECORRUPT    the stored log breaks a guarantee: see esc check
+ * ESC_EUNKNOWN    the request was sent, then the connection broke or no
+ *                 reply came in time: it may or may not have been applied.
+ *                 Settle it by sending it again with the same event ids
+ *                 (idempotent append: a repeat returns the original
+ *                 result) or by reading the stream.
+ * ESC_ETRUNCATED  a stream's early events were removed (truncated) and no
+ *                 usable snapshot covers them: its state cannot be built,
+ *                 and folding only the rest would be wrong. Also a
+ *                 truncation refused because it would leave such a stream.
+ */
+#define ESC__STATUS_ENUM(name, value, message, key, exit) name = value,
+typedef enum esc_status { ESC_STATUS_LIST(ESC__STATUS_ENUM) } esc_status;
+#undef ESC__STATUS_ENUM
 
 typedef struct esc_error {
   esc_status code;
