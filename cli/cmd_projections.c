@@ -113,8 +113,10 @@ const char cli_help_rebuild[] =
 
 const char cli_help_dead_letters[] =
     "Usage: esc dead-letters list [--projection P] [--all]\n"
-    "       esc dead-letters retry ID\n"
-    "       esc dead-letters discard ID\n"
+    "       esc dead-letters retry|discard ID [--dry-run]\n"
+    "       esc dead-letters retry|discard --all [--dry-run]\n"
+    "       esc dead-letters retry|discard [--projection P] [--since WHEN]\n"
+    "                                      [--error-like PATTERN] [--dry-run]\n"
     "\n"
     "Events a projection's handler kept failing on are parked as dead\n"
     "letters, with the error, so that the partition can move on.\n"
@@ -122,12 +124,25 @@ const char cli_help_dead_letters[] =
     "  list      open letters (parked, or awaiting retry), oldest first\n"
     "            --projection P  only those of projection P\n"
     "            --all           resolved and discarded ones too\n"
-    "  retry     asks the letter's worker to apply the event again: once\n"
+    "  retry     asks each letter's worker to apply the event again: once\n"
     "            (guarded in Redis), into the serving generation. It becomes\n"
-    "            resolved, or parked again with the new error. Only a parked\n"
-    "            letter can be retried (exit 6 otherwise).\n"
-    "  discard   gives up on a parked letter (or one awaiting retry) for\n"
-    "            good; it is kept, marked discarded (exit 6 otherwise).\n"
+    "            resolved, or parked again with the new error. Only parked\n"
+    "            letters are retried.\n"
+    "  discard   gives up on parked letters (or ones awaiting retry) for\n"
+    "            good; they are kept, marked discarded.\n"
+    "\n"
+    "retry and discard act on letter ID (exit 4 when there is none, 6 when\n"
+    "its state refuses), on every open letter with --all, or on the open\n"
+    "letters that match every filter given, all in one transaction:\n"
+    "  --projection P        of projection P\n"
+    "  --since WHEN          last parked at or after WHEN: a duration ago\n"
+    "                        (30m, 2h, 7d) or a UTC time\n"
+    "                        (2026-12-07T10:00:00Z)\n"
+    "  --error-like PATTERN  whose error matches the SQL LIKE pattern: %\n"
+    "                        any run of characters, _ any one, \\ escapes\n"
+    "                        them; case-sensitive ('%timeout%')\n"
+    "  --dry-run             change nothing; show what would change\n"
+    "Without an ID, --all or a filter they refuse (exit 2).\n"
     "\n"
     "Output of list: a table of ID, PROJECTION, PART, POSITION, EVENT\n"
     "(stream@version), TYPE, ATTEMPTS, STATE, PARKED (UTC) and ERROR; with\n"
@@ -135,8 +150,12 @@ const char cli_help_dead_letters[] =
     "\"position\",\"event_id\",\"stream\",\"version\",\"type\",\"attempts\",\n"
     "\"commands_applied\" (of an event whose commands failed in Redis: how\n"
     "many took effect; a retry runs the rest),\"state\",\"parked_at\",\n"
-    "\"error\"}. retry and discard print one line, or\n"
-    "{\"id\",\"state\"}. An unknown ID exits 4.\n";
+    "\"error\"}. retry and discard print the letters they changed the same\n"
+    "way, in their new state (with --dry-run the ones they would change,\n"
+    "as they are), then \"N dead letters: retry requested\", \"N dead\n"
+    "letters: discarded\" or \"would retry N dead letters (dry run)\"; with\n"
+    "--json only the letters. When none matches they say so on stderr and\n"
+    "exit 0.\n";
 
 /* ------------------------------------------------------------------------
  * A text table: columns as wide as their widest cell, two spaces apart
@@ -658,7 +677,13 @@ static int print_letters(const cli_ctx *ctx, const esc_dead_letter *l,
   return rc;
 }
 
-enum { OPT_PROJECTION = 1, OPT_ALL };
+enum {
+  OPT_PROJECTION = 1,
+  OPT_ALL,
+  OPT_SINCE,
+  OPT_ERROR_LIKE,
+  OPT_DRY_RUN
+};
 
 static int dead_letters_list(cli_ctx *ctx, int argc, char **argv) {
   static const struct option longopts[] = {
@@ -704,36 +729,113 @@ static int dead_letters_list(cli_ctx *ctx, int argc, char **argv) {
   return rc;
 }
 
-/* retry and discard: one ID operand. */
+/* What retry and discard act on: one ID, --all, or a filter. */
+typedef struct change_args {
+  esc_dead_letter_filter filter;
+  int64_t id;
+  bool all;
+  bool dry_run;
+} change_args;
+
+/* Parses retry's and discard's arguments into a; returns CLI_CONTINUE
+ * or the exit code. A bulk action needs a selector: nobody retries or
+ * discards every letter by leaving the ID out. */
+static int parse_change(cli_ctx *ctx, int argc, char **argv, change_args *a) {
+  static const struct option longopts[] = {
+      {"projection", required_argument, NULL, OPT_PROJECTION},
+      {"all", no_argument, NULL, OPT_ALL},
+      {"since", required_argument, NULL, OPT_SINCE},
+      {"error-like", required_argument, NULL, OPT_ERROR_LIKE},
+      {"dry-run", no_argument, NULL, OPT_DRY_RUN},
+      CLI_GLOBAL_LONGOPTS,
+      {NULL, 0, NULL, 0}};
+  esc_dead_letter_filter *f = &a->filter;
+  int c;
+  cli_getopt_begin();
+  while ((c = cli_getopt(ctx, argc, argv, "h", longopts)) != -1) {
+    if (c == OPT_PROJECTION)
+      f->projection = optarg;
+    else if (c == OPT_ALL)
+      a->all = true;
+    else if (c == OPT_ERROR_LIKE)
+      f->error_like = optarg;
+    else if (c == OPT_DRY_RUN)
+      a->dry_run = true;
+    else if (c == OPT_SINCE) {
+      if (!cli_parse_since(ctx, "--since", optarg, &f->parked_since))
+        return CLI_EXIT_USAGE;
+    } else if (c == CLI_OPT_HELP) {
+      cli_print_help(cli_help_dead_letters);
+      return CLI_EXIT_OK;
+    } else if (c != CLI_OPT_GLOBAL)
+      return CLI_EXIT_USAGE;
+  }
+  bool filtered = f->projection || f->parked_since || f->error_like;
+  int operands = argc - optind;
+  if (operands > 1)
+    return cli_usage(ctx, "unexpected argument '%s'", argv[optind + 1]);
+  if (operands == 1 && (a->all || filtered))
+    return cli_usage(ctx, "give an ID, or --all, or filters, not both");
+  if (a->all && filtered)
+    return cli_usage(ctx, "--all is every open letter; leave it out to "
+                          "select by --projection, --since or --error-like");
+  if (operands == 0 && !a->all && !filtered)
+    return cli_usage(ctx, "which letters? give an ID, --all (every open "
+                          "letter) or a filter: --projection, --since, "
+                          "--error-like");
+  if (operands == 1) {
+    if (!cli_parse_i64(ctx, "ID", argv[optind], 1, INT64_MAX, &a->id))
+      return CLI_EXIT_USAGE;
+    f->ids = &a->id;
+    f->nids = 1;
+  }
+  return CLI_CONTINUE;
+}
+
+/* After the letters: what was done to how many, or that none matched. */
+static void print_change_summary(const cli_ctx *ctx, const change_args *a,
+                                 bool retry, size_t n) {
+  const char *letters = n == 1 ? "dead letter" : "dead letters";
+  if (n == 0)
+    fprintf(stderr, "esc: %s: no open dead letter matches%s\n", ctx->command,
+            retry ? " (only a parked one can be retried)" : "");
+  else if (ctx->json)
+    return;
+  else if (a->dry_run)
+    printf("would %s %zu %s (dry run)\n", retry ? "retry" : "discard", n,
+           letters);
+  else if (retry)
+    printf("%zu %s: retry requested; their workers apply them within "
+           "seconds\n",
+           n, letters);
+  else
+    printf("%zu %s: discarded\n", n, letters);
+}
+
+/* retry and discard: the selected letters, each shown as list shows it
+ * (in its new state; with --dry-run in its current one). */
 static int dead_letter_change(cli_ctx *ctx, int argc, char **argv, bool retry) {
-  static const char *const names[] = {"ID"};
-  int64_t id = 0;
-  int parsed = cli_parse_options(ctx, argc, argv, cli_help_dead_letters);
+  change_args a = {ESC_DEAD_LETTER_FILTER_INIT, 0, false, false};
+  int parsed = parse_change(ctx, argc, argv, &a);
   if (parsed != CLI_CONTINUE)
     return parsed;
-  if (!cli_operands(ctx, argc, argv, 1, names) ||
-      !cli_parse_i64(ctx, "ID", argv[optind], 1, INT64_MAX, &id))
-    return CLI_EXIT_USAGE;
 
   esc_error err = ESC_ERROR_INIT;
-  esc_status st =
-      retry ? esc_dead_letter_retry(ctx->pg_url, ctx->schema, id, &err)
-            : esc_dead_letter_discard(ctx->pg_url, ctx->schema, id, &err);
-  if (st)
+  esc_dead_letter *l = NULL;
+  size_t n = 0;
+  if (esc_dead_letters_act(ctx->pg_url, ctx->schema,
+                           retry ? ESC_DEAD_LETTER_RETRY
+                                 : ESC_DEAD_LETTER_DISCARD,
+                           &a.filter, a.dry_run, &l, &n, &err)) {
+    if (err.code == ESC_EINVAL && a.filter.projection && !a.filter.nids)
+      cli_error_prefix(&err, "--projection");
     return cli_fail(ctx, &err);
-  if (ctx->json) {
-    json_t *o = json_object();
-    json_object_set_new(o, "id", json_integer(id));
-    json_object_set_new(o, "state", json_string(retry ? "retry" : "discarded"));
-    return cli_json_emit(o) ? CLI_EXIT_OK : CLI_EXIT_ERROR;
   }
-  if (retry)
-    printf("dead letter %" PRId64 ": retry requested; its worker applies it "
-           "within seconds\n",
-           id);
-  else
-    printf("dead letter %" PRId64 " discarded\n", id);
-  return CLI_EXIT_OK;
+  int rc = n ? print_letters(ctx, l, n) : CLI_EXIT_OK;
+  free(l);
+  if (rc == CLI_EXIT_OK)
+    print_change_summary(ctx, &a, retry, n);
+  return rc;
 }
 
 static int dead_letters_retry(cli_ctx *ctx, int argc, char **argv) {
