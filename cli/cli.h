@@ -185,6 +185,11 @@ void cli_catch_stop_signals(void);
 bool cli_stop_requested(void);
 /* Sleeps ms, or less when a signal comes. */
 void cli_pause_ms(int ms);
+/* Writes to a closed pipe fail with EPIPE from now on instead of killing
+ * the process. */
+void cli_ignore_sigpipe(void);
+/* The time now, in microseconds since the epoch. */
+int64_t cli_now_us(void);
 
 /* ------------------------------------------------------------------------
  * Input (input.c)

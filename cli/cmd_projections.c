@@ -5,10 +5,13 @@
  * list|retry|discard. Thin layers over
  * the administration calls of <esc/projection.h>.
  */
+#define _POSIX_C_SOURCE 200809L /* isatty */
+
 #include "cli.h"
 
 #include <esc/projection.h>
 
+#include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdarg.h>
@@ -16,13 +19,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 /* ------------------------------------------------------------------------
  * Help
  * ------------------------------------------------------------------------ */
 
 const char cli_help_projections[] =
-    "Usage: esc projections [NAME]\n"
+    "Usage: esc projections [NAME] [--watch [--interval S]]\n"
     "       esc projections repartition NAME N\n"
     "       esc projections move-keys NAME\n"
     "\n"
@@ -56,6 +60,12 @@ const char cli_help_projections[] =
     "one line per partition that has a reason: NAME/P: STATE: REASON.\n"
     "Exit 0 whatever the partitions' states: a stopped partition or an\n"
     "unreachable Redis is shown, not an error of this command.\n"
+    "\n"
+    "--watch shows it again every second (--interval S: 0.2 to 60) until\n"
+    "SIGINT or SIGTERM, exit 0: on a terminal redrawn, else refreshes a\n"
+    "blank line apart, each headed \"esc projections at TIME\" (--json:\n"
+    "no header, just the lines). A failing server shows its error in\n"
+    "place of the table and the watch goes on (docs/cli.md).\n"
     "\n"
     "A projection's partition layout is the store's: the first worker that\n"
     "runs it sets the count, and a worker started with another count\n"
@@ -442,7 +452,104 @@ static int projections_move_keys(cli_ctx *ctx, int argc, char **argv) {
   return CLI_EXIT_OK;
 }
 
+/* The status of every projection, or of only; ESC_ENOTFOUND when only
+ * is not registered. *st malloc'ed; the caller frees. */
+static esc_status read_status(const cli_ctx *ctx, const char *only,
+                              esc_partition_status **st, size_t *n,
+                              esc_error *err) {
+  esc_status rc = esc_projection_status(ctx->pg_url, ctx->redis_url,
+                                        ctx->schema, ctx->key_prefix, st, n,
+                                        err);
+  if (rc)
+    return rc;
+  bool found = !only;
+  for (size_t i = 0; i < *n && !found; i++)
+    found = strcmp((*st)[i].projection, only) == 0;
+  if (found)
+    return ESC_OK;
+  free(*st);
+  *st = NULL;
+  *n = 0;
+  return esc_error_set(err, ESC_ENOTFOUND,
+                       "no projection %s in schema %s (a worker registers it "
+                       "when it starts)",
+                       only, ctx->schema);
+}
+
+/* One refresh of --watch: a header (text only; on a terminal after
+ * clearing it), then the table, or the error in its place. False when
+ * stdout could not be written. */
+static bool watch_once(const cli_ctx *ctx, const char *only, int interval_ms,
+                       bool tty, bool first) {
+  char when[32];
+  esc_error err = ESC_ERROR_INIT;
+  esc_partition_status *st = NULL;
+  size_t n = 0;
+  cli_format_time(cli_now_us(), when);
+  if (!ctx->json) {
+    if (tty)
+      fputs("\033[H\033[2J", stdout); /* home, clear */
+    else if (!first)
+      putchar('\n');
+    printf("esc projections at %s (every %.1f s)\n", when,
+           interval_ms / 1000.0);
+  }
+  bool ok = true;
+  if (read_status(ctx, only, &st, &n, &err) == ESC_OK)
+    ok = print_status(ctx, st, n, only) == CLI_EXIT_OK;
+  else if (ctx->json)
+    cli_fail(ctx, &err); /* {"error":...} in place of the lines */
+  else
+    printf("error: %s (%s)\n", err.msg, esc_strerror(err.code));
+  free(st);
+  return fflush(stdout) == 0 && ok && !ferror(stdout);
+}
+
+/*
+ * esc projections --watch: refreshes until SIGINT or SIGTERM. A failing
+ * server is shown, not fatal: monitoring never goes blind. A reader that
+ * went away (| head) ends it quietly, exit 0.
+ */
+static int watch_status(cli_ctx *ctx, const char *only, int interval_ms) {
+  bool tty = isatty(STDOUT_FILENO);
+  cli_ignore_sigpipe();
+  cli_catch_stop_signals();
+  for (bool first = true; !cli_stop_requested(); first = false) {
+    if (!watch_once(ctx, only, interval_ms, tty, first)) {
+      if (errno != EPIPE)
+        return CLI_EXIT_ERROR; /* main() reports the failed write */
+      /* What stdout still buffers has nowhere to go. */
+      if (!freopen("/dev/null", "w", stdout))
+        return CLI_EXIT_ERROR;
+      return CLI_EXIT_OK;
+    }
+    cli_pause_ms(interval_ms);
+  }
+  return CLI_EXIT_OK;
+}
+
+/* --interval S: seconds, 0.2 to 60, into milliseconds. */
+static bool parse_interval(const cli_ctx *ctx, const char *text, int *ms) {
+  char *end = NULL;
+  errno = 0;
+  double s = text[0] >= '0' && text[0] <= '9' ? strtod(text, &end) : -1;
+  if (s < 0 || errno || *end || s < 0.2 || s > 60) {
+    cli_usage(ctx, "--interval: expected seconds from 0.2 to 60, got '%s'",
+              text);
+    return false;
+  }
+  *ms = (int)(s * 1000 + 0.5);
+  return true;
+}
+
+enum { OPT_WATCH = 1, OPT_INTERVAL };
+
 int cli_cmd_projections(cli_ctx *ctx, int argc, char **argv) {
+  static const struct option longopts[] = {
+      {"watch", no_argument, NULL, OPT_WATCH},
+      {"interval", required_argument, NULL, OPT_INTERVAL},
+      CLI_GLOBAL_LONGOPTS,
+      {NULL, 0, NULL, 0}};
   if (argc > 1 && strcmp(argv[1], "move-keys") == 0) {
     ctx->command = "projections move-keys";
     return projections_move_keys(ctx, argc - 1, argv + 1);
@@ -452,34 +559,34 @@ int cli_cmd_projections(cli_ctx *ctx, int argc, char **argv) {
     /* The subcommand sees its own name as argv[0]. */
     return projections_repartition(ctx, argc - 1, argv + 1);
   }
-  int parsed = cli_parse_options(ctx, argc, argv, cli_help_projections);
-  if (parsed != CLI_CONTINUE)
-    return parsed;
-  if (argc - optind > 1) {
-    cli_usage(ctx, "unexpected argument '%s'", argv[optind + 1]);
-    return CLI_EXIT_USAGE;
+  bool watch = false, interval_given = false;
+  int interval_ms = 1000, c;
+  cli_getopt_begin();
+  while ((c = cli_getopt(ctx, argc, argv, "h", longopts)) != -1) {
+    if (c == OPT_WATCH)
+      watch = true;
+    else if (c == OPT_INTERVAL && parse_interval(ctx, optarg, &interval_ms))
+      interval_given = true;
+    else if (c == CLI_OPT_HELP) {
+      cli_print_help(cli_help_projections);
+      return CLI_EXIT_OK;
+    } else if (c != CLI_OPT_GLOBAL)
+      return CLI_EXIT_USAGE;
   }
+  if (argc - optind > 1)
+    return cli_usage(ctx, "unexpected argument '%s'", argv[optind + 1]);
+  if (interval_given && !watch)
+    return cli_usage(ctx, "--interval goes with --watch");
   const char *only = argc - optind == 1 ? argv[optind] : NULL;
+  if (watch)
+    return watch_status(ctx, only, interval_ms);
 
   esc_error err = ESC_ERROR_INIT;
   esc_partition_status *st = NULL;
   size_t n = 0;
-  if (esc_projection_status(ctx->pg_url, ctx->redis_url, ctx->schema,
-                            ctx->key_prefix, &st, &n, &err) != ESC_OK)
+  if (read_status(ctx, only, &st, &n, &err) != ESC_OK)
     return cli_fail(ctx, &err);
-  bool found = !only;
-  for (size_t i = 0; i < n && !found; i++)
-    found = strcmp(st[i].projection, only) == 0;
-  int rc;
-  if (!found) {
-    esc_error_set(&err, ESC_ENOTFOUND,
-                  "no projection %s in schema %s (a worker registers it when "
-                  "it starts)",
-                  only, ctx->schema);
-    rc = cli_fail(ctx, &err);
-  } else {
-    rc = print_status(ctx, st, n, only);
-  }
+  int rc = print_status(ctx, st, n, only);
   free(st);
   return rc;
 }

@@ -1,7 +1,7 @@
 /*
  * Commands that run until stopped (tail --follow, projections --watch):
  * SIGINT and SIGTERM ask them to finish, and a pause ends early when one
- * comes.
+ * comes; a reader that goes away (| head) is a write error, not SIGPIPE.
  */
 #define _POSIX_C_SOURCE 200809L /* sigaction */
 
@@ -33,4 +33,14 @@ bool cli_stop_requested(void) { return stop_requested != 0; }
 void cli_pause_ms(int ms) {
   struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
   nanosleep(&ts, NULL);
+}
+
+void cli_ignore_sigpipe(void) {
+  signal(SIGPIPE, SIG_IGN);
+}
+
+int64_t cli_now_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }

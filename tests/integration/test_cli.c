@@ -876,7 +876,7 @@ static void rebuild_waits_for_the_switch(void **state) {
 }
 
 /* ------------------------------------------------------------------------
- * Dead letters in bulk (#14 item 5)
+ * Dead letters in bulk, and esc projections --watch (#14 item 5)
  * ------------------------------------------------------------------------ */
 
 static char dl_a[32], dl_b[32]; /* two tally projections that park poison */
@@ -1047,6 +1047,109 @@ static void dead_letters_in_bulk(void **state) {
   esc_worker_free(w);
   tally_poison_cured = 0;
   assert_string_equal(got, want);
+}
+
+static size_t count_of(const char *text, const char *needle) {
+  size_t n = 0;
+  for (const char *s = strstr(text, needle); s; s = strstr(s + 1, needle))
+    n++;
+  return n;
+}
+
+/* Runs esc --schema <ours> ARGS... until its stdout holds `times` copies
+ * of needle, then stops it with SIGTERM and collects the rest. */
+static void run_until_seen(cli_result *r, const char *needle, size_t times,
+                           const char *first, ...) SENTINEL;
+static void run_until_seen(cli_result *r, const char *needle, size_t times,
+                           const char *first, ...) {
+  const char *argv[MAX_ARGS] = {"esc", "--schema", schema};
+  size_t n = 3;
+  va_list ap;
+  va_start(ap, first);
+  for (const char *a = first; a && n < MAX_ARGS - 1; a = va_arg(ap, const char *))
+    argv[n++] = a;
+  va_end(ap);
+  argv[n] = NULL;
+  int fds[2];
+  pid_t pid = spawn_esc(r, (char *const *)argv, &fds[0], &fds[1]);
+  buf out = {NULL, 0, 0}, err = {NULL, 0, 0};
+  buf *bufs[2] = {&out, &err};
+  long long deadline = esc_test_now_ms() + RUN_TIMEOUT_MS;
+  while (fds[0] >= 0 && esc_test_now_ms() < deadline &&
+         (!out.data || count_of(out.data, needle) < times)) {
+    struct pollfd p[2] = {{fds[0], POLLIN, 0}, {fds[1], POLLIN, 0}};
+    if (poll(p, 2, 100) < 0 && errno != EINTR)
+      fail_msg("poll: %s", strerror(errno));
+    for (int i = 0; i < 2; i++)
+      if (fds[i] >= 0 && p[i].revents)
+        buf_read_from(bufs[i], &fds[i]);
+  }
+  kill(pid, SIGTERM);
+  collect(fds[0], fds[1], &out, &err, deadline);
+  r->status = wait_exit(pid, deadline);
+  r->out = out.data ? out.data : strdup("");
+  r->err = err.data ? err.data : strdup("");
+  if (count_of(r->out, needle) < times)
+    fail_msg("esc %s: \"%s\" not %zu times:\n%s", r->cmdline, needle, times,
+             r->out);
+}
+
+/* Each of the first `complete` refreshes of out (after its header)
+ * contains needle. */
+static void each_refresh_has(const cli_result *r, size_t complete,
+                             const char *needle) {
+  const char *header = "esc projections at ";
+  const char *at = strstr(r->out, header);
+  for (size_t i = 0; i < complete; i++) {
+    assert_non_null(at);
+    const char *next = strstr(at + 1, header);
+    const char *found = strstr(at, needle);
+    if (!found || (next && found > next))
+      fail_msg("esc %s: refresh %zu lacks \"%s\":\n%s", r->cmdline, i + 1,
+               needle, r->out);
+    at = next;
+  }
+}
+
+/* After dead_letters_in_bulk: its projections are registered. */
+static void projections_watch_refreshes_until_stopped(void **state) {
+  (void)state;
+  cli_result r;
+  run_until_seen(&r, "esc projections at ", 3, "projections", "--watch",
+                 "--interval", "0.2", NULL);
+  expect_exit(&r, 0);
+  each_refresh_has(&r, 2, "PROJECTION  PART  STATE");
+  each_refresh_has(&r, 2, dl_a);
+  assert_null(strstr(r.out, "\033[")); /* not a terminal: no clearing */
+  assert_non_null(strstr(r.out, "\n\nesc projections at "));
+  cli_result_release(&r);
+
+  /* Monitoring never goes blind: Redis down is shown, every time. */
+  run_until_seen(&r, "esc projections at ", 3, "projections", "--watch",
+                 "--interval", "0.2", "--redis", "redis://127.0.0.1:1", NULL);
+  expect_exit(&r, 0);
+  each_refresh_has(&r, 2, "Redis unreachable");
+  cli_result_release(&r);
+  run_until_seen(&r, "esc projections at ", 3, "projections", "--watch",
+                 "--interval", "0.2", "--pg", UNREACHABLE_PG, NULL);
+  expect_exit(&r, 0);
+  each_refresh_has(&r, 2, "error: connect");
+  cli_result_release(&r);
+
+  expect_error(2, "--interval: expected seconds from 0.2 to 60", "projections",
+               "--watch", "--interval", "0.1", NULL);
+  expect_error(2, "--interval goes with --watch", "projections", "--interval",
+               "1", NULL);
+
+  char prefix[ESC_TEST_KEY_BASE_SIZE + 2], base[ESC_TEST_KEY_BASE_SIZE];
+  redisContext *c = esc_test_redis(NULL);
+  const char *names[] = {dl_a, dl_b};
+  for (int i = 0; i < 2; i++) {
+    snprintf(prefix, sizeof prefix, "%s:",
+             esc_test_key_base(schema, names[i], base, sizeof base));
+    esc_test_redis_delete_prefix(c, prefix);
+  }
+  redisFree(c);
 }
 
 /* ------------------------------------------------------------------------
@@ -1226,6 +1329,7 @@ int main(void) {
       cmocka_unit_test(metrics_are_prometheus_gauges),
       cmocka_unit_test(rebuild_waits_for_the_switch),
       cmocka_unit_test(dead_letters_in_bulk),
+      cmocka_unit_test(projections_watch_refreshes_until_stopped),
       cmocka_unit_test(retention_run_archives_then_removes),
       /* last: it adds streams the tests above count */
       cmocka_unit_test(a_limit_that_cuts_says_so),
