@@ -146,6 +146,14 @@ bool cli_parse_i64(const cli_ctx *ctx, const char *option, const char *text,
 bool cli_parse_duration(const cli_ctx *ctx, const char *option,
                         const char *text, int64_t max, int64_t *seconds);
 
+/* A point in time for an option (--since): a duration ago ("2h", as
+ * cli_parse_duration takes it) or a UTC time in ISO 8601
+ * ("2026-12-07T10:00:00Z", a fraction of a second allowed), into
+ * microseconds since the epoch. On failure prints a usage error naming
+ * the option and returns false (duration.c). */
+bool cli_parse_since(const cli_ctx *ctx, const char *option, const char *text,
+                     int64_t *us);
+
 /* --expected: any | no-stream | exists | N (N >= 0). Usage error on
  * anything else. */
 bool cli_parse_expected(const cli_ctx *ctx, const char *text, int64_t *out);
@@ -165,6 +173,23 @@ int cli_parse_options(cli_ctx *ctx, int argc, char **argv, const char *help);
 
 /* The same for a command that takes no operands either. */
 int cli_parse_plain(cli_ctx *ctx, int argc, char **argv, const char *help);
+
+/* ------------------------------------------------------------------------
+ * Running until stopped (stop.c)
+ * ------------------------------------------------------------------------ */
+
+/* From now on SIGINT and SIGTERM set the stop flag (and interrupt a
+ * pause) instead of ending the process. */
+void cli_catch_stop_signals(void);
+/* Whether SIGINT or SIGTERM came since cli_catch_stop_signals. */
+bool cli_stop_requested(void);
+/* Sleeps ms, or less when a signal comes. */
+void cli_pause_ms(int ms);
+/* Writes to a closed pipe fail with EPIPE from now on instead of killing
+ * the process. */
+void cli_ignore_sigpipe(void);
+/* The time now, in microseconds since the epoch. */
+int64_t cli_now_us(void);
 
 /* ------------------------------------------------------------------------
  * Input (input.c)

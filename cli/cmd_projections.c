@@ -5,10 +5,13 @@
  * list|retry|discard. Thin layers over
  * the administration calls of <esc/projection.h>.
  */
+#define _POSIX_C_SOURCE 200809L /* isatty */
+
 #include "cli.h"
 
 #include <esc/projection.h>
 
+#include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdarg.h>
@@ -16,13 +19,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 /* ------------------------------------------------------------------------
  * Help
  * ------------------------------------------------------------------------ */
 
 const char cli_help_projections[] =
-    "Usage: esc projections [NAME]\n"
+    "Usage: esc projections [NAME] [--watch [--interval S]]\n"
     "       esc projections repartition NAME N\n"
     "       esc projections move-keys NAME\n"
     "\n"
@@ -56,6 +60,12 @@ const char cli_help_projections[] =
     "one line per partition that has a reason: NAME/P: STATE: REASON.\n"
     "Exit 0 whatever the partitions' states: a stopped partition or an\n"
     "unreachable Redis is shown, not an error of this command.\n"
+    "\n"
+    "--watch shows it again every second (--interval S: 0.2 to 60) until\n"
+    "SIGINT or SIGTERM, exit 0: on a terminal redrawn, else refreshes a\n"
+    "blank line apart, each headed \"esc projections at TIME\" (--json:\n"
+    "no header, just the lines). A failing server shows its error in\n"
+    "place of the table and the watch goes on (docs/cli.md).\n"
     "\n"
     "A projection's partition layout is the store's: the first worker that\n"
     "runs it sets the count, and a worker started with another count\n"
@@ -113,8 +123,10 @@ const char cli_help_rebuild[] =
 
 const char cli_help_dead_letters[] =
     "Usage: esc dead-letters list [--projection P] [--all]\n"
-    "       esc dead-letters retry ID\n"
-    "       esc dead-letters discard ID\n"
+    "       esc dead-letters retry|discard ID [--dry-run]\n"
+    "       esc dead-letters retry|discard --all [--dry-run]\n"
+    "       esc dead-letters retry|discard [--projection P] [--since WHEN]\n"
+    "                                      [--error-like PATTERN] [--dry-run]\n"
     "\n"
     "Events a projection's handler kept failing on are parked as dead\n"
     "letters, with the error, so that the partition can move on.\n"
@@ -122,12 +134,25 @@ const char cli_help_dead_letters[] =
     "  list      open letters (parked, or awaiting retry), oldest first\n"
     "            --projection P  only those of projection P\n"
     "            --all           resolved and discarded ones too\n"
-    "  retry     asks the letter's worker to apply the event again: once\n"
+    "  retry     asks each letter's worker to apply the event again: once\n"
     "            (guarded in Redis), into the serving generation. It becomes\n"
-    "            resolved, or parked again with the new error. Only a parked\n"
-    "            letter can be retried (exit 6 otherwise).\n"
-    "  discard   gives up on a parked letter (or one awaiting retry) for\n"
-    "            good; it is kept, marked discarded (exit 6 otherwise).\n"
+    "            resolved, or parked again with the new error. Only parked\n"
+    "            letters are retried.\n"
+    "  discard   gives up on parked letters (or ones awaiting retry) for\n"
+    "            good; they are kept, marked discarded.\n"
+    "\n"
+    "retry and discard act on letter ID (exit 4 when there is none, 6 when\n"
+    "its state refuses), on every open letter with --all, or on the open\n"
+    "letters that match every filter given, all in one transaction:\n"
+    "  --projection P        of projection P\n"
+    "  --since WHEN          last parked at or after WHEN: a duration ago\n"
+    "                        (30m, 2h, 7d) or a UTC time\n"
+    "                        (2026-12-07T10:00:00Z)\n"
+    "  --error-like PATTERN  whose error matches the SQL LIKE pattern: %\n"
+    "                        any run of characters, _ any one, \\ escapes\n"
+    "                        them; case-sensitive ('%timeout%')\n"
+    "  --dry-run             change nothing; show what would change\n"
+    "Without an ID, --all or a filter they refuse (exit 2).\n"
     "\n"
     "Output of list: a table of ID, PROJECTION, PART, POSITION, EVENT\n"
     "(stream@version), TYPE, ATTEMPTS, STATE, PARKED (UTC) and ERROR; with\n"
@@ -135,8 +160,12 @@ const char cli_help_dead_letters[] =
     "\"position\",\"event_id\",\"stream\",\"version\",\"type\",\"attempts\",\n"
     "\"commands_applied\" (of an event whose commands failed in Redis: how\n"
     "many took effect; a retry runs the rest),\"state\",\"parked_at\",\n"
-    "\"error\"}. retry and discard print one line, or\n"
-    "{\"id\",\"state\"}. An unknown ID exits 4.\n";
+    "\"error\"}. retry and discard print the letters they changed the same\n"
+    "way, in their new state (with --dry-run the ones they would change,\n"
+    "as they are), then \"N dead letters: retry requested\", \"N dead\n"
+    "letters: discarded\" or \"would retry N dead letters (dry run)\"; with\n"
+    "--json only the letters. When none matches they say so on stderr and\n"
+    "exit 0.\n";
 
 /* ------------------------------------------------------------------------
  * A text table: columns as wide as their widest cell, two spaces apart
@@ -423,7 +452,104 @@ static int projections_move_keys(cli_ctx *ctx, int argc, char **argv) {
   return CLI_EXIT_OK;
 }
 
+/* The status of every projection, or of only; ESC_ENOTFOUND when only
+ * is not registered. *st malloc'ed; the caller frees. */
+static esc_status read_status(const cli_ctx *ctx, const char *only,
+                              esc_partition_status **st, size_t *n,
+                              esc_error *err) {
+  esc_status rc = esc_projection_status(ctx->pg_url, ctx->redis_url,
+                                        ctx->schema, ctx->key_prefix, st, n,
+                                        err);
+  if (rc)
+    return rc;
+  bool found = !only;
+  for (size_t i = 0; i < *n && !found; i++)
+    found = strcmp((*st)[i].projection, only) == 0;
+  if (found)
+    return ESC_OK;
+  free(*st);
+  *st = NULL;
+  *n = 0;
+  return esc_error_set(err, ESC_ENOTFOUND,
+                       "no projection %s in schema %s (a worker registers it "
+                       "when it starts)",
+                       only, ctx->schema);
+}
+
+/* One refresh of --watch: a header (text only; on a terminal after
+ * clearing it), then the table, or the error in its place. False when
+ * stdout could not be written. */
+static bool watch_once(const cli_ctx *ctx, const char *only, int interval_ms,
+                       bool tty, bool first) {
+  char when[32];
+  esc_error err = ESC_ERROR_INIT;
+  esc_partition_status *st = NULL;
+  size_t n = 0;
+  cli_format_time(cli_now_us(), when);
+  if (!ctx->json) {
+    if (tty)
+      fputs("\033[H\033[2J", stdout); /* home, clear */
+    else if (!first)
+      putchar('\n');
+    printf("esc projections at %s (every %.1f s)\n", when,
+           interval_ms / 1000.0);
+  }
+  bool ok = true;
+  if (read_status(ctx, only, &st, &n, &err) == ESC_OK)
+    ok = print_status(ctx, st, n, only) == CLI_EXIT_OK;
+  else if (ctx->json)
+    cli_fail(ctx, &err); /* {"error":...} in place of the lines */
+  else
+    printf("error: %s (%s)\n", err.msg, esc_strerror(err.code));
+  free(st);
+  return fflush(stdout) == 0 && ok && !ferror(stdout);
+}
+
+/*
+ * esc projections --watch: refreshes until SIGINT or SIGTERM. A failing
+ * server is shown, not fatal: monitoring never goes blind. A reader that
+ * went away (| head) ends it quietly, exit 0.
+ */
+static int watch_status(cli_ctx *ctx, const char *only, int interval_ms) {
+  bool tty = isatty(STDOUT_FILENO);
+  cli_ignore_sigpipe();
+  cli_catch_stop_signals();
+  for (bool first = true; !cli_stop_requested(); first = false) {
+    if (!watch_once(ctx, only, interval_ms, tty, first)) {
+      if (errno != EPIPE)
+        return CLI_EXIT_ERROR; /* main() reports the failed write */
+      /* What stdout still buffers has nowhere to go. */
+      if (!freopen("/dev/null", "w", stdout))
+        return CLI_EXIT_ERROR;
+      return CLI_EXIT_OK;
+    }
+    cli_pause_ms(interval_ms);
+  }
+  return CLI_EXIT_OK;
+}
+
+/* --interval S: seconds, 0.2 to 60, into milliseconds. */
+static bool parse_interval(const cli_ctx *ctx, const char *text, int *ms) {
+  char *end = NULL;
+  errno = 0;
+  double s = text[0] >= '0' && text[0] <= '9' ? strtod(text, &end) : -1;
+  if (s < 0 || errno || *end || s < 0.2 || s > 60) {
+    cli_usage(ctx, "--interval: expected seconds from 0.2 to 60, got '%s'",
+              text);
+    return false;
+  }
+  *ms = (int)(s * 1000 + 0.5);
+  return true;
+}
+
+enum { OPT_WATCH = 1, OPT_INTERVAL };
+
 int cli_cmd_projections(cli_ctx *ctx, int argc, char **argv) {
+  static const struct option longopts[] = {
+      {"watch", no_argument, NULL, OPT_WATCH},
+      {"interval", required_argument, NULL, OPT_INTERVAL},
+      CLI_GLOBAL_LONGOPTS,
+      {NULL, 0, NULL, 0}};
   if (argc > 1 && strcmp(argv[1], "move-keys") == 0) {
     ctx->command = "projections move-keys";
     return projections_move_keys(ctx, argc - 1, argv + 1);
@@ -433,34 +559,34 @@ int cli_cmd_projections(cli_ctx *ctx, int argc, char **argv) {
     /* The subcommand sees its own name as argv[0]. */
     return projections_repartition(ctx, argc - 1, argv + 1);
   }
-  int parsed = cli_parse_options(ctx, argc, argv, cli_help_projections);
-  if (parsed != CLI_CONTINUE)
-    return parsed;
-  if (argc - optind > 1) {
-    cli_usage(ctx, "unexpected argument '%s'", argv[optind + 1]);
-    return CLI_EXIT_USAGE;
+  bool watch = false, interval_given = false;
+  int interval_ms = 1000, c;
+  cli_getopt_begin();
+  while ((c = cli_getopt(ctx, argc, argv, "h", longopts)) != -1) {
+    if (c == OPT_WATCH)
+      watch = true;
+    else if (c == OPT_INTERVAL && parse_interval(ctx, optarg, &interval_ms))
+      interval_given = true;
+    else if (c == CLI_OPT_HELP) {
+      cli_print_help(cli_help_projections);
+      return CLI_EXIT_OK;
+    } else if (c != CLI_OPT_GLOBAL)
+      return CLI_EXIT_USAGE;
   }
+  if (argc - optind > 1)
+    return cli_usage(ctx, "unexpected argument '%s'", argv[optind + 1]);
+  if (interval_given && !watch)
+    return cli_usage(ctx, "--interval goes with --watch");
   const char *only = argc - optind == 1 ? argv[optind] : NULL;
+  if (watch)
+    return watch_status(ctx, only, interval_ms);
 
   esc_error err = ESC_ERROR_INIT;
   esc_partition_status *st = NULL;
   size_t n = 0;
-  if (esc_projection_status(ctx->pg_url, ctx->redis_url, ctx->schema,
-                            ctx->key_prefix, &st, &n, &err) != ESC_OK)
+  if (read_status(ctx, only, &st, &n, &err) != ESC_OK)
     return cli_fail(ctx, &err);
-  bool found = !only;
-  for (size_t i = 0; i < n && !found; i++)
-    found = strcmp(st[i].projection, only) == 0;
-  int rc;
-  if (!found) {
-    esc_error_set(&err, ESC_ENOTFOUND,
-                  "no projection %s in schema %s (a worker registers it when "
-                  "it starts)",
-                  only, ctx->schema);
-    rc = cli_fail(ctx, &err);
-  } else {
-    rc = print_status(ctx, st, n, only);
-  }
+  int rc = print_status(ctx, st, n, only);
   free(st);
   return rc;
 }
@@ -658,7 +784,13 @@ static int print_letters(const cli_ctx *ctx, const esc_dead_letter *l,
   return rc;
 }
 
-enum { OPT_PROJECTION = 1, OPT_ALL };
+enum {
+  OPT_PROJECTION = 1,
+  OPT_ALL,
+  OPT_SINCE,
+  OPT_ERROR_LIKE,
+  OPT_DRY_RUN
+};
 
 static int dead_letters_list(cli_ctx *ctx, int argc, char **argv) {
   static const struct option longopts[] = {
@@ -704,36 +836,113 @@ static int dead_letters_list(cli_ctx *ctx, int argc, char **argv) {
   return rc;
 }
 
-/* retry and discard: one ID operand. */
+/* What retry and discard act on: one ID, --all, or a filter. */
+typedef struct change_args {
+  esc_dead_letter_filter filter;
+  int64_t id;
+  bool all;
+  bool dry_run;
+} change_args;
+
+/* Parses retry's and discard's arguments into a; returns CLI_CONTINUE
+ * or the exit code. A bulk action needs a selector: nobody retries or
+ * discards every letter by leaving the ID out. */
+static int parse_change(cli_ctx *ctx, int argc, char **argv, change_args *a) {
+  static const struct option longopts[] = {
+      {"projection", required_argument, NULL, OPT_PROJECTION},
+      {"all", no_argument, NULL, OPT_ALL},
+      {"since", required_argument, NULL, OPT_SINCE},
+      {"error-like", required_argument, NULL, OPT_ERROR_LIKE},
+      {"dry-run", no_argument, NULL, OPT_DRY_RUN},
+      CLI_GLOBAL_LONGOPTS,
+      {NULL, 0, NULL, 0}};
+  esc_dead_letter_filter *f = &a->filter;
+  int c;
+  cli_getopt_begin();
+  while ((c = cli_getopt(ctx, argc, argv, "h", longopts)) != -1) {
+    if (c == OPT_PROJECTION)
+      f->projection = optarg;
+    else if (c == OPT_ALL)
+      a->all = true;
+    else if (c == OPT_ERROR_LIKE)
+      f->error_like = optarg;
+    else if (c == OPT_DRY_RUN)
+      a->dry_run = true;
+    else if (c == OPT_SINCE) {
+      if (!cli_parse_since(ctx, "--since", optarg, &f->parked_since))
+        return CLI_EXIT_USAGE;
+    } else if (c == CLI_OPT_HELP) {
+      cli_print_help(cli_help_dead_letters);
+      return CLI_EXIT_OK;
+    } else if (c != CLI_OPT_GLOBAL)
+      return CLI_EXIT_USAGE;
+  }
+  bool filtered = f->projection || f->parked_since || f->error_like;
+  int operands = argc - optind;
+  if (operands > 1)
+    return cli_usage(ctx, "unexpected argument '%s'", argv[optind + 1]);
+  if (operands == 1 && (a->all || filtered))
+    return cli_usage(ctx, "give an ID, or --all, or filters, not both");
+  if (a->all && filtered)
+    return cli_usage(ctx, "--all is every open letter; leave it out to "
+                          "select by --projection, --since or --error-like");
+  if (operands == 0 && !a->all && !filtered)
+    return cli_usage(ctx, "which letters? give an ID, --all (every open "
+                          "letter) or a filter: --projection, --since, "
+                          "--error-like");
+  if (operands == 1) {
+    if (!cli_parse_i64(ctx, "ID", argv[optind], 1, INT64_MAX, &a->id))
+      return CLI_EXIT_USAGE;
+    f->ids = &a->id;
+    f->nids = 1;
+  }
+  return CLI_CONTINUE;
+}
+
+/* After the letters: what was done to how many, or that none matched. */
+static void print_change_summary(const cli_ctx *ctx, const change_args *a,
+                                 bool retry, size_t n) {
+  const char *letters = n == 1 ? "dead letter" : "dead letters";
+  if (n == 0)
+    fprintf(stderr, "esc: %s: no open dead letter matches%s\n", ctx->command,
+            retry ? " (only a parked one can be retried)" : "");
+  else if (ctx->json)
+    return;
+  else if (a->dry_run)
+    printf("would %s %zu %s (dry run)\n", retry ? "retry" : "discard", n,
+           letters);
+  else if (retry)
+    printf("%zu %s: retry requested; their workers apply them within "
+           "seconds\n",
+           n, letters);
+  else
+    printf("%zu %s: discarded\n", n, letters);
+}
+
+/* retry and discard: the selected letters, each shown as list shows it
+ * (in its new state; with --dry-run in its current one). */
 static int dead_letter_change(cli_ctx *ctx, int argc, char **argv, bool retry) {
-  static const char *const names[] = {"ID"};
-  int64_t id = 0;
-  int parsed = cli_parse_options(ctx, argc, argv, cli_help_dead_letters);
+  change_args a = {ESC_DEAD_LETTER_FILTER_INIT, 0, false, false};
+  int parsed = parse_change(ctx, argc, argv, &a);
   if (parsed != CLI_CONTINUE)
     return parsed;
-  if (!cli_operands(ctx, argc, argv, 1, names) ||
-      !cli_parse_i64(ctx, "ID", argv[optind], 1, INT64_MAX, &id))
-    return CLI_EXIT_USAGE;
 
   esc_error err = ESC_ERROR_INIT;
-  esc_status st =
-      retry ? esc_dead_letter_retry(ctx->pg_url, ctx->schema, id, &err)
-            : esc_dead_letter_discard(ctx->pg_url, ctx->schema, id, &err);
-  if (st)
+  esc_dead_letter *l = NULL;
+  size_t n = 0;
+  if (esc_dead_letters_act(ctx->pg_url, ctx->schema,
+                           retry ? ESC_DEAD_LETTER_RETRY
+                                 : ESC_DEAD_LETTER_DISCARD,
+                           &a.filter, a.dry_run, &l, &n, &err)) {
+    if (err.code == ESC_EINVAL && a.filter.projection && !a.filter.nids)
+      cli_error_prefix(&err, "--projection");
     return cli_fail(ctx, &err);
-  if (ctx->json) {
-    json_t *o = json_object();
-    json_object_set_new(o, "id", json_integer(id));
-    json_object_set_new(o, "state", json_string(retry ? "retry" : "discarded"));
-    return cli_json_emit(o) ? CLI_EXIT_OK : CLI_EXIT_ERROR;
   }
-  if (retry)
-    printf("dead letter %" PRId64 ": retry requested; its worker applies it "
-           "within seconds\n",
-           id);
-  else
-    printf("dead letter %" PRId64 " discarded\n", id);
-  return CLI_EXIT_OK;
+  int rc = n ? print_letters(ctx, l, n) : CLI_EXIT_OK;
+  free(l);
+  if (rc == CLI_EXIT_OK)
+    print_change_summary(ctx, &a, retry, n);
+  return rc;
 }
 
 static int dead_letters_retry(cli_ctx *ctx, int argc, char **argv) {

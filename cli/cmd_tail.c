@@ -2,11 +2,10 @@
  * esc tail: $all or one category in subscription order, from a position
  * token, optionally following new events until SIGINT/SIGTERM.
  */
-#define _POSIX_C_SOURCE 200809L /* sigaction */
+#define _POSIX_C_SOURCE 200809L /* clock_gettime, rand_r */
 
 #include "cli.h"
 
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,23 +77,6 @@ enum {
 /* How long one esc_wait_for_events call may sleep: bounds how late a
  * signal is noticed when the library's wait restarts after EINTR. */
 #define TAIL_WAIT_MS 1000
-
-static volatile sig_atomic_t stop_requested;
-
-static void on_stop_signal(int sig) {
-  (void)sig;
-  stop_requested = 1;
-}
-
-/* Without SA_RESTART, so a blocking wait returns early when it can. */
-static void install_signal_handlers(void) {
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_stop_signal;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, NULL);
-  sigaction(SIGTERM, &sa, NULL);
-}
 
 /* Returns -1 to go on, else the exit code. */
 static int parse_args(cli_ctx *ctx, int argc, char **argv, tail_args *a) {
@@ -201,12 +183,6 @@ static int64_t mono_ms(void) {
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Sleeps ms, or less when a stop signal comes. */
-static void pause_ms(int ms) {
-  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-  nanosleep(&ts, NULL);
-}
-
 /* The pause before the next try: half to all of the current delay. */
 static int jittered(retry_state *r) {
   int half = r->delay_ms / 2;
@@ -221,7 +197,7 @@ static int jittered(retry_state *r) {
  */
 static bool retry_after(const tail_args *a, retry_state *r, esc_status st,
                         const esc_error *err) {
-  if (!a->follow || stop_requested ||
+  if (!a->follow || cli_stop_requested() ||
       (st != ESC_ECONN && st != ESC_ETIMEDOUT))
     return false;
   int64_t now = mono_ms(), limit = a->retry_for_s * 1000;
@@ -247,9 +223,9 @@ static bool retry_after(const tail_args *a, retry_state *r, esc_status st,
   else
     fprintf(stderr, "esc: tail: reconnect %d failed: %s; next try in %.1f s\n",
             r->failures - 1, err->msg, pause / 1000.0);
-  pause_ms(pause);
+  cli_pause_ms(pause);
   r->delay_ms = r->delay_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : r->delay_ms * 2;
-  return !stop_requested;
+  return !cli_stop_requested();
 }
 
 /* A call worked again: says so once, with where reading resumes. */
@@ -299,7 +275,7 @@ static int tail_loop(const cli_ctx *ctx, esc_store *store, const tail_args *a,
                        (unsigned)time(NULL) ^ (unsigned)getpid()};
   int rc = CLI_EXIT_OK;
   esc_events_init(&ev);
-  while (left > 0 && !stop_requested) {
+  while (left > 0 && !cli_stop_requested()) {
     size_t batch = (size_t)a->batch;
     size_t want = left < batch ? left : batch;
     esc_status st = esc_read_all(store, a->category, after, want, &ev, &err);
@@ -328,7 +304,7 @@ static int tail_loop(const cli_ctx *ctx, esc_store *store, const tail_args *a,
       goto out_fail;
   }
   /* One more event read says whether the limit hid any. */
-  if (left == 0 && !stop_requested &&
+  if (left == 0 && !cli_stop_requested() &&
       esc_read_all(store, a->category, after, 1, &ev, &err) == ESC_OK &&
       ev.count > 0) {
     char rest[ESC_POSITION_TOKEN_MAX + 16];
@@ -339,7 +315,7 @@ static int tail_loop(const cli_ctx *ctx, esc_store *store, const tail_args *a,
   goto out;
 out_fail:
   /* An error caused by the signal that stops us is not an error. */
-  if (!stop_requested)
+  if (!cli_stop_requested())
     rc = cli_fail(ctx, &err);
 out:
   esc_events_release(&ev);
@@ -361,10 +337,10 @@ int cli_cmd_tail(cli_ctx *ctx, int argc, char **argv) {
   if (parse_from(a.from, &after, &err) != ESC_OK)
     return cli_fail(ctx, &err);
   if (a.follow)
-    install_signal_handlers();
+    cli_catch_stop_signals();
   esc_store *store = open_store(ctx, &a, &err);
   if (!store)
-    return stop_requested ? CLI_EXIT_OK : cli_fail(ctx, &err);
+    return cli_stop_requested() ? CLI_EXIT_OK : cli_fail(ctx, &err);
   if (strcmp(a.from, "end") == 0 &&
       head_position(store, &after, &err) != ESC_OK) {
     rc = cli_fail(ctx, &err);

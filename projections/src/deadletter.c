@@ -282,85 +282,222 @@ out:
 }
 
 /*
- * Moves letter id to `to` when its state is one of `from` (an SQL list),
- * in one statement that also reports the state it found: not found,
- * changed, or the state that refused the change.
+ * The operator's actions: the change, and the states it applies to (an
+ * SQL list). The same for one letter and for many: esc_dead_letter_retry
+ * and _discard are esc_dead_letters_act with one id.
  */
-static esc_status transition(const char *pg_url, const char *schema, int64_t id,
-                             const char *set, const char *from,
-                             const char *what, char state[16], esc_error *err) {
-  char sql[768], idtext[24];
-  state[0] = '\0';
+static const struct action_def {
+  const char *verb;
+  const char *set;
+  const char *from;
+} action_defs[] = {
+    [ESC_DEAD_LETTER_RETRY] = {"retry", "state = 'retry'", "'parked'"},
+    [ESC_DEAD_LETTER_DISCARD] = {"discard",
+                                 "state = 'discarded', resolved_at = now()",
+                                 "'parked', 'retry'"},
+};
+
+/*
+ * Selects and changes in one statement; the rows are locked as they are
+ * selected, and one a worker changed meanwhile is checked again in its
+ * new state (READ COMMITTED's recheck), so a letter just resolved is not
+ * discarded. The statement's main part sees the rows as they were, so
+ * the changed ones come from RETURNING; with $5 (dry run) nothing
+ * changes and the selected ones are returned as they are.
+ */
+#define ACT_SQL                                                                \
+  "WITH picked AS (SELECT id AS pick FROM %s.dead_letters"                     \
+  " WHERE state IN (%s)"                                                       \
+  " AND ($1::text IS NULL OR projection = $1)"                                 \
+  " AND ($2::int8 IS NULL OR parked_at >= 'epoch'::timestamptz"                \
+  " + $2::int8 * interval '1 microsecond')"                                    \
+  " AND ($3::text IS NULL OR error LIKE $3)"                                   \
+  " AND ($4::int8[] IS NULL OR id = ANY ($4::int8[])) FOR UPDATE),"            \
+  " changed AS (UPDATE %s.dead_letters SET %s FROM picked"                     \
+  " WHERE id = pick AND NOT $5::bool RETURNING " LETTER_COLUMNS ")"            \
+  " SELECT * FROM changed UNION ALL SELECT " LETTER_COLUMNS                    \
+  " FROM %s.dead_letters WHERE $5::bool AND id IN (SELECT pick FROM picked)"   \
+  " ORDER BY 1"
+
+/* filter->ids as an int8[] literal, malloc'ed; NULL for none (and on
+ * running out of memory, with *oom set). */
+static char *ids_array(const esc_dead_letter_filter *f, bool *oom) {
+  *oom = false;
+  if (!f->nids)
+    return NULL;
+  char *s = malloc(f->nids * 21 + 3), *at = s;
+  if (!s) {
+    *oom = true;
+    return NULL;
+  }
+  *at++ = '{';
+  for (size_t i = 0; i < f->nids; i++)
+    at += sprintf(at, "%s%" PRId64, i ? "," : "", f->ids[i]);
+  strcpy(at, "}");
+  return s;
+}
+
+/* Why letter id was not acted on: it does not exist, its state refuses
+ * the action, or (in a state the action takes) another field of the
+ * filter left it out. Always fails. */
+static esc_status refuse(PGconn *conn, const char *ident,
+                         esc_dead_letter_action action, int64_t id,
+                         esc_error *err) {
+  char sql[160], what[64], idtext[24], state[16];
+  snprintf(what, sizeof what, "%s dead letter %" PRId64,
+           action_defs[action].verb, id);
+  snprintf(sql, sizeof sql, "SELECT state FROM %s.dead_letters WHERE id = $1",
+           ident);
+  snprintf(idtext, sizeof idtext, "%" PRId64, id);
+  const char *values[] = {idtext};
+  PGresult *res =
+      esc__pg_exec(conn, sql, 1, values, PGRES_TUPLES_OK, what, err);
+  if (!res)
+    return esc__pg_failed(err);
+  bool found = PQntuples(res) == 1;
+  snprintf(state, sizeof state, "%s", found ? PQgetvalue(res, 0, 0) : "");
+  PQclear(res);
+  if (!found)
+    return esc__fail(err, ESC_ENOTFOUND, "%s: no dead letter %" PRId64, what,
+                     id);
+  bool open = strcmp(state, "parked") == 0 || strcmp(state, "retry") == 0;
+  if (action == ESC_DEAD_LETTER_RETRY && strcmp(state, "retry") == 0)
+    return esc__fail(err, ESC_EINVAL,
+                     "%s: a retry is requested already; its worker has not "
+                     "run it yet",
+                     what);
+  if (action == ESC_DEAD_LETTER_RETRY && !open)
+    return esc__fail(err, ESC_EINVAL,
+                     "%s: it is %s; only a parked letter can be retried", what,
+                     state);
+  if (!open)
+    return esc__fail(err, ESC_EINVAL,
+                     "%s: it is %s already; only a parked letter (or one "
+                     "awaiting retry) can be discarded",
+                     what, state);
+  return esc__fail(err, ESC_EINVAL, "%s: it is %s but does not match the filter",
+                   what, state);
+}
+
+/* The first id of filter->ids that is not among the n letters l, or 0. */
+static int64_t first_missing(const esc_dead_letter_filter *f,
+                             const esc_dead_letter *l, size_t n) {
+  for (size_t i = 0; i < f->nids; i++) {
+    size_t j = 0;
+    while (j < n && l[j].id != f->ids[i])
+      j++;
+    if (j == n)
+      return f->ids[i];
+  }
+  return 0;
+}
+
+/* The statement of esc_dead_letters_act, in the transaction it opened. */
+static esc_status act_in(PGconn *conn, const char *ident,
+                         esc_dead_letter_action action,
+                         const esc_dead_letter_filter *f, bool dry_run,
+                         esc_dead_letter **out, size_t *count, esc_error *err) {
+  char sql[2048], since[24], what[48];
+  bool oom;
+  const struct action_def *a = &action_defs[action];
+  snprintf(what, sizeof what, "%s dead letters", a->verb);
+  char *ids = ids_array(f, &oom);
+  if (oom)
+    return esc__fail(err, ESC_ENOMEM, "%s: out of memory", what);
+  snprintf(sql, sizeof sql, ACT_SQL, ident, a->from, ident, a->set, ident);
+  snprintf(since, sizeof since, "%" PRId64, f->parked_since);
+  const char *values[] = {f->projection, f->parked_since ? since : NULL,
+                          f->error_like, ids, dry_run ? "t" : "f"};
+  PGresult *res =
+      esc__pg_exec(conn, sql, 5, values, PGRES_TUPLES_OK, what, err);
+  free(ids);
+  if (!res)
+    return esc__pg_failed(err);
+  esc_status rc = rows_to_letters(res, out, count, what, err);
+  PQclear(res);
+  int64_t missing = rc ? 0 : first_missing(f, *out, *count);
+  if (missing) {
+    rc = refuse(conn, ident, action, missing, err);
+    free(*out);
+    *out = NULL;
+    *count = 0;
+  }
+  return rc;
+}
+
+static esc_status exec_command(PGconn *conn, const char *sql,
+                               const char *what, esc_error *err) {
+  PGresult *res = esc__pg_exec(conn, sql, 0, NULL, PGRES_COMMAND_OK, what, err);
+  if (!res)
+    return esc__pg_failed(err);
+  PQclear(res);
+  return ESC_OK;
+}
+
+esc_status esc_dead_letters_act(const char *pg_url, const char *schema,
+                                esc_dead_letter_action action,
+                                const esc_dead_letter_filter *filter,
+                                bool dry_run, esc_dead_letter **out,
+                                size_t *count, esc_error *err) {
+  static const esc_dead_letter_filter every = ESC_DEAD_LETTER_FILTER_INIT;
+  const esc_dead_letter_filter *f = filter ? filter : &every;
+  *out = NULL;
+  *count = 0;
+  if (action != ESC_DEAD_LETTER_RETRY && action != ESC_DEAD_LETTER_DISCARD)
+    return esc__fail(err, ESC_EINVAL, "dead letters: unknown action %d",
+                     (int)action);
+  if (f->projection && !esc__projection_name_valid(f->projection, err))
+    return ESC_EINVAL;
   PGconn *conn = esc__pg_connect(pg_url, "esc-admin", err);
   if (!conn)
     return esc__pg_failed(err);
-  esc_status rc = ESC_OK;
+  esc_status rc;
   char *ident = esc__pg_schema_ident(conn, schema, err);
   if (!ident) {
     rc = esc__pg_failed(err);
     goto out;
   }
-  /* The subquery reads the row as it was before the update. */
-  snprintf(sql, sizeof sql,
-           "WITH changed AS (UPDATE %s.dead_letters SET %s"
-           " WHERE id = $1::int8 AND state IN (%s) RETURNING id)"
-           " SELECT (SELECT count(*) FROM changed),"
-           " (SELECT state FROM %s.dead_letters WHERE id = $1::int8)",
-           ident, set, from, ident);
+  /* A refused id rolls back what the statement changed; so does a dry
+   * run: closing the connection without COMMIT ends the transaction. */
+  rc = exec_command(conn, "BEGIN", "begin", err);
+  if (!rc)
+    rc = act_in(conn, ident, action, f, dry_run, out, count, err);
+  if (!rc && !dry_run)
+    rc = exec_command(conn, "COMMIT", "commit", err);
   PQfreemem(ident);
-  snprintf(idtext, sizeof idtext, "%" PRId64, id);
-  const char *values[] = {idtext};
-  PGresult *res =
-      esc__pg_exec(conn, sql, 1, values, PGRES_TUPLES_OK, what, err);
-  if (!res) {
-    rc = esc__pg_failed(err);
-    goto out;
+  if (rc) {
+    free(*out);
+    *out = NULL;
+    *count = 0;
   }
-  if (PQgetisnull(res, 0, 1))
-    rc = esc__fail(err, ESC_ENOTFOUND, "%s: no dead letter %" PRId64, what, id);
-  else if (PQgetvalue(res, 0, 0)[0] == '0')
-    snprintf(state, 16, "%s", PQgetvalue(res, 0, 1));
-  PQclear(res);
 out:
   PQfinish(conn);
+  if (!rc)
+    esc__clear(err);
+  return rc;
+}
+
+/* One letter by id: the bulk path, which names the id in any refusal. */
+static esc_status act_on_one(const char *pg_url, const char *schema,
+                             esc_dead_letter_action action, int64_t id,
+                             esc_error *err) {
+  esc_dead_letter_filter f = ESC_DEAD_LETTER_FILTER_INIT;
+  esc_dead_letter *l = NULL;
+  size_t n = 0;
+  f.ids = &id;
+  f.nids = 1;
+  esc_status rc =
+      esc_dead_letters_act(pg_url, schema, action, &f, false, &l, &n, err);
+  free(l);
   return rc;
 }
 
 esc_status esc_dead_letter_retry(const char *pg_url, const char *schema,
                                  int64_t id, esc_error *err) {
-  char what[64], refused[16];
-  snprintf(what, sizeof what, "retry dead letter %" PRId64, id);
-  esc_status rc = transition(pg_url, schema, id, "state = 'retry'", "'parked'",
-                             what, refused, err);
-  if (rc)
-    return rc;
-  if (strcmp(refused, "retry") == 0)
-    return esc__fail(err, ESC_EINVAL,
-                     "%s: a retry is requested already; its worker has not "
-                     "run it yet",
-                     what);
-  if (refused[0])
-    return esc__fail(err, ESC_EINVAL,
-                     "%s: it is %s; only a parked letter can be retried", what,
-                     refused);
-  esc__clear(err);
-  return ESC_OK;
+  return act_on_one(pg_url, schema, ESC_DEAD_LETTER_RETRY, id, err);
 }
 
 esc_status esc_dead_letter_discard(const char *pg_url, const char *schema,
                                    int64_t id, esc_error *err) {
-  char what[64], refused[16];
-  snprintf(what, sizeof what, "discard dead letter %" PRId64, id);
-  esc_status rc =
-      transition(pg_url, schema, id, "state = 'discarded', resolved_at = now()",
-                 "'parked', 'retry'", what, refused, err);
-  if (rc)
-    return rc;
-  if (refused[0])
-    return esc__fail(err, ESC_EINVAL,
-                     "%s: it is %s already; only a parked letter (or one "
-                     "awaiting retry) can be discarded",
-                     what, refused);
-  esc__clear(err);
-  return ESC_OK;
+  return act_on_one(pg_url, schema, ESC_DEAD_LETTER_DISCARD, id, err);
 }

@@ -114,9 +114,11 @@ static int wait_exit(pid_t pid, long long deadline) {
   return WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : -1;
 }
 
-/* Runs ESC_CLI_PATH with argv (argv[0] first, NULL-terminated), stdin
- * from /dev/null, and captures its output. */
-static void run_argv(cli_result *r, char *const *argv) {
+/* Starts ESC_CLI_PATH with argv (argv[0] first, NULL-terminated), stdin
+ * from /dev/null, stdout and stderr to the pipes *out_fd and *err_fd
+ * (the caller closes them); r->cmdline gets the command line. */
+static pid_t spawn_esc(cli_result *r, char *const *argv, int *out_fd,
+                       int *err_fd) {
   int out_pipe[2], err_pipe[2];
   memset(r, 0, sizeof *r);
   for (size_t i = 1, at = 0; argv[i] && at < sizeof r->cmdline - 1; i++)
@@ -142,9 +144,18 @@ static void run_argv(cli_result *r, char *const *argv) {
   }
   close(out_pipe[1]);
   close(err_pipe[1]);
+  *out_fd = out_pipe[0];
+  *err_fd = err_pipe[0];
+  return pid;
+}
+
+/* Runs esc with argv to its end and captures its output. */
+static void run_argv(cli_result *r, char *const *argv) {
+  int out_fd, err_fd;
+  pid_t pid = spawn_esc(r, argv, &out_fd, &err_fd);
   long long deadline = esc_test_now_ms() + RUN_TIMEOUT_MS;
   buf out = {NULL, 0, 0}, err = {NULL, 0, 0};
-  collect(out_pipe[0], err_pipe[0], &out, &err, deadline);
+  collect(out_fd, err_fd, &out, &err, deadline);
   r->status = wait_exit(pid, deadline);
   r->out = out.data ? out.data : strdup("");
   r->err = err.data ? err.data : strdup("");
@@ -813,6 +824,20 @@ static void metrics_are_prometheus_gauges(void **state) {
   redisFree(c);
 }
 
+/* A worker in our schema of the n projections p (borrowed: they must
+ * outlive it), taking a free lease within 100 ms. */
+static esc_worker *new_worker(const esc_projection *p, size_t n) {
+  esc_worker_options o = ESC_WORKER_OPTIONS_INIT;
+  esc_error err = ESC_ERROR_INIT;
+  o.schema = schema;
+  o.lease_poll_ms = 100;
+  esc_worker *w = esc_worker_new(&o, &err);
+  assert_non_null(w);
+  for (size_t i = 0; i < n; i++)
+    assert_int_equal(esc_worker_add(w, &p[i], &err), ESC_OK);
+  return w;
+}
+
 /* esc rebuild --wait follows a rebuild a worker does until it serves. */
 static void rebuild_waits_for_the_switch(void **state) {
   (void)state;
@@ -822,13 +847,8 @@ static void rebuild_waits_for_the_switch(void **state) {
   esc_test_key_base(schema, name, base, sizeof base);
   esc_projection p;
   tally_projection(&p, name, 1, 2);
-  esc_worker_options o = ESC_WORKER_OPTIONS_INIT;
   esc_error err = ESC_ERROR_INIT;
-  o.schema = schema;
-  o.lease_poll_ms = 100;
-  esc_worker *w = esc_worker_new(&o, &err);
-  assert_non_null(w);
-  assert_int_equal(esc_worker_add(w, &p, &err), ESC_OK);
+  esc_worker *w = new_worker(&p, 1);
   assert_int_equal(esc_worker_run_until_caught_up(w, 30000, &err), ESC_OK);
   redisContext *c = esc_test_redis(NULL);
   long long before = esc_test_redis_ll(c, 0, "GET %s:generation", base);
@@ -852,6 +872,283 @@ static void rebuild_waits_for_the_switch(void **state) {
                NULL);
   snprintf(prefix, sizeof prefix, "%s:", base);
   esc_test_redis_delete_prefix(c, prefix);
+  redisFree(c);
+}
+
+/* ------------------------------------------------------------------------
+ * Dead letters in bulk, and esc projections --watch (#14 item 5)
+ * ------------------------------------------------------------------------ */
+
+static char dl_a[32], dl_b[32]; /* two tally projections that park poison */
+
+static int compare_words(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Runs esc --schema <ours> ARGS... (exit 0, ARGS with --json) and puts
+ * the letters it printed into out, sorted: "a:y:parked b:z:retry" for a
+ * letter of dl_a on stream tally-dly that is parked, and so on. */
+static void letters_json(char *out, size_t size, const char *first, ...)
+    SENTINEL;
+static void letters_json(char *out, size_t size, const char *first, ...) {
+  cli_result r;
+  va_list ap;
+  va_start(ap, first);
+  run_va(&r, true, first, ap);
+  va_end(ap);
+  expect_exit(&r, 0);
+  json_t *o[MAX_LINES];
+  char words[MAX_LINES][48], *sorted[MAX_LINES];
+  size_t n = parse_json_lines(&r, o, MAX_LINES);
+  for (size_t i = 0; i < n; i++) {
+    const char *proj = json_str(o[i], "projection");
+    const char *stream = json_str(o[i], "stream");
+    snprintf(words[i], sizeof words[i], "%s:%c:%s",
+             strcmp(proj, dl_a) == 0   ? "a"
+             : strcmp(proj, dl_b) == 0 ? "b"
+                                       : proj,
+             stream[strlen(stream) - 1], json_str(o[i], "state"));
+    sorted[i] = words[i];
+  }
+  free_json(o, n);
+  cli_result_release(&r);
+  qsort(sorted, n, sizeof *sorted, compare_words);
+  out[0] = '\0';
+  for (size_t i = 0, at = 0; i < n && at < size; i++)
+    at += (size_t)snprintf(out + at, size - at, "%s%s", i ? " " : "",
+                           sorted[i]);
+}
+
+#define EXPECT_LETTERS(want, ...)                                              \
+  do {                                                                         \
+    char got_[512];                                                            \
+    letters_json(got_, sizeof got_, __VA_ARGS__, "--json", NULL);              \
+    assert_string_equal(got_, want);                                           \
+  } while (0)
+
+/* A worker of both projections (it borrows them: they are static). */
+static esc_worker *dl_worker(void) {
+  static esc_projection p[2];
+  tally_projection(&p[0], dl_a, 1, 1);
+  tally_projection(&p[1], dl_b, 1, 1);
+  return new_worker(p, 2);
+}
+
+/* Poison events on tally-dlx, -dly and -dlz parked by both projections:
+ * six letters, the ones of tally-dlx parked three hours ago. */
+static void park_six_letters(void) {
+  char sql[256];
+  esc_store *st = esc_test_open_store(schema);
+  tally_append_one(st, "tally-dlx", 1, "poison");
+  tally_append_one(st, "tally-dly", 1, "poison");
+  tally_append_one(st, "tally-dlz", 1, "poison");
+  esc_test_await_readable(st, "tally");
+  esc_store_free(st);
+  esc_error err = ESC_ERROR_INIT;
+  esc_worker *w = dl_worker();
+  if (esc_worker_run_until_caught_up(w, 30000, &err) != ESC_OK)
+    fail_msg("worker: %s", err.msg);
+  esc_worker_free(w);
+  PGconn *c = esc_test_pg();
+  snprintf(sql, sizeof sql,
+           "UPDATE %s.dead_letters SET parked_at = now() - interval '3 hours'"
+           " WHERE stream_id = 'tally-dlx'",
+           schema);
+  esc_test_exec(c, sql);
+  PQfinish(c);
+}
+
+static void bulk_selectors_select_exactly(void) {
+  cli_result r;
+  expect_error(2, "which letters?", "dead-letters", "retry", NULL);
+  expect_error(2, "which letters?", "dead-letters", "discard", "--dry-run",
+               NULL);
+  expect_error(2, "not both", "dead-letters", "retry", "1", "--all", NULL);
+  expect_error(2, "--since: 'soon' is not a duration", "dead-letters", "retry",
+               "--since", "soon", NULL);
+  /* A dry run lists exactly what matches and changes nothing. */
+  EXPECT_LETTERS("a:y:parked", "dead-letters", "retry", "--projection", dl_a,
+                 "--error-like", "%dly%", "--dry-run");
+  EXPECT_LETTERS("a:x:parked a:y:parked a:z:parked b:x:parked b:y:parked "
+                 "b:z:parked",
+                 "dead-letters", "list");
+  run_in_schema(&r, "dead-letters", "retry", "--since", "1h", "--dry-run",
+                NULL);
+  expect_exit(&r, 0);
+  expect_out(&r, "would retry 4 dead letters (dry run)\n");
+  assert_null(strstr(r.out, "tally-dlx"));
+  cli_result_release(&r);
+  run_in_schema(&r, "dead-letters", "retry", "--since",
+                "2099-01-01T00:00:00Z", NULL);
+  expect_exit(&r, 0);
+  expect_empty_out(&r);
+  expect_err(&r, "no open dead letter matches");
+  cli_result_release(&r);
+
+  EXPECT_LETTERS("b:y:retry b:z:retry", "dead-letters", "retry", "--since",
+                 "1h", "--projection", dl_b);
+  run_in_schema(&r, "dead-letters", "discard", "--error-like", "%dlx%", NULL);
+  expect_exit(&r, 0);
+  expect_out(&r, "2 dead letters: discarded\n");
+  cli_result_release(&r);
+  /* Retry takes parked letters, discard those awaiting retry too. */
+  EXPECT_LETTERS("a:y:parked a:z:parked", "dead-letters", "retry", "--all",
+                 "--dry-run");
+  EXPECT_LETTERS("a:y:parked a:z:parked b:y:retry b:z:retry", "dead-letters",
+                 "discard", "--all", "--dry-run");
+  EXPECT_LETTERS("a:y:retry a:z:retry", "dead-letters", "retry", "--all");
+  run_in_schema(&r, "dead-letters", "retry", "--all", "--json", NULL);
+  expect_exit(&r, 0);
+  expect_empty_out(&r);
+  expect_err(&r, "no open dead letter matches");
+  cli_result_release(&r);
+}
+
+/* A single ID takes the same path and keeps its refusals. */
+static void one_id_keeps_its_refusals(void) {
+  char sql[160], id[24];
+  PGconn *c = esc_test_pg();
+  snprintf(sql, sizeof sql,
+           "SELECT min(id) FROM %s.dead_letters WHERE state = 'discarded'",
+           schema);
+  snprintf(id, sizeof id, "%lld", esc_test_query_ll(c, sql));
+  PQfinish(c);
+  expect_error(6, "it is discarded; only a parked letter can be retried",
+               "dead-letters", "retry", id, NULL);
+  expect_error(6, "it is discarded already", "dead-letters", "discard", id,
+               "--dry-run", NULL);
+  expect_error(4, "no dead letter 987654321", "dead-letters", "discard",
+               "987654321", NULL);
+}
+
+static void dead_letters_in_bulk(void **state) {
+  (void)state;
+  char got[512];
+  snprintf(dl_a, sizeof dl_a, "tdla%d", (int)getpid());
+  snprintf(dl_b, sizeof dl_b, "tdlb%d", (int)getpid());
+  park_six_letters();
+  bulk_selectors_select_exactly();
+  one_id_keeps_its_refusals();
+
+  /* With the handler fixed, a worker resolves the ones awaiting retry. */
+  tally_poison_cured = 1;
+  esc_worker *w = dl_worker();
+  esc_test_worker_thread t;
+  esc_test_worker_thread_start(&t, w);
+  const char *want = "a:x:discarded a:y:resolved a:z:resolved b:x:discarded "
+                     "b:y:resolved b:z:resolved";
+  long long deadline = esc_test_now_ms() + 30000;
+  do {
+    esc_test_sleep_ms(200);
+    letters_json(got, sizeof got, "dead-letters", "list", "--all", "--json",
+                 NULL);
+  } while (strcmp(got, want) != 0 && esc_test_now_ms() < deadline);
+  assert_int_equal(esc_test_worker_thread_stop(&t), ESC_OK);
+  esc_worker_free(w);
+  tally_poison_cured = 0;
+  assert_string_equal(got, want);
+}
+
+static size_t count_of(const char *text, const char *needle) {
+  size_t n = 0;
+  for (const char *s = strstr(text, needle); s; s = strstr(s + 1, needle))
+    n++;
+  return n;
+}
+
+/* Runs esc --schema <ours> ARGS... until its stdout holds `times` copies
+ * of needle, then stops it with SIGTERM and collects the rest. */
+static void run_until_seen(cli_result *r, const char *needle, size_t times,
+                           const char *first, ...) SENTINEL;
+static void run_until_seen(cli_result *r, const char *needle, size_t times,
+                           const char *first, ...) {
+  const char *argv[MAX_ARGS] = {"esc", "--schema", schema};
+  size_t n = 3;
+  va_list ap;
+  va_start(ap, first);
+  for (const char *a = first; a && n < MAX_ARGS - 1; a = va_arg(ap, const char *))
+    argv[n++] = a;
+  va_end(ap);
+  argv[n] = NULL;
+  int fds[2];
+  pid_t pid = spawn_esc(r, (char *const *)argv, &fds[0], &fds[1]);
+  buf out = {NULL, 0, 0}, err = {NULL, 0, 0};
+  buf *bufs[2] = {&out, &err};
+  long long deadline = esc_test_now_ms() + RUN_TIMEOUT_MS;
+  while (fds[0] >= 0 && esc_test_now_ms() < deadline &&
+         (!out.data || count_of(out.data, needle) < times)) {
+    struct pollfd p[2] = {{fds[0], POLLIN, 0}, {fds[1], POLLIN, 0}};
+    if (poll(p, 2, 100) < 0 && errno != EINTR)
+      fail_msg("poll: %s", strerror(errno));
+    for (int i = 0; i < 2; i++)
+      if (fds[i] >= 0 && p[i].revents)
+        buf_read_from(bufs[i], &fds[i]);
+  }
+  kill(pid, SIGTERM);
+  collect(fds[0], fds[1], &out, &err, deadline);
+  r->status = wait_exit(pid, deadline);
+  r->out = out.data ? out.data : strdup("");
+  r->err = err.data ? err.data : strdup("");
+  if (count_of(r->out, needle) < times)
+    fail_msg("esc %s: \"%s\" not %zu times:\n%s", r->cmdline, needle, times,
+             r->out);
+}
+
+/* Each of the first `complete` refreshes of out (after its header)
+ * contains needle. */
+static void each_refresh_has(const cli_result *r, size_t complete,
+                             const char *needle) {
+  const char *header = "esc projections at ";
+  const char *at = strstr(r->out, header);
+  for (size_t i = 0; i < complete; i++) {
+    assert_non_null(at);
+    const char *next = strstr(at + 1, header);
+    const char *found = strstr(at, needle);
+    if (!found || (next && found > next))
+      fail_msg("esc %s: refresh %zu lacks \"%s\":\n%s", r->cmdline, i + 1,
+               needle, r->out);
+    at = next;
+  }
+}
+
+/* After dead_letters_in_bulk: its projections are registered. */
+static void projections_watch_refreshes_until_stopped(void **state) {
+  (void)state;
+  cli_result r;
+  run_until_seen(&r, "esc projections at ", 3, "projections", "--watch",
+                 "--interval", "0.2", NULL);
+  expect_exit(&r, 0);
+  each_refresh_has(&r, 2, "PROJECTION  PART  STATE");
+  each_refresh_has(&r, 2, dl_a);
+  assert_null(strstr(r.out, "\033[")); /* not a terminal: no clearing */
+  assert_non_null(strstr(r.out, "\n\nesc projections at "));
+  cli_result_release(&r);
+
+  /* Monitoring never goes blind: Redis down is shown, every time. */
+  run_until_seen(&r, "esc projections at ", 3, "projections", "--watch",
+                 "--interval", "0.2", "--redis", "redis://127.0.0.1:1", NULL);
+  expect_exit(&r, 0);
+  each_refresh_has(&r, 2, "Redis unreachable");
+  cli_result_release(&r);
+  run_until_seen(&r, "esc projections at ", 3, "projections", "--watch",
+                 "--interval", "0.2", "--pg", UNREACHABLE_PG, NULL);
+  expect_exit(&r, 0);
+  each_refresh_has(&r, 2, "error: connect");
+  cli_result_release(&r);
+
+  expect_error(2, "--interval: expected seconds from 0.2 to 60", "projections",
+               "--watch", "--interval", "0.1", NULL);
+  expect_error(2, "--interval goes with --watch", "projections", "--interval",
+               "1", NULL);
+
+  char prefix[ESC_TEST_KEY_BASE_SIZE + 2], base[ESC_TEST_KEY_BASE_SIZE];
+  redisContext *c = esc_test_redis(NULL);
+  const char *names[] = {dl_a, dl_b};
+  for (int i = 0; i < 2; i++) {
+    snprintf(prefix, sizeof prefix, "%s:",
+             esc_test_key_base(schema, names[i], base, sizeof base));
+    esc_test_redis_delete_prefix(c, prefix);
+  }
   redisFree(c);
 }
 
@@ -1098,6 +1395,8 @@ int main(void) {
       cmocka_unit_test(an_unreachable_server_exits_5),
       cmocka_unit_test(metrics_are_prometheus_gauges),
       cmocka_unit_test(rebuild_waits_for_the_switch),
+      cmocka_unit_test(dead_letters_in_bulk),
+      cmocka_unit_test(projections_watch_refreshes_until_stopped),
       cmocka_unit_test(retention_run_archives_then_removes),
       cmocka_unit_test(truncation_needs_a_snapshot_or_force),
       /* last: it adds streams the tests above count */

@@ -464,12 +464,72 @@ ESC_API esc_status esc_dead_letters_list(const char *pg_url, const char *schema,
                                          const char *projection, bool all,
                                          esc_dead_letter **out, size_t *count,
                                          esc_error *err);
-/* Marks a parked letter for retry: its worker applies the event again (once,
- * guarded in Redis, skipping the commands that took effect before) and
- * resolves it, or parks it again with the new error. */
+/* What esc_dead_letters_act does to the letters it selects. */
+typedef enum esc_dead_letter_action {
+  /* parked -> retry: the letter's worker applies the event again (once,
+   * guarded in Redis, skipping the commands that took effect before) and
+   * resolves it, or parks it again with the new error */
+  ESC_DEAD_LETTER_RETRY,
+  /* parked or retry -> discarded: given up on for good (recorded, not
+   * deleted) */
+  ESC_DEAD_LETTER_DISCARD
+} esc_dead_letter_action;
+
+/*
+ * Which open letters esc_dead_letters_act selects: those that match every
+ * field that is set (all fields unset: every open letter). Borrowed: the
+ * strings and ids stay the caller's.
+ *
+ *   projection   NULL: any; else that projection's letters
+ *   parked_since 0: any; else letters last parked at or after this time
+ *                (microseconds since the Unix epoch, as parked_at_us)
+ *   error_like   NULL: any; else an SQL LIKE pattern the error must match:
+ *                '%' any run of characters, '_' any one, '\' escapes
+ *                them; case-sensitive ("%timeout%")
+ *   ids, nids    nids 0: any; else only these letters. Unlike the other
+ *                fields they are a demand: each must exist, match the
+ *                other fields and be in a state the action applies to,
+ *                or the call fails and changes nothing
+ */
+typedef struct esc_dead_letter_filter {
+  const char *projection;
+  int64_t parked_since;
+  const char *error_like;
+  const int64_t *ids;
+  size_t nids;
+} esc_dead_letter_filter;
+
+#define ESC_DEAD_LETTER_FILTER_INIT                                            \
+  { NULL, 0, NULL, NULL, 0 }
+
+/*
+ * Selects the open letters that filter matches (NULL: every open one) and
+ * the action applies to, and retries or discards them all in one
+ * transaction: all of them or, on failure, none. With dry_run nothing
+ * changes; *out lists what would.
+ *
+ * *out (malloc'ed, the caller frees; NULL when *count is 0) gets the
+ * letters acted on, oldest first, in their new state (with dry_run: in
+ * their current one). Nothing matching is ESC_OK with *count 0. Fails
+ * with ESC_EINVAL for an invalid projection name; for an id of filter->ids
+ * ESC_ENOTFOUND when there is no such letter and ESC_EINVAL when its
+ * state refuses the action or it does not match the other fields, the
+ * message naming the id and the state.
+ *
+ * Writes as the role of pg_url, directly (the table's owner or a role
+ * granted UPDATE on <schema>.dead_letters: an operator's, not a worker's).
+ */
+ESC_API esc_status esc_dead_letters_act(const char *pg_url, const char *schema,
+                                        esc_dead_letter_action action,
+                                        const esc_dead_letter_filter *filter,
+                                        bool dry_run, esc_dead_letter **out,
+                                        size_t *count, esc_error *err);
+
+/* Marks a parked letter for retry: esc_dead_letters_act(RETRY) of one id. */
 ESC_API esc_status esc_dead_letter_retry(const char *pg_url, const char *schema,
                                          int64_t id, esc_error *err);
-/* Gives up on a parked letter for good (recorded, not deleted). */
+/* Gives up on a parked letter (or one awaiting retry) for good:
+ * esc_dead_letters_act(DISCARD) of one id. */
 ESC_API esc_status esc_dead_letter_discard(const char *pg_url,
                                            const char *schema, int64_t id,
                                            esc_error *err);
