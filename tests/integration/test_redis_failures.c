@@ -444,7 +444,7 @@ static void rebuild_parks_and_completes(void **state) {
 static void out_of_memory_is_retried_not_parked(void **state) {
   (void)state;
   char log_path[128];
-  int port = esc_test_free_port(46000, 2000);
+  int port = esc_test_free_port(24000, 500);
   snprintf(log_path, sizeof log_path, "/tmp/esc-rfail-redis-%d.log",
            (int)getpid());
   esc_test_redis_server_start(port, log_path);
@@ -498,7 +498,7 @@ static void out_of_memory_is_retried_not_parked(void **state) {
 /* A Redis that is not there: the run returns at its timeout. */
 static void timeout_kept_while_redis_is_down(void **state) {
   (void)state;
-  int port = esc_test_free_port(48000, 2000);
+  int port = esc_test_free_port(24500, 500);
   snprintf(redis_url, sizeof redis_url, "redis://127.0.0.1:%d", port);
   esc_store *st = esc_test_open_store(schema);
   esc_projection p;

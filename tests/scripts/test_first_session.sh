@@ -38,9 +38,9 @@ fi
 
 TMP=$(mktemp -d /tmp/esc-first-session.XXXXXX)
 export ESC_SERVERS_DIR="$TMP/servers" ESC_PG_PORT ESC_REDIS_PORT
-ESC_PG_PORT=$(pick_port 57000)
-ESC_REDIS_PORT=$(pick_port 57000)
-while [[ "$ESC_REDIS_PORT" == "$ESC_PG_PORT" ]]; do ESC_REDIS_PORT=$(pick_port 57000); done
+ESC_PG_PORT=$(pick_port 22000)
+ESC_REDIS_PORT=$(pick_port 22000)
+while [[ "$ESC_REDIS_PORT" == "$ESC_PG_PORT" ]]; do ESC_REDIS_PORT=$(pick_port 22000); done
 # A newcomer's shell: no servers configured yet.
 unset ESC_PG_URL ESC_REDIS_URL PGPASSFILE PGPASSWORD ESC_BUILD_DIR ESC_KEY_PREFIX
 cleanup() {

@@ -18,8 +18,8 @@ TMP=$(mktemp -d /tmp/esc-test-servers.XXXXXX)
 export ESC_SERVERS_DIR="$TMP/servers"
 unset ESC_BUILD_DIR
 export ESC_PG_PORT ESC_REDIS_PORT
-ESC_PG_PORT=$(pick_port 56000)
-ESC_REDIS_PORT=$(pick_port 56000)
+ESC_PG_PORT=$(pick_port 21000)
+ESC_REDIS_PORT=$(pick_port 21000)
 unset ESC_PG_URL ESC_REDIS_URL PGPASSFILE PGPASSWORD REDISCLI_AUTH
 cleanup() {
   "$SERVERS" stop >/dev/null 2>&1 || true

@@ -70,7 +70,7 @@ bool soak_world_start(soak_world *w, const soak_config *cfg, soak_report *rep) {
   live = w;
   atexit(at_exit);
   w->pg = esc_test_pg_cluster_new(cfg->dir);
-  w->redis_port = esc_test_free_port(56400, 400);
+  w->redis_port = esc_test_free_port(23400, 400);
   soak_world_path(w, "logs/redis.log", path, sizeof path);
   w->redis_pid = esc_test_redis_server_start(w->redis_port, path);
   w->pg_proxy = esc_test_proxy_start(esc_test_pg_cluster_port(w->pg), why,

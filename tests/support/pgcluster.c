@@ -90,7 +90,7 @@ esc_test_pg_cluster *esc_test_pg_cluster_new(const char *dir) {
       fail_msg("cannot make a directory in /tmp for the test cluster");
   }
   snprintf(c->data, sizeof c->data, "%s/data", c->base);
-  c->port = esc_test_free_port(55400, 400);
+  c->port = esc_test_free_port(23000, 400);
   snprintf(c->url, sizeof c->url, "postgresql://esc@127.0.0.1:%d/postgres",
            c->port);
   if (geteuid() == 0) {

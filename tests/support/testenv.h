@@ -108,7 +108,9 @@ long long esc_test_redis_count(redisContext *c, const char *pattern);
 pid_t esc_test_redis_server_start(int port, const char *log_path);
 
 /* A TCP port on 127.0.0.1 in [base, base + span) that nothing listens on,
- * starting the search at base + getpid() % span. */
+ * starting the search at base + getpid() % span. For a server a test
+ * starts, keep the range below 32768: ports of Linux's ephemeral range
+ * (32768-60999) may be taken by any client connection meanwhile. */
 int esc_test_free_port(int base, int span);
 
 /*
