@@ -107,12 +107,12 @@ DECLARE
   b     integer;
   c     text;                  -- class of the object at i
   len   bigint;                -- its length, count or fixed bytes
-  d     integer;
   items bigint := 0;
-  -- A stack with one entry per open container, innermost last: how many
-  -- objects it still owes (a map two per entry). todo[1] is the whole
-  -- value, one object; todo[2] is the top-level map once it is open.
-  todo  bigint[] := ARRAY[1];
+  -- owed[1..depth]: per open container, innermost last, how many objects
+  -- it still owes (a map two per entry). owed[1] is the whole value, one
+  -- object; owed[2] is the top-level map once it is open.
+  owed  bigint[] := ARRAY[1];
+  depth integer := 1;
   role  text;                  -- 'key' or 'value' of the top-level map
   want  text;                  -- what the value of the last key must be
 BEGIN
@@ -123,19 +123,17 @@ BEGIN
                    OR get_byte(p, 0) IN (222, 223)) THEN
     RETURN false;
   END IF;
-  LOOP
-    d := cardinality(todo);
-    EXIT WHEN d = 0;
-    IF todo[d] = 0 THEN         -- the innermost container is complete
-      todo := todo[1:d - 1];    -- pop it
+  WHILE depth > 0 LOOP
+    IF owed[depth] = 0 THEN     -- the innermost container is complete
+      depth := depth - 1;
       CONTINUE;
     END IF;
     IF i >= n THEN RETURN false; END IF;
     -- Directly inside the top-level map, which counts down from twice its
     -- entries: an even count owed means a key is next, odd its value.
-    role := CASE WHEN d <> 2 THEN NULL
-                 WHEN todo[2] % 2 = 0 THEN 'key' ELSE 'value' END;
-    todo[d] := todo[d] - 1;
+    role := CASE WHEN depth <> 2 THEN NULL
+                 WHEN owed[2] % 2 = 0 THEN 'key' ELSE 'value' END;
+    owed[depth] := owed[depth] - 1;
     b := get_byte(p, i);
     i := i + 1;
     IF b < 128 OR b >= 224 THEN c := 'i'; len := 0;
@@ -181,8 +179,9 @@ BEGIN
       -- Every item needs a byte (a map entry two) before it is counted.
       items := items + len;
       IF c = 'm' THEN len := len * 2; END IF;
-      IF len > n - i OR items > 100000 OR d > 32 THEN RETURN false; END IF;
-      todo := todo || len;
+      IF len > n - i OR items > 100000 OR depth > 32 THEN RETURN false; END IF;
+      depth := depth + 1;
+      owed[depth] := len;
     ELSE
       len := len + CASE c WHEN 'e' THEN 1 ELSE 0 END;
       IF len > n - i THEN RETURN false; END IF;

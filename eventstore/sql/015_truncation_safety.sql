@@ -184,13 +184,14 @@ BEGIN
             || coalesce(p_reason, ''),
           pg_current_xact_id())
   RETURNING id INTO v_log;
+  -- One pass: what the DELETE removes is what is kept as removed.
+  WITH gone AS (
+    DELETE FROM @SCHEMA@.events
+     WHERE stream_id = p_stream AND stream_version < p_before
+    RETURNING event_id, stream_id, stream_version, global_position, tx_id)
   INSERT INTO @SCHEMA@.removed_event_ids
     (event_id, stream_id, stream_version, global_position, tx_id)
-  SELECT e.event_id, e.stream_id, e.stream_version, e.global_position, e.tx_id
-    FROM @SCHEMA@.events e
-   WHERE e.stream_id = p_stream AND e.stream_version < p_before;
-  DELETE FROM @SCHEMA@.events
-   WHERE stream_id = p_stream AND stream_version < p_before;
+  SELECT * FROM gone;
   GET DIAGNOSTICS v_removed = ROW_COUNT;
   UPDATE @SCHEMA@.retention_log SET events_removed = v_removed
    WHERE id = v_log;
