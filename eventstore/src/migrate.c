@@ -3,13 +3,16 @@
  * applied in order, each once, each in its own transaction. An advisory
  * lock makes concurrent `esc migrate` runs wait for each other.
  */
-#include "embedded.h"
 #include "roles.h"
 #include "store_int.h"
+#include <esc_internal/embedded.h>
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* The SQL files of eventstore/sql, in order (generated). */
+extern const struct esc__embedded esc__migrations[];
 
 struct subst {
   const char *placeholder;

@@ -1,31 +1,15 @@
 /*
  * Internals of the event store shared between its source files. Not
- * installed; nothing outside eventstore/ includes this.
+ * installed; nothing outside eventstore/ includes this. What the modules
+ * above may use is in <esc_internal/pg.h>.
  */
 #ifndef ESC_STORE_INT_H
 #define ESC_STORE_INT_H
 
 #include <esc/store.h>
+#include <esc_internal/pg.h>
 #include <libpq-fe.h>
 
-#if defined(__GNUC__)
-#define ESC__PRINTF(a, b) __attribute__((format(printf, a, b)))
-#else
-#define ESC__PRINTF(a, b)
-#endif
-
-/* Fills err (when not NULL) and returns code, so callers can write
- * `return esc__fail(err, ESC_EINVAL, "stream %s: ...", id);`. */
-esc_status esc__fail(esc_error *err, esc_status code, const char *fmt, ...)
-    ESC__PRINTF(3, 4);
-
-/* Maps a failed PGresult (or a NULL one) to an esc_error: the SQLSTATE is
- * copied, the code chosen from it, and the message prefixed by `what`. A
- * broken connection (the connection is bad, or the server said it ends the
- * session: 08*, 57P01-57P03) is always ESC_ECONN, "lost the connection to
- * PostgreSQL: <why>", never libpq's raw lines. */
-esc_status esc__fail_pg(esc_error *err, PGconn *conn, const PGresult *res,
-                        const char *what);
 /* The same, with `ended` (may be NULL or ""): the SQLSTATE of a notice that
  * said why the server ended an idle session. */
 esc_status esc__fail_pg_ended(esc_error *err, PGconn *conn,
@@ -47,28 +31,6 @@ void esc__flatten(char *msg);
 /* Milliseconds on a monotonic clock. */
 int64_t esc__clock_ms(void);
 
-/* The per-call timeout for `requested` ms (esc_store_options.timeout_ms):
- * > 0 as is, < 0 none (-1), 0 ESC_PG_TIMEOUT's seconds (0: none), else
- * 30000. ESC_EINVAL for an ESC_PG_TIMEOUT that is not whole seconds. */
-esc_status esc__timeout_ms(int requested, int *out, esc_error *err);
-
-/*
- * One round trip with a deadline. The connection must be nonblocking
- * (esc__pg_session does that). Begin, send with a PQsend* call, then take
- * results with esc__call_next (or all at once with esc__call_finish): each
- * waits at most until the deadline, then shuts the connection down
- * (timed_out; PQstatus is CONNECTION_BAD from then on).
- */
-struct esc__call {
-  PGconn *conn;
-  int timeout_ms;      /* -1: none */
-  int64_t deadline_ms; /* esc__clock_ms() time; -1: none */
-  /* The whole request (its final Sync included) reached the kernel: the
-   * server may act on it. Before that, nothing was sent that it could. */
-  bool sent;
-  bool timed_out;
-  char ended[6]; /* SQLSTATE of a notice saying the session ends */
-};
 
 void esc__call_begin(struct esc__call *c, PGconn *conn, int timeout_ms);
 /* Starts the deadline again (a result taken long after its send). */
@@ -102,10 +64,6 @@ struct esc__query {
 PGresult *esc__call_run(struct esc__call *c, PGconn *conn, int timeout_ms,
                         const struct esc__query *q);
 
-/* Fills err for a failed round trip: "no reply within ..." when it timed
- * out (ESC_ETIMEDOUT), else as esc__fail_pg. */
-esc_status esc__fail_call(esc_error *err, const struct esc__call *c,
-                          const PGresult *res, const char *what);
 /* "<what> at host:port: <libpq's reason>" (ESC_ECONN) for a failed
  * connect or reconnect. */
 esc_status esc__fail_connect(esc_error *err, PGconn *conn, const char *what);
@@ -132,18 +90,6 @@ PGconn *esc__pg_open(const char *conninfo, const struct esc__conn_opts *o,
 /* Nonblocking mode and the server-side statement_timeout: after every
  * connect and PQreset. */
 esc_status esc__pg_session(PGconn *conn, int timeout_ms, esc_error *err);
-
-/* Room for a quoted piece of caller text: all of its 48 printable bytes,
- * fewer escaped ones, so messages keep their tail within esc_error.msg. */
-#define ESC__QUOTE_SIZE 104
-
-/* Writes text into out (out_size >= 4) as it may appear between double
- * quotes in a message: printable ASCII as is, '"' and '\' escaped, other
- * bytes as \xNN, cut with "..." when too long. */
-void esc__quote(char *out, size_t out_size, const char *text);
-
-/* Clears err to ESC_OK (when not NULL). */
-void esc__clear(esc_error *err);
 
 /* Prepared statement names; see store.c for their SQL. */
 enum esc__stmt {
@@ -209,16 +155,6 @@ void esc__put_be64(unsigned char out[8], uint64_t v);
 void esc__put_be32(unsigned char out[4], uint32_t v);
 uint64_t esc__get_be64(const void *p);
 uint32_t esc__get_be32(const void *p);
-
-/* A growable byte buffer for binary parameters. */
-struct esc__buf {
-  unsigned char *data;
-  size_t len;
-  size_t cap;
-};
-/* Makes room for n more bytes; false when out of memory. */
-bool esc__buf_reserve(struct esc__buf *b, size_t n);
-void esc__buf_release(struct esc__buf *b);
 
 /* Fills an esc_events from a binary-format result of the event columns;
  * takes ownership of res on success and on failure. */

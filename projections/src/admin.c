@@ -17,7 +17,6 @@
  * in SQL, so with several partitions the backlog comes back per stream.
  */
 #include "projection_int.h"
-#include "store_int.h"
 
 #include <inttypes.h>
 #include <stdio.h>

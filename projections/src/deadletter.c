@@ -13,7 +13,6 @@
  * <esc/projection.h> included, so the row layout is written down once.
  */
 #include "projection_int.h"
-#include "store_int.h"
 
 #include <inttypes.h>
 #include <stdio.h>

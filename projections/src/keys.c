@@ -6,7 +6,6 @@
  * so one namespace or projection can never be the start of another's keys.
  */
 #include "projection_int.h"
-#include "store_int.h"
 
 #include <inttypes.h>
 #include <stdio.h>

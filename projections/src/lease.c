@@ -10,7 +10,6 @@
  * checkpoint compare-and-set remains the fencing token (guarantee 6).
  */
 #include "projection_int.h"
-#include "store_int.h"
 
 #include <inttypes.h>
 #include <stdio.h>

@@ -9,7 +9,6 @@
  * says why it goes this way.
  */
 #include "projection_int.h"
-#include "store_int.h"
 
 #include <inttypes.h>
 #include <stdio.h>

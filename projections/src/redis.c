@@ -13,7 +13,7 @@
  * and every call fails with ESC_ECONN until esc__redis_reconnect.
  */
 #include "projection_int.h"
-#include "embedded.h"
+#include <esc_internal/embedded.h>
 
 #include <inttypes.h>
 #include <limits.h>
@@ -21,6 +21,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+
+/* The Lua scripts of projections/src: apply, switch (generated). */
+extern const struct esc__embedded esc__lua_scripts[];
 
 #define DEFAULT_REDIS_URL "redis://127.0.0.1:63799"
 #define CONNECT_TIMEOUT_S 5

@@ -13,7 +13,6 @@
  * it. See docs/decisions/0012-partition-layout.md.
  */
 #include "projection_int.h"
-#include "store_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -8,7 +8,7 @@
  */
 #include <esc/query.h>
 
-#include "projection_int.h"
+#include <esc_internal/readmodel.h>
 #include "reply.h"
 
 #include <inttypes.h>

@@ -9,7 +9,7 @@
 
 #include <esc/testkit.h>
 
-#include "command_int.h"
+#include <esc_internal/decide.h>
 
 struct esc_scenario {
   const esc_decider *decider;

@@ -39,7 +39,7 @@
 #ifndef ESC_PROJECTION_H
 #define ESC_PROJECTION_H
 
-#include <esc/command.h>
+#include <esc/event.h>
 
 #ifdef __cplusplus
 extern "C" {

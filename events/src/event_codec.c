@@ -6,7 +6,7 @@
  * tested for truth. Older schema versions go through the type's upcaster,
  * whose output is checked the same way before it is unpacked.
  */
-#include "command_int.h"
+#include <esc/event.h>
 
 #include <inttypes.h>
 #include <stdarg.h>

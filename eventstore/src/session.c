@@ -1,14 +1,12 @@
 /*
- * Session-level PostgreSQL connections for the projections module: a
- * worker's lease connection, its registry and dead letter connection, and
- * the short-lived ones of the admin calls. Session level matters: an
- * advisory lock belongs to the server session that took it, so these must
- * not go through a transaction-pooling PgBouncer (docs/operations.md).
+ * Session-level PostgreSQL connections for the modules above the store
+ * (<esc_internal/pg.h>): a worker's lease connection, its registry and
+ * dead letter connection, and the short-lived ones of admin calls.
  */
-#include "projection_int.h"
 #include "store_int.h"
 
 #include <stdio.h>
+#include <string.h>
 
 /* Parameters, timeouts and messages as for esc_store_open (conn.c); the
  * application_name names the connection's role in pg_stat_activity (and

@@ -6,7 +6,7 @@
  * Registries hold tens of types and are built once, so growth is simple
  * doubling and rehashing.
  */
-#include "command_int.h"
+#include <esc/event.h>
 
 #include <inttypes.h>
 #include <stdlib.h>

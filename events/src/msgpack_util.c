@@ -1,5 +1,5 @@
 /* Small helpers for event and state codecs written by users. */
-#include "command_int.h"
+#include <esc/event.h>
 
 #include <string.h>
 
