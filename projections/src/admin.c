@@ -19,6 +19,7 @@
 #include "projection_int.h"
 
 #include <inttypes.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,7 @@
 /* What one status call works with. */
 struct status_ctx {
   PGconn *conn;
+  esc_store *store;     /* the log's backlog (lag) */
   esc__redis *redis;    /* NULL: unreachable, see redis_down */
   char redis_down[200]; /* why Redis could not be read; "" when it could */
   const char *schema; /* unquoted */
@@ -135,46 +137,28 @@ static esc_status redis_rebuild(struct status_ctx *c, const char *proj,
 
 /* -------------------------------------------------------- PostgreSQL --- */
 
-/* Readable events of the categories (a text[] literal; NULL: all) after
- * pos that belong to partition `part` of `parts`, and the age of the
- * oldest of them. With several partitions the events are counted per
- * stream and each stream placed by the workers' own hash, here in C. */
-static esc_status lag(struct status_ctx *c, const char *proj,
-                      const char *categories, const esc_position *pos, int part,
-                      int parts, int64_t *events, double *seconds,
-                      esc_error *err) {
-  char sql[700], what[96], tx[24], global[24];
+/* Readable events of the categories (NULL: all) after pos that belong to
+ * partition `part` of `parts`, and the age of the oldest of them. With
+ * several partitions the store counts per stream and each stream is
+ * placed by the workers' own hash. */
+static esc_status lag(struct status_ctx *c, const char *const *categories,
+                      const esc_position *pos, int part, int parts,
+                      int64_t *events, double *seconds, esc_error *err) {
+  esc_backlog b;
   bool split = parts > 1;
-  snprintf(what, sizeof what, "lag of projection %s", proj);
-  snprintf(sql, sizeof sql,
-           "SELECT %scount(*), coalesce(greatest(0, extract(epoch FROM"
-           " now() - min(recorded_at))), 0)::float8"
-           " FROM %s.events"
-           " WHERE (tx_id, global_position) > ($1::xid8, $2::int8)"
-           " AND tx_id < pg_snapshot_xmin(pg_current_snapshot())"
-           " AND ($3::text[] IS NULL"
-           "      OR split_part(stream_id, '-', 1) = ANY ($3::text[]))%s",
-           split ? "stream_id, " : "", c->ident,
-           split ? " GROUP BY stream_id" : "");
-  snprintf(tx, sizeof tx, "%" PRIu64, pos->tx_id);
-  snprintf(global, sizeof global, "%" PRId64, pos->global);
-  const char *values[] = {tx, global, categories};
-  PGresult *res =
-      esc__pg_exec(c->conn, sql, 3, values, PGRES_TUPLES_OK, what, err);
-  if (!res)
-    return esc__pg_failed(err);
-  int col = split ? 1 : 0;
   *events = 0;
   *seconds = 0;
-  for (int i = 0; i < PQntuples(res); i++) {
-    if (split && esc__partition_of(PQgetvalue(res, i, 0), parts) != part)
+  esc_status rc =
+      esc_store_backlog(c->store, categories, pos, split, &b, err);
+  for (size_t i = 0; !rc && i < b.count; i++) {
+    if (split && esc__partition_of(b.streams[i].stream_id, parts) != part)
       continue;
-    double age = strtod(PQgetvalue(res, i, col + 1), NULL);
-    *events += strtoll(PQgetvalue(res, i, col), NULL, 10);
-    *seconds = age > *seconds ? age : *seconds;
+    *events += b.streams[i].events;
+    if (b.streams[i].oldest_age_s > *seconds)
+      *seconds = b.streams[i].oldest_age_s;
   }
-  PQclear(res);
-  return ESC_OK;
+  esc_backlog_release(&b);
+  return rc;
 }
 
 /* How pg_locks shows a bigint advisory key (see lease.c, which takes
@@ -281,7 +265,8 @@ static void set_state(const struct status_ctx *c, esc_partition_status *st,
 
 /* The rebuild track's checkpoint and lag; a stopped rebuild says so in
  * the reason, the state stays the serving generation's. */
-static esc_status fill_rebuild(struct status_ctx *c, const char *categories,
+static esc_status fill_rebuild(struct status_ctx *c,
+                               const char *const *categories,
                                esc_partition_status *st, esc_error *err) {
   char why[200] = "";
   bool stopped = false;
@@ -292,15 +277,15 @@ static esc_status fill_rebuild(struct status_ctx *c, const char *categories,
   if (!rc && stopped && !st->reason[0])
     snprintf(st->reason, sizeof st->reason, "rebuild: %s", why);
   if (!rc)
-    rc = lag(c, st->projection, categories, &st->rebuild_checkpoint,
-             st->partition, st->rebuild_partitions, &st->rebuild_lag_events,
-             &ignored, err);
+    rc = lag(c, categories, &st->rebuild_checkpoint, st->partition,
+             st->rebuild_partitions, &st->rebuild_lag_events, &ignored, err);
   return rc;
 }
 
 /* One partition's line, past what fill_projection set. Without Redis
  * only what PostgreSQL knows is filled in. */
-static esc_status fill_partition(struct status_ctx *c, const char *categories,
+static esc_status fill_partition(struct status_ctx *c,
+                                 const char *const *categories,
                                  esc_partition_status *st, esc_error *err) {
   bool stopped = false, redis = c->redis != NULL;
   esc_status rc = ESC_OK;
@@ -311,8 +296,8 @@ static esc_status fill_partition(struct status_ctx *c, const char *categories,
   if (!rc && redis && st->generation && !st->rebuild_only && !stopped)
     rc = recorded_stop(c, st, &stopped, st->reason, sizeof st->reason, err);
   if (!rc && redis && !st->rebuild_only)
-    rc = lag(c, st->projection, categories, &st->checkpoint, st->partition,
-             st->partitions, &st->lag_events, &st->lag_seconds, err);
+    rc = lag(c, categories, &st->checkpoint, st->partition, st->partitions,
+             &st->lag_events, &st->lag_seconds, err);
   if (!rc)
     rc = lease_holder(c, st, err);
   if (!rc && redis && st->rebuilding)
@@ -327,12 +312,50 @@ struct proj_picture {
   int32_t version;
   int partitions;     /* the store's layout */
   int repartition_to; /* 0: none pending */
-  const char *categories;
+  char **categories; /* NULL-terminated, one block; NULL: every category */
   int64_t generation;
   int64_t rebuild;
   int rebuild_partitions;
   bool foreign;
 };
+
+/* Element i of a JSON array of strings; "" for anything else. */
+static const char *category_at(const json_t *arr, size_t i) {
+  const char *c = json_string_value(json_array_get(arr, i));
+  return c ? c : "";
+}
+
+/* The registry's categories (a JSON array of strings; NULL: all) as a
+ * NULL-terminated list in one block (free it). */
+static esc_status split_categories(const char *json, char ***out,
+                                   esc_error *err) {
+  *out = NULL;
+  if (!json)
+    return ESC_OK;
+  json_t *arr = json_loads(json, 0, NULL);
+  size_t n = json_is_array(arr) ? json_array_size(arr) : 0, len = 0;
+  for (size_t i = 0; i < n; i++)
+    len += strlen(category_at(arr, i)) + 1;
+  char **list = malloc((n + 1) * sizeof *list + len + 1);
+  if (!arr || !list) {
+    json_decref(arr);
+    free(list);
+    return esc__fail(err, arr ? ESC_ENOMEM : ESC_EIO,
+                     "status: %s the registry's categories",
+                     arr ? "out of memory reading" : "cannot read");
+  }
+  char *text = (char *)(list + n + 1);
+  for (size_t i = 0; i < n; i++) {
+    const char *c = category_at(arr, i);
+    size_t l = strlen(c) + 1;
+    list[i] = memcpy(text, c, l);
+    text += l;
+  }
+  list[n] = NULL;
+  json_decref(arr);
+  *out = list;
+  return ESC_OK;
+}
 
 static esc_status read_picture(struct status_ctx *c, const PGresult *reg,
                                int row, struct proj_picture *pic,
@@ -343,7 +366,11 @@ static esc_status read_picture(struct status_ctx *c, const PGresult *reg,
   pic->name = PQgetvalue(reg, row, 0);
   pic->version = (int32_t)strtol(PQgetvalue(reg, row, 1), NULL, 10);
   pic->partitions = (int)strtol(PQgetvalue(reg, row, 2), NULL, 10);
-  pic->categories = PQgetisnull(reg, row, 3) ? NULL : PQgetvalue(reg, row, 3);
+  esc_status rc = split_categories(
+      PQgetisnull(reg, row, 3) ? NULL : PQgetvalue(reg, row, 3),
+      &pic->categories, err);
+  if (rc)
+    return rc;
   pic->repartition_to = PQgetisnull(reg, row, 4)
                             ? 0
                             : (int)strtol(PQgetvalue(reg, row, 4), NULL, 10);
@@ -353,7 +380,7 @@ static esc_status read_picture(struct status_ctx *c, const PGresult *reg,
   if (!c->redis)
     return ESC_OK; /* the lines say Redis is unknown */
   esc__key_generation(key, sizeof key, base_of(c, pic->name, base));
-  esc_status rc = redis_i64(c, key, &pic->generation, err);
+  rc = redis_i64(c, key, &pic->generation, err);
   if (!rc)
     rc = redis_rebuild(c, pic->name, pic->generation, pic->partitions,
                        &pic->rebuild, &pic->rebuild_partitions, err);
@@ -388,34 +415,45 @@ static void set_line(const struct proj_picture *pic, size_t i,
   st->foreign = pic->foreign;
 }
 
-/* The lines of one projection (row `row` of the registry) appended to
- * *list (*count lines, room for *cap). */
-static esc_status fill_projection(struct status_ctx *c, const PGresult *reg,
-                                  int row, esc_partition_status **list,
-                                  size_t *count, size_t *cap, esc_error *err) {
-  struct proj_picture pic;
-  esc_status rc = read_picture(c, reg, row, &pic, err);
-  if (rc)
-    return rc;
-  size_t n = lines_of(&pic);
+/* The lines of one projection's picture appended to *list (*count lines,
+ * room for *cap). */
+static esc_status fill_lines(struct status_ctx *c,
+                             const struct proj_picture *pic,
+                             esc_partition_status **list, size_t *count,
+                             size_t *cap, esc_error *err) {
+  size_t n = lines_of(pic);
   if (*count + n > *cap) {
     size_t want = 2 * (*count + n);
     esc_partition_status *grown = realloc(*list, want * sizeof *grown);
     if (!grown)
       return esc__fail(err, ESC_ENOMEM, "status of %s: out of memory",
-                       pic.name);
+                       pic->name);
     *list = grown;
     *cap = want;
   }
   esc_partition_status *sts = *list + *count;
   memset(sts, 0, n * sizeof *sts);
   for (size_t i = 0; i < n; i++)
-    set_line(&pic, i, &sts[i]);
-  rc = open_letters(c, pic.name, sts, pic.partitions, err);
+    set_line(pic, i, &sts[i]);
+  esc_status rc = open_letters(c, pic->name, sts, pic->partitions, err);
+  const char *const *cats = (const char *const *)pic->categories;
   for (size_t i = 0; !rc && i < n; i++)
-    rc = fill_partition(c, pic.categories, &sts[i], err);
+    rc = fill_partition(c, cats, &sts[i], err);
   if (!rc)
     *count += n;
+  return rc;
+}
+
+/* The lines of one projection (row `row` of the registry) appended to
+ * *list. */
+static esc_status fill_projection(struct status_ctx *c, const PGresult *reg,
+                                  int row, esc_partition_status **list,
+                                  size_t *count, size_t *cap, esc_error *err) {
+  struct proj_picture pic;
+  esc_status rc = read_picture(c, reg, row, &pic, err);
+  if (!rc)
+    rc = fill_lines(c, &pic, list, count, cap, err);
+  free(pic.categories);
   return rc;
 }
 
@@ -434,7 +472,8 @@ static esc_status fill_all(struct status_ctx *c, esc_partition_status **out,
   char sql[256];
   const char *what = "list projections";
   snprintf(sql, sizeof sql,
-           "SELECT name, version, partitions, categories::text,"
+           "SELECT name, version, partitions,"
+           " array_to_json(categories)::text,"
            " repartition_to FROM %s.projections ORDER BY name",
            c->ident);
   PGresult *res =
@@ -460,8 +499,8 @@ esc_status esc_projection_status(const char *pg_url, const char *redis_url,
                                  const char *schema, const char *key_prefix,
                                  esc_partition_status **out, size_t *count,
                                  esc_error *err) {
-  struct status_ctx c = {NULL, NULL, "", schema ? schema : "esc", NULL, "",
-                         esc__key_prefix_configured(key_prefix), ""};
+  struct status_ctx c = {NULL, NULL, NULL, "", schema ? schema : "esc",
+                         NULL, "", esc__key_prefix_configured(key_prefix), ""};
   esc_status rc = ESC_OK;
   *out = NULL;
   *count = 0;
@@ -474,6 +513,13 @@ esc_status esc_projection_status(const char *pg_url, const char *redis_url,
   c.ident = PQescapeIdentifier(c.conn, c.schema, strlen(c.schema));
   if (!c.ident) {
     rc = esc__fail_pg(err, c.conn, NULL, "quote schema name");
+    goto out;
+  }
+  c.store = esc_store_open(
+      pg_url, &(esc_store_options){.schema = c.schema, .app_name = "esc-admin"},
+      err);
+  if (!c.store) {
+    rc = esc__pg_failed(err);
     goto out;
   }
   /* Without Redis the status still shows what PostgreSQL knows: every
@@ -489,6 +535,7 @@ esc_status esc_projection_status(const char *pg_url, const char *redis_url,
     rc = fill_all(&c, out, count, err);
 out:
   esc__redis_free(c.redis);
+  esc_store_free(c.store);
   PQfreemem(c.ident);
   PQfinish(c.conn);
   if (!rc)

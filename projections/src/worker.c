@@ -564,58 +564,9 @@ static int idle_wait_ms(const esc_worker *w, int poll_ms) {
   return until > now ? (int)(until - now) : 0;
 }
 
-/* Runs one query returning one bigint or boolean-as-text. */
-static esc_status query_one(esc_worker *w, const char *sql, const char *param,
-                            char *out, size_t size, esc_error *err) {
-  const char *values[] = {param};
-  PGresult *res = esc__pg_exec(w->pg, sql, param ? 1 : 0, values,
-                               PGRES_TUPLES_OK, "catch up", err);
-  if (!res)
-    return esc__pg_failed(err);
-  esc_status rc = ESC_OK;
-  if (PQntuples(res) != 1)
-    rc = esc_error_set(err, ESC_EIO, "catch up: expected one row");
-  else
-    snprintf(out, size, "%s", PQgetvalue(res, 0, 0));
-  PQclear(res);
-  return rc;
-}
-
-/* The newest committed global position: what "caught up" is measured by. */
-static esc_status catch_up_target(esc_worker *w, char *out, size_t size,
-                                  esc_error *err) {
-  char sql[160];
-  char *ident = PQescapeIdentifier(w->pg, w->schema, strlen(w->schema));
-  if (!ident)
-    return esc_error_set(err, ESC_ENOMEM, "catch up: out of memory");
-  snprintf(sql, sizeof sql,
-           "SELECT coalesce(max(global_position), 0) FROM %s.events", ident);
-  PQfreemem(ident);
-  return query_one(w, sql, NULL, out, size, err);
-}
-
-/* Whether every event up to target is below the horizon, i.e. readable: a
- * transaction still open elsewhere can hold committed events back. */
-static esc_status target_readable(esc_worker *w, const char *target, bool *yes,
-                                  esc_error *err) {
-  char sql[256], v[8];
-  char *ident = PQescapeIdentifier(w->pg, w->schema, strlen(w->schema));
-  if (!ident)
-    return esc_error_set(err, ESC_ENOMEM, "catch up: out of memory");
-  snprintf(sql, sizeof sql,
-           "SELECT NOT EXISTS (SELECT 1 FROM %s.events WHERE tx_id >="
-           " pg_snapshot_xmin(pg_current_snapshot())"
-           " AND global_position <= $1::int8)",
-           ident);
-  PQfreemem(ident);
-  esc_status rc = query_one(w, sql, target, v, sizeof v, err);
-  *yes = !rc && v[0] == 't';
-  return rc;
-}
-
 /* With until_idle: done after a round without work, once the log as it
  * was at the start is readable and no rebuild or deletion is pending. */
-static esc_status idle_enough(esc_worker *w, const char *target, bool *done,
+static esc_status idle_enough(esc_worker *w, int64_t target, bool *done,
                               esc_error *err) {
   const struct track *t;
   *done = false;
@@ -624,7 +575,7 @@ static esc_status idle_enough(esc_worker *w, const char *target, bool *done,
       return ESC_OK; /* held elsewhere: not caught up by us; keep trying */
   if (!generations_settled(w) || failing(w, &t))
     return ESC_OK;
-  return target_readable(w, target, done, err);
+  return esc_store_readable_through(w->store, target, done, err);
 }
 
 /* Not caught up by the deadline: says what held it back, most telling
@@ -665,7 +616,7 @@ static esc_status stopped_error(const esc_worker *w, const struct track *t,
  * at the deadline. */
 static esc_status run(esc_worker *w, bool until_idle, int64_t deadline,
                       esc_error *err) {
-  char target[32] = "0";
+  int64_t target = -1; /* the newest position when the run began */
   int delay = 100;
   link_parts(w);
   while (!w->stop) {
@@ -678,8 +629,8 @@ static esc_status run(esc_worker *w, bool until_idle, int64_t deadline,
         *err = e;
       return rc;
     }
-    if (!rc && until_idle && target[0] == '0' && target[1] == '\0')
-      rc = catch_up_target(w, target, sizeof target, &e);
+    if (!rc && until_idle && target < 0)
+      rc = esc_store_newest(w->store, &target, &e);
     bool done = false;
     if (!rc && until_idle && !worked)
       rc = idle_enough(w, target, &done, &e);

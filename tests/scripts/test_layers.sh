@@ -36,6 +36,8 @@ expect_breach queries/src/reply.c '#include "projection_int.h"' \
   "includes \"projection_int.h\", which is not a header of its own folder"
 expect_breach cli/json.c '#include <esc_internal/pg.h>' \
   "only esc's modules may use an internal interface"
+expect_breach projections/src/admin.c '  "SELECT count(*) FROM %s.events", ident);' \
+  "queries the log's tables itself"
 expect_breach projections/src/keys.c '#include <esc/nowhere.h>' \
   'which no module of the table provides'
 

@@ -556,6 +556,50 @@ ESC_API esc_status esc_store_head(esc_store *store, esc_position *out,
                                   esc_error *err);
 
 /*
+ * The newest committed event's global position, readable or not (0: the
+ * log is empty): what a catch-up is measured to.
+ */
+ESC_API esc_status esc_store_newest(esc_store *store, int64_t *global,
+                                    esc_error *err);
+
+/*
+ * Whether every committed event at or before global position `through` is
+ * readable by subscribers: a transaction still open elsewhere holds later
+ * commits behind the horizon (docs/concepts.md).
+ */
+ESC_API esc_status esc_store_readable_through(esc_store *store,
+                                              int64_t through, bool *yes,
+                                              esc_error *err);
+
+/* What a subscriber has yet to read of one stream (or of all, as one). */
+typedef struct esc_backlog_stream {
+  const char *stream_id; /* "" when not counted per stream */
+  int64_t events;
+  double oldest_age_s; /* age of the oldest of them, in seconds */
+} esc_backlog_stream;
+
+typedef struct esc_backlog {
+  esc_backlog_stream *streams; /* count entries; one block, see release */
+  size_t count;
+  int64_t events;      /* the sum over streams */
+  double oldest_age_s; /* the oldest over streams */
+} esc_backlog;
+
+/*
+ * The readable events after `after` in the categories (NULL-terminated;
+ * NULL: every category): a subscriber's lag. per_stream counts each
+ * stream apart, so a caller that splits streams into partitions can sum
+ * its own; else one entry holds the total. Release with
+ * esc_backlog_release (also after a failure).
+ */
+ESC_API esc_status esc_store_backlog(esc_store *store,
+                                     const char *const *categories,
+                                     const esc_position *after,
+                                     bool per_stream, esc_backlog *out,
+                                     esc_error *err);
+ESC_API void esc_backlog_release(esc_backlog *b);
+
+/*
  * Reads the one event with this id into out (count 1), wherever it is.
  * ESC_ENOTFOUND when no event has it.
  */
