@@ -55,7 +55,6 @@ bool esc__process_lists(const char *const *list, const char *type);
 
 /* Bounds on decoding a record (what a hostile stream can make us take). */
 #define ESC__PROCESS_RECORD_MAX_BYTES ESC_DEFAULT_MAX_EVENT_SIZE
-#define ESC__PROCESS_RECORD_MAX_DEPTH 4
 
 typedef enum esc__process_record_kind {
   ESC__REC_EVENT_RECEIVED = 1,
@@ -242,10 +241,10 @@ typedef struct esc__process_delivery {
 
 /* What handling one input produced: the records to append, in order. */
 typedef struct esc__process_step {
-  bool handled;       /* false: dropped, nothing to append */
-  const char *reason; /* when dropped: why (static text) */
-  esc_event_data *records;
-  size_t count;
+  bool handled;            /* false: dropped, nothing to append */
+  const char *reason;      /* when dropped: why (static text) */
+  esc_event_data *records; /* data malloc'ed, owned by the step */
+  size_t count, cap;
   esc_process_decisions decisions; /* what decide made */
 } esc__process_step;
 
