@@ -16,6 +16,7 @@
 #define ESC_SAMPLE_ORDER_H
 
 #include <esc/command.h>
+#include <esc/process.h>
 #include <esc/projection.h>
 #include <esc/query.h>
 
@@ -267,6 +268,31 @@ esc_status order_query_revenue(esc_query *q, const char *day, int64_t *cents,
                                esc_error *err);
 esc_status order_query_stock(esc_query *q, const char *sku, int64_t *available,
                              esc_error *err);
+
+/* ------------------------------------------------------------------------
+ * The fulfillment process (fulfillment_process.c), on <esc/process.h>
+ * ------------------------------------------------------------------------ */
+
+#define ORDER_PAYMENT_TIMEOUT_US_DEFAULT (INT64_C(15) * 60 * 1000000)
+
+typedef struct order_fulfillment_options {
+  int64_t payment_timeout_us; /* after the order is ready; > 0 */
+} order_fulfillment_options;
+
+#define ORDER_FULFILLMENT_OPTIONS_INIT                                         \
+  { ORDER_PAYMENT_TIMEOUT_US_DEFAULT }
+
+/*
+ * Fills *p with the process "fulfillment": one instance per order (its id
+ * the order id), started by OrderConfirmed; it reserves each line, marks
+ * the order ready and waits o->payment_timeout_us for the payment, or
+ * cancels and releases; a paid order cancelled is refunded. o is
+ * borrowed and must outlive p.
+ */
+void order_fulfillment_init(esc_process *p, const order_fulfillment_options *o);
+/* The command types it issues: inventory_cmd and order_cmd as msgpack. */
+const esc_process_command_type *order_inventory_command(void);
+const esc_process_command_type *order_order_command(void);
 
 /* ------------------------------------------------------------------------
  * The fulfillment saga (saga.c)
