@@ -290,28 +290,51 @@ const esc_event_type ORDER_READY = {
     "OrderReady", 1, sizeof(order_ready), ready_encode, ready_decode, NULL};
 
 /* ------------------------------------------------------------------------
- * PaymentReceived {amount}
+ * PaymentReceived {amount}, RefundIssued {amount}
  * ------------------------------------------------------------------------ */
 
-static int paid_encode(const void *event, msgpack_packer *pk) {
-  const order_paid *e = event;
+/* Both events are {amount}: one codec of the amount, named per type. */
+static int pack_amount(msgpack_packer *pk, int64_t amount) {
   msgpack_pack_map(pk, 1);
   esc_pack_key(pk, "amount");
-  return msgpack_pack_int64(pk, e->amount);
+  return msgpack_pack_int64(pk, amount);
+}
+
+static esc_status unpack_amount(const msgpack_object *obj, const char *type,
+                                int64_t *amount, esc_error *err) {
+  if (check_map(obj, type, err))
+    return ESC_EINVAL;
+  if (!esc_map_i64(obj, "amount", amount))
+    return bad_int(err, type, "amount");
+  return ESC_OK;
+}
+
+static int paid_encode(const void *event, msgpack_packer *pk) {
+  return pack_amount(pk, ((const order_paid *)event)->amount);
 }
 
 static esc_status paid_decode(const msgpack_object *obj, void *event,
                               esc_error *err) {
-  order_paid *e = event;
-  if (check_map(obj, "PaymentReceived", err))
-    return ESC_EINVAL;
-  if (!esc_map_i64(obj, "amount", &e->amount))
-    return bad_int(err, "PaymentReceived", "amount");
-  return ESC_OK;
+  return unpack_amount(obj, "PaymentReceived", &((order_paid *)event)->amount,
+                       err);
 }
 
 const esc_event_type ORDER_PAID = {
     "PaymentReceived", 1, sizeof(order_paid), paid_encode, paid_decode, NULL};
+
+static int refunded_encode(const void *event, msgpack_packer *pk) {
+  return pack_amount(pk, ((const order_refunded *)event)->amount);
+}
+
+static esc_status refunded_decode(const msgpack_object *obj, void *event,
+                                  esc_error *err) {
+  return unpack_amount(obj, "RefundIssued", &((order_refunded *)event)->amount,
+                       err);
+}
+
+const esc_event_type ORDER_REFUNDED = {"RefundIssued",         1,
+                                       sizeof(order_refunded), refunded_encode,
+                                       refunded_decode,        NULL};
 
 /* ------------------------------------------------------------------------
  * OrderShipped {carrier, lines}, OrderCancelled {reason, refund}
@@ -457,9 +480,9 @@ static esc_event_registry *registry;
  * the only possible failures are out of memory or a bug in the list. */
 static void build_registry(void) {
   static const esc_event_type *const types[] = {
-      &ORDER_PLACED, &ORDER_ITEM_ADDED, &ORDER_ITEM_REMOVED, &ORDER_CONFIRMED,
-      &ORDER_READY,  &ORDER_PAID,       &ORDER_SHIPPED,      &ORDER_CANCELLED,
-      &STOCK_ADDED,  &STOCK_RESERVED,   &STOCK_RELEASED};
+      &ORDER_PLACED,   &ORDER_ITEM_ADDED, &ORDER_ITEM_REMOVED, &ORDER_CONFIRMED,
+      &ORDER_READY,    &ORDER_PAID,       &ORDER_SHIPPED,      &ORDER_CANCELLED,
+      &ORDER_REFUNDED, &STOCK_ADDED,      &STOCK_RESERVED,     &STOCK_RELEASED};
   esc_error err = ESC_ERROR_INIT;
   esc_event_registry *reg = esc_event_registry_new(&err);
   if (!reg)
@@ -477,6 +500,26 @@ fail:
 const esc_event_registry *order_events(void) {
   pthread_once(&registry_once, build_registry);
   return registry;
+}
+
+/* The store's own check says what is wrong; only its noun changes. */
+bool order_name_valid(const char *what, const char *value, size_t size,
+                      esc_error *err) {
+  esc_error inner = ESC_ERROR_INIT;
+  size_t len = value ? strlen(value) : 0;
+  if (len == 0 || len >= size) {
+    esc_error_set(err, ESC_EINVAL, "the %s must be 1 to %zu bytes, got %zu",
+                  what, size - 1, len);
+    return false;
+  }
+  if (esc_stream_id_valid(value, &inner))
+    return true;
+  static const char prefix[] = "stream id ";
+  const char *msg = inner.msg;
+  if (strncmp(msg, prefix, sizeof prefix - 1) == 0)
+    msg += sizeof prefix - 1;
+  esc_error_set(err, ESC_EINVAL, "%s %s", what, msg);
+  return false;
 }
 
 /* ------------------------------------------------------------------------

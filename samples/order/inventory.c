@@ -77,15 +77,14 @@ static const char *verb(inventory_cmd_kind kind) {
   return "act";
 }
 
-/* The order id of a reservation or release: 1..ORDER_ID_MAX-1 bytes,
- * copied into buf (ORDER_ID_MAX bytes). */
+/* The order id of a reservation or release: order_name_valid, copied
+ * into buf (ORDER_ID_MAX bytes). */
 static int copy_order(const inventory_cmd *c, char *buf, esc_decision *d) {
-  size_t len = c->order ? strlen(c->order) : 0;
-  if (len == 0 || len >= ORDER_ID_MAX)
-    return esc_decision_reject(d, INVENTORY_EINVAL,
-                               "cannot %s: the order id must be 1 to %d "
-                               "bytes, got %zu",
-                               verb(c->kind), ORDER_ID_MAX - 1, len);
+  esc_error err = ESC_ERROR_INIT;
+  if (!order_name_valid("order id", c->order, ORDER_ID_MAX, &err))
+    return esc_decision_reject(d, INVENTORY_EINVAL, "cannot %s: %s",
+                               verb(c->kind), err.msg);
+  size_t len = strlen(c->order);
   memcpy(buf, c->order, len);
   buf[len] = '\0';
   return 0;

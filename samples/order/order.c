@@ -168,6 +168,8 @@ static void order_evolve(void *state, const esc_event *event) {
     s->status = ORDER_STATUS_SHIPPED;
   else if (t == &ORDER_CANCELLED)
     s->status = ORDER_STATUS_CANCELLED;
+  else if (t == &ORDER_REFUNDED)
+    s->refunded = ((const order_refunded *)event->data)->amount;
 }
 
 /* ------------------------------------------------------------------------
@@ -193,6 +195,8 @@ static const char *verb(order_cmd_kind kind) {
     return "ship";
   case ORDER_CANCEL:
     return "cancel";
+  case ORDER_REFUND:
+    return "refund";
   }
   return "act";
 }
@@ -204,18 +208,22 @@ static int reject_status(esc_decision *d, const order_state *s,
                              verb(kind), order_status_name(s->status));
 }
 
-/* A sku must be 1..ORDER_SKU_MAX-1 bytes inside its array. */
-static bool sku_ok(const char *sku) {
-  size_t len = strnlen(sku, ORDER_SKU_MAX);
-  return len > 0 && len < ORDER_SKU_MAX;
+/* Rejects a sku that could not name its inventory stream; what names the
+ * line in the message ("line 2"), or NULL. */
+static int check_sku(const char *sku, const char *what, esc_decision *d) {
+  esc_error err = ESC_ERROR_INIT;
+  if (order_name_valid("sku", sku, ORDER_SKU_MAX, &err))
+    return 0;
+  if (what)
+    return esc_decision_reject(d, ORDER_EINVAL, "%s: %s", what, err.msg);
+  return esc_decision_reject(d, ORDER_EINVAL, "%s", err.msg);
 }
 
 /* Checks one line of a command; what names it in messages ("line 2"). */
 static int check_line(const order_line *l, const char *what, esc_decision *d) {
-  if (!sku_ok(l->sku))
-    return esc_decision_reject(d, ORDER_EINVAL,
-                               "%s: the sku must be 1 to %d bytes", what,
-                               ORDER_SKU_MAX - 1);
+  int rc = check_sku(l->sku, what, d);
+  if (rc)
+    return rc;
   if (l->qty <= 0)
     return esc_decision_reject(d, ORDER_EINVAL,
                                "%s (%s): quantity must be positive, got "
@@ -284,11 +292,10 @@ static int decide_place(const order_state *s, const order_cmd *c,
     return esc_decision_reject(d, ORDER_EEXISTS,
                                "the order exists already (it is %s)",
                                order_status_name(s->status));
-  size_t len = c->customer ? strlen(c->customer) : 0;
-  if (len == 0 || len >= ORDER_CUSTOMER_MAX)
-    return esc_decision_reject(d, ORDER_EINVAL,
-                               "the customer must be 1 to %d bytes, got %zu",
-                               ORDER_CUSTOMER_MAX - 1, len);
+  esc_error err = ESC_ERROR_INIT;
+  if (!order_name_valid("customer", c->customer, ORDER_CUSTOMER_MAX, &err))
+    return esc_decision_reject(d, ORDER_EINVAL, "%s", err.msg);
+  size_t len = strlen(c->customer);
   memset(&e, 0, sizeof e);
   int rc = check_place_lines(c, &e, d);
   if (rc)
@@ -331,9 +338,9 @@ static int decide_remove_item(const order_state *s, const order_cmd *c,
                               esc_decision *d) {
   if (s->status != ORDER_STATUS_PLACED)
     return reject_status(d, s, c->kind);
-  if (!sku_ok(c->line.sku))
-    return esc_decision_reject(d, ORDER_EINVAL, "the sku must be 1 to %d bytes",
-                               ORDER_SKU_MAX - 1);
+  int rc = check_sku(c->line.sku, NULL, d);
+  if (rc)
+    return rc;
   if (find_line(s->lines, s->line_count, c->line.sku) < 0)
     return esc_decision_reject(d, ORDER_ENOLINE, "%s is not on the order",
                                c->line.sku);
@@ -427,10 +434,42 @@ static int decide_cancel(const order_state *s, const order_cmd *c,
   return 0;
 }
 
+/* The money of a cancelled order goes back once, all of it: partial
+ * refunds would need a reason per refund, which this domain does not
+ * have. */
+static int decide_refund(const order_state *s, const order_cmd *c,
+                         esc_decision *d) {
+  if (s->status != ORDER_STATUS_CANCELLED)
+    return esc_decision_reject(d, ORDER_ESTATE,
+                               "cannot refund: the order is %s, not cancelled",
+                               order_status_name(s->status));
+  if (s->refunded != 0)
+    return esc_decision_reject(d, ORDER_ESTATE,
+                               "cannot refund: %" PRId64 " was refunded "
+                               "already",
+                               s->refunded);
+  if (s->paid <= 0)
+    return esc_decision_reject(d, ORDER_ESTATE,
+                               "cannot refund: nothing was paid");
+  if (c->amount != s->paid)
+    return esc_decision_reject(d, ORDER_EAMOUNT,
+                               "refund %" PRId64
+                               " does not match the amount paid %" PRId64,
+                               c->amount, s->paid);
+  esc_decision_emit(d, &ORDER_REFUNDED, &(order_refunded){.amount = c->amount});
+  return 0;
+}
+
 static int order_decide(const void *state, const void *command,
                         esc_decision *d) {
   const order_state *s = state;
   const order_cmd *c = command;
+  if (c->kind == ORDER_REFUND) /* the one command for a cancelled order */
+    return s->status == ORDER_NONE
+               ? esc_decision_reject(d, ORDER_ENOTFOUND,
+                                     "cannot refund: the order was never "
+                                     "placed")
+               : decide_refund(s, c, d);
   if (s->status == ORDER_STATUS_CANCELLED)
     return esc_decision_reject(d, ORDER_ECANCELLED,
                                "cannot %s: the order is cancelled",
@@ -456,6 +495,8 @@ static int order_decide(const void *state, const void *command,
     return decide_ship(s, c, d);
   case ORDER_CANCEL:
     return decide_cancel(s, c, d);
+  case ORDER_REFUND:
+    return decide_refund(s, c, d);
   }
   return esc_decision_reject(d, ORDER_EINVAL, "unknown command kind %d",
                              (int)c->kind);
@@ -464,7 +505,7 @@ static int order_decide(const void *state, const void *command,
 /* ------------------------------------------------------------------------
  * Snapshots: the whole state as one map
  *   {status, customer, currency, lines: [{sku, qty, price}], total,
- *    reserved, paid}
+ *    reserved, paid, refunded}
  * Bump state_version when this shape changes: older snapshots are then
  * ignored and the stream replayed.
  * ------------------------------------------------------------------------ */
@@ -483,7 +524,7 @@ static int encode_state(const void *state, msgpack_packer *pk) {
   const order_state *s = state;
   if (s->line_count < 0 || s->line_count > ORDER_MAX_LINES)
     return -1;
-  msgpack_pack_map(pk, 7);
+  msgpack_pack_map(pk, 8);
   esc_pack_key(pk, "status");
   msgpack_pack_int(pk, (int)s->status);
   esc_pack_key(pk, "customer");
@@ -512,7 +553,9 @@ static int encode_state(const void *state, msgpack_packer *pk) {
   else
     msgpack_pack_false(pk);
   esc_pack_key(pk, "paid");
-  return msgpack_pack_int64(pk, s->paid);
+  msgpack_pack_int64(pk, s->paid);
+  esc_pack_key(pk, "refunded");
+  return msgpack_pack_int64(pk, s->refunded);
 }
 
 /* A string of key that fits buf (size bytes) and holds no NUL. */
@@ -584,6 +627,11 @@ static esc_status decode_state(const msgpack_object *obj, void *state,
   if (!esc_map_i64(obj, "paid", &s.paid))
     return esc_error_set(err, ESC_EINVAL,
                          "order snapshot: \"paid\" must be an integer");
+  /* Absent from snapshots older than refunds, which had none. */
+  if (esc_map_get(obj, "refunded") &&
+      !esc_map_i64(obj, "refunded", &s.refunded))
+    return esc_error_set(err, ESC_EINVAL,
+                         "order snapshot: \"refunded\" must be an integer");
   memcpy(state, &s, sizeof s);
   return ESC_OK;
 }

@@ -16,6 +16,7 @@
 #define ESC_SAMPLE_ORDER_H
 
 #include <esc/command.h>
+#include <esc/process.h>
 #include <esc/projection.h>
 #include <esc/query.h>
 
@@ -80,6 +81,11 @@ typedef struct order_cancelled {
   int64_t refund;
 } order_cancelled;
 
+/* RefundIssued {amount}: the money of a cancelled order went back. */
+typedef struct order_refunded {
+  int64_t amount;
+} order_refunded;
+
 typedef struct stock_added { /* StockAdded {qty} */
   int64_t qty;
 } stock_added;
@@ -96,10 +102,20 @@ typedef struct stock_released { /* StockReleased {order, qty} */
 
 extern const esc_event_type ORDER_PLACED, ORDER_ITEM_ADDED, ORDER_ITEM_REMOVED,
     ORDER_CONFIRMED, ORDER_READY, ORDER_PAID, ORDER_SHIPPED, ORDER_CANCELLED,
-    STOCK_ADDED, STOCK_RESERVED, STOCK_RELEASED;
+    ORDER_REFUNDED, STOCK_ADDED, STOCK_RESERVED, STOCK_RELEASED;
 
 /* Every event type of the domain, registered once (thread-safe). */
 const esc_event_registry *order_events(void);
+
+/*
+ * Skus, customer ids and order ids end up in stream ids ("inventory-<sku>",
+ * "order-<id>") and keys, so they follow the store's rules for stream ids
+ * (esc_stream_id_valid) and fit their arrays (size bytes with the NUL).
+ * what names it in the message: sku "a b": byte 2 (' ') is not allowed...
+ * The deciders and order-cli share this one check.
+ */
+bool order_name_valid(const char *what, const char *value, size_t size,
+                      esc_error *err);
 
 /* ------------------------------------------------------------------------
  * Orders (order.c)
@@ -124,9 +140,10 @@ typedef struct order_state {
   char currency[4];
   order_line lines[ORDER_MAX_LINES];
   int line_count;
-  int64_t total; /* sum of qty * price */
-  bool reserved; /* OrderReady seen */
-  int64_t paid;  /* amount received */
+  int64_t total;    /* sum of qty * price */
+  bool reserved;    /* OrderReady seen */
+  int64_t paid;     /* amount received */
+  int64_t refunded; /* amount given back (RefundIssued) */
 } order_state;
 
 typedef enum order_cmd_kind {
@@ -137,31 +154,32 @@ typedef enum order_cmd_kind {
   ORDER_MARK_READY, /* the saga, when every line's stock is reserved */
   ORDER_PAY,
   ORDER_SHIP,
-  ORDER_CANCEL
+  ORDER_CANCEL,
+  ORDER_REFUND /* the fulfillment process, after a paid order is cancelled */
 } order_cmd_kind;
 
 typedef struct order_cmd {
   order_cmd_kind kind;
-  const char *customer;          /* PLACE */
-  const order_line *lines;       /* PLACE */
-  int line_count;                /* PLACE */
-  order_line line;               /* ADD_ITEM (REMOVE_ITEM: line.sku) */
-  int64_t amount;                /* PAY */
-  const char *carrier;           /* SHIP */
-  const char *reason;            /* CANCEL */
+  const char *customer;    /* PLACE */
+  const order_line *lines; /* PLACE */
+  int line_count;          /* PLACE */
+  order_line line;         /* ADD_ITEM (REMOVE_ITEM: line.sku) */
+  int64_t amount;          /* PAY, REFUND */
+  const char *carrier;     /* SHIP */
+  const char *reason;      /* CANCEL */
 } order_cmd;
 
 /* Domain errors (esc_command_result.domain_code). */
 enum order_error {
-  ORDER_EEXISTS = 1,     /* placing an order that exists */
-  ORDER_ENOTFOUND,       /* any command on an order never placed */
-  ORDER_EINVAL,          /* bad lines, quantities, prices, empty customer */
-  ORDER_ESTATE,          /* not allowed in this status (e.g. add after
-                            confirm, ship unpaid) */
-  ORDER_EAMOUNT,         /* payment not equal to the total */
-  ORDER_ESHIPPED,        /* cancelling a shipped order */
-  ORDER_ECANCELLED,      /* anything on a cancelled order */
-  ORDER_ENOLINE          /* removing a sku the order does not have */
+  ORDER_EEXISTS = 1, /* placing an order that exists */
+  ORDER_ENOTFOUND,   /* any command on an order never placed */
+  ORDER_EINVAL,      /* bad lines, quantities, prices, empty customer */
+  ORDER_ESTATE,      /* not allowed in this status (e.g. add after
+                        confirm, ship unpaid) */
+  ORDER_EAMOUNT,     /* payment not equal to the total */
+  ORDER_ESHIPPED,    /* cancelling a shipped order */
+  ORDER_ECANCELLED,  /* anything on a cancelled order */
+  ORDER_ENOLINE      /* removing a sku the order does not have */
 };
 
 /*
@@ -170,7 +188,8 @@ enum order_error {
  * with at least one line; mark ready only when confirmed (or paid) and not
  * yet ready; pay only after confirm, once, amount == total; ship only when
  * paid and ready; cancel anything not shipped or already cancelled (refund
- * = paid).
+ * = paid); refund only a cancelled order, once, amount == paid > 0. Skus
+ * and the customer must be order_name_valid.
  */
 const esc_decider *order_decider(void);
 
@@ -196,9 +215,9 @@ typedef struct inventory_cmd {
 } inventory_cmd;
 
 enum inventory_error {
-  INVENTORY_EINVAL = 1,  /* qty <= 0, missing order */
-  INVENTORY_ESHORT,      /* reserving more than is available */
-  INVENTORY_ERELEASE     /* releasing more than is reserved */
+  INVENTORY_EINVAL = 1, /* qty <= 0, missing order */
+  INVENTORY_ESHORT,     /* reserving more than is available */
+  INVENTORY_ERELEASE    /* releasing more than is reserved */
 };
 
 const esc_decider *inventory_decider(void);
@@ -234,13 +253,12 @@ typedef struct order_view {
   int lines;
 } order_view;
 
-esc_status order_query_show(esc_query *q, const char *order_id,
-                            order_view *out, esc_error *err);
+esc_status order_query_show(esc_query *q, const char *order_id, order_view *out,
+                            esc_error *err);
 /* Order ids of a customer, newest first (*ids malloc'ed array of
  * malloc'ed strings: order_query_free_ids). */
 esc_status order_query_of_customer(esc_query *q, const char *customer,
-                                   char ***ids, size_t *count,
-                                   esc_error *err);
+                                   char ***ids, size_t *count, esc_error *err);
 void order_query_free_ids(char **ids, size_t count);
 esc_status order_query_status_count(esc_query *q, const char *status,
                                     int64_t *count, esc_error *err);
@@ -252,6 +270,31 @@ esc_status order_query_stock(esc_query *q, const char *sku, int64_t *available,
                              esc_error *err);
 
 /* ------------------------------------------------------------------------
+ * The fulfillment process (fulfillment_process.c), on <esc/process.h>
+ * ------------------------------------------------------------------------ */
+
+#define ORDER_PAYMENT_TIMEOUT_US_DEFAULT (INT64_C(15) * 60 * 1000000)
+
+typedef struct order_fulfillment_options {
+  int64_t payment_timeout_us; /* after the order is ready; > 0 */
+} order_fulfillment_options;
+
+#define ORDER_FULFILLMENT_OPTIONS_INIT                                         \
+  { ORDER_PAYMENT_TIMEOUT_US_DEFAULT }
+
+/*
+ * Fills *p with the process "fulfillment": one instance per order (its id
+ * the order id), started by OrderConfirmed; it reserves each line, marks
+ * the order ready and waits o->payment_timeout_us for the payment, or
+ * cancels and releases; a paid order cancelled is refunded. o is
+ * borrowed and must outlive p.
+ */
+void order_fulfillment_init(esc_process *p, const order_fulfillment_options *o);
+/* The command types it issues: inventory_cmd and order_cmd as msgpack. */
+const esc_process_command_type *order_inventory_command(void);
+const esc_process_command_type *order_order_command(void);
+
+/* ------------------------------------------------------------------------
  * The fulfillment saga (saga.c)
  * ------------------------------------------------------------------------ */
 
@@ -259,10 +302,10 @@ esc_status order_query_stock(esc_query *q, const char *sku, int64_t *available,
  * On OrderConfirmed it reserves each line's stock; when all are reserved it
  * marks the order ready; if a reservation is refused it releases what was
  * reserved and cancels the order. On OrderCancelled of an order that was
- * marked ready it releases the order's stock (ids from the cancel event). Every command's id is UUIDv5 of the
- * triggering event id and a step name ("reserve:<sku>", "release:<sku>",
- * "ready", "cancel"), so replaying an event after a crash issues nothing
- * twice. Its checkpoint is the Redis key
+ * marked ready it releases the order's stock (ids from the cancel event). Every
+ * command's id is UUIDv5 of the triggering event id and a step name
+ * ("reserve:<sku>", "release:<sku>", "ready", "cancel"), so replaying an event
+ * after a crash issues nothing twice. Its checkpoint is the Redis key
  * "<namespace>:fulfillment:checkpoint" (a position token; the namespace is
  * the store's, esc_key_namespace), advanced after each event is fully
  * handled.

@@ -228,6 +228,16 @@ static bool copy_text(char *buf, size_t size, const char *text) {
   return true;
 }
 
+/* A sku, customer or order id, checked as the deciders check it (exit 6
+ * before anything is sent). */
+static int check_name(const cli *c, const char *what, const char *value,
+                      size_t size) {
+  esc_error err = ESC_ERROR_INIT;
+  if (!order_name_valid(what, value, size, &err))
+    return invalid(c, "%s", err.msg);
+  return EXIT_OK_;
+}
+
 /* "SKU:QTY:PRICE" (price in cents). The last two ':' split it, so a sku
  * may hold ':' itself. Quantities and prices the domain rules out (qty 0,
  * a negative price) are left to the decider, which says why. */
@@ -259,28 +269,22 @@ static int parse_line(const cli *c, const char *text, order_line *line) {
   if (!parse_i64(price, INT64_MIN / 2, INT64_MAX / 2, &line->price))
     return invalid(c, "line '%s': the price is not a whole number of cents",
                    text);
-  return EXIT_OK_;
+  return check_name(c, "sku", line->sku, ORDER_SKU_MAX);
 }
 
 /* "order-<id>" into stream (ESC_STREAM_ID_MAX + 1), checked. */
 static int order_stream(const cli *c, const char *id, char *stream) {
-  esc_error err = ESC_ERROR_INIT;
-  if (id[0] == '\0' || strlen(id) >= ORDER_ID_MAX)
-    return invalid(c, "order id '%s': 1 to 63 bytes", id);
-  snprintf(stream, ESC_STREAM_ID_MAX + 1, "order-%s", id);
-  if (!esc_stream_id_valid(stream, &err))
-    return invalid(c, "order id: %s", err.msg);
-  return EXIT_OK_;
+  int rc = check_name(c, "order id", id, ORDER_ID_MAX);
+  if (!rc)
+    snprintf(stream, ESC_STREAM_ID_MAX + 1, "order-%s", id);
+  return rc;
 }
 
 static int inventory_stream(const cli *c, const char *sku, char *stream) {
-  esc_error err = ESC_ERROR_INIT;
-  if (sku[0] == '\0' || strlen(sku) >= ORDER_SKU_MAX)
-    return invalid(c, "sku '%s': 1 to 31 bytes", sku);
-  snprintf(stream, ESC_STREAM_ID_MAX + 1, "inventory-%s", sku);
-  if (!esc_stream_id_valid(stream, &err))
-    return invalid(c, "sku: %s", err.msg);
-  return EXIT_OK_;
+  int rc = check_name(c, "sku", sku, ORDER_SKU_MAX);
+  if (!rc)
+    snprintf(stream, ESC_STREAM_ID_MAX + 1, "inventory-%s", sku);
+  return rc;
 }
 
 /* "YYYY-MM-DD", or "today" (UTC) rewritten into day[11]. */
@@ -335,8 +339,8 @@ static int partitions_of(const cli *c, const char *projection) {
   esc_partition_status *st = NULL;
   size_t n = 0;
   int parts = 1;
-  if (esc_projection_status(c->pg_url, c->redis_url, c->schema, NULL, &st,
-                            &n, NULL) == ESC_OK) {
+  if (esc_projection_status(c->pg_url, c->redis_url, c->schema, NULL, &st, &n,
+                            NULL) == ESC_OK) {
     for (size_t i = 0; i < n; i++)
       if (strcmp(st[i].projection, projection) == 0 && st[i].partitions > 0)
         parts = st[i].partitions;
@@ -522,8 +526,8 @@ static int cmd_place(cli *c, int argc, char **argv) {
   for (int i = 0; i < n; i++)
     if ((rc = parse_line(c, argv[2 + i], &lines[i])))
       return rc;
-  if (strlen(argv[1]) >= ORDER_CUSTOMER_MAX)
-    return invalid(c, "customer '%s': at most 63 bytes", argv[1]);
+  if ((rc = check_name(c, "customer", argv[1], ORDER_CUSTOMER_MAX)))
+    return rc;
   order_cmd cmd = {.kind = ORDER_PLACE,
                    .customer = argv[1],
                    .lines = lines,
@@ -548,9 +552,11 @@ static int cmd_remove(cli *c, int argc, char **argv) {
   (void)argc;
   order_cmd cmd = {.kind = ORDER_REMOVE_ITEM};
   target t;
-  if (!copy_text(cmd.line.sku, sizeof cmd.line.sku, argv[1]))
-    return invalid(c, "sku '%s': 1 to 31 bytes", argv[1]);
-  int rc = order_target(c, argv[0], &cmd, &t);
+  int rc = check_name(c, "sku", argv[1], ORDER_SKU_MAX);
+  if (rc)
+    return rc;
+  copy_text(cmd.line.sku, sizeof cmd.line.sku, argv[1]);
+  rc = order_target(c, argv[0], &cmd, &t);
   return rc ? rc : execute(c, &t);
 }
 
@@ -612,7 +618,6 @@ static int cmd_stock_in(cli *c, int argc, char **argv) {
  * Queries
  * ------------------------------------------------------------------------ */
 
-
 static int cmd_show(cli *c, int argc, char **argv) {
   (void)argc;
   esc_error err = ESC_ERROR_INIT;
@@ -642,6 +647,9 @@ static int cmd_orders_of(cli *c, int argc, char **argv) {
   esc_error err = ESC_ERROR_INIT;
   char **ids = NULL;
   size_t n = 0;
+  int rc = check_name(c, "customer", argv[0], ORDER_CUSTOMER_MAX);
+  if (rc)
+    return rc;
   esc_query *q = open_query(c, &err);
   if (!q)
     return fail(c, &err);

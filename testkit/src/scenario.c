@@ -22,96 +22,19 @@
 
 #include <cmocka.h>
 
-/* ------------------------------------------------------------------------
- * Messages: a growable string (the kit aborts when out of memory, since a
- * check that cannot say why it failed must not pass)
- * ------------------------------------------------------------------------ */
-
-typedef struct kit_buf {
-  char *p;
-  size_t len;
-  size_t cap;
-} kit_buf;
-
-#define KIT_BUF_INIT                                                           \
-  { NULL, 0, 0 }
-
-static void kit_oom(void) {
-  fputs("esc testkit: out of memory\n", stderr);
-  abort();
-}
-
-static void kit_vaddf(kit_buf *b, const char *fmt, va_list ap)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 2, 0)))
-#endif
-    ;
-
-static void kit_vaddf(kit_buf *b, const char *fmt, va_list ap) {
-  va_list ap2;
-  va_copy(ap2, ap);
-  int n = vsnprintf(NULL, 0, fmt, ap2);
-  va_end(ap2);
-  if (n < 0)
-    kit_oom();
-  size_t need = b->len + (size_t)n + 1;
-  if (need > b->cap) {
-    size_t cap = b->cap ? b->cap : 128;
-    while (cap < need)
-      cap *= 2;
-    char *p = realloc(b->p, cap);
-    if (!p)
-      kit_oom();
-    b->p = p;
-    b->cap = cap;
-  }
-  vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
-  b->len += (size_t)n;
-}
-
-static void kit_addf(kit_buf *b, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 2, 3)))
-#endif
-    ;
-
-static void kit_addf(kit_buf *b, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  kit_vaddf(b, fmt, ap);
-  va_end(ap);
-}
-
-static char *kit_printf(const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 1, 2)))
-#endif
-    ;
-
-static char *kit_printf(const char *fmt, ...) {
-  kit_buf b = KIT_BUF_INIT;
-  va_list ap;
-  va_start(ap, fmt);
-  kit_vaddf(&b, fmt, ap);
-  va_end(ap);
-  return b.p;
-}
-
-static const char *plural(size_t n) {
-  return n == 1 ? "" : "s";
-}
-
 char *esc__event_render(const char *type_name, int32_t schema_version,
                         bool show_version, const void *data, size_t len) {
   esc_error err = ESC_ERROR_INIT;
   char *json = NULL;
   char *out;
   if (esc_msgpack_to_json(data, len, NULL, &json, &err) != ESC_OK)
-    out = kit_printf("%s <payload does not render: %s>", type_name, err.msg);
+    out =
+        esc__kit_printf("%s <payload does not render: %s>", type_name, err.msg);
   else if (show_version)
-    out = kit_printf("%s v%" PRId32 " %s", type_name, schema_version, json);
+    out =
+        esc__kit_printf("%s v%" PRId32 " %s", type_name, schema_version, json);
   else
-    out = kit_printf("%s %s", type_name, json);
+    out = esc__kit_printf("%s %s", type_name, json);
   free(json);
   return out;
 }
@@ -122,10 +45,11 @@ static char *render_emitted(const struct esc__emitted *e, bool show_version) {
 }
 
 /* Appends ", "-separated renderings of the emitted events from..count. */
-static void add_emitted_list(kit_buf *b, const esc_decision *d, size_t from) {
+static void add_emitted_list(esc__kit_buf *b, const esc_decision *d,
+                             size_t from) {
   for (size_t i = from; i < d->count; i++) {
     char *ev = render_emitted(&d->events[i], false);
-    kit_addf(b, "%s%s", i > from ? ", " : "", ev);
+    esc__kit_addf(b, "%s%s", i > from ? ", " : "", ev);
     free(ev);
   }
 }
@@ -138,30 +62,30 @@ esc_scenario *esc__scenario_new(const esc_decider *decider, char **msg) {
   esc_error err = ESC_ERROR_INIT;
   *msg = NULL;
   if (!decider) {
-    *msg = kit_printf("scenario: the decider is NULL");
+    *msg = esc__kit_printf("scenario: the decider is NULL");
     return NULL;
   }
   if (!decider->category || !decider->events || !decider->decide ||
       !decider->evolve) {
-    *msg = kit_printf("scenario: the decider lacks a category, registry, "
-                      "evolve or decide");
+    *msg = esc__kit_printf("scenario: the decider lacks a category, registry, "
+                           "evolve or decide");
     return NULL;
   }
   esc_scenario *s = calloc(1, sizeof *s);
   if (!s)
-    kit_oom();
+    esc__kit_oom();
   s->decider = decider;
   snprintf(s->stream_id, sizeof s->stream_id, "%s-test", decider->category);
   esc__decision_init(&s->decision);
   if (esc__folder_init(&s->folder, decider, &err) != ESC_OK) {
-    *msg = kit_printf("scenario: %s", err.msg);
+    *msg = esc__kit_printf("scenario: %s", err.msg);
     esc__decision_release(&s->decision);
     free(s);
     return NULL;
   }
   s->state = esc__state_new(decider);
   if (!s->state)
-    kit_oom();
+    esc__kit_oom();
   return s;
 }
 
@@ -216,8 +140,8 @@ char *esc__scenario_given_stored(esc_scenario *s, const char *type_name,
   rec.data_len = len;
   rec.recorded_at_us = esc_now_us();
   if (esc__folder_apply(&s->folder, s->state, &rec, &err) != ESC_OK)
-    return kit_printf("given: event %" PRId64 " (%s) failed to fold: %s",
-                      version, type_name, err.msg);
+    return esc__kit_printf("given: event %" PRId64 " (%s) failed to fold: %s",
+                           version, type_name, err.msg);
   s->version = version;
   return NULL;
 }
@@ -228,8 +152,8 @@ char *esc__scenario_given(esc_scenario *s, const esc_event_type *type,
   void *data = NULL;
   size_t len = 0;
   if (esc_event_encode(type, event, &data, &len, &err) != ESC_OK)
-    return kit_printf("given: event %" PRId64 " (%s) failed to encode: %s",
-                      s->version + 1, type->name, err.msg);
+    return esc__kit_printf("given: event %" PRId64 " (%s) failed to encode: %s",
+                           s->version + 1, type->name, err.msg);
   char *msg = esc__scenario_given_stored(s, type->name, type->schema_version,
                                          data, len);
   free(data);
@@ -242,8 +166,8 @@ char *esc__scenario_given_json(esc_scenario *s, const char *type_name,
   void *data = NULL;
   size_t len = 0;
   if (esc_json_to_msgpack(json, &data, &len, &err) != ESC_OK)
-    return kit_printf("given: event %" PRId64 " (%s): %s", s->version + 1,
-                      type_name, err.msg);
+    return esc__kit_printf("given: event %" PRId64 " (%s): %s", s->version + 1,
+                           type_name, err.msg);
   char *msg =
       esc__scenario_given_stored(s, type_name, schema_version, data, len);
   free(data);
@@ -300,9 +224,9 @@ char *esc__scenario_when(esc_scenario *s, const void *command) {
   esc_status rc =
       esc__decision_run(&s->decision, s->decider, s->state, command, &err);
   if (rc != ESC_OK && rc != ESC_EREJECTED)
-    return kit_printf("when: %s", s->decision.failure.code != ESC_OK
-                                      ? s->decision.failure.msg
-                                      : err.msg);
+    return esc__kit_printf("when: %s", s->decision.failure.code != ESC_OK
+                                           ? s->decision.failure.msg
+                                           : err.msg);
   s->decided = true;
   s->outcome = rc;
   return NULL;
@@ -318,7 +242,8 @@ void esc_when_at(esc_scenario *s, const void *command, const char *file,
  * ------------------------------------------------------------------------ */
 
 static char *not_decided(const char *what) {
-  return kit_printf("%s: no command was decided; call esc_when first", what);
+  return esc__kit_printf("%s: no command was decided; call esc_when first",
+                         what);
 }
 
 /* The mismatch message for emitted event n (from 1) against the expected
@@ -335,8 +260,8 @@ static char *mismatch(size_t n, const struct esc__emitted *got,
   const char *hint = "";
   if (strcmp(w, g) == 0)
     hint = " (same JSON, different msgpack bytes)";
-  char *msg =
-      kit_printf("then: event %zu: expected %s but got %s%s", n, w, g, hint);
+  char *msg = esc__kit_printf("then: event %zu: expected %s but got %s%s", n, w,
+                              g, hint);
   free(w);
   free(g);
   return msg;
@@ -361,24 +286,27 @@ char *esc__scenario_then(esc_scenario *s, const esc_event_type *type,
   if (!s->decided)
     return not_decided("then");
   if (esc_event_encode(type, expected, &want, &want_len, &err) != ESC_OK)
-    return kit_printf("then: event %zu: the expected %s failed to encode: %s",
-                      n, type->name, err.msg);
+    return esc__kit_printf(
+        "then: event %zu: the expected %s failed to encode: %s", n, type->name,
+        err.msg);
   char *w = esc__event_render(type->name, type->schema_version, false, want,
                               want_len);
   if (s->outcome == ESC_EREJECTED) {
-    msg = kit_printf("then: event %zu: expected %s but the command was "
-                     "rejected with code %d: %s",
-                     n, w, s->decision.reject_code, s->decision.reject_msg);
+    msg =
+        esc__kit_printf("then: event %zu: expected %s but the command was "
+                        "rejected with code %d: %s",
+                        n, w, s->decision.reject_code, s->decision.reject_msg);
   } else if (s->cursor >= s->decision.count) {
     if (s->decision.count == 0)
-      msg = kit_printf("then: event %zu: expected %s but no events were "
-                       "emitted",
-                       n, w);
+      msg = esc__kit_printf("then: event %zu: expected %s but no events were "
+                            "emitted",
+                            n, w);
     else
-      msg = kit_printf("then: event %zu: expected %s but only %zu event%s "
-                       "%s emitted",
-                       n, w, s->decision.count, plural(s->decision.count),
-                       s->decision.count == 1 ? "was" : "were");
+      msg = esc__kit_printf("then: event %zu: expected %s but only %zu event%s "
+                            "%s emitted",
+                            n, w, s->decision.count,
+                            esc__kit_plural(s->decision.count),
+                            s->decision.count == 1 ? "was" : "were");
   } else {
     const struct esc__emitted *got = &s->decision.events[s->cursor];
     if (same_event(got, type, want, want_len))
@@ -395,14 +323,16 @@ char *esc__scenario_then_end(const esc_scenario *s) {
   if (!s->decided)
     return not_decided("then_end");
   if (s->outcome == ESC_EREJECTED)
-    return kit_printf("then_end: expected the command to be accepted but it "
-                      "was rejected with code %d: %s",
-                      s->decision.reject_code, s->decision.reject_msg);
+    return esc__kit_printf(
+        "then_end: expected the command to be accepted but it "
+        "was rejected with code %d: %s",
+        s->decision.reject_code, s->decision.reject_msg);
   if (s->cursor >= s->decision.count)
     return NULL;
-  kit_buf b = KIT_BUF_INIT;
+  esc__kit_buf b = ESC__KIT_BUF_INIT;
   size_t more = s->decision.count - s->cursor;
-  kit_addf(&b, "then_end: %zu more event%s emitted: ", more, plural(more));
+  esc__kit_addf(&b, "then_end: %zu more event%s emitted: ", more,
+                esc__kit_plural(more));
   add_emitted_list(&b, &s->decision, s->cursor);
   return b.p;
 }
@@ -413,30 +343,30 @@ char *esc__scenario_then_rejected(const esc_scenario *s, int code,
   if (!s->decided)
     return not_decided("then_rejected");
   if (s->outcome != ESC_EREJECTED) {
-    kit_buf b = KIT_BUF_INIT;
-    kit_addf(&b,
-             "then_rejected: expected rejection %d but the command was "
-             "accepted with ",
-             code);
+    esc__kit_buf b = ESC__KIT_BUF_INIT;
+    esc__kit_addf(&b,
+                  "then_rejected: expected rejection %d but the command was "
+                  "accepted with ",
+                  code);
     if (d->count == 0)
-      kit_addf(&b, "no events");
+      esc__kit_addf(&b, "no events");
     else {
-      kit_addf(&b, "%zu event%s: ", d->count, plural(d->count));
+      esc__kit_addf(&b, "%zu event%s: ", d->count, esc__kit_plural(d->count));
       add_emitted_list(&b, d, 0);
     }
     return b.p;
   }
   if (d->reject_code != code)
-    return kit_printf("then_rejected: expected rejection %d but got "
-                      "rejection %d: %s",
-                      code, d->reject_code, d->reject_msg);
+    return esc__kit_printf("then_rejected: expected rejection %d but got "
+                           "rejection %d: %s",
+                           code, d->reject_code, d->reject_msg);
   if (msg_part && !strstr(d->reject_msg, msg_part))
-    return kit_printf("then_rejected: rejection %d: message \"%s\" lacks "
-                      "\"%s\"",
-                      code, d->reject_msg, msg_part);
+    return esc__kit_printf("then_rejected: rejection %d: message \"%s\" lacks "
+                           "\"%s\"",
+                           code, d->reject_msg, msg_part);
   if (d->count != 0)
-    return kit_printf("then_rejected: rejected, yet %zu event%s emitted",
-                      d->count, d->count == 1 ? " was" : "s were");
+    return esc__kit_printf("then_rejected: rejected, yet %zu event%s emitted",
+                           d->count, d->count == 1 ? " was" : "s were");
   return NULL;
 }
 

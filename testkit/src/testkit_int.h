@@ -11,6 +11,34 @@
 
 #include <esc_internal/decide.h>
 
+/* ------------------------------------------------------------------------
+ * Messages (message.c): a growable string; out of memory aborts
+ * ------------------------------------------------------------------------ */
+
+typedef struct esc__kit_buf {
+  char *p;
+  size_t len;
+  size_t cap;
+} esc__kit_buf;
+
+#define ESC__KIT_BUF_INIT                                                      \
+  { NULL, 0, 0 }
+
+void esc__kit_oom(void);
+void esc__kit_addf(esc__kit_buf *b, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+/* A malloc'ed formatted string. */
+char *esc__kit_printf(const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 1, 2)))
+#endif
+    ;
+/* "" for 1, else "s". */
+const char *esc__kit_plural(size_t n);
+
 struct esc_scenario {
   const esc_decider *decider;
   void *state;

@@ -37,6 +37,7 @@ typedef struct any_event {
     order_paid paid;
     order_shipped shipped;
     order_cancelled cancelled;
+    order_refunded refunded;
     stock_added stock_in;
     stock_reserved reserved;
     stock_released released;
@@ -88,6 +89,8 @@ static const order_line LINES[] = {{"sku-1", 2, 10}, {"sku-2", 1, 100}};
 #define PAY(a) {.kind = ORDER_PAY, .amount = a}
 #define SHIP(c) {.kind = ORDER_SHIP, .carrier = c}
 #define CANCEL(r) {.kind = ORDER_CANCEL, .reason = r}
+#define REFUND(a) {.kind = ORDER_REFUND, .amount = a}
+#define REFUNDED(amount) {&ORDER_REFUNDED, {.refunded = {amount}}}
 
 #define STOCK_IN(q) {.kind = INVENTORY_STOCK_IN, .qty = q}
 #define RESERVE(o, q) {.kind = INVENTORY_RESERVE, .qty = q, .order = o}
@@ -178,6 +181,112 @@ static const order_line lines_overflow[] = {{"sku-1", 2, INT64_MAX / 2},
                                             {"sku-2", 1, 2}};
 static const order_line lines_mul_overflow[] = {{"sku-1", 3, INT64_MAX / 2}};
 static const order_line lines_17[17] = {L1};
+
+/* ------------------------------------------------------------------------
+ * Names: skus, customers and order ids follow the stream id rules, since
+ * they end up in stream ids (a sku with a space once made the saga fail
+ * on "inventory-a b" forever)
+ * ------------------------------------------------------------------------ */
+
+static const order_line lines_space[] = {L1, {"a b", 1, 10}};
+static const order_line lines_dollar[] = {{"$sku", 1, 10}};
+
+static void test_names(void **state) {
+  (void)state;
+  static const order_case cases[] = {
+      {"place a sku with a space",
+       {END},
+       PLACE("c-1", lines_space, 2),
+       REJECTS(ORDER_EINVAL, "line 2: sku \"a b\": byte 2 (' ') is not "
+                             "allowed; use [A-Za-z0-9_.:@+=/-]")},
+      {"place a sku starting with $",
+       {END},
+       PLACE("c-1", lines_dollar, 1),
+       REJECTS(ORDER_EINVAL, "line 1: sku \"$sku\"")},
+      {"place for a customer with a space",
+       {END},
+       PLACE("ann b", LINES, 2),
+       REJECTS(ORDER_EINVAL, "customer \"ann b\": byte 4 (' ')")},
+      {"add a sku with a slash and a colon (allowed)",
+       {H_PLACED, END},
+       ADD("shelf/3:a", 1, 5),
+       EMITS(ADDED({"shelf/3:a", 1, 5}))},
+      {"add a sku with a tab",
+       {H_PLACED, END},
+       ADD("a\tb", 1, 5),
+       REJECTS(ORDER_EINVAL, "item: sku \"a\\x09b\"")},
+      {"remove a sku with a space",
+       {H_PLACED, END},
+       REMOVE("sku 1"),
+       REJECTS(ORDER_EINVAL, "sku \"sku 1\": byte 4 (' ')")},
+  };
+  run_order_cases(cases, sizeof cases / sizeof cases[0]);
+  static const inventory_case inv[] = {
+      {"reserve for an order id with a space",
+       {STOCKED(10), END},
+       RESERVE("o 1", 1),
+       REJECTS(INVENTORY_EINVAL, "cannot reserve: order id \"o 1\": byte 2")},
+      {"release for an order id starting with -",
+       {STOCKED(10), RESERVED("o-1", 1), END},
+       RELEASE("-o", 1),
+       REJECTS(INVENTORY_EINVAL, "cannot release: order id \"-o\"")},
+  };
+  run_inventory_cases(inv, sizeof inv / sizeof inv[0]);
+
+  esc_error err = ESC_ERROR_INIT;
+  assert_true(order_name_valid("sku", "sku-1", ORDER_SKU_MAX, &err));
+  assert_false(order_name_valid("sku", "", ORDER_SKU_MAX, &err));
+  assert_string_equal(err.msg, "the sku must be 1 to 31 bytes, got 0");
+  assert_false(order_name_valid("sku", NULL, ORDER_SKU_MAX, &err));
+}
+
+/* ------------------------------------------------------------------------
+ * Refunds: the fulfillment process gives back what a cancelled order paid
+ * ------------------------------------------------------------------------ */
+
+static void test_refund(void **state) {
+  (void)state;
+  static const order_case cases[] = {
+      {"refund a paid, cancelled order",
+       {H_PAID, CANCELLED("changed my mind", 120), END},
+       REFUND(120),
+       EMITS(REFUNDED(120))},
+      {"refund twice",
+       {H_PAID, CANCELLED("x", 120), REFUNDED(120), END},
+       REFUND(120),
+       REJECTS(ORDER_ESTATE, "cannot refund: 120 was refunded already")},
+      {"refund another amount",
+       {H_PAID, CANCELLED("x", 120), END},
+       REFUND(100),
+       REJECTS(ORDER_EAMOUNT, "refund 100 does not match the amount paid "
+                              "120")},
+      {"refund an unpaid cancelled order",
+       {H_CANCELLED, END},
+       REFUND(0),
+       REJECTS(ORDER_ESTATE, "cannot refund: nothing was paid")},
+      {"refund an order that is not cancelled",
+       {H_PAID, END},
+       REFUND(120),
+       REJECTS(ORDER_ESTATE, "cannot refund: the order is paid, not "
+                             "cancelled")},
+      {"refund an order never placed",
+       {END},
+       REFUND(120),
+       REJECTS(ORDER_ENOTFOUND, "cannot refund: the order was never placed")},
+  };
+  run_order_cases(cases, sizeof cases / sizeof cases[0]);
+
+  esc_scenario *s = esc_scenario_new(order_decider());
+  esc_given(s, &ORDER_PLACED, &(order_placed){"c-1", "EUR", {L1, L2}, 2});
+  esc_given(s, &ORDER_CONFIRMED, &(order_confirmed){{L1, L2}, 2, 120});
+  esc_given(s, &ORDER_PAID, &(order_paid){120});
+  esc_given(s, &ORDER_CANCELLED, &(order_cancelled){"x", 120});
+  esc_given(s, &ORDER_REFUNDED, &(order_refunded){120});
+  const order_state *st = esc_scenario_state(s);
+  assert_int_equal(st->refunded, 120);
+  assert_int_equal(st->status, ORDER_STATUS_CANCELLED);
+  esc_scenario_free(s);
+}
 
 /* ------------------------------------------------------------------------
  * Orders, table-driven: each command's rules
@@ -1137,6 +1246,7 @@ static void assert_state_equal(const order_state *a, const order_state *b) {
   assert_int_equal(a->total, b->total);
   assert_int_equal(a->reserved, b->reserved);
   assert_int_equal(a->paid, b->paid);
+  assert_int_equal(a->refunded, b->refunded);
 }
 
 /* Packs state with the decider's encode_state; sbuf is the caller's. */
@@ -1205,6 +1315,7 @@ static void test_snapshot_roundtrip(void **state) {
   full.total = INT64_MAX;
   full.reserved = true;
   full.paid = INT64_MIN;
+  full.refunded = INT64_MAX;
   msgpack_sbuffer sbuf;
   encode_state(&full, &sbuf);
   order_state back;
@@ -1471,6 +1582,8 @@ static void test_inventory_never_negative(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_place),
+      cmocka_unit_test(test_names),
+      cmocka_unit_test(test_refund),
       cmocka_unit_test(test_items),
       cmocka_unit_test(test_confirm_and_ready),
       cmocka_unit_test(test_pay_ship_cancel),

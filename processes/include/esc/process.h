@@ -1,0 +1,311 @@
+/*
+ * <esc/process.h> - process managers: deciders over events, deadlines and
+ * command outcomes whose decisions are commands and deadlines.
+ *
+ * A process manager reacts to what happened elsewhere ("an order was
+ * confirmed") by asking deciders to do things ("reserve stock"), and
+ * reacts to their answers and to time passing. Each instance (one order's
+ * fulfillment) is an ordinary event-sourced stream of its own: every input
+ * it handled and every decision it made is an event there, so an instance
+ * can be inspected, replayed and rebuilt like any other stream.
+ *
+ * This header is the pure part: the definition a user fills, the inputs
+ * decide sees and the decisions it makes. Nothing here talks to a server,
+ * reads the clock or keeps global state. The runtime (a worker reading the
+ * log, executing commands through esc_execute, storing deadlines in
+ * PostgreSQL) and the test kit (<esc/testkit.h>) drive it.
+ *
+ * What is deterministic: given the same state and input, decide must make
+ * the same decisions (no clock, no randomness, no I/O: the input carries
+ * the time). Every decision's id is UUIDv5 of (process name, instance id,
+ * triggering input id, the decision's index), see esc_process_decision_id,
+ * and a command is executed with its decision id as command id. So an
+ * input handled again after a crash issues the same commands with the same
+ * ids, and esc_execute's idempotency returns their first results instead
+ * of running them twice.
+ *
+ * What is at-least-once: delivery of inputs to an instance. The runtime
+ * records each handled input's id in the instance stream and drops an
+ * input already recorded, so decide runs on each input once per recorded
+ * history; but between a crash and the record, it may run again (and
+ * decide the same, as above). Side effects belong in commands, not in
+ * decide.
+ *
+ * Threading: definitions are immutable once built and may be shared by
+ * threads; callbacks may run on several threads at once for different
+ * instances, never for one instance at once. A decisions object belongs to
+ * the one decide call it was handed to.
+ */
+#ifndef ESC_PROCESS_H
+#define ESC_PROCESS_H
+
+#include <esc/command.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------------
+ * Names and limits
+ * ------------------------------------------------------------------------ */
+
+/* A process name: 1..ESC_PROCESS_NAME_MAX bytes of [a-z0-9_]. */
+#define ESC_PROCESS_NAME_MAX 48
+/* An instance id: 1..ESC_PROCESS_INSTANCE_MAX bytes that are valid in a
+ * stream id ([A-Za-z0-9_.:@+=/-]; '-' allowed anywhere but first). */
+#define ESC_PROCESS_INSTANCE_MAX 128
+/* A deadline name: 1..ESC_PROCESS_DEADLINE_MAX bytes of [a-z0-9_]. */
+#define ESC_PROCESS_DEADLINE_MAX 48
+/* At most this many decisions per input: a decide that loops forever
+ * fails instead of filling memory. */
+#define ESC_PROCESS_DECISIONS_MAX 256
+/* Outcome messages are kept up to this many bytes (esc_command_result's
+ * domain_msg is 256). */
+#define ESC_PROCESS_MESSAGE_MAX 255
+
+/*
+ * The instance stream of (process, instance) is
+ *   "process:<name>-<instance>"   category "process:<name>"
+ * The category is what stands before the first '-', so every instance of
+ * a process shares one category of its own (the runtime and `esc
+ * processes` list instances by it), and the "process:" prefix keeps it
+ * apart from decider categories, which never contain ':' in esc's
+ * samples; a decider must not use a category starting with "process:".
+ */
+#define ESC_PROCESS_CATEGORY_PREFIX "process:"
+
+ESC_API bool esc_process_name_valid(const char *name, esc_error *err);
+ESC_API bool esc_process_instance_valid(const char *instance, esc_error *err);
+
+/* Writes the instance stream id into out (ESC_STREAM_ID_MAX + 1 bytes).
+ * ESC_EINVAL naming the part when the name or instance id is invalid. */
+ESC_API esc_status esc_process_stream_id(const char *process,
+                                         const char *instance, char *out,
+                                         size_t out_size, esc_error *err);
+
+/* ------------------------------------------------------------------------
+ * Commands a process can issue
+ * ------------------------------------------------------------------------ */
+
+/*
+ * One kind of command: which decider executes it and how its C struct (the
+ * `command` esc_execute hands to decide) travels as msgpack. Commands are
+ * recorded in the instance stream when decided and executed from there,
+ * possibly by another process after a crash, so they must survive encode
+ * then decode. Filled by the user, usually as a static (const) value.
+ */
+typedef struct esc_process_command_type {
+  const char *name;           /* recorded and shown, esc_type_name_valid() */
+  const esc_decider *decider; /* executes it; borrowed */
+  size_t size;                /* sizeof the command struct */
+  /* Packs *command. Returns 0, or -1 on failure. */
+  int (*encode)(const void *command, msgpack_packer *pk);
+  /* Fills *command (size bytes, zeroed first) from obj. Strings may point
+   * into obj's memory: the struct is used only while the caller keeps obj
+   * (one esc_execute, or one evolve/decide call). */
+  esc_status (*decode)(const msgpack_object *obj, void *command,
+                       esc_error *err);
+} esc_process_command_type;
+
+/* ------------------------------------------------------------------------
+ * Inputs
+ * ------------------------------------------------------------------------ */
+
+typedef enum esc_process_input_kind {
+  ESC_PROCESS_INPUT_EVENT = 1,    /* an event of a subscribed type */
+  ESC_PROCESS_INPUT_DEADLINE = 2, /* a deadline this instance scheduled */
+  ESC_PROCESS_INPUT_OUTCOME = 3   /* what a command it issued came to */
+} esc_process_input_kind;
+
+/* A deadline firing. */
+typedef struct esc_process_deadline {
+  const char *name; /* as scheduled */
+  int64_t due_us;   /* when it was due, microseconds since the epoch */
+} esc_process_deadline;
+
+/* What a command the instance issued came to. */
+typedef struct esc_process_outcome {
+  const esc_process_command_type *type;
+  const char *stream_id; /* the target stream */
+  const void *command;   /* the command as issued, decoded (type->size) */
+  bool accepted;         /* false: the decider rejected it */
+  int code;              /* rejected: the domain code (> 0); else 0 */
+  const char *message;   /* rejected: the domain message; else "" */
+  size_t index;          /* its index among the decisions of its input */
+} esc_process_outcome;
+
+/*
+ * One input, as evolve and decide see it. Everything is borrowed for the
+ * duration of the call.
+ *
+ * id is what makes handling idempotent: an event's event id, a deadline's
+ * id (a decision id), a command's id for its outcome. time_us is the
+ * input's time, injected by whoever drives the process (the runtime: an
+ * event's recorded time, the moment a deadline fired, the moment an
+ * outcome was known; the test kit: its clock); decide must use it rather
+ * than the clock, so that deciding again decides the same.
+ */
+typedef struct esc_process_input {
+  esc_process_input_kind kind;
+  esc_uuid id;
+  int64_t time_us;
+  const char *instance;                 /* the instance id */
+  const esc_event *event;               /* EVENT: decoded; else NULL */
+  const esc_process_deadline *deadline; /* DEADLINE; else NULL */
+  const esc_process_outcome *outcome;   /* OUTCOME; else NULL */
+} esc_process_input;
+
+/* ------------------------------------------------------------------------
+ * Decisions
+ * ------------------------------------------------------------------------ */
+
+/* What decide writes its decisions into (opaque; see the accessors). */
+typedef struct esc_process_decisions esc_process_decisions;
+
+/*
+ * Issues a command to the decider of type, on stream_id (which must be a
+ * valid stream id of that decider's category). The command is encoded at
+ * once (*command is not kept). ESC_EINVAL when the type is not one of the
+ * process's commands, the stream id is invalid or of another category,
+ * encoding fails, or there are too many decisions: decide may return the
+ * status at once, and the input then fails whatever decide returns (the
+ * runtime retries it, then parks the instance; nothing is recorded).
+ */
+ESC_API esc_status esc_process_issue(esc_process_decisions *d,
+                                     const esc_process_command_type *type,
+                                     const char *stream_id,
+                                     const void *command);
+
+/*
+ * Schedules the deadline `name` of this instance at due_us (microseconds
+ * since the epoch). A deadline of that name still pending is replaced (it
+ * will not fire). When it comes due, the runtime delivers it as an input,
+ * once; if the instance cancelled or replaced it, or ended, it never
+ * arrives. A due time in the past fires as soon as the runtime can.
+ */
+ESC_API esc_status esc_process_schedule(esc_process_decisions *d,
+                                        const char *name, int64_t due_us);
+/* Schedules `name` delay_us (>= 0) after the input's time. */
+ESC_API esc_status esc_process_schedule_in(esc_process_decisions *d,
+                                           const char *name, int64_t delay_us);
+/* Cancels the pending deadline `name`; no error when none is pending. */
+ESC_API esc_status esc_process_cancel(esc_process_decisions *d,
+                                      const char *name);
+
+/*
+ * Fails the input with a message for the operator ("order-42 has a line
+ * with an unusable sku"): nothing is recorded, and the runtime retries the
+ * input, then parks the instance; other instances go on. Returns
+ * ESC_EINVAL, so decide can end with `return esc_process_fail(d, ...)`.
+ */
+ESC_API esc_status esc_process_fail(esc_process_decisions *d, const char *fmt,
+                                    ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+typedef enum esc_process_decision_kind {
+  ESC_PROCESS_ISSUE = 1,
+  ESC_PROCESS_SCHEDULE = 2,
+  ESC_PROCESS_CANCEL = 3
+} esc_process_decision_kind;
+
+/* One decision, as decide made it; borrowed from the decisions object. */
+typedef struct esc_process_decision {
+  esc_process_decision_kind kind;
+  /* ISSUE: the command id; SCHEDULE: the deadline id; CANCEL: the id of
+   * the deadline cancelled, nil when none was pending. */
+  esc_uuid id;
+  const esc_process_command_type *type; /* ISSUE */
+  const char *stream_id;                /* ISSUE */
+  const void *payload;                  /* ISSUE: the command, msgpack */
+  size_t payload_len;
+  const char *deadline; /* SCHEDULE, CANCEL: its name */
+  int64_t due_us;       /* SCHEDULE */
+} esc_process_decision;
+
+/* How many decisions were made so far. */
+ESC_API size_t esc_process_decisions_count(const esc_process_decisions *d);
+/* Decision i (from 0) in the order made, or NULL past the end. */
+ESC_API const esc_process_decision *
+esc_process_decisions_at(const esc_process_decisions *d, size_t i);
+/* NULL, or the message of the failure (esc_process_fail, a bad call). */
+ESC_API const char *
+esc_process_decisions_failure(const esc_process_decisions *d);
+
+/*
+ * The id of decision `index` made on input input_id of (process,
+ * instance): UUIDv5 under a fixed esc namespace of the input id, the
+ * process name, the instance id and the index. Stable across versions of
+ * esc (changing it would execute commands again); distinct for any two
+ * differing arguments.
+ */
+ESC_API esc_uuid esc_process_decision_id(const char *process,
+                                         const char *instance,
+                                         const esc_uuid *input_id,
+                                         size_t index);
+
+/* ------------------------------------------------------------------------
+ * The definition
+ * ------------------------------------------------------------------------ */
+
+/*
+ * A process manager. Filled by the user, usually once at start-up (a
+ * static value, or built once with pthread_once since deciders are
+ * usually built that way). Every list is NULL-terminated.
+ *
+ * Routing: the runtime reads `categories`; an event whose type is in
+ * `starts` goes to the instance correlate names, starting it if it has no
+ * stream yet; a type in `continues` goes only to an instance that exists
+ * (else it is dropped: "not mine"); other types are dropped. A type may be
+ * in both lists only once: put it in starts.
+ *
+ * The instance's state: state_size bytes, zeroed, then init; then every
+ * recorded input is folded in with evolve, in order. On a new input:
+ * evolve(state, input), then decide(state, input): decide sees the state
+ * with this input in it. Once is_terminal says so, the instance has ended:
+ * later events and deadline firings are dropped, pending deadlines are
+ * cancelled, outcomes of commands still in flight are recorded and folded
+ * (evolve) but not decided on.
+ */
+typedef struct esc_process {
+  const char *name;                 /* esc_process_name_valid() */
+  const esc_event_registry *events; /* decodes the types below; borrowed */
+  const char *const *categories;    /* where the runtime reads events */
+  const char *const *starts;        /* event types that start an instance */
+  const char *const *continues;     /* event types that only continue one */
+  /* Every command type decide may issue (an issue of another fails). */
+  const esc_process_command_type *const *commands;
+  /* The instance an event belongs to: writes its id (NUL-terminated, at
+   * most size - 1 = ESC_PROCESS_INSTANCE_MAX bytes) into instance and
+   * returns true, or returns false for "not mine". Pure, like decide. An
+   * id that is not esc_process_instance_valid fails the event. */
+  bool (*correlate)(const esc_event *event, char *instance, size_t size,
+                    void *userdata);
+  size_t state_size;
+  void (*init)(void *state, void *userdata); /* may be NULL */
+  /* Folds one input in. Must not fail: what is recorded happened. */
+  void (*evolve)(void *state, const esc_process_input *input, void *userdata);
+  /* Makes decisions with esc_process_issue / schedule / cancel and
+   * returns ESC_OK, or a failure (esc_process_fail). Pure: no side
+   * effects, no clock; it may run again on the same input. */
+  esc_status (*decide)(const void *state, const esc_process_input *input,
+                       esc_process_decisions *d, void *userdata);
+  bool (*is_terminal)(const void *state); /* NULL: never ends */
+  void (*release_state)(void *state);     /* optional: frees what it owns */
+  void *userdata;                         /* handed to the callbacks */
+} esc_process;
+
+/*
+ * Checks a definition: a valid name, a registry, lists that hold only
+ * registered types (starts and continues) and valid categories, commands
+ * with a name, a decider and a codec, correlate, evolve, decide and a
+ * state size. ESC_EINVAL-style false and err naming what is wrong.
+ */
+ESC_API bool esc_process_valid(const esc_process *p, esc_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* ESC_PROCESS_H */
