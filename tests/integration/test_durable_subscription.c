@@ -19,6 +19,9 @@
 #include <cmocka.h>
 #include <hiredis/hiredis.h>
 
+#include <esc/metrics.h>
+
+#include "httpget.h"
 #include "projection_int.h"
 #include "testenv.h"
 #include "worker_thread.h"
@@ -585,6 +588,64 @@ static void a_zombie_cannot_move_the_checkpoint_back(void **state) {
   recorder_release(&r);
 }
 
+/* The worker's metrics and the store's gauges name a subscription's
+ * partitions subscription="NAME" in the projections' families, and
+ * promtool accepts the exposition. */
+static void metrics_label_subscriptions(void **state) {
+  (void)state;
+  struct recorder r;
+  recorder_init(&r, 1, "m");
+  esc_subscription s = subscription(&r, 2);
+  int n = append_notes("m", 4, 2);
+  esc_worker *w = worker_with(NULL);
+  add(w, &s);
+  catch_up(w);
+  assert_int_equal(r.count, (size_t)n);
+  esc_metrics_server_options o = ESC_METRICS_SERVER_OPTIONS_INIT;
+  o.listen = "127.0.0.1:0";
+  o.worker = w;
+  o.schema = schema;
+  esc_error err = ESC_ERROR_INIT;
+  esc_metrics_server *m = esc_metrics_server_start(&o, &err);
+  if (!m)
+    fail_msg("metrics server: %s", err.msg);
+  char *body = NULL;
+  assert_int_equal(
+      esc_test_http_get(esc_metrics_server_port(m), "/metrics", 10000, &body),
+      200);
+  esc_metrics_server_free(m);
+  char want[256];
+  snprintf(want, sizeof want,
+           "esc_projection_lag_events{schema=\"%s\",subscription=\"%s\","
+           "partition=\"1\"} 0",
+           schema, sub_name);
+  assert_non_null(strstr(body, want));
+  snprintf(want, sizeof want,
+           "esc_projection_events_applied_total{schema=\"%s\","
+           "subscription=\"%s\",partition=\"0\"}",
+           schema, sub_name);
+  assert_non_null(strstr(body, want));
+  if (ESC_PROMTOOL_PATH[0]) {
+    char path[96], cmd[256];
+    snprintf(path, sizeof path, "/tmp/esc-dsub-%d.prom", (int)getpid());
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(body, f);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "%s check metrics < %s 2>&1", ESC_PROMTOOL_PATH,
+             path);
+    int status = -1;
+    char *out = esc_test_command_output(cmd, &status);
+    unlink(path);
+    if (status != 0 || (out && out[0]))
+      fail_msg("promtool check metrics (exit %d): %s", status, out);
+    free(out);
+  }
+  free(body);
+  esc_worker_free(w);
+  recorder_release(&r);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup(delivers_in_order_across_partitions, fresh_name),
@@ -598,6 +659,7 @@ int main(void) {
                              fresh_name),
       cmocka_unit_test_setup(a_zombie_cannot_move_the_checkpoint_back,
                              fresh_name),
+      cmocka_unit_test_setup(metrics_label_subscriptions, fresh_name),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
