@@ -30,10 +30,12 @@ const char cli_help_projections[] =
     "       esc projections repartition NAME N\n"
     "       esc projections move-keys NAME\n"
     "\n"
-    "Shows every partition of every projection a worker has registered in\n"
-    "the schema (or of projection NAME only): the generation queries read,\n"
-    "the partition's checkpoint, its lag, the worker holding its lease, its\n"
-    "open dead letters and the progress of a rebuild. Needs Redis (--redis).\n"
+    "Shows every partition of every projection and durable subscription a\n"
+    "worker has registered in the schema (or of NAME only): the generation\n"
+    "queries read, the partition's checkpoint, its lag, the worker holding\n"
+    "its lease, its open dead letters and the progress of a rebuild. Needs\n"
+    "Redis (--redis) for projections; a subscription's line is all\n"
+    "PostgreSQL's (its checkpoint lives there; GEN is its layout's).\n"
     "\n"
     "LAG counts the events readable after the checkpoint in the\n"
     "projection's categories that belong to the partition (placed by the\n"
@@ -50,7 +52,8 @@ const char cli_help_projections[] =
     "LEASE (pid and application_name of the worker's session; - when no\n"
     "worker runs it), DEAD (parked letters and letters awaiting retry) and\n"
     "REBUILD (the generation being built, its checkpoint and lag; - when\n"
-    "none); with --json one object per line: {\"projection\",\"partition\",\n"
+    "none) and KIND (projection or subscription); with --json one object\n"
+    "per line: {\"projection\",\"kind\",\"partition\",\n"
     "\"partitions\",\"version\",\"generation\",\"checkpoint\",\"lag_events\",\n"
     "\"lag_seconds\",\"lease\": null or {\"pid\",\"application\"},"
     "\"dead_letters\",\"foreign\",\n"
@@ -171,7 +174,7 @@ const char cli_help_dead_letters[] =
  * A text table: columns as wide as their widest cell, two spaces apart
  * ------------------------------------------------------------------------ */
 
-#define TABLE_MAX_COLS 10
+#define TABLE_MAX_COLS 11
 
 typedef struct table {
   size_t ncols;
@@ -259,6 +262,7 @@ static json_t *position_json(const esc_position *p) {
 static bool print_status_json(const esc_partition_status *s) {
   json_t *o = json_object();
   json_object_set_new(o, "projection", cli_json_string(s->projection));
+  json_object_set_new(o, "kind", json_string(esc_consumer_kind_name(s->kind)));
   json_object_set_new(o, "partition", json_integer(s->partition));
   json_object_set_new(o, "partitions", json_integer(s->partitions));
   json_object_set_new(o, "version", json_integer(s->version));
@@ -351,7 +355,7 @@ static void add_status_row(table *t, const esc_partition_status *s) {
   snprintf(dead, sizeof dead, "%" PRId64, s->dead_letters);
   rebuild_cell(s, rb, sizeof rb);
   table_add(t, s->projection, part, s->state, gen, cp, lag, lag_s, lease,
-            dead, rb);
+            dead, rb, esc_consumer_kind_name(s->kind));
 }
 
 /* After the table, why each line that has a reason is as it is. */
@@ -367,11 +371,11 @@ static bool print_reasons(const esc_partition_status *st, size_t n,
 
 static int print_status(const cli_ctx *ctx, const esc_partition_status *st,
                         size_t n, const char *only) {
-  table t = {10, 0, 0, NULL, false};
+  table t = {11, 0, 0, NULL, false};
   int rc = CLI_EXIT_OK;
   if (!ctx->json)
     table_add(&t, "PROJECTION", "PART", "STATE", "GEN", "CHECKPOINT", "LAG",
-              "LAG_S", "LEASE", "DEAD", "REBUILD");
+              "LAG_S", "LEASE", "DEAD", "REBUILD", "KIND");
   for (size_t i = 0; i < n && rc == CLI_EXIT_OK; i++) {
     if (only && strcmp(st[i].projection, only) != 0)
       continue;

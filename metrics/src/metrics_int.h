@@ -29,10 +29,12 @@ void esc__text_printf(struct esc__text *t, const char *fmt, ...)
 /* Appends value escaped as a Prometheus label value: backslash, double
  * quote and line feed as \\, \" and \n; every other byte as it is. */
 void esc__text_label_value(struct esc__text *t, const char *value);
-/* {schema="S",projection="P",partition="N" -- left open for more labels
- * and the closing brace. */
+/* {schema="S",projection="P",partition="N" -- subscription="P" for a
+ * subscription's partition (the families are the same) -- left open for
+ * more labels and the closing brace. */
 void esc__text_partition_labels(struct esc__text *t, const char *schema,
-                                const char *projection, int partition);
+                                esc_consumer_kind kind, const char *projection,
+                                int partition);
 /* "# HELP name help\n# TYPE name type\n" */
 void esc__text_header(struct esc__text *t, const char *name, const char *type,
                       const char *help);

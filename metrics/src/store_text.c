@@ -125,7 +125,7 @@ bool esc__metrics_runs(const esc_worker_metrics *m,
 /* {schema="S",projection="P",partition="N" (left open for more labels) */
 static void partition_labels(struct esc__text *t, const char *schema,
                              const esc_partition_status *s) {
-  esc__text_partition_labels(t, schema, s->projection, s->partition);
+  esc__text_partition_labels(t, schema, s->kind, s->projection, s->partition);
   if (s->rebuild_only)
     esc__text_printf(t, ",rebuild_layout=\"%d\"", s->rebuild_partitions);
 }

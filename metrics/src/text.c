@@ -61,10 +61,11 @@ void esc__text_label_value(struct esc__text *t, const char *value) {
 }
 
 void esc__text_partition_labels(struct esc__text *t, const char *schema,
-                                const char *projection, int partition) {
+                                esc_consumer_kind kind, const char *projection,
+                                int partition) {
   esc__text_printf(t, "{schema=\"");
   esc__text_label_value(t, schema);
-  esc__text_printf(t, "\",projection=\"");
+  esc__text_printf(t, "\",%s=\"", esc_consumer_kind_name(kind));
   esc__text_label_value(t, projection);
   esc__text_printf(t, "\",partition=\"%d\"", partition);
 }

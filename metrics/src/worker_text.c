@@ -10,7 +10,7 @@
 /* {schema="S",projection="P",partition="N" (left open) */
 static void labels(struct esc__text *t, const char *schema,
                    const esc_partition_metrics *p) {
-  esc__text_partition_labels(t, schema, p->projection, p->partition);
+  esc__text_partition_labels(t, schema, p->kind, p->projection, p->partition);
 }
 
 typedef struct counter {

@@ -415,27 +415,37 @@ static void set_line(const struct proj_picture *pic, size_t i,
   st->foreign = pic->foreign;
 }
 
-/* The lines of one projection's picture appended to *list (*count lines,
- * room for *cap). */
+/* Room for n more lines in *list (*count lines, room for *cap); the n
+ * lines come back zeroed in *lines. */
+static esc_status more_lines(esc_partition_status **list, size_t count,
+                             size_t *cap, size_t n, const char *name,
+                             esc_partition_status **lines, esc_error *err) {
+  if (count + n > *cap) {
+    size_t want = 2 * (count + n);
+    esc_partition_status *grown = realloc(*list, want * sizeof *grown);
+    if (!grown)
+      return esc__fail(err, ESC_ENOMEM, "status of %s: out of memory", name);
+    *list = grown;
+    *cap = want;
+  }
+  *lines = *list + count;
+  memset(*lines, 0, n * sizeof **lines);
+  return ESC_OK;
+}
+
+/* The lines of one projection's picture appended to *list. */
 static esc_status fill_lines(struct status_ctx *c,
                              const struct proj_picture *pic,
                              esc_partition_status **list, size_t *count,
                              size_t *cap, esc_error *err) {
+  esc_partition_status *sts;
   size_t n = lines_of(pic);
-  if (*count + n > *cap) {
-    size_t want = 2 * (*count + n);
-    esc_partition_status *grown = realloc(*list, want * sizeof *grown);
-    if (!grown)
-      return esc__fail(err, ESC_ENOMEM, "status of %s: out of memory",
-                       pic->name);
-    *list = grown;
-    *cap = want;
-  }
-  esc_partition_status *sts = *list + *count;
-  memset(sts, 0, n * sizeof *sts);
+  esc_status rc = more_lines(list, *count, cap, n, pic->name, &sts, err);
+  if (rc)
+    return rc;
   for (size_t i = 0; i < n; i++)
     set_line(pic, i, &sts[i]);
-  esc_status rc = open_letters(c, pic->name, sts, pic->partitions, err);
+  rc = open_letters(c, pic->name, sts, pic->partitions, err);
   const char *const *cats = (const char *const *)pic->categories;
   for (size_t i = 0; !rc && i < n; i++)
     rc = fill_partition(c, cats, &sts[i], err);
@@ -445,7 +455,7 @@ static esc_status fill_lines(struct status_ctx *c,
 }
 
 /* The lines of one projection (row `row` of the registry) appended to
- * *list. */
+ * *list (*count lines, room for *cap). */
 static esc_status fill_projection(struct status_ctx *c, const PGresult *reg,
                                   int row, esc_partition_status **list,
                                   size_t *count, size_t *cap, esc_error *err) {
@@ -454,6 +464,92 @@ static esc_status fill_projection(struct status_ctx *c, const PGresult *reg,
   if (!rc)
     rc = fill_lines(c, &pic, list, count, cap, err);
   free(pic.categories);
+  return rc;
+}
+
+/* ----------------------------------------------------- subscriptions --- */
+
+/* A subscription's checkpoints (its newest generation's, by partition),
+ * whether each records a stop at where it is, and why. */
+static const char SQL_SUB_CHECKPOINTS[] =
+    "SELECT partition, generation, tx_id::text, global_position,"
+    " coalesce((stopped_tx_id, stopped_global) = (tx_id, global_position),"
+    " false), coalesce(stop_reason, '')"
+    " FROM %s.subscription_checkpoints c WHERE subscription = $1"
+    " AND generation = (SELECT max(generation) FROM"
+    " %s.subscription_checkpoints WHERE subscription = $1)"
+    " ORDER BY partition";
+
+/* One subscription line from its checkpoint row; everything is
+ * PostgreSQL's, so Redis being away changes nothing here. */
+static esc_status fill_sub_line(struct status_ctx *c,
+                                const char *const *categories,
+                                const PGresult *res, int row,
+                                esc_partition_status *st, esc_error *err) {
+  st->generation = strtoll(PQgetvalue(res, row, 1), NULL, 10);
+  st->checkpoint.tx_id = strtoull(PQgetvalue(res, row, 2), NULL, 10);
+  st->checkpoint.global = strtoll(PQgetvalue(res, row, 3), NULL, 10);
+  bool stopped = PQgetvalue(res, row, 4)[0] == 't';
+  if (stopped)
+    snprintf(st->reason, sizeof st->reason, "%s", PQgetvalue(res, row, 5));
+  esc_status rc = lag(c, categories, &st->checkpoint, st->partition,
+                      st->partitions, &st->lag_events, &st->lag_seconds, err);
+  if (!rc)
+    rc = lease_holder(c, st, err);
+  snprintf(st->state, sizeof st->state, "%s",
+           stopped ? "stopped" : st->lease_pid ? "running" : "idle");
+  return rc;
+}
+
+/* The lines of a subscription, one per partition, from its checkpoint
+ * rows (res). */
+static esc_status sub_lines(struct status_ctx *c, const char *name,
+                            int partitions, const char *const *cats,
+                            const PGresult *res, esc_partition_status **list,
+                            size_t *count, size_t *cap, esc_error *err) {
+  esc_partition_status *sts;
+  size_t n = (size_t)PQntuples(res);
+  esc_status rc = more_lines(list, *count, cap, n, name, &sts, err);
+  for (size_t i = 0; !rc && i < n; i++) {
+    snprintf(sts[i].projection, sizeof sts[i].projection, "%s", name);
+    sts[i].kind = ESC_CONSUMER_SUBSCRIPTION;
+    sts[i].partition = (int)strtol(PQgetvalue(res, (int)i, 0), NULL, 10);
+    sts[i].partitions = partitions;
+    sts[i].version = 1;
+  }
+  if (!rc)
+    rc = open_letters(c, name, sts, partitions, err);
+  for (size_t i = 0; !rc && i < n; i++)
+    rc = fill_sub_line(c, cats, res, (int)i, &sts[i], err);
+  if (!rc)
+    *count += n;
+  return rc;
+}
+
+/* The lines of subscription `row` of the registry. */
+static esc_status fill_subscription(struct status_ctx *c, const PGresult *reg,
+                                    int row, esc_partition_status **list,
+                                    size_t *count, size_t *cap,
+                                    esc_error *err) {
+  char sql[512], what[96], **cats;
+  const char *name = PQgetvalue(reg, row, 0);
+  int partitions = (int)strtol(PQgetvalue(reg, row, 2), NULL, 10);
+  esc_status rc = split_categories(
+      PQgetisnull(reg, row, 3) ? NULL : PQgetvalue(reg, row, 3), &cats, err);
+  if (rc)
+    return rc;
+  snprintf(what, sizeof what, "checkpoints of subscription %s", name);
+  snprintf(sql, sizeof sql, SQL_SUB_CHECKPOINTS, c->ident, c->ident);
+  const char *values[] = {name};
+  PGresult *res =
+      esc__pg_exec(c->conn, sql, 1, values, PGRES_TUPLES_OK, what, err);
+  if (!res)
+    rc = esc__pg_failed(err);
+  else
+    rc = sub_lines(c, name, partitions, (const char *const *)cats, res, list,
+                   count, cap, err);
+  PQclear(res);
+  free(cats);
   return rc;
 }
 
@@ -474,7 +570,7 @@ static esc_status fill_all(struct status_ctx *c, esc_partition_status **out,
   snprintf(sql, sizeof sql,
            "SELECT name, version, partitions,"
            " array_to_json(categories)::text,"
-           " repartition_to FROM %s.projections ORDER BY name",
+           " repartition_to, kind FROM %s.projections ORDER BY name",
            c->ident);
   PGresult *res =
       esc__pg_exec(c->conn, sql, 0, NULL, PGRES_TUPLES_OK, what, err);
@@ -484,7 +580,9 @@ static esc_status fill_all(struct status_ctx *c, esc_partition_status **out,
   esc_partition_status *list = NULL;
   size_t n = 0, cap = 0;
   for (int i = 0; !rc && i < PQntuples(res); i++)
-    rc = fill_projection(c, res, i, &list, &n, &cap, err);
+    rc = strcmp(PQgetvalue(res, i, 5), "subscription") == 0
+             ? fill_subscription(c, res, i, &list, &n, &cap, err)
+             : fill_projection(c, res, i, &list, &n, &cap, err);
   PQclear(res);
   if (rc) {
     free(list);
@@ -575,7 +673,7 @@ esc_status esc_projection_request_rebuild(const char *pg_url,
   esc_status rc = ESC_OK;
   snprintf(sql, sizeof sql,
            "UPDATE %s.projections SET rebuild_requested_at = now()"
-           " WHERE name = $1",
+           " WHERE name = $1 AND kind = 'projection'",
            ident);
   PQfreemem(ident);
   const char *values[] = {name};
@@ -588,7 +686,8 @@ esc_status esc_projection_request_rebuild(const char *pg_url,
   if (strcmp(PQcmdTuples(res), "0") == 0)
     rc = esc__fail(err, ESC_ENOTFOUND,
                    "%s: no projection %s in schema %s (a worker registers "
-                   "it when it starts)",
+                   "it when it starts; a subscription has no read model to "
+                   "rebuild)",
                    what, name, s);
   PQclear(res);
 out:
@@ -607,10 +706,10 @@ static const char SQL_REPARTITION[] =
     "UPDATE %s.projections SET repartition_to = $2::int,"
     " rebuild_requested_at = now(), updated_at = now()"
     " WHERE name = $1 AND partitions <> $2::int AND repartition_to IS NULL"
-    " RETURNING partitions";
+    " AND kind = 'projection' RETURNING partitions";
 
 static const char SQL_LAYOUT[] =
-    "SELECT partitions, coalesce(repartition_to, 0) FROM %s.projections"
+    "SELECT partitions, coalesce(repartition_to, 0), kind FROM %s.projections"
     " WHERE name = $1";
 
 /* Why SQL_REPARTITION changed nothing: no such projection, the layout is
@@ -636,6 +735,13 @@ static esc_status explain_unchanged(PGconn *conn, const char *ident,
   } else {
     int now = (int)strtol(PQgetvalue(res, 0, 0), NULL, 10);
     int to = (int)strtol(PQgetvalue(res, 0, 1), NULL, 10);
+    if (strcmp(PQgetvalue(res, 0, 2), "subscription") == 0) {
+      PQclear(res);
+      return esc__fail(err, ESC_EINVAL,
+                       "%s: %s is a subscription; the partition layout of a "
+                       "subscription cannot be changed yet",
+                       what, name);
+    }
     /* The same request again is no error: it is under way. */
     *started = to == partitions;
     if (to && to != partitions)

@@ -56,7 +56,9 @@ esc_status esc__layout_admit(esc_worker *w, const struct proj *pj,
 esc_status esc__layout_register(esc_worker *w, struct proj *pj,
                                 esc_error *err) {
   esc_status rc =
-      esc__registry_upsert(w->pg, w->schema, pj->def, &pj->layout, err);
+      pj->sub ? esc__subscription_register(w, pj, err)
+              : esc__registry_upsert(w->pg, w->schema, pj->def, &pj->layout,
+                                     err);
   if (!rc)
     rc = esc__layout_admit(w, pj, err);
   pj->registered = !rc;

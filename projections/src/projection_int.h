@@ -228,6 +228,15 @@ struct esc__layout {
 esc_status esc__registry_upsert(PGconn *conn, const char *schema,
                                 const esc_projection *p,
                                 struct esc__layout *layout, esc_error *err);
+/* Records that a worker runs subscription p (its projection-shaped
+ * definition; the first registration sets the layout and makes its
+ * checkpoints at start) and returns the layout and the generation of its
+ * checkpoints. ECONFLICT when a projection has the name. */
+esc_status esc__registry_subscribe(PGconn *conn, const char *schema,
+                                   const esc_projection *p,
+                                   const esc_position *start,
+                                   struct esc__layout *layout,
+                                   int64_t *generation, esc_error *err);
 /* Reads the registry row of name; *found false when there is none (then
  * *out is a layout of 1 and nothing requested). */
 esc_status esc__registry_read(PGconn *conn, const char *schema,

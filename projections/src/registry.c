@@ -14,6 +14,7 @@
  */
 #include "projection_int.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,11 +72,63 @@ static void read_layout(const PGresult *res, int col, struct esc__layout *out) {
           : (int)strtol(PQgetvalue(res, 0, col + 1), NULL, 10);
 }
 
+/* The categories and event types of p as text[] literals (NULL: all). */
+struct filters {
+  char *cats;
+  char *types;
+};
+
+static esc_status filters_of(const esc_projection *p, struct filters *f,
+                             const char *what, esc_error *err) {
+  bool oom_c = false, oom_t = false;
+  f->cats = array_literal(p->categories, &oom_c);
+  f->types = array_literal(p->event_types, &oom_t);
+  if (!oom_c && !oom_t)
+    return ESC_OK;
+  free(f->cats);
+  free(f->types);
+  *f = (struct filters){NULL, NULL};
+  return esc__fail(err, ESC_ENOMEM, "%s: out of memory", what);
+}
+
+/* Runs a registration function (sql_fmt names it, %s: the schema) with n
+ * parameters; its row's first two columns are the layout. A name the
+ * other kind holds gives no row, or NULL partitions: ECONFLICT, saying
+ * whose it is (other). *res is the row for the caller (PQclear). */
+static esc_status call_register(PGconn *conn, const char *schema,
+                                const char *sql_fmt, int n,
+                                const char *const *values,
+                                struct esc__layout *layout, const char *what,
+                                const char *other, PGresult **res,
+                                esc_error *err) {
+  char sql[400];
+  *res = NULL;
+  char *ident = esc__pg_schema_ident(conn, schema, err);
+  if (!ident)
+    return esc__pg_failed(err);
+  snprintf(sql, sizeof sql, sql_fmt, ident);
+  PQfreemem(ident);
+  *res = esc__pg_exec(conn, sql, n, values, PGRES_TUPLES_OK, what, err);
+  if (!*res)
+    return esc__pg_failed(err);
+  if (PQntuples(*res) > 1)
+    return esc__fail(err, ESC_EIO, "%s: expected one row", what);
+  if (PQntuples(*res) == 0 || PQgetisnull(*res, 0, 0))
+    return esc__fail(err, ESC_ECONFLICT,
+                     "%s: the name is taken by a %s of schema %s; "
+                     "projections and subscriptions of a store need "
+                     "distinct names",
+                     what, other, schema ? schema : "esc");
+  read_layout(*res, 0, layout);
+  return ESC_OK;
+}
+
 esc_status esc__registry_upsert(PGconn *conn, const char *schema,
                                 const esc_projection *p,
                                 struct esc__layout *layout, esc_error *err) {
-  char sql[700], what[128], version[16], partitions[16];
-  bool oom_c = false, oom_t = false;
+  char what[128], version[16], partitions[16];
+  struct filters f;
+  PGresult *res = NULL;
   if (!esc__projection_name_valid(p->name, err))
     return ESC_EINVAL;
   if (p->version < 1)
@@ -86,35 +139,53 @@ esc_status esc__registry_upsert(PGconn *conn, const char *schema,
   snprintf(version, sizeof version, "%d", (int)p->version);
   snprintf(partitions, sizeof partitions, "%d",
            p->partitions > 0 ? p->partitions : 1);
-  char *ident = esc__pg_schema_ident(conn, schema, err);
-  if (!ident)
-    return err ? err->code : ESC_EIO;
-  char *cats = array_literal(p->categories, &oom_c);
-  char *types = array_literal(p->event_types, &oom_t);
-  esc_status rc = ESC_OK;
-  if (oom_c || oom_t) {
-    rc = esc__fail(err, ESC_ENOMEM, "%s: out of memory", what);
-    goto out;
-  }
-  snprintf(sql, sizeof sql,
-           /* partitions stays: the layout is set once (see above) */
-           "SELECT partitions, repartition_to FROM %s.projection_register("
-           "$1, $2::int, $3::int, $4::text[], $5::text[])",
-           ident);
-  const char *values[] = {p->name, version, partitions, cats, types};
-  PGresult *res =
-      esc__pg_exec(conn, sql, 5, values, PGRES_TUPLES_OK, what, err);
-  if (!res)
-    rc = err ? err->code : ESC_EIO;
-  else if (PQntuples(res) != 1)
-    rc = esc__fail(err, ESC_EIO, "%s: expected one row", what);
-  else
-    read_layout(res, 0, layout);
+  esc_status rc = filters_of(p, &f, what, err);
+  if (rc)
+    return rc;
+  const char *values[] = {p->name, version, partitions, f.cats, f.types};
+  /* partitions stays: the layout is set once (see above) */
+  rc = call_register(conn, schema,
+                     "SELECT partitions, repartition_to FROM "
+                     "%s.projection_register($1, $2::int, $3::int, "
+                     "$4::text[], $5::text[])",
+                     5, values, layout, what, "subscription", &res, err);
   PQclear(res);
-out:
-  free(cats);
-  free(types);
-  PQfreemem(ident);
+  free(f.cats);
+  free(f.types);
+  if (!rc)
+    esc__clear(err);
+  return rc;
+}
+
+esc_status esc__registry_subscribe(PGconn *conn, const char *schema,
+                                   const esc_projection *p,
+                                   const esc_position *start,
+                                   struct esc__layout *layout,
+                                   int64_t *generation, esc_error *err) {
+  char what[128], partitions[16], tx[24], global[24];
+  struct filters f;
+  PGresult *res = NULL;
+  if (!esc__projection_name_valid(p->name, err))
+    return ESC_EINVAL;
+  snprintf(what, sizeof what, "register subscription %s", p->name);
+  snprintf(partitions, sizeof partitions, "%d",
+           p->partitions > 0 ? p->partitions : 1);
+  snprintf(tx, sizeof tx, "%" PRIu64, start->tx_id);
+  snprintf(global, sizeof global, "%" PRId64, start->global);
+  esc_status rc = filters_of(p, &f, what, err);
+  if (rc)
+    return rc;
+  const char *values[] = {p->name, partitions, f.cats, f.types, tx, global};
+  rc = call_register(conn, schema,
+                     "SELECT partitions, repartition_to, generation FROM "
+                     "%s.subscription_register($1, $2::int, $3::text[], "
+                     "$4::text[], $5::xid8, $6::int8)",
+                     6, values, layout, what, "projection", &res, err);
+  if (!rc)
+    *generation = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+  PQclear(res);
+  free(f.cats);
+  free(f.types);
   if (!rc)
     esc__clear(err);
   return rc;

@@ -32,7 +32,7 @@ static const char *read_category(const esc_projection *p) {
              : NULL;
 }
 
-static bool wanted(const struct part *pt, const esc_recorded_event *e) {
+bool esc__track_wanted(const struct part *pt, const esc_recorded_event *e) {
   const esc_projection *p = pt->proj->def;
   char category[ESC_STREAM_ID_MAX + 1];
   esc_stream_category(e->stream_id, category, sizeof category);
@@ -77,24 +77,47 @@ static void pause_ms(int ms) {
   nanosleep(&ts, NULL);
 }
 
-/* Runs the handler on one event, retrying with backoff. On success the
- * event's commands stay in the batch; on failure they are dropped and err
- * says why. */
-static esc_status handle(esc_worker *w, struct track *t,
-                         const esc_projection *p, const esc_recorded_event *e,
+bool esc__handler_passing(esc_status rc) {
+  return rc == ESC_ECONN || rc == ESC_ETIMEDOUT || rc == ESC_EBUSY ||
+         rc == ESC_EUNKNOWN;
+}
+
+/* One attempt at e: a projection's handler queues its commands into
+ * t->ctx (dropped again on failure), a subscription's gets the delivery. */
+static esc_status attempt(esc_worker *w, const struct part *pt,
+                          struct track *t, const esc_recorded_event *e,
+                          int n, esc_error *err) {
+  const esc_projection *p = pt->proj->def;
+  esc_event ev;
+  if (pt->proj->sub) {
+    esc_status rc = decode(w, p, e, &ev, err);
+    return rc ? rc : esc__subscription_deliver(w, pt, &ev, n, err);
+  }
+  esc__ctx_begin_event(&t->ctx);
+  esc_status rc = decode(w, p, e, &ev, err);
+  if (!rc)
+    rc = p->handle(&t->ctx, &ev, p->userdata, err);
+  if (rc)
+    esc__ctx_drop_event(&t->ctx);
+  return rc;
+}
+
+/* Runs the handler on one event, retrying with backoff. On success a
+ * projection's commands stay in the batch; on failure they are dropped and
+ * err says why. A subscription's passing error comes back at once: it is
+ * retried later, without counting (esc__track_take). */
+static esc_status handle(esc_worker *w, const struct part *pt,
+                         struct track *t, const esc_recorded_event *e,
                          int *attempts, esc_error *err) {
+  const esc_projection *p = pt->proj->def;
   int max = p->max_attempts > 0 ? p->max_attempts : 3;
   esc_status rc = ESC_OK;
   for (*attempts = 1;; (*attempts)++) {
-    esc_event ev;
-    esc__ctx_begin_event(&t->ctx);
-    rc = decode(w, p, e, &ev, err);
-    if (!rc)
-      rc = p->handle(&t->ctx, &ev, p->userdata, err);
+    rc = attempt(w, pt, t, e, *attempts, err);
     if (!rc)
       return ESC_OK;
-    esc__ctx_drop_event(&t->ctx);
-    if (*attempts >= max || rc == ESC_ENOMEM)
+    if (*attempts >= max || rc == ESC_ENOMEM ||
+        (pt->proj->sub && esc__handler_passing(rc)))
       return rc;
     pause_ms(esc__backoff_ms(w, *attempts, 10, HANDLER_PAUSE_MAX_MS));
   }
@@ -146,7 +169,9 @@ static esc_status give_up(esc_worker *w, struct part *pt, struct track *t,
   snprintf(t->stop_reason, sizeof t->stop_reason,
            "%s/%d stopped at %s@%" PRId64 ": %s", p->name, pt->index,
            e->stream_id, e->stream_version, why);
-  return record_stop(w, pt, t, e, why, err);
+  /* A subscription records it once its checkpoint moved past what it
+   * delivered before e (subscription.c). */
+  return pt->proj->sub ? ESC_OK : record_stop(w, pt, t, e, why, err);
 }
 
 /* Whether e is the event whose Redis failures used up its attempts. */
@@ -155,22 +180,47 @@ static bool given_up(const struct track *t, const esc_recorded_event *e) {
          esc_position_cmp(&t->failure.at, &e->position) == 0;
 }
 
-/* Runs the handler on e into t->ctx, or gives up on it; *stop as in
- * give_up. */
-static esc_status take(esc_worker *w, struct part *pt, struct track *t,
-                       const esc_recorded_event *e, esc_position before,
-                       bool *stop, esc_error *err) {
+/* A subscription's handler failed on e for a passing reason: e is
+ * delivered again after a pause, the batch ends before it. */
+static void handler_passing(esc_worker *w, const struct part *pt,
+                            struct track *t, const esc_recorded_event *e,
+                            const char *why) {
+  struct redis_failure *f = &t->failure;
+  if (!f->pending || esc_position_cmp(&f->at, &e->position) != 0)
+    *f = (struct redis_failure){.at = e->position};
+  f->pending = true;
+  f->passing++;
+  snprintf(f->error, sizeof f->error, "%s", why);
+  int pause = esc__backoff_ms(w, f->passing, REDIS_RETRY_BASE_MS,
+                              REDIS_RETRY_MAX_MS);
+  f->retry_ms = esc__now_ms() + pause;
+  esc__worker_log(w,
+                  "%s/%d: %s@%" PRId64 " (%s): passing failure %d (%s); "
+                  "delivering it again in %d ms",
+                  pt->proj->def->name, pt->index, e->stream_id,
+                  e->stream_version, e->type, f->passing, why, pause);
+}
+
+esc_status esc__track_take(esc_worker *w, struct part *pt, struct track *t,
+                           const esc_recorded_event *e, esc_position before,
+                           bool *stop, esc_error *err) {
   esc_error why = ESC_ERROR_INIT;
   int attempts = 0;
   *stop = false;
   if (given_up(t, e))
     return give_up(w, pt, t, e, t->failure.attempts, t->failure.error,
                    t->failure.done, stop, err);
-  if (!wanted(pt, e))
+  if (!esc__track_wanted(pt, e))
     return ESC_OK;
-  esc_status rc = handle(w, t, pt->proj->def, e, &attempts, &why);
-  if (!rc && (rc = esc__ctx_end_event(&t->ctx, before, e->position)))
+  esc_status rc = handle(w, pt, t, e, &attempts, &why);
+  if (!rc && !pt->proj->sub &&
+      (rc = esc__ctx_end_event(&t->ctx, before, e->position)))
     esc_error_set(&why, rc, "out of memory recording the event's commands");
+  if (rc && pt->proj->sub && esc__handler_passing(rc)) {
+    handler_passing(w, pt, t, e, why.msg);
+    *stop = true;
+    return ESC_OK;
+  }
   if (rc)
     return give_up(w, pt, t, e, attempts, why.msg, 0, stop, err);
   return ESC_OK;
@@ -217,7 +267,7 @@ static esc_status handle_batch(esc_worker *w, struct part *pt, struct track *t,
     if (behind_rebuild(pt, t, e))
       break;
     size_t held = t->ctx.arg_bytes;
-    esc_status rc = take(w, pt, t, e, before, &stop, err);
+    esc_status rc = esc__track_take(w, pt, t, e, before, &stop, err);
     if (rc)
       return rc;
     if (stop || over_budget(w, t, held))
@@ -313,8 +363,7 @@ static esc_status refused(esc_worker *w, struct part *pt, struct track *t,
   return ESC_OK;
 }
 
-/* A batch moved t to upto. */
-static void moved_to(struct track *t, esc_position upto, size_t taken) {
+void esc__track_moved_to(struct track *t, esc_position upto, size_t taken) {
   t->checkpoint = upto;
   t->has_checkpoint = true;
   t->processed += (int64_t)taken;
@@ -329,7 +378,7 @@ static esc_status settle(esc_worker *w, struct part *pt, struct track *t,
   const char *name = pt->proj->def->name;
   switch (res->outcome) {
   case ESC__APPLIED:
-    moved_to(t, upto, taken);
+    esc__track_moved_to(t, upto, taken);
     return ESC_OK;
   case ESC__NOT_RUN:
     return ESC_OK; /* the checkpoint stays; the batch is read again */
@@ -399,7 +448,7 @@ static esc_status send_batch(esc_worker *w, struct part *pt, struct track *t,
  * byte budget probably cut it (one more event as big as its biggest would
  * not have fitted). A wrong guess costs a read that finds nothing, or a
  * page read without overlap, never an event. */
-static bool note_read(esc_worker *w, const esc_events *ev, size_t batch) {
+bool esc__track_note_read(esc_worker *w, const esc_events *ev, size_t batch) {
   size_t bytes = 0, biggest = 0;
   for (size_t i = 0; i < ev->count; i++) {
     size_t n = ev->items[i].data_len + ev->items[i].metadata_len;
@@ -430,7 +479,6 @@ static esc_status land_batch(esc_worker *w, struct part *pt, struct track *t,
   return settle(w, pt, t, f->upto, f->taken, &res, err);
 }
 
-/* How long one track may keep going while it has full pages to do. */
 #define BURST_MS 50
 #define PROGRESS_MS 5000
 
@@ -440,7 +488,7 @@ static int64_t progress_every(const esc_worker *w) {
 
 /* When the current burst must end: after BURST_MS, or earlier when a
  * progress line is due (it needs the store's connection). */
-static int64_t burst_end(const esc_worker *w, const struct track *t) {
+int64_t esc__track_burst_end(const esc_worker *w, const struct track *t) {
   int64_t now = esc__now_ms();
   int64_t due = (t->busy_since_ms ? t->progress_ms : now) + progress_every(w);
   return due < now + BURST_MS ? due : now + BURST_MS;
@@ -475,8 +523,8 @@ static void log_progress(esc_worker *w, const struct part *pt,
 /* Called after every step of a track: starts timing a replay when the
  * track gets busy, logs a line every progress_ms while it stays busy, and
  * one more when a replay that was reported catches up. */
-static void report_progress(esc_worker *w, const struct part *pt,
-                            struct track *t, bool worked) {
+void esc__track_report_progress(esc_worker *w, const struct part *pt,
+                                struct track *t, bool worked) {
   int64_t now = esc__now_ms();
   if (!worked) {
     if (t->reported && t->idle)
@@ -521,7 +569,7 @@ esc_status esc__track_step(esc_worker *w, struct part *pt, struct track *t,
   struct flight f = {false, ESC_POSITION_START, 0, 0};
   const char *category = read_category(pt->proj->def);
   size_t batch = (size_t)(w->opts.batch_size > 0 ? w->opts.batch_size : 500);
-  int64_t until = burst_end(w, t);
+  int64_t until = esc__track_burst_end(w, t);
   bool applied = true;
   *worked = false;
   if (t->failure.pending && esc__now_ms() < t->failure.retry_ms)
@@ -537,7 +585,7 @@ esc_status esc__track_step(esc_worker *w, struct part *pt, struct track *t,
     reading = false;
     if ((rc = esc_read_all_receive(w->store, &ev, err)) != ESC_OK)
       break;
-    bool more = note_read(w, &ev, batch);
+    bool more = esc__track_note_read(w, &ev, batch);
     t->idle = ev.count == 0;
     if (ev.count == 0)
       break;
@@ -565,7 +613,7 @@ esc_status esc__track_step(esc_worker *w, struct part *pt, struct track *t,
   }
   esc_events_release(&ev);
   if (!rc)
-    report_progress(w, pt, t, *worked);
+    esc__track_report_progress(w, pt, t, *worked);
   return rc;
 }
 
@@ -586,7 +634,7 @@ static esc_status retry_one(esc_worker *w, struct part *pt,
   esc_status rc = esc_read_event(w->store, &dl->event_id, &ev, &why);
   esc__ctx_reset(&t->ctx);
   if (!rc)
-    rc = handle(w, t, p, &ev.items[0], &attempts, &why);
+    rc = handle(w, pt, t, &ev.items[0], &attempts, &why);
   if (!rc && (rc = esc__ctx_end_event(&t->ctx, dl->position, dl->position)))
     esc_error_set(&why, rc, "out of memory");
   esc_events_release(&ev);
@@ -621,6 +669,29 @@ static esc_status retry_one(esc_worker *w, struct part *pt,
                                  err);
 }
 
+/* Delivers one parked event to a subscription's handler again (with the
+ * same key) and resolves the letter, or parks it again with the new
+ * error. Nothing is fenced: delivery is at least once, and the
+ * checkpoint is not involved. A passing failure leaves it in "retry". */
+static esc_status redeliver_one(esc_worker *w, struct part *pt,
+                                const esc_dead_letter *dl, esc_error *err) {
+  esc_events ev = ESC_EVENTS_INIT;
+  esc_error why = ESC_ERROR_INIT;
+  int attempts = 0;
+  esc_status rc = esc_read_event(w->store, &dl->event_id, &ev, &why);
+  if (!rc)
+    rc = handle(w, pt, &pt->live, &ev.items[0], &attempts, &why);
+  esc_events_release(&ev);
+  if (rc && esc__handler_passing(rc))
+    return ESC_OK;
+  esc__worker_log(w, "%s/%d: dead letter %" PRId64 " %s%s",
+                  pt->proj->def->name, pt->index, dl->id,
+                  rc ? "failed again: " : "delivered", rc ? why.msg : "");
+  pt->counts.retried += rc == ESC_OK;
+  return esc__dead_letter_finish(w->pg, w->schema, dl->id, rc == ESC_OK,
+                                 rc ? why.msg : NULL, -1, err);
+}
+
 esc_status esc__track_retry_dead_letters(esc_worker *w, struct part *pt,
                                          esc_error *err) {
   esc_dead_letter *dls = NULL;
@@ -628,7 +699,8 @@ esc_status esc__track_retry_dead_letters(esc_worker *w, struct part *pt,
   esc_status rc = esc__dead_letter_take_retries(
       w->pg, w->schema, pt->proj->def->name, pt->index, &dls, &n, err);
   for (size_t i = 0; i < n && !rc; i++)
-    rc = retry_one(w, pt, &dls[i], err);
+    rc = pt->proj->sub ? redeliver_one(w, pt, &dls[i], err)
+                       : retry_one(w, pt, &dls[i], err);
   free(dls);
   return rc;
 }

@@ -15,7 +15,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define BOOKKEEPING_MS 1000 /* rebuild requests, dead letter retries */
 
 int64_t esc__now_ms(void) {
   struct timespec ts;
@@ -121,29 +120,36 @@ static bool runs_partition(const esc_worker *w, int index) {
   return false;
 }
 
+esc_status esc__check_names(const char *name, const char *const *categories,
+                            esc_error *err) {
+  if (!name || !esc__projection_name_valid(name, err))
+    return ESC_EINVAL;
+  for (const char *const *c = categories; c && *c; c++)
+    if (!esc_category_valid(*c, err))
+      return ESC_EINVAL;
+  return ESC_OK;
+}
+
 static esc_status check_definition(const esc_projection *p, esc_error *err) {
   if (!p || !p->handle || p->version < 1 || p->partitions < 0)
     return esc_error_set(err, ESC_EINVAL,
                          "projection %s: needs a handler, a version >= 1 and "
                          "partitions >= 0",
                          p && p->name ? p->name : "(null)");
-  if (!p->name || !esc__projection_name_valid(p->name, err))
-    return ESC_EINVAL;
-  for (const char *const *c = p->categories; c && *c; c++)
-    if (!esc_category_valid(*c, err))
-      return ESC_EINVAL;
-  return ESC_OK;
+  return esc__check_names(p->name, p->categories, err);
 }
 
-esc_status esc_worker_add(esc_worker *w, const esc_projection *p,
-                          esc_error *err) {
-  esc_status rc = check_definition(p, err);
-  if (rc)
-    return rc;
+esc_status esc__worker_enlist(esc_worker *w, const esc_projection *p,
+                              const esc_subscription *sub,
+                              esc_projection *sub_def, esc_error *err) {
+  const struct esc__consumer_ops *ops =
+      sub ? &esc__subscription_ops : &esc__projection_ops;
   int parts = esc__def_partitions(p);
   struct proj *projs = realloc(w->projs, (w->nprojs + 1) * sizeof *projs);
-  if (!projs)
+  if (!projs) {
+    free(sub_def);
     return esc_error_set(err, ESC_ENOMEM, "worker: out of memory");
+  }
   w->projs = projs;
   /* parts moves: not while esc_worker_metrics_get copies it */
   pthread_mutex_lock(&w->metrics_lock);
@@ -151,10 +157,12 @@ esc_status esc_worker_add(esc_worker *w, const esc_projection *p,
       realloc(w->parts, (w->nparts + (size_t)parts) * sizeof *all);
   if (!all) {
     pthread_mutex_unlock(&w->metrics_lock);
+    free(sub_def);
     return esc_error_set(err, ESC_ENOMEM, "worker: out of memory");
   }
   w->parts = all;
-  w->projs[w->nprojs] = (struct proj){.def = p};
+  w->projs[w->nprojs] =
+      (struct proj){.def = p, .ops = ops, .sub = sub, .sub_def = sub_def};
   if (w->ns[0])
     esc__key_base(w->projs[w->nprojs].base, ESC__KEY_MAX, w->ns, p->name);
   for (int i = 0; i < parts; i++) {
@@ -167,10 +175,17 @@ esc_status esc_worker_add(esc_worker *w, const esc_projection *p,
         .lease_key = esc__lease_key(w->schema, p->name, parts, i)};
     snprintf(pt->pub.projection, sizeof pt->pub.projection, "%s", p->name);
     pt->pub.partition = i;
+    pt->pub.kind = ops->kind;
   }
   pthread_mutex_unlock(&w->metrics_lock);
   w->nprojs++;
   return ESC_OK;
+}
+
+esc_status esc_worker_add(esc_worker *w, const esc_projection *p,
+                          esc_error *err) {
+  esc_status rc = check_definition(p, err);
+  return rc ? rc : esc__worker_enlist(w, p, NULL, NULL, err);
 }
 
 static void link_parts(esc_worker *w) {
@@ -199,6 +214,8 @@ void esc_worker_free(esc_worker *w) {
   msgpack_zone_destroy(&w->zone);
   free(w->decoded);
   free(w->parts);
+  for (size_t i = 0; i < w->nprojs; i++)
+    free(w->projs[i].sub_def);
   free(w->projs);
   free(w->schema);
   free(w->pg_url);
@@ -261,6 +278,14 @@ static esc_status read_identity(esc_worker *w, esc_error *err) {
   return rc;
 }
 
+/* A worker running only subscriptions never needs Redis. */
+static bool needs_redis(const esc_worker *w) {
+  for (size_t i = 0; i < w->nprojs; i++)
+    if (!w->projs[i].sub)
+      return true;
+  return false;
+}
+
 static esc_status connect_all(esc_worker *w, esc_error *err) {
   esc_store_options so = ESC_STORE_OPTIONS_INIT;
   so.schema = w->schema;
@@ -270,13 +295,13 @@ static esc_status connect_all(esc_worker *w, esc_error *err) {
    * failure every connection is made anew (forget_state), so with Redis
    * away the other order paid for two PostgreSQL sessions each round, and
    * a round begun just before a caller's deadline ran far past it. */
-  if (w->redis && !esc__redis_ok(w->redis)) {
+  if (w->redis && !esc__redis_ok(w->redis) && needs_redis(w)) {
     esc_status again = esc__redis_reconnect(w->redis, err);
     esc__metrics_connected(w, ESC__CONN_REDIS, again == ESC_OK);
     if (again)
       return ESC_ECONN;
   }
-  if (!w->redis) {
+  if (!w->redis && needs_redis(w)) {
     w->redis = esc__redis_connect(w->redis_url, err);
     esc__metrics_connected(w, ESC__CONN_REDIS, w->redis != NULL);
     if (!w->redis)
@@ -386,15 +411,12 @@ static esc_status prepare(esc_worker *w, struct part *pt, esc_error *err) {
   return rc;
 }
 
-/* One batch of each track of a held partition; *worked when any did. */
-static esc_status step_part(esc_worker *w, struct part *pt, int64_t now,
-                            bool *worked, esc_error *err) {
+/* A projection partition's step: one burst of its rebuild track, then of
+ * its live track (the serving generation's). */
+static esc_status projection_step(esc_worker *w, struct part *pt, bool *worked,
+                                  esc_error *err) {
   bool live = false, rebuild = false;
-  *worked = false;
-  esc_status rc = tend_lease(w, pt, now, err);
-  if (rc || !pt->leased)
-    return rc;
-  rc = prepare(w, pt, err);
+  esc_status rc = prepare(w, pt, err);
   if (!rc && pt->proj->building && pt->ready && !pt->rebuild.stopped) {
     rc = esc__track_step(w, pt, &pt->rebuild, &rebuild, err);
     if (!rc)
@@ -408,25 +430,44 @@ static esc_status step_part(esc_worker *w, struct part *pt, int64_t now,
   if (!rc && pt->ready && !pt->live.stopped &&
       pt->proj->serving_partitions == esc__def_partitions(pt->proj->def))
     rc = esc__track_step(w, pt, &pt->live, &live, err);
+  *worked = live || rebuild;
+  return rc;
+}
+
+/* Rebuild requests, the layout, and old generations' keys. */
+static esc_status projection_bookkeeping(esc_worker *w, struct proj *pj,
+                                         int64_t now, esc_error *err) {
+  esc_status rc = ESC_OK;
+  if (pj->serving && now >= pj->next_request_ms) {
+    pj->next_request_ms = now + ESC__BOOKKEEPING_MS;
+    rc = esc__generation_check_rebuild(w, pj, err);
+  }
+  return rc ? rc : esc__generation_delete_step(w, pj, err);
+}
+
+const struct esc__consumer_ops esc__projection_ops = {
+    ESC_CONSUMER_PROJECTION, projection_step, projection_bookkeeping};
+
+/* A held partition's tracks (as its kind steps them), then the dead
+ * letters whose retry was asked for; *worked when any track did. */
+static esc_status step_part(esc_worker *w, struct part *pt, int64_t now,
+                            bool *worked, esc_error *err) {
+  *worked = false;
+  esc_status rc = tend_lease(w, pt, now, err);
+  if (rc || !pt->leased)
+    return rc;
+  rc = pt->proj->ops->step(w, pt, worked, err);
   if (!rc && now >= pt->next_retries_ms && pt->ready) {
-    pt->next_retries_ms = now + BOOKKEEPING_MS;
+    pt->next_retries_ms = now + ESC__BOOKKEEPING_MS;
     rc = esc__track_retry_dead_letters(w, pt, err);
   }
-  *worked = live || rebuild;
   return rc;
 }
 
 static esc_status bookkeeping(esc_worker *w, int64_t now, esc_error *err) {
   esc_status rc = ESC_OK;
-  for (size_t i = 0; i < w->nprojs && !rc; i++) {
-    struct proj *pj = &w->projs[i];
-    if (pj->serving && now >= pj->next_request_ms) {
-      pj->next_request_ms = now + BOOKKEEPING_MS;
-      rc = esc__generation_check_rebuild(w, pj, err);
-    }
-    if (!rc)
-      rc = esc__generation_delete_step(w, pj, err);
-  }
+  for (size_t i = 0; i < w->nprojs && !rc; i++)
+    rc = w->projs[i].ops->bookkeeping(w, &w->projs[i], now, err);
   return rc;
 }
 
@@ -477,7 +518,7 @@ static void back_off(esc_worker *w, int *delay_ms, int64_t deadline,
   /* What broke, for the metrics (connect_all says which come back). */
   if (!w->store || (w->pg && PQstatus(w->pg) != CONNECTION_OK))
     esc__metrics_lost(w, ESC__CONN_PG);
-  if (!w->redis || !esc__redis_ok(w->redis))
+  if (needs_redis(w) && (!w->redis || !esc__redis_ok(w->redis)))
     esc__metrics_lost(w, ESC__CONN_REDIS);
   /* jittered: workers that lost a server together do not all come back
    * at the same instant */

@@ -96,9 +96,41 @@ struct conn_metrics {
   char last_error[256];
 };
 
-/* Per projection: the generation picture shared by its partitions. */
+/* What differs between a projection and a durable subscription: how a
+ * held partition's tracks take a step (the apply step: handlers queueing
+ * Redis commands applied with the checkpoint in one script, vs. handlers
+ * delivering, then a PostgreSQL checkpoint) and its periodic
+ * bookkeeping. worker.c runs the leases,
+ * rounds, waits, reconnects and dead letter retries for both; track.c
+ * runs handlers, retries and give-ups for both. */
+struct esc__consumer_ops {
+  esc_consumer_kind kind;
+  /* Steps the tracks of a partition whose lease this worker holds;
+   * *worked when they handled events. */
+  esc_status (*step)(esc_worker *w, struct part *pt, bool *worked,
+                     esc_error *err);
+  /* pj's part of a round's bookkeeping (rebuild requests, layout). */
+  esc_status (*bookkeeping)(esc_worker *w, struct proj *pj, int64_t now,
+                            esc_error *err);
+};
+extern const struct esc__consumer_ops esc__projection_ops;
+extern const struct esc__consumer_ops esc__subscription_ops;
+
+/* How often a consumer looks at its registry row and dead letters. */
+#define ESC__BOOKKEEPING_MS 1000
+
+/* Per projection (or subscription): the generation picture shared by its
+ * partitions. */
 struct proj {
-  const esc_projection *def;
+  const esc_projection *def; /* a subscription's: built from it (sub_def) */
+  const struct esc__consumer_ops *ops;
+  /* A subscription: its definition, the projection-shaped copy that the
+   * shared code reads (name, filters, partitions, registry, on_error,
+   * max_attempts; no handler), and the generation of its checkpoints
+   * (its layout's, from registration). NULL/0 for a projection. */
+  const esc_subscription *sub;
+  esc_projection *sub_def;
+  int64_t sub_generation;
   int64_t serving;           /* the generation queries read; 0: unknown yet */
   int serving_partitions;    /* the serving generation was built with; its
                                 live tracks run only when the definition has as
@@ -161,6 +193,15 @@ struct esc_worker {
 
 /* worker.c */
 int64_t esc__now_ms(void);
+/* A consumer's name ([a-z0-9_], 1..48) and categories are valid. */
+esc_status esc__check_names(const char *name, const char *const *categories,
+                            esc_error *err);
+/* Adds a consumer: a projection (sub NULL), or a subscription with the
+ * projection-shaped definition built from it (sub_def, malloc'ed, owned
+ * by the worker from now on, even on failure). */
+esc_status esc__worker_enlist(esc_worker *w, const esc_projection *p,
+                              const esc_subscription *sub,
+                              esc_projection *sub_def, esc_error *err);
 /* The pause before retry number `attempt` (1, 2, ...): base doubling per
  * attempt up to cap, then a random part of it taken off (at most half),
  * so workers failing together do not retry together. */
@@ -191,6 +232,42 @@ void esc__metrics_publish(esc_worker *w, struct part *pt);
 /* Redis applied a batch of pt's of `events` events in `seconds`. */
 void esc__metrics_batch(struct part *pt, size_t events, double seconds);
 
+/* track.c: what projections and subscriptions share. */
+/* Whether e is for pt: its categories, event types and partition. */
+bool esc__track_wanted(const struct part *pt, const esc_recorded_event *e);
+/* Runs e through t's handler (a projection's into t->ctx, a
+ * subscription's delivery), or gives up on it per on_error (parked, or t
+ * stopped: *stop). A subscription handler's passing error leaves e
+ * pending in t->failure for a retry after a pause (*stop too). before:
+ * the checkpoint before e (projections). */
+esc_status esc__track_take(esc_worker *w, struct part *pt, struct track *t,
+                           const esc_recorded_event *e, esc_position before,
+                           bool *stop, esc_error *err);
+/* Counts a page read into the worker's stats; whether more may follow. */
+bool esc__track_note_read(esc_worker *w, const esc_events *ev, size_t batch);
+/* A batch of `taken` events moved t to upto. */
+void esc__track_moved_to(struct track *t, esc_position upto, size_t taken);
+/* Called after every step of a track: progress lines of long replays. */
+void esc__track_report_progress(esc_worker *w, const struct part *pt,
+                                struct track *t, bool worked);
+/* How long one track may keep going while it has full pages to do. */
+int64_t esc__track_burst_end(const esc_worker *w, const struct track *t);
+
+/* Whether a subscription handler's status is passing (retried without
+ * end, never parked): ECONN, ETIMEDOUT, EBUSY, EUNKNOWN. */
+bool esc__handler_passing(esc_status rc);
+
+/* subscription.c: registers pj's subscription in the store (the first
+ * registration makes its checkpoints, at the start its definition asks
+ * for) and reads back its layout and generation. */
+esc_status esc__subscription_register(esc_worker *w, struct proj *pj,
+                                      esc_error *err);
+/* subscription.c: one delivery attempt of a decoded event to pt's
+ * subscription handler. */
+esc_status esc__subscription_deliver(esc_worker *w, const struct part *pt,
+                                     const esc_event *ev, int attempt,
+                                     esc_error *err);
+
 /* track.c: reads and applies one batch; *worked when it handled events.
  * Connection errors come back for the caller to reconnect. */
 esc_status esc__track_step(esc_worker *w, struct part *pt, struct track *t,
@@ -209,7 +286,8 @@ int esc__layout_target(const struct esc__layout *l);
  * with a message naming both counts (and logged) when not. */
 esc_status esc__layout_admit(esc_worker *w, const struct proj *pj,
                              esc_error *err);
-/* Registers pj and admits it (on start, and when its row is gone). */
+/* Registers pj (a projection or a subscription) and admits it (on start,
+ * and when its row is gone). */
 esc_status esc__layout_register(esc_worker *w, struct proj *pj, esc_error *err);
 /* Re-reads pj->layout (a repartition or another worker's switch changes
  * it), admits it again, and finishes in PostgreSQL a switch to the pending

@@ -33,6 +33,10 @@
  * to run it (ESC_ECONFLICT, naming both counts) instead of applying
  * beside workers of the first. esc_projection_repartition changes it.
  *
+ * The same worker runs durable subscriptions (esc_subscription, below):
+ * handlers with side effects outside Redis, delivered at least once, with
+ * their checkpoints in PostgreSQL.
+ *
  * Threading: an esc_worker runs on the thread that calls esc_worker_run;
  * esc_worker_stop may be called from a signal handler or another thread.
  */
@@ -122,6 +126,130 @@ typedef struct esc_projection {
   esc_on_error on_error;
   int max_attempts; /* handler attempts per event before on_error; 3 */
 } esc_projection;
+
+/* ------------------------------------------------------------------------
+ * Durable subscriptions: side effects outside Redis, at least once
+ * ------------------------------------------------------------------------ */
+
+/*
+ * A durable subscription (esc_subscription) hands events to a handler that
+ * does something outside the read models: call another service, send mail,
+ * write another database, drive a process manager. It runs on an
+ * esc_worker beside projections (esc_worker_add_subscription) and uses
+ * their machinery unchanged: the same lease per partition (one active
+ * worker, standbys take over within lease_poll_ms), the same partitions
+ * (a stable hash of the stream id; the layout is the store's, set by the
+ * first registration, and a worker of another count refuses), the same
+ * wake-ups, the same handler retries and dead letters (esc_dead_letters_*,
+ * `esc dead-letters`), and it is listed by esc_projection_status and
+ * counted in the worker's metrics with kind ESC_CONSUMER_SUBSCRIPTION.
+ * Its checkpoint lives in PostgreSQL, not Redis: losing Redis changes
+ * nothing about what it has done.
+ *
+ * The contract:
+ *
+ * - At-least-once, in order, per partition. Within a partition the
+ *   handler sees events in subscription order (<esc/store.h>), which
+ *   agrees with stream order: of two events of one stream the lower
+ *   version comes first. Each run of a partition (from a worker taking
+ *   its lease until it stops or loses it) starts at the checkpoint and
+ *   delivers every following event of the partition, none skipped.
+ *   Events after the checkpoint may have been delivered before (a crash,
+ *   a failover, a lost reply): at most one batch (the worker's
+ *   batch_size events) of them per interruption.
+ * - The checkpoint moves only after the handler returned ESC_OK for every
+ *   event up to it (or the event was parked, see below), and only by a
+ *   compare-and-set in PostgreSQL from the value the worker read, made
+ *   only while its session holds the partition's lease: a worker that
+ *   lost its lease, or a zombie after failover, can neither move it back
+ *   nor move it at all. The server refuses a checkpoint that moves
+ *   backwards.
+ * - Idempotency key: every delivery carries key =
+ *   esc_subscription_key(subscription, event id), a UUIDv5 with the event
+ *   id as namespace and the subscription's name as name. It is the same
+ *   on every redelivery, after restarts, failovers and layout changes
+ *   (it depends on neither position nor partition), and differs between
+ *   subscriptions, so two subscriptions calling one downstream service do
+ *   not dedupe each other. Handlers dedupe on it (a unique column, an
+ *   Idempotency-Key header): then each effect happens once.
+ * - Errors. ESC_ECONN, ESC_ETIMEDOUT, ESC_EBUSY and ESC_EUNKNOWN from the
+ *   handler are passing (the other side is down or slow, an outcome is
+ *   unknown and must be retried with the same key): the partition pauses
+ *   with capped, jittered backoff and the same event is delivered again,
+ *   without end and never parked. Any other non-OK return is a handler
+ *   error: retried up to max_attempts with the projections' backoff, then
+ *   per on_error parked as a dead letter (the partition moves on; `esc
+ *   dead-letters retry` delivers it again, to the same handler with the
+ *   same key) or the partition stops (restarting the worker delivers the
+ *   event again). Failures of esc's own servers (PostgreSQL unreachable)
+ *   are retried by the worker, never parked.
+ * - The handler runs on the worker's thread, one event at a time per
+ *   worker; it may block (it holds up that worker's other partitions).
+ */
+
+/* What a subscription's handler gets. Everything is borrowed until the
+ * handler returns. */
+typedef struct esc_delivery {
+  const char *subscription; /* the subscription's name */
+  int partition;
+  /* The event, decoded as for a projection: type and data set when the
+   * subscription has a registry that knows the type, else NULL;
+   * event->recorded (stream, version, position, id, raw bytes) always. */
+  const esc_event *event;
+  esc_uuid key; /* esc_subscription_key(subscription, event id) */
+  int attempt;  /* 1, 2, ... handler attempts at this event in this run
+                   (a retried dead letter starts again at 1) */
+} esc_delivery;
+
+/* Handles one delivery. ESC_OK: done (the checkpoint may move past it).
+ * See the contract above for what other returns do; err says why. */
+typedef esc_status (*esc_subscription_handler)(const esc_delivery *d,
+                                               void *userdata, esc_error *err);
+
+/* Where a subscription registered for the first time starts. */
+typedef enum esc_subscription_start {
+  ESC_SUBSCRIPTION_FROM_BEGINNING = 0, /* every event of the log */
+  ESC_SUBSCRIPTION_FROM_NOW = 1 /* events after the head at registration */
+} esc_subscription_start;
+
+typedef struct esc_subscription {
+  /* [a-z0-9_]+, at most 48 bytes; unique among the store's projections
+   * and subscriptions (they share one registry, leases and dead letters) */
+  const char *name;
+  /* NULL-terminated list of categories to follow; NULL: every event. */
+  const char *const *categories;
+  /* NULL-terminated list of event types to deliver; NULL: all. Other
+   * events still move the checkpoint. */
+  const char *const *event_types;
+  int partitions;                   /* >= 1; 0 means 1 */
+  const esc_event_registry *events; /* optional: decode for the handler */
+  esc_subscription_handler handle;
+  void *userdata;
+  esc_on_error on_error;
+  int max_attempts; /* handler attempts per event before on_error; 3 */
+  /* Only read when the store registers the subscription the first time. */
+  esc_subscription_start start;
+} esc_subscription;
+
+#define ESC_SUBSCRIPTION_INIT                                                  \
+  { NULL, NULL, NULL, 0, NULL, NULL, NULL, ESC_ON_ERROR_PARK, 0,               \
+    ESC_SUBSCRIPTION_FROM_BEGINNING }
+
+/* The idempotency key of event_id's delivery to subscription: UUIDv5
+ * (namespace event_id, name the subscription's name). */
+ESC_API esc_uuid esc_subscription_key(const char *subscription,
+                                      const esc_uuid *event_id);
+
+/* What a line of esc_projection_status, or a partition of
+ * esc_worker_metrics, belongs to. */
+typedef enum esc_consumer_kind {
+  ESC_CONSUMER_PROJECTION = 0,
+  ESC_CONSUMER_SUBSCRIPTION = 1
+} esc_consumer_kind;
+
+/* "projection", "subscription": the CLI's kind column and the metrics'
+ * label name. Static storage. */
+ESC_API const char *esc_consumer_kind_name(esc_consumer_kind kind);
 
 /* ------------------------------------------------------------------------
  * The worker
@@ -234,6 +362,15 @@ ESC_API void esc_worker_free(esc_worker *w);
 ESC_API esc_status esc_worker_add(esc_worker *w, const esc_projection *p,
                                   esc_error *err);
 
+/* Adds a durable subscription (borrowed: it must outlive the worker). It
+ * runs beside the worker's projections, on the same leases, wake-ups and
+ * loop; a worker running only subscriptions never connects to Redis.
+ * ESC_EINVAL for an invalid definition. Registering it in the store
+ * (first run) refuses a name a projection has (ESC_ECONFLICT). */
+ESC_API esc_status esc_worker_add_subscription(esc_worker *w,
+                                               const esc_subscription *s,
+                                               esc_error *err);
+
 /*
  * Runs until esc_worker_stop (then returns ESC_OK after finishing the batch
  * in flight) or a fatal error. Reconnects to PostgreSQL and Redis with
@@ -302,6 +439,10 @@ typedef struct esc_partition_metrics {
   double batch_seconds;
   int64_t dead_letters_parked;  /* events this worker parked */
   int64_t dead_letters_retried; /* parked events it applied on request */
+  /* A projection's or a subscription's (projection[] holds either's
+   * name). For a subscription a batch is its handler calls plus the
+   * checkpoint write, and events_applied counts events delivered. */
+  esc_consumer_kind kind;
 } esc_partition_metrics;
 
 typedef struct esc_worker_metrics {
@@ -374,11 +515,18 @@ typedef struct esc_partition_status {
    * leaves state to the serving generation. */
   char state[16];
   char reason[256];
+  /* A projection's line or a subscription's (projection[] holds either's
+   * name). A subscription's checkpoint, generation (its layout's, 1 for
+   * the first) and state come from PostgreSQL: they are known when Redis
+   * is not; it never rebuilds, is never foreign and holds no Redis keys. */
+  esc_consumer_kind kind;
 } esc_partition_status;
 
-/* The status of every partition of every projection a worker has
- * registered: the lines of the store's layout (`partitions` each), then,
- * while a repartition rebuilds, those of the new layout (rebuild_only).
+/* The status of every partition of every projection and subscription a
+ * worker has registered, in name order: the lines of the store's layout
+ * (`partitions` each), then, while a repartition rebuilds, those of the
+ * new layout (rebuild_only). `kind` tells projections and subscriptions
+ * apart.
  * Redis keys are read in the store's namespace: key_prefix as the
  * workers' (esc_worker_options), NULL for the same default. *out is
  * malloc'ed (the caller frees); *count entries. */
@@ -413,7 +561,8 @@ ESC_API esc_status esc_projection_move_keys(const char *pg_url,
                                             size_t *moved, esc_error *err);
 
 /* Asks the workers of a projection to rebuild it into a new generation.
- * ESC_ENOTFOUND for an unknown projection. */
+ * ESC_ENOTFOUND for an unknown projection (a subscription is not one: it
+ * has no read model to rebuild). */
 ESC_API esc_status esc_projection_request_rebuild(const char *pg_url,
                                                   const char *schema,
                                                   const char *name,
@@ -432,7 +581,8 @@ ESC_API esc_status esc_projection_request_rebuild(const char *pg_url,
  * request's or an earlier one's; false when the layout has that count
  * already (nothing to do, ESC_OK). ESC_ENOTFOUND for an unknown
  * projection, ESC_ECONFLICT while a repartition to another count is under
- * way, ESC_EINVAL for a count below 1.
+ * way, ESC_EINVAL for a count below 1 or a subscription (its layout
+ * cannot change yet: docs/decisions/0017-durable-subscriptions.md).
  */
 ESC_API esc_status esc_projection_repartition(const char *pg_url,
                                               const char *schema,
