@@ -21,8 +21,8 @@ static PGresult *run(esc_store *st, const char *sql, int n,
                      esc_error *err) {
   if (esc__ensure_conn(st, err))
     return NULL;
-  PGresult *res = esc__exec(st, &(struct esc__query){.sql = sql, .n = n,
-                                                     .values = values});
+  PGresult *res =
+      esc__exec(st, &(struct esc__query){.sql = sql, .n = n, .values = values});
   if (PQresultStatus(res) == PGRES_TUPLES_OK)
     return res;
   esc__fail_store(err, st, res, what);
@@ -30,8 +30,7 @@ static PGresult *run(esc_store *st, const char *sql, int n,
   return NULL;
 }
 
-esc_status esc_store_newest(esc_store *store, int64_t *global,
-                            esc_error *err) {
+esc_status esc_store_newest(esc_store *store, int64_t *global, esc_error *err) {
   char sql[128];
   *global = 0;
   snprintf(sql, sizeof sql,

@@ -63,15 +63,10 @@ static double float32_as_double(float f) {
 }
 
 static json_t *hex_string(const void *data, size_t len) {
-  static const char hex[] = "0123456789abcdef";
-  const unsigned char *p = data;
   char *buf = malloc(len * 2 + 1);
   if (!buf)
     return NULL;
-  for (size_t i = 0; i < len; i++) {
-    buf[2 * i] = hex[p[i] >> 4];
-    buf[2 * i + 1] = hex[p[i] & 0xf];
-  }
+  esc__hex_encode(data, len, buf);
   json_t *s = json_stringn_nocheck(buf, len * 2);
   free(buf);
   return s;

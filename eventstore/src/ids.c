@@ -36,25 +36,7 @@ bool esc_uuid_is_nil(const esc_uuid *id) {
 }
 
 void esc_uuid_format(const esc_uuid *id, char out[37]) {
-  static const char hex[] = "0123456789abcdef";
-  size_t o = 0;
-  for (size_t i = 0; i < 16; i++) {
-    if (i == 4 || i == 6 || i == 8 || i == 10)
-      out[o++] = '-';
-    out[o++] = hex[id->bytes[i] >> 4];
-    out[o++] = hex[id->bytes[i] & 0xf];
-  }
-  out[o] = '\0';
-}
-
-static int hex_value(char c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
+  uuid_unparse_lower(id->bytes, out);
 }
 
 /* Hyphens sit at these offsets of the 36-character form. */
@@ -74,27 +56,18 @@ esc_status esc_uuid_parse(const char *text, esc_uuid *out, esc_error *err) {
                      "uuid \"%s\": %s%zu characters; expected 36 like "
                      "123e4567-e89b-12d3-a456-426614174000",
                      q, len > 36 ? "more than " : "", len > 36 ? 36 : len);
-  esc_uuid id;
-  size_t b = 0;
+  /* Checked here for messages that say where; libuuid converts. */
   for (size_t i = 0; i < 36; i++) {
-    if (is_dash_offset(i)) {
-      if (text[i] != '-')
-        return esc__fail(err, ESC_EINVAL,
-                         "uuid \"%s\": character %zu should be '-'", q, i + 1);
-      continue;
-    }
-    int hi = hex_value(text[i]);
-    int lo = hex_value(text[i + 1]);
-    if (hi < 0 || lo < 0) {
-      size_t bad = hi < 0 ? i : i + 1;
+    if (is_dash_offset(i) && text[i] != '-')
+      return esc__fail(err, ESC_EINVAL,
+                       "uuid \"%s\": character %zu should be '-'", q, i + 1);
+    if (!is_dash_offset(i) && esc__hex_value(text[i]) < 0)
       return esc__fail(err, ESC_EINVAL,
                        "uuid \"%s\": character %zu is not a hex digit", q,
-                       bad + 1);
-    }
-    id.bytes[b++] = (unsigned char)(hi << 4 | lo);
-    i++;
+                       i + 1);
   }
-  *out = id;
+  if (uuid_parse(text, out->bytes) != 0)
+    return esc__fail(err, ESC_EINVAL, "uuid \"%s\": not a UUID", q);
   esc__clear(err);
   return ESC_OK;
 }

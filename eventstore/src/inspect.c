@@ -52,15 +52,7 @@ esc_status esc_stream_get(esc_store *store, const char *stream_id,
   esc_status rc = esc__prepare(store, ESC__STMT_STREAM_GET, &stmt, err);
   if (rc)
     return esc__prefix(err, rc, "stream info");
-  const char *values[] = {stream_id};
-  int lengths[] = {(int)strlen(stream_id)};
-  int formats[] = {1};
-  PGresult *res = esc__exec(store, &(struct esc__query){.stmt = stmt,
-                                                        .n = 1,
-                                                        .values = values,
-                                                        .lengths = lengths,
-                                                        .formats = formats,
-                                                        .binary = 1});
+  PGresult *res = esc__exec_by_stream(store, stmt, stream_id);
   if (PQresultStatus(res) != PGRES_TUPLES_OK)
     rc = esc__fail_store(err, store, res, "stream info");
   else if (PQntuples(res) == 0)

@@ -6,6 +6,7 @@
 #include "store_int.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Parameters, timeouts and messages as for esc_store_open (conn.c); the
@@ -36,9 +37,9 @@ PGresult *esc__pg_exec(PGconn *conn, const char *sql, int n,
   struct esc__call call;
   int timeout_ms;
   esc__timeout_ms(0, &timeout_ms, NULL); /* checked when connecting */
-  PGresult *res = esc__call_run(
-      &call, conn, timeout_ms,
-      &(struct esc__query){.sql = sql, .n = n, .values = values});
+  PGresult *res =
+      esc__call_run(&call, conn, timeout_ms,
+                    &(struct esc__query){.sql = sql, .n = n, .values = values});
   if (PQresultStatus(res) == want)
     return res;
   esc__fail_call(err, &call, res, what);
@@ -67,4 +68,24 @@ esc_status esc__pg_read_identity(PGconn *conn, const char *schema, char *out,
     snprintf(out, ESC__IDENTITY_SIZE, "%s", PQgetvalue(res, 0, 0));
   PQclear(res);
   return ESC_OK;
+}
+
+PGresult *esc__pg_exec_in(PGconn *conn, const char *schema, const char *sql_fmt,
+                          int n, const char *const *values, ExecStatusType want,
+                          const char *what, esc_error *err) {
+  char *ident = esc__pg_schema_ident(conn, schema, err);
+  if (!ident)
+    return NULL;
+  size_t size = strlen(sql_fmt) + strlen(ident) + 1;
+  char *sql = malloc(size);
+  if (sql)
+    snprintf(sql, size, sql_fmt, ident);
+  PQfreemem(ident);
+  if (!sql) {
+    esc__fail(err, ESC_ENOMEM, "%s: out of memory", what);
+    return NULL;
+  }
+  PGresult *res = esc__pg_exec(conn, sql, n, values, want, what, err);
+  free(sql);
+  return res;
 }

@@ -67,15 +67,7 @@ esc_status esc_snapshot_read(esc_store *store, const char *stream_id,
   if (rc)
     return rc;
   esc_snapshot_release(out);
-  const char *values[] = {stream_id};
-  int lengths[] = {(int)strlen(stream_id)};
-  int formats[] = {1};
-  PGresult *res = esc__exec(store, &(struct esc__query){.stmt = stmt,
-                                                        .n = 1,
-                                                        .values = values,
-                                                        .lengths = lengths,
-                                                        .formats = formats,
-                                                        .binary = 1});
+  PGresult *res = esc__exec_by_stream(store, stmt, stream_id);
   if (PQresultStatus(res) != PGRES_TUPLES_OK) {
     rc = esc__fail_store(err, store, res, "read snapshot");
     PQclear(res);

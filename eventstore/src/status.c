@@ -115,9 +115,8 @@ static esc_status fail_cancelled(esc_error *err, const char *what) {
                    what);
 }
 
-esc_status esc__fail_pg_ended(esc_error *err, PGconn *conn,
-                              const PGresult *res, const char *what,
-                              const char *ended) {
+esc_status esc__fail_pg_ended(esc_error *err, PGconn *conn, const PGresult *res,
+                              const char *what, const char *ended) {
   const char *st = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
   const char *msg =
       res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
@@ -186,8 +185,27 @@ esc_status esc__prefix(esc_error *err, esc_status code, const char *what) {
  * byte as \xNN; cut with "..." when it does not fit or is longer than
  * QUOTE_MAX bytes.
  */
-void esc__quote(char *out, size_t out_size, const char *text) {
+void esc__hex_encode(const void *data, size_t len, char *out) {
   static const char hex[] = "0123456789abcdef";
+  const unsigned char *p = data;
+  for (size_t i = 0; i < len; i++) {
+    out[2 * i] = hex[p[i] >> 4];
+    out[2 * i + 1] = hex[p[i] & 0xf];
+  }
+  out[2 * len] = '\0';
+}
+
+int esc__hex_value(char c) {
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  if (c >= 'a' && c <= 'f')
+    return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F')
+    return c - 'A' + 10;
+  return -1;
+}
+
+void esc__quote(char *out, size_t out_size, const char *text) {
   size_t o = 0, i;
   for (i = 0; i < QUOTE_MAX && text[i]; i++) {
     unsigned char c = (unsigned char)text[i];
@@ -201,8 +219,8 @@ void esc__quote(char *out, size_t out_size, const char *text) {
     } else {
       piece[n++] = '\\';
       piece[n++] = 'x';
-      piece[n++] = hex[c >> 4];
-      piece[n++] = hex[c & 0xf];
+      esc__hex_encode(&c, 1, piece + n);
+      n += 2;
     }
     if (o + n + 4 > out_size)
       break;

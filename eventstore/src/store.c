@@ -45,7 +45,8 @@ enum {
  * DEFINER: the writer role has no rights on the tables themselves.
  * Result columns: base, first and last global position, tx id, notified.
  */
-#define APPEND_FAST_RESULT "SELECT base, first_global, last_global, tx_id, notified"
+#define APPEND_FAST_RESULT                                                     \
+  "SELECT base, first_global, last_global, tx_id, notified"
 
 /*
  * A page of $all (or of a category: `where`) cut by a byte budget as well
@@ -80,8 +81,8 @@ static const struct stmt_def stmt_defs[ESC__STMT_COUNT] = {
                                " $6, $7)",
                                7,
                                {OID_TEXT, OID_INT8, OID_UUID_ARRAY,
-                                OID_TEXT_ARRAY, OID_INT4_ARRAY,
-                                OID_BYTEA_ARRAY, OID_BYTEA_ARRAY}},
+                                OID_TEXT_ARRAY, OID_INT4_ARRAY, OID_BYTEA_ARRAY,
+                                OID_BYTEA_ARRAY}},
     /* One event: scalar parameters, no arrays to build or unnest. */
     [ESC__STMT_APPEND_FAST1] = {"esc_append_fast1",
                                 APPEND_FAST_RESULT
@@ -318,6 +319,19 @@ esc_status esc__ensure_conn(esc_store *st, esc_error *err) {
 
 PGresult *esc__exec(esc_store *st, const struct esc__query *q) {
   return esc__call_run(&st->call, st->conn, st->timeout_ms, q);
+}
+
+PGresult *esc__exec_by_stream(esc_store *st, const char *stmt,
+                              const char *stream_id) {
+  const char *values[] = {stream_id};
+  int lengths[] = {(int)strlen(stream_id)};
+  int formats[] = {1};
+  return esc__exec(st, &(struct esc__query){.stmt = stmt,
+                                            .n = 1,
+                                            .values = values,
+                                            .lengths = lengths,
+                                            .formats = formats,
+                                            .binary = 1});
 }
 
 esc_status esc__fail_store(esc_error *err, const esc_store *st,

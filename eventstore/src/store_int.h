@@ -132,6 +132,10 @@ struct esc_store {
 
 /* esc__call_run on the store's connection with its timeout. */
 PGresult *esc__exec(esc_store *st, const struct esc__query *q);
+/* esc__exec of prepared statement stmt whose one parameter is a stream
+ * id (sent as binary text), with binary results. */
+PGresult *esc__exec_by_stream(esc_store *st, const char *stmt,
+                              const char *stream_id);
 /* esc__fail_call for the store's last round trip. */
 esc_status esc__fail_store(esc_error *err, const esc_store *st,
                            const PGresult *res, const char *what);

@@ -32,10 +32,10 @@ struct status_ctx {
   esc_store *store;     /* the log's backlog (lag) */
   esc__redis *redis;    /* NULL: unreachable, see redis_down */
   char redis_down[200]; /* why Redis could not be read; "" when it could */
-  const char *schema; /* unquoted */
-  char *ident;        /* quoted, for SQL text */
+  const char *schema;   /* unquoted */
+  char *ident;          /* quoted, for SQL text */
   char identity[ESC__IDENTITY_SIZE]; /* the store's, to compare with P:owner */
-  const char *key_prefix;      /* configured (esc__key_prefix_configured) */
+  const char *key_prefix;       /* configured (esc__key_prefix_configured) */
   char ns[ESC__NAMESPACE_SIZE]; /* the keys' namespace (esc__namespace) */
 };
 
@@ -103,8 +103,7 @@ static esc_status redis_checkpoint(struct status_ctx *c, const char *proj,
   }
   while (*why == ':' || *why == ' ')
     why++;
-  snprintf(reason, size, "%s",
-           *why ? why : "the checkpoint records a failure");
+  snprintf(reason, size, "%s", *why ? why : "the checkpoint records a failure");
   return ESC_OK;
 }
 
@@ -148,8 +147,7 @@ static esc_status lag(struct status_ctx *c, const char *const *categories,
   bool split = parts > 1;
   *events = 0;
   *seconds = 0;
-  esc_status rc =
-      esc_store_backlog(c->store, categories, pos, split, &b, err);
+  esc_status rc = esc_store_backlog(c->store, categories, pos, split, &b, err);
   for (size_t i = 0; !rc && i < b.count; i++) {
     if (split && esc__partition_of(b.streams[i].stream_id, parts) != part)
       continue;
@@ -271,9 +269,9 @@ static esc_status fill_rebuild(struct status_ctx *c,
   char why[200] = "";
   bool stopped = false;
   double ignored;
-  esc_status rc = redis_checkpoint(c, st->projection, st->rebuild_generation,
-                                   st->partition, &st->rebuild_checkpoint,
-                                   &stopped, why, sizeof why, err);
+  esc_status rc =
+      redis_checkpoint(c, st->projection, st->rebuild_generation, st->partition,
+                       &st->rebuild_checkpoint, &stopped, why, sizeof why, err);
   if (!rc && stopped && !st->reason[0])
     snprintf(st->reason, sizeof st->reason, "rebuild: %s", why);
   if (!rc)
@@ -312,7 +310,7 @@ struct proj_picture {
   int32_t version;
   int partitions;     /* the store's layout */
   int repartition_to; /* 0: none pending */
-  char **categories; /* NULL-terminated, one block; NULL: every category */
+  char **categories;  /* NULL-terminated, one block; NULL: every category */
   int64_t generation;
   int64_t rebuild;
   int rebuild_partitions;
@@ -497,7 +495,9 @@ static esc_status fill_sub_line(struct status_ctx *c,
   if (!rc)
     rc = lease_holder(c, st, err);
   snprintf(st->state, sizeof st->state, "%s",
-           stopped ? "stopped" : st->lease_pid ? "running" : "idle");
+           stopped         ? "stopped"
+           : st->lease_pid ? "running"
+                           : "idle");
   return rc;
 }
 
@@ -597,8 +597,15 @@ esc_status esc_projection_status(const char *pg_url, const char *redis_url,
                                  const char *schema, const char *key_prefix,
                                  esc_partition_status **out, size_t *count,
                                  esc_error *err) {
-  struct status_ctx c = {NULL, NULL, NULL, "", schema ? schema : "esc",
-                         NULL, "", esc__key_prefix_configured(key_prefix), ""};
+  struct status_ctx c = {NULL,
+                         NULL,
+                         NULL,
+                         "",
+                         schema ? schema : "esc",
+                         NULL,
+                         "",
+                         esc__key_prefix_configured(key_prefix),
+                         ""};
   esc_status rc = ESC_OK;
   *out = NULL;
   *count = 0;

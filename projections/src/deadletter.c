@@ -144,19 +144,14 @@ esc_status esc__dead_letter_park(PGconn *conn, const char *schema,
                                  const esc_recorded_event *ev,
                                  const char *error, int attempts,
                                  size_t commands_applied, esc_error *err) {
-  char sql[256], what[160], part[16], id[37], tries[16], applied[24],
+  char what[160], part[16], id[37], tries[16], applied[24],
       text[ERROR_TEXT_MAX + 1];
   snprintf(what, sizeof what, "park %s@%" PRId64 " of projection %s",
            ev->stream_id, ev->stream_version, proj);
-  char *ident = esc__pg_schema_ident(conn, schema, err);
-  if (!ident)
-    return esc__pg_failed(err);
   /* The function takes position, stream and type from the log itself. */
-  snprintf(sql, sizeof sql,
-           "SELECT %s.dead_letter_park($1, $2::int, $3::uuid, $4, $5::int,"
-           " $6::int)",
-           ident);
-  PQfreemem(ident);
+  static const char sql[] =
+      "SELECT %s.dead_letter_park($1, $2::int, $3::uuid, $4, $5::int,"
+      " $6::int)";
   snprintf(part, sizeof part, "%d", partition);
   esc_uuid_format(&ev->id, id);
   snprintf(tries, sizeof tries, "%d", attempts);
@@ -164,7 +159,7 @@ esc_status esc__dead_letter_park(PGconn *conn, const char *schema,
   clean_error(text, error);
   const char *values[] = {proj, part, id, text, tries, applied};
   PGresult *res =
-      esc__pg_exec(conn, sql, 6, values, PGRES_TUPLES_OK, what, err);
+      esc__pg_exec_in(conn, schema, sql, 6, values, PGRES_TUPLES_OK, what, err);
   if (!res)
     return esc__pg_failed(err);
   PQclear(res);
@@ -176,24 +171,18 @@ esc_status esc__dead_letter_take_retries(PGconn *conn, const char *schema,
                                          const char *proj, int partition,
                                          esc_dead_letter **out, size_t *count,
                                          esc_error *err) {
-  char sql[512], what[128], part[16];
+  char what[128], part[16];
   *out = NULL;
   *count = 0;
   snprintf(what, sizeof what, "dead letters to retry of %s/%d", proj,
            partition);
-  char *ident = esc__pg_schema_ident(conn, schema, err);
-  if (!ident)
-    return esc__pg_failed(err);
-  snprintf(sql, sizeof sql,
-           "SELECT " LETTER_COLUMNS " FROM %s.dead_letters"
-           " WHERE projection = $1 AND partition = $2::int"
-           " AND state = 'retry' ORDER BY id",
-           ident);
-  PQfreemem(ident);
+  static const char sql[] = "SELECT " LETTER_COLUMNS " FROM %s.dead_letters"
+                            " WHERE projection = $1 AND partition = $2::int"
+                            " AND state = 'retry' ORDER BY id";
   snprintf(part, sizeof part, "%d", partition);
   const char *values[] = {proj, part};
   PGresult *res =
-      esc__pg_exec(conn, sql, 2, values, PGRES_TUPLES_OK, what, err);
+      esc__pg_exec_in(conn, schema, sql, 2, values, PGRES_TUPLES_OK, what, err);
   if (!res)
     return esc__pg_failed(err);
   esc_status rc = rows_to_letters(res, out, count, what, err);
@@ -213,22 +202,17 @@ esc_status esc__dead_letter_take_retries(PGconn *conn, const char *schema,
 esc_status esc__dead_letter_finish(PGconn *conn, const char *schema, int64_t id,
                                    bool ok, const char *error,
                                    int commands_applied, esc_error *err) {
-  char sql[512], what[96], idtext[24], applied[16], text[ERROR_TEXT_MAX + 1];
+  char what[96], idtext[24], applied[16], text[ERROR_TEXT_MAX + 1];
   snprintf(what, sizeof what, "finish dead letter %" PRId64, id);
-  char *ident = esc__pg_schema_ident(conn, schema, err);
-  if (!ident)
-    return esc__pg_failed(err);
-  snprintf(sql, sizeof sql,
-           "SELECT %s.dead_letter_finish($1::int8, $2::bool, $3, $4::int)",
-           ident);
-  PQfreemem(ident);
+  static const char sql[] =
+      "SELECT %s.dead_letter_finish($1::int8, $2::bool, $3, $4::int)";
   snprintf(idtext, sizeof idtext, "%" PRId64, id);
   snprintf(applied, sizeof applied, "%d", commands_applied);
   clean_error(text, error);
   const char *values[] = {idtext, ok ? "t" : "f", text,
                           commands_applied < 0 ? NULL : applied};
   PGresult *res =
-      esc__pg_exec(conn, sql, 4, values, PGRES_TUPLES_OK, what, err);
+      esc__pg_exec_in(conn, schema, sql, 4, values, PGRES_TUPLES_OK, what, err);
   if (!res)
     return esc__pg_failed(err);
   PQclear(res);
@@ -374,8 +358,8 @@ static esc_status refuse(PGconn *conn, const char *ident,
                      "%s: it is %s already; only a parked letter (or one "
                      "awaiting retry) can be discarded",
                      what, state);
-  return esc__fail(err, ESC_EINVAL, "%s: it is %s but does not match the filter",
-                   what, state);
+  return esc__fail(err, ESC_EINVAL,
+                   "%s: it is %s but does not match the filter", what, state);
 }
 
 /* The first id of filter->ids that is not among the n letters l, or 0. */
@@ -424,8 +408,8 @@ static esc_status act_in(PGconn *conn, const char *ident,
   return rc;
 }
 
-static esc_status exec_command(PGconn *conn, const char *sql,
-                               const char *what, esc_error *err) {
+static esc_status exec_command(PGconn *conn, const char *sql, const char *what,
+                               esc_error *err) {
   PGresult *res = esc__pg_exec(conn, sql, 0, NULL, PGRES_COMMAND_OK, what, err);
   if (!res)
     return esc__pg_failed(err);

@@ -55,16 +55,6 @@ const char *esc_default_redis_url(void) {
  * URL: redis://[[user]:password@][host][:port][/db]
  * ------------------------------------------------------------------------ */
 
-static int hex_value(char c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
-
 /* A percent-decoded, malloc'ed copy of s[0..len); *bad is set (and NULL
  * returned) for a malformed escape or %00. NULL without *bad: no memory. */
 static char *decode_part(const char *s, size_t len, bool *bad) {
@@ -77,8 +67,8 @@ static char *decode_part(const char *s, size_t len, bool *bad) {
       out[o++] = s[i];
       continue;
     }
-    int h = i + 2 < len ? hex_value(s[i + 1]) : -1;
-    int l = i + 2 < len ? hex_value(s[i + 2]) : -1;
+    int h = i + 2 < len ? esc__hex_value(s[i + 1]) : -1;
+    int l = i + 2 < len ? esc__hex_value(s[i + 2]) : -1;
     if (h < 0 || l < 0 || (h == 0 && l == 0)) {
       free(out);
       *bad = true;

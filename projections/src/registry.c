@@ -101,14 +101,8 @@ static esc_status call_register(PGconn *conn, const char *schema,
                                 struct esc__layout *layout, const char *what,
                                 const char *other, PGresult **res,
                                 esc_error *err) {
-  char sql[400];
-  *res = NULL;
-  char *ident = esc__pg_schema_ident(conn, schema, err);
-  if (!ident)
-    return esc__pg_failed(err);
-  snprintf(sql, sizeof sql, sql_fmt, ident);
-  PQfreemem(ident);
-  *res = esc__pg_exec(conn, sql, n, values, PGRES_TUPLES_OK, what, err);
+  *res = esc__pg_exec_in(conn, schema, sql_fmt, n, values, PGRES_TUPLES_OK,
+                         what, err);
   if (!*res)
     return esc__pg_failed(err);
   if (PQntuples(*res) > 1)
@@ -196,24 +190,19 @@ esc_status esc__registry_subscribe(PGconn *conn, const char *schema,
 esc_status esc__registry_read(PGconn *conn, const char *schema,
                               const char *name, struct esc__layout *out,
                               bool *found, esc_error *err) {
-  char sql[448], what[128];
+  char what[128];
   *out = (struct esc__layout){1, 0, false};
   *found = false;
   snprintf(what, sizeof what, "read the registry row of %s", name);
-  char *ident = esc__pg_schema_ident(conn, schema, err);
-  if (!ident)
-    return err ? err->code : ESC_EIO;
-  snprintf(sql, sizeof sql,
-           "SELECT partitions, repartition_to,"
-           " rebuild_requested_at IS NOT NULL AND"
-           " (rebuild_taken_at IS NULL"
-           "  OR rebuild_taken_at < rebuild_requested_at)"
-           " FROM %s.projections WHERE name = $1",
-           ident);
-  PQfreemem(ident);
   const char *values[] = {name};
   PGresult *res =
-      esc__pg_exec(conn, sql, 1, values, PGRES_TUPLES_OK, what, err);
+      esc__pg_exec_in(conn, schema,
+                      "SELECT partitions, repartition_to,"
+                      " rebuild_requested_at IS NOT NULL AND"
+                      " (rebuild_taken_at IS NULL"
+                      "  OR rebuild_taken_at < rebuild_requested_at)"
+                      " FROM %s.projections WHERE name = $1",
+                      1, values, PGRES_TUPLES_OK, what, err);
   if (!res)
     return err ? err->code : ESC_EIO;
   /* No row: never registered, so nothing was requested. */
@@ -229,20 +218,14 @@ esc_status esc__registry_read(PGconn *conn, const char *schema,
 
 esc_status esc__registry_rebuild_taken(PGconn *conn, const char *schema,
                                        const char *name, esc_error *err) {
-  char sql[256], what[128];
+  char what[128];
   snprintf(what, sizeof what, "take the rebuild request of %s", name);
-  char *ident = esc__pg_schema_ident(conn, schema, err);
-  if (!ident)
-    return err ? err->code : ESC_EIO;
   /* Requests stamped before now are satisfied by the rebuild starting
    * now (it replays the whole log), so they are all taken at once. */
-  snprintf(sql, sizeof sql,
-           "SELECT %s.projection_rebuild_taken($1)",
-           ident);
-  PQfreemem(ident);
   const char *values[] = {name};
   PGresult *res =
-      esc__pg_exec(conn, sql, 1, values, PGRES_TUPLES_OK, what, err);
+      esc__pg_exec_in(conn, schema, "SELECT %s.projection_rebuild_taken($1)", 1,
+                      values, PGRES_TUPLES_OK, what, err);
   if (!res)
     return err ? err->code : ESC_EIO;
   PQclear(res);
@@ -255,21 +238,15 @@ esc_status esc__registry_rebuild_taken(PGconn *conn, const char *schema,
 esc_status esc__registry_layout_switched(PGconn *conn, const char *schema,
                                          const char *name, int partitions,
                                          esc_error *err) {
-  char sql[256], what[128], n[16];
+  char what[128], n[16];
   snprintf(what, sizeof what, "record the layout of %s", name);
   snprintf(n, sizeof n, "%d", partitions);
-  char *ident = esc__pg_schema_ident(conn, schema, err);
-  if (!ident)
-    return err ? err->code : ESC_EIO;
   /* Only the pending change: a second switching worker, or one that reads
    * an old picture, changes nothing. */
-  snprintf(sql, sizeof sql,
-           "SELECT %s.projection_layout_switched($1, $2::int)",
-           ident);
-  PQfreemem(ident);
   const char *values[] = {name, n};
-  PGresult *res =
-      esc__pg_exec(conn, sql, 2, values, PGRES_TUPLES_OK, what, err);
+  PGresult *res = esc__pg_exec_in(
+      conn, schema, "SELECT %s.projection_layout_switched($1, $2::int)", 2,
+      values, PGRES_TUPLES_OK, what, err);
   if (!res)
     return err ? err->code : ESC_EIO;
   PQclear(res);

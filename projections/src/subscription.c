@@ -44,8 +44,7 @@ static esc_status check_subscription(const esc_subscription *s,
   return esc__check_names(s->name, s->categories, err);
 }
 
-esc_status esc_worker_add_subscription(esc_worker *w,
-                                       const esc_subscription *s,
+esc_status esc_worker_add_subscription(esc_worker *w, const esc_subscription *s,
                                        esc_error *err) {
   esc_status rc = check_subscription(s, err);
   if (rc)
@@ -74,8 +73,8 @@ esc_status esc__subscription_register(esc_worker *w, struct proj *pj,
   if (pj->sub->start == ESC_SUBSCRIPTION_FROM_NOW)
     rc = esc_store_head(w->store, &start, err);
   if (!rc)
-    rc = esc__registry_subscribe(w->pg, w->schema, pj->def, &start,
-                                 &pj->layout, &pj->sub_generation, err);
+    rc = esc__registry_subscribe(w->pg, w->schema, pj->def, &start, &pj->layout,
+                                 &pj->sub_generation, err);
   /* Its layout never changes under it (a repartition is refused), so the
    * generation's count is the layout's. */
   pj->serving_partitions = pj->layout.partitions;
@@ -118,13 +117,8 @@ static const char SQL_STOPPED[] =
 static PGresult *run(esc_worker *w, PGconn *conn, const char *fmt, int n,
                      const char *const *values, const char *what,
                      esc_error *err) {
-  char sql[320];
-  char *ident = esc__pg_schema_ident(conn, w->schema, err);
-  if (!ident)
-    return NULL;
-  snprintf(sql, sizeof sql, fmt, ident);
-  PQfreemem(ident);
-  return esc__pg_exec(conn, sql, n, values, PGRES_TUPLES_OK, what, err);
+  return esc__pg_exec_in(conn, w->schema, fmt, n, values, PGRES_TUPLES_OK, what,
+                         err);
 }
 
 /* A position from two text columns. */
@@ -210,8 +204,8 @@ static esc_status move(esc_worker *w, struct part *pt, esc_position upto,
   if (!res)
     return esc__pg_failed(err);
   snprintf(outcome, sizeof outcome, "%s", PQgetvalue(res, 0, 0));
-  esc_position now = PQgetisnull(res, 0, 1) ? t->checkpoint
-                                             : position_of(res, 1);
+  esc_position now =
+      PQgetisnull(res, 0, 1) ? t->checkpoint : position_of(res, 1);
   PQclear(res);
   *moved = strcmp(outcome, "moved") == 0;
   if (*moved)
@@ -314,8 +308,8 @@ static esc_status subscription_step(esc_worker *w, struct part *pt,
       (t->failure.pending && esc__now_ms() < t->failure.retry_ms))
     return rc;
   int64_t until = esc__track_burst_end(w, t);
-  for (bool more = true; more && !rc && pt->ready && !w->stop &&
-                         esc__now_ms() < until;)
+  for (bool more = true;
+       more && !rc && pt->ready && !w->stop && esc__now_ms() < until;)
     rc = deliver_page(w, pt, worked, &more, err);
   if (!rc)
     esc__track_report_progress(w, pt, t, *worked);

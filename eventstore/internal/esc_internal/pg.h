@@ -10,6 +10,7 @@
 #define ESC_INTERNAL_PG_H
 
 #include <esc/store.h>
+#include <esc_internal/text.h>
 #include <libpq-fe.h>
 
 #if defined(__GNUC__)
@@ -34,14 +35,6 @@ esc_status esc__fail_pg(esc_error *err, PGconn *conn, const PGresult *res,
 /* Clears err to ESC_OK (when not NULL). */
 void esc__clear(esc_error *err);
 
-/* Room for a quoted piece of caller text: all of its 48 printable bytes,
- * fewer escaped ones, so messages keep their tail within esc_error.msg. */
-#define ESC__QUOTE_SIZE 104
-
-/* Writes text into out (out_size >= 4) as it may appear between double
- * quotes in a message: printable ASCII as is, '"' and '\' escaped, other
- * bytes as \xNN, cut with "..." when too long. */
-void esc__quote(char *out, size_t out_size, const char *text);
 
 /* The per-call timeout for `requested` ms (esc_store_options.timeout_ms):
  * > 0 as is, < 0 none (-1), 0 ESC_PG_TIMEOUT's seconds (0: none), else
@@ -104,6 +97,13 @@ char *esc__pg_schema_ident(PGconn *conn, const char *schema, esc_error *err);
 PGresult *esc__pg_exec(PGconn *conn, const char *sql, int n,
                        const char *const *values, ExecStatusType want,
                        const char *what, esc_error *err);
+
+/* esc__pg_exec of sql_fmt, whose one %s is replaced by the schema (NULL:
+ * "esc") as a quoted identifier: SQL on one store's objects. */
+PGresult *esc__pg_exec_in(PGconn *conn, const char *schema,
+                          const char *sql_fmt, int n,
+                          const char *const *values, ExecStatusType want,
+                          const char *what, esc_error *err);
 
 /* err's code, or ESC_EIO when err is NULL or says OK. */
 esc_status esc__pg_failed(const esc_error *err);
