@@ -64,4 +64,18 @@ function(esc_umbrella)
   set_target_properties(esc PROPERTIES LINKER_LANGUAGE C
     VERSION ${PROJECT_VERSION} SOVERSION 0)
   target_link_libraries(esc PUBLIC ${public_links} PRIVATE ${links})
+
+  # The same objects as a shared library, libesc.so (esc::esc_shared):
+  # only the ESC_API names are exported from it.
+  add_library(esc_shared SHARED)
+  add_library(esc::esc_shared ALIAS esc_shared)
+  foreach(m IN LISTS modules)
+    target_sources(esc_shared PRIVATE $<TARGET_OBJECTS:esc_${m}>)
+  endforeach()
+  get_target_property(incs esc INTERFACE_INCLUDE_DIRECTORIES)
+  target_include_directories(esc_shared PUBLIC ${incs})
+  set_target_properties(esc_shared PROPERTIES OUTPUT_NAME esc
+    LINKER_LANGUAGE C VERSION ${PROJECT_VERSION} SOVERSION 0)
+  target_link_libraries(esc_shared PUBLIC ${public_links}
+    PRIVATE ${links} $<BUILD_INTERFACE:esc_warnings>)
 endfunction()
