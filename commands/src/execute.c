@@ -16,6 +16,7 @@
  * first stored. A generated id is new, so it costs no lookup.
  */
 #include "command_int.h"
+#include <esc_internal/stats.h>
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -299,10 +300,11 @@ static esc_status still_unknown(const struct run *r, esc_error *err) {
                        r->stream, id, why);
 }
 
-esc_status esc_execute(esc_store *store, const esc_decider *decider,
-                       const char *stream_id, const void *command,
-                       const esc_command_options *opts,
-                       esc_command_result *result, esc_error *err) {
+static esc_status execute(esc_store *store, const esc_decider *decider,
+                          const char *stream_id, const void *command,
+                          const esc_command_options *opts,
+                          esc_command_result *result, uint64_t *conflicts,
+                          esc_error *err) {
   struct run r = {.store = store,
                   .decider = decider,
                   .stream = stream_id,
@@ -323,6 +325,7 @@ esc_status esc_execute(esc_store *store, const esc_decider *decider,
   for (int i = 1; !rc || again(rc); i++) {
     result->attempts = i;
     rc = attempt(&r, err);
+    *conflicts += rc == ESC_ECONFLICT;
     unknown = unknown || rc == ESC_EUNKNOWN;
     if (!again(rc))
       break;
@@ -345,4 +348,38 @@ esc_status esc_execute(esc_store *store, const esc_decider *decider,
   esc__decision_release(&r.decision);
   free(r.meta);
   return rc;
+}
+
+/* ------------------------------------------------------------ metrics -- */
+
+static struct {
+  struct esc__latency duration;
+  atomic_uint_fast64_t conflicts, retries, duplicates, rejected, failures;
+} commands;
+
+esc_status esc_execute(esc_store *store, const esc_decider *decider,
+                       const char *stream_id, const void *command,
+                       const esc_command_options *opts,
+                       esc_command_result *result, esc_error *err) {
+  int64_t began = esc__now_ns();
+  uint64_t conflicts = 0;
+  esc_status rc = execute(store, decider, stream_id, command, opts, result,
+                          &conflicts, err);
+  esc__latency_observe(&commands.duration, esc__now_ns() - began);
+  esc__count(&commands.conflicts, conflicts);
+  if (result->attempts > 1)
+    esc__count(&commands.retries, (uint64_t)(result->attempts - 1));
+  esc__count(&commands.duplicates, !rc && result->duplicate);
+  esc__count(&commands.rejected, rc == ESC_EREJECTED);
+  esc__count(&commands.failures, rc && rc != ESC_EREJECTED);
+  return rc;
+}
+
+void esc_command_metrics_read(esc_command_metrics *out) {
+  esc__latency_read(&commands.duration, &out->duration);
+  out->conflicts = esc__counted(&commands.conflicts);
+  out->retries = esc__counted(&commands.retries);
+  out->duplicates = esc__counted(&commands.duplicates);
+  out->rejected = esc__counted(&commands.rejected);
+  out->failures = esc__counted(&commands.failures);
 }

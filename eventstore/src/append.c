@@ -8,6 +8,7 @@
  * esc_append_many pipelines several such calls.
  */
 #include "store_int.h"
+#include <esc_internal/stats.h>
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -388,9 +389,10 @@ static esc_status exec_cold(esc_store *st, const struct append_params *p,
   return outcome(st, stream, rc, st->call.sent, err);
 }
 
-esc_status esc_append(esc_store *store, const char *stream_id, int64_t expected,
-                      const esc_event_data *events, size_t n,
-                      esc_append_result *result, esc_error *err) {
+static esc_status append_one(esc_store *store, const char *stream_id,
+                             int64_t expected, const esc_event_data *events,
+                             size_t n, esc_append_result *result,
+                             esc_error *err) {
   struct append_params p = {0};
   const char *stmt;
   bool hit = false;
@@ -575,8 +577,8 @@ static esc_status finish_cold(esc_store *st, esc_append_request *reqs, size_t n,
   return rc;
 }
 
-esc_status esc_append_many(esc_store *store, esc_append_request *reqs, size_t n,
-                           esc_error *err) {
+static esc_status append_many(esc_store *store, esc_append_request *reqs,
+                              size_t n, esc_error *err) {
   const char *stmt;
   bool cold[PIPELINE_CHUNK];
   esc_status rc = ESC_OK;
@@ -603,5 +605,30 @@ esc_status esc_append_many(esc_store *store, esc_append_request *reqs, size_t n,
   }
   if (i < n)
     not_sent(reqs + i, n - i, NULL, err);
+  return rc;
+}
+
+/* ------------------------------------------------------------ metrics -- */
+
+esc_status esc_append(esc_store *store, const char *stream_id, int64_t expected,
+                      const esc_event_data *events, size_t n,
+                      esc_append_result *result, esc_error *err) {
+  int64_t began = esc__now_ns();
+  esc_status rc = append_one(store, stream_id, expected, events, n, result, err);
+  esc__append_observe(began, rc, rc == ESC_ECONFLICT,
+                      !rc && result && result->duplicate);
+  return rc;
+}
+
+esc_status esc_append_many(esc_store *store, esc_append_request *reqs, size_t n,
+                           esc_error *err) {
+  int64_t began = esc__now_ns();
+  esc_status rc = append_many(store, reqs, n, err);
+  size_t duplicates = 0, conflicts = 0;
+  for (size_t i = 0; i < n; i++) {
+    duplicates += reqs[i].status == ESC_OK && reqs[i].result.duplicate;
+    conflicts += reqs[i].status == ESC_ECONFLICT;
+  }
+  esc__append_observe(began, rc, conflicts, duplicates);
   return rc;
 }

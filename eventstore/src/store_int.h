@@ -147,6 +147,12 @@ esc_status esc__fail_store(esc_error *err, const esc_store *st,
  * cannot be reached. */
 esc_status esc__ensure_conn(esc_store *st, esc_error *err);
 
+/* Counts one append call that began at began_ns (esc__now_ns) and ended
+ * with rc: `conflicts` of its requests were refused by a concurrent
+ * writer, `duplicates` were idempotent replays. */
+void esc__append_observe(int64_t began_ns, esc_status rc, size_t conflicts,
+                         size_t duplicates);
+
 /* The name statement s is prepared under. */
 const char *esc__stmt_name(enum esc__stmt s);
 

@@ -6,6 +6,7 @@
 #ifndef ESC_METRICS_INT_H
 #define ESC_METRICS_INT_H
 
+#include <esc/command.h>
 #include <esc/metrics.h>
 
 #include <stdbool.h>
@@ -39,6 +40,15 @@ void esc__text_partition_labels(struct esc__text *t, const char *schema,
 void esc__text_header(struct esc__text *t, const char *name, const char *type,
                       const char *help);
 void esc__text_release(struct esc__text *t);
+
+/* One histogram series: name_bucket (cumulative, le="bound" and "+Inf"),
+ * name_sum and name_count, each with the labels `open` ("{a=\"b\"" left
+ * open, as esc__text_partition_labels writes them; "{" for none). */
+void esc__text_histogram(struct esc__text *t, const char *name,
+                         const char *open, const esc_latency *h);
+
+/* This process's appends and commands (esc_metrics_client_text). */
+void esc__metrics_client(struct esc__text *t);
 
 /* The store's and projections' gauges (esc_metrics_store_text); with
  * only, the lines of projections that worker runs. */

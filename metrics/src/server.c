@@ -117,6 +117,7 @@ static enum MHD_Result serve_metrics(esc_metrics_server *s,
   esc__text_printf(&t, "\"} %d\n", rc == ESC_OK);
   if (s->worker)
     esc__metrics_worker(&t, schema, m);
+  esc__metrics_client(&t);
   if (t.failed || !t.data) {
     esc__text_release(&t);
     return reply_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");

@@ -79,3 +79,22 @@ void esc__text_release(struct esc__text *t) {
   free(t->data);
   *t = (struct esc__text){NULL, 0, 0, false};
 }
+
+void esc__text_histogram(struct esc__text *t, const char *name,
+                         const char *open, const esc_latency *h) {
+  const char *sep = strcmp(open, "{") == 0 ? "" : ",";
+  uint64_t cumulative = 0;
+  for (size_t b = 0; b <= ESC_LATENCY_BUCKETS; b++) {
+    cumulative += h->buckets[b];
+    esc__text_printf(t, "%s_bucket%s%s", name, open, sep);
+    if (b < ESC_LATENCY_BUCKETS)
+      esc__text_printf(t, "le=\"%g\"} %llu\n", esc_latency_bounds[b],
+                       (unsigned long long)cumulative);
+    else
+      esc__text_printf(t, "le=\"+Inf\"} %llu\n",
+                       (unsigned long long)cumulative);
+  }
+  esc__text_printf(t, "%s_sum%s} %.9g\n", name, open, h->sum_s);
+  esc__text_printf(t, "%s_count%s} %llu\n", name, open,
+                   (unsigned long long)h->count);
+}

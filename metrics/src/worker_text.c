@@ -58,24 +58,13 @@ static void histogram(struct esc__text *t, const char *schema,
                    "batches Redis applied.");
   for (size_t i = 0; i < m->count; i++) {
     const esc_partition_metrics *p = &m->parts[i];
-    uint64_t cumulative = 0;
-    for (size_t b = 0; b <= ESC_BATCH_DURATION_BUCKETS; b++) {
-      cumulative += p->batch_buckets[b];
-      esc__text_printf(t, "%s_bucket", name);
-      labels(t, schema, p);
-      if (b < ESC_BATCH_DURATION_BUCKETS)
-        esc__text_printf(t, ",le=\"%g\"} %llu\n", esc_batch_duration_bounds[b],
-                         (unsigned long long)cumulative);
-      else
-        esc__text_printf(t, ",le=\"+Inf\"} %llu\n",
-                         (unsigned long long)cumulative);
-    }
-    esc__text_printf(t, "%s_sum", name);
-    labels(t, schema, p);
-    esc__text_printf(t, "} %.9g\n", p->batch_seconds);
-    esc__text_printf(t, "%s_count", name);
-    labels(t, schema, p);
-    esc__text_printf(t, "} %lld\n", (long long)p->batches);
+    struct esc__text open = {0};
+    esc_latency h = {.count = (uint64_t)p->batches, .sum_s = p->batch_seconds};
+    memcpy(h.buckets, p->batch_buckets, sizeof h.buckets);
+    labels(&open, schema, p);
+    t->failed = t->failed || open.failed;
+    esc__text_histogram(t, name, open.data ? open.data : "{", &h);
+    esc__text_release(&open);
   }
 }
 

@@ -7,6 +7,7 @@
 #define ESC_WORKER_INT_H
 
 #include "projection_int.h"
+#include <esc_internal/stats.h>
 
 #include <pthread.h>
 #include <signal.h>
@@ -219,7 +220,6 @@ size_t esc__batch_bytes(const esc_worker *w);
 /* worker_metrics.c: the figures esc_worker_metrics_get copies. Every
  * function but _get runs on the worker's thread. */
 enum esc__conn { ESC__CONN_PG = 0, ESC__CONN_REDIS = 1 };
-int64_t esc__now_ns(void);
 /* A connection of that kind was opened (ok) or could not be. */
 void esc__metrics_connected(esc_worker *w, enum esc__conn which, bool ok);
 /* A connection of that kind turned out broken. */

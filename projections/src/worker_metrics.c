@@ -14,14 +14,6 @@
 #include <string.h>
 #include <time.h>
 
-const double esc_batch_duration_bounds[ESC_BATCH_DURATION_BUCKETS] = {
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10};
-
-int64_t esc__now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 void esc__metrics_connected(esc_worker *w, enum esc__conn which, bool ok) {
   pthread_mutex_lock(&w->metrics_lock);
@@ -54,11 +46,7 @@ void esc__metrics_running(esc_worker *w, bool running) {
 
 void esc__metrics_batch(struct part *pt, size_t events, double seconds) {
   struct part_counts *c = &pt->counts;
-  size_t b = 0;
-  while (b < ESC_BATCH_DURATION_BUCKETS &&
-         seconds > esc_batch_duration_bounds[b])
-    b++;
-  c->buckets[b]++;
+  c->buckets[esc__latency_bucket(seconds)]++;
   c->seconds += seconds;
   c->batches++;
   c->applied += (int64_t)events;

@@ -135,20 +135,13 @@ static void histogram_is_cumulative(void **state) {
   free(text);
 }
 
-/* promtool parses and lints the exposition, hostile labels included. */
-static void promtool_accepts_the_exposition(void **state) {
-  (void)state;
-  if (strstr(ESC_PROMTOOL_PATH, "NOTFOUND"))
-    skip();
-  char path[] = "/tmp/esc-metrics-text-XXXXXX";
-  int fd = mkstemp(path);
+/* Feeds text to `promtool check metrics`; fails on any complaint. */
+static void promtool_check(const char *text) {
+  char path[] = "/tmp/esc-metrics-text-XXXXXX", cmd[512];
+  int fd = mkstemp(path), status = -1;
   assert_true(fd >= 0);
-  char *text = render("sch\"ema\\", "we\"ird\\name\nx");
   assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
   close(fd);
-  free(text);
-  char cmd[512];
-  int status = -1;
   snprintf(cmd, sizeof cmd, "%s check metrics < %s 2>&1", ESC_PROMTOOL_PATH,
            path);
   char *out = esc_test_command_output(cmd, &status);
@@ -156,6 +149,47 @@ static void promtool_accepts_the_exposition(void **state) {
   if (status != 0 || (out && out[0]))
     fail_msg("promtool check metrics (exit %d): %s", status, out);
   free(out);
+}
+
+/* promtool parses and lints the exposition, hostile labels included. */
+static void promtool_accepts_the_exposition(void **state) {
+  (void)state;
+  if (strstr(ESC_PROMTOOL_PATH, "NOTFOUND"))
+    skip();
+  char *text = render("sch\"ema\\", "we\"ird\\name\nx");
+  promtool_check(text);
+  free(text);
+}
+
+/* The client half: every family present, its histogram with one line per
+ * bucket and +Inf, and promtool accepting it. */
+static void client_text_has_every_family(void **state) {
+  (void)state;
+  char *text = NULL;
+  esc_error err = ESC_ERROR_INIT;
+  assert_int_equal(esc_metrics_client_text(&text, &err), ESC_OK);
+  static const char *const families[] = {
+      "esc_append_duration_seconds", "esc_append_conflicts_total",
+      "esc_append_duplicates_total", "esc_append_failures_total",
+      "esc_command_duration_seconds", "esc_command_conflicts_total",
+      "esc_command_retries_total", "esc_command_duplicates_total",
+      "esc_command_rejected_total", "esc_command_failures_total"};
+  char want[128];
+  for (size_t i = 0; i < sizeof families / sizeof *families; i++) {
+    snprintf(want, sizeof want, "# TYPE %s ", families[i]);
+    if (!strstr(text, want))
+      fail_msg("no family %s in:\n%s", families[i], text);
+  }
+  size_t buckets = 0;
+  for (const char *l = text; (l = strstr(l, "esc_append_duration_seconds_bucket{"));
+       l++)
+    buckets++;
+  assert_int_equal(buckets, ESC_LATENCY_BUCKETS + 1);
+  assert_non_null(
+      strstr(text, "esc_append_duration_seconds_bucket{le=\"+Inf\"} "));
+  if (!strstr(ESC_PROMTOOL_PATH, "NOTFOUND"))
+    promtool_check(text);
+  free(text);
 }
 
 static void listen_addresses(void **state) {
@@ -287,6 +321,7 @@ int main(void) {
       cmocka_unit_test(hostile_names_render_escaped),
       cmocka_unit_test(histogram_is_cumulative),
       cmocka_unit_test(promtool_accepts_the_exposition),
+      cmocka_unit_test(client_text_has_every_family),
       cmocka_unit_test(listen_addresses),
       cmocka_unit_test(readiness_rules),
   };

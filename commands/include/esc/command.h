@@ -174,6 +174,22 @@ ESC_API esc_status esc_truncate_stream(esc_store *store,
                                        const char *reason, int64_t *removed,
                                        esc_error *err);
 
+/*
+ * Every esc_execute call of this process since it started (all threads):
+ * how long each took end to end (load, decide, append, retries) and how
+ * it ended. Relaxed atomics, as esc_append_metrics.
+ */
+typedef struct esc_command_metrics {
+  esc_latency duration;
+  uint64_t conflicts;  /* attempts that lost a race to a concurrent writer */
+  uint64_t retries;    /* attempts after the first (conflicts, lost replies) */
+  uint64_t duplicates; /* commands answered by their first result */
+  uint64_t rejected;   /* decided ESC_EREJECTED */
+  uint64_t failures;   /* failed otherwise (conflicts to the end included) */
+} esc_command_metrics;
+
+ESC_API void esc_command_metrics_read(esc_command_metrics *out);
+
 /* ------------------------------------------------------------------------
  * A pool of stores for many threads
  * ------------------------------------------------------------------------ */

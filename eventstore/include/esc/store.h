@@ -555,6 +555,38 @@ ESC_API esc_status esc_read_all_send_bounded(esc_store *store,
 ESC_API esc_status esc_store_head(esc_store *store, esc_position *out,
                                   esc_error *err);
 
+/* ------------------------------------------------------------------------
+ * Client-side figures: what this process's appends took
+ * ------------------------------------------------------------------------ */
+
+/*
+ * Latency histograms share one set of bucket bounds, in seconds; a
+ * histogram has a bucket per bound and one beyond the last (+Inf).
+ */
+#define ESC_LATENCY_BUCKETS 13
+ESC_API extern const double esc_latency_bounds[ESC_LATENCY_BUCKETS];
+
+typedef struct esc_latency {
+  uint64_t buckets[ESC_LATENCY_BUCKETS + 1]; /* per bucket, not cumulative */
+  uint64_t count;
+  double sum_s;
+} esc_latency;
+
+/*
+ * Every esc_append and esc_append_many call of this process (all stores,
+ * all threads) since it started: how long each took (validation, the
+ * round trip, the cold path), and how they ended. Counted with relaxed
+ * atomics: cheap beside a round trip, never a lock.
+ */
+typedef struct esc_append_metrics {
+  esc_latency duration;
+  uint64_t conflicts;  /* appends refused by a concurrent writer */
+  uint64_t duplicates; /* requests found stored already (idempotent) */
+  uint64_t failures;   /* calls that failed otherwise */
+} esc_append_metrics;
+
+ESC_API void esc_append_metrics_read(esc_append_metrics *out);
+
 /*
  * The newest committed event's global position, readable or not (0: the
  * log is empty): what a catch-up is measured to.

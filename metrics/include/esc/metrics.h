@@ -46,6 +46,15 @@ ESC_API esc_status esc_metrics_store_text(esc_store *store, const char *pg_url,
                                           const char *key_prefix, char **out,
                                           esc_error *err);
 
+/*
+ * This process's client figures (esc_append_metrics, esc_command_metrics)
+ * as exposition text: esc_append_duration_seconds and
+ * esc_command_duration_seconds histograms, conflict, retry, duplicate,
+ * rejection and failure counters. For a program that serves its own
+ * /metrics; the endpoint below includes them. *out is malloc'ed.
+ */
+ESC_API esc_status esc_metrics_client_text(char **out, esc_error *err);
+
 /* The address the endpoint listens on by default. */
 #define ESC_METRICS_LISTEN_DEFAULT "127.0.0.1:9464"
 

@@ -418,9 +418,8 @@ ESC_API void esc_worker_get_stats(const esc_worker *w, esc_worker_stats *out);
  * its reply (the apply script's run plus the round trip); its histogram
  * has a bucket per bound below and one beyond the last (+Inf).
  */
-#define ESC_BATCH_DURATION_BUCKETS 12
-ESC_API extern const double
-    esc_batch_duration_bounds[ESC_BATCH_DURATION_BUCKETS];
+#define ESC_BATCH_DURATION_BUCKETS ESC_LATENCY_BUCKETS
+#define esc_batch_duration_bounds esc_latency_bounds
 
 typedef struct esc_partition_metrics {
   char projection[49];

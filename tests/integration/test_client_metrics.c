@@ -1,0 +1,122 @@
+/*
+ * Integration: the client figures of <esc/store.h> and <esc/command.h>
+ * (esc_append_metrics, esc_command_metrics) count what this process's
+ * appends and commands did, exactly: the test is its own process, so the
+ * deltas it sees are its own.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <esc/command.h>
+
+#include "counter.h"
+#include "testenv.h"
+
+#define SCHEMA "t_client_metrics"
+
+static const unsigned char PAYLOAD[] = {0x81, 0xa1, 'n', 0x01};
+
+static esc_event_data event(void) {
+  return (esc_event_data){esc_uuid_v4(), "Noted", 1, PAYLOAD, sizeof PAYLOAD,
+                          NULL, 0};
+}
+
+static void appends_are_counted(void **state) {
+  (void)state;
+  esc_store *st = esc_test_fresh_store(SCHEMA);
+  esc_error err = ESC_ERROR_INIT;
+  esc_append_result res;
+  esc_append_metrics before, after;
+  esc_append_metrics_read(&before);
+
+  esc_event_data e = event();
+  assert_int_equal(esc_append(st, "note-1", ESC_EXPECT_NO_STREAM, &e, 1, &res,
+                              &err),
+                   ESC_OK);
+  /* The same ids again: an idempotent replay. */
+  assert_int_equal(esc_append(st, "note-1", ESC_EXPECT_NO_STREAM, &e, 1, &res,
+                              &err),
+                   ESC_OK);
+  assert_true(res.duplicate);
+  /* A stale expected version: a conflict. */
+  esc_event_data f = event();
+  assert_int_equal(esc_append(st, "note-1", 0, &f, 1, &res, &err),
+                   ESC_ECONFLICT);
+  /* Bad input fails before any round trip, and still counts. */
+  assert_int_equal(esc_append(st, "no spaces", ESC_EXPECT_ANY, &f, 1, &res,
+                              &err),
+                   ESC_EINVAL);
+  /* Two requests in one pipeline, one of them conflicting. */
+  esc_event_data g = event(), h = event();
+  esc_append_request reqs[2] = {{.stream_id = "note-2",
+                                 .expected = ESC_EXPECT_NO_STREAM,
+                                 .events = &g,
+                                 .n = 1},
+                                {.stream_id = "note-1",
+                                 .expected = 5,
+                                 .events = &h,
+                                 .n = 1}};
+  esc_append_many(st, reqs, 2, &err);
+  assert_int_equal(reqs[0].status, ESC_OK);
+  assert_int_equal(reqs[1].status, ESC_ECONFLICT);
+
+  esc_append_metrics_read(&after);
+  assert_int_equal(after.duration.count - before.duration.count, 5);
+  assert_int_equal(after.duplicates - before.duplicates, 1);
+  assert_int_equal(after.conflicts - before.conflicts, 2);
+  assert_true(after.failures - before.failures >= 1);
+  uint64_t in_buckets = 0;
+  for (size_t b = 0; b <= ESC_LATENCY_BUCKETS; b++)
+    in_buckets += after.duration.buckets[b] - before.duration.buckets[b];
+  assert_int_equal(in_buckets, 5);
+  assert_true(after.duration.sum_s > before.duration.sum_s);
+  esc_store_free(st);
+}
+
+static void commands_are_counted(void **state) {
+  (void)state;
+  esc_store *st = esc_test_fresh_store(SCHEMA);
+  esc_error err = ESC_ERROR_INIT;
+  esc_command_result res;
+  esc_command_metrics before, after;
+  esc_command_metrics_read(&before);
+
+  esc_command_options opts = ESC_COMMAND_OPTIONS_INIT;
+  opts.command_id = esc_uuid_v4();
+  counter_cmd inc = {COUNTER_INCREMENT, 2};
+  assert_int_equal(esc_execute(st, counter_decider(), "counter-1", &inc, &opts,
+                               &res, &err),
+                   ESC_OK);
+  /* The same command id: answered by its first result. */
+  assert_int_equal(esc_execute(st, counter_decider(), "counter-1", &inc, &opts,
+                               &res, &err),
+                   ESC_OK);
+  assert_true(res.duplicate);
+  /* A rejection: INCREMENT needs by > 0. */
+  counter_cmd bad = {COUNTER_INCREMENT, 0};
+  opts.command_id = esc_uuid_v4();
+  assert_int_equal(esc_execute(st, counter_decider(), "counter-1", &bad, &opts,
+                               &res, &err),
+                   ESC_EREJECTED);
+
+  esc_command_metrics_read(&after);
+  assert_int_equal(after.duration.count - before.duration.count, 3);
+  assert_int_equal(after.duplicates - before.duplicates, 1);
+  assert_int_equal(after.rejected - before.rejected, 1);
+  assert_int_equal(after.failures - before.failures, 0);
+  esc_store_free(st);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(appends_are_counted),
+      cmocka_unit_test(commands_are_counted),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
