@@ -174,7 +174,7 @@ const char cli_help_dead_letters[] =
  * A text table: columns as wide as their widest cell, two spaces apart
  * ------------------------------------------------------------------------ */
 
-#define TABLE_MAX_COLS 10
+#define TABLE_MAX_COLS 11
 
 typedef struct table {
   size_t ncols;
