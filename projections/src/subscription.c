@@ -307,10 +307,14 @@ static esc_status subscription_step(esc_worker *w, struct part *pt,
   if (rc || t->stopped ||
       (t->failure.pending && esc__now_ms() < t->failure.retry_ms))
     return rc;
+  /* At least one page, as a projection's burst: the burst's end may be
+   * now already (a progress line is due), and the line is written only
+   * after a step that worked. */
   int64_t until = esc__track_burst_end(w, t);
-  for (bool more = true;
-       more && !rc && pt->ready && !w->stop && esc__now_ms() < until;)
+  bool more = false;
+  do
     rc = deliver_page(w, pt, worked, &more, err);
+  while (more && !rc && pt->ready && !w->stop && esc__now_ms() < until);
   if (!rc)
     esc__track_report_progress(w, pt, t, *worked);
   return rc;

@@ -630,8 +630,9 @@ static esc_status timed_out(const esc_worker *w, esc_error *err) {
   if (pt)
     return esc_error_set(err, ESC_ETIMEDOUT,
                          "not caught up in time: %s/%d g%" PRId64
-                         ": an event keeps failing in Redis: %s",
+                         ": an event keeps failing %s: %s",
                          pt->proj->def->name, pt->index, t->generation,
+                         pt->proj->sub ? "in its handler" : "in Redis",
                          t->failure.error);
   if (w->last_failure[0])
     return esc_error_set(err, ESC_ETIMEDOUT, "not caught up in time: %s",

@@ -8,6 +8,14 @@
  *             [--only P,Q,...] [--batch B] [--batch-bytes N]
  *             [--redis URL] [--pg URL]
  *             [--lease-poll MS] [--poll MS] [--delay-us US] [--quiet]
+ *             [--subscription]
+ *
+ * --subscription runs a durable subscription N of category "tally"
+ * instead of the projection (no Redis needed). Its handler records each
+ * delivery, on a connection of its own, in the test's tables of schema S
+ * (tests/fault/test_subscription_kills.c makes them):
+ *   sub_deliveries (seq, pid, stream_id, version, event_id)  every one
+ *   sub_handled (key primary key, event_id)  its dedupe: the first only
  *
  * Worker log lines go to stderr, each with a wall-clock timestamp and the
  * pid. Exit status: 0 after a clean stop, 1 when the worker failed, 2 for
@@ -32,6 +40,9 @@
 #include <unistd.h>
 
 #include "tally.h"
+#include "testenv.h"
+
+#include <libpq-fe.h>
 
 static esc_worker *volatile worker;
 static volatile sig_atomic_t stop_requested;
@@ -39,6 +50,9 @@ static esc_projection_handler tally_handle;
 static const char *cure_file;
 static long delay_us;
 static bool quiet;
+static PGconn *sub_pg;      /* --subscription: the handler's connection */
+static const char *sub_url; /* and where it connects */
+static char sub_sql[512];
 
 static void on_signal(int sig) {
   (void)sig;
@@ -88,13 +102,53 @@ static esc_status handle(esc_projection_ctx *ctx, const esc_event *event,
   return tally_handle(ctx, event, userdata, err);
 }
 
+/* The subscription's handler: one statement records the delivery and,
+ * deduplicated on the delivery's key, the effect. A broken connection is
+ * a passing failure: the same event comes again after a pause. */
+static esc_status deliver(const esc_delivery *d, void *userdata,
+                          esc_error *err) {
+  char pid[16], version[24], id[37], key[37];
+  (void)userdata;
+  if (delay_us > 0) {
+    struct timespec ts = {delay_us / 1000000L, (delay_us % 1000000L) * 1000L};
+    nanosleep(&ts, NULL);
+  }
+  if (sub_pg && PQstatus(sub_pg) != CONNECTION_OK) {
+    PQfinish(sub_pg);
+    sub_pg = NULL;
+  }
+  /* Bounded like every wait of esc's: a handler stuck on the server
+   * shows as a failure in the log instead of a silent stall. */
+  static const char *const keys[] = {"dbname", "connect_timeout", "options",
+                                     NULL};
+  const char *const vals[] = {sub_url, "5", "-c statement_timeout=5000", NULL};
+  if (!sub_pg && PQstatus(sub_pg = PQconnectdbParams(keys, vals, 1)) !=
+                     CONNECTION_OK)
+    return esc_error_set(err, ESC_ECONN, "handler: connect: %s",
+                         PQerrorMessage(sub_pg));
+  const esc_recorded_event *e = d->event->recorded;
+  snprintf(pid, sizeof pid, "%d", (int)getpid());
+  snprintf(version, sizeof version, "%lld", (long long)e->stream_version);
+  esc_uuid_format(&e->id, id);
+  esc_uuid_format(&d->key, key);
+  const char *values[] = {pid, e->stream_id, version, id, key};
+  PGresult *res = PQexecParams(sub_pg, sub_sql, 5, NULL, values, NULL, NULL, 0);
+  esc_status rc = ESC_OK;
+  if (PQresultStatus(res) != PGRES_COMMAND_OK)
+    rc = esc_error_set(err,
+                       PQstatus(sub_pg) == CONNECTION_OK ? ESC_EIO : ESC_ECONN,
+                       "handler: %s", PQerrorMessage(sub_pg));
+  PQclear(res);
+  return rc;
+}
+
 static int usage(const char *why) {
   fprintf(stderr,
           "projector: %s\n"
           "usage: projector --schema S --name N [--version V] "
           "[--partitions K] [--only P,Q] [--batch B] [--redis URL] "
           "[--pg URL] [--lease-poll MS] [--poll MS] [--delay-us US] "
-          "[--quiet]\n",
+          "[--quiet] [--subscription]\n",
           why);
   return 2;
 }
@@ -130,6 +184,7 @@ int main(int argc, char **argv) {
   int only[64];
   size_t nonly = 0;
   esc_worker_options o = ESC_WORKER_OPTIONS_INIT;
+  bool subscribe = false;
   /* First thing: a SIGTERM during start-up is a stop request too. */
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
@@ -142,6 +197,10 @@ int main(int argc, char **argv) {
     const char *val = i + 1 < argc ? argv[i + 1] : NULL;
     if (strcmp(a, "--quiet") == 0) {
       quiet = true;
+      continue;
+    }
+    if (strcmp(a, "--subscription") == 0) {
+      subscribe = true;
       continue;
     }
     if (!val)
@@ -184,6 +243,20 @@ int main(int argc, char **argv) {
   tally_projection(&p, name, (int32_t)version, (int)partitions);
   tally_handle = p.handle;
   p.handle = handle;
+  static const char *const tally_only[] = {"tally", NULL};
+  esc_subscription s = ESC_SUBSCRIPTION_INIT;
+  s.name = name;
+  s.categories = tally_only;
+  s.partitions = (int)partitions;
+  s.events = tally_events();
+  s.handle = deliver;
+  sub_url = o.pg_url ? o.pg_url : esc_test_pg_url();
+  snprintf(sub_sql, sizeof sub_sql,
+           "WITH d AS (INSERT INTO \"%s\".sub_deliveries (pid, stream_id,"
+           " version, event_id) VALUES ($1::int, $2, $3::int8, $4::uuid))"
+           " INSERT INTO \"%s\".sub_handled (key, event_id)"
+           " VALUES ($5::uuid, $4::uuid) ON CONFLICT DO NOTHING",
+           schema, schema);
 
   o.schema = schema;
   o.log = log_line;
@@ -193,8 +266,10 @@ int main(int argc, char **argv) {
     say("cannot create the worker: %s", err.msg);
     return 1;
   }
-  if (esc_worker_add(worker, &p, &err)) {
-    say("cannot add projection %s: %s", name, err.msg);
+  if (subscribe ? esc_worker_add_subscription(worker, &s, &err)
+                : esc_worker_add(worker, &p, &err)) {
+    say("cannot add %s %s: %s", subscribe ? "subscription" : "projection",
+        name, err.msg);
     esc_worker_free(worker);
     worker = NULL;
     return 1;
@@ -217,5 +292,6 @@ int main(int argc, char **argv) {
   esc_worker *w = worker;
   worker = NULL;
   esc_worker_free(w);
+  PQfinish(sub_pg);
   return rc ? 1 : 0;
 }

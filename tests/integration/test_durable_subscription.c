@@ -646,6 +646,37 @@ static void metrics_label_subscriptions(void **state) {
   recorder_release(&r);
 }
 
+/* Projections and subscriptions share one name space (leases and dead
+ * letters are named by it): the second kind to register a name is
+ * refused, saying so, and the first kind's row is left alone. */
+static void a_name_belongs_to_one_kind(void **state) {
+  (void)state;
+  static const char *const cats[] = {"note", NULL};
+  esc_projection p = {sub_name, 1, cats, NULL, 1, NULL, count_one, NULL,
+                      ESC_ON_ERROR_PARK, 0};
+  struct recorder r;
+  recorder_init(&r, 1, "n");
+  esc_subscription s = subscription(&r, 1);
+  first_run(&s, "n", 1, 1);
+  esc_worker *w = worker_with(NULL);
+  assert_int_equal(esc_worker_add(w, &p, NULL), ESC_OK);
+  esc_error err = ESC_ERROR_INIT;
+  assert_int_equal(esc_worker_run_until_caught_up(w, 10000, &err),
+                   ESC_ECONFLICT);
+  assert_non_null(strstr(err.msg, "taken by a subscription"));
+  esc_worker_free(w);
+  PGconn *pg = esc_test_pg();
+  char sql[200];
+  snprintf(sql, sizeof sql,
+           "SELECT kind FROM %s.projections WHERE name = '%s'", schema,
+           sub_name);
+  char *kind = esc_test_query_text(pg, sql);
+  assert_string_equal(kind, "subscription");
+  free(kind);
+  PQfinish(pg);
+  recorder_release(&r);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup(delivers_in_order_across_partitions, fresh_name),
@@ -660,6 +691,7 @@ int main(void) {
       cmocka_unit_test_setup(a_zombie_cannot_move_the_checkpoint_back,
                              fresh_name),
       cmocka_unit_test_setup(metrics_label_subscriptions, fresh_name),
+      cmocka_unit_test_setup(a_name_belongs_to_one_kind, fresh_name),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -97,6 +97,13 @@ static const char *const table_writes[] = {
     " events_removed) VALUES ('order-1', 'truncate', 0)",
     "UPDATE " SCHEMA ".identity SET id = gen_random_uuid()",
     "UPDATE " SCHEMA ".store_roles SET writer = 'x'",
+    /* Subscription checkpoints (migration 16) move only through
+     * subscription_checkpoint_move, which a lease holder calls. */
+    "INSERT INTO " SCHEMA ".subscription_checkpoints (subscription,"
+    " generation, partition, tx_id, global_position)"
+    " VALUES ('s', 1, 0, '0', 0)",
+    "UPDATE " SCHEMA ".subscription_checkpoints SET global_position = 0",
+    "DELETE FROM " SCHEMA ".subscription_checkpoints",
     /* The insides of the functions are the owner's too. */
     "SELECT " SCHEMA ".append_locked('order-1', -1, ARRAY[gen_random_uuid()],"
     " ARRAY['T'], ARRAY[1], ARRAY['\\x80'::bytea], ARRAY[NULL::bytea])",
@@ -378,6 +385,57 @@ static void a_worker_needs_only_the_writer(void **state) {
   free(url);
 }
 
+/* A worker of a durable subscription with only the writer role:
+ * registers it, delivers every event and moves its checkpoint. */
+static esc_status count_delivery(const esc_delivery *d, void *userdata,
+                                 esc_error *err) {
+  (void)d;
+  (void)err;
+  (*(int *)userdata)++;
+  return ESC_OK;
+}
+
+static void a_subscription_needs_only_the_writer(void **state) {
+  esc_store *owner = *state;
+  static const char *const tally[] = {"tally", NULL};
+  char name[32];
+  int delivered = 0;
+  snprintf(name, sizeof name, "ts%d", (int)getpid());
+  tally_append_one(owner, "tally-3", 1, "c");
+  char *url = url_as(writer);
+  esc_subscription s = ESC_SUBSCRIPTION_INIT;
+  s.name = name;
+  s.categories = tally;
+  s.handle = count_delivery;
+  s.userdata = &delivered;
+  esc_worker_options o = ESC_WORKER_OPTIONS_INIT;
+  o.schema = SCHEMA;
+  o.pg_url = url;
+  o.lease_poll_ms = 100;
+  esc_error err = ESC_ERROR_INIT;
+  esc_worker *w = esc_worker_new(&o, &err);
+  assert_non_null(w);
+  assert_int_equal(esc_worker_add_subscription(w, &s, &err), ESC_OK);
+  esc_status rc = esc_worker_run_until_caught_up(w, 30000, &err);
+  esc_worker_free(w);
+  if (rc)
+    fail_msg("subscription as the writer: %s", err.msg);
+  PGconn *c = esc_test_pg();
+  char sql[256];
+  snprintf(sql, sizeof sql,
+           "SELECT count(*) FROM " SCHEMA ".events WHERE stream_id LIKE"
+           " 'tally-%%'");
+  assert_int_equal(delivered, esc_test_query_ll(c, sql));
+  snprintf(sql, sizeof sql,
+           "SELECT global_position FROM " SCHEMA ".subscription_checkpoints"
+           " WHERE subscription = '%s'",
+           name);
+  assert_true(esc_test_query_ll(c, sql) > 0);
+  PQfinish(c);
+  esc_test_unregister_projection(SCHEMA, name);
+  free(url);
+}
+
 /* ----------------------------------------------------------- harness -- */
 
 static int setup(void **state) {
@@ -402,6 +460,7 @@ int main(void) {
       cmocka_unit_test(a_reader_shows_retention_policies),
       cmocka_unit_test(esc_works_as_the_writer),
       cmocka_unit_test(a_worker_needs_only_the_writer),
+      cmocka_unit_test(a_subscription_needs_only_the_writer),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

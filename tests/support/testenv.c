@@ -1001,3 +1001,13 @@ void esc_test_remove_log(const char *path) {
   else
     unlink(path);
 }
+
+void esc_test_fault_cleanup(const char *schema, const char *log_path,
+                            bool passed) {
+  esc_test_kill_children();
+  esc_test_drop_schema(schema);
+  if (passed)
+    esc_test_remove_log(log_path);
+  else
+    esc_test_print_tail(log_path, 60);
+}

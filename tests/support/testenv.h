@@ -199,6 +199,12 @@ void esc_test_print_tail(const char *path, int lines);
  * says where it is). */
 void esc_test_remove_log(const char *path);
 
+/* The end of a fault test that ran children logging to log_path: kills
+ * what still runs, drops schema, and removes the log when the test passed
+ * (esc_test_remove_log) or prints its tail when not. */
+void esc_test_fault_cleanup(const char *schema, const char *log_path,
+                            bool passed);
+
 /* Whether the file at path contains text. */
 bool esc_test_file_contains(const char *path, const char *text);
 

@@ -197,8 +197,9 @@ typedef struct esc_delivery {
    * event->recorded (stream, version, position, id, raw bytes) always. */
   const esc_event *event;
   esc_uuid key; /* esc_subscription_key(subscription, event id) */
-  int attempt;  /* 1, 2, ... handler attempts at this event in this run
-                   (a retried dead letter starts again at 1) */
+  int attempt;  /* 1, 2, ... up to max_attempts: this try's attempts at
+                   the event (counting starts again at 1 after a passing
+                   failure, a restart, and for a retried dead letter) */
 } esc_delivery;
 
 /* Handles one delivery. ESC_OK: done (the checkpoint may move past it).
