@@ -9,24 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Length of the valid UTF-8 sequence at s (1..4), or 0 when the bytes
- * there are not one (overlong forms, surrogates, > U+10FFFF included). */
-static size_t utf8_seq_len(const unsigned char *s) {
-  unsigned char c = s[0];
-  if (c < 0x80)
-    return 1;
-  size_t n = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 ? 2 : 0;
-  if (n == 0 || c > 0xF4)
-    return 0;
-  for (size_t i = 1; i < n; i++)
-    if ((s[i] & 0xC0) != 0x80)
-      return 0;
-  if ((c == 0xE0 && s[1] < 0xA0) || (c == 0xED && s[1] > 0x9F) ||
-      (c == 0xF0 && s[1] < 0x90) || (c == 0xF4 && s[1] > 0x8F))
-    return 0;
-  return n;
-}
-
 json_t *cli_json_string(const char *s) {
   if (!s)
     return json_null();
@@ -36,9 +18,8 @@ json_t *cli_json_string(const char *s) {
   if (!clean)
     return NULL;
   size_t o = 0;
-  const unsigned char *p = (const unsigned char *)s;
   for (size_t i = 0; i < len;) {
-    size_t n = utf8_seq_len(p + i);
+    size_t n = esc_utf8_char_len(s + i);
     if (n == 0) {
       memcpy(clean + o, "\xEF\xBF\xBD", 3);
       o += 3;

@@ -272,8 +272,12 @@ static esc_status attempt(struct run *r, esc_error *err) {
 static esc_status encode_metadata(struct run *r, esc_error *err) {
   esc_metadata m = ESC_METADATA_INIT;
   m.correlation_id = r->opts.correlation_id;
-  m.causation_id = r->opts.command_id;
+  m.causation_id = esc_uuid_is_nil(&r->opts.causation_id)
+                       ? r->opts.command_id
+                       : r->opts.causation_id;
   m.actor = r->opts.actor;
+  m.fields = r->opts.metadata;
+  m.field_count = r->opts.metadata_count;
   m.time_us = esc_now_us();
   return esc_metadata_encode(&m, &r->meta, &r->meta_len, err);
 }

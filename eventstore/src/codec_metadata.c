@@ -6,6 +6,8 @@
  */
 #include "store_int.h"
 
+#include <ctype.h>
+
 #include <inttypes.h>
 #include <msgpack.h>
 #include <string.h>
@@ -25,6 +27,66 @@ static int pack_uuid(msgpack_packer *pk, const char *key, const esc_uuid *id) {
   return pack_key(pk, key) || pack_key(pk, text) ? -1 : 0;
 }
 
+/* A user field's key: 1..ESC_METADATA_KEY_MAX bytes of [A-Za-z0-9_.-]. */
+static bool field_key_valid(const char *k) {
+  size_t n = strlen(k);
+  if (n == 0 || n > ESC_METADATA_KEY_MAX)
+    return false;
+  for (size_t i = 0; i < n; i++)
+    if (!isalnum((unsigned char)k[i]) && !strchr("_.-", k[i]))
+      return false;
+  return true;
+}
+
+static bool utf8_valid(const char *s) {
+  for (size_t n; *s; s += n)
+    if ((n = esc_utf8_char_len(s)) == 0)
+      return false;
+  return true;
+}
+
+/* The user's fields keep to the limits of <esc/store.h>; the message
+ * names the field. */
+static esc_status check_fields(const esc_metadata *m, esc_error *err) {
+  char q[ESC__QUOTE_SIZE];
+  if (m->field_count > ESC_METADATA_FIELDS_MAX)
+    return esc__fail(err, ESC_EINVAL,
+                     "metadata: %zu fields, at most %d are allowed",
+                     m->field_count, ESC_METADATA_FIELDS_MAX);
+  if (m->field_count && !m->fields)
+    return esc__fail(err, ESC_EINVAL, "metadata: fields is NULL");
+  for (size_t i = 0; i < m->field_count; i++) {
+    const esc_metadata_field *f = &m->fields[i];
+    if (!f->key || !f->value)
+      return esc__fail(err, ESC_EINVAL,
+                       "metadata: field %zu has a NULL key or value", i + 1);
+    esc__quote(q, sizeof q, f->key);
+    if (!field_key_valid(f->key))
+      return esc__fail(err, ESC_EINVAL,
+                       "metadata: field key \"%s\" must be 1..%d bytes of "
+                       "[A-Za-z0-9_.-]",
+                       q, ESC_METADATA_KEY_MAX);
+    if (strlen(f->value) > ESC_METADATA_VALUE_MAX || !utf8_valid(f->value))
+      return esc__fail(err, ESC_EINVAL,
+                       "metadata: the value of field \"%s\" must be valid "
+                       "UTF-8 of at most %d bytes",
+                       q, ESC_METADATA_VALUE_MAX);
+    for (size_t j = 0; j < i; j++)
+      if (strcmp(m->fields[j].key, f->key) == 0)
+        return esc__fail(err, ESC_EINVAL,
+                         "metadata: field \"%s\" is given twice", q);
+  }
+  return ESC_OK;
+}
+
+static int pack_fields(msgpack_packer *pk, const esc_metadata *m) {
+  int rc = pack_key(pk, "fields") ||
+           msgpack_pack_map(pk, m->field_count);
+  for (size_t i = 0; !rc && i < m->field_count; i++)
+    rc = pack_key(pk, m->fields[i].key) || pack_key(pk, m->fields[i].value);
+  return rc;
+}
+
 esc_status esc_metadata_encode(const esc_metadata *m, void **out,
                                size_t *out_len, esc_error *err) {
   if (!out || !out_len)
@@ -34,9 +96,13 @@ esc_status esc_metadata_encode(const esc_metadata *m, void **out,
   if (!m)
     return esc__fail(err, ESC_EINVAL, "metadata: m is NULL");
 
+  esc_status st = check_fields(m, err);
+  if (st)
+    return st;
   bool has_corr = !esc_uuid_is_nil(&m->correlation_id);
   bool has_cause = !esc_uuid_is_nil(&m->causation_id);
-  size_t n = 1 + has_corr + has_cause + (m->actor != NULL);
+  bool has_fields = m->field_count > 0;
+  size_t n = 1 + has_corr + has_cause + (m->actor != NULL) + has_fields;
   msgpack_sbuffer sbuf;
   msgpack_packer pk;
   msgpack_sbuffer_init(&sbuf);
@@ -50,6 +116,8 @@ esc_status esc_metadata_encode(const esc_metadata *m, void **out,
     rc = pack_key(&pk, "actor") || pack_key(&pk, m->actor);
   if (!rc)
     rc = pack_key(&pk, "time") || msgpack_pack_int64(&pk, m->time_us);
+  if (!rc && has_fields)
+    rc = pack_fields(&pk, m);
   if (rc) {
     msgpack_sbuffer_destroy(&sbuf);
     return esc__fail(err, ESC_ENOMEM, "metadata: out of memory");
@@ -214,5 +282,82 @@ esc_status esc_metadata_decode(const void *data, size_t len, esc_metadata *m,
     esc__clear(err);
 out_zone:
   msgpack_zone_destroy(&zone);
+  return st;
+}
+
+/* ------------------------------------------------------------------------
+ * User fields
+ * ------------------------------------------------------------------------ */
+
+size_t esc_utf8_char_len(const char *s) {
+  const unsigned char *p = (const unsigned char *)s;
+  unsigned char c = p[0];
+  if (c < 0x80)
+    return 1;
+  size_t n = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 ? 2 : 0;
+  if (n == 0 || c > 0xF4)
+    return 0;
+  for (size_t i = 1; i < n; i++)
+    if ((p[i] & 0xC0) != 0x80)
+      return 0;
+  if ((c == 0xE0 && p[1] < 0xA0) || (c == 0xED && p[1] > 0x9F) ||
+      (c == 0xF0 && p[1] < 0x90) || (c == 0xF4 && p[1] > 0x8F))
+    return 0;
+  return n;
+}
+
+/* Looks key up in the "fields" map of obj (a metadata map). */
+static esc_status find_field(const msgpack_object *obj, const char *key,
+                             char *out, size_t size, esc_error *err) {
+  if (obj->type != MSGPACK_OBJECT_MAP)
+    return esc__fail(err, ESC_EINVAL, "metadata: not a map");
+  for (uint32_t i = 0; i < obj->via.map.size; i++) {
+    const msgpack_object_kv *kv = &obj->via.map.ptr[i];
+    if (!key_is(&kv->key, "fields") || kv->val.type == MSGPACK_OBJECT_NIL)
+      continue;
+    if (kv->val.type != MSGPACK_OBJECT_MAP)
+      return wrong_type(err, "fields", "a map", &kv->val);
+    for (uint32_t j = 0; j < kv->val.via.map.size; j++) {
+      const msgpack_object_kv *f = &kv->val.via.map.ptr[j];
+      if (!key_is(&f->key, key))
+        continue;
+      if (f->val.type != MSGPACK_OBJECT_STR)
+        return wrong_type(err, key, "a string", &f->val);
+      if (f->val.via.str.size >= size)
+        return esc__fail(err, ESC_EINVAL,
+                         "metadata: field \"%s\" has %" PRIu32
+                         " bytes, more than fit in %zu",
+                         key, f->val.via.str.size, size - 1);
+      memcpy(out, f->val.via.str.ptr, f->val.via.str.size);
+      out[f->val.via.str.size] = '\0';
+      return ESC_OK;
+    }
+  }
+  return esc__fail(err, ESC_ENOTFOUND, "metadata: no field \"%s\"", key);
+}
+
+esc_status esc_metadata_field_get(const void *data, size_t len,
+                                  const char *key, char *out, size_t size,
+                                  esc_error *err) {
+  if (!key || !out || size == 0)
+    return esc__fail(err, ESC_EINVAL, "metadata field: key or out missing");
+  out[0] = '\0';
+  if (len == 0)
+    return esc__fail(err, ESC_ENOTFOUND, "metadata: no field \"%s\"", key);
+  esc_status st = esc_msgpack_check(data, len, NULL, err);
+  if (st != ESC_OK)
+    return st;
+  msgpack_zone zone;
+  if (!msgpack_zone_init(&zone, 1024))
+    return esc__fail(err, ESC_ENOMEM, "metadata: out of memory");
+  msgpack_object obj;
+  size_t off = 0;
+  if (msgpack_unpack(data, len, &off, &zone, &obj) != MSGPACK_UNPACK_SUCCESS)
+    st = esc__fail(err, ESC_EINVAL, "metadata: msgpack_unpack failed");
+  else
+    st = find_field(&obj, key, out, size, err);
+  msgpack_zone_destroy(&zone);
+  if (!st)
+    esc__clear(err);
   return st;
 }

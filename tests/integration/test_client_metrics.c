@@ -113,10 +113,64 @@ static void commands_are_counted(void **state) {
   esc_store_free(st);
 }
 
+/* A command's causation id and fields reach every event it appends;
+ * a field breaking the limits appends nothing. */
+static void command_metadata_reaches_the_events(void **state) {
+  (void)state;
+  esc_store *st = esc_test_fresh_store(SCHEMA);
+  esc_error err = ESC_ERROR_INIT;
+  esc_command_result res;
+  static const esc_metadata_field fields[] = {{"tenant", "acme"},
+                                              {"request", "r-17"}};
+  esc_command_options opts = ESC_COMMAND_OPTIONS_INIT;
+  opts.command_id = esc_uuid_v4();
+  opts.correlation_id = esc_uuid_v4();
+  opts.causation_id = esc_uuid_v4();
+  opts.metadata = fields;
+  opts.metadata_count = 2;
+  counter_cmd inc = {COUNTER_INCREMENT, 3};
+  assert_int_equal(esc_execute(st, counter_decider(), "counter-m", &inc, &opts,
+                               &res, &err),
+                   ESC_OK);
+  esc_events ev;
+  esc_events_init(&ev);
+  assert_int_equal(esc_read_stream(st, "counter-m", 1, ESC_FORWARD, 10, &ev, &err), ESC_OK);
+  assert_int_equal(ev.count, 1);
+  esc_metadata m;
+  char value[32];
+  const esc_recorded_event *e = &ev.items[0];
+  assert_int_equal(
+      esc_metadata_decode(e->metadata, e->metadata_len, &m, NULL, 0, &err),
+      ESC_OK);
+  assert_memory_equal(&m.correlation_id, &opts.correlation_id,
+                      sizeof m.correlation_id);
+  assert_memory_equal(&m.causation_id, &opts.causation_id,
+                      sizeof m.causation_id);
+  assert_int_equal(esc_metadata_field_get(e->metadata, e->metadata_len,
+                                          "tenant", value, sizeof value, &err),
+                   ESC_OK);
+  assert_string_equal(value, "acme");
+  esc_events_release(&ev);
+
+  static const esc_metadata_field bad[] = {{"no spaces", "x"}};
+  opts.command_id = esc_uuid_v4();
+  opts.metadata = bad;
+  opts.metadata_count = 1;
+  assert_int_equal(esc_execute(st, counter_decider(), "counter-m", &inc, &opts,
+                               &res, &err),
+                   ESC_EINVAL);
+  assert_non_null(strstr(err.msg, "no spaces"));
+  esc_stream_info info;
+  assert_int_equal(esc_stream_get(st, "counter-m", &info, &err), ESC_OK);
+  assert_int_equal(info.version, 1);
+  esc_store_free(st);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(appends_are_counted),
       cmocka_unit_test(commands_are_counted),
+      cmocka_unit_test(command_metadata_reaches_the_events),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

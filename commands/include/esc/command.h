@@ -100,10 +100,17 @@ typedef struct esc_command_options {
   int max_attempts;        /* decide+append attempts on conflict; default 25 */
   int backoff_ms;          /* first retry's backoff, doubled, jittered; 2 */
   int backoff_max_ms;      /* default 200 */
+  /* What caused the command (the event a process manager reacted to,
+   * say); nil: the command id itself. */
+  esc_uuid causation_id;
+  /* The user's own fields, written into every event's metadata (limits:
+   * esc_metadata_field in <esc/store.h>); borrowed for the call. */
+  const esc_metadata_field *metadata;
+  size_t metadata_count;
 } esc_command_options;
 
 #define ESC_COMMAND_OPTIONS_INIT                                               \
-  { {{0}}, {{0}}, NULL, 0, 0, 0 }
+  { {{0}}, {{0}}, NULL, 0, 0, 0, {{0}}, NULL, 0 }
 
 typedef struct esc_command_result {
   size_t event_count;    /* events appended (0: the command changed nothing) */
@@ -128,8 +135,10 @@ typedef struct esc_command_result {
  * before), ESC_EREJECTED when decide rejected the command (result has code
  * and message; nothing was appended), ESC_ECONFLICT when every attempt
  * lost a race, or a store error. The stream id's category must be the
- * decider's. Every event carries metadata: correlation id, causation id =
- * command id, actor, time.
+ * decider's. Every event carries metadata: correlation id, causation id
+ * (the options' causation id, else the command id), actor, time, and the
+ * options' own fields (ESC_EINVAL naming the field when one breaks the
+ * limits of esc_metadata_field).
  *
  * An append whose reply was lost (ESC_EUNKNOWN from the store) is settled
  * here when the server can be reached: the next attempt uses the same

@@ -255,15 +255,47 @@ ESC_API esc_status esc_json_to_msgpack(const char *json, void **out,
  * microseconds since the Unix epoch). Nil ids and a NULL actor are omitted;
  * "time" is always written.
  */
+/* Length of the valid UTF-8 character at s (1..4), or 0 when the bytes
+ * there are not one (overlong forms, surrogates, > U+10FFFF included). */
+ESC_API size_t esc_utf8_char_len(const char *s);
+
+/*
+ * A user's own metadata field ("tenant" = "acme"): keys are 1..64 bytes
+ * of [A-Za-z0-9_.-], values valid UTF-8 of at most 512 bytes, at most 16
+ * fields, no key twice. Stored under "fields" in the metadata map, so
+ * `esc read --json` shows them.
+ */
+typedef struct esc_metadata_field {
+  const char *key;
+  const char *value;
+} esc_metadata_field;
+
+#define ESC_METADATA_FIELDS_MAX 16
+#define ESC_METADATA_KEY_MAX 64
+#define ESC_METADATA_VALUE_MAX 512
+
 typedef struct esc_metadata {
   esc_uuid correlation_id;
   esc_uuid causation_id;
   const char *actor; /* borrowed */
   int64_t time_us;
+  /* Encoding: the user's fields (borrowed). Decoding leaves them NULL:
+   * read one with esc_metadata_field_get. */
+  const esc_metadata_field *fields;
+  size_t field_count;
 } esc_metadata;
 
 #define ESC_METADATA_INIT                                                      \
-  { {{0}}, {{0}}, NULL, 0 }
+  { {{0}}, {{0}}, NULL, 0, NULL, 0 }
+
+/*
+ * The value of the user field `key` in stored metadata, copied into out
+ * (NUL-terminated). ESC_ENOTFOUND when there is none, ESC_EINVAL for
+ * metadata whose fields are malformed or a value that does not fit.
+ */
+ESC_API esc_status esc_metadata_field_get(const void *data, size_t len,
+                                          const char *key, char *out,
+                                          size_t size, esc_error *err);
 
 /* Encodes m; *out is malloc'ed and the caller frees it. */
 ESC_API esc_status esc_metadata_encode(const esc_metadata *m, void **out,
