@@ -240,6 +240,27 @@ static esc_status decode_entry(const msgpack_object_kv *kv, esc_metadata *m,
   return ESC_OK; /* unknown keys are someone else's business */
 }
 
+/* Checks (bounded) and unpacks metadata into obj; the caller destroys
+ * zone when this returned ESC_OK. */
+static esc_status unpack(const void *data, size_t len, msgpack_zone *zone,
+                         msgpack_object *obj, esc_error *err) {
+  esc_status st = esc_msgpack_check(data, len, NULL, err);
+  if (st != ESC_OK)
+    return st;
+  if (!msgpack_zone_init(zone, 1024))
+    return esc__fail(err, ESC_ENOMEM, "metadata: out of memory");
+  size_t off = 0;
+  msgpack_unpack_return ur = msgpack_unpack(data, len, &off, zone, obj);
+  if (ur == MSGPACK_UNPACK_SUCCESS)
+    return ESC_OK;
+  msgpack_zone_destroy(zone);
+  return ur == MSGPACK_UNPACK_NOMEM_ERROR
+             ? esc__fail(err, ESC_ENOMEM, "metadata: out of memory")
+             : esc__fail(err, ESC_EINVAL,
+                         "metadata: msgpack_unpack failed (%d) at byte %zu",
+                         (int)ur, off);
+}
+
 esc_status esc_metadata_decode(const void *data, size_t len, esc_metadata *m,
                                char *actor_buf, size_t actor_buf_size,
                                esc_error *err) {
@@ -251,24 +272,11 @@ esc_status esc_metadata_decode(const void *data, size_t len, esc_metadata *m,
     esc__clear(err);
     return ESC_OK;
   }
-  esc_status st = esc_msgpack_check(data, len, NULL, err);
-  if (st != ESC_OK)
-    return st;
-
   msgpack_zone zone;
-  if (!msgpack_zone_init(&zone, 1024))
-    return esc__fail(err, ESC_ENOMEM, "metadata: out of memory");
   msgpack_object obj;
-  size_t off = 0;
-  msgpack_unpack_return ur = msgpack_unpack(data, len, &off, &zone, &obj);
-  if (ur != MSGPACK_UNPACK_SUCCESS) {
-    st = ur == MSGPACK_UNPACK_NOMEM_ERROR
-             ? esc__fail(err, ESC_ENOMEM, "metadata: out of memory")
-             : esc__fail(err, ESC_EINVAL,
-                         "metadata: msgpack_unpack failed (%d) at byte %zu",
-                         (int)ur, off);
-    goto out_zone;
-  }
+  esc_status st = unpack(data, len, &zone, &obj, err);
+  if (st)
+    return st;
   if (obj.type != MSGPACK_OBJECT_MAP) {
     st = esc__fail(err, ESC_EINVAL, "metadata: should be a map, not %s",
                    type_name(obj.type));
@@ -344,18 +352,12 @@ esc_status esc_metadata_field_get(const void *data, size_t len,
   out[0] = '\0';
   if (len == 0)
     return esc__fail(err, ESC_ENOTFOUND, "metadata: no field \"%s\"", key);
-  esc_status st = esc_msgpack_check(data, len, NULL, err);
-  if (st != ESC_OK)
-    return st;
   msgpack_zone zone;
-  if (!msgpack_zone_init(&zone, 1024))
-    return esc__fail(err, ESC_ENOMEM, "metadata: out of memory");
   msgpack_object obj;
-  size_t off = 0;
-  if (msgpack_unpack(data, len, &off, &zone, &obj) != MSGPACK_UNPACK_SUCCESS)
-    st = esc__fail(err, ESC_EINVAL, "metadata: msgpack_unpack failed");
-  else
-    st = find_field(&obj, key, out, size, err);
+  esc_status st = unpack(data, len, &zone, &obj, err);
+  if (st)
+    return st;
+  st = find_field(&obj, key, out, size, err);
   msgpack_zone_destroy(&zone);
   if (!st)
     esc__clear(err);
