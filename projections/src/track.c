@@ -151,7 +151,7 @@ static esc_status give_up(esc_worker *w, struct part *pt, struct track *t,
                           esc_error *err) {
   const esc_projection *p = pt->proj->def;
   *stop = p->on_error == ESC_ON_ERROR_STOP;
-  esc__worker_log(w,
+  esc__worker_log_at(w, *stop ? ESC_LOG_ERROR : ESC_LOG_WARN, pt, e,
                   "%s/%d g%" PRId64 ": %s %s@%" PRId64
                   " (%s) after %d attempts (%zu of its commands took "
                   "effect): %s",
@@ -194,7 +194,7 @@ static void handler_passing(esc_worker *w, const struct part *pt,
   int pause = esc__backoff_ms(w, f->passing, REDIS_RETRY_BASE_MS,
                               REDIS_RETRY_MAX_MS);
   f->retry_ms = esc__now_ms() + pause;
-  esc__worker_log(w,
+  esc__worker_log_at(w, ESC_LOG_WARN, pt, e,
                   "%s/%d: %s@%" PRId64 " (%s): passing failure %d (%s); "
                   "delivering it again in %d ms",
                   pt->proj->def->name, pt->index, e->stream_id,

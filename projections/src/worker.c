@@ -38,15 +38,47 @@ int esc__backoff_ms(esc_worker *w, int attempt, int base_ms, int cap_ms) {
   return (int)(ms - (half > 0 ? (int64_t)(x % (uint64_t)(half + 1)) : 0));
 }
 
+/* Hands a formatted line to the callback and, with log_records, to
+ * esc_log with what it is about. */
+static void emit(esc_worker *w, esc_log_level level, const struct part *pt,
+                 const esc_recorded_event *e, const char *line) {
+  if (w->opts.log)
+    w->opts.log(w->opts.log_userdata, line);
+  if (!w->opts.log_records)
+    return;
+  esc_log_context c = ESC_LOG_CONTEXT_INIT;
+  c.component = w->opts.log_component ? w->opts.log_component : "worker";
+  if (pt && pt->proj) {
+    c.consumer = pt->proj->def->name;
+    c.consumer_kind = pt->proj->sub ? "subscription" : "projection";
+    c.partition = pt->index;
+  }
+  c.event = e;
+  esc_log(level, &c, "%s", line);
+}
+
 void esc__worker_log(esc_worker *w, const char *fmt, ...) {
   char line[512];
   va_list ap;
-  if (!w->opts.log)
+  if (!w->opts.log && !w->opts.log_records)
     return;
   va_start(ap, fmt);
   vsnprintf(line, sizeof line, fmt, ap);
   va_end(ap);
-  w->opts.log(w->opts.log_userdata, line);
+  emit(w, ESC_LOG_INFO, NULL, NULL, line);
+}
+
+void esc__worker_log_at(esc_worker *w, esc_log_level level,
+                        const struct part *pt, const esc_recorded_event *e,
+                        const char *fmt, ...) {
+  char line[512];
+  va_list ap;
+  if (!w->opts.log && !w->opts.log_records)
+    return;
+  va_start(ap, fmt);
+  vsnprintf(line, sizeof line, fmt, ap);
+  va_end(ap);
+  emit(w, level, pt, e, line);
 }
 
 /* ------------------------------------------------------------ set-up -- */
@@ -370,7 +402,8 @@ static esc_status tend_lease(esc_worker *w, struct part *pt, int64_t now,
   if (pt->leased) {
     if (esc__lease_held(pt->lease_conn, pt->lease_key))
       return ESC_OK;
-    esc__worker_log(w, "%s/%d: lost the lease", pt->proj->def->name, pt->index);
+    esc__worker_log_at(w, ESC_LOG_WARN, pt, NULL, "%s/%d: lost the lease",
+                       pt->proj->def->name, pt->index);
     release_part(pt);
     pt->ready = false;
   }
@@ -393,7 +426,8 @@ static esc_status tend_lease(esc_worker *w, struct part *pt, int64_t now,
     pt->leased = false;
   }
   if (!rc && pt->leased) {
-    esc__worker_log(w, "%s/%d: lease taken", pt->proj->def->name, pt->index);
+    esc__worker_log_at(w, ESC_LOG_INFO, pt, NULL, "%s/%d: lease taken",
+                       pt->proj->def->name, pt->index);
     pt->ready = false;
   }
   return rc;

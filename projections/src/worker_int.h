@@ -212,6 +212,15 @@ void esc__worker_log(esc_worker *w, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)))
 #endif
     ;
+/* esc__worker_log about partition pt (may be NULL) and event e (may be
+ * NULL), at level: the records of opts.log_records carry them. */
+void esc__worker_log_at(esc_worker *w, esc_log_level level,
+                        const struct part *pt, const esc_recorded_event *e,
+                        const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 5, 6)))
+#endif
+    ;
 
 /* The byte budget of reads and batches (opts.max_batch_bytes, checked
  * by esc_worker_new, or the default). */

@@ -72,23 +72,14 @@ static void say(const char *fmt, ...)
     ;
 
 static void say(const char *fmt, ...) {
-  char line[768], stamp[32] = "";
-  struct timespec ts;
-  struct tm tm;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  if (gmtime_r(&ts.tv_sec, &tm))
-    strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
+  char line[768];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(line, sizeof line, fmt, ap);
   va_end(ap);
-  fprintf(stderr, "%s.%03ldZ order-worker[%d]: %s\n", stamp,
-          ts.tv_nsec / 1000000L, (int)getpid(), line);
-}
-
-static void worker_log(void *userdata, const char *line) {
-  (void)userdata;
-  say("%s", line);
+  esc_log_context c = ESC_LOG_CONTEXT_INIT;
+  c.component = "order-worker";
+  esc_log(ESC_LOG_INFO, &c, "%s", line);
 }
 
 static void on_signal(int sig) {
@@ -407,7 +398,8 @@ static int run(const options *o) {
   wo.pg_url = o->pg_url;
   wo.redis_url = o->redis_url;
   wo.schema = o->schema;
-  wo.log = worker_log;
+  wo.log_records = true; /* one format: ESC_LOG_FORMAT=json for JSON */
+  wo.log_component = "order-worker";
   esc_worker *w = esc_worker_new(&wo, &err);
   if (!w) {
     rc = err.code ? err.code : ESC_ECONN;

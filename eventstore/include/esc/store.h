@@ -588,6 +588,57 @@ ESC_API esc_status esc_store_head(esc_store *store, esc_position *out,
                                   esc_error *err);
 
 /* ------------------------------------------------------------------------
+ * Logging: one format for every long-running esc program
+ * ------------------------------------------------------------------------ */
+
+typedef enum esc_log_level {
+  ESC_LOG_DEBUG = 0,
+  ESC_LOG_INFO = 1,
+  ESC_LOG_WARN = 2,
+  ESC_LOG_ERROR = 3
+} esc_log_level;
+
+typedef enum esc_log_format {
+  ESC_LOG_HUMAN = 0, /* "2026-12-07T12:00:00.123Z info orders/0: ..." */
+  ESC_LOG_JSON = 1   /* one JSON object per line */
+} esc_log_format;
+
+/*
+ * What a record is about; every member may be left empty. With event
+ * set, the record carries its id, stream, version and position, and the
+ * correlation and causation ids of its metadata.
+ */
+typedef struct esc_log_context {
+  const char *component; /* the program or part: "order-worker", "worker" */
+  const char *consumer;  /* a projection's, subscription's or process's name */
+  const char *consumer_kind; /* "projection", "subscription", "process" */
+  int partition;             /* < 0: none */
+  const esc_recorded_event *event;
+} esc_log_context;
+
+#define ESC_LOG_CONTEXT_INIT                                                   \
+  { NULL, NULL, NULL, -1, NULL }
+
+/*
+ * Writes one record: to stderr unless esc_log_set_sink said otherwise, in
+ * the format of ESC_LOG_FORMAT ("json" or "human", the default) unless
+ * esc_log_set_format said otherwise. Records below ESC_LOG_LEVEL (debug,
+ * info, warn, error; default info) are dropped. One call, one line; safe
+ * from any thread (each line is written whole).
+ */
+ESC_API void esc_log(esc_log_level level, const esc_log_context *ctx,
+                     const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+ESC_API void esc_log_set_format(esc_log_format format);
+/* Where lines go (each without its newline); NULL: stderr again. */
+ESC_API void esc_log_set_sink(void (*sink)(void *userdata, const char *line),
+                              void *userdata);
+
+/* ------------------------------------------------------------------------
  * Client-side figures: what this process's appends took
  * ------------------------------------------------------------------------ */
 

@@ -291,10 +291,17 @@ typedef struct esc_worker_options {
    * from the store's identity (esc_key_namespace). Queries and status
    * must be given the same. Borrowed for the esc_worker_new call. */
   const char *key_prefix;
+  /* Log through esc_log (<esc/store.h>: ESC_LOG_FORMAT=json for JSON
+   * lines) as component log_component (NULL: "worker"), each record with
+   * its projection or subscription, partition and event (id, position,
+   * correlation and causation ids) where it has them. The line callback
+   * above, when set, gets the same text. */
+  bool log_records;
+  const char *log_component;
 } esc_worker_options;
 
 #define ESC_WORKER_OPTIONS_INIT                                                \
-  { NULL, NULL, NULL, 0, 0, 0, NULL, 0, NULL, NULL, 0, 0, NULL }
+  { NULL, NULL, NULL, 0, 0, 0, NULL, 0, NULL, NULL, 0, 0, NULL, false, NULL }
 
 /* 4 MiB: four events of the store's default largest size. */
 #define ESC_WORKER_BATCH_BYTES_DEFAULT ((size_t)4 << 20)
