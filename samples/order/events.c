@@ -117,17 +117,11 @@ static void build_registry(void) {
   static const esc_event_type *const types[] = {
       &ORDER_PLACED, &ORDER_ITEM_ADDED, &ORDER_ITEM_REMOVED, &ORDER_CONFIRMED,
       &ORDER_READY,  &ORDER_PAID,       &ORDER_SHIPPED,      &ORDER_CANCELLED,
-      &STOCK_ADDED,  &STOCK_RESERVED,   &STOCK_RELEASED};
+      &STOCK_ADDED,  &STOCK_RESERVED,   &STOCK_RELEASED,     NULL};
   esc_error err = ESC_ERROR_INIT;
-  esc_event_registry *reg = esc_event_registry_new(&err);
-  if (!reg)
-    goto fail;
-  for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
-    if (esc_event_registry_add(reg, types[i], &err) != ESC_OK)
-      goto fail;
-  registry = reg;
-  return;
-fail:
+  registry = esc_event_registry_of(types, &err);
+  if (registry)
+    return;
   fprintf(stderr, "order: cannot build the event registry: %s\n", err.msg);
   abort();
 }

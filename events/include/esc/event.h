@@ -304,6 +304,14 @@ ESC_API esc_status esc_event_registry_add(esc_event_registry *reg,
                                           const esc_event_type *type,
                                           esc_error *err);
 
+/*
+ * A registry of the NULL-terminated list types (borrowed, as with
+ * esc_event_registry_add): what most domains build once. NULL and err on
+ * failure, which then names the type at fault.
+ */
+ESC_API esc_event_registry *
+esc_event_registry_of(const esc_event_type *const *types, esc_error *err);
+
 /* The type registered under name, or NULL. */
 ESC_API const esc_event_type *
 esc_event_registry_find(const esc_event_registry *reg, const char *name);
