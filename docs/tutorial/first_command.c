@@ -9,7 +9,7 @@
 #include <string.h>
 
 /* ---------------------------------------------------------------- 1 -- */
-/* Events: what happened, as C structs with a msgpack codec each.         */
+/* Events: what happened, as C structs whose fields are declared once.  */
 
 typedef struct item_added {
   char sku[32];
@@ -20,47 +20,18 @@ typedef struct cart_checked_out {
   int64_t items;
 } cart_checked_out;
 
-static int item_added_encode(const void *event, msgpack_packer *pk) {
-  const item_added *e = event;
-  msgpack_pack_map(pk, 2);
-  esc_pack_key(pk, "sku");
-  esc_pack_str(pk, e->sku);
-  esc_pack_key(pk, "qty");
-  msgpack_pack_int64(pk, e->qty);
-  return 0;
-}
+static const esc_field item_added_fields[] = {
+    ESC_FIELD_STR(item_added, sku, "sku", 31, ESC_REQUIRED),
+    ESC_FIELD_I64(item_added, qty, "qty", ESC_REQUIRED), ESC_FIELD_END};
 
-static esc_status item_added_decode(const msgpack_object *obj, void *event,
-                                    esc_error *err) {
-  item_added *e = event;
-  if (!esc_map_str(obj, "sku", e->sku, sizeof e->sku) ||
-      !esc_map_i64(obj, "qty", &e->qty))
-    return esc_error_set(err, ESC_EINVAL, "ItemAdded needs sku and qty");
-  return ESC_OK;
-}
+static const esc_field checked_out_fields[] = {
+    ESC_FIELD_I64(cart_checked_out, items, "items", ESC_REQUIRED),
+    ESC_FIELD_END};
 
-static int checked_out_encode(const void *event, msgpack_packer *pk) {
-  const cart_checked_out *e = event;
-  msgpack_pack_map(pk, 1);
-  esc_pack_key(pk, "items");
-  msgpack_pack_int64(pk, e->items);
-  return 0;
-}
-
-static esc_status checked_out_decode(const msgpack_object *obj, void *event,
-                                     esc_error *err) {
-  cart_checked_out *e = event;
-  if (!esc_map_i64(obj, "items", &e->items))
-    return esc_error_set(err, ESC_EINVAL, "CartCheckedOut needs items");
-  return ESC_OK;
-}
-
-static const esc_event_type ITEM_ADDED = {"ItemAdded",        1,
-                                          sizeof(item_added), item_added_encode,
-                                          item_added_decode,  NULL};
-static const esc_event_type CART_CHECKED_OUT = {
-    "CartCheckedOut",   1,   sizeof(cart_checked_out), checked_out_encode,
-    checked_out_decode, NULL};
+ESC_STATIC_EVENT_TYPE(ITEM_ADDED, "ItemAdded", 1, item_added,
+                      item_added_fields, NULL);
+ESC_STATIC_EVENT_TYPE(CART_CHECKED_OUT, "CartCheckedOut", 1, cart_checked_out,
+                      checked_out_fields, NULL);
 
 /* ---------------------------------------------------------------- 2 -- */
 /* State: what decide needs to know, folded from the events.             */

@@ -6,7 +6,7 @@
  * tested for truth. Older schema versions go through the type's upcaster,
  * whose output is checked the same way before it is unpacked.
  */
-#include <esc/event.h>
+#include "fields_int.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -211,6 +211,23 @@ static esc_status check_encoded(const esc_event_type *type,
   return ESC_OK;
 }
 
+/* esc_event_encode's packer: an sbuffer, and where a declared encoder
+ * says why it failed (esc__packer_error). */
+typedef struct encoding {
+  msgpack_sbuffer sbuf;
+  esc_error *err;
+} encoding;
+
+static int encoding_write(void *data, const char *buf, size_t len) {
+  return msgpack_sbuffer_write(&((encoding *)data)->sbuf, buf, len);
+}
+
+esc_error *esc__packer_error(const msgpack_packer *pk) {
+  if (!pk || pk->callback != encoding_write)
+    return NULL;
+  return ((encoding *)pk->data)->err;
+}
+
 esc_status esc_event_encode(const esc_event_type *type, const void *event,
                             void **out, size_t *out_len, esc_error *err) {
   if (!out || !out_len)
@@ -221,24 +238,28 @@ esc_status esc_event_encode(const esc_event_type *type, const void *event,
     return esc_error_set(err, ESC_EINVAL,
                          "event encode: type, its encoder or the event is "
                          "NULL");
-  msgpack_sbuffer sbuf;
+  esc_error why = ESC_ERROR_INIT;
+  encoding enc = {.err = &why};
   msgpack_packer pk;
-  msgpack_sbuffer_init(&sbuf);
-  msgpack_packer_init(&pk, &sbuf, msgpack_sbuffer_write);
+  msgpack_sbuffer_init(&enc.sbuf);
+  msgpack_packer_init(&pk, &enc, encoding_write);
   esc_status st = ESC_OK;
   if (type->encode(event, &pk) != 0)
-    st = esc_error_set(err, ESC_EINVAL,
-                       "encoding event type " NAME_FMT " failed", type->name);
+    st = why.code != ESC_OK
+             ? esc_error_set(err, why.code, "%s", why.msg)
+             : esc_error_set(err, ESC_EINVAL,
+                             "encoding event type " NAME_FMT " failed",
+                             type->name);
   else
-    st = check_encoded(type, &sbuf, err);
+    st = check_encoded(type, &enc.sbuf, err);
   if (st != ESC_OK) {
-    msgpack_sbuffer_destroy(&sbuf);
+    msgpack_sbuffer_destroy(&enc.sbuf);
     return st;
   }
   /* sbuffer grows in 8 KiB steps; a decision may hold many small events,
    * so give back what the event does not use. */
-  *out_len = sbuf.size;
-  *out = msgpack_sbuffer_release(&sbuf); /* malloc'ed: the caller frees */
+  *out_len = enc.sbuf.size;
+  *out = msgpack_sbuffer_release(&enc.sbuf); /* malloc'ed: the caller frees */
   void *fitted = realloc(*out, *out_len ? *out_len : 1);
   if (fitted)
     *out = fitted;

@@ -59,3 +59,23 @@ void esc_pack_str(msgpack_packer *pk, const char *s) {
   msgpack_pack_str(pk, len);
   msgpack_pack_str_body(pk, s, len);
 }
+
+esc_status esc_upcast_add_str(const msgpack_object *in, msgpack_packer *pk,
+                              const char *key, const char *value,
+                              esc_error *err) {
+  if (!in || in->type != MSGPACK_OBJECT_MAP)
+    return esc_error_set(err, ESC_EINVAL,
+                         "the payload is not a map, so \"%.64s\" cannot be "
+                         "added",
+                         key);
+  bool has = esc_map_get(in, key) != NULL;
+  int rc = msgpack_pack_map(pk, in->via.map.size + (has ? 0 : 1));
+  for (uint32_t i = 0; i < in->via.map.size; i++)
+    rc |= msgpack_pack_object(pk, in->via.map.ptr[i].key) |
+          msgpack_pack_object(pk, in->via.map.ptr[i].val);
+  if (!has) {
+    esc_pack_key(pk, key);
+    esc_pack_str(pk, value);
+  }
+  return rc ? esc_error_set(err, ESC_ENOMEM, "upcast: out of memory") : ESC_OK;
+}

@@ -129,3 +129,19 @@ const esc_event_type *esc_event_registry_find(const esc_event_registry *reg,
     return NULL;
   return probe(reg->slots, reg->cap, hash_name(name), name)->type;
 }
+
+esc_event_registry *esc_event_registry_of(const esc_event_type *const *types,
+                                          esc_error *err) {
+  esc_event_registry *reg = esc_event_registry_new(err);
+  for (size_t i = 0; reg && types && types[i]; i++)
+    if (esc_event_registry_add(reg, types[i], err) != ESC_OK) {
+      esc_event_registry_free(reg);
+      reg = NULL;
+    }
+  if (reg && !types) {
+    esc_event_registry_free(reg);
+    reg = NULL;
+    esc_error_set(err, ESC_EINVAL, "event registry: the type list is NULL");
+  }
+  return reg;
+}

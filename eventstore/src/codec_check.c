@@ -13,6 +13,8 @@
  */
 #include "store_int.h"
 
+#include <esc_internal/msgpack.h>
+
 #include <inttypes.h>
 
 /* The deepest nesting msgpack-c's unpacker accepts (its
@@ -248,4 +250,31 @@ esc_status esc_msgpack_check(const void *data, size_t len,
                      w.pos, w.len - w.pos);
   esc__clear(err);
   return ESC_OK;
+}
+
+/* Shared with codec_metadata.c and the events module's declared fields. */
+const char *esc__msgpack_type_name(msgpack_object_type t) {
+  switch (t) {
+  case MSGPACK_OBJECT_NIL:
+    return "nil";
+  case MSGPACK_OBJECT_BOOLEAN:
+    return "a boolean";
+  case MSGPACK_OBJECT_POSITIVE_INTEGER:
+  case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+    return "an integer";
+  case MSGPACK_OBJECT_FLOAT32:
+  case MSGPACK_OBJECT_FLOAT64:
+    return "a float";
+  case MSGPACK_OBJECT_STR:
+    return "a string";
+  case MSGPACK_OBJECT_ARRAY:
+    return "an array";
+  case MSGPACK_OBJECT_MAP:
+    return "a map";
+  case MSGPACK_OBJECT_BIN:
+    return "binary";
+  case MSGPACK_OBJECT_EXT:
+    return "an extension";
+  }
+  return "an unknown type";
 }

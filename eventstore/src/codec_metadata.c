@@ -6,8 +6,9 @@
  */
 #include "store_int.h"
 
-#include <ctype.h>
+#include <esc_internal/msgpack.h>
 
+#include <ctype.h>
 #include <inttypes.h>
 #include <msgpack.h>
 #include <string.h>
@@ -132,32 +133,6 @@ esc_status esc_metadata_encode(const esc_metadata *m, void **out,
  * Decoding
  * ------------------------------------------------------------------------ */
 
-static const char *type_name(msgpack_object_type t) {
-  switch (t) {
-  case MSGPACK_OBJECT_NIL:
-    return "nil";
-  case MSGPACK_OBJECT_BOOLEAN:
-    return "a boolean";
-  case MSGPACK_OBJECT_POSITIVE_INTEGER:
-  case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-    return "an integer";
-  case MSGPACK_OBJECT_FLOAT32:
-  case MSGPACK_OBJECT_FLOAT64:
-    return "a float";
-  case MSGPACK_OBJECT_STR:
-    return "a string";
-  case MSGPACK_OBJECT_ARRAY:
-    return "an array";
-  case MSGPACK_OBJECT_MAP:
-    return "a map";
-  case MSGPACK_OBJECT_BIN:
-    return "binary";
-  case MSGPACK_OBJECT_EXT:
-    return "an extension";
-  }
-  return "an unknown type";
-}
-
 static bool key_is(const msgpack_object *k, const char *name) {
   size_t n = strlen(name);
   return k->type == MSGPACK_OBJECT_STR && k->via.str.size == n &&
@@ -167,7 +142,7 @@ static bool key_is(const msgpack_object *k, const char *name) {
 static esc_status wrong_type(esc_error *err, const char *key, const char *want,
                              const msgpack_object *v) {
   return esc__fail(err, ESC_EINVAL, "metadata: \"%s\" should be %s, not %s",
-                   key, want, type_name(v->type));
+                   key, want, esc__msgpack_type_name(v->type));
 }
 
 static esc_status decode_uuid(const char *key, const msgpack_object *v,
@@ -279,7 +254,7 @@ esc_status esc_metadata_decode(const void *data, size_t len, esc_metadata *m,
     return st;
   if (obj.type != MSGPACK_OBJECT_MAP) {
     st = esc__fail(err, ESC_EINVAL, "metadata: should be a map, not %s",
-                   type_name(obj.type));
+                   esc__msgpack_type_name(obj.type));
     goto out_zone;
   }
   for (uint32_t i = 0; i < obj.via.map.size && st == ESC_OK; i++)

@@ -984,7 +984,8 @@ static void test_decode_errors(void **state) {
     const char *json;
     const char *msg;
   } cases[] = {
-      {"OrderPlaced", 1, "[1]", "OrderPlaced v1: not a map"},
+      {"OrderPlaced", 1, "[1]",
+       "upcasting OrderPlaced from v1 to v2: the payload is not a map"},
       {"OrderPlaced", 3, "{}", "was written by a newer program"},
       {"OrderPlaced", 2, "{\"customer\":\"c-1\",\"lines\":[]}",
        "OrderPlaced: \"currency\" must be a string of at most 3 bytes"},
@@ -1007,7 +1008,8 @@ static void test_decode_errors(void **state) {
       {"OrderPlaced", 1,
        "{\"customer\":\"c-1\",\"lines\":[{},{},{},{},{},{},{},{},{},{},{},{},"
        "{},{},{},{},{}]}",
-       "OrderPlaced: \"lines\" has 17 lines; at most 16 are allowed"},
+       "OrderPlaced: \"lines\" must be an array of at most 16 items but has 17 "
+       "items"},
       {"OrderPlaced", 1, "{\"customer\":\"c-1\",\"lines\":[5]}",
        "OrderPlaced: \"lines\"[0] must be a map"},
       {"OrderPlaced", 1,

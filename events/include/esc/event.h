@@ -20,6 +20,8 @@
 
 #include <esc/store.h>
 #include <msgpack.h>
+#include <stdbool.h>
+#include <stddef.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -74,6 +76,218 @@ ESC_API void esc_pack_key(msgpack_packer *pk, const char *key);
 /* Packs a NUL-terminated string value. */
 ESC_API void esc_pack_str(msgpack_packer *pk, const char *s);
 
+/* ------------------------------------------------------------------------
+ * Declared events: an event's fields declared once
+ * ------------------------------------------------------------------------ */
+
+/*
+ * Instead of writing encode and decode by hand, declare the struct's
+ * fields in a table and let ESC_EVENT_TYPE make the type:
+ *
+ *   typedef struct line { char sku[32]; int64_t qty; } line;
+ *   typedef struct placed {
+ *     char customer[64];
+ *     esc_uuid cart;
+ *     line lines[16];
+ *     int line_count;
+ *   } placed;
+ *
+ *   static const esc_field line_fields[] = {
+ *       ESC_FIELD_STR(line, sku, "sku", 31, ESC_REQUIRED),
+ *       ESC_FIELD_I64(line, qty, "qty", ESC_REQUIRED), ESC_FIELD_END};
+ *   static const esc_field placed_fields[] = {
+ *       ESC_FIELD_STR(placed, customer, "customer", 63, ESC_REQUIRED),
+ *       ESC_FIELD_UUID(placed, cart, "cart", ESC_OPTIONAL),
+ *       ESC_FIELD_ARRAY(placed, lines, line_count, "lines", line_fields,
+ *                       ESC_REQUIRED),
+ *       ESC_FIELD_END};
+ *   ESC_EVENT_TYPE(ORDER_PLACED, "OrderPlaced", 1, placed, placed_fields,
+ *                  NULL);
+ *
+ * ORDER_PLACED is an ordinary esc_event_type (registered, emitted, folded
+ * and upcast as any other) whose encode and decode come from the table.
+ *
+ * The payload is a msgpack map keyed by the field names, in table order.
+ * The macros check member types at compile time (a wrong member type or a
+ * maximum that does not fit the array does not compile).
+ *
+ * Field kinds, their members and their msgpack:
+ *   STR    char name[N], at most max (< N) bytes, no NUL byte inside: str
+ *   I64    int64_t: int
+ *   BOOL   bool: true / false
+ *   BYTES  const void * (or const unsigned char *) and a size_t length
+ *          member, at most max bytes: bin
+ *   UUID   esc_uuid: str, the 36-character form (as metadata ids)
+ *   TIME   int64_t, microseconds since the Unix epoch: int
+ *   ARRAY  T name[N] of a struct with its own table, and an int count
+ *          member, at most N items: an array of maps
+ *
+ * Required fields are always written and must be present (and not nil)
+ * when decoding. Optional fields are left out when they hold their zero
+ * value ("" , 0, false, the nil UUID, no bytes, no items) and decode as
+ * zero when absent or nil. Keys the table does not name are ignored, so
+ * adding an optional field needs no new schema version.
+ *
+ * Decoding is bounded by the table: strings, bytes and arrays longer than
+ * their maximum are refused before anything is copied, and nesting follows
+ * the table, never the input. Decoded strings and arrays are copied into
+ * the struct, so they outlive the payload; BYTES members point into the
+ * payload (or the zone it was unpacked in) and are valid only while the
+ * event is (during the evolve or handler call): copy them to keep them.
+ *
+ * Errors name the event type, the field and what is wrong:
+ *   OrderPlaced: "lines"[1]."sku" must be a string of at most 31 bytes but
+ *   has 40
+ * ("... but is missing", "... but is a map", "... but has 17 items").
+ * Encoding checks the struct first (strings terminated inside their
+ * arrays and within their maximum, counts and lengths in range), and
+ * esc_event_encode returns that message as ESC_EINVAL.
+ */
+typedef enum esc_field_kind {
+  ESC_FIELD_KIND_STR = 1,
+  ESC_FIELD_KIND_I64,
+  ESC_FIELD_KIND_BOOL,
+  ESC_FIELD_KIND_BYTES,
+  ESC_FIELD_KIND_UUID,
+  ESC_FIELD_KIND_TIME,
+  ESC_FIELD_KIND_ARRAY
+} esc_field_kind;
+
+typedef enum esc_presence { ESC_OPTIONAL = 0, ESC_REQUIRED = 1 } esc_presence;
+
+/* One field; built with the ESC_FIELD_* macros, not by hand. */
+typedef struct esc_field {
+  const char *name; /* the map key; NULL ends a table (ESC_FIELD_END) */
+  esc_field_kind kind;
+  esc_presence presence;
+  size_t offset;       /* of the member in its struct */
+  size_t size;         /* sizeof the member */
+  size_t max;          /* STR, BYTES: bytes (no NUL); ARRAY: items */
+  size_t count_offset; /* BYTES: the size_t length; ARRAY: the int count */
+  const struct esc_field *item; /* ARRAY: the item struct's table */
+  size_t item_size;             /* ARRAY: sizeof one item */
+} esc_field;
+
+/* A struct's table with what messages and decoding need around it. */
+typedef struct esc_fields {
+  const char *type; /* the event type's name, for messages */
+  size_t size;      /* sizeof the struct */
+  const esc_field *table;
+} esc_fields;
+
+/* Tables may nest arrays this deep (an event, its items, theirs...). */
+#define ESC_FIELDS_MAX_DEPTH 8
+
+/* Compile-time checks usable inside initializers: 0, or an error. */
+#define ESC__MEMBER(T, m) (((T *)0)->m)
+#define ESC__CHECK(cond) (0 * sizeof(char[(cond) ? 1 : -1]))
+#define ESC__IS(T, m, type) _Generic(ESC__MEMBER(T, m), type : 1, default : 0)
+
+#define ESC__FIELD(T, m, n, k, p, mx)                                          \
+  .name = (n), .kind = (k), .presence = (p), .offset = offsetof(T, m),         \
+  .size = sizeof ESC__MEMBER(T, m), .max = (mx)
+
+/* char m[N] holding at most maxlen bytes (maxlen < N). */
+#define ESC_FIELD_STR(T, m, n, maxlen, p)                                      \
+  {                                                                            \
+    ESC__FIELD(T, m, n, ESC_FIELD_KIND_STR, p,                                 \
+               (size_t)(maxlen) +                                              \
+                   ESC__CHECK(_Generic(&ESC__MEMBER(T, m),                     \
+                                       char(*)[sizeof ESC__MEMBER(T, m)] : 1,  \
+                                       default : 0) &&                         \
+                              (size_t)(maxlen) < sizeof ESC__MEMBER(T, m)))    \
+  }
+/* A member of one C type (checked) and one kind. */
+#define ESC__FIELD_OF(T, m, n, k, ctype, p)                                    \
+  { ESC__FIELD(T, m, n, k, p, ESC__CHECK(ESC__IS(T, m, ctype))) }
+/* int64_t m. */
+#define ESC_FIELD_I64(T, m, n, p)                                              \
+  ESC__FIELD_OF(T, m, n, ESC_FIELD_KIND_I64, int64_t, p)
+/* bool m. */
+#define ESC_FIELD_BOOL(T, m, n, p)                                             \
+  ESC__FIELD_OF(T, m, n, ESC_FIELD_KIND_BOOL, bool, p)
+/* esc_uuid m. */
+#define ESC_FIELD_UUID(T, m, n, p)                                             \
+  ESC__FIELD_OF(T, m, n, ESC_FIELD_KIND_UUID, esc_uuid, p)
+/* int64_t m: microseconds since the Unix epoch. */
+#define ESC_FIELD_TIME(T, m, n, p)                                             \
+  ESC__FIELD_OF(T, m, n, ESC_FIELD_KIND_TIME, int64_t, p)
+/* const void *m (or const unsigned char *m) and size_t len_m, at most max
+ * bytes. */
+#define ESC_FIELD_BYTES(T, m, len_m, n, maxbytes, p)                           \
+  {                                                                            \
+    ESC__FIELD(                                                                \
+        T, m, n, ESC_FIELD_KIND_BYTES, p,                                      \
+        (size_t)(maxbytes) +                                                   \
+            ESC__CHECK(_Generic(ESC__MEMBER(T, m), const void * : 1,           \
+                                const unsigned char * : 1, default : 0) &&     \
+                       ESC__IS(T, len_m, size_t))),                            \
+        .count_offset = offsetof(T, len_m)                                     \
+  }
+/* item_type m[N] with its table item_table, and int count_m (0..N). */
+#define ESC_FIELD_ARRAY(T, m, count_m, n, item_table, p)                       \
+  {                                                                            \
+    ESC__FIELD(T, m, n, ESC_FIELD_KIND_ARRAY, p,                               \
+               sizeof ESC__MEMBER(T, m) / sizeof ESC__MEMBER(T, m)[0] +        \
+                   ESC__CHECK(ESC__IS(T, count_m, int))),                      \
+        .count_offset = offsetof(T, count_m), .item = (item_table),            \
+        .item_size = sizeof ESC__MEMBER(T, m)[0]                               \
+  }
+/* Ends every table (a table may hold nothing else: an event without
+ * fields). */
+#define ESC_FIELD_END                                                          \
+  { .name = NULL }
+
+/*
+ * The codec a table gives (ESC_EVENT_TYPE wires them in; call them
+ * directly for structs that are not events, e.g. a decider's snapshot).
+ * esc_fields_pack checks the struct (esc_fields_validate), then packs it:
+ * 0, or -1 when the struct is invalid or packing failed (through
+ * esc_event_encode the reason becomes its error). esc_fields_unpack
+ * zeroes *event, then fills it from obj; ESC_EINVAL naming the field.
+ */
+ESC_API int esc_fields_pack(const esc_fields *f, const void *event,
+                            msgpack_packer *pk);
+ESC_API esc_status esc_fields_unpack(const esc_fields *f,
+                                     const msgpack_object *obj, void *event,
+                                     esc_error *err);
+/* Whether *event fits its table: ESC_EINVAL naming the field otherwise. */
+ESC_API esc_status esc_fields_validate(const esc_fields *f, const void *event,
+                                       esc_error *err);
+
+/*
+ * Defines the esc_event_type var (external linkage; ESC_STATIC_EVENT_TYPE
+ * for a static one) for struct T declared by table, with an optional
+ * upcaster (NULL: none) for older schema versions.
+ */
+#define ESC_EVENT_TYPE(var, type_name, version, T, table, upcaster)            \
+  ESC__EVENT_TYPE(, var, type_name, version, T, table, upcaster)
+#define ESC_STATIC_EVENT_TYPE(var, type_name, version, T, table, upcaster)     \
+  ESC__EVENT_TYPE(static, var, type_name, version, T, table, upcaster)
+#define ESC__EVENT_TYPE(storage, var, type_name, version, T, table, upcaster)  \
+  static const esc_fields var##__esc_fields = {(type_name), sizeof(T),         \
+                                               (table)};                       \
+  static int var##__esc_encode(const void *event, msgpack_packer *pk) {        \
+    return esc_fields_pack(&var##__esc_fields, event, pk);                     \
+  }                                                                            \
+  static esc_status var##__esc_decode(const msgpack_object *obj, void *event,  \
+                                      esc_error *err) {                        \
+    return esc_fields_unpack(&var##__esc_fields, obj, event, err);             \
+  }                                                                            \
+  storage const esc_event_type var = {(type_name),       (version),            \
+                                      sizeof(T),         var##__esc_encode,    \
+                                      var##__esc_decode, (upcaster)}
+
+/*
+ * For upcasters: packs the map in with key: value added (a string), unless
+ * in has that key already, e.g. a field a new schema version made
+ * required, with the value old events meant. ESC_EINVAL when in is not a
+ * map.
+ */
+ESC_API esc_status esc_upcast_add_str(const msgpack_object *in,
+                                      msgpack_packer *pk, const char *key,
+                                      const char *value, esc_error *err);
+
 /* The event types of a domain, by name. */
 typedef struct esc_event_registry esc_event_registry;
 
@@ -89,6 +303,14 @@ ESC_API void esc_event_registry_free(esc_event_registry *reg);
 ESC_API esc_status esc_event_registry_add(esc_event_registry *reg,
                                           const esc_event_type *type,
                                           esc_error *err);
+
+/*
+ * A registry of the NULL-terminated list types (borrowed, as with
+ * esc_event_registry_add): what most domains build once. NULL and err on
+ * failure, which then names the type at fault.
+ */
+ESC_API esc_event_registry *
+esc_event_registry_of(const esc_event_type *const *types, esc_error *err);
 
 /* The type registered under name, or NULL. */
 ESC_API const esc_event_type *
@@ -124,6 +346,27 @@ ESC_API esc_status esc_event_decode(const esc_event_registry *reg,
 ESC_API esc_status esc_event_encode(const esc_event_type *type,
                                     const void *event, void **out,
                                     size_t *out_len, esc_error *err);
+
+/*
+ * JSON of an event struct as its type encodes it (esc_event_encode, then
+ * esc_msgpack_to_json): for a declared type, its fields in table order.
+ * *out is malloc'ed and the caller frees it; NULL on failure.
+ */
+ESC_API esc_status esc_event_to_json(const esc_event_type *type,
+                                     const void *event, char **out,
+                                     esc_error *err);
+
+/*
+ * JSON of a stored event's data as reg reads it: decoded (checked and
+ * upcast to the current schema version), then rendered by
+ * esc_event_to_json, so old versions show in the current shape and keys
+ * no field declares are dropped. ESC_ENOTFOUND for a type reg does not
+ * know (render the raw bytes with esc_msgpack_to_json then), else what
+ * esc_event_decode returns. *out as above.
+ */
+ESC_API esc_status esc_event_render_json(const esc_event_registry *reg,
+                                         const esc_recorded_event *rec,
+                                         char **out, esc_error *err);
 
 #ifdef __cplusplus
 }
