@@ -137,4 +137,23 @@ run("build consumer (pkg-config)"
 run("run consumer (pkg-config)" "${pc_exe}")
 message(STATUS "  ${run_output}")
 
+# --- 3. samples/bank against the package, both ways ------------------------
+set(bbuild "${work}/bank-build")
+run("configure samples/bank with find_package(esc)"
+  "${CMAKE_COMMAND}" -S "${SRC}/tests/install/bank" -B "${bbuild}" -G "${GEN}"
+  "-DCMAKE_PREFIX_PATH=${prefix}" "-DCMAKE_C_COMPILER=${cc}"
+  -DCMAKE_BUILD_TYPE=Debug "-DCMAKE_C_FLAGS=${cflags}"
+  "-DCMAKE_EXE_LINKER_FLAGS=${san_flags}")
+run("build samples/bank (CMake)" "${CMAKE_COMMAND}" --build "${bbuild}")
+run("run the bank's tests (CMake)" "${bbuild}/bank_test")
+run("pkg-config --cflags --libs esc-testkit" "${PKG_CONFIG}" --cflags --libs esc-testkit)
+string(STRIP "${run_output}" kit_flags)
+separate_arguments(kit_flags UNIX_COMMAND "${kit_flags}")
+set(bank_exe "${work}/bank-test-pkgconfig")
+run("build samples/bank (pkg-config)"
+  "${cc}" -std=c11 -Wall -Wextra -Wpedantic -Werror ${san_args}
+  -I "${SRC}/samples/bank" "${SRC}/samples/bank/bank.c"
+  "${SRC}/samples/bank/bank_test.c" -o "${bank_exe}" ${kit_flags})
+run("run the bank's tests (pkg-config)" "${bank_exe}")
+
 message(STATUS "install check passed (prefix ${prefix}, libdir ${libdir})")

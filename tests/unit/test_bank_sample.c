@@ -224,39 +224,6 @@ static void test_decide_table(void **state) {
 }
 
 /* A day at the bank, one command at a time, folding what was decided. */
-static void test_lifecycle(void **state) {
-  (void)state;
-  esc_scenario *s = esc_scenario_new(account_decider());
-  const account_state *st = esc_scenario_state(s);
-  esc_when(s, &(account_cmd){.kind = ACCOUNT_OPEN, .owner = "ann"});
-  esc_then(s, &account_opened, &(account_opened_t){.owner = "ann"});
-  esc_then_end(s);
-  esc_given(s, &account_opened, &(account_opened_t){.owner = "ann"});
-
-  esc_when(s, &(account_cmd){.kind = ACCOUNT_DEPOSIT, .amount = 50});
-  esc_then(s, &money_deposited,
-           &(money_deposited_t){.amount = 50, .currency = "EUR"});
-  esc_then_end(s);
-  esc_given(s, &money_deposited,
-            &(money_deposited_t){.amount = 50, .currency = "EUR"});
-
-  esc_when(s, &(account_cmd){.kind = ACCOUNT_WITHDRAW, .amount = 50});
-  esc_then(s, &money_withdrawn,
-           &(money_withdrawn_t){.amount = 50, .balance_after = 0});
-  esc_given(s, &money_withdrawn,
-            &(money_withdrawn_t){.amount = 50, .balance_after = 0});
-
-  esc_when(s, &(account_cmd){.kind = ACCOUNT_CLOSE});
-  esc_then(s, &account_closed, &(account_closed_t){0});
-  esc_then_end(s);
-  esc_given(s, &account_closed, &(account_closed_t){0});
-
-  assert_true(st->opened);
-  assert_true(st->closed);
-  assert_int_equal(st->balance, 0);
-  esc_scenario_free(s);
-}
-
 /* ------------------------------------------------------------------------
  * Evolve and state
  * ------------------------------------------------------------------------ */
@@ -429,7 +396,6 @@ static void test_kit_messages(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_decide_table),
-      cmocka_unit_test(test_lifecycle),
       cmocka_unit_test(test_state),
       cmocka_unit_test(test_owner_max),
       cmocka_unit_test(test_upcast_json),
