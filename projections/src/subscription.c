@@ -316,8 +316,12 @@ static esc_status subscription_step(esc_worker *w, struct part *pt,
       (t->failure.pending && esc__now_ms() < t->failure.retry_ms))
     return rc;
   int64_t until = esc__track_burst_end(w, t);
-  for (bool more = true; more && !rc && pt->ready && !w->stop &&
-                         esc__now_ms() < until;)
+  /* At least one page per step, even when the burst's time is up before
+   * it began (a slow handler's long replay): a step that read nothing
+   * would look idle, and run_until_caught_up would stop behind the log. */
+  for (bool more = true, first = true;
+       more && !rc && pt->ready && !w->stop && (first || esc__now_ms() < until);
+       first = false)
     rc = deliver_page(w, pt, worked, &more, err);
   if (!rc)
     esc__track_report_progress(w, pt, t, *worked);

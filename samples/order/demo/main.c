@@ -251,7 +251,7 @@ static int run_demo(demo *d) {
   }
   saga_started = true;
   printf("- running in this process: a worker for the %d projections "
-         "(%d partitions each) and the fulfillment saga\n",
+         "(%d partitions each) and the fulfillment process\n",
          ORDER_PROJECTION_COUNT, d->o.partitions);
 
   if (stock_products(d, st, &err)) {
