@@ -26,6 +26,8 @@ esc_uuid esc_subscription_key(const char *subscription,
 }
 
 const char *esc_consumer_kind_name(esc_consumer_kind kind) {
+  if (kind == ESC_CONSUMER_PROCESS)
+    return "process";
   return kind == ESC_CONSUMER_SUBSCRIPTION ? "subscription" : "projection";
 }
 
@@ -317,6 +319,11 @@ static esc_status subscription_step(esc_worker *w, struct part *pt,
   while (more && !rc && pt->ready && !w->stop && esc__now_ms() < until);
   if (!rc)
     esc__track_report_progress(w, pt, t, *worked);
+  if (!rc && pt->ready && !t->stopped && pt->proj->sub->tick) {
+    bool ticked = false;
+    rc = pt->proj->sub->tick(pt->index, &ticked, pt->proj->sub->userdata, err);
+    *worked = *worked || ticked;
+  }
   return rc;
 }
 

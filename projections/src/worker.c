@@ -207,7 +207,9 @@ esc_status esc__worker_enlist(esc_worker *w, const esc_projection *p,
         .lease_key = esc__lease_key(w->schema, p->name, parts, i)};
     snprintf(pt->pub.projection, sizeof pt->pub.projection, "%s", p->name);
     pt->pub.partition = i;
-    pt->pub.kind = ops->kind;
+    pt->pub.kind = sub && sub->kind == ESC_CONSUMER_PROCESS
+                       ? ESC_CONSUMER_PROCESS
+                       : ops->kind;
   }
   pthread_mutex_unlock(&w->metrics_lock);
   w->nprojs++;
@@ -246,8 +248,12 @@ void esc_worker_free(esc_worker *w) {
   msgpack_zone_destroy(&w->zone);
   free(w->decoded);
   free(w->parts);
-  for (size_t i = 0; i < w->nprojs; i++)
+  for (size_t i = 0; i < w->nprojs; i++) {
     free(w->projs[i].sub_def);
+    const esc_subscription *sub = w->projs[i].sub;
+    if (sub && sub->release)
+      sub->release(sub->userdata); /* may free sub: read it first */
+  }
   free(w->projs);
   free(w->schema);
   free(w->pg_url);

@@ -1,6 +1,6 @@
 /*
  * The sample order domain: orders and inventory as deciders, six
- * projections into Redis, typed queries, and a fulfillment saga. It is how
+ * projections into Redis, typed queries, and a fulfillment process manager. It is how
  * users learn esc (docs/tutorial-order.md) and how we prove the pieces work
  * together (order-demo checks every read model against the log).
  *
@@ -9,7 +9,7 @@
  *
  * Files: events.c (event types and codecs, the OrderPlaced v1 upcaster),
  * order.c and inventory.c (deciders), projections.c (read models),
- * queries.c (typed reads), saga.c (fulfillment), and the programs
+ * queries.c (typed reads), fulfillment_process.c (fulfillment), and the programs
  * order_cli.c, order_worker.c and order-demo (demo/, start at main.c).
  */
 #ifndef ESC_SAMPLE_ORDER_H
@@ -53,7 +53,7 @@ typedef struct order_item_removed { /* ItemRemoved {sku} */
   char sku[ORDER_SKU_MAX];
 } order_item_removed;
 
-/* OrderConfirmed {lines, total}: the lines as confirmed, for the saga. */
+/* OrderConfirmed {lines, total}: the lines as confirmed, for the fulfillment process. */
 typedef struct order_confirmed {
   order_line lines[ORDER_MAX_LINES];
   int line_count;
@@ -151,7 +151,7 @@ typedef enum order_cmd_kind {
   ORDER_ADD_ITEM,
   ORDER_REMOVE_ITEM,
   ORDER_CONFIRM,
-  ORDER_MARK_READY, /* the saga, when every line's stock is reserved */
+  ORDER_MARK_READY, /* the fulfillment process, when every line's stock is reserved */
   ORDER_PAY,
   ORDER_SHIP,
   ORDER_CANCEL,
@@ -293,30 +293,5 @@ void order_fulfillment_init(esc_process *p, const order_fulfillment_options *o);
 /* The command types it issues: inventory_cmd and order_cmd as msgpack. */
 const esc_process_command_type *order_inventory_command(void);
 const esc_process_command_type *order_order_command(void);
-
-/* ------------------------------------------------------------------------
- * The fulfillment saga (saga.c)
- * ------------------------------------------------------------------------ */
-
-/*
- * On OrderConfirmed it reserves each line's stock; when all are reserved it
- * marks the order ready; if a reservation is refused it releases what was
- * reserved and cancels the order. On OrderCancelled of an order that was
- * marked ready it releases the order's stock (ids from the cancel event). Every
- * command's id is UUIDv5 of the triggering event id and a step name
- * ("reserve:<sku>", "release:<sku>", "ready", "cancel"), so replaying an event
- * after a crash issues nothing twice. Its checkpoint is the Redis key
- * "<namespace>:fulfillment:checkpoint" (a position token; the namespace is
- * the store's, esc_key_namespace), advanced after each event is fully
- * handled.
- */
-typedef struct order_saga order_saga;
-
-order_saga *order_saga_new(esc_store *store, const char *redis_url,
-                           esc_error *err);
-void order_saga_free(order_saga *s);
-/* Handles up to max events after the checkpoint; *handled gets how many. */
-esc_status order_saga_step(order_saga *s, size_t max, size_t *handled,
-                           esc_error *err);
 
 #endif

@@ -1,28 +1,27 @@
 /*
- * order-worker - runs the order domain's read side: the six projections
- * (order_projections) in an esc_worker and the fulfillment saga, in one
- * process.
+ * order-worker - runs the order domain's read side and its fulfillment:
+ * the six projections (order_projections) and the fulfillment process
+ * (order_fulfillment_init, <esc/process.h>) on one esc_worker.
  *
  *   order-worker [--pg URL] [--redis URL] [--schema S] [--partitions N]
- *                [--metrics-listen HOST:PORT] [--ready-max-lag S]
- *                [--once] [--help]
+ *                [--payment-timeout DURATION] [--metrics-listen HOST:PORT]
+ *                [--ready-max-lag S] [--once] [--help]
  *
- * The worker runs in a thread (esc_worker_run); the saga loops in the main
- * thread on its own store connection, while this process holds the saga's
- * lease (esc_lease "fulfillment"): of several order-workers, one runs the
- * saga and the others stand by, as they do for projection partitions.
- * SIGTERM or SIGINT stops both after the work in flight. With --once it
- * alternates catching the projections up and running the saga until a
- * saga pass finds nothing new, then exits: every event there was at that
- * point is projected and fulfilled (--once runs the saga without the
- * lease; the saga's command ids make a second runner harmless).
+ * The worker runs in a thread (esc_worker_run). The process rides on it
+ * as a durable subscription: its partitions are leased like the
+ * projections' (of several order-workers, each partition runs in one and
+ * the others stand by), its state is its instance streams in PostgreSQL
+ * and its checkpoint is there too, so a Redis flush changes nothing about
+ * what it has done. SIGTERM or SIGINT stops it after the work in flight.
+ * With --once it catches up until a pass leaves the log as it found it
+ * (the process's commands are events the projections and the process
+ * need to see), then exits.
  *
  * With --metrics-listen it serves Prometheus /metrics and /health/live,
  * /health/ready over HTTP (<esc/metrics.h>) while it runs.
  *
- * Log lines (the worker's progress, the saga's compensations) go to
- * stderr with a UTC timestamp. Exit codes: 0 ok, 1 error, 2 usage,
- * 5 connection.
+ * Log lines (the worker's progress, parked instances) go to stderr with a
+ * UTC timestamp. Exit codes: 0 ok, 1 error, 2 usage, 5 connection.
  */
 #include "order.h"
 
@@ -42,17 +41,12 @@
 
 enum { EXIT_OK_ = 0, EXIT_ERROR_ = 1, EXIT_USAGE_ = 2, EXIT_CONN_ = 5 };
 
-enum {
-  SAGA_BATCH = 100,
-  IDLE_SLEEP_MS = 250,
-  RETRY_SLEEP_MS = 1000,
-  LEASE_POLL_MS = 1000,
-  ONCE_SLICE_MS = 1000
-};
+enum { IDLE_SLEEP_MS = 250, ONCE_SLICE_MS = 1000 };
 
 typedef struct options {
   const char *pg_url, *redis_url, *schema;
   int partitions;
+  int64_t payment_timeout_us;
   bool once;
   const char *metrics_listen; /* NULL: no HTTP endpoint */
   double ready_max_lag_s;     /* 0: the library's default */
@@ -115,13 +109,14 @@ static int exit_for(esc_status rc) {
 static void help(FILE *out) {
   fputs(
       "usage: order-worker [--pg URL] [--redis URL] [--schema S]\n"
-      "                    [--partitions N] [--metrics-listen HOST:PORT]\n"
-      "                    [--ready-max-lag S] [--once] [--help]\n"
+      "                    [--partitions N] [--payment-timeout DURATION]\n"
+      "                    [--metrics-listen HOST:PORT] [--ready-max-lag S]\n"
+      "                    [--once] [--help]\n"
       "\n"
       "Runs the order domain's projections (order_details,\n"
       "orders_by_customer, orders_by_status, top_products, revenue, stock)\n"
-      "and the fulfillment saga until SIGTERM or SIGINT. Of several\n"
-      "order-workers, one runs the saga (a lease) and the others stand by.\n"
+      "and the fulfillment process until SIGTERM or SIGINT. Of several\n"
+      "order-workers, each partition runs in one and the others stand by.\n"
       "\n"
       "  --pg URL          PostgreSQL (default: ESC_PG_URL, else the local\n"
       "                    server)\n"
@@ -131,6 +126,10 @@ static void help(FILE *out) {
       "  --partitions N    partitions of every projection, 1 to 1024\n"
       "                    (default 1); every worker and query of a\n"
       "                    deployment must agree\n"
+      "  --payment-timeout DURATION\n"
+      "                    how long a ready order waits for its payment\n"
+      "                    before it is cancelled and its stock released:\n"
+      "                    a number and s, m or h (default 15m)\n"
       "  --metrics-listen HOST:PORT\n"
       "                    serve Prometheus metrics (GET /metrics) and health\n"
       "                    checks (GET /health/live, /health/ready) over\n"
@@ -141,7 +140,8 @@ static void help(FILE *out) {
       "  --ready-max-lag S /health/ready fails while a partition this process\n"
       "                    holds lags more than S seconds (default 60; 0: no\n"
       "                    bound)\n"
-      "  --once            catch up with the log, run the saga, and exit\n"
+      "  --once            catch up with the log (projections and process)\n"
+      "                    and exit\n"
       "  --help            this text\n"
       "\n"
       "Exit codes: 0 ok, 1 error, 2 usage, 5 connection.\n",
@@ -155,6 +155,24 @@ static int usage(const char *fmt, const char *arg) {
   return EXIT_USAGE_;
 }
 
+/* "90", "90s", "15m", "2h" into microseconds, > 0 and at most a week. */
+static bool parse_duration(const char *text, int64_t *out) {
+  char *end;
+  errno = 0;
+  long long v = strtoll(text, &end, 10);
+  long long unit = 1;
+  if (*end == 'm')
+    unit = 60;
+  else if (*end == 'h')
+    unit = 3600;
+  if (*end == 's' || unit > 1)
+    end++;
+  if (errno || end == text || *end || v < 1 || v * unit > 7 * 24 * 3600)
+    return false;
+  *out = (int64_t)(v * unit) * 1000000;
+  return true;
+}
+
 /* Returns -1 to go on, else the exit code. */
 static int parse_args(int argc, char **argv, options *o) {
   static const struct option longopts[] = {
@@ -162,6 +180,7 @@ static int parse_args(int argc, char **argv, options *o) {
       {"redis", required_argument, NULL, 'r'},
       {"schema", required_argument, NULL, 's'},
       {"partitions", required_argument, NULL, 'n'},
+      {"payment-timeout", required_argument, NULL, 't'},
       {"once", no_argument, NULL, 'o'},
       {"metrics-listen", required_argument, NULL, 'm'},
       {"ready-max-lag", required_argument, NULL, 'l'},
@@ -188,6 +207,12 @@ static int parse_args(int argc, char **argv, options *o) {
       if (errno || !*optarg || *end || v < 1 || v > 1024)
         return usage("--partitions '%s': a number from 1 to 1024", optarg);
       o->partitions = (int)v;
+      break;
+    case 't':
+      if (!parse_duration(optarg, &o->payment_timeout_us))
+        return usage("--payment-timeout '%s': a number and s, m or h "
+                     "(e.g. 15m)",
+                     optarg);
       break;
     case 'o':
       o->once = true;
@@ -240,33 +265,9 @@ static void *run_worker(void *arg) {
   return NULL;
 }
 
-/* Runs saga steps until one finds nothing; *total gets what was handled.
- * Connection errors are retried (the saga and the store reconnect). */
-static esc_status drain_saga(order_saga *saga, size_t *total) {
-  *total = 0;
-  while (!stopping) {
-    size_t n = 0;
-    esc_error err = ESC_ERROR_INIT;
-    esc_status rc = order_saga_step(saga, SAGA_BATCH, &n, &err);
-    *total += n;
-    if (rc == ESC_ECONN || rc == ESC_ECONFLICT) {
-      say("fulfillment: %s; retrying", err.msg);
-      nap(RETRY_SLEEP_MS);
-      continue;
-    }
-    if (rc) {
-      say("fulfillment: %s", err.msg);
-      return rc;
-    }
-    if (n == 0)
-      break;
-  }
-  return ESC_OK;
-}
-
-/* Catches the projections up with the log, however long that takes (a
- * signal stops it); says every 10 s why it is not done yet, e.g. another
- * worker holding a partition. */
+/* Catches the worker up with the log, however long that takes (a signal
+ * stops it); says every 10 s why it is not done yet, e.g. another worker
+ * holding a partition. */
 static esc_status catch_up(esc_worker *w) {
   esc_status rc = ESC_OK;
   esc_error err = ESC_ERROR_INIT;
@@ -275,70 +276,39 @@ static esc_status catch_up(esc_worker *w) {
     if (rc != ESC_ETIMEDOUT)
       break;
     if (slice % 10 == 0)
-      say("projections: still catching up (%s)", err.msg);
+      say("still catching up (%s)", err.msg);
   }
   if (rc && !stopping)
-    say("projections: %s", err.msg);
+    say("%s", err.msg);
   return stopping ? ESC_OK : rc;
 }
 
-/* --once: projections and saga alternately until a saga pass after a
- * catch-up handles nothing (the saga's own commands are events the
- * projections and the saga need to see). */
-static esc_status run_once(esc_worker *w, order_saga *saga) {
+/* --once: catch-ups until one leaves the log's newest position where it
+ * found it (the process's commands append events that the projections and
+ * the process must see). */
+static esc_status run_once(esc_worker *w, esc_store *store) {
   for (int round = 1; !stopping; round++) {
-    size_t handled = 0;
-    esc_status rc = drain_saga(saga, &handled);
-    if (rc)
+    int64_t before = 0, after = 0;
+    esc_error err = ESC_ERROR_INIT;
+    esc_status rc = esc_store_newest(store, &before, &err);
+    if (!rc)
+      rc = catch_up(w);
+    if (!rc)
+      rc = esc_store_newest(store, &after, &err);
+    if (rc) {
+      if (err.msg[0])
+        say("%s", err.msg);
       return rc;
-    if ((rc = catch_up(w)))
-      return rc;
-    say("round %d: saga handled %zu events, projections caught up", round,
-        handled);
-    if (handled == 0)
+    }
+    say("round %d: caught up to %lld", round, (long long)after);
+    if (after == before)
       break;
   }
   return ESC_OK;
 }
 
-/* The saga's lease, as the main loop sees it. */
-typedef struct saga_turn {
-  esc_lease *lease;
-  bool held;
-  bool told;            /* said once what this process does */
-  long long next_check; /* CLOCK_MONOTONIC ms */
-} saga_turn;
-
-static long long monotonic_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Whether this process runs the saga now: takes or checks its lease every
- * LEASE_POLL_MS (a standby takes over within about that long of the
- * holder's end) and says so when that changes. */
-static bool my_turn(saga_turn *t) {
-  long long now = monotonic_ms();
-  if (t->told && now < t->next_check)
-    return t->held;
-  t->next_check = now + LEASE_POLL_MS;
-  bool was = t->held;
-  esc_error err = ESC_ERROR_INIT;
-  if (esc_lease_hold(t->lease, &t->held, &err))
-    say("fulfillment: lease: %s; retrying", err.msg);
-  if (t->held && (!t->told || !was))
-    say("fulfillment: this process runs the saga");
-  else if (!t->held && (!t->told || was))
-    say("fulfillment: standing by; another order-worker runs the saga");
-  t->told = true;
-  return t->held;
-}
-
-/* The long run: the worker in a thread, the saga here, until a signal or
- * the worker fails. */
-static esc_status run_forever(esc_worker *w, order_saga *saga,
-                              esc_lease *lease) {
+/* The long run: the worker in a thread until a signal or its failure. */
+static esc_status run_forever(esc_worker *w) {
   runner r = {w, ESC_OK, ESC_ERROR_INIT, false};
   pthread_t thread;
   sigset_t block, old;
@@ -353,67 +323,69 @@ static esc_status run_forever(esc_worker *w, order_saga *saga,
     say("cannot start the worker thread: %s", strerror(e));
     return ESC_ENOMEM;
   }
-  say("running 6 projections and the fulfillment saga");
-  esc_status rc = ESC_OK;
-  saga_turn turn = {lease, false, false, 0};
-  while (!stopping && !atomic_load(&r.done)) {
-    size_t n = 0;
-    esc_error err = ESC_ERROR_INIT;
-    if (!my_turn(&turn)) {
-      nap(IDLE_SLEEP_MS);
-      continue;
-    }
-    esc_status step = order_saga_step(saga, SAGA_BATCH, &n, &err);
-    if (step) {
-      say("fulfillment: %s; retrying", err.msg);
-      nap(RETRY_SLEEP_MS);
-    } else if (n == 0) {
-      nap(IDLE_SLEEP_MS);
-    }
-  }
+  say("running 6 projections and the fulfillment process");
+  while (!stopping && !atomic_load(&r.done))
+    nap(IDLE_SLEEP_MS);
   esc_worker_stop(w);
   pthread_join(thread, NULL);
-  if (r.rc) {
-    say("projections stopped: %s", r.err.msg);
-    rc = r.rc;
-  }
-  return rc;
+  if (r.rc)
+    say("worker stopped: %s", r.err.msg);
+  return r.rc;
 }
 
-static int run(const options *o) {
-  esc_error err = ESC_ERROR_INIT;
-  esc_store_options so = ESC_STORE_OPTIONS_INIT;
-  so.schema = o->schema;
-  so.app_name = "order-worker saga";
-  esc_store *store = esc_store_open(o->pg_url, &so, &err);
-  if (!store) {
-    say("%s", err.msg);
-    return exit_for(err.code ? err.code : ESC_ECONN);
-  }
-  esc_status rc = ESC_OK;
-  order_saga *saga = NULL;
-  esc_lease *lease = NULL;
-  esc_metrics_server *metrics = NULL;
+static void process_log(void *userdata, const char *line) {
+  (void)userdata;
+  say("%s", line);
+}
+
+/* The worker with the six projections and the fulfillment process. */
+static esc_worker *worker_new(const options *o, esc_process *process,
+                              const order_fulfillment_options *fo,
+                              esc_error *err) {
   esc_worker_options wo = ESC_WORKER_OPTIONS_INIT;
   wo.pg_url = o->pg_url;
   wo.redis_url = o->redis_url;
   wo.schema = o->schema;
   wo.log_records = true; /* one format: ESC_LOG_FORMAT=json for JSON */
   wo.log_component = "order-worker";
-  esc_worker *w = esc_worker_new(&wo, &err);
-  if (!w) {
-    rc = err.code ? err.code : ESC_ECONN;
-    say("%s", err.msg);
-    goto out;
-  }
+  esc_worker *w = esc_worker_new(&wo, err);
+  if (!w)
+    return NULL;
   const esc_projection *p = order_projections(o->partitions);
+  esc_status rc = ESC_OK;
   for (int i = 0; !rc && i < ORDER_PROJECTION_COUNT; i++)
-    if ((rc = esc_worker_add(w, &p[i], &err)))
-      say("%s", err.msg);
-  if (rc)
-    goto out;
-  if (!(saga = order_saga_new(store, o->redis_url, &err)) ||
-      !(lease = esc_lease_new(o->pg_url, o->schema, "fulfillment", &err))) {
+    rc = esc_worker_add(w, &p[i], err);
+  order_fulfillment_init(process, fo);
+  esc_process_options po = ESC_PROCESS_OPTIONS_INIT;
+  po.pg_url = o->pg_url;
+  po.schema = o->schema;
+  po.partitions = o->partitions;
+  po.log = process_log;
+  if (!rc)
+    rc = esc_worker_add_process(w, process, &po, err);
+  if (rc) {
+    esc_worker_free(w);
+    return NULL;
+  }
+  return w;
+}
+
+static int run(const options *o) {
+  esc_error err = ESC_ERROR_INIT;
+  esc_store_options so = ESC_STORE_OPTIONS_INIT;
+  so.schema = o->schema;
+  so.app_name = "order-worker";
+  esc_store *store = esc_store_open(o->pg_url, &so, &err);
+  if (!store) {
+    say("%s", err.msg);
+    return exit_for(err.code ? err.code : ESC_ECONN);
+  }
+  esc_status rc = ESC_OK;
+  esc_metrics_server *metrics = NULL;
+  esc_process process;
+  order_fulfillment_options fo = {o->payment_timeout_us};
+  esc_worker *w = worker_new(o, &process, &fo, &err);
+  if (!w) {
     rc = err.code ? err.code : ESC_ECONN;
     say("%s", err.msg);
     goto out;
@@ -437,20 +409,19 @@ static int run(const options *o) {
   }
   worker = w;
   install_signals();
-  rc = o->once ? run_once(w, saga) : run_forever(w, saga, lease);
+  rc = o->once ? run_once(w, store) : run_forever(w);
   worker = NULL;
   say("stopped%s", rc ? " with an error" : "");
 out:
   esc_metrics_server_free(metrics); /* before the worker it reads */
-  esc_lease_free(lease);
-  order_saga_free(saga);
   esc_worker_free(w);
   esc_store_free(store);
   return exit_for(rc);
 }
 
 int main(int argc, char **argv) {
-  options o = {NULL, NULL, NULL, 1, false, NULL, 0};
+  options o = {NULL, NULL, NULL, 1, ORDER_PAYMENT_TIMEOUT_US_DEFAULT,
+               false, NULL, 0};
   int code = parse_args(argc, argv, &o);
   if (code >= 0)
     return code;

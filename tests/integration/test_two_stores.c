@@ -4,8 +4,10 @@
  * schema name in a second database — with the same projection name and
  * the same stream names, and a worker for each running at once. Each
  * store's read models, checkpoints, leases, dead letters, status (`esc
- * projections`, `esc metrics`), queries and the sample saga's checkpoint
- * are its own: every Redis key starts with the store's namespace.
+ * projections`, `esc metrics`) and queries are its own: every Redis key
+ * starts with the store's namespace. (The sample's fulfillment, once a
+ * saga with its checkpoint in Redis, is a process now: its state and
+ * checkpoint are in the store's own schema.)
  *
  * Before namespaces, the first worker claimed "P:owner" and the others
  * refused (or, without that check, applied into one model), and every
@@ -382,68 +384,6 @@ static void cli_status_shows_each_stores_own(void **state) {
   }
 }
 
-/* ------------------------------------------------------------------------
- * The sample saga's state
- * ------------------------------------------------------------------------ */
-
-/* n events of category "order" the saga passes over (not its types). */
-static void append_orders(esc_store *st, int n) {
-  static const unsigned char nil = 0xc0;
-  esc_append_result res;
-  esc_error err = ESC_ERROR_INIT;
-  for (int i = 0; i < n; i++) {
-    esc_event_data ev = {esc_uuid_v4(), "OrderNoted", 1, &nil, 1, NULL, 0};
-    if (esc_append(st, "order-1", ESC_EXPECT_ANY, &ev, 1, &res, &err))
-      fail_msg("append: %s", err.msg);
-  }
-}
-
-/* Steps a saga until it has handled `want` events (an event becomes
- * readable once no older transaction is open) or 10 s pass. */
-static size_t step_saga(struct store *s, size_t want) {
-  esc_error err = ESC_ERROR_INIT;
-  size_t total = 0;
-  order_saga *saga = order_saga_new(s->st, NULL, &err);
-  if (!saga)
-    fail_msg("saga of %s: %s", s->schema, err.msg);
-  for (long long t0 = esc_test_now_ms();
-       total < want && esc_test_now_ms() - t0 < 10000;) {
-    size_t handled = 0;
-    if (order_saga_step(saga, 0, &handled, &err))
-      fail_msg("saga step of %s: %s", s->schema, err.msg);
-    total += handled;
-    if (!handled)
-      esc_test_sleep_ms(20);
-  }
-  order_saga_free(saga);
-  return total;
-}
-
-/* Each store's saga reads every order event of its own log, one store
- * after the other: a checkpoint shared with a store further ahead would
- * make the later ones skip theirs. */
-static void saga_checkpoints_are_each_stores_own(void **state) {
-  (void)state;
-  redisContext *r = esc_test_redis(NULL);
-  for (int i = 0; i < STORES; i++) {
-    struct store *s = &stores[i];
-    esc_error err = ESC_ERROR_INIT;
-    char ns[ESC_KEY_PREFIX_MAX + 1], token[ESC_POSITION_TOKEN_MAX];
-    append_orders(s->st, 3 - i);
-    assert_int_equal(step_saga(s, (size_t)(3 - i)), (size_t)(3 - i));
-    assert_int_equal(esc_store_head(s->st, &s->head, &err), ESC_OK);
-    assert_int_equal(esc_key_namespace(s->st, NULL, ns, sizeof ns, &err),
-                     ESC_OK);
-    redisReply *cp = redisCommand(r, "GET %s:fulfillment:checkpoint", ns);
-    assert_non_null(cp);
-    assert_int_equal(cp->type, REDIS_REPLY_STRING);
-    esc_position_format(&s->head, token);
-    assert_string_equal(cp->str, token);
-    freeReplyObject(cp);
-  }
-  redisFree(r);
-}
-
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(queries_read_each_stores_own_models),
@@ -451,7 +391,6 @@ int main(void) {
       cmocka_unit_test(status_shows_each_stores_own),
       cmocka_unit_test(dead_letters_are_each_stores_own),
       cmocka_unit_test(cli_status_shows_each_stores_own),
-      cmocka_unit_test(saga_checkpoints_are_each_stores_own),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -40,6 +40,7 @@
 #define ESC_PROCESS_H
 
 #include <esc/command.h>
+#include <esc/projection.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -304,6 +305,172 @@ typedef struct esc_process {
  * state size. ESC_EINVAL-style false and err naming what is wrong.
  */
 ESC_API bool esc_process_valid(const esc_process *p, esc_error *err);
+
+
+/* ------------------------------------------------------------------------
+ * The runtime: a process on a worker
+ * ------------------------------------------------------------------------ */
+
+/*
+ * esc_worker_add_process runs a process on an esc_worker, through a
+ * durable subscription named after the process (<esc/projection.h>: its
+ * leases, partitions, wake-ups, retries and PostgreSQL checkpoints; it
+ * shows in `esc projections` as a subscription and in the worker's
+ * metrics with the label process="NAME").
+ *
+ * For each delivered event the runtime routes it (starts, continues,
+ * correlate), loads the instance by folding its stream, handles the
+ * input and appends its records with the folded version as expected
+ * version (on a conflict it loads again and redoes), then executes the
+ * commands decided, one at a time, through esc_execute with their
+ * decision ids as command ids, and handles each outcome (accepted, or
+ * the decider's rejection: compensation is ordinary decide logic) the
+ * same way, until nothing is pending. A command recorded as issued but
+ * without an outcome (a crash between the two) is executed again on the
+ * next load with the same id: esc_execute's dedup returns its first
+ * result, so no command runs twice.
+ *
+ * Deadlines: the instance stream says which are pending; the runtime
+ * mirrors them into <schema>.process_deadlines after each input, and the
+ * worker holding any of the process's partitions fires the due ones
+ * (now_us below): each is recorded once as DeadlineFired (a deadline
+ * cancelled, replaced or fired already is dropped by the instance stream,
+ * whatever the table says), handled, and removed from the table.
+ *
+ * Failures are per instance. An input whose handling fails (decide fails,
+ * a command cannot be executed for a reason other than a server being
+ * away, a record does not decode) parks its instance in
+ * <schema>.process_parked with the error; the subscription moves on, so
+ * every other instance keeps flowing. Later inputs of a parked instance
+ * are kept, in order, undecided. The runtime retries it after
+ * retry_base_ms, doubling up to retry_max_ms, max_attempts times in all;
+ * then it waits for an operator: esc_process_retry (`esc processes retry`)
+ * replays its inputs, esc_process_discard drops them. An outage of
+ * PostgreSQL is not a failure of an instance: the event is delivered
+ * again once it is back.
+ *
+ * Threading: as the worker's. The runtime opens its own store connection
+ * (pg_url, schema) for the instance streams, the commands and its tables.
+ */
+typedef struct esc_process_options {
+  const char *pg_url; /* NULL: ESC_PG_URL, else the local server */
+  const char *schema; /* event store schema; NULL: "esc" */
+  int partitions;     /* of the process's subscription; 0: 1 */
+  /* Attempts at a failing instance before it waits for an operator; 5.
+   * The first failure parks it at once (it never holds others up). */
+  int max_attempts;
+  int retry_base_ms; /* first automatic retry; default 500 */
+  int retry_max_ms;  /* cap of the doubling; default 60000 */
+  /* The clock deadlines are due by (microseconds since the epoch); it
+   * also stamps deadline firings and outcomes. NULL: esc_now_us. Tests
+   * pass one they move. */
+  int64_t (*now_us)(void *userdata);
+  void *clock_userdata;
+  /* Lines worth a log (parked instances, retries, conflicts). */
+  void (*log)(void *userdata, const char *line);
+  void *log_userdata;
+  /* Where the subscription starts the first time it is registered. */
+  esc_subscription_start start;
+} esc_process_options;
+
+#define ESC_PROCESS_OPTIONS_INIT                                               \
+  { NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL, NULL,                            \
+    ESC_SUBSCRIPTION_FROM_BEGINNING }
+
+/*
+ * Adds process p (borrowed: it must outlive the worker) to worker w, with
+ * options o (copied; NULL: defaults). The runtime belongs to the worker
+ * from then on and is freed by esc_worker_free. ESC_EINVAL for an invalid
+ * definition or options, ESC_ECONN when the store cannot be opened.
+ */
+ESC_API esc_status esc_worker_add_process(esc_worker *w, const esc_process *p,
+                                          const esc_process_options *o,
+                                          esc_error *err);
+
+/* ------------------------------------------------------------------------
+ * Inspecting and operating instances (`esc processes`)
+ * ------------------------------------------------------------------------ */
+
+typedef enum esc_process_instance_state {
+  ESC_PROCESS_ACTIVE = 1,   /* started, not ended */
+  ESC_PROCESS_ENDED = 2,    /* is_terminal held after its last input */
+  ESC_PROCESS_RETRYING = 3, /* failing: retried automatically */
+  ESC_PROCESS_PARKED = 4    /* failed max_attempts times: an operator's */
+} esc_process_instance_state;
+
+/* "active", "ended", "retrying", "parked". Static storage. */
+ESC_API const char *
+esc_process_instance_state_name(esc_process_instance_state s);
+
+/* A deadline pending in the store's table. */
+typedef struct esc_process_deadline_info {
+  char process[ESC_PROCESS_NAME_MAX + 1];
+  char instance[ESC_PROCESS_INSTANCE_MAX + 1];
+  char name[ESC_PROCESS_DEADLINE_MAX + 1];
+  esc_uuid id;
+  int64_t due_us;
+} esc_process_deadline_info;
+
+/* A parked (or retrying) instance. */
+typedef struct esc_process_parked_info {
+  char process[ESC_PROCESS_NAME_MAX + 1];
+  char instance[ESC_PROCESS_INSTANCE_MAX + 1];
+  esc_process_instance_state state; /* RETRYING or PARKED */
+  int attempts;
+  int64_t inputs; /* inputs kept, the failing one included */
+  int64_t parked_us, retry_us;
+  char error[1025];
+} esc_process_parked_info;
+
+/*
+ * The admin calls below connect to pg_url (NULL: ESC_PG_URL, else the
+ * local server) for the one call, in schema (NULL: "esc").
+ *
+ * The deadlines pending (process NULL: every process's), soonest first,
+ * at most max (0: all) into *out (malloc'ed, free it; NULL when none),
+ * *count of them.
+ */
+ESC_API esc_status esc_process_deadlines_list(
+    const char *pg_url, const char *schema, const char *process, size_t max,
+    esc_process_deadline_info **out, size_t *count, esc_error *err);
+
+/* The instances parked or retrying (process NULL: every process's), as
+ * esc_process_deadlines_list. */
+ESC_API esc_status esc_process_parked_list(const char *pg_url,
+                                           const char *schema,
+                                           const char *process,
+                                           esc_process_parked_info **out,
+                                           size_t *count, esc_error *err);
+
+/* Asks for a retry of a parked instance now (fresh attempts); the worker
+ * running the process replays its kept inputs. ESC_ENOTFOUND when it is
+ * not parked. */
+ESC_API esc_status esc_process_retry(const char *pg_url, const char *schema,
+                                     const char *process,
+                                     const char *instance, esc_error *err);
+/* Drops a parked instance's kept inputs undecided; it flows again.
+ * ESC_ENOTFOUND when it is not parked. */
+ESC_API esc_status esc_process_discard(const char *pg_url, const char *schema,
+                                       const char *process,
+                                       const char *instance, esc_error *err);
+
+/* How many instances of a process are in each state, from the table the
+ * runtime keeps beside the instance streams (<schema>.process_instances,
+ * written after each input handled) and the parking table; and how many
+ * deadlines are pending. */
+typedef struct esc_process_summary {
+  char process[ESC_PROCESS_NAME_MAX + 1];
+  int64_t active, ended, retrying, parked, deadlines;
+} esc_process_summary;
+
+/* One summary per process (process NULL: every process with an instance,
+ * by name; else just that one, ESC_ENOTFOUND when it has none), as
+ * esc_process_deadlines_list. */
+ESC_API esc_status esc_process_summaries(const char *pg_url,
+                                         const char *schema,
+                                         const char *process,
+                                         esc_process_summary **out,
+                                         size_t *count, esc_error *err);
 
 #ifdef __cplusplus
 }

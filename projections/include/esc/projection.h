@@ -230,11 +230,30 @@ typedef struct esc_subscription {
   int max_attempts; /* handler attempts per event before on_error; 3 */
   /* Only read when the store registers the subscription the first time. */
   esc_subscription_start start;
+  /* Optional: work of the subscriber's own that must run only where the
+   * subscription runs (a process manager fires its due deadlines and
+   * retries its failing instances here). Called on the worker's thread
+   * after each step of each partition this worker holds the lease of
+   * (at least every poll_ms), with that partition's index; *worked set
+   * true when it did something (the worker then does not sleep). Return
+   * ESC_OK, or ESC_ECONN / ESC_ETIMEDOUT / ESC_EIO for a server that is
+   * away (the worker backs off and reconnects); any other error stops
+   * the worker's run. NULL: none. */
+  esc_status (*tick)(int partition, bool *worked, void *userdata,
+                     esc_error *err);
+  /* Optional: called with userdata by esc_worker_free, after the worker
+   * stopped using the subscription, for a subscription built by a
+   * library on the user's behalf (esc_worker_add_process): it may free
+   * the subscription itself. NULL: the caller owns it. */
+  void (*release)(void *userdata);
+  /* How metrics label it: ESC_CONSUMER_SUBSCRIPTION (also 0) or
+   * ESC_CONSUMER_PROCESS (a process manager's subscription). */
+  int kind;
 } esc_subscription;
 
 #define ESC_SUBSCRIPTION_INIT                                                  \
   { NULL, NULL, NULL, 0, NULL, NULL, NULL, ESC_ON_ERROR_PARK, 0,               \
-    ESC_SUBSCRIPTION_FROM_BEGINNING }
+    ESC_SUBSCRIPTION_FROM_BEGINNING, NULL, NULL, 0 }
 
 /* The idempotency key of event_id's delivery to subscription: UUIDv5
  * (namespace event_id, name the subscription's name). */
@@ -245,11 +264,12 @@ ESC_API esc_uuid esc_subscription_key(const char *subscription,
  * esc_worker_metrics, belongs to. */
 typedef enum esc_consumer_kind {
   ESC_CONSUMER_PROJECTION = 0,
-  ESC_CONSUMER_SUBSCRIPTION = 1
+  ESC_CONSUMER_SUBSCRIPTION = 1,
+  ESC_CONSUMER_PROCESS = 2 /* a process manager's subscription (metrics) */
 } esc_consumer_kind;
 
-/* "projection", "subscription": the CLI's kind column and the metrics'
- * label name. Static storage. */
+/* "projection", "subscription", "process": the CLI's kind column and the
+ * metrics' label name. Static storage. */
 ESC_API const char *esc_consumer_kind_name(esc_consumer_kind kind);
 
 /* ------------------------------------------------------------------------

@@ -72,10 +72,14 @@ typedef struct demo {
   esc_status worker_rc;
   esc_error worker_err;
 
-  order_saga *saga;
+  /* The fulfillment process runs on the worker; the "saga" thread only
+   * waits, once told to stop, for the log to go quiet (the process done
+   * with what the last commands triggered). */
+  esc_process process;
+  order_fulfillment_options fulfillment;
   esc_store *saga_store;
   pthread_t saga_thread;
-  atomic_bool saga_stop; /* return once idle */
+  atomic_bool saga_stop; /* return once the log is quiet */
   esc_status saga_rc;
   esc_error saga_err;
 
@@ -193,8 +197,8 @@ esc_status reset_read_models(const demo_opts *o, esc_store *st,
                              long long *deleted, bool *saga_reset,
                              esc_error *err);
 
-/* workers.c: the projection worker and the fulfillment saga on threads of
- * their own, and waiting for the projections to catch up. On failure
+/* workers.c: the worker (projections and the fulfillment process) on a
+ * thread of its own, a thread waiting for the process to go quiet, and waiting for the projections to catch up. On failure
  * what started is left in d for stop_background to free. */
 esc_status start_worker(demo *d, esc_error *err);
 esc_status start_saga(demo *d, esc_error *err);

@@ -3,10 +3,10 @@
  *
  * It migrates the store, resets the six read models (their Redis keys: the
  * worker then rebuilds them from the log), runs the projection worker and
- * the fulfillment saga in this process, stocks the products (a few of them
+ * the fulfillment process in this process, stocks the products (a few of them
  * scarce), and lets many customers place, change, confirm, pay, ship and
  * cancel orders concurrently, one esc_store per thread. When every order is
- * done and the saga and the projections have caught up, it prints a
+ * done and the fulfillment process and the projections have caught up, it prints a
  * summary read from Redis, then recomputes every read model from the log
  * (every event of the categories order and inventory, decoded with the
  * domain's registry and mapped exactly as samples/order/projections.c
@@ -20,7 +20,7 @@
  *
  * Files, in the order the demo runs them: main.c (options and the flow),
  * reset.c (resetting the read models in Redis), workers.c (the worker and
- * the saga on threads), shop.c (the catalog and its stock), simulate.c
+ * the fulfillment process on threads), shop.c (the catalog and its stock), simulate.c
  * (the customers), recompute.c with models.c (the read models recomputed
  * from the log), report.c (the summary) and verify.c (the comparison);
  * demo.h and util.c hold what they share.
@@ -44,7 +44,7 @@ static const char HELP[] =
     "Runs the order domain end to end: migrates the store, resets and\n"
     "rebuilds the six read models (with --partitions as their partition\n"
     "layout: an order-worker of another count then stops), runs the\n"
-    "projection worker and the fulfillment saga in this process,\n"
+    "projection worker and the fulfillment process in this process,\n"
     "simulates customers placing, paying, shipping and cancelling orders\n"
     "concurrently, prints a summary, and checks every read model against\n"
     "a recomputation from the log.\n"
@@ -237,7 +237,7 @@ static int run_demo(demo *d) {
          "rebuilds them from the whole log\n",
          deleted);
   if (saga_reset)
-    printf("- the saga's checkpoint was ahead of this log (a reset store): "
+    printf("- the fulfillment process's checkpoint was ahead of this log (a reset store): "
            "it starts from the beginning\n");
 
   if (start_worker(d, &err)) {
@@ -246,12 +246,12 @@ static int run_demo(demo *d) {
   }
   worker_started = true;
   if (start_saga(d, &err)) {
-    fail("starting the fulfillment saga", &err);
+    fail("starting the fulfillment process", &err);
     goto out;
   }
   saga_started = true;
   printf("- running in this process: a worker for the %d projections "
-         "(%d partitions each) and the fulfillment saga\n",
+         "(%d partitions each) and the fulfillment process\n",
          ORDER_PROJECTION_COUNT, d->o.partitions);
 
   if (stock_products(d, st, &err)) {

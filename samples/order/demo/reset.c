@@ -11,7 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Under the store's key namespace, as order_saga keeps them. */
+/* Under the store's key namespace, as the hand-written saga kept them
+ * before the fulfillment process replaced it (stores of older demos). */
 #define SAGA_KEYS "fulfillment:*"
 #define SAGA_CHECKPOINT "fulfillment:checkpoint"
 

@@ -1,7 +1,7 @@
 /*
- * order-demo: the projection worker and the fulfillment saga, each on its
- * own thread of this process, and waiting for the projections to catch up
- * with the log at the end.
+ * order-demo: the worker (the six projections and the fulfillment
+ * process) on its own thread of this process, and waiting for the process
+ * and the projections to catch up with the log at the end.
  */
 #include "demo.h"
 
@@ -36,33 +36,44 @@ esc_status start_worker(demo *d, esc_error *err) {
   for (int i = 0; i < ORDER_PROJECTION_COUNT; i++)
     if (esc_worker_add(d->worker, &d->projections[i], err))
       return err->code;
+  d->fulfillment = (order_fulfillment_options)ORDER_FULFILLMENT_OPTIONS_INIT;
+  order_fulfillment_init(&d->process, &d->fulfillment);
+  esc_process_options po = ESC_PROCESS_OPTIONS_INIT;
+  po.pg_url = d->o.pg_url;
+  po.schema = d->o.schema;
+  po.partitions = d->o.partitions;
+  if (esc_worker_add_process(d->worker, &d->process, &po, err))
+    return err->code;
   if (pthread_create(&d->worker_thread, NULL, worker_main, d))
     return esc_error_set(err, ESC_ENOMEM, "cannot start the worker thread");
   return ESC_OK;
 }
 
-/* Steps the saga until told to stop and it has been idle a little while
- * (so nothing the last commands triggered is left undone). */
+/* Once told to stop, waits for the log's newest position to stay put
+ * for a while: the process has done what the last commands triggered. */
 static void *saga_main(void *arg) {
   demo *d = arg;
-  int idle = 0;
+  int64_t last = -1;
+  int quiet = 0;
   while (!atomic_load(&d->failed)) {
-    size_t handled = 0;
+    if (!atomic_load(&d->saga_stop)) {
+      sleep_ms(20);
+      continue;
+    }
+    int64_t now = 0;
     esc_error err = ESC_ERROR_INIT;
-    esc_status rc = order_saga_step(d->saga, 200, &handled, &err);
+    esc_status rc = esc_store_newest(d->saga_store, &now, &err);
     if (rc) {
       d->saga_rc = rc;
       d->saga_err = err;
-      demo_fail(d, "fulfillment saga", &err);
+      demo_fail(d, "fulfillment process", &err);
       break;
     }
-    if (handled > 0) {
-      idle = 0;
-      continue;
-    }
-    if (atomic_load(&d->saga_stop) && ++idle >= 5)
+    quiet = now == last ? quiet + 1 : 0;
+    last = now;
+    if (quiet >= 25)
       break;
-    sleep_ms(atomic_load(&d->saga_stop) ? 20 : 3);
+    sleep_ms(40);
   }
   return NULL;
 }
@@ -70,27 +81,21 @@ static void *saga_main(void *arg) {
 esc_status start_saga(demo *d, esc_error *err) {
   esc_store_options so = ESC_STORE_OPTIONS_INIT;
   so.schema = d->o.schema;
-  so.app_name = "order-demo saga";
+  so.app_name = "order-demo";
   d->saga_store = esc_store_open(d->o.pg_url, &so, err);
   if (!d->saga_store)
     return err->code;
-  d->saga = order_saga_new(d->saga_store, d->o.redis_url, err);
-  if (!d->saga)
-    return err->code;
   if (pthread_create(&d->saga_thread, NULL, saga_main, d))
-    return esc_error_set(err, ESC_ENOMEM, "cannot start the saga thread");
+    return esc_error_set(err, ESC_ENOMEM, "cannot start the waiting thread");
   return ESC_OK;
 }
 
-/* Stops the saga (once idle) and the worker, and frees both. */
+/* Stops the fulfillment process (once idle) and the worker, and frees both. */
 void stop_background(demo *d, bool saga_started, bool worker_started) {
   if (saga_started) {
     atomic_store(&d->saga_stop, true);
     pthread_join(d->saga_thread, NULL);
   }
-  if (d->saga)
-    order_saga_free(d->saga);
-  d->saga = NULL;
   esc_store_free(d->saga_store);
   d->saga_store = NULL;
   if (worker_started) {

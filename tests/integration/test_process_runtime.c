@@ -1,0 +1,426 @@
+/*
+ * The process runtime on real servers (<esc/process.h>,
+ * esc_worker_add_process), with the order sample's fulfillment process:
+ * the happy path end to end, a refusal compensated, a payment deadline
+ * that fires once across a restart, a payment that cancels it, a poisoned
+ * instance parked while the others flow (and retried, then discarded),
+ * and a redelivery of the whole log that executes nothing twice.
+ *
+ * A worker running only a process never connects to Redis. The clock the
+ * deadlines are due by is the test's: real time plus an offset it moves.
+ */
+#include <inttypes.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "order.h"
+#include "testenv.h"
+#include "worker_thread.h"
+
+#define TIMEOUT_US (INT64_C(60) * 1000000)
+
+static char schema[48];
+static esc_store *store;
+static PGconn *pg;
+static esc_process process;
+static order_fulfillment_options fopts = {TIMEOUT_US};
+static _Atomic int64_t clock_offset_us;
+
+static int64_t test_now(void *userdata) {
+  (void)userdata;
+  return esc_now_us() + atomic_load(&clock_offset_us);
+}
+
+static int setup(void **state) {
+  (void)state;
+  snprintf(schema, sizeof schema, "t_process_rt_%d", (int)getpid());
+  store = esc_test_fresh_store(schema);
+  pg = esc_test_pg();
+  order_fulfillment_init(&process, &fopts);
+  return 0;
+}
+
+static int teardown(void **state) {
+  (void)state;
+  PQfinish(pg);
+  esc_store_free(store);
+  esc_test_drop_schema(schema);
+  return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * The worker
+ * ------------------------------------------------------------------------ */
+
+typedef struct running {
+  esc_worker *w;
+  esc_test_worker_thread t;
+} running;
+
+static void start(running *r) {
+  esc_worker_options wo = ESC_WORKER_OPTIONS_INIT;
+  esc_error err = ESC_ERROR_INIT;
+  wo.schema = schema;
+  wo.poll_ms = 50;
+  wo.lease_poll_ms = 100;
+  r->w = esc_worker_new(&wo, &err);
+  if (!r->w)
+    fail_msg("worker: %s", err.msg);
+  esc_process_options po = ESC_PROCESS_OPTIONS_INIT;
+  po.schema = schema;
+  po.partitions = 2;
+  po.max_attempts = 2;
+  po.retry_base_ms = 50;
+  po.retry_max_ms = 100;
+  po.now_us = test_now;
+  if (esc_worker_add_process(r->w, &process, &po, &err))
+    fail_msg("add process: %s", err.msg);
+  esc_test_worker_thread_start(&r->t, r->w);
+}
+
+static void stop(running *r) {
+  esc_status rc = esc_test_worker_thread_stop(&r->t);
+  if (rc)
+    fail_msg("worker stopped with %s", r->t.err.msg);
+  esc_worker_free(r->w);
+}
+
+/* ------------------------------------------------------------------------
+ * The domain
+ * ------------------------------------------------------------------------ */
+
+static void exec(const esc_decider *d, const char *stream, const void *cmd) {
+  esc_command_options o = ESC_COMMAND_OPTIONS_INIT;
+  esc_command_result res;
+  esc_error err = ESC_ERROR_INIT;
+  esc_status rc = esc_execute(store, d, stream, cmd, &o, &res, &err);
+  if (rc)
+    fail_msg("%s: %s %s", stream, err.msg, res.domain_msg);
+}
+
+static void stock_in(const char *sku, int64_t qty) {
+  char stream[64];
+  inventory_cmd cmd = {INVENTORY_STOCK_IN, qty, NULL};
+  snprintf(stream, sizeof stream, "inventory-%s", sku);
+  exec(inventory_decider(), stream, &cmd);
+}
+
+static void order(const char *id, order_cmd_kind kind, int64_t amount) {
+  char stream[64];
+  order_cmd cmd = {.kind = kind, .amount = amount, .reason = "test"};
+  snprintf(stream, sizeof stream, "order-%s", id);
+  exec(order_decider(), stream, &cmd);
+}
+
+/* Places and confirms order id with the lines given. */
+static void confirm(const char *id, const order_line *lines, int n) {
+  char stream[64];
+  order_cmd cmd = {.kind = ORDER_PLACE,
+                   .customer = "c1",
+                   .lines = lines,
+                   .line_count = n};
+  snprintf(stream, sizeof stream, "order-%s", id);
+  exec(order_decider(), stream, &cmd);
+  order(id, ORDER_CONFIRM, 0);
+}
+
+static order_state order_now(const char *id) {
+  char stream[64];
+  order_state s;
+  esc_error err = ESC_ERROR_INIT;
+  snprintf(stream, sizeof stream, "order-%s", id);
+  if (esc_load_state(store, order_decider(), stream, &s, NULL, &err))
+    fail_msg("load %s: %s", stream, err.msg);
+  return s;
+}
+
+static inventory_state stock_now(const char *sku) {
+  char stream[64];
+  inventory_state s;
+  esc_error err = ESC_ERROR_INIT;
+  snprintf(stream, sizeof stream, "inventory-%s", sku);
+  if (esc_load_state(store, inventory_decider(), stream, &s, NULL, &err))
+    fail_msg("load %s: %s", stream, err.msg);
+  return s;
+}
+
+/* Waits up to 20 s for order id to reach status s (and reserved when
+ * asked). */
+static void wait_order(const char *id, order_status s, bool reserved) {
+  long long until = esc_test_now_ms() + 20000;
+  order_state o;
+  do {
+    o = order_now(id);
+    if (o.status == s && (!reserved || o.reserved))
+      return;
+    esc_test_sleep_ms(20);
+  } while (esc_test_now_ms() < until);
+  fail_msg("order %s is %s (reserved %d), not %s", id,
+           order_status_name(o.status), o.reserved, order_status_name(s));
+}
+
+static long long count(const char *fmt, const char *arg) {
+  char sql[512];
+  char *lit = PQescapeLiteral(pg, arg ? arg : "", arg ? strlen(arg) : 0);
+  snprintf(sql, sizeof sql, fmt, schema, lit);
+  PQfreemem(lit);
+  return esc_test_query_ll(pg, sql);
+}
+
+/* Records of type in the instance stream of order id. */
+static long long records(const char *id, const char *type) {
+  char sql[512];
+  snprintf(sql, sizeof sql,
+           "SELECT count(*) FROM %s.events WHERE stream_id ="
+           " 'process:fulfillment-%s' AND event_type = '%s'",
+           schema, id, type);
+  return esc_test_query_ll(pg, sql);
+}
+
+static long long total_events(void) {
+  char sql[128];
+  snprintf(sql, sizeof sql, "SELECT count(*) FROM %s.events", schema);
+  return esc_test_query_ll(pg, sql);
+}
+
+static long long deadlines_of(const char *id) {
+  return count("SELECT count(*) FROM %s.process_deadlines WHERE instance = %s",
+               id);
+}
+
+/* Waits up to 10 s for n records of type in order id's instance. */
+static void wait_records(const char *id, const char *type, long long n) {
+  long long until = esc_test_now_ms() + 10000;
+  while (records(id, type) != n && esc_test_now_ms() < until)
+    esc_test_sleep_ms(20);
+  assert_int_equal(records(id, type), n);
+}
+
+/* Waits up to 10 s for order id to have n deadlines in the table. */
+static void wait_deadlines(const char *id, long long n) {
+  long long until = esc_test_now_ms() + 10000;
+  while (deadlines_of(id) != n && esc_test_now_ms() < until)
+    esc_test_sleep_ms(20);
+  assert_int_equal(deadlines_of(id), n);
+}
+
+/* ------------------------------------------------------------------------
+ * Tests
+ * ------------------------------------------------------------------------ */
+
+static void fulfils_an_order(void **state) {
+  (void)state;
+  running r;
+  stock_in("apple", 10);
+  order_line lines[] = {{"apple", 2, 100}};
+  confirm("o1", lines, 1);
+  start(&r);
+  wait_order("o1", ORDER_STATUS_READY, true);
+  inventory_state s = stock_now("apple");
+  assert_int_equal(s.available, 8);
+  assert_int_equal(s.reserved, 2);
+  wait_deadlines("o1", 1); /* waiting for the payment */
+  order("o1", ORDER_PAY, 200);
+  wait_order("o1", ORDER_STATUS_PAID, true);
+  wait_records("o1", "DeadlineCancelled", 1);
+  wait_deadlines("o1", 0); /* paid: cancelled */
+  stop(&r);
+  assert_int_equal(records("o1", "DeadlineCancelled"), 1);
+  assert_int_equal(records("o1", "DeadlineFired"), 0);
+}
+
+static void compensates_a_refusal(void **state) {
+  (void)state;
+  running r;
+  stock_in("pear", 1);
+  stock_in("plum", 1);
+  order_line lines[] = {{"pear", 1, 100}, {"plum", 5, 100}};
+  confirm("o2", lines, 2);
+  start(&r);
+  wait_order("o2", ORDER_STATUS_CANCELLED, false);
+  long long until = esc_test_now_ms() + 10000;
+  while (stock_now("pear").reserved != 0 && esc_test_now_ms() < until)
+    esc_test_sleep_ms(20);
+  stop(&r);
+  assert_int_equal(stock_now("pear").available, 1);
+  assert_int_equal(stock_now("pear").reserved, 0);
+  assert_int_equal(stock_now("plum").available, 1);
+}
+
+static void a_deadline_fires_once_across_restarts(void **state) {
+  (void)state;
+  running r;
+  stock_in("fig", 3);
+  order_line lines[] = {{"fig", 3, 10}};
+  confirm("o3", lines, 1);
+  start(&r);
+  wait_order("o3", ORDER_STATUS_READY, true);
+  wait_deadlines("o3", 1);
+  stop(&r);
+  /* Due while no worker runs: the next one fires it. */
+  atomic_fetch_add(&clock_offset_us, TIMEOUT_US + 1000000);
+  start(&r);
+  wait_order("o3", ORDER_STATUS_CANCELLED, false);
+  long long until = esc_test_now_ms() + 10000;
+  while (stock_now("fig").available != 3 && esc_test_now_ms() < until)
+    esc_test_sleep_ms(20);
+  stop(&r);
+  start(&r);
+  esc_test_sleep_ms(300);
+  stop(&r);
+  assert_int_equal(records("o3", "DeadlineFired"), 1);
+  assert_int_equal(deadlines_of("o3"), 0);
+  assert_int_equal(stock_now("fig").available, 3);
+  assert_int_equal(stock_now("fig").reserved, 0);
+}
+
+static void a_payment_cancels_the_deadline(void **state) {
+  (void)state;
+  running r;
+  stock_in("kiwi", 1);
+  order_line lines[] = {{"kiwi", 1, 10}};
+  confirm("o4", lines, 1);
+  start(&r);
+  wait_order("o4", ORDER_STATUS_READY, true);
+  order("o4", ORDER_PAY, 10);
+  wait_order("o4", ORDER_STATUS_PAID, true);
+  /* The instance saw the payment (not just the table without a row). */
+  wait_records("o4", "DeadlineCancelled", 1);
+  wait_deadlines("o4", 0);
+  atomic_fetch_add(&clock_offset_us, 2 * TIMEOUT_US);
+  esc_test_sleep_ms(400);
+  stop(&r);
+  assert_int_equal(order_now("o4").status, ORDER_STATUS_PAID);
+  assert_int_equal(records("o4", "DeadlineFired"), 0);
+}
+
+/* An OrderConfirmed appended by hand, with a sku no stream id can hold. */
+static void append_poisoned(const char *id) {
+  order_confirmed c;
+  memset(&c, 0, sizeof c);
+  snprintf(c.lines[0].sku, sizeof c.lines[0].sku, "a b");
+  c.lines[0].qty = 1;
+  c.line_count = 1;
+  void *data = NULL;
+  size_t len = 0;
+  esc_error err = ESC_ERROR_INIT;
+  assert_int_equal(esc_event_encode(&ORDER_CONFIRMED, &c, &data, &len, &err),
+                   ESC_OK);
+  char stream[64];
+  snprintf(stream, sizeof stream, "order-%s", id);
+  esc_event_data ev = {esc_uuid_v4(), "OrderConfirmed", 1, data, len, NULL, 0};
+  esc_append_result res;
+  assert_int_equal(
+      esc_append(store, stream, ESC_EXPECT_ANY, &ev, 1, &res, &err), ESC_OK);
+  free(data);
+}
+
+static esc_process_parked_info parked_one(const char *id) {
+  esc_process_parked_info *k = NULL, one;
+  size_t n = 0;
+  esc_error err = ESC_ERROR_INIT;
+  if (esc_process_parked_list(NULL, schema, "fulfillment", &k, &n, &err))
+    fail_msg("parked: %s", err.msg);
+  memset(&one, 0, sizeof one);
+  for (size_t i = 0; i < n; i++)
+    if (strcmp(k[i].instance, id) == 0)
+      one = k[i];
+  free(k);
+  return one;
+}
+
+static void wait_parked(const char *id, int attempts) {
+  long long until = esc_test_now_ms() + 10000;
+  esc_process_parked_info k;
+  do {
+    k = parked_one(id);
+    if (k.state == ESC_PROCESS_PARKED && k.attempts >= attempts)
+      return;
+    esc_test_sleep_ms(20);
+  } while (esc_test_now_ms() < until);
+  fail_msg("%s is not parked (state %d, attempts %d)", id, (int)k.state,
+           k.attempts);
+}
+
+static void a_poisoned_instance_is_parked_and_others_flow(void **state) {
+  (void)state;
+  running r;
+  esc_error err = ESC_ERROR_INIT;
+  stock_in("lime", 5);
+  append_poisoned("bad");
+  order_line lines[] = {{"lime", 1, 10}};
+  confirm("o5", lines, 1);
+  start(&r);
+  wait_order("o5", ORDER_STATUS_READY, true);
+  wait_parked("bad", 2);
+  esc_process_parked_info k = parked_one("bad");
+  assert_non_null(strstr(k.error, "a b"));
+  assert_int_equal(k.inputs, 1);
+  /* Later inputs wait behind the failing one, undecided. */
+  append_poisoned("bad");
+  long long until = esc_test_now_ms() + 10000;
+  while (parked_one("bad").inputs != 2 && esc_test_now_ms() < until)
+    esc_test_sleep_ms(20);
+  assert_int_equal(parked_one("bad").inputs, 2);
+  /* A retry replays them (and fails again: the sku is still bad). */
+  assert_int_equal(esc_process_retry(NULL, schema, "fulfillment", "bad", &err),
+                   ESC_OK);
+  esc_test_sleep_ms(300);
+  wait_parked("bad", 2);
+  /* A discard drops them; the instance flows again. */
+  assert_int_equal(
+      esc_process_discard(NULL, schema, "fulfillment", "bad", &err), ESC_OK);
+  assert_int_equal(parked_one("bad").state, 0);
+  assert_int_equal(
+      esc_process_discard(NULL, schema, "fulfillment", "bad", &err),
+      ESC_ENOTFOUND);
+  stop(&r);
+  assert_int_equal(records("bad", "EventReceived"), 0);
+}
+
+static void a_redelivery_executes_nothing_twice(void **state) {
+  (void)state;
+  running r;
+  start(&r);
+  esc_test_sleep_ms(300);
+  stop(&r);
+  long long before = total_events();
+  char sql[256];
+  snprintf(sql, sizeof sql,
+           "UPDATE %s.subscription_checkpoints SET tx_id = '0',"
+           " global_position = 0 WHERE subscription = 'fulfillment'",
+           schema);
+  esc_test_exec(pg, sql);
+  start(&r);
+  esc_test_sleep_ms(1500);
+  stop(&r);
+  assert_int_equal(total_events(), before);
+  /* Every command the process issued ran once: one event batch per id. */
+  snprintf(sql, sizeof sql,
+           "SELECT count(*) FROM (SELECT 1 FROM %s.events"
+           " WHERE stream_id LIKE 'process:%%' AND event_type ="
+           " 'CommandOutcome' GROUP BY data HAVING count(*) > 1) d",
+           schema);
+  assert_int_equal(esc_test_query_ll(pg, sql), 0);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(fulfils_an_order),
+      cmocka_unit_test(compensates_a_refusal),
+      cmocka_unit_test(a_deadline_fires_once_across_restarts),
+      cmocka_unit_test(a_payment_cancels_the_deadline),
+      cmocka_unit_test(a_poisoned_instance_is_parked_and_others_flow),
+      cmocka_unit_test(a_redelivery_executes_nothing_twice),
+  };
+  return cmocka_run_group_tests(tests, setup, teardown);
+}
