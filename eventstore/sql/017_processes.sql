@@ -289,7 +289,7 @@ GRANT EXECUTE ON FUNCTION
   @SCHEMA@.process_park_input(text, text, text, uuid),
   @SCHEMA@.process_parked_claim(text, integer, integer),
   @SCHEMA@.process_unpark(text, text, bigint),
-  @SCHEMA@.process_park_failed(text, text, text, integer, integer),
-  @SCHEMA@.process_parked_retry(text, text),
-  @SCHEMA@.process_parked_discard(text, text)
+  @SCHEMA@.process_park_failed(text, text, text, integer, integer)
   TO @WRITER@;
+-- Retrying or discarding a parked instance is an operator's action, like
+-- `esc dead-letters retry|discard` (decision 0013): the owner's only.

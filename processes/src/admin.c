@@ -31,27 +31,17 @@ const char *esc_process_instance_state_name(esc_process_instance_state s) {
 static esc_status query(const char *pg_url, const char *schema,
                         const char *fmt, int n, const char *const *values,
                         const char *what, PGresult **res, esc_error *err) {
-  char sql[1024];
-  *res = NULL;
   PGconn *conn = esc__pg_connect(pg_url, "esc-admin", err);
+  *res = NULL;
   if (!conn)
     return esc__pg_failed(err);
-  esc_status rc = ESC_OK;
-  char *ident = esc__pg_schema_ident(conn, schema, err);
-  if (!ident) {
-    rc = esc__pg_failed(err);
-    goto out;
-  }
-  snprintf(sql, sizeof sql, fmt, ident);
-  PQfreemem(ident);
-  *res = esc__pg_exec(conn, sql, n, values, PGRES_TUPLES_OK, what, err);
-  if (!*res)
-    rc = esc__pg_failed(err);
-out:
+  *res = esc__pg_exec_in(conn, schema, fmt, n, values, PGRES_TUPLES_OK, what,
+                         err);
   PQfinish(conn);
-  if (!rc)
-    esc__clear(err);
-  return rc;
+  if (!*res)
+    return esc__pg_failed(err);
+  esc__clear(err);
+  return ESC_OK;
 }
 
 static esc_status check_process(const char *process, esc_error *err) {

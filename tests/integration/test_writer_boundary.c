@@ -148,6 +148,14 @@ static void roles_write_no_table(void **state) {
   refused(c, "SELECT * FROM " SCHEMA ".projection_register('p', 1, 1, NULL,"
              " NULL)");
   refused(c, "SELECT " SCHEMA ".dead_letter_finish(1, true, '', 0)");
+  esc_test_exec(c, "RESET ROLE");
+  /* Retrying or discarding a parked process instance is an operator's
+   * action: the writer may not either. */
+  as_role(c, writer);
+  refused(c, "SELECT " SCHEMA ".process_parked_retry('p', 'i')");
+  refused(c, "SELECT " SCHEMA ".process_parked_discard('p', 'i')");
+  esc_test_exec(c, "RESET ROLE");
+  as_role(c, reader);
   /* ... and still reads. */
   assert_int_equal(
       esc_test_query_ll(c, "SELECT count(*) FROM " SCHEMA ".events"), 2);
