@@ -76,8 +76,11 @@ PGresult *esc__pg_exec_in(PGconn *conn, const char *schema, const char *sql_fmt,
   char *ident = esc__pg_schema_ident(conn, schema, err);
   if (!ident)
     return NULL;
-  size_t size = strlen(sql_fmt) + strlen(ident) + 1;
-  char *sql = malloc(size);
+  /* Measured, not estimated: a format may name the schema more than once
+   * (%1$s), and a short buffer would send PostgreSQL a truncated query. */
+  int len = snprintf(NULL, 0, sql_fmt, ident);
+  size_t size = len < 0 ? 0 : (size_t)len + 1;
+  char *sql = size ? malloc(size) : NULL;
   if (sql)
     snprintf(sql, size, sql_fmt, ident);
   PQfreemem(ident);
