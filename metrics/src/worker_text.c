@@ -99,6 +99,20 @@ void esc__metrics_worker(struct esc__text *t, const char *schema,
              (double)m->pg_reconnects);
   connection(t, schema, "redis", "esc_connection_reconnects_total",
              (double)m->redis_reconnects);
+  if (m->replica) {
+    esc__text_header(t, "esc_replica_reading", "gauge",
+                     "1 while the worker reads the log from its standby, 0 "
+                     "while it has abandoned it for the primary.");
+    esc__text_printf(t, "esc_replica_reading{schema=\"");
+    esc__text_label_value(t, schema);
+    esc__text_printf(t, "\"} %d\n", m->replica_reading);
+    esc__text_header(t, "esc_replica_lag_events", "gauge",
+                     "Events readable on the primary but not yet on the "
+                     "standby, at the worker's last idle round.");
+    esc__text_printf(t, "esc_replica_lag_events{schema=\"");
+    esc__text_label_value(t, schema);
+    esc__text_printf(t, "\"} %lld\n", (long long)m->replica_lag_events);
+  }
   esc__text_header(t, "esc_worker_running", "gauge",
                    "1 while the worker's loop runs.");
   esc__text_printf(t, "esc_worker_running{schema=\"");

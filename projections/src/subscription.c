@@ -261,10 +261,10 @@ static esc_status deliver_page(esc_worker *w, struct part *pt, bool *worked,
   esc_position upto = t->checkpoint;
   size_t taken = 0;
   *more = false;
-  esc_status rc = esc_read_all_send_bounded(w->store, category, t->checkpoint,
+  esc_status rc = esc_read_all_send_bounded(esc__reader(w), category, t->checkpoint,
                                             batch, esc__batch_bytes(w), err);
   if (!rc)
-    rc = esc_read_all_receive(w->store, &ev, err);
+    rc = esc_read_all_receive(esc__reader(w), &ev, err);
   if (rc)
     goto out;
   bool full = esc__track_note_read(w, &ev, batch);

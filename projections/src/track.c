@@ -578,19 +578,19 @@ esc_status esc__track_step(esc_worker *w, struct part *pt, struct track *t,
       t->has_checkpoint ? t->checkpoint : (esc_position)ESC_POSITION_START;
   size_t bytes = esc__batch_bytes(w);
   esc_status rc =
-      esc_read_all_send_bounded(w->store, category, start, batch, bytes, err);
+      esc_read_all_send_bounded(esc__reader(w), category, start, batch, bytes, err);
   for (bool reading = !rc; reading;) {
     esc_position upto = ESC_POSITION_START;
     size_t taken = 0;
     reading = false;
-    if ((rc = esc_read_all_receive(w->store, &ev, err)) != ESC_OK)
+    if ((rc = esc_read_all_receive(esc__reader(w), &ev, err)) != ESC_OK)
       break;
     bool more = esc__track_note_read(w, &ev, batch);
     t->idle = ev.count == 0;
     if (ev.count == 0)
       break;
     if (more && !w->stop && esc__now_ms() < until) {
-      rc = esc_read_all_send_bounded(w->store, category, ev.next, batch, bytes,
+      rc = esc_read_all_send_bounded(esc__reader(w), category, ev.next, batch, bytes,
                                      err);
       reading = !rc;
     }

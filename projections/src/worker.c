@@ -140,6 +140,10 @@ esc_worker *esc_worker_new(const esc_worker_options *opts, esc_error *err) {
     esc_error_set(err, ESC_ENOMEM, "worker: out of memory");
     return NULL;
   }
+  if (esc__replica_configure(w, err) != ESC_OK) {
+    esc_worker_free(w);
+    return NULL;
+  }
   return w;
 }
 
@@ -242,6 +246,8 @@ void esc_worker_free(esc_worker *w) {
   for (size_t i = 0; i < w->nparts; i++)
     release_part(&w->parts[i]);
   esc_store_free(w->store);
+  esc__replica_forget(w);
+  free(w->pg_read_url);
   if (w->pg)
     PQfinish(w->pg);
   esc__redis_free(w->redis);
@@ -351,6 +357,9 @@ static esc_status connect_all(esc_worker *w, esc_error *err) {
     if (!w->store)
       return err ? err->code : ESC_ECONN;
   }
+  esc_status standby = esc__replica_connect(w, &so, err);
+  if (standby)
+    return standby;
   esc_status named = read_identity(w, err);
   if (named)
     return named;
@@ -384,6 +393,7 @@ static esc_status connect_all(esc_worker *w, esc_error *err) {
 static void forget_state(esc_worker *w) {
   esc_store_free(w->store);
   w->store = NULL;
+  esc__replica_forget(w);
   if (w->pg)
     PQfinish(w->pg);
   w->pg = NULL;
@@ -523,7 +533,7 @@ static esc_status round_once(esc_worker *w, bool *worked, esc_error *err) {
    * a head run once more, with one, before sleeping. */
   w->has_round_head = false;
   if (!rc && !w->last_round_worked) {
-    rc = esc_store_head(w->store, &w->round_head, err);
+    rc = esc__replica_heads(w, err);
     w->has_round_head = !rc;
   }
   for (size_t i = 0; i < w->nparts && !rc && !w->stop; i++) {
@@ -656,7 +666,8 @@ static esc_status idle_enough(esc_worker *w, int64_t target, bool *done,
       return ESC_OK; /* held elsewhere: not caught up by us; keep trying */
   if (!generations_settled(w) || failing(w, &t))
     return ESC_OK;
-  return esc_store_readable_through(w->store, target, done, err);
+  /* Where the log is read: a standby must have replayed up to target. */
+  return esc_store_readable_through(esc__reader(w), target, done, err);
 }
 
 /* Not caught up by the deadline: says what held it back, most telling
@@ -739,8 +750,7 @@ static esc_status run(esc_worker *w, bool until_idle, int64_t deadline,
       if (deadline && esc__now_ms() + poll > deadline)
         poll = (int)(deadline - esc__now_ms());
       if (poll > 0)
-        esc_wait_for_events(w->store, NULL, w->round_head,
-                            poll < 500 ? poll : 500, poll, NULL);
+        esc__replica_wait(w, poll < 500 ? poll : 500, poll);
     }
   }
   return ESC_OK;

@@ -95,6 +95,21 @@ struct conn_metrics {
   bool ever[2];     /* connected once: the next connection is a reconnect */
   int64_t reconnects[2];
   char last_error[256];
+  bool replica;         /* a standby is configured (pg_read_url) */
+  bool replica_reading; /* and the log is read from it now */
+  int64_t replica_lag_events;
+};
+
+/* The worker's standby (replica.c): when it was first seen behind the
+ * primary (0: not behind), whether it is abandoned and when to look at
+ * it again, with the primary's head at that look (mark). */
+struct replica_state {
+  int64_t behind_since_ms;
+  bool abandoned;
+  int64_t recheck_ms;
+  esc_position mark;
+  bool has_mark;
+  int64_t lag_events; /* primary head minus standby head, last look */
 };
 
 /* What differs between a projection and a durable subscription: how a
@@ -164,7 +179,11 @@ struct esc_worker {
   bool order_checked; /* the log's recorded order check was read: clean */
   char *pg_url;
   char *redis_url;
-  esc_store *store; /* reads and waits */
+  esc_store *store; /* the primary: heads, waits (and reads, without a
+                       standby) */
+  char *pg_read_url; /* a standby to read the log from; NULL: none */
+  esc_store *reader; /* on it; NULL until connected (esc__reader) */
+  struct replica_state replica;
   PGconn *pg;       /* registry and dead letters */
   esc__redis *redis;
   struct proj *projs;
@@ -179,7 +198,9 @@ struct esc_worker {
   msgpack_zone zone;
   void *decoded;
   size_t decoded_size;
-  esc_position round_head; /* $all head when the current round began */
+  esc_position round_head; /* $all head readable where the log is read,
+                              when the current round began */
+  esc_position primary_head; /* and on the primary */
   bool has_round_head;     /* taken for this round (see round_once) */
   bool last_round_worked;
   int64_t last_failure_ms; /* when a round last failed (back_off) */
@@ -225,6 +246,24 @@ void esc__worker_log_at(esc_worker *w, esc_log_level level,
 /* The byte budget of reads and batches (opts.max_batch_bytes, checked
  * by esc_worker_new, or the default). */
 size_t esc__batch_bytes(const esc_worker *w);
+
+/* replica.c: reading the log from a standby. */
+/* Copies the configured standby URL (options, else ESC_PG_READ_URL). */
+esc_status esc__replica_configure(esc_worker *w, esc_error *err);
+/* Where events are read: the standby, unless none or abandoned. */
+esc_store *esc__reader(const esc_worker *w);
+/* Opens the standby's store if configured and not open; an unreachable
+ * one is an error until it is abandoned (replica_max_lag_ms). */
+esc_status esc__replica_connect(esc_worker *w, const esc_store_options *so,
+                                esc_error *err);
+void esc__replica_forget(esc_worker *w);
+/* Takes round_head (where the log is read) and primary_head, and follows
+ * the standby's lag (abandoning or taking it back). */
+esc_status esc__replica_heads(esc_worker *w, esc_error *err);
+/* The idle wait of a round: for a wake-up from the primary, or briefly
+ * while the standby replays what the primary has. */
+void esc__replica_wait(esc_worker *w, int max_ms, int poll_ms);
+void esc__replica_publish(esc_worker *w);
 
 /* worker_metrics.c: the figures esc_worker_metrics_get copies. Every
  * function but _get runs on the worker's thread. */

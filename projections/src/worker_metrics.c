@@ -91,6 +91,9 @@ esc_status esc_worker_metrics_get(esc_worker *w, esc_worker_metrics *out,
   out->pg_reconnects = w->conn.reconnects[ESC__CONN_PG];
   out->redis_reconnects = w->conn.reconnects[ESC__CONN_REDIS];
   memcpy(out->last_error, w->conn.last_error, sizeof out->last_error);
+  out->replica = w->conn.replica;
+  out->replica_reading = w->conn.replica_reading;
+  out->replica_lag_events = w->conn.replica_lag_events;
   pthread_mutex_unlock(&w->metrics_lock);
   return rc;
 }

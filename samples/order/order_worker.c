@@ -45,6 +45,8 @@ enum { IDLE_SLEEP_MS = 250, ONCE_SLICE_MS = 1000 };
 
 typedef struct options {
   const char *pg_url, *redis_url, *schema;
+  const char *pg_read_url;    /* NULL: ESC_PG_READ_URL, else pg_url */
+  int64_t replica_max_lag_us; /* 0: never abandon the standby */
   int partitions;
   int64_t payment_timeout_us;
   bool once;
@@ -109,6 +111,7 @@ static int exit_for(esc_status rc) {
 static void help(FILE *out) {
   fputs(
       "usage: order-worker [--pg URL] [--redis URL] [--schema S]\n"
+      "                    [--pg-read URL] [--replica-max-lag DURATION]\n"
       "                    [--partitions N] [--payment-timeout DURATION]\n"
       "                    [--metrics-listen HOST:PORT] [--ready-max-lag S]\n"
       "                    [--once] [--help]\n"
@@ -123,6 +126,12 @@ static void help(FILE *out) {
       "  --redis URL       Redis, redis://[[user:]password@]host[:port][/db]\n"
       "                    (default: ESC_REDIS_URL, else the local server)\n"
       "  --schema S        event store schema (default: esc)\n"
+      "  --pg-read URL     read the log from this hot standby of --pg's\n"
+      "                    server (default: ESC_PG_READ_URL, else --pg);\n"
+      "                    leases, checkpoints and commands stay on --pg\n"
+      "  --replica-max-lag DURATION\n"
+      "                    read from --pg while the standby has been behind\n"
+      "                    longer than this (e.g. 30s); default: never\n"
       "  --partitions N    partitions of every projection, 1 to 1024\n"
       "                    (default 1); every worker and query of a\n"
       "                    deployment must agree\n"
@@ -179,6 +188,8 @@ static int parse_args(int argc, char **argv, options *o) {
       {"pg", required_argument, NULL, 'p'},
       {"redis", required_argument, NULL, 'r'},
       {"schema", required_argument, NULL, 's'},
+      {"pg-read", required_argument, NULL, 'P'},
+      {"replica-max-lag", required_argument, NULL, 'L'},
       {"partitions", required_argument, NULL, 'n'},
       {"payment-timeout", required_argument, NULL, 't'},
       {"once", no_argument, NULL, 'o'},
@@ -200,6 +211,15 @@ static int parse_args(int argc, char **argv, options *o) {
       break;
     case 's':
       o->schema = optarg;
+      break;
+    case 'P':
+      o->pg_read_url = optarg;
+      break;
+    case 'L':
+      if (!parse_duration(optarg, &o->replica_max_lag_us))
+        return usage("--replica-max-lag '%s': a number and s, m or h "
+                     "(e.g. 30s)",
+                     optarg);
       break;
     case 'n':
       errno = 0;
@@ -344,6 +364,8 @@ static esc_worker *worker_new(const options *o, esc_process *process,
                               esc_error *err) {
   esc_worker_options wo = ESC_WORKER_OPTIONS_INIT;
   wo.pg_url = o->pg_url;
+  wo.pg_read_url = o->pg_read_url;
+  wo.replica_max_lag_ms = (int)(o->replica_max_lag_us / 1000);
   wo.redis_url = o->redis_url;
   wo.schema = o->schema;
   wo.log_records = true; /* one format: ESC_LOG_FORMAT=json for JSON */
@@ -420,8 +442,8 @@ out:
 }
 
 int main(int argc, char **argv) {
-  options o = {NULL, NULL, NULL, 1, ORDER_PAYMENT_TIMEOUT_US_DEFAULT,
-               false, NULL, 0};
+  options o = {.partitions = 1,
+               .payment_timeout_us = ORDER_PAYMENT_TIMEOUT_US_DEFAULT};
   int code = parse_args(argc, argv, &o);
   if (code >= 0)
     return code;

@@ -147,7 +147,8 @@ static int usage(const char *why) {
           "projector: %s\n"
           "usage: projector --schema S --name N [--version V] "
           "[--partitions K] [--only P,Q] [--batch B] [--redis URL] "
-          "[--pg URL] [--lease-poll MS] [--poll MS] [--delay-us US] "
+          "[--pg URL] [--pg-read URL] [--replica-max-lag MS] "
+          "[--lease-poll MS] [--poll MS] [--delay-us US] "
           "[--quiet] [--subscription]\n",
           why);
   return 2;
@@ -225,6 +226,11 @@ int main(int argc, char **argv) {
       o.redis_url = val;
     else if (strcmp(a, "--pg") == 0)
       o.pg_url = val;
+    else if (strcmp(a, "--pg-read") == 0)
+      o.pg_read_url = val;
+    else if (strcmp(a, "--replica-max-lag") == 0 &&
+             number(val, 0, 600000, &v))
+      o.replica_max_lag_ms = (int)v;
     else if (strcmp(a, "--lease-poll") == 0 && number(val, 1, 600000, &v))
       o.lease_poll_ms = (int)v;
     else if (strcmp(a, "--poll") == 0 && number(val, 1, 600000, &v))

@@ -116,14 +116,8 @@ static void append_some(int count) {
 }
 
 static void expect_exact(int timeout_ms) {
-  char why[512];
   esc_store *st = open_store();
-  esc_test_tally *m = esc_test_tally_from_log(st, true);
-  long long ms =
-      esc_test_tally_wait(m, redis, base, timeout_ms, why, sizeof why);
-  if (ms < 0)
-    fail_msg("read model not exact after %d ms: %s", timeout_ms, why);
-  esc_test_tally_free(m);
+  esc_test_tally_expect_exact(st, redis, base, timeout_ms);
   esc_store_free(st);
 }
 

@@ -140,4 +140,32 @@ newpw=$(<"$S/secrets/pg.password")
 out=$(pq "$PG" -c 'select 1')
 [[ "$out" == 1 ]] || bad "the new password does not log in: $out"
 
+# --- a hot standby beside the primary (--replica) ---------------------------
+export ESC_PG_REPLICA_PORT
+ESC_PG_REPLICA_PORT=$(pick_port 21000)
+out=$("$SERVERS" start --replica 2>&1) || { echo "$out" >&2; bad "start --replica failed"; }
+REPLICA="postgresql://esc@127.0.0.1:$ESC_PG_REPLICA_PORT/esc"
+env_out=$("$SERVERS" env --replica)
+[[ "$env_out" == *"export ESC_PG_READ_URL=$REPLICA"* ]] ||
+  bad "env --replica does not export ESC_PG_READ_URL=$REPLICA: $env_out"
+[[ "$("$SERVERS" env)" != *ESC_PG_READ_URL* ]] ||
+  bad "env without --replica exports ESC_PG_READ_URL"
+PGPASSFILE=/nonexistent pq "$REPLICA" -c 'select 1' >/dev/null &&
+  bad "the standby let in a TCP login without a password"
+PGPASSFILE=$S/secrets/pgpass pq "$PG" -c 'create table if not exists rep_t(x int); insert into rep_t values (7)' >/dev/null ||
+  bad "a write on the primary failed"
+seen=""
+for _ in $(seq 50); do
+  seen=$(PGPASSFILE=$S/secrets/pgpass pq "$REPLICA" -c 'select sum(x) from rep_t' || true)
+  [[ "$seen" == 7 ]] && break
+  sleep 0.1
+done
+[[ "$seen" == 7 ]] || bad "the standby did not replay the primary's write: $seen"
+out=$(PGPASSFILE=$S/secrets/pgpass pq "$REPLICA" -c 'insert into rep_t values (1)' || true)
+[[ "$out" == *"read-only transaction"* ]] || bad "the standby took a write: $out"
+"$SERVERS" status | grep -q '^replica: *running' || bad "status does not show the standby running"
+"$SERVERS" stop >/dev/null 2>&1
+st=$("$SERVERS" status || true)
+[[ "$st" == *"replica:    down"* ]] || bad "stop left the standby running: $st"
+
 exit $fail

@@ -71,7 +71,9 @@ static void write_conf(const esc_test_pg_cluster *c) {
   fclose(f);
 }
 
-esc_test_pg_cluster *esc_test_pg_cluster_new(const char *dir) {
+/* A new cluster's directory under dir, its port and its URL; nothing
+ * initialised in it yet. */
+static esc_test_pg_cluster *cluster_alloc(const char *dir) {
   static int serial;
   esc_test_pg_cluster *c = calloc(1, sizeof *c);
   assert_non_null(c);
@@ -99,6 +101,11 @@ esc_test_pg_cluster *esc_test_pg_cluster_new(const char *dir) {
     if (system(cmd) != 0)
       fail_msg("cannot chown %s to postgres", c->base);
   }
+  return c;
+}
+
+esc_test_pg_cluster *esc_test_pg_cluster_new(const char *dir) {
+  esc_test_pg_cluster *c = cluster_alloc(dir);
   if (as_server_user(PG_BIN "/initdb -D %s -U esc --auth=trust -E UTF8 "
                             "--locale=C.UTF-8 --no-instructions -N "
                             ">%s/initdb.log 2>&1",
@@ -107,6 +114,59 @@ esc_test_pg_cluster *esc_test_pg_cluster_new(const char *dir) {
   write_conf(c);
   esc_test_pg_cluster_start(c);
   return c;
+}
+
+esc_test_pg_cluster *esc_test_pg_standby_new(const esc_test_pg_cluster *primary) {
+  char dir[sizeof primary->base];
+  snprintf(dir, sizeof dir, "%s", primary->base);
+  char *slash = strrchr(dir, '/');
+  if (slash)
+    *slash = '\0';
+  esc_test_pg_cluster *c = cluster_alloc(dir);
+  /* -R writes standby.signal and primary_conninfo; initdb's pg_hba lets
+   * the superuser replicate from 127.0.0.1 with trust. */
+  if (as_server_user(PG_BIN "/pg_basebackup -h 127.0.0.1 -p %d -U esc -D %s "
+                            "-R -X stream -c fast >%s/basebackup.log 2>&1",
+                     primary->port, c->data, c->base) != 0)
+    fail_msg("pg_basebackup of %s failed (see %s/basebackup.log)",
+             primary->url, c->base);
+  write_conf(c); /* appended last: its port wins over the primary's */
+  esc_test_pg_cluster_start(c);
+  return c;
+}
+
+/* One text value of sql on url, or fails the test. */
+static char *query_at(const char *url, const char *sql) {
+  PGconn *conn = PQconnectdb(url);
+  if (PQstatus(conn) != CONNECTION_OK)
+    fail_msg("cannot connect to %s: %s", url, PQerrorMessage(conn));
+  char *v = esc_test_query_text(conn, sql);
+  PQfinish(conn);
+  if (!v)
+    fail_msg("%s on %s returned nothing", sql, url);
+  return v;
+}
+
+void esc_test_pg_standby_catch_up(const esc_test_pg_cluster *primary,
+                                  const esc_test_pg_cluster *standby,
+                                  int timeout_ms) {
+  char *lsn = query_at(primary->url, "SELECT pg_current_wal_lsn()::text");
+  char sql[160];
+  snprintf(sql, sizeof sql,
+           "SELECT pg_last_wal_replay_lsn() >= '%s'::pg_lsn", lsn);
+  long long until = esc_test_now_ms() + timeout_ms;
+  for (;;) {
+    char *done = query_at(standby->url, sql);
+    bool ok = strcmp(done, "t") == 0;
+    free(done);
+    if (ok)
+      break;
+    if (esc_test_now_ms() >= until)
+      fail_msg("standby %s did not replay up to %s within %d ms",
+               standby->url, lsn, timeout_ms);
+    esc_test_sleep_ms(10);
+  }
+  free(lsn);
 }
 
 const char *esc_test_pg_cluster_url(const esc_test_pg_cluster *c) {

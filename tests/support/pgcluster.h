@@ -35,6 +35,18 @@ void esc_test_pg_cluster_start(esc_test_pg_cluster *c);
  * Accepts NULL. Never fails the test: usable in teardowns. */
 void esc_test_pg_cluster_free(esc_test_pg_cluster *c);
 
+/* A hot standby of primary (pg_basebackup -R -X stream: streaming
+ * replication, its own port, the same superuser), started and accepting
+ * read-only connections; free it like a cluster (before its primary).
+ * esc_test_pg_cluster_start/stop restart it. */
+esc_test_pg_cluster *esc_test_pg_standby_new(const esc_test_pg_cluster *primary);
+
+/* Waits (up to timeout_ms, else fails the test) until standby has
+ * replayed everything primary had written when it was called. */
+void esc_test_pg_standby_catch_up(const esc_test_pg_cluster *primary,
+                                  const esc_test_pg_cluster *standby,
+                                  int timeout_ms);
+
 /* ------------------------------------------------------------------------
  * Holding a client in the middle of a statement: a session holds a table
  * lock, the client's statement waits for it, and the test acts on the

@@ -1011,3 +1011,14 @@ void esc_test_fault_cleanup(const char *schema, const char *log_path,
   else
     esc_test_print_tail(log_path, 60);
 }
+
+long long esc_test_tally_expect_exact(esc_store *st, redisContext *c,
+                                      const char *proj, int timeout_ms) {
+  char why[512];
+  esc_test_tally *m = esc_test_tally_from_log(st, true);
+  long long ms = esc_test_tally_wait(m, c, proj, timeout_ms, why, sizeof why);
+  esc_test_tally_free(m);
+  if (ms < 0)
+    fail_msg("read model not exact after %d ms: %s", timeout_ms, why);
+  return ms;
+}

@@ -165,6 +165,12 @@ long long esc_test_tally_wait(const esc_test_tally *m, redisContext *c,
                               const char *proj, int timeout_ms, char *why,
                               size_t size);
 
+/* The tally of st's whole log (poison included), then waits up to
+ * timeout_ms until proj's read model in Redis holds it exactly, or fails
+ * the test saying how it differs; returns the milliseconds it took. */
+long long esc_test_tally_expect_exact(esc_store *st, redisContext *c,
+                                      const char *proj, int timeout_ms);
+
 /* Starts the fault tests' worker program (tests/fault/projector.c at
  * path) with the arguments that follow (NULL-terminated), through
  * esc_test_spawn. */

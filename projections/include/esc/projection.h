@@ -318,10 +318,28 @@ typedef struct esc_worker_options {
    * above, when set, gets the same text. */
   bool log_records;
   const char *log_component;
+  /* Where the log is read from: a hot standby of pg_url's server
+   * (PostgreSQL streaming replication), so that catching up loads it and
+   * not the primary. NULL: ESC_PG_READ_URL when set, else pg_url. Leases,
+   * checkpoints, the registry, dead letters and every write stay on
+   * pg_url. The gap-free horizon holds on the standby as on the primary
+   * (its snapshots see the primary's transactions in progress as in
+   * progress). See docs/scaling.md. */
+  const char *pg_read_url;
+  /* A standby behind the primary for longer than this (ms) is abandoned:
+   * the log is read from pg_url until the standby has caught up again
+   * (checked every ESC_WORKER_REPLICA_RECHECK_MS). 0: never abandon. */
+  int replica_max_lag_ms;
 } esc_worker_options;
 
 #define ESC_WORKER_OPTIONS_INIT                                                \
-  { NULL, NULL, NULL, 0, 0, 0, NULL, 0, NULL, NULL, 0, 0, NULL, false, NULL }
+  {                                                                            \
+    NULL, NULL, NULL, 0, 0, 0, NULL, 0, NULL, NULL, 0, 0, NULL, false, NULL,   \
+        NULL, 0                                                                \
+  }
+
+/* How often an abandoned standby is looked at again. */
+#define ESC_WORKER_REPLICA_RECHECK_MS 5000
 
 /* 4 MiB: four events of the store's default largest size. */
 #define ESC_WORKER_BATCH_BYTES_DEFAULT ((size_t)4 << 20)
@@ -482,6 +500,11 @@ typedef struct esc_worker_metrics {
   char last_error[256]; /* why its last round failed; "" after a good one */
   size_t count;
   esc_partition_metrics *parts; /* count entries, malloc'ed */
+  /* With a standby (pg_read_url): whether the log is read from it now
+   * (false while abandoned for the primary) and how many events it was
+   * behind the primary at the last idle round. */
+  bool replica, replica_reading;
+  int64_t replica_lag_events;
 } esc_worker_metrics;
 
 /*
