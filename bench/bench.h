@@ -263,10 +263,14 @@ void bench_output_add(bench_output *out, const char *key, double value,
                       bool is_int);
 
 typedef struct bench_scenario bench_scenario;
+#define BENCH_SKIPPED 1
+
 struct bench_scenario {
   const char *name;
   const char *summary;
-  /* Runs the scenario and fills out; -1 with err filled on failure. */
+  /* Runs the scenario and fills out; -1 with err filled on failure,
+   * BENCH_SKIPPED with err saying why when it cannot run here (a
+   * standby it needs is not configured, say). */
   int (*run)(const bench_config *cfg, const bench_scenario *sc,
              bench_output *out, char *err, size_t errlen);
   const void *params; /* the group's own parameters */

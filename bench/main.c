@@ -173,10 +173,12 @@ static void print_result(const bench_scenario *sc, const bench_output *o) {
   fflush(stdout);
 }
 
-static void print_error(const bench_scenario *sc, const char *msg) {
+/* {"scenario": ..., "<key>": msg}: why it failed, or why it was skipped. */
+static void print_note(const bench_scenario *sc, const char *key,
+                       const char *msg) {
   fputs("{\"scenario\": ", stdout);
   json_string(sc->name);
-  json_key("error");
+  json_key(key);
   json_string(msg);
   fputs("}\n", stdout);
   fflush(stdout);
@@ -368,9 +370,15 @@ static int run_all(const struct args *a) {
     bench_output_init(&out);
     bench_log("%s: %s (%.1f s per side, %d rounds)", sc->name, sc->summary,
               a->cfg.seconds, a->cfg.rounds);
-    if (sc->run(&a->cfg, sc, &out, err, sizeof(err)) != 0) {
+    int rc = sc->run(&a->cfg, sc, &out, err, sizeof(err));
+    if (rc == BENCH_SKIPPED) {
+      bench_log("%s skipped: %s", sc->name, err);
+      print_note(sc, "skipped", err);
+      continue;
+    }
+    if (rc != 0) {
       bench_log("%s failed: %s", sc->name, err);
-      print_error(sc, err);
+      print_note(sc, "error", err);
       failures++;
       continue;
     }

@@ -628,11 +628,15 @@ int raw_apply(struct raw_applier *a, const PGresult *page, char *err,
  * The group
  * ------------------------------------------------------------------------ */
 
-static const struct project_params p_catchup = {500, 0.6, 0, NAN, 0};
+static const struct project_params p_catchup = {500, 0.6, 0, NAN, 0, false};
 /* scraped every second: 15 times as often as docs/operations/prometheus.yml */
 static const struct project_params p_catchup_metrics = {500, 0.97, 0, NAN,
-                                                        1000};
-static const struct project_params p_latency = {500, NAN, 1000, 10.0, 0};
+                                                        1000, false};
+/* On one machine the standby shares the primary's cores: no target. */
+static const struct project_params p_catchup_replica = {500, NAN, 0, NAN, 0,
+                                                        true};
+static const struct project_params p_latency = {500, NAN, 1000, 10.0, 0,
+                                                false};
 
 static const bench_scenario project_scenarios[] = {
     {"project-catchup",
@@ -643,6 +647,11 @@ static const bench_scenario project_scenarios[] = {
      "project-catchup with the worker's metrics endpoint on and scraped "
      "every second, against the same catch-up without it",
      run_catchup, &p_catchup_metrics},
+    {"project-catchup-replica",
+     "project-catchup reading the log from the hot standby of "
+     "ESC_PG_READ_URL (scripts/servers start --replica), against the same "
+     "catch-up reading the primary",
+     run_catchup, &p_catchup_replica},
     {"project-latency",
      "append -> visible in Redis at 1000 appends/s, one writer", run_latency,
      &p_latency},

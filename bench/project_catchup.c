@@ -19,6 +19,12 @@
  * with the worker's metrics endpoint (<esc/metrics.h>) on and a thread
  * scraping /metrics every scrape_ms (far more often than Prometheus's
  * usual 15 s), once without: the ratio is the cost of the metrics.
+ *
+ * project-catchup-replica: the same catch-up by esc twice per round, once
+ * reading the log from the hot standby of ESC_PG_READ_URL, once from the
+ * primary (the baseline). Skipped without a standby. On one machine the
+ * two servers share its cores: the ratio is the cost of reading through
+ * a standby, not a gain (docs/scaling.md).
  */
 #ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L
@@ -230,6 +236,7 @@ struct catchup {
   int64_t esc_events, raw_events;
   int64_t esc_sum, raw_sum;
   int64_t scrapes, scrape_failures; /* project-catchup-metrics */
+  const char *read_url; /* project-catchup-replica: the standby */
   double esc_rss_mb, raw_rss_mb; /* the highest peak RSS of a phase */
   bool rss_per_phase;            /* false: the peaks are the process's */
   int phase;
@@ -319,7 +326,10 @@ static void stop_metrics(struct catchup *cu, esc_metrics_server *srv,
   cu->scrape_failures += s->failures;
 }
 
-static int catchup_esc(struct catchup *cu, bool metrics, char *err,
+/* One catch-up by esc. variant: the scenario's other side (metrics on,
+ * or reading the standby) against the plain one, which is the baseline
+ * of those scenarios. */
+static int catchup_esc(struct catchup *cu, bool variant, char *err,
                        size_t errlen) {
   char name[64], prefix[128], gen[32], key[160];
   esc_projection proj;
@@ -330,9 +340,12 @@ static int catchup_esc(struct catchup *cu, bool metrics, char *err,
   struct scraper scraper;
   bool exists = false;
   int rc = -1;
-  /* project-catchup-metrics: the side without metrics is the baseline */
-  bool base = cu->pp->scrape_ms > 0 && !metrics;
-  const char *side = metrics ? "esc with metrics" : "esc";
+  bool metrics = variant && cu->pp->scrape_ms > 0;
+  bool standby = variant && cu->pp->replica;
+  bool base = (cu->pp->scrape_ms > 0 || cu->pp->replica) && !variant;
+  const char *side = metrics ? "esc with metrics"
+                     : standby ? "esc reading the standby"
+                               : "esc";
 
   snprintf(name, sizeof name, "pbench_c%d_%d", (int)getpid(), cu->phase);
   scores_projection(&proj, name);
@@ -341,6 +354,8 @@ static int catchup_esc(struct catchup *cu, bool metrics, char *err,
     return -1;
   }
   o.pg_url = cu->cfg->pg_url;
+  /* "": the primary, whatever ESC_PG_READ_URL says */
+  o.pg_read_url = standby ? cu->read_url : "";
   o.redis_url = cu->redis_url;
   o.schema = cu->schema;
   o.key_prefix = BENCH_KEY_PREFIX;
@@ -485,9 +500,9 @@ out:
 /* One side's replay of the whole log, with its peak RSS. */
 static int catchup_phase(struct catchup *cu, char *err, size_t errlen) {
   bool is_esc = bench_esc_phase(cu->phase);
-  bool vs_metrics = cu->pp->scrape_ms > 0;
+  bool vs_esc = cu->pp->scrape_ms > 0 || cu->pp->replica;
   cu->rss_per_phase &= bench_rss_reset();
-  int rc = vs_metrics ? catchup_esc(cu, is_esc, err, errlen)
+  int rc = vs_esc     ? catchup_esc(cu, is_esc, err, errlen)
            : is_esc   ? catchup_esc(cu, false, err, errlen)
                       : catchup_raw(cu, err, errlen);
   if (rc != 0)
@@ -510,6 +525,13 @@ int run_catchup(const bench_config *cfg, const bench_scenario *sc,
   memset(&cu, 0, sizeof cu);
   cu.cfg = cfg;
   cu.pp = pp;
+  cu.read_url = getenv("ESC_PG_READ_URL");
+  if (pp->replica && (!cu.read_url || !*cu.read_url)) {
+    bench_errf(err, errlen,
+               "no standby: set ESC_PG_READ_URL (scripts/servers start "
+               "--replica; eval \"$(scripts/servers env --replica)\")");
+    return BENCH_SKIPPED;
+  }
   cu.n = cfg->events > 0 ? cfg->events : DEFAULT_EVENTS;
   cu.redis_url = redis_url_of(cfg);
   if ((size_t)snprintf(cu.schema, sizeof cu.schema, "%s_proj_%" PRId64,
@@ -579,7 +601,8 @@ int run_catchup(const bench_config *cfg, const bench_scenario *sc,
   out->unit = "events/s";
   out->baseline = (double)cu.raw_events / cu.raw_seconds;
   out->baseline_name = pp->scrape_ms > 0 ? "esc-without-metrics"
-                                          : "raw-libpq-keyset-hiredis-multi";
+                      : pp->replica      ? "esc-reading-the-primary"
+                                         : "raw-libpq-keyset-hiredis-multi";
   out->target_ratio = pp->target_ratio;
   out->seconds = cu.esc_seconds;
   out->rounds = cfg->rounds;

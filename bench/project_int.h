@@ -39,6 +39,9 @@ struct project_params {
   /* catch-up: > 0 compares esc with its metrics endpoint on, scraped
    * every scrape_ms, against esc without it (instead of against raw) */
   int scrape_ms;
+  /* catch-up: compares esc reading the log from the standby of
+   * ESC_PG_READ_URL against esc reading it from the primary */
+  bool replica;
 };
 
 /* ------------------------------------------------------------------------

@@ -339,6 +339,7 @@ static int latency_esc(struct lat_ctx *lc, struct lat_side *side, char *err,
   bench_pg_checkpoint(lc->cfg, lc->admin);
   scores_projection(&proj, name);
   o.pg_url = lc->cfg->pg_url;
+  o.pg_read_url = ""; /* the primary, whatever ESC_PG_READ_URL says */
   o.redis_url = lc->redis_url;
   o.schema = lc->schema;
   o.key_prefix = BENCH_KEY_PREFIX;

@@ -322,7 +322,8 @@ typedef struct esc_worker_options {
    * (PostgreSQL streaming replication), so that catching up loads it and
    * not the primary. NULL: ESC_PG_READ_URL when set, else pg_url. Leases,
    * checkpoints, the registry, dead letters and every write stay on
-   * pg_url. The gap-free horizon holds on the standby as on the primary
+   * pg_url; "" reads from pg_url whatever the environment says. The
+   * gap-free horizon holds on the standby as on the primary
    * (its snapshots see the primary's transactions in progress as in
    * progress). See docs/scaling.md. */
   const char *pg_read_url;
