@@ -25,6 +25,7 @@ void esc__walk_init(esc__walk *w, const esc_fields *f) {
 
 esc_status esc__walk_enter(esc__walk *w, const esc_field *fd, size_t i,
                            size_t *saved, esc_error *err) {
+  *saved = w->len; /* set on failure too: leaving is then harmless */
   if (w->depth >= ESC_FIELDS_MAX_DEPTH)
     return esc__field_error(err, w, fd, "nests deeper than %d arrays",
                             ESC_FIELDS_MAX_DEPTH);

@@ -48,7 +48,7 @@ static void default_name(const char *db, const char *schema, const char *what,
   char base[256];
   snprintf(base, sizeof base, "%s_%s", db, schema);
   if (strlen(base) + 1 + strlen(what) <= ESC__ROLE_MAX - 1)
-    snprintf(out, ESC__ROLE_MAX, "%.56s_%s", base, what); /* fits: see above */
+    snprintf(out, ESC__ROLE_MAX, "%.56s_%.6s", base, what); /* fits: above */
   else
     snprintf(out, ESC__ROLE_MAX, "%.40s_%08x_%s", base, fnv1a32(base), what);
 }

@@ -205,6 +205,12 @@ int esc__hex_value(char c) {
   return -1;
 }
 
+void esc__copy_text(char *out, size_t size, const char *text) {
+  size_t n = strnlen(text, size - 1);
+  memcpy(out, text, n);
+  out[n] = '\0';
+}
+
 void esc__quote(char *out, size_t out_size, const char *text) {
   size_t o = 0, i;
   for (i = 0; i < QUOTE_MAX && text[i]; i++) {

@@ -89,8 +89,8 @@ static esc_status redis_checkpoint(struct status_ctx *c, const char *proj,
     return rc;
   *stopped = true;
   if (strncmp(value, "failed", 6) != 0) {
-    snprintf(reason, size, "checkpoint %s is \"%.100s\", not a position", key,
-             value);
+    snprintf(reason, size, "checkpoint %.120s is \"%.100s\", not a position",
+             key, value);
     return ESC_OK;
   }
   const char *why = value + 6;
@@ -103,7 +103,7 @@ static esc_status redis_checkpoint(struct status_ctx *c, const char *proj,
   }
   while (*why == ':' || *why == ' ')
     why++;
-  snprintf(reason, size, "%s", *why ? why : "the checkpoint records a failure");
+  esc__copy_text(reason, size, *why ? why : "the checkpoint records a failure");
   return ESC_OK;
 }
 
@@ -436,7 +436,7 @@ static esc_status fill_lines(struct status_ctx *c,
                              const struct proj_picture *pic,
                              esc_partition_status **list, size_t *count,
                              size_t *cap, esc_error *err) {
-  esc_partition_status *sts;
+  esc_partition_status *sts = NULL;
   size_t n = lines_of(pic);
   esc_status rc = more_lines(list, *count, cap, n, pic->name, &sts, err);
   if (rc)
@@ -507,7 +507,7 @@ static esc_status sub_lines(struct status_ctx *c, const char *name,
                             int partitions, const char *const *cats,
                             const PGresult *res, esc_partition_status **list,
                             size_t *count, size_t *cap, esc_error *err) {
-  esc_partition_status *sts;
+  esc_partition_status *sts = NULL;
   size_t n = (size_t)PQntuples(res);
   esc_status rc = more_lines(list, *count, cap, n, name, &sts, err);
   for (size_t i = 0; !rc && i < n; i++) {

@@ -190,7 +190,7 @@ static void handler_passing(esc_worker *w, const struct part *pt,
     *f = (struct redis_failure){.at = e->position};
   f->pending = true;
   f->passing++;
-  snprintf(f->error, sizeof f->error, "%s", why);
+  esc__copy_text(f->error, sizeof f->error, why);
   int pause = esc__backoff_ms(w, f->passing, REDIS_RETRY_BASE_MS,
                               REDIS_RETRY_MAX_MS);
   f->retry_ms = esc__now_ms() + pause;

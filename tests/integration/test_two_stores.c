@@ -345,8 +345,9 @@ static void dead_letters_are_each_stores_own(void **state) {
 /* The output of `esc ARGS --pg URL --schema S` (malloc'ed). */
 static char *esc_output(const struct store *s, const char *args) {
   char cmd[1024];
-  snprintf(cmd, sizeof cmd, "'%s' %s --pg '%s' --schema %s", ESC_CLI_PATH,
-           args, s->url, s->schema);
+  if ((size_t)snprintf(cmd, sizeof cmd, "'%s' %s --pg '%s' --schema %s",
+                       ESC_CLI_PATH, args, s->url, s->schema) >= sizeof cmd)
+    fail_msg("the esc command line is longer than %zu bytes", sizeof cmd);
   int status = -1;
   char *out = esc_test_command_output(cmd, &status);
   if (status != 0)

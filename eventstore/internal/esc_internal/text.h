@@ -24,4 +24,9 @@ void esc__hex_encode(const void *data, size_t len, char *out);
 /* The value of hex digit c (either case), or -1. */
 int esc__hex_value(char c);
 
+/* Copies text into out (size > 0), cut to size - 1 bytes when longer, and
+ * NUL-terminates it: for messages and names whose cut is expected (an
+ * snprintf "%s" there makes -Wformat-truncation noise). */
+void esc__copy_text(char *out, size_t size, const char *text);
+
 #endif
