@@ -159,7 +159,7 @@ static int unhandled(PGconn *conn) {
 }
 
 /* Events in the log: once orders are placed, only the process appends. */
-static long long saga_events(PGconn *conn) {
+static long long process_events(PGconn *conn) {
   char sql[96];
   snprintf(sql, sizeof sql, "SELECT count(*) FROM %s.events", schema);
   return esc_test_query_ll(conn, sql);
@@ -206,14 +206,14 @@ static void flush_redis(void) {
 /* Crashes PostgreSQL under the running worker pid and waits until that
  * same worker appends again on its new sessions. conn is reopened. */
 static void restart_pg_under(pid_t pid, PGconn **conn) {
-  long long before = saga_events(*conn);
+  long long before = process_events(*conn);
   PQfinish(*conn);
   esc_test_pg_cluster_stop(cluster, "immediate");
   esc_test_sleep_ms(300);
   esc_test_pg_cluster_start(cluster);
   *conn = esc_test_pg();
   long long until = esc_test_now_ms() + 60000;
-  while (saga_events(*conn) == before) {
+  while (process_events(*conn) == before) {
     int status;
     if (waitpid(pid, &status, WNOHANG) == pid)
       fail_msg("order-worker exited (status %d) after PostgreSQL restarted; "
@@ -227,9 +227,9 @@ static void restart_pg_under(pid_t pid, PGconn **conn) {
   }
 }
 
-static bool saga_moves(PGconn *conn, long long before, int ms) {
+static bool process_moves(PGconn *conn, long long before, int ms) {
   long long until = esc_test_now_ms() + ms;
-  while (saga_events(conn) == before) {
+  while (process_events(conn) == before) {
     if (esc_test_now_ms() >= until)
       return false;
     esc_test_sleep_ms(10);
@@ -253,11 +253,11 @@ static void kills_mid_flow_execute_nothing_twice(void **state) {
       flush_redis(); /* the projections rebuild; the process is unmoved */
       flushed = true;
     }
-    long long before = saga_events(conn);
+    long long before = process_events(conn);
     pid_t pid = start_worker(false);
     /* Kill a worker that is at work: it has appended something (a fixed
      * delay lands before start-up on a busy machine, and proves nothing). */
-    if (!saga_moves(conn, before, 60000))
+    if (!process_moves(conn, before, 60000))
       fail_msg("order-worker did no work in 60 s; see %s", pg_log);
     if (kills == KILLS * 2 / 3)
       restart_pg_under(pid, &conn);

@@ -1,7 +1,7 @@
 /*
  * The order demo's promises on real servers:
  *
- * - the demo workload (many customers at once, the saga cancelling some
+ * - the demo workload (many customers at once, the fulfillment process cancelling some
  *   orders for lack of stock) leaves read models equal to a recomputation
  *   from the log: the built order-demo program is run small, in a schema
  *   of its own, and must end with "read models verified against the log";
@@ -109,7 +109,7 @@ static void demo_read_models_equal_the_log(void **state) {
              "and the verification line (log: %s)",
              status, log_path);
   }
-  /* Some orders must have met the saga's compensation, or the workload
+  /* Some orders must have met the process's compensation, or the workload
    * did not test what it says. */
   assert_false(esc_test_file_contains(log_path, " 0 cancelled for lack of"));
   esc_test_drop_schema(schema);

@@ -189,13 +189,12 @@ char *xstrdup(const char *s); /* a copy the caller frees */
  * thread to stop. Thread-safe. */
 void demo_fail(demo *d, const char *who, const esc_error *err);
 
-/* reset.c: sets the six projections' partition layout to o->partitions,
- * deletes their keys (the count in *deleted) and the saga's state when its
- * checkpoint is ahead of the log. */
+/* reset.c: sets the six projections' partition layout to o->partitions
+ * and deletes their keys and those an older demo's saga left (the count
+ * in *deleted). */
 esc_status reset_read_models(const demo_opts *o, esc_store *st,
                              const esc_projection *projections,
-                             long long *deleted, bool *saga_reset,
-                             esc_error *err);
+                             long long *deleted, esc_error *err);
 
 /* workers.c: the worker (projections and the fulfillment process) on a
  * thread of its own, a thread waiting for the process to go quiet, and waiting for the projections to catch up. On failure

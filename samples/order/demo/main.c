@@ -227,18 +227,13 @@ static int run_demo(demo *d) {
          d->o.schema, applied);
 
   long long deleted = 0;
-  bool saga_reset = false;
-  if (reset_read_models(&d->o, st, d->projections, &deleted, &saga_reset,
-                        &err)) {
+  if (reset_read_models(&d->o, st, d->projections, &deleted, &err)) {
     fail("resetting the read models in Redis", &err);
     goto out;
   }
   printf("- read models reset (%lld Redis keys deleted): the worker "
          "rebuilds them from the whole log\n",
          deleted);
-  if (saga_reset)
-    printf("- the fulfillment process's checkpoint was ahead of this log (a reset store): "
-           "it starts from the beginning\n");
 
   if (start_worker(d, &err)) {
     fail("starting the projection worker", &err);

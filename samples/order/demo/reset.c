@@ -11,10 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Under the store's key namespace, as the hand-written saga kept them
- * before the fulfillment process replaced it (stores of older demos). */
+/* Under the store's key namespace, where the hand-written saga kept its
+ * state and checkpoint before the fulfillment process (whose state is in
+ * PostgreSQL) replaced it: dead keys in the Redis of an older demo. */
 #define SAGA_KEYS "fulfillment:*"
-#define SAGA_CHECKPOINT "fulfillment:checkpoint"
 
 /* Runs a command given as NUL-terminated strings; the reply or NULL with
  * err filled (also for an error reply). */
@@ -90,18 +90,13 @@ static esc_status take_layout(const demo_opts *o,
  * Resets the demo's read models: every key of the six projections in the
  * store's namespace (another store's, in the same Redis, stay), so the
  * worker starts a fresh generation and rebuilds it from the whole log, with
- * the demo's partition count (take_layout). The
- * saga's checkpoint is kept when it is still a position in this log (the
- * saga resumes where it was; replaying it would re-issue every command of
- * every earlier run, harmless but slow) and deleted when it is ahead of
- * the log's head, i.e. left over from a log that was reset.
+ * the demo's partition count (take_layout). The fulfillment process keeps
+ * its place: its checkpoint and instances are in PostgreSQL.
  */
 esc_status reset_read_models(const demo_opts *o, esc_store *st,
                              const esc_projection *projections,
-                             long long *deleted, bool *saga_reset,
-                             esc_error *err) {
-  char ns[ESC_KEY_PREFIX_MAX + 1], pattern[ESC_KEY_PREFIX_MAX + 64],
-      saga_cp[ESC_KEY_PREFIX_MAX + 64];
+                             long long *deleted, esc_error *err) {
+  char ns[ESC_KEY_PREFIX_MAX + 1], pattern[ESC_KEY_PREFIX_MAX + 64];
   esc_status rc = esc_key_namespace(st, NULL, ns, sizeof ns, err);
   if (rc)
     return rc;
@@ -110,29 +105,13 @@ esc_status reset_read_models(const demo_opts *o, esc_store *st,
     return err->code;
   rc = take_layout(o, projections, err);
   *deleted = 0;
-  *saga_reset = false;
   for (int i = 0; !rc && i < ORDER_PROJECTION_COUNT; i++) {
     snprintf(pattern, sizeof pattern, "%s:%s:*", ns, projections[i].name);
     rc = redis_delete_matching(c, pattern, deleted, err);
   }
-  snprintf(saga_cp, sizeof saga_cp, "%s:%s", ns, SAGA_CHECKPOINT);
   snprintf(pattern, sizeof pattern, "%s:%s", ns, SAGA_KEYS);
-  const char *get[] = {"GET", saga_cp};
-  redisReply *r = rc ? NULL : redis_cmd(c, err, 2, get);
-  if (!rc && !r)
-    rc = err->code;
-  if (r && r->type == REDIS_REPLY_STRING) {
-    esc_position saga_at, head;
-    bool stale = esc_position_parse(r->str, &saga_at, NULL) != ESC_OK;
-    if (!stale && !(rc = esc_store_head(st, &head, err)))
-      stale = esc_position_cmp(&saga_at, &head) > 0;
-    if (!rc && stale) {
-      long long n = 0;
-      rc = redis_delete_matching(c, pattern, &n, err);
-      *saga_reset = true;
-    }
-  }
-  freeReplyObject(r);
+  if (!rc)
+    rc = redis_delete_matching(c, pattern, deleted, err);
   redisFree(c);
   return rc;
 }
