@@ -555,6 +555,24 @@ static void cli_lists_deadlines_and_parked(void) {
   free(out);
 }
 
+/* Retry and discard are the owner's: the store's writer is refused, and
+ * the instance stays parked. */
+static void cli_needs_the_owner(void) {
+  char *db = esc_test_query_text(pg, "SELECT current_database()");
+  char cmd[1024];
+  int status = -2;
+  snprintf(cmd, sizeof cmd,
+           "PGOPTIONS='-c role=%s_%s_writer' '%s' --schema %s processes"
+           " discard fulfillment bad2 2>&1",
+           db, schema, ESC_CLI_PATH, schema);
+  char *out = esc_test_command_output(cmd, &status);
+  if (status != 1 || !strstr(out, "permission denied"))
+    fail_msg("a writer's discard: exit %d: %s", status, out);
+  free(out);
+  free(db);
+  assert_int_equal(parked_one("bad2").state, ESC_PROCESS_PARKED);
+}
+
 static void the_cli_shows_and_operates_instances(void **state) {
   (void)state;
   running r;
@@ -569,6 +587,7 @@ static void the_cli_shows_and_operates_instances(void **state) {
   cli_lists_processes();
   cli_shows_an_instance();
   cli_lists_deadlines_and_parked();
+  cli_needs_the_owner();
   /* Retry: replayed, and parked again (its sku is still bad). */
   char *out = esc_ok(0, "processes retry fulfillment bad2 --json");
   json_t *o = json_line(out, "instance", "bad2");
