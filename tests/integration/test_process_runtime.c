@@ -533,6 +533,25 @@ static void cli_shows_an_instance(void) {
   free(esc_ok(4, "processes show fulfillment o404"));
   free(esc_ok(6, "processes show fulfillment 'a b'"));
   free(esc_ok(2, "processes show fulfillment"));
+  free(esc_ok(5, "processes show fulfillment o6 --pg "
+                 "postgresql://esc@127.0.0.1:1/esc"));
+}
+
+/* A record that does not decode (appended by hand) is named by its
+ * version: exit 6, after the records before it. */
+static void cli_names_a_bad_record(void) {
+  esc_event_data ev = {esc_uuid_v4(), "CommandIssued", 1, "\x80", 1, NULL, 0};
+  esc_append_result res;
+  esc_error err = ESC_ERROR_INIT;
+  assert_int_equal(esc_append(store, "process:fulfillment-junk",
+                              ESC_EXPECT_NO_STREAM, &ev, 1, &res, &err),
+                   ESC_OK);
+  int status = -2;
+  char *out = esc_cli(&status, "processes show fulfillment junk 2>&1");
+  if (status != 6 || !strstr(out, "process:fulfillment-junk@1: process "
+                                  "record CommandIssued"))
+    fail_msg("show of a bad record: exit %d: %s", status, out);
+  free(out);
 }
 
 static void cli_lists_deadlines_and_parked(void) {
@@ -586,6 +605,7 @@ static void the_cli_shows_and_operates_instances(void **state) {
   wait_parked("bad2", 2);
   cli_lists_processes();
   cli_shows_an_instance();
+  cli_names_a_bad_record();
   cli_lists_deadlines_and_parked();
   cli_needs_the_owner();
   /* Retry: replayed, and parked again (its sku is still bad). */
