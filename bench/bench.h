@@ -6,7 +6,7 @@
  * the same run, alternating short phases of each (A B B A ...) so drift on a
  * noisy machine hits both sides alike, and reports esc / raw as a ratio.
  *
- * A group of scenarios (append, command, project) lives in its own
+ * A group of scenarios (append, command, project, process) lives in its own
  * file and exports a scenario table; main.c lists the tables.
  *
  * Errors: helpers return 0 on success and -1 on failure, after writing a
@@ -288,6 +288,8 @@ extern const bench_group bench_append_group;
 extern const bench_group bench_command_group;
 /* The project group (project.c). */
 extern const bench_group bench_project_group;
+/* The process group (process.c): needs the order sample. */
+extern const bench_group bench_process_group;
 
 /* Writes a message to stderr, prefixed "esc-bench: ". */
 void bench_log(const char *fmt, ...)

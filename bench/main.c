@@ -26,7 +26,8 @@
 
 /* Every group; a new group adds its table here. */
 static const bench_group *const groups[] = {
-    &bench_append_group, &bench_command_group, &bench_project_group};
+    &bench_append_group, &bench_command_group, &bench_project_group,
+    &bench_process_group};
 #define N_GROUPS (sizeof(groups) / sizeof(groups[0]))
 
 /* ------------------------------------------------------------------------
@@ -64,7 +65,8 @@ static void usage(FILE *f) {
         "                  server of scripts/servers)\n"
         "  --redis URL     Redis for the project group (default:\n"
         "                  ESC_REDIS_URL, else the local server of\n"
-        "                  scripts/servers); unused by append and command\n"
+        "                  scripts/servers); unused by append, command and\n"
+        "                  process\n"
         "  --seconds S     measured seconds per side and scenario (default 5)\n"
         "  --rounds N      baseline/esc alternations the seconds are split\n"
         "                  over (default 2: raw esc esc raw)\n"

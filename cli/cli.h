@@ -70,6 +70,7 @@ int cli_cmd_dead_letters(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_metrics(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_check(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_retention(cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_processes(cli_ctx *ctx, int argc, char **argv);
 
 extern const char cli_help_migrate[];
 extern const char cli_help_append[];
@@ -85,6 +86,7 @@ extern const char cli_help_dead_letters[];
 extern const char cli_help_metrics[];
 extern const char cli_help_check[];
 extern const char cli_help_retention[];
+extern const char cli_help_processes[];
 
 /* ------------------------------------------------------------------------
  * Option parsing (args.c)
@@ -173,6 +175,20 @@ int cli_parse_options(cli_ctx *ctx, int argc, char **argv, const char *help);
 
 /* The same for a command that takes no operands either. */
 int cli_parse_plain(cli_ctx *ctx, int argc, char **argv, const char *help);
+
+/* One subcommand of a command: its name, the name messages give it
+ * ("processes show"), and what runs it. */
+typedef struct cli_subcommand {
+  const char *name;
+  const char *command;
+  int (*run)(cli_ctx *ctx, int argc, char **argv);
+} cli_subcommand;
+
+/* When argv[1] names one of the n subs, runs it with ctx->command set to
+ * its command and argv from the subcommand's name on, and returns its exit
+ * code; else CLI_CONTINUE (subcommand.c). */
+int cli_subcommand_run(cli_ctx *ctx, int argc, char **argv,
+                       const cli_subcommand *subs, size_t n);
 
 /* ------------------------------------------------------------------------
  * Running until stopped (stop.c)
@@ -267,6 +283,11 @@ bool cli_print_event(const cli_ctx *ctx, const esc_recorded_event *e,
  * not be rendered and the line holds "<key>_error" instead. Returns false
  * when out could not be written. */
 bool cli_write_event_json(FILE *out, const esc_recorded_event *e, bool *whole);
+
+/* Stored msgpack (an event's data, a process record's command) as JSON
+ * text, malloc'ed (the caller frees it); NULL with err filled when it
+ * cannot be rendered. */
+char *cli_payload_json(const void *data, size_t len, esc_error *err);
 
 /* JSON helpers on top of jansson (json.c). The json_t type is jansson's;
  * cli.h keeps jansson out of files that do not print JSON. */

@@ -44,6 +44,8 @@ static const cli_command commands[] = {
      cli_cmd_check, cli_help_check},
     {"retention", "retention policies ($maxAge, $maxCount): set, show, run",
      cli_cmd_retention, cli_help_retention},
+    {"processes", "process managers: instances, history, deadlines, parked",
+     cli_cmd_processes, cli_help_processes},
 };
 
 #define N_COMMANDS (sizeof commands / sizeof commands[0])

@@ -176,7 +176,7 @@ void cli_format_time(int64_t us, char out[32]) {
  * guard against a corrupt row: sized to the value rather than to the
  * defaults meant for untrusted input.
  */
-static char *payload_json(const void *data, size_t len, esc_error *err) {
+char *cli_payload_json(const void *data, size_t len, esc_error *err) {
   esc_decode_limits limits = ESC_DECODE_LIMITS_INIT;
   if (limits.max_bytes < len)
     limits.max_bytes = len;
@@ -281,10 +281,10 @@ static bool print_event_json(FILE *out, const esc_recorded_event *e,
 static bool write_event(FILE *out, const esc_recorded_event *e, bool json,
                         cli_event_form form, bool *whole) {
   esc_error data_err = ESC_ERROR_INIT, meta_err = ESC_ERROR_INIT;
-  char *data = payload_json(e->data, e->data_len, &data_err);
+  char *data = cli_payload_json(e->data, e->data_len, &data_err);
   char *meta = NULL;
   if (json && e->metadata)
-    meta = payload_json(e->metadata, e->metadata_len, &meta_err);
+    meta = cli_payload_json(e->metadata, e->metadata_len, &meta_err);
   bool ok = json ? print_event_json(out, e, data, &data_err, meta, &meta_err)
                  : print_event_text(e, form, data, &data_err);
   if (whole)

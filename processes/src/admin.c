@@ -8,6 +8,7 @@
 #include <esc_internal/pg.h>
 #include <esc_internal/process.h>
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -167,7 +168,8 @@ static esc_status act(const char *pg_url, const char *schema,
   PQclear(res);
   return found ? ESC_OK
                : esc_error_set(err, ESC_ENOTFOUND,
-                               "%s: instance %s of process %s is not parked",
+                               "%s instance %s of process %s: it is not "
+                               "parked",
                                what, instance, process);
 }
 
@@ -241,4 +243,160 @@ esc_status esc_process_summaries(const char *pg_url, const char *schema,
   *out = s;
   *count = (size_t)rows;
   return ESC_OK;
+}
+
+/* ------------------------------------------------------------- history -- */
+
+_Static_assert((int)ESC_PROCESS_EVENT_RECEIVED == (int)ESC__REC_EVENT_RECEIVED &&
+                   (int)ESC_PROCESS_DEADLINE_CANCELLED ==
+                       (int)ESC__REC_DEADLINE_CANCELLED,
+               "the public record kinds are the internal ones");
+
+#define HISTORY_PAGE 500
+
+/* The commands issued so far, so that an outcome can name its command
+ * (the outcome record holds only the command's id). */
+struct issued {
+  esc_uuid id;
+  char *type;
+  char *stream;
+};
+
+typedef struct history {
+  struct issued *issued;
+  size_t count, cap;
+} history;
+
+static void history_release(history *h) {
+  for (size_t i = 0; i < h->count; i++) {
+    free(h->issued[i].type);
+    free(h->issued[i].stream);
+  }
+  free(h->issued);
+}
+
+static esc_status history_note(history *h, const esc__process_record *r,
+                               esc_error *err) {
+  if (h->count == h->cap) {
+    size_t cap = h->cap ? 2 * h->cap : 16;
+    struct issued *p = realloc(h->issued, cap * sizeof *p);
+    if (!p)
+      return esc_error_set(err, ESC_ENOMEM, "out of memory");
+    h->issued = p;
+    h->cap = cap;
+  }
+  struct issued *c = &h->issued[h->count];
+  c->id = r->id;
+  c->type = strdup(r->event_type);
+  c->stream = strdup(r->stream);
+  if (!c->type || !c->stream) {
+    free(c->type);
+    free(c->stream);
+    return esc_error_set(err, ESC_ENOMEM, "out of memory");
+  }
+  h->count++;
+  return ESC_OK;
+}
+
+static const struct issued *history_find(const history *h,
+                                         const esc_uuid *id) {
+  for (size_t i = h->count; i-- > 0;)
+    if (memcmp(h->issued[i].id.bytes, id->bytes, sizeof id->bytes) == 0)
+      return &h->issued[i];
+  return NULL;
+}
+
+/* The public view of a decoded record. */
+static void record_info(const esc__process_record *r,
+                        const esc_recorded_event *e, const history *h,
+                        esc_process_record_info *out) {
+  bool input = r->kind <= ESC__REC_DEADLINE_FIRED;
+  bool named_by_type = r->kind == ESC__REC_EVENT_RECEIVED ||
+                       r->kind == ESC__REC_COMMAND_ISSUED;
+  *out = (esc_process_record_info){
+      .kind = (esc_process_record_kind)r->kind, .type = e->type,
+      .version = e->stream_version, .recorded_us = e->recorded_at_us,
+      .is_input = input, .input = r->input, .time_us = input ? r->time_us : 0,
+      .id = r->id, .index = r->index, .stream = r->stream,
+      .stream_version = r->version, .position = r->position,
+      .name = named_by_type ? r->event_type : r->name, .data = r->data,
+      .data_len = r->data_len, .accepted = r->accepted, .code = r->code,
+      .message = r->message, .due_us = r->due_us, .replaces = r->replaces};
+  if (r->kind == ESC__REC_COMMAND_OUTCOME) {
+    const struct issued *c = history_find(h, &r->input);
+    out->stream = c ? c->stream : NULL;
+    out->name = c ? c->type : NULL;
+  }
+}
+
+/* Decodes one stored record and hands it to fn. */
+static esc_status history_record(history *h, const esc_recorded_event *e,
+                                 esc_process_record_fn fn, void *userdata,
+                                 esc_error *err) {
+  msgpack_zone zone;
+  esc__process_record r;
+  esc_process_record_info info;
+  if (!msgpack_zone_init(&zone, 1024))
+    return esc_error_set(err, ESC_ENOMEM, "out of memory");
+  esc_status rc =
+      esc__process_record_decode(e->type, e->data, e->data_len, &zone, &r, err);
+  if (rc != ESC_OK && err) {
+    char why[sizeof err->msg];
+    snprintf(why, sizeof why, "%s", err->msg);
+    esc_error_set(err, rc, "%s@%" PRId64 ": %s", e->stream_id,
+                  e->stream_version, why);
+  }
+  if (rc == ESC_OK && r.kind == ESC__REC_COMMAND_ISSUED)
+    rc = history_note(h, &r, err);
+  if (rc == ESC_OK) {
+    record_info(&r, e, h, &info);
+    rc = fn(userdata, &info, err);
+  }
+  msgpack_zone_destroy(&zone);
+  return rc;
+}
+
+static esc_status history_walk(esc_store *st, const char *process,
+                               const char *instance, const char *stream,
+                               esc_process_record_fn fn, void *userdata,
+                               esc_error *err) {
+  esc_events ev = ESC_EVENTS_INIT;
+  history h = {NULL, 0, 0};
+  esc_status rc = ESC_OK;
+  int64_t from = 0;
+  for (bool more = true; more && rc == ESC_OK;) {
+    rc = esc_read_stream(st, stream, from, ESC_FORWARD, HISTORY_PAGE, &ev,
+                         err);
+    if (rc == ESC_ENOTFOUND && from == 0)
+      esc_error_set(err, rc, "process %s has no instance %s (no stream %s)",
+                    process, instance, stream);
+    for (size_t i = 0; i < ev.count && rc == ESC_OK; i++) {
+      rc = history_record(&h, &ev.items[i], fn, userdata, err);
+      from = ev.items[i].stream_version + 1;
+    }
+    more = ev.count == HISTORY_PAGE;
+  }
+  esc_events_release(&ev);
+  history_release(&h);
+  return rc;
+}
+
+esc_status esc_process_history(const char *pg_url, const char *schema,
+                               const char *process, const char *instance,
+                               esc_process_record_fn fn, void *userdata,
+                               esc_error *err) {
+  char stream[ESC_STREAM_ID_MAX + 1];
+  esc_store_options o = ESC_STORE_OPTIONS_INIT;
+  esc_status rc =
+      esc_process_stream_id(process, instance, stream, sizeof stream, err);
+  if (rc)
+    return rc;
+  o.schema = schema;
+  o.app_name = "esc-admin";
+  esc_store *st = esc_store_open(pg_url, &o, err);
+  if (!st)
+    return esc__pg_failed(err);
+  rc = history_walk(st, process, instance, stream, fn, userdata, err);
+  esc_store_free(st);
+  return rc;
 }

@@ -4,7 +4,9 @@
  * the happy path end to end, a refusal compensated, a payment deadline
  * that fires once across a restart, a payment that cancels it, a poisoned
  * instance parked while the others flow (and retried, then discarded),
- * and a redelivery of the whole log that executes nothing twice.
+ * a redelivery of the whole log that executes nothing twice, and `esc
+ * processes` (the built CLI, as an operator runs it) listing, showing
+ * and operating those instances.
  *
  * A worker running only a process never connects to Redis. The clock the
  * deadlines are due by is the test's: real time plus an offset it moves.
@@ -21,6 +23,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "order.h"
 #include "testenv.h"
@@ -413,6 +416,215 @@ static void a_redelivery_executes_nothing_twice(void **state) {
   assert_int_equal(esc_test_query_ll(pg, sql), 0);
 }
 
+/* ------------------------------------------------------------------------
+ * esc processes
+ * ------------------------------------------------------------------------ */
+
+/* Runs `esc --schema <ours> ARGS` (ARGS as the shell splits them): its
+ * stdout (free it) and, in *status, its exit code. */
+static char *esc_cli(int *status, const char *args) {
+  char cmd[1024];
+  snprintf(cmd, sizeof cmd, "'%s' --schema %s %s", ESC_CLI_PATH, schema,
+           args);
+  return esc_test_command_output(cmd, status);
+}
+
+/* esc ARGS, which must exit with want; its stdout (free it). */
+static char *esc_ok(int want, const char *args) {
+  int status = -2;
+  char *out = esc_cli(&status, args);
+  if (status != want)
+    fail_msg("esc %s: exit %d, expected %d; stdout:\n%s", args, status, want,
+             out ? out : "");
+  return out;
+}
+
+/* The first JSON line of out whose key holds the string want, as a new
+ * reference; NULL when there is none. Every line must parse. */
+static json_t *json_line(const char *out, const char *key, const char *want) {
+  for (const char *at = out; at && *at;) {
+    const char *end = strchr(at, '\n');
+    size_t len = end ? (size_t)(end - at) : strlen(at);
+    json_error_t e;
+    json_t *o = json_loadb(at, len, 0, &e);
+    if (!o)
+      fail_msg("not a JSON line: %.*s (%s)", (int)len, at, e.text);
+    const char *v = json_string_value(json_object_get(o, key));
+    if (v && strcmp(v, want) == 0)
+      return o;
+    json_decref(o);
+    at = end ? end + 1 : NULL;
+  }
+  fail_msg("no JSON line with \"%s\": \"%s\" in:\n%s", key, want, out);
+  return NULL;
+}
+
+/* json_line, whose line must also hold the string members given as
+ * NULL-terminated name, value pairs. */
+static json_t *expect_line(const char *out, const char *key, const char *want,
+                           ...) {
+  json_t *o = json_line(out, key, want);
+  va_list ap;
+  va_start(ap, want);
+  for (const char *k; (k = va_arg(ap, const char *));) {
+    const char *v = va_arg(ap, const char *);
+    const char *got = json_string_value(json_object_get(o, k));
+    if (!got || strcmp(got, v) != 0)
+      fail_msg("line with %s %s: \"%s\" is %s, expected %s", key, want, k,
+               got ? got : "(missing)", v);
+  }
+  va_end(ap);
+  return o;
+}
+
+static long long member_ll(const json_t *o, const char *key) {
+  return (long long)json_integer_value(json_object_get(o, key));
+}
+
+/* The summary of fulfillment, text and JSON. */
+static void cli_lists_processes(void) {
+  char *out = esc_ok(0, "processes");
+  assert_non_null(strstr(out, "PROCESS"));
+  assert_non_null(strstr(out, "fulfillment"));
+  free(out);
+  out = esc_ok(0, "processes fulfillment --json");
+  json_t *o = json_line(out, "process", "fulfillment");
+  assert_true(member_ll(o, "active") >= 1); /* o6 waits for its payment */
+  assert_true(member_ll(o, "ended") >= 1);
+  assert_true(member_ll(o, "parked") >= 1); /* bad2, and bad again after
+                                               the redelivery */
+  assert_true(member_ll(o, "deadlines") >= 1);
+  json_decref(o);
+  free(out);
+  free(esc_ok(4, "processes no_such_process"));
+  free(esc_ok(6, "processes No-Such"));
+}
+
+/* o6's history: its confirmation, the reservation and its outcome, the
+ * payment deadline. */
+static void cli_shows_an_instance(void) {
+  char *out = esc_ok(0, "processes show fulfillment o6 --json");
+  json_t *o = expect_line(out, "kind", "input", "record", "EventReceived",
+                          "event_type", "OrderConfirmed", "stream",
+                          "order-o6", NULL);
+  assert_int_equal(member_ll(o, "version"), 1);
+  assert_true(json_is_object(json_object_get(o, "data")));
+  json_decref(o);
+  o = expect_line(out, "record", "CommandIssued", "kind", "decision",
+                  "command_type", "InventoryCommand", "stream",
+                  "inventory-melon", NULL);
+  assert_true(json_is_object(json_object_get(o, "command")));
+  json_decref(o);
+  o = expect_line(out, "record", "CommandOutcome", "command_type",
+                  "InventoryCommand", NULL);
+  assert_true(json_is_true(json_object_get(o, "accepted")));
+  json_decref(o);
+  json_decref(expect_line(out, "record", "DeadlineScheduled", "deadline",
+                          "payment", NULL));
+  free(out);
+  out = esc_ok(0, "processes show fulfillment o6");
+  const char *const shown[] = {
+      "stream process:fulfillment-o6", "  EventReceived", "    CommandIssued",
+      "InventoryCommand -> inventory-melon: accepted", NULL};
+  for (size_t i = 0; shown[i]; i++)
+    if (!strstr(out, shown[i]))
+      fail_msg("no \"%s\" in:\n%s", shown[i], out);
+  free(out);
+  free(esc_ok(4, "processes show fulfillment o404"));
+  free(esc_ok(6, "processes show fulfillment 'a b'"));
+  free(esc_ok(2, "processes show fulfillment"));
+  free(esc_ok(5, "processes show fulfillment o6 --pg "
+                 "postgresql://esc@127.0.0.1:1/esc"));
+}
+
+/* A record that does not decode (appended by hand) is named by its
+ * version: exit 6, after the records before it. */
+static void cli_names_a_bad_record(void) {
+  esc_event_data ev = {esc_uuid_v4(), "CommandIssued", 1, "\x80", 1, NULL, 0};
+  esc_append_result res;
+  esc_error err = ESC_ERROR_INIT;
+  assert_int_equal(esc_append(store, "process:fulfillment-junk",
+                              ESC_EXPECT_NO_STREAM, &ev, 1, &res, &err),
+                   ESC_OK);
+  int status = -2;
+  char *out = esc_cli(&status, "processes show fulfillment junk 2>&1");
+  if (status != 6 || !strstr(out, "process:fulfillment-junk@1: process "
+                                  "record CommandIssued"))
+    fail_msg("show of a bad record: exit %d: %s", status, out);
+  free(out);
+}
+
+static void cli_lists_deadlines_and_parked(void) {
+  char *out = esc_ok(0, "processes deadlines fulfillment --json");
+  json_decref(expect_line(out, "instance", "o6", "deadline", "payment", NULL));
+  free(out);
+  out = esc_ok(0, "processes deadlines");
+  assert_non_null(strstr(out, "payment"));
+  free(out);
+  out = esc_ok(0, "processes parked --json");
+  json_t *o = expect_line(out, "instance", "bad2", "state", "parked", NULL);
+  assert_int_equal(member_ll(o, "inputs"), 1);
+  assert_non_null(
+      strstr(json_string_value(json_object_get(o, "error")), "a b"));
+  json_decref(o);
+  free(out);
+  /* Parked on its first input, bad2 has no stream: show says why. */
+  out = esc_ok(0, "processes show fulfillment bad2");
+  assert_non_null(strstr(out, "parked (attempts: 2, inputs kept: 1): "));
+  free(out);
+}
+
+/* Retry and discard are the owner's: the store's writer is refused, and
+ * the instance stays parked. */
+static void cli_needs_the_owner(void) {
+  char *db = esc_test_query_text(pg, "SELECT current_database()");
+  char cmd[1024];
+  int status = -2;
+  snprintf(cmd, sizeof cmd,
+           "PGOPTIONS='-c role=%s_%s_writer' '%s' --schema %s processes"
+           " discard fulfillment bad2 2>&1",
+           db, schema, ESC_CLI_PATH, schema);
+  char *out = esc_test_command_output(cmd, &status);
+  if (status != 1 || !strstr(out, "permission denied"))
+    fail_msg("a writer's discard: exit %d: %s", status, out);
+  free(out);
+  free(db);
+  assert_int_equal(parked_one("bad2").state, ESC_PROCESS_PARKED);
+}
+
+static void the_cli_shows_and_operates_instances(void **state) {
+  (void)state;
+  running r;
+  stock_in("melon", 5);
+  append_poisoned("bad2");
+  order_line lines[] = {{"melon", 1, 10}};
+  confirm("o6", lines, 1);
+  start(&r);
+  wait_order("o6", ORDER_STATUS_READY, true);
+  wait_deadlines("o6", 1);
+  wait_parked("bad2", 2);
+  cli_lists_processes();
+  cli_shows_an_instance();
+  cli_names_a_bad_record();
+  cli_lists_deadlines_and_parked();
+  cli_needs_the_owner();
+  /* Retry: replayed, and parked again (its sku is still bad). */
+  char *out = esc_ok(0, "processes retry fulfillment bad2 --json");
+  json_t *o = json_line(out, "instance", "bad2");
+  assert_true(json_is_true(json_object_get(o, "retry_requested")));
+  json_decref(o);
+  free(out);
+  esc_test_sleep_ms(300);
+  wait_parked("bad2", 2);
+  out = esc_ok(0, "processes discard fulfillment bad2");
+  assert_non_null(strstr(out, "discarded"));
+  free(out);
+  assert_int_equal(parked_one("bad2").state, 0);
+  free(esc_ok(4, "processes discard fulfillment bad2"));
+  free(esc_ok(4, "processes retry fulfillment o6"));
+  stop(&r);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(fulfils_an_order),
@@ -421,6 +633,7 @@ int main(void) {
       cmocka_unit_test(a_payment_cancels_the_deadline),
       cmocka_unit_test(a_poisoned_instance_is_parked_and_others_flow),
       cmocka_unit_test(a_redelivery_executes_nothing_twice),
+      cmocka_unit_test(the_cli_shows_and_operates_instances),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

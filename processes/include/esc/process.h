@@ -472,6 +472,77 @@ ESC_API esc_status esc_process_summaries(const char *pg_url,
                                          esc_process_summary **out,
                                          size_t *count, esc_error *err);
 
+/* What one record of an instance stream is: an input the instance
+ * handled (the first three) or a decision it made on one. */
+typedef enum esc_process_record_kind {
+  ESC_PROCESS_EVENT_RECEIVED = 1, /* input: an event of the process */
+  ESC_PROCESS_COMMAND_OUTCOME = 2, /* input: what an issued command came to */
+  ESC_PROCESS_DEADLINE_FIRED = 3,  /* input: a deadline came due */
+  ESC_PROCESS_COMMAND_ISSUED = 4,  /* decision: a command */
+  ESC_PROCESS_DEADLINE_SCHEDULED = 5,
+  ESC_PROCESS_DEADLINE_CANCELLED = 6
+} esc_process_record_kind;
+
+/*
+ * One record of an instance's history, as esc_process_history hands it
+ * to its callback. Strings and bytes are borrowed for the one call.
+ * Fields a kind does not use are zero (nil ids, NULL strings).
+ */
+typedef struct esc_process_record_info {
+  esc_process_record_kind kind;
+  const char *type;     /* its event type: "EventReceived", ... */
+  int64_t version;      /* its version in the instance stream */
+  int64_t recorded_us;  /* when the store recorded it */
+  bool is_input;        /* the first three kinds */
+  esc_uuid input;       /* inputs: the input's id; decisions: the input
+                           they were made on */
+  int64_t time_us;      /* inputs: the input's time */
+  esc_uuid id;          /* decisions: the decision id (CANCELLED: the
+                           cancelled deadline's, nil when none was pending) */
+  uint32_t index;       /* decisions: index among the input's decisions */
+  /* EVENT_RECEIVED: the source stream; COMMAND_ISSUED, COMMAND_OUTCOME:
+   * the command's target stream (an outcome's is found from the
+   * CommandIssued before it; NULL when that is missing) */
+  const char *stream;
+  int64_t stream_version; /* EVENT_RECEIVED: the source event's version */
+  esc_position position;  /* EVENT_RECEIVED: the source event's position */
+  /* EVENT_RECEIVED: the event type; COMMAND_ISSUED, COMMAND_OUTCOME: the
+   * command type; DEADLINE_*: the deadline's name */
+  const char *name;
+  /* EVENT_RECEIVED: the event's payload; COMMAND_ISSUED: the command;
+   * one msgpack object (esc_msgpack_to_json renders it) */
+  const void *data;
+  size_t data_len;
+  bool accepted;       /* COMMAND_OUTCOME */
+  int32_t code;        /* COMMAND_OUTCOME rejected: the domain code */
+  const char *message; /* COMMAND_OUTCOME rejected: the domain message */
+  int64_t due_us;      /* DEADLINE_FIRED, DEADLINE_SCHEDULED */
+  esc_uuid replaces;   /* DEADLINE_SCHEDULED: the pending one it replaced */
+} esc_process_record_info;
+
+/* Called once per record, in stream order; a status other than ESC_OK
+ * stops the walk and is returned (err filled by the callback). */
+typedef esc_status (*esc_process_record_fn)(
+    void *userdata, const esc_process_record_info *record, esc_error *err);
+
+/*
+ * Walks the history of one instance of process: every record of its
+ * stream (esc_process_stream_id), oldest first, decoded, handed to fn.
+ * It needs no definition of the process: the records say what happened
+ * in their own terms (types by name, payloads as msgpack). Reads in pages
+ * (memory stays bounded whatever the stream's length).
+ *
+ * ESC_EINVAL for an invalid name or instance id, or a record that does
+ * not decode (named by its version; the records before it were handed
+ * out); ESC_ENOTFOUND when the instance has no stream; ESC_EDELETED when
+ * it was tombstoned; else what reading failed with.
+ */
+ESC_API esc_status esc_process_history(const char *pg_url, const char *schema,
+                                       const char *process,
+                                       const char *instance,
+                                       esc_process_record_fn fn,
+                                       void *userdata, esc_error *err);
+
 #ifdef __cplusplus
 }
 #endif
