@@ -181,12 +181,13 @@ static void fail_all(esc_store *st, struct request *const *reqs, size_t count,
     if (why) {
       r->a.error = *why;
       r->a.status = rc;
+    } else if (esc__fail_store(&r->a.error, st, res, what) != ESC_ETIMEDOUT) {
+      r->a.status = ESC_ECONN; /* the session ended: maybe committed */
     } else {
-      r->a.status = esc__fail_store(&r->a.error, st, res, what);
+      r->a.status = ESC_ETIMEDOUT; /* cancelled, or no reply in time */
     }
-    r->a.status =
-        esc__append_outcome(st, r->a.stream_id, r->a.status ? r->a.status : rc,
-                            why ? false : st->call.sent, &r->a.error);
+    r->a.status = esc__append_outcome(st, r->a.stream_id, r->a.status,
+                                      why ? false : st->call.sent, &r->a.error);
   }
 }
 
@@ -202,8 +203,23 @@ static void one_by_one(esc_store *st, struct request *const *reqs,
   }
 }
 
-static bool call_lost(const esc_store *st) {
-  return esc__call_failed(&st->call) || PQstatus(st->conn) != CONNECTION_OK;
+/* Whether the flush may have committed although no whole reply came: the
+ * round trip failed, or the server ended the session (FATAL), which it
+ * may do after the commit of the statement's implicit transaction and
+ * before its reply is complete. An ERROR is always before the commit. */
+static bool outcome_unknown(const esc_store *st, const PGresult *res) {
+  const char *severity =
+      res ? PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED) : NULL;
+  return !res || esc__call_failed(&st->call) ||
+         PQstatus(st->conn) != CONNECTION_OK ||
+         (severity && strcmp(severity, "ERROR") != 0);
+}
+
+/* A statement the server cancelled (statement_timeout) was rolled back:
+ * sending each request again would only time out again. */
+static bool cancelled(const PGresult *res) {
+  const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+  return state && strcmp(state, "57014") == 0;
 }
 
 static void flush(struct flusher *f, struct request *const *reqs,
@@ -234,7 +250,7 @@ static void flush(struct flusher *f, struct request *const *reqs,
       PQnfields(res) == 9) {
     for (size_t i = 0; i < count; i++)
       answer(reqs[i], res, (int)i);
-  } else if (!res || call_lost(st)) {
+  } else if (outcome_unknown(st, res) || cancelled(res)) {
     fail_all(st, reqs, count, ESC_ECONN, NULL, res);
   } else {
     one_by_one(st, reqs, count);
