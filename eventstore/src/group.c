@@ -32,7 +32,8 @@ enum {
 };
 enum { GROUP_PARAMS = 8, ARRAY_HEADER = 20, ELEM_HEADER = 4 };
 enum { FAILED = 4 }; /* append_group's status of a request that raised */
-#define MAX_BATCH_LIMIT 64
+#define MAX_BATCH_LIMIT 1024
+#define DEFAULT_MAX_BATCH 64
 #define MAX_FLUSHERS 16
 #define DEFAULT_WINDOW_US 200
 #define DEFAULT_FLUSHERS 2
@@ -51,6 +52,7 @@ struct flusher {
   pthread_t thread;
   bool started;
   struct esc__buf buf;
+  struct request **reqs; /* room for one flush's requests */
 };
 
 struct esc_group_commit {
@@ -305,7 +307,7 @@ static size_t gather(esc_group_commit *gc, struct request **reqs) {
 static void *flusher_main(void *arg) {
   struct flusher *f = arg;
   esc_group_commit *gc = f->gc;
-  struct request *reqs[MAX_BATCH_LIMIT];
+  struct request **reqs = f->reqs;
   pthread_mutex_lock(&gc->mu);
   for (;;) {
     size_t count = gather(gc, reqs);
@@ -383,7 +385,7 @@ static esc_status check_options(const esc_group_commit_options *o,
   if (o->max_batch < 0 || o->max_batch > MAX_BATCH_LIMIT)
     return esc__fail(err, ESC_EINVAL,
                      "group commit: max_batch %d is not in 1..%d (0: %d)",
-                     o->max_batch, MAX_BATCH_LIMIT, MAX_BATCH_LIMIT);
+                     o->max_batch, MAX_BATCH_LIMIT, DEFAULT_MAX_BATCH);
   if (o->flushers < 0 || o->flushers > MAX_FLUSHERS)
     return esc__fail(err, ESC_EINVAL,
                      "group commit: flushers %d is not in 1..%d (0: %d)",
@@ -418,6 +420,9 @@ static esc_status open_flushers(esc_group_commit *gc, const char *conninfo,
   for (int i = 0; i < gc->nflushers; i++) {
     struct flusher *f = &gc->flushers[i];
     f->gc = gc;
+    f->reqs = calloc(gc->max_batch, sizeof *f->reqs);
+    if (!f->reqs)
+      return esc__fail(err, ESC_ENOMEM, "group commit: out of memory");
     f->store = esc_store_open(conninfo, &so, err);
     if (!f->store)
       return err ? err->code : ESC_ECONN;
@@ -453,7 +458,7 @@ esc_group_commit *esc_group_commit_new(const char *conninfo,
     return NULL;
   }
   gc->tail = &gc->head;
-  gc->max_batch = o.max_batch ? (size_t)o.max_batch : MAX_BATCH_LIMIT;
+  gc->max_batch = o.max_batch ? (size_t)o.max_batch : DEFAULT_MAX_BATCH;
   gc->window_us = o.window_us ? o.window_us : DEFAULT_WINDOW_US;
   gc->nflushers = nflushers;
   gc->flushers = fl;
@@ -479,6 +484,7 @@ void esc_group_commit_free(esc_group_commit *gc) {
       pthread_join(f->thread, NULL);
     esc_store_free(f->store);
     esc__buf_release(&f->buf);
+    free(f->reqs);
   }
   free(gc->flushers);
   pthread_cond_destroy(&gc->more);

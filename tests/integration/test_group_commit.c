@@ -237,6 +237,32 @@ static void bad_events_fail_only_their_request(void **state) {
   esc_store_free(st);
 }
 
+/* A request whose own events repeat an id makes the server refuse the
+ * whole call (a unique violation nothing checks before the insert): no
+ * request of the flush is stored by it, and each is then sent on its
+ * own, so only the bad one fails. */
+static void a_call_refused_whole_is_retried_request_by_request(void **state) {
+  (void)state;
+  esc_store *st = esc_test_fresh_store(SCHEMA);
+  struct req reqs[3];
+  PGconn *c = esc_test_pg();
+  req_init(&reqs[0], "gc-twice", ESC_EXPECT_ANY, 2);
+  reqs[0].events[1].id = reqs[0].events[0].id;
+  req_init(&reqs[1], "gc-fine-a", ESC_EXPECT_NO_STREAM, 1);
+  req_init(&reqs[2], "gc-fine-b", ESC_EXPECT_NO_STREAM, 1);
+  run_in_one_flush(reqs, 3);
+  assert_int_equal(reqs[0].rc, ESC_EDUPLICATE);
+  assert_int_equal(count_id(c, &reqs[0].events[0].id), 0);
+  for (int i = 1; i < 3; i++) {
+    if (reqs[i].rc != ESC_OK)
+      fail_msg("request %d: %s", i, reqs[i].err.msg);
+    assert_int_equal(reqs[i].result.last_version, 1);
+    assert_int_equal(count_id(c, &reqs[i].events[0].id), 1);
+  }
+  PQfinish(c);
+  esc_store_free(st);
+}
+
 /* An event the client refuses (not msgpack) fails at once, without
  * waiting for a flush, and the requests of the flush still commit. */
 static void invalid_event_is_refused_before_the_flush(void **state) {
@@ -354,10 +380,10 @@ static void options_out_of_range_are_refused(void **state) {
   (void)state;
   esc_group_commit_options go = ESC_GROUP_COMMIT_OPTIONS_INIT;
   esc_error err = ESC_ERROR_INIT;
-  go.max_batch = 65;
+  go.max_batch = 1025;
   assert_null(esc_group_commit_new(esc_test_pg_url(), NULL, &go, &err));
   assert_int_equal(err.code, ESC_EINVAL);
-  assert_non_null(strstr(err.msg, "max_batch 65"));
+  assert_non_null(strstr(err.msg, "max_batch 1025"));
   go.max_batch = 0;
   go.flushers = 17;
   assert_null(esc_group_commit_new(esc_test_pg_url(), NULL, &go, &err));
@@ -369,6 +395,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(conflicts_fail_only_their_request),
       cmocka_unit_test(bad_events_fail_only_their_request),
+      cmocka_unit_test(a_call_refused_whole_is_retried_request_by_request),
       cmocka_unit_test(invalid_event_is_refused_before_the_flush),
       cmocka_unit_test(stream_order_holds_under_concurrent_flushes),
       cmocka_unit_test(options_out_of_range_are_refused),

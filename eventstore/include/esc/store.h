@@ -519,7 +519,7 @@ ESC_API esc_status esc_append(esc_store *store, const char *stream_id,
  * own: it is checked against its own expected version and reported with
  * its own status and result; a conflict, a tombstoned stream or an event
  * the server refuses fails that append only, never the others of its
- * flush (each runs in its own subtransaction). An append returns only
+ * flush. An append returns only
  * after the COMMIT of its flush returned, so an ESC_OK is as durable as a
  * plain esc_append's; idempotency by event id and the order of each
  * stream's events in subscription order are as without the group.
@@ -540,9 +540,7 @@ ESC_API esc_status esc_append(esc_store *store, const char *stream_id,
  * own (and a thread for each) that do the appends.
  */
 typedef struct esc_group_commit_options {
-  /* Appends per flush, 1..64; 0: 64. At most 64: a transaction with more
-   * subtransactions overflows PostgreSQL's per-backend cache of them, and
-   * every other session's snapshots get slower while it runs. */
+  /* Appends per flush, 1..1024; 0: 64. */
   int max_batch;
   /* Microseconds a free flusher waits, from the first queued append, for
    * more to join before it flushes; 0: 200; < 0: no wait (flush what is
