@@ -431,6 +431,8 @@ static const struct append_params p_hot = {8, 1, false, true, NAN,
                                            "raw-insert-1row-8w", false};
 static const struct append_params p_group = {8, 1, false, false, 2.0,
                                              "raw-insert-1row-8w", true};
+static const struct append_params p_group32 = {32, 1, false, false, NAN,
+                                               "raw-insert-1row-32w", true};
 
 static const bench_scenario append_scenarios[] = {
     {"append-1w", "single-event appends, 1 writer", run_append, &p_1w},
@@ -450,6 +452,10 @@ static const bench_scenario append_scenarios[] = {
      "append-8w through one esc_group_commit (its defaults): the 8 "
      "writers' appends share one transaction per flush",
      run_append, &p_group},
+    {"append-32w-group",
+     "append-8w-group with 32 writers (against 32 raw writers): what a "
+     "flush gathers when more threads append at once",
+     run_append, &p_group32},
 };
 
 const bench_group bench_append_group = {"append", append_scenarios,
