@@ -23,6 +23,7 @@
 
 #define BENCH_STREAMS 100 /* streams per writer */
 #define WARMUP_OPS 10     /* untimed appends per writer and phase */
+#define MAX_ROUNDS 64
 
 struct append_params {
   int writers;
@@ -34,12 +35,16 @@ struct append_params {
   bool hot;
   double target_ratio; /* NAN: none */
   const char *baseline_name;
+  /* esc side: every writer's store uses one esc_group_commit, so the
+   * writers' appends are coalesced into one transaction per flush. */
+  bool group;
 };
 
 /* What every worker of one phase shares. */
 struct append_shared {
   const bench_config *cfg;
   const struct append_params *ap;
+  esc_group_commit *gc; /* the group of the esc side, or NULL */
 };
 
 struct append_worker {
@@ -91,7 +96,7 @@ static int esc_setup(void *shared, int index, void **worker, char *err,
   if (!w)
     return -1;
   *worker = w;
-  w->store = bench_esc_open(w->sh->cfg, err, errlen);
+  w->store = bench_esc_open_group(w->sh->cfg, w->sh->gc, err, errlen);
   return w->store ? 0 : -1;
 }
 
@@ -268,11 +273,37 @@ static int check_stored(const bench_config *cfg, PGconn *admin, bool esc,
   return 0;
 }
 
+/* An integer from the environment, else 0 (the option's default). */
+static int env_int(const char *name) {
+  const char *v = getenv(name);
+  return v && *v ? atoi(v) : 0;
+}
+
+/* The group commit of the esc side: 8 writers, so flushes of up to 8.
+ * Its options are the defaults, unless ESC_BENCH_GROUP_WINDOW_US,
+ * ESC_BENCH_GROUP_FLUSHERS or ESC_BENCH_GROUP_MAX_BATCH say otherwise. */
+static esc_group_commit *group_open(const bench_config *cfg, char *err,
+                                    size_t errlen) {
+  esc_store_options so = ESC_STORE_OPTIONS_INIT;
+  esc_group_commit_options go = ESC_GROUP_COMMIT_OPTIONS_INIT;
+  esc_error e = ESC_ERROR_INIT;
+  so.schema = cfg->schema;
+  so.app_name = "esc-bench-group";
+  go.window_us = env_int("ESC_BENCH_GROUP_WINDOW_US");
+  go.flushers = env_int("ESC_BENCH_GROUP_FLUSHERS");
+  go.max_batch = env_int("ESC_BENCH_GROUP_MAX_BATCH");
+  esc_group_commit *gc = esc_group_commit_new(cfg->pg_url, &so, &go, &e);
+  if (!gc)
+    bench_errf(err, errlen, "esc_group_commit_new: %s: %s",
+               esc_strerror(e.code), e.msg);
+  return gc;
+}
+
 static int run_side(const bench_config *cfg, const bench_scenario *sc,
                     PGconn *admin, bool esc, double seconds, bench_tally *tally,
                     char *err, size_t errlen) {
   const struct append_params *ap = sc->params;
-  struct append_shared sh = {cfg, ap};
+  struct append_shared sh = {cfg, ap, NULL};
   const bench_worker_ops *esc_side = ap->hot ? &hot_ops : &esc_ops;
   bench_phase p = {
       esc ? "esc" : "raw", esc ? esc_side : &raw_ops, &sh, ap->writers, seconds,
@@ -290,6 +321,9 @@ static int run_side(const bench_config *cfg, const bench_scenario *sc,
     if (!waiter)
       return -1;
   }
+  /* After the reset: the group's statements name the new schema. */
+  if (esc && ap->group && !(sh.gc = group_open(cfg, err, errlen)))
+    return -1;
   bench_pg_checkpoint(cfg, admin);
 
   if (bench_run_phase(&p, tally, err, errlen) != 0 ||
@@ -299,8 +333,22 @@ static int run_side(const bench_config *cfg, const bench_scenario *sc,
             (double)(tally->units - before) / (tally->seconds - before_s));
   rc = 0;
 out_close:
+  esc_group_commit_free(sh.gc);
   waiter_close(cfg, waiter);
   return rc;
+}
+
+/* The median of n ratios (sorted in place); NAN when n is 0. */
+static double median(double *v, int n) {
+  for (int i = 1; i < n; i++)
+    for (int j = i; j > 0 && v[j - 1] > v[j]; j--) {
+      double t = v[j];
+      v[j] = v[j - 1];
+      v[j - 1] = t;
+    }
+  if (n == 0)
+    return NAN;
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 static void fill_output(const bench_config *cfg, const struct append_params *ap,
@@ -327,6 +375,8 @@ static int run_append(const bench_config *cfg, const bench_scenario *sc,
                       bench_output *out, char *err, size_t errlen) {
   bench_tally esc = {0}, raw = {0};
   double phase_s = cfg->seconds / cfg->rounds;
+  double rate[2] = {0}, ratios[MAX_ROUNDS];
+  int rounds = 0;
   PGconn *admin = NULL;
   int rc = -1;
 
@@ -339,11 +389,22 @@ static int run_append(const bench_config *cfg, const bench_scenario *sc,
 
   for (int i = 0; i < 2 * cfg->rounds; i++) {
     bool side_esc = bench_esc_phase(i);
-    if (run_side(cfg, sc, admin, side_esc, phase_s, side_esc ? &esc : &raw, err,
-                 errlen) != 0)
+    bench_tally *t = side_esc ? &esc : &raw;
+    uint64_t units = t->units;
+    double secs = t->seconds;
+    if (run_side(cfg, sc, admin, side_esc, phase_s, t, err, errlen) != 0)
       goto out_release;
+    /* rate[1] is this round's esc rate, rate[0] its raw one. */
+    rate[side_esc] = t->seconds > secs
+                         ? (double)(t->units - units) / (t->seconds - secs)
+                         : 0;
+    if (i % 2 == 1 && rate[0] > 0 && rounds < MAX_ROUNDS)
+      ratios[rounds++] = rate[1] / rate[0];
   }
   fill_output(cfg, sc->params, &esc, &raw, out);
+  /* Each round is one phase of each side, back to back: the median of
+   * their ratios is robust to a phase the machine disturbed. */
+  bench_output_add(out, "round_ratio_median", median(ratios, rounds), false);
   rc = 0;
 out_release:
   PQfinish(admin);
@@ -357,17 +418,21 @@ out_release:
  * ------------------------------------------------------------------------ */
 
 static const struct append_params p_1w = {1, 1, false, false, NAN,
-                                          "raw-insert-1row-1w"};
+                                          "raw-insert-1row-1w", false};
 static const struct append_params p_8w = {8, 1, false, false, 0.7,
-                                          "raw-insert-1row-8w"};
-static const struct append_params p_b100_1w = {1, 100, false, false, NAN,
-                                               "raw-insert-values100-1w"};
-static const struct append_params p_b100_8w = {8, 100, false, false, 0.6,
-                                               "raw-insert-values100-8w"};
+                                          "raw-insert-1row-8w", false};
+static const struct append_params p_b100_1w = {
+    1, 100, false, false, NAN, "raw-insert-values100-1w", false};
+static const struct append_params p_b100_8w = {
+    8, 100, false, false, 0.6, "raw-insert-values100-8w", false};
 static const struct append_params p_notify = {8, 1, true, false, NAN,
-                                              "raw-insert-1row-8w"};
+                                              "raw-insert-1row-8w", false};
 static const struct append_params p_hot = {8, 1, false, true, NAN,
-                                           "raw-insert-1row-8w"};
+                                           "raw-insert-1row-8w", false};
+static const struct append_params p_group = {8, 1, false, false, 2.0,
+                                             "raw-insert-1row-8w", true};
+static const struct append_params p_group32 = {32, 1, false, false, NAN,
+                                               "raw-insert-1row-32w", true};
 
 static const bench_scenario append_scenarios[] = {
     {"append-1w", "single-event appends, 1 writer", run_append, &p_1w},
@@ -383,6 +448,14 @@ static const bench_scenario append_scenarios[] = {
      "8 writers on one stream, expected \"exists\": every append waits for "
      "the one before",
      run_append, &p_hot},
+    {"append-8w-group",
+     "append-8w through one esc_group_commit (its defaults): the 8 "
+     "writers' appends share one transaction per flush",
+     run_append, &p_group},
+    {"append-32w-group",
+     "append-8w-group with 32 writers (against 32 raw writers): what a "
+     "flush gathers when more threads append at once",
+     run_append, &p_group32},
 };
 
 const bench_group bench_append_group = {"append", append_scenarios,

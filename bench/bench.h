@@ -194,6 +194,9 @@ void bench_pg_checkpoint(const bench_config *cfg, PGconn *admin);
 void bench_pg_describe(PGconn *conn);
 /* An esc store on cfg->schema. */
 esc_store *bench_esc_open(const bench_config *cfg, char *err, size_t errlen);
+/* The same whose appends go through gc (NULL: none). */
+esc_store *bench_esc_open_group(const bench_config *cfg, esc_group_commit *gc,
+                                char *err, size_t errlen);
 /* The same with synchronous_commit off, for untimed fills (falls back to a
  * plain store when the URL sets its own options). */
 esc_store *bench_esc_open_async(const bench_config *cfg, char *err,

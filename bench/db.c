@@ -148,12 +148,18 @@ void bench_pg_describe(PGconn *conn) {
 }
 
 esc_store *bench_esc_open(const bench_config *cfg, char *err, size_t errlen) {
+  return bench_esc_open_group(cfg, NULL, err, errlen);
+}
+
+esc_store *bench_esc_open_group(const bench_config *cfg, esc_group_commit *gc,
+                                char *err, size_t errlen) {
   esc_store_options o = ESC_STORE_OPTIONS_INIT;
   esc_error e = ESC_ERROR_INIT;
   esc_store *st;
 
   o.schema = cfg->schema;
   o.app_name = "esc-bench";
+  o.group_commit = gc;
   st = esc_store_open(cfg->pg_url, &o, &e);
   if (!st)
     bench_errf(err, errlen, "esc_store_open: %s: %s", esc_strerror(e.code),

@@ -78,9 +78,9 @@ static esc_status validate_event(const esc_store *st, const char *stream,
   return ESC_OK;
 }
 
-static esc_status validate(const esc_store *st, const char *stream,
-                           int64_t expected, const esc_event_data *events,
-                           size_t n, esc_error *err) {
+esc_status esc__append_validate(const esc_store *st, const char *stream,
+                                int64_t expected, const esc_event_data *events,
+                                size_t n, esc_error *err) {
   esc_error inner = ESC_ERROR_INIT;
   if (!stream || !esc_stream_id_valid(stream, &inner))
     return esc__fail(err, ESC_EINVAL, "append: %s",
@@ -119,8 +119,8 @@ static void put32(struct esc__buf *b, uint32_t v) {
   b->len += 4;
 }
 
-static void put_array_header(struct esc__buf *b, uint32_t elem_oid, size_t n,
-                             bool hasnull) {
+void esc__put_array_header(struct esc__buf *b, uint32_t elem_oid, size_t n,
+                           bool hasnull) {
   put32(b, 1); /* dimensions */
   put32(b, hasnull ? 1 : 0);
   put32(b, elem_oid);
@@ -128,7 +128,7 @@ static void put_array_header(struct esc__buf *b, uint32_t elem_oid, size_t n,
   put32(b, 1); /* lower bound */
 }
 
-static void put_elem(struct esc__buf *b, const void *p, size_t len) {
+void esc__put_array_elem(struct esc__buf *b, const void *p, size_t len) {
   if (!p) {
     put32(b, UINT32_MAX); /* -1: NULL */
     return;
@@ -168,30 +168,30 @@ static bool build_params(struct append_params *p, const char *stream,
     return false;
 
   offsets[0] = b->len;
-  put_array_header(b, OID_UUID, n, false);
+  esc__put_array_header(b, OID_UUID, n, false);
   for (size_t i = 0; i < n; i++)
-    put_elem(b, ev[i].id.bytes, 16);
+    esc__put_array_elem(b, ev[i].id.bytes, 16);
   offsets[1] = b->len;
-  put_array_header(b, OID_TEXT, n, false);
+  esc__put_array_header(b, OID_TEXT, n, false);
   for (size_t i = 0; i < n; i++)
-    put_elem(b, ev[i].type, strlen(ev[i].type));
+    esc__put_array_elem(b, ev[i].type, strlen(ev[i].type));
   offsets[2] = b->len;
-  put_array_header(b, OID_INT4, n, false);
+  esc__put_array_header(b, OID_INT4, n, false);
   for (size_t i = 0; i < n; i++) {
     unsigned char v[4];
     esc__put_be32(v, (uint32_t)ev[i].schema_version);
-    put_elem(b, v, 4);
+    esc__put_array_elem(b, v, 4);
   }
   offsets[3] = b->len;
-  put_array_header(b, OID_BYTEA, n, false);
+  esc__put_array_header(b, OID_BYTEA, n, false);
   for (size_t i = 0; i < n; i++)
-    put_elem(b, ev[i].data, ev[i].data_len);
+    esc__put_array_elem(b, ev[i].data, ev[i].data_len);
   offsets[4] = b->len;
   for (size_t i = 0; i < n; i++)
     null_metadata |= ev[i].metadata == NULL;
-  put_array_header(b, OID_BYTEA, n, null_metadata);
+  esc__put_array_header(b, OID_BYTEA, n, null_metadata);
   for (size_t i = 0; i < n; i++)
-    put_elem(b, ev[i].metadata, ev[i].metadata_len);
+    esc__put_array_elem(b, ev[i].metadata, ev[i].metadata_len);
   offsets[5] = b->len;
 
   set_stream_params(p, stream, expected);
@@ -231,22 +231,17 @@ static void describe_expected(int64_t expected, char *out, size_t size) {
     snprintf(out, size, "version %" PRId64, expected);
 }
 
-static int64_t get_i64(const PGresult *res, int col) {
-  return (int64_t)esc__get_be64(PQgetvalue(res, 0, col));
+static int64_t get_i64(const PGresult *res, int row, int col) {
+  return (int64_t)esc__get_be64(PQgetvalue(res, row, col));
 }
 
-static esc_status interpret(esc_store *st, const PGresult *res,
-                            const char *stream, int64_t expected,
-                            esc_append_result *out, esc_error *err) {
+esc_status esc__append_interpret_row(const PGresult *res, int row,
+                                     const char *stream, int64_t expected,
+                                     esc_append_result *out, esc_error *err) {
   char what[ESC_STREAM_ID_MAX + 32];
   snprintf(what, sizeof what, "append to %s", stream);
-  if (PQresultStatus(res) != PGRES_TUPLES_OK)
-    return esc__fail_store(err, st, res, what);
-  if (PQntuples(res) != 1 || PQnfields(res) != 7)
-    return esc__fail(err, ESC_EIO, "%s: unexpected reply shape", what);
-
-  int status = (int)esc__get_be32(PQgetvalue(res, 0, 0));
-  int64_t actual = get_i64(res, 6);
+  int status = (int)esc__get_be32(PQgetvalue(res, row, 0));
+  int64_t actual = get_i64(res, row, 6);
   if (status == CONFLICT) {
     char exp[48];
     describe_expected(expected, exp, sizeof exp);
@@ -263,16 +258,28 @@ static esc_status interpret(esc_store *st, const PGresult *res,
     return esc__fail(err, ESC_EIO, "%s: unknown status %d", what, status);
 
   esc_append_result r = {0};
-  r.first_version = get_i64(res, 1);
-  r.last_version = get_i64(res, 2);
-  r.position.tx_id = esc__get_be64(PQgetvalue(res, 0, 3));
-  r.first_global = get_i64(res, 4);
-  r.position.global = get_i64(res, 5);
+  r.first_version = get_i64(res, row, 1);
+  r.last_version = get_i64(res, row, 2);
+  r.position.tx_id = esc__get_be64(PQgetvalue(res, row, 3));
+  r.first_global = get_i64(res, row, 4);
+  r.position.global = get_i64(res, row, 5);
   r.duplicate = status == DUPLICATE;
   if (out)
     *out = r;
   esc__clear(err);
   return ESC_OK;
+}
+
+static esc_status interpret(esc_store *st, const PGresult *res,
+                            const char *stream, int64_t expected,
+                            esc_append_result *out, esc_error *err) {
+  char what[ESC_STREAM_ID_MAX + 32];
+  snprintf(what, sizeof what, "append to %s", stream);
+  if (PQresultStatus(res) != PGRES_TUPLES_OK)
+    return esc__fail_store(err, st, res, what);
+  if (PQntuples(res) != 1 || PQnfields(res) != 7)
+    return esc__fail(err, ESC_EIO, "%s: unexpected reply shape", what);
+  return esc__append_interpret_row(res, 0, stream, expected, out, err);
 }
 
 /* ------------------------------------------------------------ outcome -- */
@@ -301,8 +308,8 @@ static esc_status relabel(esc_error *err, const char *stream, esc_status code,
  * commit is the request's last step). A statement the server cancelled
  * (statement_timeout) was rolled back.
  */
-static esc_status outcome(const esc_store *st, const char *stream,
-                          esc_status rc, bool sent, esc_error *err) {
+esc_status esc__append_outcome(const esc_store *st, const char *stream,
+                               esc_status rc, bool sent, esc_error *err) {
   bool lost = rc == ESC_ECONN || (rc == ESC_ETIMEDOUT && st->call.timed_out);
   if (rc == ESC_ETIMEDOUT && !lost)
     return relabel(err, stream, rc, "not applied");
@@ -319,7 +326,8 @@ static void lost_reply(const esc_store *st, esc_append_request *r) {
   char what[ESC_STREAM_ID_MAX + 16];
   snprintf(what, sizeof what, "append to %s", r->stream_id);
   esc_status rc = esc__fail_store(&r->error, st, NULL, what);
-  r->status = outcome(st, r->stream_id, rc ? rc : ESC_ECONN, true, &r->error);
+  r->status = esc__append_outcome(st, r->stream_id, rc ? rc : ESC_ECONN, true,
+                                 &r->error);
 }
 
 /* ------------------------------------------------------------- append -- */
@@ -342,12 +350,12 @@ static esc_status interpret_fast(esc_store *st, const PGresult *res,
   }
   if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0))
     return ESC_OK;
-  int64_t base = get_i64(res, 0);
+  int64_t base = get_i64(res, 0, 0);
   esc_append_result r = {0};
   r.first_version = base + 1;
   r.last_version = base + (int64_t)n;
-  r.first_global = get_i64(res, 1);
-  r.position.global = get_i64(res, 2);
+  r.first_global = get_i64(res, 0, 1);
+  r.position.global = get_i64(res, 0, 2);
   r.position.tx_id = esc__get_be64(PQgetvalue(res, 0, 3));
   if (out)
     *out = r;
@@ -377,7 +385,7 @@ static esc_status exec_cold(esc_store *st, const struct append_params *p,
   const char *stmt;
   esc_status rc = esc__prepare(st, ESC__STMT_APPEND, &stmt, err);
   if (rc)
-    return outcome(st, stream, rc, false, err);
+    return esc__append_outcome(st, stream, rc, false, err);
   PGresult *res = esc__exec(st, &(struct esc__query){.stmt = stmt,
                                                      .n = NPARAMS,
                                                      .values = p->values,
@@ -386,21 +394,22 @@ static esc_status exec_cold(esc_store *st, const struct append_params *p,
                                                      .binary = 1});
   rc = interpret(st, res, stream, expected, result, err);
   PQclear(res);
-  return outcome(st, stream, rc, st->call.sent, err);
+  return esc__append_outcome(st, stream, rc, st->call.sent, err);
 }
 
-static esc_status append_one(esc_store *store, const char *stream_id,
-                             int64_t expected, const esc_event_data *events,
-                             size_t n, esc_append_result *result,
-                             esc_error *err) {
+esc_status esc__append_direct(esc_store *store, const char *stream_id,
+                              int64_t expected, const esc_event_data *events,
+                              size_t n, esc_append_result *result,
+                              esc_error *err) {
   struct append_params p = {0};
   const char *stmt;
   bool hit = false;
-  esc_status rc = validate(store, stream_id, expected, events, n, err);
+  esc_status rc =
+      esc__append_validate(store, stream_id, expected, events, n, err);
   if (!rc)
     rc = esc__prepare(store, fast_stmt(n), &stmt, err);
   if (rc)
-    return outcome(store, stream_id, rc, false, err);
+    return esc__append_outcome(store, stream_id, rc, false, err);
   if (!build_fast_params(&p, stream_id, expected, events, n))
     goto out_of_memory;
 
@@ -412,7 +421,7 @@ static esc_status append_one(esc_store *store, const char *stream_id,
                                                         .binary = 1});
   rc = interpret_fast(store, res, stream_id, n, result, &hit, err);
   PQclear(res);
-  rc = outcome(store, stream_id, rc, store->call.sent, err);
+  rc = esc__append_outcome(store, stream_id, rc, store->call.sent, err);
   if (!rc && !hit) {
     /* The cold path takes arrays, whatever the fast one took. */
     if (!build_params(&p, stream_id, expected, events, n))
@@ -438,7 +447,8 @@ static bool send_request(esc_store *st, struct append_params *p,
   const char *stmt = esc__stmt_name(fast_stmt(r->n));
   char what[ESC_STREAM_ID_MAX + 16];
   r->status =
-      validate(st, r->stream_id, r->expected, r->events, r->n, &r->error);
+      esc__append_validate(st, r->stream_id, r->expected, r->events, r->n,
+                           &r->error);
   if (r->status)
     return false;
   if (!build_fast_params(p, r->stream_id, r->expected, r->events, r->n)) {
@@ -451,7 +461,7 @@ static bool send_request(esc_store *st, struct append_params *p,
       !PQpipelineSync(st->conn) || !esc__call_flush(&st->call)) {
     snprintf(what, sizeof what, "append to %s", r->stream_id);
     esc_status rc = esc__fail_store(&r->error, st, NULL, what);
-    r->status = outcome(st, r->stream_id, rc, false, &r->error);
+    r->status = esc__append_outcome(st, r->stream_id, rc, false, &r->error);
     return false;
   }
   return true;
@@ -614,7 +624,12 @@ esc_status esc_append(esc_store *store, const char *stream_id, int64_t expected,
                       const esc_event_data *events, size_t n,
                       esc_append_result *result, esc_error *err) {
   int64_t began = esc__now_ns();
-  esc_status rc = append_one(store, stream_id, expected, events, n, result, err);
+  esc_status rc =
+      store->group_commit
+          ? esc__group_append(store, stream_id, expected, events, n, result,
+                              err)
+          : esc__append_direct(store, stream_id, expected, events, n, result,
+                               err);
   esc__append_observe(began, rc, rc == ESC_ECONFLICT,
                       !rc && result && result->duplicate);
   return rc;

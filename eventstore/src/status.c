@@ -115,6 +115,17 @@ static esc_status fail_cancelled(esc_error *err, const char *what) {
                    what);
 }
 
+/* The last step of a server error: one line, with its SQLSTATE. */
+static esc_status flatten_with_state(esc_error *err, esc_status code,
+                                     const char *sqlstate) {
+  if (!err)
+    return code;
+  esc__flatten(err->msg);
+  if (sqlstate)
+    snprintf(err->sqlstate, sizeof err->sqlstate, "%s", sqlstate);
+  return code;
+}
+
 esc_status esc__fail_pg_ended(esc_error *err, PGconn *conn, const PGresult *res,
                               const char *what, const char *ended) {
   const char *st = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
@@ -150,12 +161,14 @@ esc_status esc__fail_pg_ended(esc_error *err, PGconn *conn, const PGresult *res,
       msg = conn ? PQerrorMessage(conn) : "no result";
     esc__fail(err, code, "%s: %s%s", what, msg, migration_hint(st));
   }
-  if (!err)
-    return code;
-  esc__flatten(err->msg);
-  if (st)
-    snprintf(err->sqlstate, sizeof err->sqlstate, "%s", st);
-  return code;
+  return flatten_with_state(err, code, st);
+}
+
+esc_status esc__fail_sqlstate(esc_error *err, const char *sqlstate,
+                              const char *msg, const char *what) {
+  esc_status code = code_of_sqlstate(sqlstate);
+  esc__fail(err, code, "%s: %s", what, msg && *msg ? msg : "failed");
+  return flatten_with_state(err, code, sqlstate);
 }
 
 esc_status esc__fail_pg(esc_error *err, PGconn *conn, const PGresult *res,

@@ -24,7 +24,8 @@ enum {
   OID_UUID_ARRAY = 2951,
   OID_TEXT_ARRAY = 1009,
   OID_INT4_ARRAY = 1007,
-  OID_BYTEA_ARRAY = 1001
+  OID_BYTEA_ARRAY = 1001,
+  OID_INT8_ARRAY = 1016
 };
 
 /* Columns of every event read, in the order read.c decodes them. */
@@ -71,7 +72,7 @@ struct stmt_def {
   const char *name;
   const char *sql; /* @S@ stands for the quoted schema, @C@ for the channel */
   int nparams;
-  Oid types[7];
+  Oid types[8];
 };
 
 static const struct stmt_def stmt_defs[ESC__STMT_COUNT] = {
@@ -134,6 +135,20 @@ static const struct stmt_def stmt_defs[ESC__STMT_COUNT] = {
          READ_BOUNDED("split_part(stream_id, '-', 1) = $5"),
          5,
          {OID_XID8, OID_INT8, OID_INT8, OID_INT8, OID_TEXT}},
+    /* Group commit (migration 18): many requests, one transaction, one
+     * row per request with <schema>.append()'s columns and, for a request
+     * that failed, its SQLSTATE and message. */
+    [ESC__STMT_APPEND_GROUP] = {"esc_append_group",
+                                "SELECT status, first_version, last_version,"
+                                " tx_id, first_global, last_global,"
+                                " actual_version, err_state, err_message"
+                                " FROM @S@.append_group($1, $2, $3, $4, $5,"
+                                " $6, $7, $8)",
+                                8,
+                                {OID_TEXT_ARRAY, OID_INT8_ARRAY,
+                                 OID_INT4_ARRAY, OID_UUID_ARRAY, OID_TEXT_ARRAY,
+                                 OID_INT4_ARRAY, OID_BYTEA_ARRAY,
+                                 OID_BYTEA_ARRAY}},
     [ESC__STMT_STREAM_GET] = {"esc_stream_get",
                               "SELECT stream_id, version, truncated_before, "
                               "tombstoned, "
@@ -249,6 +264,7 @@ esc_store *esc_store_open(const char *conninfo, const esc_store_options *opts,
   }
   st->max_event_size =
       opts->max_event_size ? opts->max_event_size : ESC_DEFAULT_MAX_EVENT_SIZE;
+  st->group_commit = opts->group_commit;
   if (connect(st, conninfo ? conninfo : esc_default_pg_url(), opts, err))
     goto fail;
 

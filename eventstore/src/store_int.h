@@ -111,6 +111,7 @@ enum esc__stmt {
   ESC__STMT_SNAPSHOT_READ,
   ESC__STMT_READ_ALL_BOUNDED,
   ESC__STMT_READ_CATEGORY_BOUNDED,
+  ESC__STMT_APPEND_GROUP,
   ESC__STMT_COUNT
 };
 
@@ -128,6 +129,7 @@ struct esc_store {
   char read_what[ESC_CATEGORY_MAX + 16]; /* "read <category>", for errors */
   int timeout_ms;        /* per round trip; -1: none */
   struct esc__call call; /* the last (or the running) round trip */
+  esc_group_commit *group_commit; /* borrowed; NULL: esc_append appends */
 };
 
 /* esc__call_run on the store's connection with its timeout. */
@@ -152,6 +154,47 @@ esc_status esc__ensure_conn(esc_store *st, esc_error *err);
  * writer, `duplicates` were idempotent replays. */
 void esc__append_observe(int64_t began_ns, esc_status rc, size_t conflicts,
                          size_t duplicates);
+
+/* ------------------------------------------------------------------------
+ * Appending (append.c), shared with group commit (group.c)
+ * ------------------------------------------------------------------------ */
+
+/* Checks a request as esc_append does before anything is sent. */
+esc_status esc__append_validate(const esc_store *st, const char *stream,
+                                int64_t expected, const esc_event_data *events,
+                                size_t n, esc_error *err);
+/* esc_append without group commit and metrics: on st's own connection. */
+esc_status esc__append_direct(esc_store *st, const char *stream_id,
+                              int64_t expected, const esc_event_data *events,
+                              size_t n, esc_append_result *result,
+                              esc_error *err);
+/* What a failed append means to its caller, from rc and whether it was
+ * sent on st's last round trip (ESC_EUNKNOWN when the reply was lost). */
+esc_status esc__append_outcome(const esc_store *st, const char *stream,
+                               esc_status rc, bool sent, esc_error *err);
+/* Reads row `row` of a result whose first seven columns are those of
+ * <schema>.append() (status, versions, tx id, positions, actual version). */
+esc_status esc__append_interpret_row(const PGresult *res, int row,
+                                     const char *stream, int64_t expected,
+                                     esc_append_result *out, esc_error *err);
+/* PostgreSQL's binary array format: a one-dimensional array's header,
+ * then each element (p NULL: SQL NULL). The caller reserved the room. */
+void esc__put_array_header(struct esc__buf *b, uint32_t elem_oid, size_t n,
+                           bool hasnull);
+void esc__put_array_elem(struct esc__buf *b, const void *p, size_t len);
+
+/* esc_append of a store with group commit (group.c): validates, hands the
+ * request to the group and waits for its flush. */
+esc_status esc__group_append(esc_store *st, const char *stream_id,
+                             int64_t expected, const esc_event_data *events,
+                             size_t n, esc_append_result *result,
+                             esc_error *err);
+
+/* Fills err for an error the server reported as a SQLSTATE and message
+ * without a PGresult (a row of append_group): the code as esc__fail_pg
+ * chooses it, the message prefixed by `what`. */
+esc_status esc__fail_sqlstate(esc_error *err, const char *sqlstate,
+                              const char *msg, const char *what);
 
 /* The name statement s is prepared under. */
 const char *esc__stmt_name(enum esc__stmt s);

@@ -20,6 +20,7 @@
 
 #include <cmocka.h>
 
+#include "pgcluster.h"
 #include "testenv.h"
 
 #define SCHEMA "t_fault_kills"
@@ -108,23 +109,7 @@ static void *write_stream(void *arg) {
  * tries always finish. */
 static void *kill_backends(void *arg) {
   int *kills = arg;
-  PGconn *c = esc_test_pg();
-  struct timespec pause = {0, 30 * 1000 * 1000};
-  while (!atomic_load(&writers_done)) {
-    const char *values[] = {app};
-    PGresult *res = PQexecParams(
-        c,
-        "SELECT count(pg_terminate_backend(pid)) "
-        "FROM pg_stat_activity "
-        "WHERE application_name = $1 "
-        "AND clock_timestamp() - backend_start > random() * interval '250 ms'",
-        1, NULL, values, NULL, NULL, 0);
-    if (PQresultStatus(res) == PGRES_TUPLES_OK)
-      *kills += atoi(PQgetvalue(res, 0, 0));
-    PQclear(res);
-    nanosleep(&pause, NULL);
-  }
-  PQfinish(c);
+  *kills = esc_test_kill_sessions(app, 30, 250, &writers_done);
   return NULL;
 }
 

@@ -4,6 +4,7 @@
 
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -181,8 +182,7 @@ void esc_test_pg_cluster_start(esc_test_pg_cluster *c) {
   if (as_server_user(PG_BIN "/pg_ctl -D %s -l %s/server.log -w -t 60 start "
                             ">/dev/null",
                      c->data, c->base) != 0)
-    fail_msg("pg_ctl start of %s failed (see %s/server.log)", c->data,
-             c->base);
+    fail_msg("pg_ctl start of %s failed (see %s/server.log)", c->data, c->base);
   c->running = 1;
 }
 
@@ -262,4 +262,28 @@ void esc_test_terminate(PGconn *conn, int pid) {
   free(done);
   if (!ok)
     fail_msg("pg_terminate_backend(%d) did not end a backend", pid);
+}
+
+int esc_test_kill_sessions(const char *app, int pause_ms, int max_age_ms,
+                           const _Atomic bool *stop) {
+  char age[32];
+  int kills = 0;
+  PGconn *c = PQconnectdb(esc_test_pg_url());
+  snprintf(age, sizeof age, "%d ms", max_age_ms);
+  while (PQstatus(c) == CONNECTION_OK && !atomic_load(stop)) {
+    const char *values[] = {app, age};
+    PGresult *res = PQexecParams(
+        c,
+        "SELECT count(pg_terminate_backend(pid)) "
+        "FROM pg_stat_activity "
+        "WHERE application_name = $1 "
+        "AND clock_timestamp() - backend_start > random() * $2::interval",
+        2, NULL, values, NULL, NULL, 0);
+    if (PQresultStatus(res) == PGRES_TUPLES_OK)
+      kills += atoi(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    esc_test_sleep_ms(pause_ms);
+  }
+  PQfinish(c);
+  return kills;
 }

@@ -54,6 +54,7 @@ void esc_test_pg_standby_catch_up(const esc_test_pg_cluster *primary,
  * ------------------------------------------------------------------------ */
 
 #include <libpq-fe.h>
+#include <stdbool.h>
 
 /* BEGIN; LOCK TABLE <schema>.<table> IN <mode> MODE on conn. "EXCLUSIVE" on
  * streams holds appends (reads go on); "ACCESS EXCLUSIVE" on events holds
@@ -74,5 +75,13 @@ int esc_test_lock_waiter(PGconn *conn, const char *app, int timeout_ms);
 /* pg_terminate_backend(pid): the backend ends with FATAL 57P01, what a
  * fast shutdown sends every session. */
 void esc_test_terminate(PGconn *conn, int pid);
+
+/* Keeps ending the sessions named app (application_name) until *stop,
+ * every pause_ms, each with a chance that grows with the session's age
+ * until it is certain at max_age_ms: so kills land at every step of what
+ * the session does, yet some of its work always finishes. Returns how
+ * many it ended. Fails no test (for killer threads). */
+int esc_test_kill_sessions(const char *app, int pause_ms, int max_age_ms,
+                           const _Atomic bool *stop);
 
 #endif

@@ -373,6 +373,9 @@ ESC_API void esc_events_release(esc_events *ev);
 
 typedef struct esc_store esc_store;
 
+/* Group commit: see esc_group_commit_new below. */
+typedef struct esc_group_commit esc_group_commit;
+
 typedef struct esc_store_options {
   const char *schema;    /* default "esc" */
   size_t max_event_size; /* data + metadata bytes; default 1 MiB */
@@ -385,10 +388,15 @@ typedef struct esc_store_options {
    * ESC_PG_TIMEOUT environment variable (whole seconds; 0 there means no
    * limit), else 30000; < 0: no limit. */
   int timeout_ms;
+  /* Group commit (borrowed; NULL: off, the default): esc_append on this
+   * store hands its request to the group, which coalesces it with the
+   * concurrent appends of other threads into one transaction. It must
+   * outlive the store. See esc_group_commit_new. */
+  esc_group_commit *group_commit;
 } esc_store_options;
 
 #define ESC_STORE_OPTIONS_INIT                                                 \
-  { NULL, 0, NULL, 0, 0 }
+  { NULL, 0, NULL, 0, 0, NULL }
 
 /*
  * Connects to PostgreSQL. conninfo is a libpq URL or key=value string; NULL
@@ -498,6 +506,72 @@ ESC_API esc_status esc_append(esc_store *store, const char *stream_id,
                               int64_t expected, const esc_event_data *events,
                               size_t n, esc_append_result *result,
                               esc_error *err);
+
+/* ------------------------------------------------------------------------
+ * Group commit: many threads' appends, one transaction per flush
+ * ------------------------------------------------------------------------ */
+
+/*
+ * A group commit coalesces the esc_append calls of many threads (each on
+ * its own esc_store opened with esc_store_options.group_commit) into one
+ * transaction per flush, so N concurrent appends cost one commit instead
+ * of N. Each append still gets exactly what esc_append promises on its
+ * own: it is checked against its own expected version and reported with
+ * its own status and result; a conflict, a tombstoned stream or an event
+ * the server refuses fails that append only, never the others of its
+ * flush. An append returns only
+ * after the COMMIT of its flush returned, so an ESC_OK is as durable as a
+ * plain esc_append's; idempotency by event id and the order of each
+ * stream's events in subscription order are as without the group.
+ *
+ * When the flush's connection breaks after the flush was sent, each of
+ * its appends is ESC_EUNKNOWN (settle it by appending again with the same
+ * ids, as for esc_append); one the server rejects as a whole (nothing was
+ * committed) is retried append by append, each its own transaction.
+ *
+ * What it costs: an append waits up to window_us for others to join its
+ * flush (or less, once max_batch have), plus its flush's time. A thread
+ * that appends alone gains nothing and waits the window; it pays off when
+ * several threads append at once. Only esc_append is grouped:
+ * esc_append_many and every other call use the store's own connection.
+ *
+ * Threading: an esc_group_commit is thread-safe; the stores using it are
+ * not, as ever (one per thread). It owns `flushers` connections of its
+ * own (and a thread for each) that do the appends.
+ */
+typedef struct esc_group_commit_options {
+  /* Appends per flush, 1..1024; 0: 64. */
+  int max_batch;
+  /* Microseconds a free flusher waits, from the first queued append, for
+   * more to join before it flushes; 0: 200; < 0: no wait (flush what is
+   * queued at once). */
+  int window_us;
+  /* Flushes in flight at once, each on its own connection, 1..16; 0: 2.
+   * While one flush waits for its commit, the next one gathers. */
+  int flushers;
+} esc_group_commit_options;
+
+#define ESC_GROUP_COMMIT_OPTIONS_INIT                                          \
+  { 0, 0, 0 }
+
+/*
+ * Starts a group commit for the store that conninfo and store_opts
+ * (schema, timeouts, max_event_size; NULL: the defaults; its group_commit
+ * is ignored) name, as esc_store_open would open it, and opts (NULL: the
+ * defaults). Opens its connections now: NULL and err filled as for
+ * esc_store_open, or ESC_EINVAL for options out of range.
+ */
+ESC_API esc_group_commit *
+esc_group_commit_new(const char *conninfo, const esc_store_options *store_opts,
+                     const esc_group_commit_options *opts, esc_error *err);
+
+/*
+ * Flushes what is queued, stops the flushers and closes their
+ * connections. Call it once no esc_append through it is running, and
+ * after freeing (or no longer using) the stores that name it. Accepts
+ * NULL.
+ */
+ESC_API void esc_group_commit_free(esc_group_commit *gc);
 
 /* One stream's part of esc_append_many. */
 typedef struct esc_append_request {
