@@ -1136,6 +1136,25 @@ static void projections_watch_refreshes_until_stopped(void **state) {
   each_refresh_has(&r, 2, "error: connect");
   cli_result_release(&r);
 
+  /* --count N: N refreshes, then exit 0 by itself; every second by
+   * default (the header says so). */
+  run_in_schema(&r, "projections", "--watch", "--count", "2", NULL);
+  expect_exit(&r, 0);
+  assert_int_equal(count_of(r.out, "esc projections at "), 2);
+  assert_int_equal(count_of(r.out, "(every 1.0 s)"), 2);
+  each_refresh_has(&r, 2, dl_a);
+  cli_result_release(&r);
+  run_in_schema(&r, "--json", "projections", dl_a, "--watch", "--interval",
+                "0.2", "--count", "3", NULL);
+  expect_exit(&r, 0);
+  assert_int_equal(count_of(r.out, "\"projection\":"), 3);
+  assert_null(strstr(r.out, "esc projections at "));
+  cli_result_release(&r);
+  expect_error(2, "--count: expected an integer", "projections", "--watch",
+               "--count", "0", NULL);
+  expect_error(2, "--count goes with --watch", "projections", "--count", "2",
+               NULL);
+
   expect_error(2, "--interval: expected seconds from 0.2 to 60", "projections",
                "--watch", "--interval", "0.1", NULL);
   expect_error(2, "--interval goes with --watch", "projections", "--interval",
