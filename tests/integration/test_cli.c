@@ -1021,6 +1021,30 @@ static void one_id_keeps_its_refusals(void) {
                "987654321", NULL);
 }
 
+/* Retry and discard are the owner's: the store's writer and reader
+ * roles are refused, saying so, and nothing changes; they may list. */
+static void bulk_actions_are_the_owners(void) {
+  char sql[160], url[1024];
+  PGconn *c = esc_test_pg();
+  const char *base = esc_test_pg_url();
+  for (int reader = 0; reader < 2; reader++) {
+    snprintf(sql, sizeof sql, "SELECT %s FROM %s.store_roles",
+             reader ? "reader" : "writer", schema);
+    char *role = esc_test_query_text(c, sql);
+    snprintf(url, sizeof url, "%s%soptions=-crole%%3D%s", base,
+             strchr(base, '?') ? "&" : "?", role);
+    free(role);
+    expect_error(1, "retry and discard need the schema owner's role", "--pg",
+                 url, "dead-letters", "discard", "--all", NULL);
+    expect_error(1, "retry and discard need the schema owner's role", "--pg",
+                 url, "dead-letters", "retry", "--projection", dl_a,
+                 "--dry-run", NULL);
+    EXPECT_LETTERS("a:y:retry a:z:retry b:y:retry b:z:retry", "--pg", url,
+                   "dead-letters", "list");
+  }
+  PQfinish(c);
+}
+
 static void dead_letters_in_bulk(void **state) {
   (void)state;
   char got[512];
@@ -1029,6 +1053,7 @@ static void dead_letters_in_bulk(void **state) {
   park_six_letters();
   bulk_selectors_select_exactly();
   one_id_keeps_its_refusals();
+  bulk_actions_are_the_owners();
 
   /* With the handler fixed, a worker resolves the ones awaiting retry. */
   tally_poison_cured = 1;
