@@ -255,6 +255,14 @@ static void expect_error(int code, const char *needle, const char *first, ...) {
   cli_result_release(&r);
 }
 
+/* How many times needle is in text. */
+static size_t count_of(const char *text, const char *needle) {
+  size_t n = 0;
+  for (const char *s = strstr(text, needle); s; s = strstr(s + 1, needle))
+    n++;
+  return n;
+}
+
 static void expect_empty_out(const cli_result *r) {
   if (r->out[0])
     fail_msg("esc %s: expected no output, got:\n%s", r->cmdline, r->out);
@@ -500,6 +508,79 @@ static void read_prints_the_stream(void **state) {
 
 /* Output cut at --limit says so on stderr, with how to go on; stdout
  * keeps only the items. Exactly at the end there is nothing to say. */
+/* n events of an empty map appended to stream in one call. */
+static void append_empty(esc_store *st, const char *stream, size_t n) {
+  static const unsigned char empty_map = 0x80;
+  esc_event_data ev[128];
+  esc_error err = ESC_ERROR_INIT;
+  esc_append_result res;
+  assert_true(n <= 128);
+  for (size_t i = 0; i < n; i++)
+    ev[i] = (esc_event_data){esc_uuid_v4(), "Placed", 1, &empty_map, 1,
+                             NULL, 0};
+  if (esc_append(st, stream, ESC_EXPECT_ANY, ev, n, &res, &err))
+    fail_msg("append to %s: %s", stream, err.msg);
+}
+
+/* Lines on stdout of esc --schema <ours> --json ARGS..., and whether
+ * stderr has needle. */
+static size_t json_lines_of(const char *needle, bool *noted,
+                            const char *first, ...) SENTINEL;
+static size_t json_lines_of(const char *needle, bool *noted,
+                            const char *first, ...) {
+  cli_result r;
+  va_list ap;
+  va_start(ap, first);
+  run_va(&r, true, first, ap);
+  va_end(ap);
+  expect_exit(&r, 0);
+  *noted = strstr(r.err, needle) != NULL;
+  size_t n = count_of(r.out, "\n");
+  cli_result_release(&r);
+  return n;
+}
+
+/* Without --limit, read, tail and streams stop at 100 and say so (they
+ * used to stop there silently); --all and --limit 0 show everything. */
+static void the_default_limit_of_100_says_so(void **state) {
+  (void)state;
+  char stream[32];
+  bool noted = false;
+  esc_store *st = esc_test_open_store(schema);
+  append_empty(st, "hundred-1", 101);
+  for (int i = 2; i <= 101; i++) {
+    snprintf(stream, sizeof stream, "hundred-%d", i);
+    append_empty(st, stream, 1);
+  }
+  esc_store_free(st);
+  const char *events = "stopped at the limit of 100 events; more follow";
+  assert_int_equal(json_lines_of(events, &noted, "read", "hundred-1", "--json",
+                                 NULL),
+                   100);
+  assert_true(noted);
+  assert_int_equal(json_lines_of(events, &noted, "read", "hundred-1", "--all",
+                                 "--json", NULL),
+                   101);
+  assert_false(noted);
+  assert_int_equal(json_lines_of(events, &noted, "tail", "--category",
+                                 "hundred", "--json", NULL),
+                   100);
+  assert_true(noted);
+  assert_int_equal(json_lines_of(events, &noted, "tail", "--category",
+                                 "hundred", "--limit", "0", "--json", NULL),
+                   201);
+  assert_false(noted);
+  const char *streams = "stopped at the limit of 100 streams; more follow";
+  assert_int_equal(json_lines_of(streams, &noted, "streams", "--category",
+                                 "hundred", "--json", NULL),
+                   100);
+  assert_true(noted);
+  assert_int_equal(json_lines_of(streams, &noted, "streams", "--category",
+                                 "hundred", "--all", "--json", NULL),
+                   101);
+  assert_false(noted);
+}
+
 static void a_limit_that_cuts_says_so(void **state) {
   (void)state;
   cli_result r;
@@ -1074,13 +1155,6 @@ static void dead_letters_in_bulk(void **state) {
   assert_string_equal(got, want);
 }
 
-static size_t count_of(const char *text, const char *needle) {
-  size_t n = 0;
-  for (const char *s = strstr(text, needle); s; s = strstr(s + 1, needle))
-    n++;
-  return n;
-}
-
 /* Runs esc --schema <ours> ARGS... until its stdout holds `times` copies
  * of needle, then stops it with SIGTERM and collects the rest. */
 static void run_until_seen(cli_result *r, const char *needle, size_t times,
@@ -1445,6 +1519,7 @@ int main(void) {
       cmocka_unit_test(truncation_needs_a_snapshot_or_force),
       /* last: it adds streams the tests above count */
       cmocka_unit_test(a_limit_that_cuts_says_so),
+      cmocka_unit_test(the_default_limit_of_100_says_so),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
