@@ -522,21 +522,13 @@ static void append_empty(esc_store *st, const char *stream, size_t n) {
     fail_msg("append to %s: %s", stream, err.msg);
 }
 
-/* Lines on stdout of esc --schema <ours> --json ARGS..., and whether
- * stderr has needle. */
-static size_t json_lines_of(const char *needle, bool *noted,
-                            const char *first, ...) SENTINEL;
-static size_t json_lines_of(const char *needle, bool *noted,
-                            const char *first, ...) {
-  cli_result r;
-  va_list ap;
-  va_start(ap, first);
-  run_va(&r, true, first, ap);
-  va_end(ap);
-  expect_exit(&r, 0);
-  *noted = strstr(r.err, needle) != NULL;
-  size_t n = count_of(r.out, "\n");
-  cli_result_release(&r);
+/* The lines r printed on stdout (it exited 0), and whether stderr has
+ * needle; releases r. */
+static size_t lines_noting(cli_result *r, const char *needle, bool *noted) {
+  expect_exit(r, 0);
+  *noted = strstr(r->err, needle) != NULL;
+  size_t n = count_of(r->out, "\n");
+  cli_result_release(r);
   return n;
 }
 
@@ -546,6 +538,7 @@ static void the_default_limit_of_100_says_so(void **state) {
   (void)state;
   char stream[32];
   bool noted = false;
+  cli_result r;
   esc_store *st = esc_test_open_store(schema);
   append_empty(st, "hundred-1", 101);
   for (int i = 2; i <= 101; i++) {
@@ -554,30 +547,26 @@ static void the_default_limit_of_100_says_so(void **state) {
   }
   esc_store_free(st);
   const char *events = "stopped at the limit of 100 events; more follow";
-  assert_int_equal(json_lines_of(events, &noted, "read", "hundred-1", "--json",
-                                 NULL),
-                   100);
+  run_in_schema(&r, "read", "hundred-1", "--json", NULL);
+  assert_int_equal(lines_noting(&r, events, &noted), 100);
   assert_true(noted);
-  assert_int_equal(json_lines_of(events, &noted, "read", "hundred-1", "--all",
-                                 "--json", NULL),
-                   101);
+  run_in_schema(&r, "read", "hundred-1", "--all", "--json", NULL);
+  assert_int_equal(lines_noting(&r, events, &noted), 101);
   assert_false(noted);
-  assert_int_equal(json_lines_of(events, &noted, "tail", "--category",
-                                 "hundred", "--json", NULL),
-                   100);
+  run_in_schema(&r, "tail", "--category", "hundred", "--json", NULL);
+  assert_int_equal(lines_noting(&r, events, &noted), 100);
   assert_true(noted);
-  assert_int_equal(json_lines_of(events, &noted, "tail", "--category",
-                                 "hundred", "--limit", "0", "--json", NULL),
-                   201);
+  run_in_schema(&r, "tail", "--category", "hundred", "--limit", "0", "--json",
+                NULL);
+  assert_int_equal(lines_noting(&r, events, &noted), 201);
   assert_false(noted);
   const char *streams = "stopped at the limit of 100 streams; more follow";
-  assert_int_equal(json_lines_of(streams, &noted, "streams", "--category",
-                                 "hundred", "--json", NULL),
-                   100);
+  run_in_schema(&r, "streams", "--category", "hundred", "--json", NULL);
+  assert_int_equal(lines_noting(&r, streams, &noted), 100);
   assert_true(noted);
-  assert_int_equal(json_lines_of(streams, &noted, "streams", "--category",
-                                 "hundred", "--all", "--json", NULL),
-                   101);
+  run_in_schema(&r, "streams", "--category", "hundred", "--all", "--json",
+                NULL);
+  assert_int_equal(lines_noting(&r, streams, &noted), 101);
   assert_false(noted);
 }
 
