@@ -26,7 +26,7 @@
  * ------------------------------------------------------------------------ */
 
 const char cli_help_projections[] =
-    "Usage: esc projections [NAME] [--watch [--interval S]]\n"
+    "Usage: esc projections [NAME] [--watch [--interval S] [--count N]]\n"
     "       esc projections repartition NAME N\n"
     "       esc projections move-keys NAME\n"
     "\n"
@@ -65,10 +65,11 @@ const char cli_help_projections[] =
     "unreachable Redis is shown, not an error of this command.\n"
     "\n"
     "--watch shows it again every second (--interval S: 0.2 to 60) until\n"
-    "SIGINT or SIGTERM, exit 0: on a terminal redrawn, else refreshes a\n"
-    "blank line apart, each headed \"esc projections at TIME\" (--json:\n"
-    "no header, just the lines). A failing server shows its error in\n"
-    "place of the table and the watch goes on (docs/cli.md).\n"
+    "SIGINT or SIGTERM, or after N refreshes with --count N, exit 0: on a\n"
+    "terminal redrawn, else refreshes a blank line apart, each headed\n"
+    "\"esc projections at TIME\" (--json: no header, just the lines). A\n"
+    "failing server shows its error in place of the table and the watch\n"
+    "goes on (docs/cli.md).\n"
     "\n"
     "A projection's partition layout is the store's: the first worker that\n"
     "runs it sets the count, and a worker started with another count\n"
@@ -510,16 +511,22 @@ static bool watch_once(const cli_ctx *ctx, const char *only, int interval_ms,
 }
 
 /*
- * esc projections --watch: refreshes until SIGINT or SIGTERM. A failing
- * server is shown, not fatal: monitoring never goes blind. A reader that
- * went away (| head) ends it quietly, exit 0.
+ * esc projections --watch: refreshes until SIGINT or SIGTERM, or after
+ * `count` refreshes (0: no end). A failing server is shown, not fatal:
+ * monitoring never goes blind. A reader that went away (| head) ends it
+ * quietly, exit 0.
  */
-static int watch_status(cli_ctx *ctx, const char *only, int interval_ms) {
+static int watch_status(cli_ctx *ctx, const char *only, int interval_ms,
+                        int64_t count) {
   bool tty = isatty(STDOUT_FILENO);
   cli_ignore_sigpipe();
   cli_catch_stop_signals();
-  for (bool first = true; !cli_stop_requested(); first = false) {
-    if (!watch_once(ctx, only, interval_ms, tty, first)) {
+  for (int64_t done = 0; count == 0 || done < count; done++) {
+    if (done > 0)
+      cli_pause_ms(interval_ms); /* no pause after the last refresh */
+    if (cli_stop_requested())
+      break;
+    if (!watch_once(ctx, only, interval_ms, tty, done == 0)) {
       if (errno != EPIPE)
         return CLI_EXIT_ERROR; /* main() reports the failed write */
       /* What stdout still buffers has nowhere to go. */
@@ -527,7 +534,6 @@ static int watch_status(cli_ctx *ctx, const char *only, int interval_ms) {
         return CLI_EXIT_ERROR;
       return CLI_EXIT_OK;
     }
-    cli_pause_ms(interval_ms);
   }
   return CLI_EXIT_OK;
 }
@@ -546,12 +552,13 @@ static bool parse_interval(const cli_ctx *ctx, const char *text, int *ms) {
   return true;
 }
 
-enum { OPT_WATCH = 1, OPT_INTERVAL };
+enum { OPT_WATCH = 1, OPT_INTERVAL, OPT_COUNT };
 
 int cli_cmd_projections(cli_ctx *ctx, int argc, char **argv) {
   static const struct option longopts[] = {
       {"watch", no_argument, NULL, OPT_WATCH},
       {"interval", required_argument, NULL, OPT_INTERVAL},
+      {"count", required_argument, NULL, OPT_COUNT},
       CLI_GLOBAL_LONGOPTS,
       {NULL, 0, NULL, 0}};
   if (argc > 1 && strcmp(argv[1], "move-keys") == 0) {
@@ -563,14 +570,18 @@ int cli_cmd_projections(cli_ctx *ctx, int argc, char **argv) {
     /* The subcommand sees its own name as argv[0]. */
     return projections_repartition(ctx, argc - 1, argv + 1);
   }
-  bool watch = false, interval_given = false;
+  bool watch = false, interval_given = false, count_given = false;
   int interval_ms = 1000, c;
+  int64_t count = 0;
   cli_getopt_begin();
   while ((c = cli_getopt(ctx, argc, argv, "h", longopts)) != -1) {
     if (c == OPT_WATCH)
       watch = true;
     else if (c == OPT_INTERVAL && parse_interval(ctx, optarg, &interval_ms))
       interval_given = true;
+    else if (c == OPT_COUNT &&
+             cli_parse_i64(ctx, "--count", optarg, 1, 1000000000, &count))
+      count_given = true;
     else if (c == CLI_OPT_HELP) {
       cli_print_help(cli_help_projections);
       return CLI_EXIT_OK;
@@ -579,11 +590,12 @@ int cli_cmd_projections(cli_ctx *ctx, int argc, char **argv) {
   }
   if (argc - optind > 1)
     return cli_usage(ctx, "unexpected argument '%s'", argv[optind + 1]);
-  if (interval_given && !watch)
-    return cli_usage(ctx, "--interval goes with --watch");
+  if ((interval_given || count_given) && !watch)
+    return cli_usage(ctx, "%s goes with --watch",
+                     interval_given ? "--interval" : "--count");
   const char *only = argc - optind == 1 ? argv[optind] : NULL;
   if (watch)
-    return watch_status(ctx, only, interval_ms);
+    return watch_status(ctx, only, interval_ms, count);
 
   esc_error err = ESC_ERROR_INIT;
   esc_partition_status *st = NULL;

@@ -369,6 +369,8 @@ esc_status esc_execute(esc_store *store, const esc_decider *decider,
   uint64_t conflicts = 0;
   esc_status rc = execute(store, decider, stream_id, command, opts, result,
                           &conflicts, err);
+  if (!esc_client_metrics_enabled())
+    return rc;
   esc__latency_observe(&commands.duration, esc__now_ns() - began);
   esc__count(&commands.conflicts, conflicts);
   if (result->attempts > 1)

@@ -39,6 +39,16 @@ void esc__latency_read(struct esc__latency *l, esc_latency *out) {
 
 /* ------------------------------------------------------------ appends -- */
 
+static atomic_bool client_metrics_on = true;
+
+void esc_client_metrics_enable(bool on) {
+  atomic_store_explicit(&client_metrics_on, on, memory_order_relaxed);
+}
+
+bool esc_client_metrics_enabled(void) {
+  return atomic_load_explicit(&client_metrics_on, memory_order_relaxed);
+}
+
 static struct {
   struct esc__latency duration;
   atomic_uint_fast64_t conflicts, duplicates, failures;
@@ -46,6 +56,8 @@ static struct {
 
 void esc__append_observe(int64_t began_ns, esc_status rc, size_t conflicts,
                          size_t duplicates) {
+  if (!esc_client_metrics_enabled())
+    return;
   esc__latency_observe(&appends.duration, esc__now_ns() - began_ns);
   esc__count(&appends.duplicates, duplicates);
   esc__count(&appends.conflicts, conflicts);

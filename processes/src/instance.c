@@ -266,7 +266,8 @@ static esc_status apply_fired(esc__process_instance *inst,
 }
 
 static esc_status apply_issued(esc__process_instance *inst,
-                               const esc__process_record *r, esc_error *err) {
+                               const esc__process_record *r,
+                               const esc_uuid *record_id, esc_error *err) {
   const esc_process_command_type *type =
       esc__process_command_type(inst->process, r->event_type);
   if (!type)
@@ -289,6 +290,9 @@ static esc_status apply_issued(esc__process_instance *inst,
   c->input = r->input;
   c->index = r->index;
   c->type = type;
+  c->correlation = inst->step_correlation;
+  c->causation = inst->step_trigger;
+  c->record = *record_id;
   snprintf(c->stream_id, sizeof c->stream_id, "%s", r->stream);
   inst->command_count++;
   return ESC_OK;
@@ -296,7 +300,7 @@ static esc_status apply_issued(esc__process_instance *inst,
 
 static esc_status apply_scheduled(esc__process_instance *inst,
                                   const esc__process_record *r,
-                                  esc_error *err) {
+                                  const esc_uuid *record_id, esc_error *err) {
   drop_deadline(inst, esc__process_instance_deadline(inst, r->name));
   if (!grow((void **)&inst->deadlines, &inst->deadline_cap,
             inst->deadline_count, sizeof *inst->deadlines))
@@ -305,12 +309,15 @@ static esc_status apply_scheduled(esc__process_instance *inst,
   memset(dl, 0, sizeof *dl);
   dl->id = r->id;
   dl->due_us = r->due_us;
+  dl->correlation = inst->step_correlation;
+  dl->record = *record_id;
   snprintf(dl->name, sizeof dl->name, "%s", r->name);
   return ESC_OK;
 }
 
 static esc_status apply_decoded(esc__process_instance *inst,
-                                const esc__process_record *r, live *lv,
+                                const esc__process_record *r,
+                                const esc_uuid *record_id, live *lv,
                                 esc_error *err) {
   switch (r->kind) {
   case ESC__REC_EVENT_RECEIVED:
@@ -320,9 +327,9 @@ static esc_status apply_decoded(esc__process_instance *inst,
   case ESC__REC_DEADLINE_FIRED:
     return apply_fired(inst, r, lv, err);
   case ESC__REC_COMMAND_ISSUED:
-    return apply_issued(inst, r, err);
+    return apply_issued(inst, r, record_id, err);
   case ESC__REC_DEADLINE_SCHEDULED:
-    return apply_scheduled(inst, r, err);
+    return apply_scheduled(inst, r, record_id, err);
   case ESC__REC_DEADLINE_CANCELLED:
     drop_deadline(inst, esc__process_instance_deadline(inst, r->name));
     return ESC_OK;
@@ -333,6 +340,26 @@ static esc_status apply_decoded(esc__process_instance *inst,
 static bool is_input_kind(esc__process_record_kind k) {
   return k == ESC__REC_EVENT_RECEIVED || k == ESC__REC_COMMAND_OUTCOME ||
          k == ESC__REC_DEADLINE_FIRED;
+}
+
+/* The correlation id in stored metadata; nil when there is none or it
+ * does not decode (tracing is informational: it never fails a fold). */
+static esc_uuid metadata_correlation(const void *data, size_t len) {
+  esc_metadata m = ESC_METADATA_INIT;
+  esc_error ignored = ESC_ERROR_INIT;
+  if (!data || esc_metadata_decode(data, len, &m, NULL, 0, &ignored) != ESC_OK)
+    return (esc_uuid){{0}};
+  return m.correlation_id;
+}
+
+/* An input record starts a step: its decisions take the input's
+ * correlation and trigger (see <esc_internal/process.h>). */
+static void start_step(esc__process_instance *inst,
+                       const esc_recorded_event *rec,
+                       const esc__process_record *r) {
+  inst->step_correlation =
+      metadata_correlation(rec->metadata, rec->metadata_len);
+  inst->step_trigger = r->kind == ESC__REC_EVENT_RECEIVED ? r->input : rec->id;
 }
 
 static esc_status apply_record(esc__process_instance *inst,
@@ -347,8 +374,10 @@ static esc_status apply_record(esc__process_instance *inst,
   msgpack_zone_clear(&inst->zone);
   esc_status rc = esc__process_record_decode(
       rec->type, rec->data, rec->data_len, &inst->zone, &r, err);
+  if (rc == ESC_OK && is_input_kind(r.kind))
+    start_step(inst, rec, &r);
   if (rc == ESC_OK)
-    rc = apply_decoded(inst, &r, lv, err);
+    rc = apply_decoded(inst, &r, &rec->id, lv, err);
   if (rc != ESC_OK)
     return rc;
   inst->version++;
@@ -378,6 +407,7 @@ void esc__process_step_release(esc__process_step *s) {
   for (size_t i = 0; i < s->count; i++)
     free((void *)s->records[i].data);
   free(s->records);
+  free(s->metadata);
   esc__process_decisions_release(&s->decisions);
   memset(s, 0, sizeof *s);
 }
@@ -401,6 +431,8 @@ static esc_status record(esc__process_instance *inst, esc__process_step *s,
   ev->schema_version = 1;
   ev->data = data;
   ev->data_len = len;
+  ev->metadata = s->metadata;
+  ev->metadata_len = s->metadata_len;
   s->count++;
   esc_recorded_event rec;
   memset(&rec, 0, sizeof rec);
@@ -411,6 +443,8 @@ static esc_status record(esc__process_instance *inst, esc__process_step *s,
   rec.schema_version = 1;
   rec.data = data;
   rec.data_len = len;
+  rec.metadata = s->metadata;
+  rec.metadata_len = s->metadata_len;
   rec.recorded_at_us = r->time_us;
   return apply_record(inst, &rec, lv, err);
 }
@@ -544,6 +578,39 @@ static void input_record(const esc__process_instance *inst,
   }
 }
 
+/* The metadata of the step's records: the input's correlation and
+ * causation (the table in <esc_internal/process.h>). The input must be
+ * one drop_reason lets through. */
+static esc_status step_metadata(const esc__process_instance *inst,
+                                const esc__process_delivery *in,
+                                const esc_uuid *id, esc__process_step *s,
+                                esc_error *err) {
+  char actor[sizeof ESC_PROCESS_CATEGORY_PREFIX + ESC_PROCESS_NAME_MAX];
+  esc_metadata m = ESC_METADATA_INIT;
+  if (in->kind == ESC_PROCESS_INPUT_EVENT) {
+    m.correlation_id =
+        metadata_correlation(in->event->metadata, in->event->metadata_len);
+    m.causation_id = *id;
+  } else if (in->kind == ESC_PROCESS_INPUT_DEADLINE) {
+    const struct esc__pending_deadline *dl = deadline_by_id(inst, id);
+    m.correlation_id = dl->correlation;
+    m.causation_id = dl->record;
+  } else {
+    const struct esc__pending_command *c =
+        esc__process_instance_command(inst, id);
+    m.correlation_id = c->correlation;
+    m.causation_id = c->record;
+  }
+  /* An event without a correlation starts one: its own id. */
+  if (esc_uuid_is_nil(&m.correlation_id) && in->kind == ESC_PROCESS_INPUT_EVENT)
+    m.correlation_id = *id;
+  snprintf(actor, sizeof actor, "%s%s", ESC_PROCESS_CATEGORY_PREFIX,
+           inst->process->name);
+  m.actor = actor;
+  m.time_us = in->time_us;
+  return esc_metadata_encode(&m, &s->metadata, &s->metadata_len, err);
+}
+
 static esc_uuid delivery_id(const esc__process_delivery *in) {
   if (in->kind == ESC_PROCESS_INPUT_EVENT)
     return in->event->id;
@@ -574,7 +641,9 @@ esc_status esc__process_handle(esc__process_instance *inst,
     r.name = name;
   }
   live lv = {out, !inst->terminal};
-  esc_status rc = record(inst, out, &r, &lv, err);
+  esc_status rc = step_metadata(inst, in, &id, out, err);
+  if (rc == ESC_OK)
+    rc = record(inst, out, &r, &lv, err);
   if (rc == ESC_OK)
     rc = record_decisions(inst, out, &id, err);
   return rc;

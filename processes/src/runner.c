@@ -135,6 +135,10 @@ static esc_status execute_one(esc__runner *r, esc__process_instance *inst,
   snprintf(actor, sizeof actor, "process:%s", r->p->name);
   co.command_id = c->id;
   co.actor = actor;
+  /* Tracing (<esc_internal/process.h>): the correlation of the input it
+   * was decided on, caused by that input's trigger. */
+  co.correlation_id = c->correlation;
+  co.causation_id = c->causation;
   esc_status rc = decode_command(c, &zone, buf, err);
   if (rc == ESC_OK)
     rc = esc_execute(r->store, c->type->decider, c->stream_id, buf, &co, &res,

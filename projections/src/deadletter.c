@@ -375,6 +375,19 @@ static int64_t first_missing(const esc_dead_letter_filter *f,
   return 0;
 }
 
+/* Retry and discard are the owner's (the store's roles may only read
+ * dead_letters; workers park and resolve through functions): a refusal
+ * says so rather than leaving the operator with a bare 42501. */
+static esc_status owner_only(esc_status rc, esc_error *err) {
+  if (err && strcmp(err->sqlstate, "42501") == 0) {
+    char why[sizeof err->msg];
+    snprintf(why, sizeof why, "%s", err->msg);
+    snprintf(err->msg, sizeof err->msg,
+             "%.160s; retry and discard need the schema owner's role", why);
+  }
+  return rc;
+}
+
 /* The statement of esc_dead_letters_act, in the transaction it opened. */
 static esc_status act_in(PGconn *conn, const char *ident,
                          esc_dead_letter_action action,
@@ -395,7 +408,7 @@ static esc_status act_in(PGconn *conn, const char *ident,
       esc__pg_exec(conn, sql, 5, values, PGRES_TUPLES_OK, what, err);
   free(ids);
   if (!res)
-    return esc__pg_failed(err);
+    return owner_only(esc__pg_failed(err), err);
   esc_status rc = rows_to_letters(res, out, count, what, err);
   PQclear(res);
   int64_t missing = rc ? 0 : first_missing(f, *out, *count);

@@ -44,7 +44,8 @@ typedef struct cli {
   int partitions; /* --partitions; 0: ask the projection registry */
   bool have_command_id;
   esc_uuid command_id;
-  const char *command; /* for messages */
+  esc_uuid correlation_id; /* --correlation-id; nil: the command id */
+  const char *command;     /* for messages */
 } cli;
 
 typedef struct command_def {
@@ -467,6 +468,7 @@ static int execute(cli *c, const target *t) {
   esc_command_options o = ESC_COMMAND_OPTIONS_INIT;
   if (c->have_command_id)
     o.command_id = c->command_id;
+  o.correlation_id = c->correlation_id;
   o.actor = "order-cli";
   esc_store *st = open_store(c, &err);
   if (!st)
@@ -770,6 +772,10 @@ static const char OPTIONS_HELP[] =
     "                    the workers registered them)\n"
     "  --command-id UUID identify the command: retrying it with the same id\n"
     "                    appends nothing twice\n"
+    "  --correlation-id UUID\n"
+    "                    the correlation id its events carry, and the\n"
+    "                    fulfillment's commands after them (default: the\n"
+    "                    command id); trace it with esc tail --json\n"
     "  --help            this help\n";
 
 static const command_def COMMANDS[] = {
@@ -852,6 +858,7 @@ enum {
   OPT_WAIT,
   OPT_PARTS,
   OPT_CMDID,
+  OPT_CORRID,
   OPT_HELP
 };
 
@@ -863,6 +870,7 @@ static const struct option LONGOPTS[] = {
     {"wait", required_argument, NULL, OPT_WAIT},
     {"partitions", required_argument, NULL, OPT_PARTS},
     {"command-id", required_argument, NULL, OPT_CMDID},
+    {"correlation-id", required_argument, NULL, OPT_CORRID},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0}};
 
@@ -905,6 +913,10 @@ static int parse_options(cli *c, int argc, char **argv, bool *help) {
         return usage(c, "--command-id: %s", err.msg);
       c->have_command_id = true;
       break;
+    case OPT_CORRID:
+      if (esc_uuid_parse(optarg, &c->correlation_id, &err))
+        return usage(c, "--correlation-id: %s", err.msg);
+      break;
     case 'h':
     case OPT_HELP:
       *help = true;
@@ -919,7 +931,7 @@ static int parse_options(cli *c, int argc, char **argv, bool *help) {
 }
 
 int main(int argc, char **argv) {
-  cli c = {NULL, NULL, "esc", false, 0, 0, false, {{0}}, NULL};
+  cli c = {NULL, NULL, "esc", false, 0, 0, false, {{0}}, {{0}}, NULL};
   bool help = false;
   /* The command name decides what --help prints, so find it first. */
   const command_def *d = NULL;

@@ -255,6 +255,14 @@ static void expect_error(int code, const char *needle, const char *first, ...) {
   cli_result_release(&r);
 }
 
+/* How many times needle is in text. */
+static size_t count_of(const char *text, const char *needle) {
+  size_t n = 0;
+  for (const char *s = strstr(text, needle); s; s = strstr(s + 1, needle))
+    n++;
+  return n;
+}
+
 static void expect_empty_out(const cli_result *r) {
   if (r->out[0])
     fail_msg("esc %s: expected no output, got:\n%s", r->cmdline, r->out);
@@ -500,6 +508,68 @@ static void read_prints_the_stream(void **state) {
 
 /* Output cut at --limit says so on stderr, with how to go on; stdout
  * keeps only the items. Exactly at the end there is nothing to say. */
+/* n events of an empty map appended to stream in one call. */
+static void append_empty(esc_store *st, const char *stream, size_t n) {
+  static const unsigned char empty_map = 0x80;
+  esc_event_data ev[128];
+  esc_error err = ESC_ERROR_INIT;
+  esc_append_result res;
+  assert_true(n <= 128);
+  for (size_t i = 0; i < n; i++)
+    ev[i] = (esc_event_data){esc_uuid_v4(), "Placed", 1, &empty_map, 1,
+                             NULL, 0};
+  if (esc_append(st, stream, ESC_EXPECT_ANY, ev, n, &res, &err))
+    fail_msg("append to %s: %s", stream, err.msg);
+}
+
+/* The lines r printed on stdout (it exited 0), and whether stderr has
+ * needle; releases r. */
+static size_t lines_noting(cli_result *r, const char *needle, bool *noted) {
+  expect_exit(r, 0);
+  *noted = strstr(r->err, needle) != NULL;
+  size_t n = count_of(r->out, "\n");
+  cli_result_release(r);
+  return n;
+}
+
+/* Without --limit, read, tail and streams stop at 100 and say so (they
+ * used to stop there silently); --all and --limit 0 show everything. */
+static void the_default_limit_of_100_says_so(void **state) {
+  (void)state;
+  char stream[32];
+  bool noted = false;
+  cli_result r;
+  esc_store *st = esc_test_open_store(schema);
+  append_empty(st, "hundred-1", 101);
+  for (int i = 2; i <= 101; i++) {
+    snprintf(stream, sizeof stream, "hundred-%d", i);
+    append_empty(st, stream, 1);
+  }
+  esc_store_free(st);
+  const char *events = "stopped at the limit of 100 events; more follow";
+  run_in_schema(&r, "read", "hundred-1", "--json", NULL);
+  assert_int_equal(lines_noting(&r, events, &noted), 100);
+  assert_true(noted);
+  run_in_schema(&r, "read", "hundred-1", "--all", "--json", NULL);
+  assert_int_equal(lines_noting(&r, events, &noted), 101);
+  assert_false(noted);
+  run_in_schema(&r, "tail", "--category", "hundred", "--json", NULL);
+  assert_int_equal(lines_noting(&r, events, &noted), 100);
+  assert_true(noted);
+  run_in_schema(&r, "tail", "--category", "hundred", "--limit", "0", "--json",
+                NULL);
+  assert_int_equal(lines_noting(&r, events, &noted), 201);
+  assert_false(noted);
+  const char *streams = "stopped at the limit of 100 streams; more follow";
+  run_in_schema(&r, "streams", "--category", "hundred", "--json", NULL);
+  assert_int_equal(lines_noting(&r, streams, &noted), 100);
+  assert_true(noted);
+  run_in_schema(&r, "streams", "--category", "hundred", "--all", "--json",
+                NULL);
+  assert_int_equal(lines_noting(&r, streams, &noted), 101);
+  assert_false(noted);
+}
+
 static void a_limit_that_cuts_says_so(void **state) {
   (void)state;
   cli_result r;
@@ -1021,6 +1091,30 @@ static void one_id_keeps_its_refusals(void) {
                "987654321", NULL);
 }
 
+/* Retry and discard are the owner's: the store's writer and reader
+ * roles are refused, saying so, and nothing changes; they may list. */
+static void bulk_actions_are_the_owners(void) {
+  char sql[160], url[1024];
+  PGconn *c = esc_test_pg();
+  const char *base = esc_test_pg_url();
+  for (int reader = 0; reader < 2; reader++) {
+    snprintf(sql, sizeof sql, "SELECT %s FROM %s.store_roles",
+             reader ? "reader" : "writer", schema);
+    char *role = esc_test_query_text(c, sql);
+    snprintf(url, sizeof url, "%s%soptions=-crole%%3D%s", base,
+             strchr(base, '?') ? "&" : "?", role);
+    free(role);
+    expect_error(1, "retry and discard need the schema owner's role", "--pg",
+                 url, "dead-letters", "discard", "--all", NULL);
+    expect_error(1, "retry and discard need the schema owner's role", "--pg",
+                 url, "dead-letters", "retry", "--projection", dl_a,
+                 "--dry-run", NULL);
+    EXPECT_LETTERS("a:y:retry a:z:retry b:y:retry b:z:retry", "--pg", url,
+                   "dead-letters", "list");
+  }
+  PQfinish(c);
+}
+
 static void dead_letters_in_bulk(void **state) {
   (void)state;
   char got[512];
@@ -1029,6 +1123,7 @@ static void dead_letters_in_bulk(void **state) {
   park_six_letters();
   bulk_selectors_select_exactly();
   one_id_keeps_its_refusals();
+  bulk_actions_are_the_owners();
 
   /* With the handler fixed, a worker resolves the ones awaiting retry. */
   tally_poison_cured = 1;
@@ -1047,13 +1142,6 @@ static void dead_letters_in_bulk(void **state) {
   esc_worker_free(w);
   tally_poison_cured = 0;
   assert_string_equal(got, want);
-}
-
-static size_t count_of(const char *text, const char *needle) {
-  size_t n = 0;
-  for (const char *s = strstr(text, needle); s; s = strstr(s + 1, needle))
-    n++;
-  return n;
 }
 
 /* Runs esc --schema <ours> ARGS... until its stdout holds `times` copies
@@ -1135,6 +1223,25 @@ static void projections_watch_refreshes_until_stopped(void **state) {
   expect_exit(&r, 0);
   each_refresh_has(&r, 2, "error: connect");
   cli_result_release(&r);
+
+  /* --count N: N refreshes, then exit 0 by itself; every second by
+   * default (the header says so). */
+  run_in_schema(&r, "projections", "--watch", "--count", "2", NULL);
+  expect_exit(&r, 0);
+  assert_int_equal(count_of(r.out, "esc projections at "), 2);
+  assert_int_equal(count_of(r.out, "(every 1.0 s)"), 2);
+  each_refresh_has(&r, 2, dl_a);
+  cli_result_release(&r);
+  run_in_schema(&r, "--json", "projections", dl_a, "--watch", "--interval",
+                "0.2", "--count", "3", NULL);
+  expect_exit(&r, 0);
+  assert_int_equal(count_of(r.out, "\"projection\":"), 3);
+  assert_null(strstr(r.out, "esc projections at "));
+  cli_result_release(&r);
+  expect_error(2, "--count: expected an integer", "projections", "--watch",
+               "--count", "0", NULL);
+  expect_error(2, "--count goes with --watch", "projections", "--count", "2",
+               NULL);
 
   expect_error(2, "--interval: expected seconds from 0.2 to 60", "projections",
                "--watch", "--interval", "0.1", NULL);
@@ -1401,6 +1508,7 @@ int main(void) {
       cmocka_unit_test(truncation_needs_a_snapshot_or_force),
       /* last: it adds streams the tests above count */
       cmocka_unit_test(a_limit_that_cuts_says_so),
+      cmocka_unit_test(the_default_limit_of_100_says_so),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

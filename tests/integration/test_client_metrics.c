@@ -166,11 +166,52 @@ static void command_metadata_reaches_the_events(void **state) {
   esc_store_free(st);
 }
 
+/* One append and one command (which appends once more). */
+static void append_and_command(esc_store *st) {
+  esc_error err = ESC_ERROR_INIT;
+  esc_append_result res;
+  esc_command_result cres;
+  counter_cmd inc = {COUNTER_INCREMENT, 1};
+  esc_event_data e = event();
+  assert_int_equal(esc_append(st, "note-off", ESC_EXPECT_ANY, &e, 1, &res,
+                              &err),
+                   ESC_OK);
+  assert_int_equal(esc_execute(st, counter_decider(), "counter-off", &inc,
+                               NULL, &cres, &err),
+                   ESC_OK);
+}
+
+/* Off, nothing is counted (what was stays); on again, counting goes on. */
+static void metrics_can_be_turned_off(void **state) {
+  (void)state;
+  esc_store *st = esc_test_fresh_store(SCHEMA);
+  esc_append_metrics a0, a1, a2;
+  esc_command_metrics c0, c1, c2;
+  assert_true(esc_client_metrics_enabled());
+  esc_append_metrics_read(&a0);
+  esc_command_metrics_read(&c0);
+  esc_client_metrics_enable(false);
+  assert_false(esc_client_metrics_enabled());
+  append_and_command(st);
+  esc_append_metrics_read(&a1);
+  esc_command_metrics_read(&c1);
+  esc_client_metrics_enable(true);
+  assert_int_equal(a1.duration.count, a0.duration.count);
+  assert_int_equal(c1.duration.count, c0.duration.count);
+  append_and_command(st);
+  esc_append_metrics_read(&a2);
+  esc_command_metrics_read(&c2);
+  assert_int_equal(a2.duration.count - a1.duration.count, 2);
+  assert_int_equal(c2.duration.count - c1.duration.count, 1);
+  esc_store_free(st);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(appends_are_counted),
       cmocka_unit_test(commands_are_counted),
       cmocka_unit_test(command_metadata_reaches_the_events),
+      cmocka_unit_test(metrics_can_be_turned_off),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

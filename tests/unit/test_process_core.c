@@ -506,6 +506,8 @@ static void fold_step(esc__process_instance *copy,
     rec.schema_version = 1;
     rec.data = st->records[i].data;
     rec.data_len = st->records[i].data_len;
+    rec.metadata = st->records[i].metadata;
+    rec.metadata_len = st->records[i].metadata_len;
     if (esc__process_instance_apply(copy, &rec, &err))
       fail_msg("fold %s: %s", rec.type, err.msg);
   }
@@ -648,6 +650,99 @@ static void test_handle(void **state) {
   free(b3);
 }
 
+/* The correlation and causation ids every record of a step carries. */
+static void assert_step_metadata(const esc__process_step *st,
+                                 const esc_uuid *correlation,
+                                 const esc_uuid *causation) {
+  assert_true(st->count > 0);
+  for (size_t i = 0; i < st->count; i++) {
+    esc_metadata m;
+    char actor[64];
+    const esc_event_data *r = &st->records[i];
+    assert_int_equal(esc_metadata_decode(r->metadata, r->metadata_len, &m,
+                                         actor, sizeof actor, NULL),
+                     ESC_OK);
+    assert_memory_equal(m.correlation_id.bytes, correlation->bytes, 16);
+    assert_memory_equal(m.causation_id.bytes, causation->bytes, 16);
+    assert_string_equal(actor, "process:mirror");
+  }
+}
+
+/* The event's correlation runs through the instance stream into the
+ * commands; outcomes and deadlines keep it and are caused by records of
+ * the instance stream (the table in <esc_internal/process.h>). A loaded
+ * instance knows the same as the live one. */
+static void test_tracing(void **state) {
+  (void)state;
+  esc__process_instance inst, copy;
+  esc__process_step st;
+  esc_error err = ESC_ERROR_INIT;
+  void *b1 = NULL, *b2 = NULL, *meta = NULL;
+  size_t meta_len = 0;
+  esc__process_step_init(&st);
+  assert_int_equal(esc__process_instance_init(&inst, &mirror, "t", &err),
+                   ESC_OK);
+  assert_int_equal(esc__process_instance_init(&copy, &mirror, "t", &err),
+                   ESC_OK);
+  esc_metadata m = ESC_METADATA_INIT;
+  m.correlation_id = esc_uuid_v4();
+  m.causation_id = esc_uuid_v4();
+  assert_int_equal(esc_metadata_encode(&m, &meta, &meta_len, NULL), ESC_OK);
+  esc_recorded_event inc = counter_event("counter-t", &counter_incremented,
+                                         &(counter_incremented_t){2}, 1, &b1);
+  inc.metadata = meta;
+  inc.metadata_len = meta_len;
+  esc__process_delivery d = {.kind = ESC_PROCESS_INPUT_EVENT, .event = &inc};
+  assert_int_equal(esc__process_handle(&inst, &d, &st, &err), ESC_OK);
+  assert_step_metadata(&st, &m.correlation_id, &inc.id);
+  esc_uuid issued = st.records[1].id, scheduled = st.records[2].id;
+  fold_step(&copy, &st);
+  for (int k = 0; k < 2; k++) {
+    const esc__process_instance *i = k ? &copy : &inst;
+    assert_memory_equal(i->commands[0].correlation.bytes,
+                        m.correlation_id.bytes, 16);
+    assert_memory_equal(i->commands[0].causation.bytes, inc.id.bytes, 16);
+    assert_memory_equal(i->commands[0].record.bytes, issued.bytes, 16);
+    assert_memory_equal(i->deadlines[0].correlation.bytes,
+                        m.correlation_id.bytes, 16);
+    assert_memory_equal(i->deadlines[0].record.bytes, scheduled.bytes, 16);
+  }
+
+  /* The outcome: same correlation, caused by its CommandIssued; what it
+   * decides is triggered by its own record. */
+  esc__process_delivery out = {.kind = ESC_PROCESS_INPUT_OUTCOME,
+                               .command_id = inst.commands[0].id,
+                               .accepted = true,
+                               .message = ""};
+  assert_int_equal(esc__process_handle(&inst, &out, &st, &err), ESC_OK);
+  assert_step_metadata(&st, &m.correlation_id, &issued);
+  assert_memory_equal(inst.step_trigger.bytes, st.records[0].id.bytes, 16);
+  fold_step(&copy, &st);
+  assert_memory_equal(copy.step_trigger.bytes, st.records[0].id.bytes, 16);
+
+  /* The deadline: same correlation, caused by its DeadlineScheduled. */
+  esc__process_delivery fire = {.kind = ESC_PROCESS_INPUT_DEADLINE,
+                                .deadline_id = inst.deadlines[0].id};
+  assert_int_equal(esc__process_handle(&inst, &fire, &st, &err), ESC_OK);
+  assert_step_metadata(&st, &m.correlation_id, &scheduled);
+  assert_memory_equal(inst.step_trigger.bytes, st.records[0].id.bytes, 16);
+
+  /* An event without metadata starts a correlation: its own id. */
+  esc_recorded_event bare = counter_event("counter-t", &counter_incremented,
+                                          &(counter_incremented_t){3}, 2, &b2);
+  d.event = &bare;
+  assert_int_equal(esc__process_handle(&inst, &d, &st, &err), ESC_OK);
+  assert_step_metadata(&st, &bare.id, &bare.id);
+  assert_memory_equal(inst.commands[0].correlation.bytes, bare.id.bytes, 16);
+
+  esc__process_step_release(&st);
+  esc__process_instance_release(&inst);
+  esc__process_instance_release(&copy);
+  free(meta);
+  free(b1);
+  free(b2);
+}
+
 static void test_route(void **state) {
   (void)state;
   char instance[ESC_PROCESS_INSTANCE_MAX + 1];
@@ -694,6 +789,7 @@ int main(void) {
       cmocka_unit_test(test_records_roundtrip),
       cmocka_unit_test(test_records_hostile),
       cmocka_unit_test(test_handle),
+      cmocka_unit_test(test_tracing),
       cmocka_unit_test(test_route),
   };
   return cmocka_run_group_tests(tests, setup, NULL);

@@ -745,6 +745,17 @@ typedef struct esc_append_metrics {
 ESC_API void esc_append_metrics_read(esc_append_metrics *out);
 
 /*
+ * Turns this process's client-side figures on or off (all threads, at
+ * once): esc_append_metrics and <esc/command.h>'s esc_command_metrics.
+ * On by default; off, appends and commands record nothing (what was
+ * counted before stays readable). It exists so that their cost can be
+ * measured (esc-bench append-8w-metrics); it is small beside a round
+ * trip, so leave them on.
+ */
+ESC_API void esc_client_metrics_enable(bool on);
+ESC_API bool esc_client_metrics_enabled(void);
+
+/*
  * The newest committed event's global position, readable or not (0: the
  * log is empty): what a catch-up is measured to.
  */

@@ -330,6 +330,21 @@ ESC_API bool esc_process_valid(const esc_process *p, esc_error *err);
  * next load with the same id: esc_execute's dedup returns its first
  * result, so no command runs twice.
  *
+ * Tracing: a command the runtime executes carries, into every event it
+ * appends, the correlation id of the input it was decided on and, as
+ * causation id, that input's trigger:
+ *   - an event: correlation = the event's correlation id (an event
+ *     without one starts a correlation: its own event id); causation =
+ *     the event's id;
+ *   - the outcome of a command, or a deadline firing: correlation = the
+ *     one that command was issued, or that deadline scheduled, with;
+ *     causation = the instance stream's record of this input
+ *     (CommandOutcome, DeadlineFired), an event of the log too.
+ * The instance stream's records carry the same correlation id, so one
+ * correlation id finds the customer's command, the process's records and
+ * every command it issued for them (docs/operations.md, "Tracing an
+ * order by correlation id").
+ *
  * Deadlines: the instance stream says which are pending; the runtime
  * mirrors them into <schema>.process_deadlines after each input, and the
  * worker holding any of the process's partitions fires the due ones

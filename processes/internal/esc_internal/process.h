@@ -33,6 +33,26 @@
  * A terminal instance ends with one DeadlineCancelled per deadline still
  * pending (index past decide's decisions), so the runtime only ever
  * follows records.
+ *
+ * Tracing: every record of one input carries the same metadata,
+ * {correlation_id, causation_id, actor "process:<name>", time = the
+ * input's time}, and the commands decided on the input are executed with
+ * that correlation id and the input's trigger as causation id:
+ *
+ *   event E:      correlation E's correlation id, else E's own id;
+ *                 causation E's id; trigger E's id
+ *   outcome of C: correlation the one C was issued with; causation C's
+ *                 CommandIssued record; trigger this CommandOutcome record
+ *   deadline D:   correlation the one D was scheduled with; causation
+ *                 D's DeadlineScheduled record; trigger this DeadlineFired
+ *                 record
+ *
+ * So a correlation id started by a customer's command runs through the
+ * instance stream into every command the process issues for it, and
+ * every causation id names an event in the log. The correlation is read
+ * back from the metadata when an instance is folded (records without
+ * metadata, or with metadata that does not decode, give none, and their
+ * commands then correlate by their own command id, esc_execute's rule).
  */
 #ifndef ESC_PROCESS_INT_H
 #define ESC_PROCESS_INT_H
@@ -163,6 +183,9 @@ struct esc__pending_command {
   char stream_id[ESC_STREAM_ID_MAX + 1];
   void *payload; /* owned msgpack */
   size_t payload_len;
+  esc_uuid correlation; /* of the input it was issued on; nil: none */
+  esc_uuid causation;   /* that input's trigger (see the top) */
+  esc_uuid record;      /* the CommandIssued record's event id */
 };
 
 /* A deadline scheduled and neither fired, cancelled nor replaced. */
@@ -170,6 +193,8 @@ struct esc__pending_deadline {
   esc_uuid id;
   char name[ESC_PROCESS_DEADLINE_MAX + 1];
   int64_t due_us;
+  esc_uuid correlation; /* of the input it was scheduled on; nil: none */
+  esc_uuid record;      /* the DeadlineScheduled record's event id */
 };
 
 typedef struct esc__process_instance {
@@ -188,6 +213,9 @@ typedef struct esc__process_instance {
   msgpack_zone zone; /* scratch for decoding, reset per record */
   void *buf;         /* scratch for decoded events and commands */
   size_t buf_size;
+  /* Of the input folded last: its correlation id (from its record's
+   * metadata) and its trigger; its decisions take them. */
+  esc_uuid step_correlation, step_trigger;
 } esc__process_instance;
 
 /* A fresh instance (version 0, state from init) of (p, instance).
@@ -246,6 +274,8 @@ typedef struct esc__process_step {
   const char *reason;      /* when dropped: why (static text) */
   esc_event_data *records; /* data malloc'ed, owned by the step */
   size_t count, cap;
+  void *metadata; /* every record's (see the top), owned by the step */
+  size_t metadata_len;
   esc_process_decisions decisions; /* what decide made */
 } esc__process_step;
 
