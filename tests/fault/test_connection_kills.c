@@ -41,6 +41,7 @@ struct writer {
 };
 
 static atomic_bool writers_done;
+static atomic_long appended; /* appends known stored, for the killer */
 
 /* The killer may end a session while it is being set up, too: try again
  * (cmocka's asserts must not fail in these threads). */
@@ -69,6 +70,7 @@ static void append_until_stored(esc_store *st, struct writer *w,
     esc_error err = ESC_ERROR_INIT;
     esc_status rc = esc_append(st, stream, from, ev, BATCH, &r, &err);
     if (rc == ESC_OK) {
+      atomic_fetch_add(&appended, 1);
       w->duplicates += r.duplicate;
       if (r.first_version != from + 1)
         w->failures++;
@@ -105,11 +107,12 @@ static void *write_stream(void *arg) {
  * grows with the session's age, reaching certainty at 250 ms. A fixed
  * "kill everything" would starve the writers once a try (a TLS handshake
  * and a SCRAM login before the append) outlasts the pause, as it does on
- * a loaded machine; this way kills land at every step of a try, yet some
- * tries always finish. */
+ * a loaded machine; this way kills land at every step of a try. Even so
+ * a try can outlast 250 ms on a loaded machine, so a kill also waits for
+ * an append stored since the last one. */
 static void *kill_backends(void *arg) {
   int *kills = arg;
-  *kills = esc_test_kill_sessions(app, 30, 250, &writers_done);
+  *kills = esc_test_kill_sessions(app, 30, 250, &appended, &writers_done);
   return NULL;
 }
 

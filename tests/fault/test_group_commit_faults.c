@@ -56,6 +56,7 @@ struct writer {
 };
 
 static atomic_bool writers_done; /* stops the killer */
+static atomic_long acked_total;  /* appends acknowledged, for the killer */
 static atomic_bool stop_writing; /* stops the writers after an event */
 
 static void fail_writer(struct writer *w, const char *what,
@@ -84,6 +85,7 @@ static bool append_until_stored(esc_store *st, struct writer *w,
       if (r.first_version != i + 1)
         fail_writer(w, "wrong version", &err);
       w->acked[i] = r;
+      atomic_fetch_add(&acked_total, 1);
       return true;
     }
     if (rc == ESC_EUNKNOWN) {
@@ -206,10 +208,14 @@ static void totals(const struct writer *w, int *unknowns, int *not_sent,
 
 /* Every 20 ms, ends each flusher session with a chance that grows with
  * its age (certain at 200 ms), so kills land at every step of a flush:
- * before it is sent, while the server runs it, around its commit. */
+ * before it is sent, while the server runs it, around its commit. A kill
+ * waits for an append acknowledged since the last: a CI machine once
+ * took longer than 200 ms to log a flusher in and flush, and one writer
+ * never got an append through. */
 static void *kill_flushers(void *arg) {
   int *kills = arg;
-  *kills = esc_test_kill_sessions(flusher_app, 20, 200, &writers_done);
+  *kills = esc_test_kill_sessions(flusher_app, 20, 200, &acked_total,
+                                  &writers_done);
   return NULL;
 }
 

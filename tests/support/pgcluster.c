@@ -265,23 +265,32 @@ void esc_test_terminate(PGconn *conn, int pid) {
 }
 
 int esc_test_kill_sessions(const char *app, int pause_ms, int max_age_ms,
+                           const _Atomic long *progress,
                            const _Atomic bool *stop) {
   char age[32];
   int kills = 0;
+  long seen = atomic_load(progress) - 1; /* the first round may kill */
   PGconn *c = PQconnectdb(esc_test_pg_url());
   snprintf(age, sizeof age, "%d ms", max_age_ms);
   while (PQstatus(c) == CONNECTION_OK && !atomic_load(stop)) {
-    const char *values[] = {app, age};
-    PGresult *res = PQexecParams(
-        c,
-        "SELECT count(pg_terminate_backend(pid)) "
-        "FROM pg_stat_activity "
-        "WHERE application_name = $1 "
-        "AND clock_timestamp() - backend_start > random() * $2::interval",
-        2, NULL, values, NULL, NULL, 0);
-    if (PQresultStatus(res) == PGRES_TUPLES_OK)
-      kills += atoi(PQgetvalue(res, 0, 0));
-    PQclear(res);
+    long now = atomic_load(progress);
+    if (now != seen) {
+      const char *values[] = {app, age};
+      PGresult *res = PQexecParams(
+          c,
+          "SELECT count(pg_terminate_backend(pid)) "
+          "FROM pg_stat_activity "
+          "WHERE application_name = $1 "
+          "AND clock_timestamp() - backend_start > random() * $2::interval",
+          2, NULL, values, NULL, NULL, 0);
+      int ended = PQresultStatus(res) == PGRES_TUPLES_OK
+                      ? atoi(PQgetvalue(res, 0, 0))
+                      : 0;
+      PQclear(res);
+      kills += ended;
+      if (ended)
+        seen = now;
+    }
     esc_test_sleep_ms(pause_ms);
   }
   PQfinish(c);

@@ -79,9 +79,13 @@ void esc_test_terminate(PGconn *conn, int pid);
 /* Keeps ending the sessions named app (application_name) until *stop,
  * every pause_ms, each with a chance that grows with the session's age
  * until it is certain at max_age_ms: so kills land at every step of what
- * the session does, yet some of its work always finishes. Returns how
- * many it ended. Fails no test (for killer threads). */
+ * the session does. After a round that ended a session it kills again
+ * only once *progress (the caller's count of finished work) has moved:
+ * on a machine so loaded that a login and a try outlast max_age_ms, an
+ * age rule alone would end every try and the test would starve. Returns
+ * how many it ended. Fails no test (for killer threads). */
 int esc_test_kill_sessions(const char *app, int pause_ms, int max_age_ms,
+                           const _Atomic long *progress,
                            const _Atomic bool *stop);
 
 #endif
