@@ -44,7 +44,7 @@ struct flusher {
   pthread_t thread;
   bool started;
   struct esc__buf buf;
-  struct request **reqs; /* room for one flush's requests */
+  struct request **reqs;            /* room for one flush's requests */
   const esc_append_request **areqs; /* the same, as esc__append_arrays wants */
 };
 
