@@ -50,6 +50,10 @@ struct append_params {
   bool group;
   /* esc side: appends to an invalid stream id, refused before sending. */
   bool refused;
+  /* esc side: esc_append_atomic of one event to each of this many of the
+   * writer's streams (batch of them); the raw side inserts batch rows in
+   * one transaction. */
+  bool atomic;
 };
 
 /* What every worker of one phase shares. */
@@ -192,6 +196,35 @@ static int raw_exec(void *worker, uint64_t *units, char *err, size_t errlen) {
   return 0;
 }
 
+/* One event to each of batch consecutive streams of this writer, in one
+ * esc_append_atomic, each at the exact version tracked. */
+static int atomic_exec(void *worker, uint64_t *units, char *err,
+                       size_t errlen) {
+  struct append_worker *w = worker;
+  enum { MAX_ATOMIC = 16 };
+  esc_append_request reqs[MAX_ATOMIC];
+  char ids[MAX_ATOMIC][48];
+  size_t k = w->payload.n < MAX_ATOMIC ? w->payload.n : MAX_ATOMIC;
+  esc_error e = ESC_ERROR_INIT;
+  for (size_t i = 0; i < k; i++) {
+    unsigned s = (w->cur + (unsigned)i) % BENCH_STREAMS;
+    snprintf(ids[i], sizeof ids[i], "bench-w%ds%u", w->index, s);
+    reqs[i] = (esc_append_request){.stream_id = ids[i],
+                                   .expected = w->versions[s],
+                                   .events = &w->payload.events[i],
+                                   .n = 1};
+  }
+  if (esc_append_atomic(w->store, reqs, k, &e) != ESC_OK) {
+    bench_errf(err, errlen, "esc_append_atomic: %s: %s", esc_strerror(e.code),
+               e.msg);
+    return -1;
+  }
+  for (size_t i = 0; i < k; i++)
+    w->versions[(w->cur + (unsigned)i) % BENCH_STREAMS]++;
+  *units = k;
+  return 0;
+}
+
 /* The refused append's events are made once: the phase's rate is then
  * the calls' alone. */
 static int refused_prepare(void *worker, char *err, size_t errlen) {
@@ -219,6 +252,8 @@ static const bench_worker_ops esc_ops = {esc_setup, worker_prepare, esc_exec,
                                          worker_teardown};
 static const bench_worker_ops refused_ops = {esc_setup, refused_prepare,
                                              refused_exec, worker_teardown};
+static const bench_worker_ops atomic_ops = {esc_setup, worker_prepare,
+                                            atomic_exec, worker_teardown};
 static const bench_worker_ops hot_ops = {esc_setup, hot_prepare, hot_exec,
                                          worker_teardown};
 static const bench_worker_ops raw_ops = {raw_setup, worker_prepare, raw_exec,
@@ -343,6 +378,7 @@ static int run_side(const bench_config *cfg, const bench_scenario *sc,
   struct append_shared sh = {cfg, ap, NULL};
   const bench_worker_ops *esc_side = ap->hot       ? &hot_ops
                                      : ap->refused ? &refused_ops
+                                     : ap->atomic  ? &atomic_ops
                                                    : &esc_ops;
   /* Whether this phase appends through esc (both sides of a metrics
    * scenario do; its baseline turns the metrics off). */
@@ -538,6 +574,19 @@ static const struct append_params p_metrics_cpu = {
     .refused = true,
     .target_ratio = NAN};
 
+static const struct append_params p_atomic2 = {.writers = 8,
+                                               .batch = 2,
+                                               .atomic = true,
+                                               .baseline_name =
+                                                   "raw-insert-2row-8w",
+                                               .target_ratio = NAN};
+static const struct append_params p_atomic10 = {.writers = 8,
+                                                .batch = 10,
+                                                .atomic = true,
+                                                .baseline_name =
+                                                    "raw-insert-10row-8w",
+                                                .target_ratio = NAN};
+
 static const bench_scenario append_scenarios[] = {
     {"append-1w", "single-event appends, 1 writer", run_append, &p_1w},
     {"append-8w", "single-event appends, 8 writers", run_append, &p_8w},
@@ -570,6 +619,14 @@ static const bench_scenario append_scenarios[] = {
      "appends refused before any round trip, client-side metrics on against "
      "off: the recording's CPU cost per call",
      run_append, &p_metrics_cpu},
+    {"atomic-2s-8w",
+     "esc_append_atomic of one event to each of 2 streams, 8 writers, "
+     "against raw 2-row transactions",
+     run_append, &p_atomic2},
+    {"atomic-10s-8w",
+     "esc_append_atomic of one event to each of 10 streams, 8 writers, "
+     "against raw 10-row transactions",
+     run_append, &p_atomic10},
 };
 
 const bench_group bench_append_group = {"append", append_scenarios,

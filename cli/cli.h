@@ -53,6 +53,11 @@ typedef struct cli_ctx {
 
 int cli_cmd_migrate(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_append(cli_ctx *ctx, int argc, char **argv);
+/* esc append --batch FILE [--atomic] (append_batch.c). */
+int cli_append_batch(cli_ctx *ctx, const char *path, bool atomic);
+/* The metadata esc append stores by default: $USER and the time, as
+ * msgpack into *out (the caller frees). */
+esc_status cli_default_metadata(void **out, size_t *out_len, esc_error *err);
 int cli_cmd_read(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_tail(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_streams(cli_ctx *ctx, int argc, char **argv);

@@ -8,6 +8,7 @@
 
 const char cli_help_append[] =
     "Usage: esc append STREAM TYPE JSON [options]\n"
+    "       esc append --batch FILE [--atomic] [options]\n"
     "\n"
     "Appends one event of type TYPE with data JSON (\"-\" reads it from "
     "stdin)\n"
@@ -25,6 +26,17 @@ const char cli_help_append[] =
     "                      {\"actor\": $USER, \"time\": now in "
     "microseconds}\n"
     "  --schema-version N  the event's schema version (default 1)\n"
+    "  --batch FILE        events from FILE (\"-\": stdin), one JSON object a\n"
+    "                      line: {\"stream\", \"type\", \"data\", and "
+    "optional\n"
+    "                      \"expected\", \"id\", \"metadata\"}; one request "
+    "per\n"
+    "                      stream, its lines' events in file order, its\n"
+    "                      expected version given on any of its lines\n"
+    "  --atomic            with --batch: every stream in one transaction, all\n"
+    "                      or nothing; a conflict (exit 3) names every stream\n"
+    "                      whose expected version failed. Without it each\n"
+    "                      stream is its own transaction.\n"
     "\n"
     "Output: \"appended order-1 version 3 (position 812/57)\"; with --json\n"
     "{\"stream\",\"first_version\",\"last_version\",\"position\","
@@ -43,9 +55,18 @@ typedef struct append_args {
   const char *id_text;       /* NULL: a random id */
   int64_t expected;
   int64_t schema_version;
+  const char *batch; /* --batch FILE; NULL: one event from the operands */
+  bool atomic;
 } append_args;
 
-enum { OPT_EXPECTED = 1, OPT_ID, OPT_METADATA, OPT_SCHEMA_VERSION };
+enum {
+  OPT_EXPECTED = 1,
+  OPT_ID,
+  OPT_METADATA,
+  OPT_SCHEMA_VERSION,
+  OPT_BATCH,
+  OPT_ATOMIC
+};
 
 /* Returns -1 to go on, else the exit code. */
 static int parse_args(cli_ctx *ctx, int argc, char **argv, append_args *a) {
@@ -54,6 +75,8 @@ static int parse_args(cli_ctx *ctx, int argc, char **argv, append_args *a) {
       {"id", required_argument, NULL, OPT_ID},
       {"metadata", required_argument, NULL, OPT_METADATA},
       {"schema-version", required_argument, NULL, OPT_SCHEMA_VERSION},
+      {"batch", required_argument, NULL, OPT_BATCH},
+      {"atomic", no_argument, NULL, OPT_ATOMIC},
       CLI_GLOBAL_LONGOPTS,
       {NULL, 0, NULL, 0}};
   static const char *const names[] = {"STREAM", "TYPE", "JSON"};
@@ -76,6 +99,12 @@ static int parse_args(cli_ctx *ctx, int argc, char **argv, append_args *a) {
                          &a->schema_version))
         return CLI_EXIT_USAGE;
       break;
+    case OPT_BATCH:
+      a->batch = optarg;
+      break;
+    case OPT_ATOMIC:
+      a->atomic = true;
+      break;
     case CLI_OPT_GLOBAL:
       break;
     case CLI_OPT_HELP:
@@ -85,6 +114,10 @@ static int parse_args(cli_ctx *ctx, int argc, char **argv, append_args *a) {
       return CLI_EXIT_USAGE;
     }
   }
+  if (a->atomic && !a->batch)
+    return cli_usage(ctx, "--atomic: only with --batch");
+  if (a->batch)
+    return cli_operands(ctx, argc, argv, 0, names) ? -1 : CLI_EXIT_USAGE;
   if (!cli_operands(ctx, argc, argv, 3, names))
     return CLI_EXIT_USAGE;
   a->stream = argv[optind];
@@ -94,8 +127,7 @@ static int parse_args(cli_ctx *ctx, int argc, char **argv, append_args *a) {
 }
 
 /* The default metadata: who appended, and when. */
-static esc_status default_metadata(void **out, size_t *out_len,
-                                   esc_error *err) {
+esc_status cli_default_metadata(void **out, size_t *out_len, esc_error *err) {
   esc_metadata m = ESC_METADATA_INIT;
   const char *user = getenv("USER");
   m.actor = user && *user ? user : "esc-cli";
@@ -134,7 +166,7 @@ static esc_status prepare_event(const append_args *a, esc_event_data *ev,
     st = cli_json_arg("--metadata", a->metadata_json, true, meta,
                       &ev->metadata_len, err);
   else
-    st = default_metadata(meta, &ev->metadata_len, err);
+    st = cli_default_metadata(meta, &ev->metadata_len, err);
   if (st != ESC_OK)
     return st;
   ev->type = a->type;
@@ -159,8 +191,9 @@ static int fail_append(const cli_ctx *ctx, const char *stream,
     return cli_fail_hint(ctx, err, hint, id);
   }
   if (err->code == ESC_ECONN)
-    return cli_fail_hint(ctx, err, "the append was not sent: nothing was "
-                                   "appended",
+    return cli_fail_hint(ctx, err,
+                         "the append was not sent: nothing was "
+                         "appended",
                          id);
   if (err->code == ESC_ETIMEDOUT) /* the server cancelled it */
     return cli_fail_hint(ctx, err, "nothing was appended", id);
@@ -189,10 +222,13 @@ static int print_result(const cli_ctx *ctx, const char *stream,
 }
 
 int cli_cmd_append(cli_ctx *ctx, int argc, char **argv) {
-  append_args a = {NULL, NULL, NULL, NULL, NULL, ESC_EXPECT_ANY, 1};
+  append_args a = {NULL,           NULL, NULL, NULL, NULL,
+                   ESC_EXPECT_ANY, 1,    NULL, false};
   int rc = parse_args(ctx, argc, argv, &a);
   if (rc >= 0)
     return rc;
+  if (a.batch)
+    return cli_append_batch(ctx, a.batch, a.atomic);
 
   esc_error err = ESC_ERROR_INIT;
   esc_event_data ev = {{{0}}, NULL, 1, NULL, 0, NULL, 0};

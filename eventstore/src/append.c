@@ -222,7 +222,7 @@ static void build_scalar_params(struct append_params *p, const char *stream,
 
 /* ------------------------------------------------------------- result -- */
 
-static void describe_expected(int64_t expected, char *out, size_t size) {
+void esc__describe_expected(int64_t expected, char *out, size_t size) {
   if (expected == ESC_EXPECT_NO_STREAM)
     snprintf(out, size, "no stream");
   else if (expected == ESC_EXPECT_EXISTS)
@@ -244,7 +244,7 @@ esc_status esc__append_interpret_row(const PGresult *res, int row,
   int64_t actual = get_i64(res, row, 6);
   if (status == CONFLICT) {
     char exp[48];
-    describe_expected(expected, exp, sizeof exp);
+    esc__describe_expected(expected, exp, sizeof exp);
     if (actual == 0)
       return esc__fail(err, ESC_ECONFLICT,
                        "%s: expected %s, stream does not exist", what, exp);

@@ -23,14 +23,6 @@
 #include <string.h>
 #include <time.h>
 
-enum {
-  OID_INT4 = 23,
-  OID_INT8 = 20,
-  OID_TEXT = 25,
-  OID_BYTEA = 17,
-  OID_UUID = 2950
-};
-enum { GROUP_PARAMS = 8, ARRAY_HEADER = 20, ELEM_HEADER = 4 };
 enum { FAILED = 4 }; /* append_group's status of a request that raised */
 #define MAX_BATCH_LIMIT 1024
 #define DEFAULT_MAX_BATCH 64
@@ -52,7 +44,8 @@ struct flusher {
   pthread_t thread;
   bool started;
   struct esc__buf buf;
-  struct request **reqs; /* room for one flush's requests */
+  struct request **reqs;            /* room for one flush's requests */
+  const esc_append_request **areqs; /* the same, as esc__append_arrays wants */
 };
 
 struct esc_group_commit {
@@ -70,92 +63,6 @@ struct esc_group_commit {
 };
 
 /* ---------------------------------------------------------------- flush -- */
-
-static size_t flush_params_size(struct request *const *reqs, size_t count) {
-  size_t size = GROUP_PARAMS * ARRAY_HEADER;
-  for (size_t i = 0; i < count; i++) {
-    size += 3 * ELEM_HEADER + strlen(reqs[i]->a.stream_id) + 8 + 4;
-    for (size_t k = 0; k < reqs[i]->a.n; k++) {
-      const esc_event_data *e = &reqs[i]->a.events[k];
-      size += 5 * ELEM_HEADER + 16 + strlen(e->type) + 4 + e->data_len +
-              e->metadata_len;
-    }
-  }
-  return size;
-}
-
-/* One array of the request fields, one element per request. */
-static void put_request_array(struct esc__buf *b, int field,
-                              struct request *const *reqs, size_t count) {
-  static const uint32_t oids[] = {OID_TEXT, OID_INT8, OID_INT4};
-  esc__put_array_header(b, oids[field], count, false);
-  for (size_t i = 0; i < count; i++) {
-    unsigned char v[8];
-    if (field == 0) {
-      esc__put_array_elem(b, reqs[i]->a.stream_id,
-                          strlen(reqs[i]->a.stream_id));
-    } else if (field == 1) {
-      esc__put_be64(v, (uint64_t)reqs[i]->a.expected);
-      esc__put_array_elem(b, v, 8);
-    } else {
-      esc__put_be32(v, (uint32_t)reqs[i]->a.n);
-      esc__put_array_elem(b, v, 4);
-    }
-  }
-}
-
-/* One array of an event field, the events of every request in order. */
-static void put_event_array(struct esc__buf *b, int field,
-                            struct request *const *reqs, size_t count,
-                            size_t events) {
-  static const uint32_t oids[] = {OID_UUID, OID_TEXT, OID_INT4, OID_BYTEA,
-                                  OID_BYTEA};
-  bool hasnull = false;
-  for (size_t i = 0; field == 4 && i < count; i++)
-    for (size_t k = 0; k < reqs[i]->a.n; k++)
-      hasnull |= reqs[i]->a.events[k].metadata == NULL;
-  esc__put_array_header(b, oids[field], events, hasnull);
-  for (size_t i = 0; i < count; i++)
-    for (size_t k = 0; k < reqs[i]->a.n; k++) {
-      const esc_event_data *e = &reqs[i]->a.events[k];
-      unsigned char v[4];
-      if (field == 0)
-        esc__put_array_elem(b, e->id.bytes, 16);
-      else if (field == 1)
-        esc__put_array_elem(b, e->type, strlen(e->type));
-      else if (field == 2) {
-        esc__put_be32(v, (uint32_t)e->schema_version);
-        esc__put_array_elem(b, v, 4);
-      } else if (field == 3)
-        esc__put_array_elem(b, e->data, e->data_len);
-      else
-        esc__put_array_elem(b, e->metadata, e->metadata_len);
-    }
-}
-
-/* The eight arrays of append_group in b; false when out of memory. */
-static bool build_flush(struct esc__buf *b, struct request *const *reqs,
-                        size_t count, const char **values, int *lengths) {
-  size_t offsets[GROUP_PARAMS + 1], events = 0;
-  b->len = 0;
-  if (!esc__buf_reserve(b, flush_params_size(reqs, count)))
-    return false;
-  for (size_t i = 0; i < count; i++)
-    events += reqs[i]->a.n;
-  for (int f = 0; f < GROUP_PARAMS; f++) {
-    offsets[f] = b->len;
-    if (f < 3)
-      put_request_array(b, f, reqs, count);
-    else
-      put_event_array(b, f - 3, reqs, count, events);
-  }
-  offsets[GROUP_PARAMS] = b->len;
-  for (int f = 0; f < GROUP_PARAMS; f++) {
-    values[f] = (const char *)b->data + offsets[f];
-    lengths[f] = (int)(offsets[f + 1] - offsets[f]);
-  }
-  return true;
-}
 
 /* Request i's row of the reply. */
 static void answer(struct request *r, const PGresult *res, int row) {
@@ -228,22 +135,24 @@ static void flush(struct flusher *f, struct request *const *reqs,
                   size_t count) {
   esc_store *st = f->store;
   esc_error err = ESC_ERROR_INIT;
-  const char *stmt, *values[GROUP_PARAMS];
-  int lengths[GROUP_PARAMS], formats[GROUP_PARAMS];
+  const char *stmt, *values[ESC__APPEND_ARRAYS];
+  int lengths[ESC__APPEND_ARRAYS], formats[ESC__APPEND_ARRAYS];
   esc_status rc = esc__prepare(st, ESC__STMT_APPEND_GROUP, &stmt, &err);
   if (rc) {
     fail_all(st, reqs, count, rc, &err, NULL);
     return;
   }
-  if (!build_flush(&f->buf, reqs, count, values, lengths)) {
+  for (size_t i = 0; i < count; i++)
+    f->areqs[i] = &reqs[i]->a;
+  if (!esc__append_arrays(&f->buf, f->areqs, count, values, lengths)) {
     esc__fail(&err, ESC_ENOMEM, "group commit: out of memory");
     fail_all(st, reqs, count, ESC_ENOMEM, &err, NULL);
     return;
   }
-  for (int i = 0; i < GROUP_PARAMS; i++)
+  for (int i = 0; i < ESC__APPEND_ARRAYS; i++)
     formats[i] = 1;
   PGresult *res = esc__exec(st, &(struct esc__query){.stmt = stmt,
-                                                     .n = GROUP_PARAMS,
+                                                     .n = ESC__APPEND_ARRAYS,
                                                      .values = values,
                                                      .lengths = lengths,
                                                      .formats = formats,
@@ -421,7 +330,8 @@ static esc_status open_flushers(esc_group_commit *gc, const char *conninfo,
     struct flusher *f = &gc->flushers[i];
     f->gc = gc;
     f->reqs = calloc(gc->max_batch, sizeof *f->reqs);
-    if (!f->reqs)
+    f->areqs = calloc(gc->max_batch, sizeof *f->areqs);
+    if (!f->reqs || !f->areqs)
       return esc__fail(err, ESC_ENOMEM, "group commit: out of memory");
     f->store = esc_store_open(conninfo, &so, err);
     if (!f->store)
@@ -485,6 +395,7 @@ void esc_group_commit_free(esc_group_commit *gc) {
     esc_store_free(f->store);
     esc__buf_release(&f->buf);
     free(f->reqs);
+    free(f->areqs);
   }
   free(gc->flushers);
   pthread_cond_destroy(&gc->more);

@@ -149,6 +149,19 @@ static const struct stmt_def stmt_defs[ESC__STMT_COUNT] = {
                                  OID_INT4_ARRAY, OID_UUID_ARRAY, OID_TEXT_ARRAY,
                                  OID_INT4_ARRAY, OID_BYTEA_ARRAY,
                                  OID_BYTEA_ARRAY}},
+    /* Atomic multi-stream append (migration 20): append_group's rows,
+     * or an error when any request fails. */
+    [ESC__STMT_APPEND_ATOMIC] = {"esc_append_atomic",
+                                 "SELECT status, first_version, last_version,"
+                                 " tx_id, first_global, last_global,"
+                                 " actual_version, err_state, err_message"
+                                 " FROM @S@.append_atomic($1, $2, $3, $4, $5,"
+                                 " $6, $7, $8)",
+                                 8,
+                                 {OID_TEXT_ARRAY, OID_INT8_ARRAY,
+                                  OID_INT4_ARRAY, OID_UUID_ARRAY,
+                                  OID_TEXT_ARRAY, OID_INT4_ARRAY,
+                                  OID_BYTEA_ARRAY, OID_BYTEA_ARRAY}},
     [ESC__STMT_STREAM_GET] = {"esc_stream_get",
                               "SELECT stream_id, version, truncated_before, "
                               "tombstoned, "

@@ -112,6 +112,7 @@ enum esc__stmt {
   ESC__STMT_READ_ALL_BOUNDED,
   ESC__STMT_READ_CATEGORY_BOUNDED,
   ESC__STMT_APPEND_GROUP,
+  ESC__STMT_APPEND_ATOMIC,
   ESC__STMT_COUNT
 };
 
@@ -172,6 +173,8 @@ esc_status esc__append_direct(esc_store *st, const char *stream_id,
  * sent on st's last round trip (ESC_EUNKNOWN when the reply was lost). */
 esc_status esc__append_outcome(const esc_store *st, const char *stream,
                                esc_status rc, bool sent, esc_error *err);
+/* "no stream", "an existing stream" or "version N", for messages. */
+void esc__describe_expected(int64_t expected, char *out, size_t size);
 /* Reads row `row` of a result whose first seven columns are those of
  * <schema>.append() (status, versions, tx id, positions, actual version). */
 esc_status esc__append_interpret_row(const PGresult *res, int row,
@@ -182,6 +185,14 @@ esc_status esc__append_interpret_row(const PGresult *res, int row,
 void esc__put_array_header(struct esc__buf *b, uint32_t elem_oid, size_t n,
                            bool hasnull);
 void esc__put_array_elem(struct esc__buf *b, const void *p, size_t len);
+
+/* The eight array parameters of append_group() and append_atomic() for
+ * count requests (append_arrays.c), built in b, which values and lengths
+ * then point into; false when out of memory. */
+enum { ESC__APPEND_ARRAYS = 8 };
+bool esc__append_arrays(struct esc__buf *b,
+                        const esc_append_request *const *reqs, size_t count,
+                        const char **values, int *lengths);
 
 /* esc_append of a store with group commit (group.c): validates, hands the
  * request to the group and waits for its flush. */

@@ -1473,6 +1473,57 @@ static void truncation_needs_a_snapshot_or_force(void **state) {
 
 /* ------------------------------------------------------------------------ */
 
+/* esc append --batch FILE --atomic (issue #21 item 1): one request per
+ * stream, all or nothing; a conflict names every stale stream; the same
+ * ids again are duplicates; bad lines are refused with their number. */
+static void write_lines(const char *path, const char *text) {
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  fputs(text, f);
+  fclose(f);
+}
+
+static void append_batch_is_atomic(void **state) {
+  (void)state;
+  char path[64];
+  cli_result r;
+  snprintf(path, sizeof path, "/tmp/esc_cli_batch_%d.jsonl", (int)getpid());
+  write_lines(path, "{\"stream\":\"batch-1\",\"type\":\"Debited\",\"data\":{},"
+                    "\"expected\":\"no-stream\","
+                    "\"id\":\"6f1c7a0e-3b2d-4c1a-9e8f-0a1b2c3d4e5f\"}\n"
+                    "{\"stream\":\"batch-2\",\"type\":\"Credited\",\"data\":{},"
+                    "\"id\":\"6f1c7a0e-3b2d-4c1a-9e8f-0a1b2c3d4e60\"}\n");
+  for (int i = 0; i < 2; i++) { /* the second run is a duplicate */
+    run_in_schema(&r, "append", "--batch", path, "--atomic", NULL);
+    expect_exit(&r, 0);
+    expect_out(&r, "appended batch-1 versions 1..1");
+    expect_out(&r, "appended batch-2 versions 1..1");
+    if (i == 1)
+      expect_out(&r, "duplicate");
+    cli_result_release(&r);
+  }
+  write_lines(path, "{\"stream\":\"batch-1\",\"type\":\"X\",\"data\":{},"
+                    "\"expected\":5}\n"
+                    "{\"stream\":\"batch-3\",\"type\":\"X\",\"data\":{}}\n"
+                    "{\"stream\":\"batch-2\",\"type\":\"X\",\"data\":{},"
+                    "\"expected\":\"no-stream\"}\n");
+  run_in_schema(&r, "append", "--batch", path, "--atomic", NULL);
+  expect_exit(&r, 3);
+  expect_err(&r, "batch-1 (expected version 5, actual 1)");
+  expect_err(&r, "batch-2 (expected no stream, actual 1)");
+  cli_result_release(&r);
+  run_in_schema(&r, "read", "batch-3", NULL);
+  expect_exit(&r, 4); /* nothing of the refused batch was stored */
+  cli_result_release(&r);
+
+  write_lines(path, "{\"stream\":\"batch-4\",\"type\":\"X\",\"data\":{}}\n"
+                    "{\"stream\":\"batch-4\",\"type\":\"Bad Type\","
+                    "\"data\":{}}\n");
+  expect_error(6, "line 2", "append", "--batch", path, "--atomic", NULL);
+  expect_error(2, "--atomic", "append", "--atomic", "batch-4", "X", "{}", NULL);
+  unlink(path);
+}
+
 static int setup(void **state) {
   (void)state;
   snprintf(schema, sizeof schema, "t_cli_%d", (int)getpid());
@@ -1506,6 +1557,7 @@ int main(void) {
       cmocka_unit_test(projections_watch_refreshes_until_stopped),
       cmocka_unit_test(retention_run_archives_then_removes),
       cmocka_unit_test(truncation_needs_a_snapshot_or_force),
+      cmocka_unit_test(append_batch_is_atomic),
       /* last: it adds streams the tests above count */
       cmocka_unit_test(a_limit_that_cuts_says_so),
       cmocka_unit_test(the_default_limit_of_100_says_so),

@@ -598,6 +598,36 @@ typedef struct esc_append_request {
 ESC_API esc_status esc_append_many(esc_store *store, esc_append_request *reqs,
                                    size_t n, esc_error *err);
 
+/* Streams one esc_append_atomic call may append to. */
+#define ESC_APPEND_ATOMIC_MAX 1000
+
+/*
+ * Appends to 1..ESC_APPEND_ATOMIC_MAX distinct streams in one transaction,
+ * one round trip: all or nothing. Each request is checked as esc_append
+ * checks it, against its own expected version. The stream locks are taken
+ * in one order that every appender shares, so concurrent atomic appends
+ * (and group commit flushes) over the same streams never deadlock.
+ *
+ * ESC_OK: every request's events were appended (status ESC_OK, result
+ * filled), or every request's ids were stored already by one earlier call
+ * (each result the original one with duplicate = true; nothing written).
+ * ESC_ECONFLICT: some expectations failed and nothing was stored; err names
+ * every such stream with its expected and actual version, and each
+ * request's status and error say what became of it (ESC_ECONFLICT for a
+ * failed expectation, ESC_EDELETED for a tombstoned stream, ESC_ECONFLICT
+ * with "not appended" for the others). Other errors (ESC_EINVAL for bad
+ * input or a stream given twice, ESC_EDUPLICATE for ids stored with other
+ * content or for a partial retry, connection errors) are the status of
+ * every request, and nothing was stored.
+ *
+ * ESC_EUNKNOWN: sent, then the reply was lost; it committed whole or not
+ * at all. Settle it by calling again with the same requests (same ids):
+ * it appends them all, or returns the original results as duplicates.
+ * reqs is borrowed; the call fills its status, result and error fields.
+ */
+ESC_API esc_status esc_append_atomic(esc_store *store, esc_append_request *reqs,
+                                     size_t n, esc_error *err);
+
 /* ------------------------------------------------------------------------
  * Reading
  * ------------------------------------------------------------------------ */
