@@ -13,9 +13,9 @@
   "connect-src 'self'; img-src 'self'; base-uri 'none'; "                      \
   "form-action 'none'; frame-ancestors 'none'"
 
-static enum MHD_Result reply(struct MHD_Connection *c, unsigned int code,
-                            const char *type, const void *body, size_t len,
-                            enum MHD_ResponseMemoryMode mode) {
+enum MHD_Result cli_console_reply(struct MHD_Connection *c, unsigned int code,
+                                  const char *type, const void *body,
+                                  size_t len, enum MHD_ResponseMemoryMode mode) {
   struct MHD_Response *r =
       MHD_create_response_from_buffer(len, (void *)(uintptr_t)body, mode);
   if (!r)
@@ -30,51 +30,50 @@ static enum MHD_Result reply(struct MHD_Connection *c, unsigned int code,
   return ok;
 }
 
-/* Sends obj (and drops it) as the JSON body. */
-static enum MHD_Result send_json(struct MHD_Connection *c, unsigned int code,
+enum MHD_Result cli_console_reply_json(struct MHD_Connection *c, unsigned int code,
                                  json_t *obj) {
   char *text = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
   json_decref(obj);
   if (!text)
     return MHD_NO;
-  return reply(c, code, "application/json", text, strlen(text),
+  return cli_console_reply(c, code, "application/json", text, strlen(text),
               MHD_RESPMEM_MUST_FREE);
 }
 
-static enum MHD_Result send_error(struct MHD_Connection *c, unsigned int code,
+enum MHD_Result cli_console_reply_error(struct MHD_Connection *c, unsigned int code,
                                   const char *name, const char *message) {
   json_t *e = json_object();
   json_object_set_new(e, "code", json_string(name));
   json_object_set_new(e, "message", json_string(message));
   json_t *o = json_object();
   json_object_set_new(o, "error", e);
-  return send_json(c, code, o);
+  return cli_console_reply_json(c, code, o);
 }
 
-/* A library failure: the full message goes to the console's stderr;
- * the response names only the kind, for libpq's texts can hold host
- * names and the URL's parts. */
-static enum MHD_Result send_failure(struct MHD_Connection *c,
-                                    const esc_error *err) {
+enum MHD_Result cli_console_reply_failure(struct MHD_Connection *c,
+                                          const esc_error *err) {
   fprintf(stderr, "esc: console: %s (%s)\n", err->msg,
           esc_strerror(err->code));
-  return send_error(c, MHD_HTTP_SERVICE_UNAVAILABLE,
-                    cli_status_name(err->code), esc_strerror(err->code));
+  unsigned int code = err->code == ESC_ENOTFOUND ? MHD_HTTP_NOT_FOUND
+                      : err->code == ESC_EINVAL  ? MHD_HTTP_BAD_REQUEST
+                                                 : MHD_HTTP_SERVICE_UNAVAILABLE;
+  return cli_console_reply_error(c, code, cli_status_name(err->code),
+                                 esc_strerror(err->code));
 }
 
 static enum MHD_Result api_stats(const cli_ctx *ctx, struct MHD_Connection *c) {
   esc_error err = ESC_ERROR_INIT;
   esc_store *store = cli_open_store(ctx, &err);
   if (!store)
-    return send_failure(c, &err);
+    return cli_console_reply_failure(c, &err);
   esc_store_stats stats;
   esc_uuid id;
   enum MHD_Result r;
   if (esc_store_identity(store, &id, &err) == ESC_OK &&
       esc_store_stats_get(store, &stats, &err) == ESC_OK)
-    r = send_json(c, MHD_HTTP_OK, cli_stats_json(ctx->schema, &id, &stats));
+    r = cli_console_reply_json(c, MHD_HTTP_OK, cli_stats_json(ctx->schema, &id, &stats));
   else
-    r = send_failure(c, &err);
+    r = cli_console_reply_failure(c, &err);
   esc_store_free(store);
   return r;
 }
@@ -95,11 +94,11 @@ static enum MHD_Result serve_asset(struct MHD_Connection *c, const char *url) {
   for (size_t i = 0; i < cli_console_asset_count; i++) {
     const cli_console_asset *a = &cli_console_assets[i];
     if (strcmp(a->path, path) == 0)
-      return reply(c, MHD_HTTP_OK, type_of(path), a->data, a->len,
+      return cli_console_reply(c, MHD_HTTP_OK, type_of(path), a->data, a->len,
                   MHD_RESPMEM_PERSISTENT);
   }
   static const char missing[] = "not found\n";
-  return reply(c, MHD_HTTP_NOT_FOUND, "text/plain; charset=utf-8", missing,
+  return cli_console_reply(c, MHD_HTTP_NOT_FOUND, "text/plain; charset=utf-8", missing,
               sizeof missing - 1, MHD_RESPMEM_PERSISTENT);
 }
 
@@ -110,12 +109,14 @@ enum MHD_Result cli_console_route(const cli_ctx *ctx, struct MHD_Connection *c,
   /* This slice has no actions: anything that is not a read is refused,
    * before any store is opened. */
   if (!read)
-    return send_error(c, MHD_HTTP_FORBIDDEN, "forbidden",
+    return cli_console_reply_error(c, MHD_HTTP_FORBIDDEN, "forbidden",
                       "this console is read-only: actions are not enabled");
   if (strncmp(url, "/api/", 5) != 0)
     return serve_asset(c, url);
   if (strcmp(url, "/api/stats") == 0)
     return api_stats(ctx, c);
-  return send_error(c, MHD_HTTP_NOT_FOUND, "not_found",
-                    "no such API endpoint: try /api/stats");
+  if (strcmp(url, "/api/stream") == 0)
+    return cli_console_api_stream(ctx, c);
+  return cli_console_reply_error(c, MHD_HTTP_NOT_FOUND, "not_found",
+                    "no such API endpoint: try /api/stats or /api/stream");
 }

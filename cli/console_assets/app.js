@@ -47,5 +47,72 @@ async function refresh() {
   }
 }
 
-refresh();
-setInterval(refresh, POLL_MS);
+function startOverview() {
+  const open = () => {
+    const id = document.getElementById("stream-id").value;
+    if (id) location.href = "/stream.html?id=" + encodeURIComponent(id);
+  };
+  document.getElementById("stream-open").addEventListener("click", open);
+  refresh();
+  setInterval(refresh, POLL_MS);
+}
+
+// ---------------------------------------------------------------- stream --
+
+function cell(row, text, cls) {
+  const td = document.createElement("td");
+  td.textContent = text;
+  if (cls) td.className = cls;
+  row.appendChild(td);
+}
+
+function payloadText(e, key) {
+  if (e[key + "_error"] !== undefined)
+    return "undecodable: " + e[key + "_error"];
+  return e[key] === null ? "" : JSON.stringify(e[key], null, 1);
+}
+
+function eventRow(e) {
+  const tr = document.createElement("tr");
+  cell(tr, e.version);
+  cell(tr, e.position);
+  cell(tr, e.type);
+  cell(tr, "v" + e.schema_version);
+  cell(tr, e.recorded_at);
+  cell(tr, payloadText(e, "metadata"),
+       e.metadata_error !== undefined ? "undecodable" : "");
+  cell(tr, payloadText(e, "data"),
+       e.data_error !== undefined ? "undecodable" : "");
+  return tr;
+}
+
+async function startStream() {
+  const q = new URLSearchParams(location.search);
+  const id = q.get("id") || "";
+  const from = q.get("from") || "0";
+  setText("stream-name", id);
+  const api = "/api/stream?id=" + encodeURIComponent(id) + "&from=" +
+    encodeURIComponent(from);
+  try {
+    const r = await fetch(api, { cache: "no-store" });
+    const body = await r.json();
+    if (!r.ok) {
+      showStatus(body.error.message + " (" + body.error.code + ")", false);
+      return;
+    }
+    const tbody = document.querySelector("#events tbody");
+    for (const e of body.events) tbody.appendChild(eventRow(e));
+    showStatus(body.events.length + " events", true);
+    if (body.next !== null) {
+      const next = document.getElementById("next");
+      next.href = "/stream.html?id=" + encodeURIComponent(id) + "&from=" +
+        body.next;
+      next.hidden = false;
+    }
+  } catch (e) {
+    showStatus("console unreachable: " + e.message, false);
+  }
+}
+
+if (document.body.dataset.page === "stream") startStream();
+else startOverview();
