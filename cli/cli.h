@@ -76,6 +76,7 @@ int cli_cmd_metrics(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_check(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_retention(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_processes(cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_console(cli_ctx *ctx, int argc, char **argv);
 
 extern const char cli_help_migrate[];
 extern const char cli_help_append[];
@@ -92,6 +93,7 @@ extern const char cli_help_metrics[];
 extern const char cli_help_check[];
 extern const char cli_help_retention[];
 extern const char cli_help_processes[];
+extern const char cli_help_console[];
 
 /* ------------------------------------------------------------------------
  * Option parsing (args.c)
@@ -305,5 +307,13 @@ struct json_t *cli_json_string(const char *s);
 /* Prints obj compactly on one line of stdout and drops the reference.
  * Returns false when it could not be written. */
 bool cli_json_emit(struct json_t *obj);
+
+/* The facts of `esc stats` (schema, identity, counts, head, the horizon
+ * holder) as a new JSON object the caller owns; `esc stats --json` and
+ * the console's /api/stats both use it (stats_json.c). */
+struct json_t *cli_stats_json(const char *schema, const esc_uuid *id,
+                              const esc_store_stats *s);
+/* The horizon holder's age in seconds, never below zero. */
+double cli_stats_holder_age(const esc_store_stats *s);
 
 #endif /* ESC_CLI_H */

@@ -2,7 +2,6 @@
 #include "cli.h"
 
 #include <inttypes.h>
-#include <jansson.h>
 #include <stdio.h>
 
 const char cli_help_stats[] =
@@ -23,40 +22,14 @@ const char cli_help_stats[] =
     "\"horizon_holder\": null or {\"pid\",\"age_s\",\"state\","
     "\"application\",\"query\"}}.\n";
 
-/* The age comes from two clocks (transaction start, now) and can come
- * out a hair below zero for a transaction that just began. */
-static double holder_age(const esc_store_stats *s) {
-  return s->holder_age_s < 0 ? 0 : s->holder_age_s;
-}
-
-static json_t *holder_json(const esc_store_stats *s) {
-  if (s->holder_pid == 0)
-    return json_null();
-  json_t *h = json_object();
-  json_object_set_new(h, "pid", json_integer(s->holder_pid));
-  json_object_set_new(h, "age_s", json_real(holder_age(s)));
-  json_object_set_new(h, "state", cli_json_string(s->holder_state));
-  json_object_set_new(h, "application", cli_json_string(s->holder_app));
-  json_object_set_new(h, "query", cli_json_string(s->holder_query));
-  return h;
-}
-
 static int print_stats(const cli_ctx *ctx, const esc_uuid *id,
                        const esc_store_stats *s) {
   char head[ESC_POSITION_TOKEN_MAX], identity[37];
   esc_position_format(&s->head, head);
   esc_uuid_format(id, identity);
-  if (ctx->json) {
-    json_t *o = json_object();
-    json_object_set_new(o, "schema", cli_json_string(ctx->schema));
-    json_object_set_new(o, "identity", json_string(identity));
-    json_object_set_new(o, "events", json_integer(s->events));
-    json_object_set_new(o, "streams", json_integer(s->streams));
-    json_object_set_new(o, "head", json_string(head));
-    json_object_set_new(o, "max_global_position", json_integer(s->max_global));
-    json_object_set_new(o, "horizon_holder", holder_json(s));
-    return cli_json_emit(o) ? CLI_EXIT_OK : CLI_EXIT_ERROR;
-  }
+  if (ctx->json)
+    return cli_json_emit(cli_stats_json(ctx->schema, id, s)) ? CLI_EXIT_OK
+                                                              : CLI_EXIT_ERROR;
   printf("schema:              %s\n", ctx->schema);
   printf("identity:            %s\n", identity);
   printf("events:              %" PRId64 "\n", s->events);
@@ -68,7 +41,8 @@ static int print_stats(const cli_ctx *ctx, const esc_uuid *id,
     return CLI_EXIT_OK;
   }
   printf("horizon held by:     pid %d, %.1f s, %s, application \"%s\"\n",
-         s->holder_pid, holder_age(s), s->holder_state, s->holder_app);
+         s->holder_pid, cli_stats_holder_age(s), s->holder_state,
+         s->holder_app);
   printf("  query:             %s\n", s->holder_query);
   return CLI_EXIT_OK;
 }

@@ -46,6 +46,8 @@ static const cli_command commands[] = {
      cli_cmd_retention, cli_help_retention},
     {"processes", "process managers: instances, history, deadlines, parked",
      cli_cmd_processes, cli_help_processes},
+    {"console", "serve a read-only web console (overview) on loopback",
+     cli_cmd_console, cli_help_console},
 };
 
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
