@@ -316,4 +316,12 @@ struct json_t *cli_stats_json(const char *schema, const esc_uuid *id,
 /* The horizon holder's age in seconds, never below zero. */
 double cli_stats_holder_age(const esc_store_stats *s);
 
+/* A position as its token, or JSON null when unset (projection_json.c). */
+struct json_t *cli_position_json(const esc_position *p);
+
+/* One partition's status, the object `esc projections --json` prints per
+ * line and /api/projections lists; a new object the caller owns. */
+struct esc_partition_status;
+struct json_t *cli_partition_status_json(const struct esc_partition_status *s);
+
 #endif /* ESC_CLI_H */

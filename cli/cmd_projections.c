@@ -252,53 +252,8 @@ static bool position_set(const esc_position *p) {
   return p->tx_id != 0 || p->global != 0;
 }
 
-static json_t *position_json(const esc_position *p) {
-  char token[ESC_POSITION_TOKEN_MAX];
-  if (!position_set(p))
-    return json_null();
-  esc_position_format(p, token);
-  return json_string(token);
-}
-
 static bool print_status_json(const esc_partition_status *s) {
-  json_t *o = json_object();
-  json_object_set_new(o, "projection", cli_json_string(s->projection));
-  json_object_set_new(o, "kind", json_string(esc_consumer_kind_name(s->kind)));
-  json_object_set_new(o, "partition", json_integer(s->partition));
-  json_object_set_new(o, "partitions", json_integer(s->partitions));
-  json_object_set_new(o, "version", json_integer(s->version));
-  json_object_set_new(o, "generation", json_integer(s->generation));
-  json_object_set_new(o, "checkpoint", position_json(&s->checkpoint));
-  json_object_set_new(o, "lag_events", json_integer(s->lag_events));
-  json_object_set_new(o, "lag_seconds", json_real(s->lag_seconds));
-  if (s->lease_pid) {
-    json_t *l = json_object();
-    json_object_set_new(l, "pid", json_integer(s->lease_pid));
-    json_object_set_new(l, "application", cli_json_string(s->lease_holder));
-    json_object_set_new(o, "lease", l);
-  } else {
-    json_object_set_new(o, "lease", json_null());
-  }
-  json_object_set_new(o, "dead_letters", json_integer(s->dead_letters));
-  json_object_set_new(o, "foreign", json_boolean(s->foreign));
-  json_object_set_new(o, "repartition_to",
-                      s->repartition_to ? json_integer(s->repartition_to)
-                                        : json_null());
-  json_object_set_new(o, "rebuild_only", json_boolean(s->rebuild_only));
-  json_object_set_new(o, "state", json_string(s->state));
-  json_object_set_new(o, "reason",
-                      s->reason[0] ? cli_json_string(s->reason) : json_null());
-  if (s->rebuilding) {
-    json_t *r = json_object();
-    json_object_set_new(r, "generation", json_integer(s->rebuild_generation));
-    json_object_set_new(r, "partitions", json_integer(s->rebuild_partitions));
-    json_object_set_new(r, "checkpoint", position_json(&s->rebuild_checkpoint));
-    json_object_set_new(r, "lag_events", json_integer(s->rebuild_lag_events));
-    json_object_set_new(o, "rebuild", r);
-  } else {
-    json_object_set_new(o, "rebuild", json_null());
-  }
-  return cli_json_emit(o);
+  return cli_json_emit(cli_partition_status_json(s));
 }
 
 /* The REBUILD cell: the generation being built and where it is; for a
@@ -752,7 +707,7 @@ static bool print_letter_json(const esc_dead_letter *d) {
   json_object_set_new(o, "id", json_integer(d->id));
   json_object_set_new(o, "projection", cli_json_string(d->projection));
   json_object_set_new(o, "partition", json_integer(d->partition));
-  json_object_set_new(o, "position", position_json(&d->position));
+  json_object_set_new(o, "position", cli_position_json(&d->position));
   json_object_set_new(o, "event_id", json_string(id));
   json_object_set_new(o, "stream", cli_json_string(d->stream_id));
   json_object_set_new(o, "version", json_integer(d->stream_version));

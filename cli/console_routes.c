@@ -115,8 +115,10 @@ enum MHD_Result cli_console_route(const cli_ctx *ctx, struct MHD_Connection *c,
     return serve_asset(c, url);
   if (strcmp(url, "/api/stats") == 0)
     return api_stats(ctx, c);
+  if (strcmp(url, "/api/projections") == 0)
+    return cli_console_api_projections(ctx, c);
   if (strcmp(url, "/api/stream") == 0)
     return cli_console_api_stream(ctx, c);
   return cli_console_reply_error(c, MHD_HTTP_NOT_FOUND, "not_found",
-                    "no such API endpoint: try /api/stats or /api/stream");
+                    "no such API endpoint: try /api/stats, /api/projections or /api/stream");
 }

@@ -38,4 +38,8 @@ enum MHD_Result cli_console_reply_failure(struct MHD_Connection *c,
 enum MHD_Result cli_console_api_stream(const cli_ctx *ctx,
                                        struct MHD_Connection *c);
 
+/* GET /api/projections (console_projections.c). */
+enum MHD_Result cli_console_api_projections(const cli_ctx *ctx,
+                                            struct MHD_Connection *c);
+
 #endif /* ESC_CLI_CONSOLE_ROUTES_H */

@@ -47,14 +47,60 @@ async function refresh() {
   }
 }
 
+// A partition an operator should look at: stopped, a minute or more
+// behind, or with parked events.
+const LAGGING_S = 60;
+
+function needsAttention(p) {
+  return p.state === "stopped" || p.dead_letters > 0 ||
+    p.lag_seconds >= LAGGING_S;
+}
+
+function partitionRow(p) {
+  const tr = document.createElement("tr");
+  cell(tr, p.projection);
+  cell(tr, p.partition + "/" + p.partitions);
+  cell(tr, p.state);
+  cell(tr, p.generation);
+  cell(tr, p.checkpoint === null ? "-" : p.checkpoint);
+  cell(tr, p.lag_events);
+  cell(tr, p.lag_seconds.toFixed(1));
+  cell(tr, p.lease === null ? "-" : p.lease.application + " (" +
+       p.lease.pid + ")");
+  cell(tr, p.dead_letters);
+  cell(tr, p.reason === null ? "" : p.reason);
+  if (needsAttention(p)) tr.className = "attention";
+  return tr;
+}
+
+async function refreshProjections() {
+  const status = document.getElementById("projections-status");
+  const tbody = document.querySelector("#projections tbody");
+  try {
+    const r = await fetch("/api/projections", { cache: "no-store" });
+    const body = await r.json();
+    if (!r.ok) {
+      status.textContent = "projections unavailable: " +
+        body.error.message + " (" + body.error.code + ")";
+      return;
+    }
+    tbody.replaceChildren(...body.partitions.map(partitionRow));
+    status.textContent = body.partitions.length === 0
+      ? "no projections registered" : "";
+  } catch (e) {
+    status.textContent = "console unreachable: " + e.message;
+  }
+}
+
 function startOverview() {
   const open = () => {
     const id = document.getElementById("stream-id").value;
     if (id) location.href = "/stream.html?id=" + encodeURIComponent(id);
   };
   document.getElementById("stream-open").addEventListener("click", open);
-  refresh();
-  setInterval(refresh, POLL_MS);
+  const both = () => { refresh(); refreshProjections(); };
+  both();
+  setInterval(both, POLL_MS);
 }
 
 // ---------------------------------------------------------------- stream --

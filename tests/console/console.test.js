@@ -24,6 +24,20 @@ async function overview(page) {
   assert.equal(await page.textContent("#horizon_holder"), "none");
 }
 
+async function projectionsHighlighted(page) {
+  await page.goto(url + "/");
+  await page.waitForSelector("#projections tbody tr");
+  const row = await page.$eval("#projections tbody tr", (tr) => ({
+    cls: tr.className, cells: [...tr.children].map((td) => td.textContent) }));
+  assert.equal(row.cells[0], "orders_view");
+  assert.equal(row.cells[8], "1", "one dead letter");
+  assert.equal(row.cls, "attention");
+  const api = await page.evaluate(async () =>
+    (await fetch("/api/projections")).json());
+  assert.equal(api.partitions.length, 1);
+  assert.equal(api.partitions[0].dead_letters, 1);
+}
+
 async function streamDecoded(page) {
   await page.goto(url + "/");
   await page.fill("#stream-id", "order-1");
@@ -83,9 +97,13 @@ async function storeDown(page) {
   const text = await page.textContent("#status");
   assert.match(text, /store unavailable/);
   assert.doesNotMatch(text, /127\.0\.0\.1|postgres(ql)?:\/\//);
+  await page.waitForFunction(() =>
+    document.getElementById("projections-status").textContent !== "");
+  const proj = await page.textContent("#projections-status");
+  assert.match(proj, /projections unavailable/);
 }
 
-const tests = { overview, streamDecoded, markupIsText, actionsRefused,
+const tests = { overview, projectionsHighlighted, streamDecoded, markupIsText, actionsRefused,
                 pagedByVersion, storeDown };
 
 async function main() {

@@ -27,6 +27,18 @@ trap cleanup EXIT
 "$esc" --schema "$schema" append order-1 OrderPaid '{"amount":42}' \
   --metadata '{"correlation_id":"6f1c2d3e-0000-4000-8000-000000000001"}' >/dev/null
 "$esc" --schema "$schema" append order-1 OrderShipped '{}' >/dev/null
+# A projection no worker runs, with one parked event: the overview must
+# highlight it. (Rows a worker and its handler would write.)
+psql "${ESC_PG_URL:-}" -qv ON_ERROR_STOP=1 >/dev/null <<SQL
+INSERT INTO $schema.projections (name, version, partitions)
+  VALUES ('orders_view', 1, 1);
+INSERT INTO $schema.dead_letters (projection, partition, tx_id,
+    global_position, event_id, stream_id, stream_version, event_type,
+    error, attempts)
+  SELECT 'orders_view', 0, tx_id, global_position, event_id, stream_id,
+         stream_version, event_type, 'handler failed', 3
+  FROM $schema.events ORDER BY global_position LIMIT 1;
+SQL
 
 # Starts a console on a free port; prints its URL.
 start() {
