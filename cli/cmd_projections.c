@@ -38,9 +38,9 @@ const char cli_help_projections[] =
     "PostgreSQL's (its checkpoint lives there; GEN is its layout's).\n"
     "\n"
     "LAG counts the events readable after the checkpoint in the\n"
-    "projection's categories that belong to the partition (placed by the\n"
-    "workers' hash of the stream id); 0 everywhere means caught up. LAG_S is\n"
-    "the age of the oldest of those events. A long-running writing\n"
+    "projection's categories that belong to the partition (by the workers'\n"
+    "hash of the stream id); 0 everywhere means caught up; past 10000 an\n"
+    "estimate, ~N. LAG_S: age of the oldest of them. A long writing\n"
     "transaction holds every projection back; `esc stats` names it.\n"
     "\n"
     "Output: a table of PROJECTION, PART (partition/partitions), STATE\n"
@@ -55,7 +55,7 @@ const char cli_help_projections[] =
     "none) and KIND (projection or subscription); with --json one object\n"
     "per line: {\"projection\",\"kind\",\"partition\",\n"
     "\"partitions\",\"version\",\"generation\",\"checkpoint\",\"lag_events\",\n"
-    "\"lag_seconds\",\"lease\": null or {\"pid\",\"application\"},"
+    "\"lag_seconds\",\"lag_estimated\",\"lease\": null or {\"pid\",\"application\"},"
     "\"dead_letters\",\"foreign\",\n"
     "\"repartition_to\": null or N, \"rebuild_only\",\n"
     "\"rebuild\": null or {\"generation\",\"partitions\",\"checkpoint\",\n"
@@ -91,7 +91,7 @@ const char cli_help_projections[] =
     "\n"
     "move-keys NAME moves NAME's Redis keys from the names of a release\n"
     "before key namespaces (\"NAME:...\") into the store's namespace\n"
-    "(--key-prefix, as the workers'), so that its model serves on and\n"
+    "(--key-prefix), so that its model serves on and\n"
     "its partitions resume from their checkpoints; workers of this\n"
     "release refuse NAME until then. Stop every worker of the store\n"
     "first: it holds NAME's leases while it moves (exit 1 when a worker\n"
@@ -302,7 +302,8 @@ static void add_status_row(table *t, const esc_partition_status *s) {
       snprintf(cp, sizeof cp, "start");
   }
   if (serving && strcmp(s->state, "unknown") != 0) { /* else not known */
-    snprintf(lag, sizeof lag, "%" PRId64, s->lag_events);
+    snprintf(lag, sizeof lag, "%s%" PRId64, s->lag_estimated ? "~" : "",
+             s->lag_events);
     snprintf(lag_s, sizeof lag_s, "%.1f", s->lag_seconds);
   }
   if (s->lease_pid)

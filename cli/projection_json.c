@@ -25,6 +25,7 @@ json_t *cli_partition_status_json(const esc_partition_status *s) {
   json_object_set_new(o, "checkpoint", cli_position_json(&s->checkpoint));
   json_object_set_new(o, "lag_events", json_integer(s->lag_events));
   json_object_set_new(o, "lag_seconds", json_real(s->lag_seconds));
+  json_object_set_new(o, "lag_estimated", json_boolean(s->lag_estimated));
   if (s->lease_pid) {
     json_t *l = json_object();
     json_object_set_new(l, "pid", json_integer(s->lease_pid));

@@ -95,7 +95,8 @@ static esc_status categories_literal(const char *const *cats, char **out,
   return ESC_OK;
 }
 
-/* Copies the result's rows (stream, count, age) into out, in one block. */
+/* Copies the result's rows (stream, count, age, newest position) into
+ * out, in one block. */
 static esc_status take_rows(PGresult *res, bool per_stream, esc_backlog *out,
                             esc_error *err) {
   size_t rows = (size_t)PQntuples(res), strings = 0;
@@ -117,6 +118,9 @@ static esc_status take_rows(PGresult *res, bool per_stream, esc_backlog *out,
     }
     s->events = strtoll(PQgetvalue(res, (int)i, col), NULL, 10);
     s->oldest_age_s = strtod(PQgetvalue(res, (int)i, col + 1), NULL);
+    int64_t last = strtoll(PQgetvalue(res, (int)i, col + 2), NULL, 10);
+    if (last > out->last_global)
+      out->last_global = last;
     out->events += s->events;
     if (s->oldest_age_s > out->oldest_age_s)
       out->oldest_age_s = s->oldest_age_s;
@@ -128,29 +132,47 @@ static esc_status take_rows(PGresult *res, bool per_stream, esc_backlog *out,
 esc_status esc_store_backlog(esc_store *store, const char *const *categories,
                              const esc_position *after, bool per_stream,
                              esc_backlog *out, esc_error *err) {
-  char sql[640], tx[24], global[24], *cats;
+  return esc_store_backlog_upto(store, categories, after, per_stream, 0, out,
+                                err);
+}
+
+/* With a bound, the oldest events are taken in subscription order first
+ * (an index range scan that stops at the bound) and counted after. */
+esc_status esc_store_backlog_upto(esc_store *store,
+                                  const char *const *categories,
+                                  const esc_position *after, bool per_stream,
+                                  int64_t max_events, esc_backlog *out,
+                                  esc_error *err) {
+  char sql[768], tx[24], global[24], limit[24], *cats;
   memset(out, 0, sizeof *out);
   esc_status rc = categories_literal(categories, &cats, err);
   if (rc)
     return rc;
   snprintf(sql, sizeof sql,
            "SELECT %scount(*), coalesce(greatest(0, extract(epoch FROM"
-           " now() - min(recorded_at))), 0)::float8"
-           " FROM %s.events"
+           " now() - min(recorded_at))), 0)::float8,"
+           " coalesce(max(global_position), 0)"
+           " FROM (SELECT stream_id, recorded_at, global_position FROM %s.events"
            " WHERE (tx_id, global_position) > ($1::xid8, $2::int8)"
            " AND " BELOW_HORIZON " AND ($3::text[] IS NULL"
-           "      OR split_part(stream_id, '-', 1) = ANY ($3::text[]))%s",
+           "      OR split_part(stream_id, '-', 1) = ANY ($3::text[]))%s) e%s",
            per_stream ? "stream_id, " : "", store->schema_ident,
+           max_events > 0 ? " ORDER BY tx_id, global_position LIMIT $4::int8"
+                          : "",
            per_stream ? " GROUP BY stream_id" : "");
   snprintf(tx, sizeof tx, "%" PRIu64, after->tx_id);
   snprintf(global, sizeof global, "%" PRId64, after->global);
-  const char *values[] = {tx, global, cats};
-  PGresult *res = run(store, sql, 3, values, "read the backlog", err);
+  /* One past the bound, to tell "exactly max_events" from "more". */
+  snprintf(limit, sizeof limit, "%" PRId64, max_events + 1);
+  const char *values[] = {tx, global, cats, limit};
+  PGresult *res = run(store, sql, max_events > 0 ? 4 : 3, values,
+                      "read the backlog", err);
   free(cats);
   if (!res)
     return err && err->code ? err->code : ESC_EIO;
   rc = take_rows(res, per_stream, out, err);
   PQclear(res);
+  out->capped = !rc && max_events > 0 && out->events > max_events;
   return rc;
 }
 

@@ -24,6 +24,9 @@ static double lag_events(const esc_partition_status *s) {
 static double lag_seconds(const esc_partition_status *s) {
   return s->lag_seconds;
 }
+static double lag_estimated(const esc_partition_status *s) {
+  return s->lag_estimated ? 1 : 0;
+}
 static double generation(const esc_partition_status *s) {
   return (double)s->generation;
 }
@@ -56,6 +59,10 @@ static const gauge gauges[] = {
     {"esc_projection_lag_seconds",
      "Age of the oldest event the partition has not applied.", lag_seconds,
      true},
+    {"esc_projection_lag_estimated",
+     "1 when the lag passed the 10000 events a scrape counts and the rest "
+     "is estimated from positions.",
+     lag_estimated, true},
     {"esc_projection_generation", "The generation queries read.", generation,
      true},
     {"esc_projection_checkpoint_position",

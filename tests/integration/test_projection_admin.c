@@ -771,6 +771,79 @@ static void status_shows_stopped_and_unknown_states(void **state) {
   PQfinish(c);
 }
 
+/* Appends n events in 1000-event appends, one stream each, to
+ * lagcap-<first>, lagcap-<first + 1>, ... */
+static void append_streams(esc_store *st, int first, int n) {
+  static esc_event_data evs[1000];
+  static unsigned char data[1000][16];
+  esc_error err = ESC_ERROR_INIT;
+  for (int s = 0; s * 1000 < n; s++) {
+    char stream[32];
+    snprintf(stream, sizeof stream, "lagcap-%d", first + s);
+    for (int i = 0; i < 1000; i++) {
+      size_t len = esc_test_payload(data[i], (unsigned)i);
+      evs[i] = (esc_event_data){esc_uuid_v4(), "Tick", 1, data[i], len,
+                                NULL, 0};
+    }
+    esc_append_result res;
+    if (esc_append(st, stream, ESC_EXPECT_NO_STREAM, evs, 1000, &res, &err))
+      fail_msg("append %s: %s", stream, err.msg);
+  }
+}
+
+/* A status counts 10000 events of a backlog at most, so that a scrape of
+ * a worker far behind costs what one of a worker that keeps up does;
+ * past that the lag is estimated from positions, and says so. In a log
+ * without gaps the estimate of one partition is exact, and the
+ * estimates of several partitions sum to the whole. */
+static void status_counts_a_bounded_backlog(void **state) {
+  (void)state;
+  const char *schema = "t_proj_admin_lag";
+  esc_error err = ESC_ERROR_INIT;
+  esc_store *st = esc_test_fresh_store(schema);
+  PGconn *c = connect_as("t-status-lag");
+  static const char *const cats[] = {"lagcap", NULL};
+  struct esc__layout layout;
+  esc_projection one = {"lag_one", 1, cats, NULL, 1, NULL, NULL, NULL,
+                        ESC_ON_ERROR_PARK, 0};
+  esc_projection two = {"lag_two", 1, cats, NULL, 2, NULL, NULL, NULL,
+                        ESC_ON_ERROR_PARK, 0};
+  assert_int_equal(esc__registry_upsert(c, schema, &one, &layout, &err),
+                   ESC_OK);
+  assert_int_equal(esc__registry_upsert(c, schema, &two, &layout, &err),
+                   ESC_OK);
+  esc_partition_status *ps = NULL;
+  size_t n = 0;
+
+  append_streams(st, 1, 10000); /* exactly the bound: still counted */
+  esc_test_await_readable(st, "lagcap");
+  assert_int_equal(
+      esc_projection_status(NULL, NULL, schema, NULL, &ps, &n, &err), ESC_OK);
+  const esc_partition_status *p = find(ps, n, "lag_one", 0);
+  assert_int_equal(p->lag_events, 10000);
+  assert_false(p->lag_estimated);
+  free(ps);
+
+  append_streams(st, 11, 15000);
+  esc_test_await_readable(st, "lagcap");
+  assert_int_equal(
+      esc_projection_status(NULL, NULL, schema, NULL, &ps, &n, &err), ESC_OK);
+  p = find(ps, n, "lag_one", 0);
+  assert_true(p->lag_estimated);
+  assert_int_equal(p->lag_events, 25000);
+  assert_true(p->lag_seconds >= 0 && p->lag_seconds < 3600);
+  const esc_partition_status *a = find(ps, n, "lag_two", 0);
+  const esc_partition_status *b = find(ps, n, "lag_two", 1);
+  assert_true(a->lag_estimated && b->lag_estimated);
+  int64_t sum = a->lag_events + b->lag_events;
+  if (sum < 24999 || sum > 25001)
+    fail_msg("two partitions' estimates sum to %lld, not 25000",
+             (long long)sum);
+  free(ps);
+  PQfinish(c);
+  esc_store_free(st);
+}
+
 /* An empty registry is an empty status, not an error. */
 static void status_of_an_empty_registry(void **state) {
   (void)state;
@@ -797,6 +870,7 @@ int main(void) {
       cmocka_unit_test(status_shows_the_picture),
       cmocka_unit_test(status_shows_stopped_and_unknown_states),
       cmocka_unit_test(status_of_an_empty_registry),
+      cmocka_unit_test(status_counts_a_bounded_backlog),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -813,6 +813,9 @@ typedef struct esc_backlog {
   size_t count;
   int64_t events;      /* the sum over streams */
   double oldest_age_s; /* the oldest over streams */
+  int64_t last_global; /* the newest global position counted; 0: none */
+  bool capped;         /* esc_store_backlog_upto stopped at its bound: the
+                          counts are of the oldest max_events only */
 } esc_backlog;
 
 /*
@@ -827,6 +830,20 @@ ESC_API esc_status esc_store_backlog(esc_store *store,
                                      const esc_position *after,
                                      bool per_stream, esc_backlog *out,
                                      esc_error *err);
+/*
+ * esc_store_backlog over the oldest max_events readable events at most
+ * (in subscription order), so that its cost stays bounded however far
+ * behind the subscriber is: monitoring calls it on every scrape. When
+ * more follow, out->capped is set; the oldest age is that of the events
+ * counted, which come first, and a caller can estimate the rest from the
+ * positions: last_global against esc_store_newest.
+ * max_events 0: no bound.
+ */
+ESC_API esc_status esc_store_backlog_upto(esc_store *store,
+                                          const char *const *categories,
+                                          const esc_position *after,
+                                          bool per_stream, int64_t max_events,
+                                          esc_backlog *out, esc_error *err);
 ESC_API void esc_backlog_release(esc_backlog *b);
 
 /*

@@ -531,7 +531,9 @@ typedef struct esc_partition_status {
   int32_t version;
   int64_t generation;      /* serving; 0: not built yet */
   esc_position checkpoint; /* of the serving generation */
-  int64_t lag_events;      /* readable events after the checkpoint */
+  int64_t lag_events;      /* readable events after the checkpoint:
+                              counted up to 10000, estimated past that
+                              (lag_estimated) so a status stays cheap */
   double lag_seconds;      /* age of the oldest of them; 0: none */
   int lease_pid;           /* backend pid of the lease; 0: none */
   char lease_holder[64];   /* the holder's application_name */
@@ -571,6 +573,11 @@ typedef struct esc_partition_status {
    * the first) and state come from PostgreSQL: they are known when Redis
    * is not; it never rebuilds, is never foreign and holds no Redis keys. */
   esc_consumer_kind kind;
+  /* lag_events passed the 10000 events a status counts: the rest is
+   * estimated from positions (the events counted per position of the
+   * span counted, times the positions up to the newest);
+   * rebuild_lag_events is estimated the same way. */
+  bool lag_estimated;
 } esc_partition_status;
 
 /* The status of every partition of every projection and subscription a
