@@ -30,6 +30,7 @@ const char cli_help_metrics[] =
     "before their stream's previous version; workers refuse while > 0).\n"
     "Projection gauges, labelled {schema,projection,partition}:\n"
     "esc_projection_lag_events, esc_projection_lag_seconds,\n"
+    "esc_projection_lag_estimated (1 past 10000 events: lag estimated),\n"
     "esc_projection_generation, esc_projection_checkpoint_position,\n"
     "esc_projection_lease_held (1 when a worker holds the partition),\n"
     "esc_projection_dead_letters, esc_projection_rebuilding (1 while a\n"
