@@ -293,6 +293,7 @@ extern const bench_group bench_command_group;
 extern const bench_group bench_project_group;
 /* The process group (process.c): needs the order sample. */
 extern const bench_group bench_process_group;
+extern const bench_group bench_read_group;
 
 /* Writes a message to stderr, prefixed "esc-bench: ". */
 void bench_log(const char *fmt, ...)

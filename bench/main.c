@@ -27,7 +27,7 @@
 /* Every group; a new group adds its table here. */
 static const bench_group *const groups[] = {
     &bench_append_group, &bench_command_group, &bench_project_group,
-    &bench_process_group};
+    &bench_process_group, &bench_read_group};
 #define N_GROUPS (sizeof(groups) / sizeof(groups[0]))
 
 /* ------------------------------------------------------------------------

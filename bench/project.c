@@ -503,7 +503,7 @@ int send_page(PGconn *conn, uint64_t tx, int64_t global, int limit, char *err,
   return 0;
 }
 
-PGresult *get_page(PGconn *conn, char *err, size_t errlen) {
+PGresult *get_page(PGconn *conn, int fields, char *err, size_t errlen) {
   PGresult *page = NULL, *res;
   while ((res = PQgetResult(conn)) != NULL) {
     if (PQresultStatus(res) == PGRES_TUPLES_OK && !page) {
@@ -518,7 +518,7 @@ PGresult *get_page(PGconn *conn, char *err, size_t errlen) {
       page = NULL;
     }
   }
-  if (page && (PQnfields(page) != 3 || PQfformat(page, 0) != 1)) {
+  if (page && (PQnfields(page) != fields || PQfformat(page, 0) != 1)) {
     bench_errf(err, errlen, "page: unexpected reply shape");
     PQclear(page);
     page = NULL;

@@ -441,7 +441,7 @@ static int catchup_raw(struct catchup *cu, char *err, size_t errlen) {
     goto out;
   for (;;) {
     err[0] = '\0';
-    page = get_page(conn, err, errlen);
+    page = get_page(conn, 3, err, errlen);
     if (!page)
       goto out;
     int n = PQntuples(page);
@@ -515,6 +515,39 @@ static int catchup_phase(struct catchup *cu, char *err, size_t errlen) {
   return 0;
 }
 
+int catchup_log_ready(const bench_config *cfg, PGconn *admin, int64_t n,
+                      char *schema, size_t schema_size, bench_config *pcfg,
+                      char **ident, bool *reused, char *err, size_t errlen) {
+  *ident = NULL;
+  if ((size_t)snprintf(schema, schema_size, "%s_proj_%" PRId64, cfg->schema,
+                       n) >= schema_size) {
+    bench_errf(err, errlen, "schema name %s_proj_%" PRId64 " is too long",
+               cfg->schema, n);
+    return -1;
+  }
+  *pcfg = with_schema(cfg, schema);
+  *ident = bench_pg_ident(admin, schema, err, errlen);
+  if (!*ident)
+    return -1;
+  *reused = !cfg->refill && log_reusable(admin, *ident, n);
+  if (!*reused)
+    return fill_log(pcfg, admin, *ident, n, err, errlen);
+  /* a newer library may have added migrations since the fill */
+  esc_store *st = bench_esc_open(pcfg, err, errlen);
+  esc_error e = ESC_ERROR_INIT;
+  if (!st)
+    return -1;
+  esc_status ms = esc_store_migrate(st, NULL, &e);
+  esc_store_free(st);
+  if (ms != ESC_OK) {
+    bench_errf(err, errlen, "esc_store_migrate: %s", e.msg);
+    return -1;
+  }
+  bench_log("project-catchup: reusing the %" PRId64 " events in %s "
+            "(--refill to append them afresh)",
+            n, schema);
+  return 0;
+}
 int run_catchup(const bench_config *cfg, const bench_scenario *sc,
                 bench_output *out, char *err, size_t errlen) {
   const struct project_params *pp = sc->params;
@@ -534,13 +567,6 @@ int run_catchup(const bench_config *cfg, const bench_scenario *sc,
   }
   cu.n = cfg->events > 0 ? cfg->events : DEFAULT_EVENTS;
   cu.redis_url = redis_url_of(cfg);
-  if ((size_t)snprintf(cu.schema, sizeof cu.schema, "%s_proj_%" PRId64,
-                       cfg->schema, cu.n) >= sizeof cu.schema) {
-    bench_errf(err, errlen, "schema name %s_proj_%" PRId64 " is too long",
-               cfg->schema, cu.n);
-    return -1;
-  }
-  cu.pcfg = with_schema(cfg, cu.schema);
   cu.expect = malloc(ITEMS * sizeof *cu.expect);
   if (!cu.expect) {
     bench_errf(err, errlen, "out of memory");
@@ -553,29 +579,9 @@ int run_catchup(const bench_config *cfg, const bench_scenario *sc,
   cu.redis = redis_open(cu.redis_url, err, errlen);
   if (!cu.redis)
     goto out;
-  cu.ident = bench_pg_ident(cu.admin, cu.schema, err, errlen);
-  if (!cu.ident)
+  if (catchup_log_ready(cfg, cu.admin, cu.n, cu.schema, sizeof cu.schema,
+                        &cu.pcfg, &cu.ident, &reused, err, errlen) != 0)
     goto out;
-
-  reused = !cfg->refill && log_reusable(cu.admin, cu.ident, cu.n);
-  if (reused) {
-    /* a newer library may have added migrations since the fill */
-    esc_store *st = bench_esc_open(&cu.pcfg, err, errlen);
-    esc_error e = ESC_ERROR_INIT;
-    if (!st)
-      goto out;
-    esc_status ms = esc_store_migrate(st, NULL, &e);
-    esc_store_free(st);
-    if (ms != ESC_OK) {
-      bench_errf(err, errlen, "esc_store_migrate: %s", e.msg);
-      goto out;
-    }
-    bench_log("project-catchup: reusing the %" PRId64 " events in %s "
-              "(--refill to append them afresh)",
-              cu.n, cu.schema);
-  } else if (fill_log(&cu.pcfg, cu.admin, cu.ident, cu.n, err, errlen) != 0) {
-    goto out;
-  }
   if (last_position(cu.admin, cu.ident, cu.last_pos, sizeof cu.last_pos, err,
                     errlen) != 0)
     goto out;

@@ -136,9 +136,10 @@ int prepare(PGconn *conn, const char *name, const char *sql, int nparams,
  * parameters and results). */
 int send_page(PGconn *conn, uint64_t tx, int64_t global, int limit, char *err,
               size_t errlen);
-/* The page query's result (and the end of its results); the caller clears
- * it. NULL with err filled; err must start empty. */
-PGresult *get_page(PGconn *conn, char *err, size_t errlen);
+/* The page query's result (and the end of its results), which must have
+ * `fields` columns in binary; the caller clears it. NULL with err
+ * filled; err must start empty. */
+PGresult *get_page(PGconn *conn, int fields, char *err, size_t errlen);
 
 /* ------------------------------------------------------------------------
  * The raw apply: one page as one MULTI/EXEC, pipelined (project.c)
@@ -171,6 +172,13 @@ int raw_apply(struct raw_applier *a, const PGresult *page, char *err,
  * ------------------------------------------------------------------------ */
 
 /* project-catchup (project_catchup.c) */
+/* The catch-up log of n events ("score-<k>" streams of 100, category
+ * "score") in <cfg->schema>_proj_<n>: reused when a fill of exactly n
+ * events is there (unless --refill), else filled now (untimed). schema
+ * and *pcfg name it; *ident is its quoted name, the caller's to free. */
+int catchup_log_ready(const bench_config *cfg, PGconn *admin, int64_t n,
+                      char *schema, size_t schema_size, bench_config *pcfg,
+                      char **ident, bool *reused, char *err, size_t errlen);
 int run_catchup(const bench_config *cfg, const bench_scenario *sc,
                 bench_output *out, char *err, size_t errlen);
 /* project-latency (project_latency.c) */

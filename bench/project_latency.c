@@ -545,7 +545,7 @@ static void *consumer_main(void *arg) {
     err[0] = '\0';
     if (send_page(conn, tx, global, rcn->batch, err, errlen) != 0)
       goto out;
-    PGresult *page = get_page(conn, err, errlen);
+    PGresult *page = get_page(conn, 3, err, errlen);
     if (!page)
       goto out;
     int n = PQntuples(page);
