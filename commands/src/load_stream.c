@@ -112,8 +112,28 @@ static esc_status all_removed(esc_store *store, const char *stream,
   return uncovered(stream, si.truncated_before, info, err);
 }
 
-/* Folds the events after info->version, a page at a time. The first one
- * read must be the next version: a gap means truncation (see uncovered). */
+/* Folds one page of events read after info->version. The first page
+ * must start at the next version: a gap means truncation (see
+ * uncovered). */
+static esc_status fold_page(esc_store *store, const char *stream,
+                            const struct esc__loader *l, const esc_events *ev,
+                            bool first, struct esc__load_info *info,
+                            esc_error *err) {
+  esc_status rc = ESC_OK;
+  if (first && ev->count == 0 && info->version == 0)
+    rc = all_removed(store, stream, info, err);
+  else if (first && ev->count > 0 &&
+           ev->items[0].stream_version != info->version + 1)
+    rc = uncovered(stream, ev->items[0].stream_version, info, err);
+  for (size_t i = 0; i < ev->count && !rc; i++) {
+    rc = l->apply(l->ctx, &ev->items[i], err);
+    info->version = ev->items[i].stream_version;
+    info->folded++;
+  }
+  return rc;
+}
+
+/* Folds the events after info->version, a page at a time. */
 static esc_status fold_rest(esc_store *store, const char *stream,
                             const struct esc__loader *l,
                             struct esc__load_info *info, esc_error *err) {
@@ -127,20 +147,41 @@ static esc_status fold_rest(esc_store *store, const char *stream,
       rc = ESC_OK; /* a new stream */
       break;
     }
-    if (!rc && first && ev.count == 0 && info->version == 0)
-      rc = all_removed(store, stream, info, err);
-    else if (!rc && first && ev.count > 0 &&
-             ev.items[0].stream_version != info->version + 1)
-      rc = uncovered(stream, ev.items[0].stream_version, info, err);
-    if (rc)
-      break;
-    for (size_t i = 0; i < ev.count && !rc; i++) {
-      rc = l->apply(l->ctx, &ev.items[i], err);
-      info->version = ev.items[i].stream_version;
-      info->folded++;
-    }
+    if (!rc)
+      rc = fold_page(store, stream, l, &ev, first, info, err);
     if (rc || ev.count < page)
       break;
+  }
+  esc_events_release(&ev);
+  return rc;
+}
+
+/*
+ * The probing load (l->probe > 0): the first probe events are read
+ * before the snapshot. Fewer than probe from version 1 on are the whole
+ * stream, which no snapshot can shorten (one is taken only once a stream
+ * has crossed probe = snapshot_every events), so a short stream costs one
+ * read, as without snapshots. Otherwise the snapshot is read and, when
+ * usable, the page is dropped and the load goes on after the snapshot.
+ */
+static esc_status load_probing(esc_store *store, const char *stream,
+                               const struct esc__loader *l,
+                               struct esc__load_info *info, esc_error *err) {
+  esc_events ev = ESC_EVENTS_INIT;
+  esc_status rc =
+      esc_read_stream(store, stream, 1, ESC_FORWARD, l->probe, &ev, err);
+  if (rc == ESC_ENOTFOUND)
+    rc = ESC_OK; /* a new stream */
+  else if (!rc) {
+    bool whole =
+        ev.count < l->probe && ev.count > 0 && ev.items[0].stream_version == 1;
+    if (!whole)
+      rc = start_from_snapshot(store, stream, l, info, err);
+    bool page_used = !rc && info->version == 0;
+    if (page_used)
+      rc = fold_page(store, stream, l, &ev, true, info, err);
+    if (!rc && (!page_used || ev.count == l->probe))
+      rc = fold_rest(store, stream, l, info, err);
   }
   esc_events_release(&ev);
   return rc;
@@ -150,6 +191,8 @@ esc_status esc__load_stream(esc_store *store, const char *stream,
                             const struct esc__loader *l,
                             struct esc__load_info *info, esc_error *err) {
   memset(info, 0, sizeof *info);
+  if (l->snapshots && l->restore && l->probe > 0)
+    return load_probing(store, stream, l, info, err);
   esc_status rc = start_from_snapshot(store, stream, l, info, err);
   if (!rc)
     rc = fold_rest(store, stream, l, info, err);

@@ -48,6 +48,12 @@ struct esc__loader {
   esc_status (*apply)(void *ctx, const esc_recorded_event *rec, esc_error *err);
   void *ctx;
   size_t page; /* events per read; 0: 1000 */
+  /* 0, or read this many events from version 1 before the snapshot: when
+   * the stream has fewer, they are all of it and the snapshot is not read
+   * (it cannot be newer when snapshots are taken every `probe` events).
+   * Saves short streams a round trip; costs a long one probe events read
+   * and dropped. */
+  size_t probe;
 };
 
 /*
