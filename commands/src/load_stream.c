@@ -48,6 +48,7 @@ static esc_status start_from_snapshot(esc_store *store, const char *stream,
   if (!l->snapshots || !l->restore)
     return ESC_OK;
   esc_status rc = esc_snapshot_read(store, stream, &snap, &inner);
+  info->snapshot_read = true;
   if (rc == ESC_ENOTFOUND)
     return ESC_OK;
   if (rc)

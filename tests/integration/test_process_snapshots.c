@@ -357,6 +357,30 @@ static void a_load_folds_only_the_tail(void **state) {
   driver_release(&d);
 }
 
+/* The sample's own setting: an order's instance stays below 50 records,
+ * so loading it never looks for a snapshot (no round trip more than
+ * without snapshots), until it is long enough to have one. */
+static void a_short_instance_is_loaded_without_a_snapshot_read(void **state) {
+  (void)state;
+  driver d;
+  esc__process_instance inst;
+  struct esc__load_info info;
+  driver_init(&d, "short", 0, 3);
+  order_fulfillment_init(&d.snap, &fopts);
+  assert_int_equal(d.snap.snapshot_every, 50);
+  drive_to(&d, 10);
+  load_ok(&d.snap, "short", 0, &inst, &info);
+  assert_false(info.snapshot_read);
+  assert_int_equal(info.folded, d.live.version);
+  esc__process_instance_release(&inst);
+  /* With snapshot_every at or below its length, it does look. */
+  d.snap.snapshot_every = (int)d.live.version;
+  load_ok(&d.snap, "short", 0, &inst, &info);
+  assert_true(info.snapshot_read);
+  esc__process_instance_release(&inst);
+  driver_release(&d);
+}
+
 /* ------------------------------------------------------------------------
  * Unusable snapshots
  * ------------------------------------------------------------------------ */
@@ -511,6 +535,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(snapshot_then_tail_equals_replay),
       cmocka_unit_test(a_load_folds_only_the_tail),
+      cmocka_unit_test(a_short_instance_is_loaded_without_a_snapshot_read),
       cmocka_unit_test(an_unusable_snapshot_falls_back_to_a_full_fold),
       cmocka_unit_test(a_truncated_stream_needs_a_covering_snapshot),
   };

@@ -26,6 +26,7 @@ struct esc__load_info {
   bool snapshot_ignored;
   char snapshot_note[128];
   int64_t folded; /* events folded after the snapshot (or from the start) */
+  bool snapshot_read; /* the snapshot was looked up (a round trip) */
 };
 
 /*
