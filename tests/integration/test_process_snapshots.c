@@ -12,6 +12,8 @@
  *     folded from the start and the one handled live (state and all the
  *     runtime's bookkeeping);
  *   - a load from a snapshot folds only the records after it;
+ *   - an instance shorter than snapshot_every (the sample's 50) is
+ *     loaded without looking up a snapshot: no round trip more;
  *   - a snapshot that does not decode (bad bytes, another format, a state
  *     part decode_state refuses) or of another state_version is set aside
  *     and the stream folded from the start;
