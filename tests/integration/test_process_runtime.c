@@ -4,9 +4,11 @@
  * the happy path end to end, a refusal compensated, a payment deadline
  * that fires once across a restart, a payment that cancels it, a poisoned
  * instance parked while the others flow (and retried, then discarded),
- * a redelivery of the whole log that executes nothing twice, and `esc
+ * a redelivery of the whole log that executes nothing twice, `esc
  * processes` (the built CLI, as an operator runs it) listing, showing
- * and operating those instances.
+ * and operating those instances, instance snapshots taken by the
+ * runtime (and failing to be, harmlessly), and a truncated instance
+ * stream no snapshot covers parking its instance.
  *
  * A worker running only a process never connects to Redis. The clock the
  * deadlines are due by is the test's: real time plus an offset it moves.
@@ -661,7 +663,8 @@ static void assert_snapshot_loads(const char *id, long long at) {
   assert_int_equal(a.version, b.version);
   assert_memory_equal(a.state, b.state, process.state_size);
   assert_int_equal(a.handled_count, b.handled_count);
-  assert_memory_equal(a.handled, b.handled, b.handled_count * sizeof *b.handled);
+  assert_memory_equal(a.handled, b.handled,
+                      b.handled_count * sizeof *b.handled);
   assert_int_equal(a.command_count, b.command_count);
   assert_int_equal(a.deadline_count, b.deadline_count);
   assert_int_equal(a.terminal, b.terminal);
@@ -669,8 +672,7 @@ static void assert_snapshot_loads(const char *id, long long at) {
   esc__process_instance_release(&b);
 }
 
-static int encode_fails(const void *state, msgpack_packer *pk,
-                        void *userdata) {
+static int encode_fails(const void *state, msgpack_packer *pk, void *userdata) {
   (void)state;
   (void)pk;
   (void)userdata;
@@ -708,6 +710,37 @@ static void the_runtime_snapshots_instances(void **state) {
   assert_true(atomic_load(&snapshot_failures_logged) >= 3);
 }
 
+/* An instance stream truncated by force, with no snapshot covering what
+ * went (o11 is shorter than snapshot_every): its next input cannot load
+ * it, so the instance is parked saying why, never folded from the tail.
+ * Last of the file: its payment deadline stays pending. */
+static void a_truncated_instance_without_snapshot_is_parked(void **state) {
+  (void)state;
+  running r;
+  esc_error err = ESC_ERROR_INIT;
+  esc_truncate_options force = ESC_TRUNCATE_OPTIONS_INIT;
+  force.force = true;
+  stock_in("fig", 10);
+  order_line lines[] = {{"fig", 1, 100}};
+  confirm("o11", lines, 1);
+  start(&r);
+  wait_order("o11", ORDER_STATUS_READY, true);
+  wait_deadlines("o11", 1);
+  stop(&r);
+  assert_int_equal(snapshot_of("o11"), 0);
+  if (esc_stream_truncate_opts(store, "process:fulfillment-o11", 3, &force,
+                               NULL, &err))
+    fail_msg("truncate: %s", err.msg);
+  start(&r);
+  order("o11", ORDER_PAY, 100);
+  wait_parked("o11", 2);
+  stop(&r);
+  esc_process_parked_info k = parked_one("o11");
+  if (!strstr(k.error, "process:fulfillment-o11: stream truncated before "
+                       "version 3 and no snapshot covers it"))
+    fail_msg("parked with \"%s\"", k.error);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(fulfils_an_order),
@@ -716,8 +749,9 @@ int main(void) {
       cmocka_unit_test(a_payment_cancels_the_deadline),
       cmocka_unit_test(a_poisoned_instance_is_parked_and_others_flow),
       cmocka_unit_test(a_redelivery_executes_nothing_twice),
-      cmocka_unit_test(the_runtime_snapshots_instances),
       cmocka_unit_test(the_cli_shows_and_operates_instances),
+      cmocka_unit_test(the_runtime_snapshots_instances),
+      cmocka_unit_test(a_truncated_instance_without_snapshot_is_parked),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
