@@ -342,8 +342,9 @@ ESC_API bool esc_process_valid(const esc_process *p, esc_error *err);
  * metrics with the label process="NAME").
  *
  * For each delivered event the runtime routes it (starts, continues,
- * correlate), loads the instance by folding its stream, handles the
- * input and appends its records with the folded version as expected
+ * correlate), loads the instance by folding its stream (from its
+ * snapshot, when the process keeps them), handles the input and appends
+ * its records with the folded version as expected
  * version (on a conflict it loads again and redoes), then executes the
  * commands decided, one at a time, through esc_execute with their
  * decision ids as command ids, and handles each outcome (accepted, or
