@@ -8,20 +8,13 @@
 
 #include <esc/command.h>
 #include <esc_internal/decide.h>
-
-/* What loading a stream found (load.c). */
-struct esc__load_info {
-  int64_t version;          /* the stream version folded up to */
-  int64_t snapshot_version; /* 0: started from the initial state */
-  bool snapshot_ignored;
-  char snapshot_note[128];
-};
+#include <esc_internal/load.h>
 
 /*
  * Loads a stream into state (fresh from esc__state_new): the newest usable
  * snapshot, then every event after it. A missing stream is version 0; a
  * tombstoned one is ESC_EDELETED; a truncated one that no usable snapshot
- * covers is ESC_ETRUNCATED (load.c).
+ * covers is ESC_ETRUNCATED (the shared loader of <esc_internal/load.h>).
  */
 esc_status esc__load(esc_store *store, const esc_decider *decider,
                      const char *stream_id, void *state,

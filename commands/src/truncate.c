@@ -16,20 +16,8 @@
 esc_status esc__snapshot_store(esc_store *store, const esc_decider *d,
                                const char *stream, int64_t version,
                                const void *state, esc_error *err) {
-  msgpack_sbuffer sb;
-  msgpack_packer pk;
-  msgpack_sbuffer_init(&sb);
-  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-  esc_status rc =
-      d->encode_state(state, &pk) == 0
-          ? esc_snapshot_write(store, stream, version, d->state_version,
-                               sb.data, sb.size, err)
-          : esc_error_set(err, ESC_EINVAL,
-                          "snapshot of %s at version %" PRId64
-                          ": encode_state failed",
-                          stream, version);
-  msgpack_sbuffer_destroy(&sb);
-  return rc;
+  return esc__snapshot_put(store, stream, version, d->state_version,
+                           d->encode_state, state, err);
 }
 
 static esc_status check_decider(const esc_decider *d, const char *stream,

@@ -157,6 +157,20 @@ static bool commands_valid(const esc_process *p, esc_error *err) {
   return true;
 }
 
+/* Snapshots need both codecs: a snapshot that can be written but never
+ * read (or the other way round) is a configuration mistake. */
+static bool snapshots_valid(const esc_process *p, esc_error *err) {
+  if (p->snapshot_every < 0 ||
+      (p->snapshot_every > 0 && (!p->encode_state || !p->decode_state))) {
+    esc_error_set(err, ESC_EINVAL,
+                  "process %s: snapshot_every must be >= 0, and > 0 needs "
+                  "encode_state and decode_state",
+                  p->name);
+    return false;
+  }
+  return true;
+}
+
 bool esc_process_valid(const esc_process *p, esc_error *err) {
   esc_error inner = ESC_ERROR_INIT;
   if (!p) {
@@ -182,7 +196,7 @@ bool esc_process_valid(const esc_process *p, esc_error *err) {
     }
   return type_list_valid(p, p->starts, "start", err) &&
          type_list_valid(p, p->continues, "continue", err) &&
-         commands_valid(p, err);
+         commands_valid(p, err) && snapshots_valid(p, err);
 }
 
 /* The command type of the process called name, or NULL. */

@@ -52,24 +52,34 @@ bool esc__runner_passing(esc_status rc) {
  * Loading an instance
  * ------------------------------------------------------------------------ */
 
-/* Folds the instance stream of inst (fresh from init) up to its end. */
+/* Loads inst (fresh from init): its snapshot, if any, and the records
+ * after it. */
 static esc_status load(esc__runner *r, esc__process_instance *inst,
                        esc_error *err) {
-  esc_events ev = ESC_EVENTS_INIT;
-  esc_status rc = ESC_OK;
-  for (bool more = true; more && rc == ESC_OK;) {
-    rc = esc_read_stream(r->store, inst->stream_id, inst->version + 1,
-                         ESC_FORWARD, RUNNER_PAGE, &ev, err);
-    if (rc == ESC_ENOTFOUND && inst->version == 0) {
-      rc = ESC_OK; /* a new instance */
-      break;
-    }
-    for (size_t i = 0; i < ev.count && rc == ESC_OK; i++)
-      rc = esc__process_instance_apply(inst, &ev.items[i], err);
-    more = ev.count == RUNNER_PAGE;
-  }
-  esc_events_release(&ev);
+  struct esc__load_info info;
+  esc_status rc =
+      esc__process_instance_load(r->store, inst, RUNNER_PAGE, &info, err);
+  if (info.snapshot_ignored)
+    esc__runner_log(r, "process %s: %s: %s; folded from the start",
+                    r->p->name, inst->stream_id, info.snapshot_note);
   return rc;
+}
+
+/* After an append that crossed a multiple of snapshot_every. A snapshot
+ * is a cache: failing to store one costs the next loads time, never the
+ * input, so it is logged and counted, not returned. */
+static void snapshot(esc__runner *r, const esc__process_instance *inst,
+                     int64_t before) {
+  esc_error err = ESC_ERROR_INIT;
+  if (!esc__process_snapshot_due(inst, before) ||
+      esc__process_instance_snapshot(r->store, inst, &err) == ESC_OK)
+    return;
+  r->snapshot_failures++;
+  esc__runner_log(r,
+                  "process %s: snapshot of %s at version %lld not stored "
+                  "(%lld so far): %s",
+                  r->p->name, inst->stream_id, (long long)inst->version,
+                  (long long)r->snapshot_failures, err.msg);
 }
 
 /* ------------------------------------------------------------------------
@@ -81,7 +91,8 @@ static esc_status handle_append(esc__runner *r, esc__process_instance *inst,
                                 esc_error *err) {
   esc__process_step step;
   esc__process_step_init(&step);
-  int64_t expected = inst->version ? inst->version : ESC_EXPECT_NO_STREAM;
+  int64_t before = inst->version;
+  int64_t expected = before ? before : ESC_EXPECT_NO_STREAM;
   esc_status rc = esc__process_handle(inst, in, &step, err);
   if (rc == ESC_OK && !step.handled)
     goto out;
@@ -94,6 +105,8 @@ static esc_status handle_append(esc__runner *r, esc__process_instance *inst,
   esc_append_result res;
   rc = esc_append(r->store, inst->stream_id, expected, step.records,
                   step.count, &res, err);
+  if (rc == ESC_OK)
+    snapshot(r, inst, before);
 out:
   esc__process_step_release(&step);
   return rc;

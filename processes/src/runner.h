@@ -20,6 +20,7 @@ typedef struct esc__runner {
   PGconn *pg;            /* the process tables; NULL until used */
   char *ident;           /* the schema, quoted for SQL; with pg */
   int64_t next_tick_ms;
+  int64_t snapshot_failures; /* snapshots not stored (logged each time) */
 } esc__runner;
 
 /* The runtime's clock (o.now_us, else esc_now_us). */

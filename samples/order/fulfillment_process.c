@@ -22,6 +22,7 @@
 #include <esc/process.h>
 
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -290,6 +291,109 @@ static bool is_terminal(const void *state) {
   return (s->shipped || s->cancelled) && (s->refund <= 0 || s->refund_answered);
 }
 
+/* ------------------------------------------------------------------------
+ * Snapshots: the state as one map
+ *   {flags, lines: [{sku, qty, price}], status: [line status], refund}
+ * flags holds the booleans, bit i for FLAGS[i]. Bump FULFILLMENT_STATE_
+ * VERSION when this shape, or what evolve makes of an input, changes:
+ * older snapshots are then ignored and instance streams folded again.
+ * ------------------------------------------------------------------------ */
+
+#define FULFILLMENT_STATE_VERSION 1
+/* An order's instance stream is a few records per line (reserve, its
+ * answer, maybe a release and its answer) plus a handful; 50 keeps even
+ * the largest orders to one snapshot, taken late in their life. */
+#define FULFILLMENT_SNAPSHOT_EVERY 50
+
+static const size_t FLAGS[] = {
+    offsetof(fulfillment_state, started),
+    offsetof(fulfillment_state, releasing),
+    offsetof(fulfillment_state, ready),
+    offsetof(fulfillment_state, paid),
+    offsetof(fulfillment_state, awaiting_payment),
+    offsetof(fulfillment_state, cancelled),
+    offsetof(fulfillment_state, shipped),
+    offsetof(fulfillment_state, refund_answered),
+    offsetof(fulfillment_state, was_awaiting_payment),
+    offsetof(fulfillment_state, was_releasing),
+};
+#define FLAG_COUNT (sizeof FLAGS / sizeof FLAGS[0])
+
+static bool *flag(fulfillment_state *s, size_t i) {
+  return (bool *)((char *)s + FLAGS[i]);
+}
+
+static bool flag_of(const fulfillment_state *s, size_t i) {
+  return *(const bool *)((const char *)s + FLAGS[i]);
+}
+
+static int encode_state(const void *state, msgpack_packer *pk, void *userdata) {
+  const fulfillment_state *s = state;
+  uint64_t flags = 0;
+  (void)userdata;
+  for (size_t i = 0; i < FLAG_COUNT; i++)
+    flags |= (uint64_t)flag_of(s, i) << i;
+  msgpack_pack_map(pk, 4);
+  esc_pack_key(pk, "flags");
+  msgpack_pack_uint64(pk, flags);
+  esc_pack_key(pk, "lines");
+  if (order_lines_pack(pk, s->lines, s->line_count))
+    return -1;
+  esc_pack_key(pk, "status");
+  msgpack_pack_array(pk, (size_t)s->line_count);
+  for (int i = 0; i < s->line_count; i++)
+    msgpack_pack_int(pk, s->line_status[i]);
+  esc_pack_key(pk, "refund");
+  return msgpack_pack_int64(pk, s->refund);
+}
+
+static esc_status decode_status(const msgpack_object *obj, fulfillment_state *s,
+                                esc_error *err) {
+  const msgpack_object *v = esc_map_get(obj, "status");
+  if (!v || v->type != MSGPACK_OBJECT_ARRAY ||
+      v->via.array.size != (uint32_t)s->line_count)
+    return esc_error_set(err, ESC_EINVAL,
+                         "fulfillment snapshot: \"status\" must be an array "
+                         "of one status per line");
+  for (int i = 0; i < s->line_count; i++) {
+    const msgpack_object *o = &v->via.array.ptr[i];
+    if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER || o->via.u64 > LINE_REFUSED)
+      return esc_error_set(err, ESC_EINVAL,
+                           "fulfillment snapshot: \"status\"[%d] must be "
+                           "0, 1 or 2",
+                           i);
+    s->line_status[i] = (int)o->via.u64;
+  }
+  return ESC_OK;
+}
+
+/* Decodes into a copy, so state is untouched on failure. */
+static esc_status decode_state(const msgpack_object *obj, void *state,
+                               void *userdata, esc_error *err) {
+  fulfillment_state s;
+  int64_t flags = 0;
+  (void)userdata;
+  memset(&s, 0, sizeof s);
+  if (!esc_map_i64(obj, "flags", &flags) || flags < 0 ||
+      flags >= (INT64_C(1) << FLAG_COUNT))
+    return esc_error_set(err, ESC_EINVAL,
+                         "fulfillment snapshot: \"flags\" must be an integer "
+                         "of %zu bits",
+                         FLAG_COUNT);
+  for (size_t i = 0; i < FLAG_COUNT; i++)
+    *flag(&s, i) = (flags >> i) & 1;
+  esc_status rc = order_lines_unpack(obj, "fulfillment snapshot", s.lines,
+                                     &s.line_count, err);
+  if (rc == ESC_OK)
+    rc = decode_status(obj, &s, err);
+  if (rc == ESC_OK && !esc_map_i64(obj, "refund", &s.refund))
+    rc = esc_error_set(err, ESC_EINVAL,
+                       "fulfillment snapshot: \"refund\" must be an integer");
+  if (rc == ESC_OK)
+    memcpy(state, &s, sizeof s);
+  return rc;
+}
+
 /* The order id: the stream id after "order-". */
 static bool correlate(const esc_event *e, char *instance, size_t size,
                       void *userdata) {
@@ -341,4 +445,8 @@ void order_fulfillment_init(esc_process *p,
   p->decide = decide;
   p->is_terminal = is_terminal;
   p->userdata = (void *)o;
+  p->snapshot_every = FULFILLMENT_SNAPSHOT_EVERY;
+  p->state_version = FULFILLMENT_STATE_VERSION;
+  p->encode_state = encode_state;
+  p->decode_state = decode_state;
 }

@@ -520,10 +520,25 @@ static int pack_fixed_str(msgpack_packer *pk, const char *s, size_t size) {
   return 0;
 }
 
+int order_lines_pack(msgpack_packer *pk, const order_line *lines, int count) {
+  if (count < 0 || count > ORDER_MAX_LINES)
+    return -1;
+  msgpack_pack_array(pk, (size_t)count);
+  for (int i = 0; i < count; i++) {
+    msgpack_pack_map(pk, 3);
+    esc_pack_key(pk, "sku");
+    if (pack_fixed_str(pk, lines[i].sku, sizeof lines[i].sku))
+      return -1;
+    esc_pack_key(pk, "qty");
+    msgpack_pack_int64(pk, lines[i].qty);
+    esc_pack_key(pk, "price");
+    msgpack_pack_int64(pk, lines[i].price);
+  }
+  return 0;
+}
+
 static int encode_state(const void *state, msgpack_packer *pk) {
   const order_state *s = state;
-  if (s->line_count < 0 || s->line_count > ORDER_MAX_LINES)
-    return -1;
   msgpack_pack_map(pk, 8);
   esc_pack_key(pk, "status");
   msgpack_pack_int(pk, (int)s->status);
@@ -534,17 +549,8 @@ static int encode_state(const void *state, msgpack_packer *pk) {
   if (pack_fixed_str(pk, s->currency, sizeof s->currency))
     return -1;
   esc_pack_key(pk, "lines");
-  msgpack_pack_array(pk, (size_t)s->line_count);
-  for (int i = 0; i < s->line_count; i++) {
-    msgpack_pack_map(pk, 3);
-    esc_pack_key(pk, "sku");
-    if (pack_fixed_str(pk, s->lines[i].sku, sizeof s->lines[i].sku))
-      return -1;
-    esc_pack_key(pk, "qty");
-    msgpack_pack_int64(pk, s->lines[i].qty);
-    esc_pack_key(pk, "price");
-    msgpack_pack_int64(pk, s->lines[i].price);
-  }
+  if (order_lines_pack(pk, s->lines, s->line_count))
+    return -1;
   esc_pack_key(pk, "total");
   msgpack_pack_int64(pk, s->total);
   esc_pack_key(pk, "reserved");
@@ -568,27 +574,26 @@ static bool get_str(const msgpack_object *map, const char *key, char *buf,
   return esc_map_str(map, key, buf, size);
 }
 
-static esc_status decode_state_lines(const msgpack_object *map, order_state *s,
-                                     esc_error *err) {
+esc_status order_lines_unpack(const msgpack_object *map, const char *what,
+                              order_line *lines, int *count, esc_error *err) {
   const msgpack_object *v = esc_map_get(map, "lines");
   if (!v || v->type != MSGPACK_OBJECT_ARRAY ||
       v->via.array.size > ORDER_MAX_LINES)
     return esc_error_set(err, ESC_EINVAL,
-                         "order snapshot: \"lines\" must be an array of at "
-                         "most %d lines",
-                         ORDER_MAX_LINES);
+                         "%s: \"lines\" must be an array of at most %d lines",
+                         what, ORDER_MAX_LINES);
   for (uint32_t i = 0; i < v->via.array.size; i++) {
     const msgpack_object *o = &v->via.array.ptr[i];
-    order_line *l = &s->lines[i];
+    order_line *l = &lines[i];
     if (!get_str(o, "sku", l->sku, sizeof l->sku) ||
         !esc_map_i64(o, "qty", &l->qty) || !esc_map_i64(o, "price", &l->price))
       return esc_error_set(err, ESC_EINVAL,
-                           "order snapshot: \"lines\"[%" PRIu32
+                           "%s: \"lines\"[%" PRIu32
                            "] must be a map of sku (at most %d bytes), qty "
                            "and price",
-                           i, ORDER_SKU_MAX - 1);
+                           what, i, ORDER_SKU_MAX - 1);
   }
-  s->line_count = (int)v->via.array.size;
+  *count = (int)v->via.array.size;
   return ESC_OK;
 }
 
@@ -615,7 +620,8 @@ static esc_status decode_state(const msgpack_object *obj, void *state,
                          "order snapshot: \"currency\" must be a string of at "
                          "most %zu bytes",
                          sizeof s.currency - 1);
-  esc_status st = decode_state_lines(obj, &s, err);
+  esc_status st =
+      order_lines_unpack(obj, "order snapshot", s.lines, &s.line_count, err);
   if (st != ESC_OK)
     return st;
   if (!esc_map_i64(obj, "total", &s.total))

@@ -269,6 +269,15 @@ esc_status order_query_revenue(esc_query *q, const char *day, int64_t *cents,
 esc_status order_query_stock(esc_query *q, const char *sku, int64_t *available,
                              esc_error *err);
 
+/* Order lines in snapshots (order.c), as [{sku, qty, price}]: the order's
+ * and the fulfillment process's. pack returns 0, or -1 for a count out
+ * of 0..ORDER_MAX_LINES or a sku without NUL; unpack reads map's "lines"
+ * into lines and *count, or returns ESC_EINVAL with a message starting
+ * with what ("order snapshot"). */
+int order_lines_pack(msgpack_packer *pk, const order_line *lines, int count);
+esc_status order_lines_unpack(const msgpack_object *map, const char *what,
+                              order_line *lines, int *count, esc_error *err);
+
 /* ------------------------------------------------------------------------
  * The fulfillment process (fulfillment_process.c), on <esc/process.h>
  * ------------------------------------------------------------------------ */

@@ -4,9 +4,11 @@
  * the happy path end to end, a refusal compensated, a payment deadline
  * that fires once across a restart, a payment that cancels it, a poisoned
  * instance parked while the others flow (and retried, then discarded),
- * a redelivery of the whole log that executes nothing twice, and `esc
+ * a redelivery of the whole log that executes nothing twice, `esc
  * processes` (the built CLI, as an operator runs it) listing, showing
- * and operating those instances.
+ * and operating those instances, instance snapshots taken by the
+ * runtime (and failing to be, harmlessly), and a truncated instance
+ * stream no snapshot covers parking its instance.
  *
  * A worker running only a process never connects to Redis. The clock the
  * deadlines are due by is the test's: real time plus an offset it moves.
@@ -25,6 +27,8 @@
 #include <cmocka.h>
 #include <jansson.h>
 
+#include <esc_internal/process.h>
+
 #include "order.h"
 #include "testenv.h"
 #include "worker_thread.h"
@@ -37,6 +41,15 @@ static PGconn *pg;
 static esc_process process;
 static order_fulfillment_options fopts = {TIMEOUT_US};
 static _Atomic int64_t clock_offset_us;
+
+/* Log lines of snapshots the runtime could not store. */
+static _Atomic int snapshot_failures_logged;
+
+static void test_log(void *userdata, const char *line) {
+  (void)userdata;
+  if (strstr(line, "snapshot of") && strstr(line, "not stored"))
+    atomic_fetch_add(&snapshot_failures_logged, 1);
+}
 
 static int64_t test_now(void *userdata) {
   (void)userdata;
@@ -85,6 +98,7 @@ static void start(running *r) {
   po.retry_base_ms = 50;
   po.retry_max_ms = 100;
   po.now_us = test_now;
+  po.log = test_log;
   if (esc_worker_add_process(r->w, &process, &po, &err))
     fail_msg("add process: %s", err.msg);
   esc_test_worker_thread_start(&r->t, r->w);
@@ -625,6 +639,108 @@ static void the_cli_shows_and_operates_instances(void **state) {
   stop(&r);
 }
 
+/* The version of the snapshot of order id's instance; 0: none. */
+static long long snapshot_of(const char *id) {
+  return count("SELECT coalesce(max(stream_version), 0) FROM %s.snapshots"
+               " WHERE stream_id = 'process:fulfillment-' || %s",
+               id);
+}
+
+/* Loaded from its snapshot and folded from the start, the same. */
+static void assert_snapshot_loads(const char *id, long long at) {
+  esc_process plain = process;
+  esc__process_instance a, b;
+  struct esc__load_info ia, ib;
+  esc_error err = ESC_ERROR_INIT;
+  plain.snapshot_every = 0;
+  if (esc__process_instance_init(&a, &process, id, &err) ||
+      esc__process_instance_load(store, &a, 0, &ia, &err) ||
+      esc__process_instance_init(&b, &plain, id, &err) ||
+      esc__process_instance_load(store, &b, 0, &ib, &err))
+    fail_msg("load %s: %s", id, err.msg);
+  assert_int_equal(ia.snapshot_version, at);
+  assert_int_equal(ib.folded, b.version);
+  assert_int_equal(a.version, b.version);
+  assert_memory_equal(a.state, b.state, process.state_size);
+  assert_int_equal(a.handled_count, b.handled_count);
+  assert_memory_equal(a.handled, b.handled,
+                      b.handled_count * sizeof *b.handled);
+  assert_int_equal(a.command_count, b.command_count);
+  assert_int_equal(a.deadline_count, b.deadline_count);
+  assert_int_equal(a.terminal, b.terminal);
+  esc__process_instance_release(&a);
+  esc__process_instance_release(&b);
+}
+
+static int encode_fails(const void *state, msgpack_packer *pk, void *userdata) {
+  (void)state;
+  (void)pk;
+  (void)userdata;
+  return -1;
+}
+
+/* The runtime snapshots an instance after each append that crosses a
+ * multiple of snapshot_every; one it cannot store is logged, and the
+ * order goes on all the same. */
+static void the_runtime_snapshots_instances(void **state) {
+  (void)state;
+  esc_process saved = process;
+  running r;
+  process.snapshot_every = 2;
+  stock_in("kiwi", 10);
+  order_line lines[] = {{"kiwi", 1, 100}};
+  confirm("o9", lines, 1);
+  start(&r);
+  wait_order("o9", ORDER_STATUS_READY, true);
+  wait_deadlines("o9", 1); /* its last input handled */
+  stop(&r);
+  /* Received+issued, outcome+issued, outcome+scheduled: 2, 4, 6. */
+  assert_int_equal(snapshot_of("o9"), 6);
+  assert_snapshot_loads("o9", 6);
+
+  process.encode_state = encode_fails;
+  atomic_store(&snapshot_failures_logged, 0);
+  confirm("o10", lines, 1);
+  start(&r);
+  wait_order("o10", ORDER_STATUS_READY, true);
+  wait_deadlines("o10", 1);
+  stop(&r);
+  process = saved;
+  assert_int_equal(snapshot_of("o10"), 0);
+  assert_true(atomic_load(&snapshot_failures_logged) >= 3);
+}
+
+/* An instance stream truncated by force, with no snapshot covering what
+ * went (o11 is shorter than snapshot_every): its next input cannot load
+ * it, so the instance is parked saying why, never folded from the tail.
+ * Last of the file: its payment deadline stays pending. */
+static void a_truncated_instance_without_snapshot_is_parked(void **state) {
+  (void)state;
+  running r;
+  esc_error err = ESC_ERROR_INIT;
+  esc_truncate_options force = ESC_TRUNCATE_OPTIONS_INIT;
+  force.force = true;
+  stock_in("fig", 10);
+  order_line lines[] = {{"fig", 1, 100}};
+  confirm("o11", lines, 1);
+  start(&r);
+  wait_order("o11", ORDER_STATUS_READY, true);
+  wait_deadlines("o11", 1);
+  stop(&r);
+  assert_int_equal(snapshot_of("o11"), 0);
+  if (esc_stream_truncate_opts(store, "process:fulfillment-o11", 3, &force,
+                               NULL, &err))
+    fail_msg("truncate: %s", err.msg);
+  start(&r);
+  order("o11", ORDER_PAY, 100);
+  wait_parked("o11", 2);
+  stop(&r);
+  esc_process_parked_info k = parked_one("o11");
+  if (!strstr(k.error, "process:fulfillment-o11: stream truncated before "
+                       "version 3 and no snapshot covers it"))
+    fail_msg("parked with \"%s\"", k.error);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(fulfils_an_order),
@@ -634,6 +750,8 @@ int main(void) {
       cmocka_unit_test(a_poisoned_instance_is_parked_and_others_flow),
       cmocka_unit_test(a_redelivery_executes_nothing_twice),
       cmocka_unit_test(the_cli_shows_and_operates_instances),
+      cmocka_unit_test(the_runtime_snapshots_instances),
+      cmocka_unit_test(a_truncated_instance_without_snapshot_is_parked),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -247,6 +248,87 @@ static void test_not_mine(void **state) {
   esc_process_scenario_free(s);
 }
 
+/* ------------------------------------------------------------------------
+ * The state's snapshot codec (the runtime's part is tested in
+ * tests/integration/test_process_snapshots.c)
+ * ------------------------------------------------------------------------ */
+
+/* Runs the process's decode_state on the msgpack of json into state. */
+static esc_status decode_json(const char *json, void *state, esc_error *err) {
+  void *data = NULL;
+  size_t len = 0;
+  msgpack_zone zone;
+  msgpack_object obj;
+  assert_int_equal(esc_json_to_msgpack(json, &data, &len, err), ESC_OK);
+  assert_true(msgpack_zone_init(&zone, 1024));
+  assert_int_equal(msgpack_unpack(data, len, NULL, &zone, &obj),
+                   MSGPACK_UNPACK_SUCCESS);
+  esc_status rc = process.decode_state(&obj, state, process.userdata, err);
+  msgpack_zone_destroy(&zone);
+  free(data);
+  return rc;
+}
+
+static void test_snapshot_codec(void **state) {
+  (void)state;
+  static const char good[] =
+      "{\"flags\":1023,\"lines\":[{\"sku\":\"sku-1\",\"qty\":2,\"price\":10},"
+      "{\"sku\":\"sku-2\",\"qty\":1,\"price\":100}],\"status\":[1,2],"
+      "\"refund\":120}";
+  esc_error err = ESC_ERROR_INIT;
+  unsigned char st[4096];
+  assert_true(process.state_size <= sizeof st);
+  assert_int_equal(process.snapshot_every, 50);
+  memset(st, 0, sizeof st);
+  assert_int_equal(decode_json(good, st, &err), ESC_OK);
+  msgpack_sbuffer sb;
+  msgpack_packer pk;
+  char *json = NULL;
+  msgpack_sbuffer_init(&sb);
+  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+  assert_int_equal(process.encode_state(st, &pk, process.userdata), 0);
+  assert_int_equal(esc_msgpack_to_json(sb.data, sb.size, NULL, &json, &err),
+                   ESC_OK);
+  assert_string_equal(json, good);
+  free(json);
+  msgpack_sbuffer_destroy(&sb);
+}
+
+/* A snapshot that does not decode leaves the state alone and says why
+ * (the runtime then folds the instance stream). */
+static void test_snapshot_decode_errors(void **state) {
+  (void)state;
+#define LINE "{\"sku\":\"a\",\"qty\":1,\"price\":1}"
+  static const struct {
+    const char *json, *msg;
+  } cases[] = {
+      {"[]", "\"flags\" must be an integer of 10 bits"},
+      {"{\"flags\":1024}", "\"flags\" must be an integer of 10 bits"},
+      {"{\"flags\":0,\"lines\":[{},{},{},{},{},{},{},{},{},{},{},{},{},{},"
+       "{},{},{}]}",
+       "\"lines\" must be an array of at most 16 lines"},
+      {"{\"flags\":0,\"lines\":[" LINE "],\"status\":[],\"refund\":0}",
+       "\"status\" must be an array of one status per line"},
+      {"{\"flags\":0,\"lines\":[" LINE "],\"status\":[3],\"refund\":0}",
+       "\"status\"[0] must be 0, 1 or 2"},
+      {"{\"flags\":0,\"lines\":[" LINE "],\"status\":[0]}",
+       "\"refund\" must be an integer"},
+  };
+#undef LINE
+  unsigned char st[4096], before[4096];
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    esc_error err = ESC_ERROR_INIT;
+    print_message("case: %s\n", cases[i].json);
+    memset(st, 0x33, sizeof st);
+    memcpy(before, st, sizeof st);
+    assert_int_equal(decode_json(cases[i].json, st, &err), ESC_EINVAL);
+    assert_non_null(strstr(err.msg, "fulfillment snapshot: "));
+    if (!strstr(err.msg, cases[i].msg))
+      fail_msg("\"%s\" does not say \"%s\"", err.msg, cases[i].msg);
+    assert_memory_equal(st, before, sizeof st);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_happy_path),
@@ -259,6 +341,8 @@ int main(void) {
       cmocka_unit_test(test_redelivery),
       cmocka_unit_test(test_poisoned_sku),
       cmocka_unit_test(test_not_mine),
+      cmocka_unit_test(test_snapshot_codec),
+      cmocka_unit_test(test_snapshot_decode_errors),
   };
   return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -296,13 +296,36 @@ typedef struct esc_process {
   bool (*is_terminal)(const void *state); /* NULL: never ends */
   void (*release_state)(void *state);     /* optional: frees what it owns */
   void *userdata;                         /* handed to the callbacks */
+
+  /* Snapshots (optional, as a decider's: snapshot_every 0 disables
+   * them). After an append that crosses a multiple of snapshot_every
+   * records of the instance stream, the runtime stores the instance as
+   * it is then: state (encoded by encode_state, tagged with
+   * state_version) together with the runtime's own bookkeeping (inputs
+   * handled, commands pending, deadlines pending, ended or not). Loading
+   * starts from that snapshot and folds only the records after it. A
+   * snapshot of another state_version, or one decode_state fails on, is
+   * ignored and the stream folded from the start; failing to store one
+   * is logged and never fails an input. Bump state_version whenever the
+   * encoding, or what evolve makes of the inputs, changes.
+   *
+   * encode_state packs *state as one msgpack object; returns 0, or -1 on
+   * failure. decode_state fills *state (fresh from init) from obj, or
+   * returns ESC_EINVAL with err saying what is wrong; strings must be
+   * copied (obj lives for the one call). */
+  int snapshot_every;
+  int32_t state_version;
+  int (*encode_state)(const void *state, msgpack_packer *pk, void *userdata);
+  esc_status (*decode_state)(const msgpack_object *obj, void *state,
+                             void *userdata, esc_error *err);
 } esc_process;
 
 /*
  * Checks a definition: a valid name, a registry, lists that hold only
  * registered types (starts and continues) and valid categories, commands
  * with a name, a decider and a codec, correlate, evolve, decide and a
- * state size. ESC_EINVAL-style false and err naming what is wrong.
+ * state size; snapshot_every >= 0, and when > 0 both state codecs.
+ * ESC_EINVAL-style false and err naming what is wrong.
  */
 ESC_API bool esc_process_valid(const esc_process *p, esc_error *err);
 
@@ -319,8 +342,9 @@ ESC_API bool esc_process_valid(const esc_process *p, esc_error *err);
  * metrics with the label process="NAME").
  *
  * For each delivered event the runtime routes it (starts, continues,
- * correlate), loads the instance by folding its stream, handles the
- * input and appends its records with the folded version as expected
+ * correlate), loads the instance by folding its stream (from its
+ * snapshot, when the process keeps them), handles the input and appends
+ * its records with the folded version as expected
  * version (on a conflict it loads again and redoes), then executes the
  * commands decided, one at a time, through esc_execute with their
  * decision ids as command ids, and handles each outcome (accepted, or

@@ -58,6 +58,7 @@
 #define ESC_PROCESS_INT_H
 
 #include <esc/process.h>
+#include <esc_internal/load.h>
 
 #define ESC__PROCESS_EVENT_RECEIVED "EventReceived"
 #define ESC__PROCESS_COMMAND_OUTCOME "CommandOutcome"
@@ -236,6 +237,50 @@ void esc__process_instance_release(esc__process_instance *inst);
 esc_status esc__process_instance_apply(esc__process_instance *inst,
                                        const esc_recorded_event *rec,
                                        esc_error *err);
+
+/*
+ * Instance snapshots (snapshot.c): all a fold builds (the process's state
+ * through its encode_state, and the runtime's bookkeeping: handled ids,
+ * pending commands and deadlines, terminal flag, the step's ids), so that
+ * restoring one then folding the records after it gives the instance a
+ * full fold gives.
+ *
+ * encode packs inst as one msgpack object; 0, or -1 when encode_state
+ * fails. restore fills inst (fresh from init) from obj, a snapshot taken
+ * at stream version `version`; ESC_EINVAL naming the instance when obj
+ * is not one (another format, a bad element, decode_state failed), after
+ * which inst must be reset. reset brings inst back to what init made.
+ */
+int esc__process_snapshot_encode(const esc__process_instance *inst,
+                                 msgpack_packer *pk);
+esc_status esc__process_snapshot_restore(esc__process_instance *inst,
+                                         const msgpack_object *obj,
+                                         int64_t version, esc_error *err);
+void esc__process_instance_reset(esc__process_instance *inst);
+
+/*
+ * Loads inst (fresh from init) from the store (instance_store.c): its
+ * usable snapshot when the process keeps them, then the records after
+ * it, page records per read (0: the loader's default); info says which
+ * snapshot was used or set aside and how many records were folded. A
+ * missing stream is a new instance (version 0); a truncated one that no
+ * usable snapshot covers is ESC_ETRUNCATED; else as
+ * esc__process_instance_apply and esc_read_stream fail. On failure inst
+ * must be released.
+ */
+esc_status esc__process_instance_load(esc_store *store,
+                                      esc__process_instance *inst, size_t page,
+                                      struct esc__load_info *info,
+                                      esc_error *err);
+/* Whether an append that took inst from version `before` to its version
+ * crossed a multiple of snapshot_every (false when it keeps none). */
+bool esc__process_snapshot_due(const esc__process_instance *inst,
+                               int64_t before);
+/* Stores inst as its stream's snapshot at its version. ESC_EINVAL when
+ * encode_state fails, else as esc_snapshot_write. */
+esc_status esc__process_instance_snapshot(esc_store *store,
+                                          const esc__process_instance *inst,
+                                          esc_error *err);
 
 /* Whether input id was recorded already. */
 bool esc__process_instance_handled(const esc__process_instance *inst,
