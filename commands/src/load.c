@@ -42,7 +42,8 @@ static void reset_state(const esc_decider *d, void *state) {
   if (d->release_state)
     d->release_state(state);
   memset(state, 0, d->state_size);
-  d->init(state);
+  if (d->init)
+    d->init(state);
 }
 
 /* Starts state from the stream's snapshot when there is a usable one. */
@@ -169,7 +170,8 @@ esc_status esc_load_state(esc_store *store, const esc_decider *decider,
   struct esc__folder folder;
   struct esc__load_info info;
   memset(state, 0, decider->state_size);
-  decider->init(state);
+  if (decider->init)
+    decider->init(state);
   esc_status rc = esc__folder_init(&folder, decider, err);
   if (rc)
     return rc;
