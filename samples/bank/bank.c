@@ -80,22 +80,20 @@ static int decide(const void *state, const void *command, esc_decision *d) {
   const account_cmd *c = command;
   if ((unsigned)c->kind > ACCOUNT_CLOSE)
     return esc_decision_reject(d, ACCOUNT_EINVAL, "unknown command");
-  if (s->closed)
-    return esc_decision_reject(
-        d, ACCOUNT_ECLOSED, "cannot %s: the account is closed", verbs[c->kind]);
+  /* A closed account refuses everything, one not yet open all but open. */
+  if (s->closed || (!s->opened && c->kind != ACCOUNT_OPEN))
+    return esc_decision_reject(d,
+                               s->closed ? ACCOUNT_ECLOSED : ACCOUNT_ENOTOPEN,
+                               "cannot %s: the account is %s", verbs[c->kind],
+                               s->closed ? "closed" : "not open");
   if (c->kind == ACCOUNT_OPEN)
     return open(s, c, d);
-  if (!s->opened)
-    return esc_decision_reject(d, ACCOUNT_ENOTOPEN,
-                               "cannot %s: the account is not open",
-                               verbs[c->kind]);
+  if (c->kind == ACCOUNT_CLOSE && s->balance)
+    return esc_decision_reject(d, ACCOUNT_EBALANCE,
+                               "cannot close with a balance of %" PRId64,
+                               s->balance);
   if (c->kind == ACCOUNT_CLOSE)
-    return s->balance ? esc_decision_reject(d, ACCOUNT_EBALANCE,
-                                            "cannot close with a balance of "
-                                            "%" PRId64,
-                                            s->balance)
-                      : (int)esc_decision_emit(d, &account_closed,
-                                               &(account_closed_t){0});
+    return (int)esc_decision_emit(d, &account_closed, &(account_closed_t){0});
   if (c->amount <= 0)
     return esc_decision_reject(
         d, ACCOUNT_EAMOUNT, "amount must be positive, got %" PRId64, c->amount);
