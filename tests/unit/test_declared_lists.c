@@ -29,8 +29,9 @@
   X(STR, text, 15)                                                             \
   X(I64, n)                                                                    \
   X(BOOL, flag)                                                                \
-  X(UUID, id) X(TIME, at) X(OPT_STR, note, 7) X(OPT_I64, extra)                \
-      X(OPT_BOOL, seen) X(OPT_UUID, ref) X(OPT_TIME, when)
+  X(UUID, id)                                                                  \
+  X(TIME, at) X(OPT_STR, note, 7) X(OPT_I64, extra) X(OPT_BOOL, seen)          \
+      X(OPT_UUID, ref) X(OPT_TIME, when)
 #define RENAMED(X) X(STR, name, 31)
 #define NOTE_EVENTS(E)                                                         \
   E(noted, "Noted", 1, NOTED, NULL)                                            \
@@ -39,6 +40,10 @@
 ESC_EVENTS_DECLARE(note_events, NOTE_EVENTS)
 ESC_UPCAST_ADD_STR(renamed_old, "name", "(unnamed)")
 ESC_EVENTS_DEFINE(note_events, NOTE_EVENTS)
+
+/* One event on its own, static, from a list another event uses too. */
+ESC_EVENT_STRUCT(solo_t, RENAMED);
+ESC_STATIC_EVENT_DEFINE(solo, "Solo", 1, solo_t, RENAMED, NULL);
 
 /* The struct ESC_EVENT_STRUCT makes, member by member. */
 typedef struct hand_t {
@@ -184,6 +189,10 @@ static void test_no_fields_and_upcast(void **state) {
   char *json = json_of(&wiped, &(wiped_t){0});
   assert_string_equal(json, "{}");
   free(json);
+  json = json_of(&solo, &(solo_t){.name = "one"});
+  assert_string_equal(json, "{\"name\":\"one\"}");
+  free(json);
+  assert_string_equal(solo.name, "Solo");
   assert_int_equal(renamed.schema_version, 3);
   renamed_t out;
   const esc_event_type *type = NULL;
