@@ -11,7 +11,6 @@
 
 #include <esc/store.h>
 
-#include <getopt.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -96,50 +95,8 @@ extern const char cli_help_processes[];
 extern const char cli_help_console[];
 
 /* ------------------------------------------------------------------------
- * Option parsing (args.c)
+ * Option values (args.c) and option parsing (options.c)
  * ------------------------------------------------------------------------ */
-
-/* Values cli_getopt returns besides a command's own option ids. */
-enum {
-  CLI_OPT_HELP = 'h',
-  CLI_OPT_ERROR = 1000, /* a usage error, already printed */
-  CLI_OPT_GLOBAL,       /* a global option, already stored in ctx */
-  CLI_OPT_PG,
-  CLI_OPT_REDIS,
-  CLI_OPT_SCHEMA,
-  CLI_OPT_JSON,
-  CLI_OPT_VERSION,
-  CLI_OPT_PG_TIMEOUT,
-  CLI_OPT_KEY_PREFIX
-};
-
-/* The global options every command accepts too; end a command's table
- * with this, then {NULL, 0, NULL, 0}. */
-#define CLI_GLOBAL_LONGOPTS                                                    \
-  {"pg", required_argument, NULL, CLI_OPT_PG},                                 \
-      {"redis", required_argument, NULL, CLI_OPT_REDIS},                       \
-      {"schema", required_argument, NULL, CLI_OPT_SCHEMA},                     \
-      {"json", no_argument, NULL, CLI_OPT_JSON},                               \
-      {"pg-timeout", required_argument, NULL, CLI_OPT_PG_TIMEOUT},             \
-      {"key-prefix", required_argument, NULL, CLI_OPT_KEY_PREFIX}, {           \
-    "help", no_argument, NULL, CLI_OPT_HELP                                    \
-  }
-
-/*
- * Starts parsing argv[1..argc) (argv[0] is the command's name). Options
- * and operands may be mixed; after the loop the operands are
- * argv[optind..argc). "--" ends the options.
- */
-void cli_getopt_begin(void);
-
-/*
- * getopt_long with the CLI's error handling: unknown options and missing
- * arguments are printed as usage errors naming the argument (returns
- * CLI_OPT_ERROR); global options are stored in ctx (CLI_OPT_GLOBAL).
- * shortopts must not start with ':' (added here).
- */
-int cli_getopt(cli_ctx *ctx, int argc, char **argv, const char *shortopts,
-               const struct option *longopts);
 
 /*
  * Strict number parsing for option values: the whole text must be a
@@ -163,20 +120,20 @@ bool cli_parse_duration(const cli_ctx *ctx, const char *option,
 bool cli_parse_since(const cli_ctx *ctx, const char *option, const char *text,
                      int64_t *us);
 
+/* A STREAM operand, or a --category value (NULL: none given), checked
+ * before connecting: CLI_CONTINUE, or the error (ESC_EINVAL, naming the
+ * name) is reported and its exit code returned. */
+int cli_check_stream(const cli_ctx *ctx, const char *stream);
+int cli_check_category(const cli_ctx *ctx, const char *category);
+
 /* --expected: any | no-stream | exists | N (N >= 0). Usage error on
  * anything else. */
 bool cli_parse_expected(const cli_ctx *ctx, const char *text, int64_t *out);
 
-/* Checks the operand count: prints a usage error naming what is missing
- * or the first extra operand, and returns false when it is off. names are
- * the operand names, for the message. */
-bool cli_operands(const cli_ctx *ctx, int argc, char **argv, int want,
-                  const char *const *names);
-
 /* Parses the options of a command that has none of its own (the global
  * ones and --help); its operands are left at argv[optind..argc). Returns
  * CLI_CONTINUE to go on, or the exit code (after printing help or a usage
- * error). */
+ * error). Commands with options use cli_parse (options.h). */
 #define CLI_CONTINUE (-1)
 int cli_parse_options(cli_ctx *ctx, int argc, char **argv, const char *help);
 
@@ -196,6 +153,23 @@ typedef struct cli_subcommand {
  * code; else CLI_CONTINUE (subcommand.c). */
 int cli_subcommand_run(cli_ctx *ctx, int argc, char **argv,
                        const cli_subcommand *subs, size_t n);
+
+/* A command that is only its subcommands. */
+typedef struct cli_subcommands {
+  const cli_subcommand *subs;
+  size_t n;
+  const char *help;  /* for `esc CMD --help` and -h */
+  const char *names; /* for messages: "list, retry or discard" */
+  /* An option before the subcommand says the subcommand comes first
+   * (else it is an unknown subcommand like any other word). */
+  bool options_first_hint;
+} cli_subcommands;
+
+/* Runs the subcommand argv[1] names, as cli_subcommand_run; prints the
+ * help for --help or -h; else prints a usage error naming what is
+ * missing or unknown. Returns the exit code (subcommand.c). */
+int cli_subcommand_only(cli_ctx *ctx, int argc, char **argv,
+                        const cli_subcommands *set);
 
 /* ------------------------------------------------------------------------
  * Running until stopped (stop.c)
@@ -234,6 +208,13 @@ esc_status cli_json_arg(const char *what, const char *text, bool must_be_object,
 /* Opens the store named by ctx's --pg and --schema. Returns NULL and
  * fills err when that fails; the caller frees the store. */
 esc_store *cli_open_store(const cli_ctx *ctx, esc_error *err);
+
+/* What a command does with an open store; returns the exit code. */
+typedef int cli_store_fn(const cli_ctx *ctx, esc_store *store, void *arg);
+
+/* Opens the store, runs fn(ctx, store, arg) and frees the store; a store
+ * that cannot be opened is reported (cli_fail). Returns the exit code. */
+int cli_with_store(const cli_ctx *ctx, cli_store_fn *fn, void *arg);
 
 /* ------------------------------------------------------------------------
  * Output (output.c)

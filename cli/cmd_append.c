@@ -1,5 +1,6 @@
 /* esc append: append one event to a stream. */
 #include "cli.h"
+#include "options.h"
 
 #include <inttypes.h>
 #include <jansson.h>
@@ -59,70 +60,37 @@ typedef struct append_args {
   bool atomic;
 } append_args;
 
-enum {
-  OPT_EXPECTED = 1,
-  OPT_ID,
-  OPT_METADATA,
-  OPT_SCHEMA_VERSION,
-  OPT_BATCH,
-  OPT_ATOMIC
-};
+static int expected(cli_ctx *ctx, const char *option, const char *value,
+                    void *target) {
+  (void)option; /* cli_parse_expected names --expected itself */
+  return cli_parse_expected(ctx, value, target) ? CLI_CONTINUE : CLI_EXIT_USAGE;
+}
 
 /* Returns -1 to go on, else the exit code. */
 static int parse_args(cli_ctx *ctx, int argc, char **argv, append_args *a) {
-  static const struct option longopts[] = {
-      {"expected", required_argument, NULL, OPT_EXPECTED},
-      {"id", required_argument, NULL, OPT_ID},
-      {"metadata", required_argument, NULL, OPT_METADATA},
-      {"schema-version", required_argument, NULL, OPT_SCHEMA_VERSION},
-      {"batch", required_argument, NULL, OPT_BATCH},
-      {"atomic", no_argument, NULL, OPT_ATOMIC},
-      CLI_GLOBAL_LONGOPTS,
-      {NULL, 0, NULL, 0}};
   static const char *const names[] = {"STREAM", "TYPE", "JSON"};
-  int c;
-  cli_getopt_begin();
-  while ((c = cli_getopt(ctx, argc, argv, "h", longopts)) != -1) {
-    switch (c) {
-    case OPT_EXPECTED:
-      if (!cli_parse_expected(ctx, optarg, &a->expected))
-        return CLI_EXIT_USAGE;
-      break;
-    case OPT_ID:
-      a->id_text = optarg;
-      break;
-    case OPT_METADATA:
-      a->metadata_json = optarg;
-      break;
-    case OPT_SCHEMA_VERSION:
-      if (!cli_parse_i64(ctx, "--schema-version", optarg, 1, INT32_MAX,
-                         &a->schema_version))
-        return CLI_EXIT_USAGE;
-      break;
-    case OPT_BATCH:
-      a->batch = optarg;
-      break;
-    case OPT_ATOMIC:
-      a->atomic = true;
-      break;
-    case CLI_OPT_GLOBAL:
-      break;
-    case CLI_OPT_HELP:
-      cli_print_help(cli_help_append);
-      return CLI_EXIT_OK;
-    default:
-      return CLI_EXIT_USAGE;
-    }
-  }
+  const cli_option opts[] = {
+      CLI_CALL("expected", &a->expected, expected),
+      CLI_TEXT("id", &a->id_text),
+      CLI_TEXT("metadata", &a->metadata_json),
+      CLI_INT("schema-version", &a->schema_version, 1, INT32_MAX),
+      CLI_TEXT("batch", &a->batch),
+      CLI_FLAG("atomic", &a->atomic),
+      CLI_OPTIONS_END};
+  /* Operands are counted below: none with --batch. */
+  cli_syntax s = {cli_help_append, opts, 0, CLI_ANY, NULL, false, NULL};
+  int rc = cli_parse(ctx, argc, argv, &s);
+  if (rc != CLI_CONTINUE)
+    return rc;
   if (a->atomic && !a->batch)
     return cli_usage(ctx, "--atomic: only with --batch");
-  if (a->batch)
-    return cli_operands(ctx, argc, argv, 0, names) ? -1 : CLI_EXIT_USAGE;
-  if (!cli_operands(ctx, argc, argv, 3, names))
+  if (!cli_operands(ctx, argc, argv, a->batch ? 0 : 3, names))
     return CLI_EXIT_USAGE;
-  a->stream = argv[optind];
-  a->type = argv[optind + 1];
-  a->data_json = argv[optind + 2];
+  if (!a->batch) {
+    a->stream = argv[optind];
+    a->type = argv[optind + 1];
+    a->data_json = argv[optind + 2];
+  }
   return -1;
 }
 

@@ -4,6 +4,7 @@
  * --repair, puts each such stream back in version order.
  */
 #include "cli.h"
+#include "options.h"
 
 #include <inttypes.h>
 #include <jansson.h>
@@ -38,7 +39,6 @@ const char cli_help_check[] =
     "Exit status: 0 the log is in order (after --repair: it is now),\n"
     "10 inversions found (and not repaired), else the usual codes.\n";
 
-enum { OPT_REPAIR = 1, OPT_LIMIT };
 enum { CHECK_EXIT_FOUND = 10 };
 
 typedef struct check_args {
@@ -47,33 +47,11 @@ typedef struct check_args {
 } check_args;
 
 static int parse_args(cli_ctx *ctx, int argc, char **argv, check_args *a) {
-  static const struct option longopts[] = {
-      {"repair", no_argument, NULL, OPT_REPAIR},
-      {"limit", required_argument, NULL, OPT_LIMIT},
-      CLI_GLOBAL_LONGOPTS,
-      {NULL, 0, NULL, 0}};
-  int c;
-  cli_getopt_begin();
-  while ((c = cli_getopt(ctx, argc, argv, "h", longopts)) != -1) {
-    switch (c) {
-    case OPT_REPAIR:
-      a->repair = true;
-      break;
-    case OPT_LIMIT:
-      if (!cli_parse_i64(ctx, "--limit", optarg, 0, 100000, &a->limit))
-        return CLI_EXIT_USAGE;
-      break;
-    case CLI_OPT_GLOBAL:
-      break;
-    case CLI_OPT_HELP:
-      cli_print_help(cli_help_check);
-      return CLI_EXIT_OK;
-    default:
-      return CLI_EXIT_USAGE;
-    }
-  }
-  return cli_operands(ctx, argc, argv, 0, NULL) ? CLI_CONTINUE
-                                                : CLI_EXIT_USAGE;
+  const cli_option opts[] = {CLI_FLAG("repair", &a->repair),
+                             CLI_INT("limit", &a->limit, 0, 100000),
+                             CLI_OPTIONS_END};
+  cli_syntax s = {cli_help_check, opts, 0, 0, NULL, false, NULL};
+  return cli_parse(ctx, argc, argv, &s);
 }
 
 static void print_inversion(const cli_ctx *ctx, const esc_order_inversion *i) {

@@ -1,5 +1,6 @@
 /* esc console: serves the web console until SIGINT or SIGTERM. */
 #include "console.h"
+#include "options.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -21,8 +22,6 @@ const char cli_help_console[] =
     "serving while the store is down (the API answers 503 with an error\n"
     "object) and recovers by itself. Every method but GET and HEAD is\n"
     "refused with 403: this console has no actions yet.\n";
-
-enum { OPT_LISTEN = 1 };
 
 static bool is_loopback(const char *listen) {
   return strncmp(listen, "127.", 4) == 0;
@@ -49,24 +48,11 @@ static int serve(cli_ctx *ctx, const char *listen) {
 }
 
 int cli_cmd_console(cli_ctx *ctx, int argc, char **argv) {
-  static const struct option longopts[] = {
-      {"listen", required_argument, NULL, OPT_LISTEN},
-      CLI_GLOBAL_LONGOPTS,
-      {NULL, 0, NULL, 0}};
   const char *listen = "127.0.0.1:8077";
-  cli_getopt_begin();
-  int opt;
-  while ((opt = cli_getopt(ctx, argc, argv, "h", longopts)) != -1) {
-    if (opt == CLI_OPT_HELP) {
-      cli_print_help(cli_help_console);
-      return CLI_EXIT_OK;
-    }
-    if (opt == CLI_OPT_ERROR)
-      return CLI_EXIT_USAGE;
-    if (opt == OPT_LISTEN)
-      listen = optarg;
-  }
-  if (!cli_operands(ctx, argc, argv, 0, NULL))
-    return CLI_EXIT_USAGE;
+  const cli_option opts[] = {CLI_TEXT("listen", &listen), CLI_OPTIONS_END};
+  cli_syntax s = {cli_help_console, opts, 0, 0, NULL, false, NULL};
+  int rc = cli_parse(ctx, argc, argv, &s);
+  if (rc != CLI_CONTINUE)
+    return rc;
   return serve(ctx, listen);
 }

@@ -1,7 +1,7 @@
 /* esc migrate: apply the event store's SQL migrations. */
 #include "cli.h"
+#include "options.h"
 
-#include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
 
@@ -53,57 +53,27 @@ static int print_result(const cli_ctx *ctx, esc_store *store, int applied) {
   return CLI_EXIT_OK;
 }
 
-enum { OPT_WRITER_ROLE = 1, OPT_READER_ROLE, OPT_SHARE_ROLES };
-
 /* Returns CLI_CONTINUE to go on, else the exit code. */
 static int parse_args(cli_ctx *ctx, int argc, char **argv,
                       esc_migrate_options *o) {
-  static const struct option longopts[] = {
-      {"writer-role", required_argument, NULL, OPT_WRITER_ROLE},
-      {"reader-role", required_argument, NULL, OPT_READER_ROLE},
-      {"share-roles", no_argument, NULL, OPT_SHARE_ROLES},
-      CLI_GLOBAL_LONGOPTS,
-      {NULL, 0, NULL, 0}};
-  int c;
-  cli_getopt_begin();
-  while ((c = cli_getopt(ctx, argc, argv, "h", longopts)) != -1) {
-    switch (c) {
-    case OPT_WRITER_ROLE:
-      o->writer_role = optarg;
-      break;
-    case OPT_READER_ROLE:
-      o->reader_role = optarg;
-      break;
-    case OPT_SHARE_ROLES:
-      o->share_roles = true;
-      break;
-    case CLI_OPT_GLOBAL:
-      break;
-    case CLI_OPT_HELP:
-      cli_print_help(cli_help_migrate);
-      return CLI_EXIT_OK;
-    default:
-      return CLI_EXIT_USAGE;
-    }
-  }
-  return cli_operands(ctx, argc, argv, 0, NULL) ? CLI_CONTINUE
-                                                : CLI_EXIT_USAGE;
+  const cli_option opts[] = {CLI_TEXT("writer-role", &o->writer_role),
+                             CLI_TEXT("reader-role", &o->reader_role),
+                             CLI_FLAG("share-roles", &o->share_roles),
+                             CLI_OPTIONS_END};
+  cli_syntax s = {cli_help_migrate, opts, 0, 0, NULL, false, NULL};
+  return cli_parse(ctx, argc, argv, &s);
+}
+
+static int migrate(const cli_ctx *ctx, esc_store *store, void *arg) {
+  esc_error err = ESC_ERROR_INIT;
+  int applied = 0;
+  return esc_store_migrate_with(store, arg, &applied, &err) == ESC_OK
+             ? print_result(ctx, store, applied)
+             : cli_fail(ctx, &err);
 }
 
 int cli_cmd_migrate(cli_ctx *ctx, int argc, char **argv) {
   esc_migrate_options o = ESC_MIGRATE_OPTIONS_INIT;
   int parsed = parse_args(ctx, argc, argv, &o);
-  if (parsed != CLI_CONTINUE)
-    return parsed;
-
-  esc_error err = ESC_ERROR_INIT;
-  esc_store *store = cli_open_store(ctx, &err);
-  if (!store)
-    return cli_fail(ctx, &err);
-  int applied = 0;
-  int rc = esc_store_migrate_with(store, &o, &applied, &err) == ESC_OK
-               ? print_result(ctx, store, applied)
-               : cli_fail(ctx, &err);
-  esc_store_free(store);
-  return rc;
+  return parsed != CLI_CONTINUE ? parsed : cli_with_store(ctx, migrate, &o);
 }

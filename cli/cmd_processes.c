@@ -6,6 +6,7 @@
  * of <esc/process.h>; docs/cli.md says what each prints.
  */
 #include "cli.h"
+#include "options.h"
 
 #include <esc/process.h>
 
@@ -89,13 +90,9 @@ static json_t *time_json(int64_t us) {
 static int parse_operands(cli_ctx *ctx, int argc, char **argv, int want,
                           bool optional) {
   static const char *const names[] = {"NAME", "ID"};
-  int rc = cli_parse_options(ctx, argc, argv, cli_help_processes);
-  if (rc != CLI_CONTINUE)
-    return rc;
-  if (optional && argc == optind)
-    return CLI_CONTINUE;
-  return cli_operands(ctx, argc, argv, want, names) ? CLI_CONTINUE
-                                                    : CLI_EXIT_USAGE;
+  cli_syntax s = {
+      cli_help_processes, NULL, optional ? 0 : want, want, names, false, NULL};
+  return cli_parse(ctx, argc, argv, &s);
 }
 
 static const char *operand(int argc, char **argv, int i) {
@@ -381,34 +378,12 @@ static bool print_deadline(const cli_ctx *ctx,
   return cli_json_emit(o);
 }
 
-enum { OPT_LIMIT = 1, OPT_ALL };
-
 /* --limit N and --all, then an optional NAME. */
 static int parse_deadlines(cli_ctx *ctx, int argc, char **argv,
                            int64_t *limit) {
-  static const struct option longopts[] = {
-      {"limit", required_argument, NULL, OPT_LIMIT},
-      {"all", no_argument, NULL, OPT_ALL},
-      CLI_GLOBAL_LONGOPTS,
-      {NULL, 0, NULL, 0}};
-  int c;
-  cli_getopt_begin();
-  while ((c = cli_getopt(ctx, argc, argv, "h", longopts)) != -1) {
-    if (c == OPT_LIMIT) {
-      if (!cli_parse_i64(ctx, "--limit", optarg, 0, INT32_MAX, limit))
-        return CLI_EXIT_USAGE;
-    } else if (c == OPT_ALL) {
-      *limit = 0;
-    } else if (c == CLI_OPT_HELP) {
-      cli_print_help(cli_help_processes);
-      return CLI_EXIT_OK;
-    } else if (c != CLI_OPT_GLOBAL) {
-      return CLI_EXIT_USAGE;
-    }
-  }
-  if (argc - optind > 1)
-    return cli_usage(ctx, "unexpected argument '%s'", argv[optind + 1]);
-  return CLI_CONTINUE;
+  const cli_option opts[] = {CLI_LIMIT_ALL(limit, INT32_MAX), CLI_OPTIONS_END};
+  cli_syntax s = {cli_help_processes, opts, 0, 1, NULL, false, NULL};
+  return cli_parse(ctx, argc, argv, &s);
 }
 
 static int processes_deadlines(cli_ctx *ctx, int argc, char **argv) {

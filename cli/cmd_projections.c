@@ -8,6 +8,7 @@
 #define _POSIX_C_SOURCE 200809L /* isatty */
 
 #include "cli.h"
+#include "options.h"
 
 #include <esc/projection.h>
 
@@ -356,11 +357,11 @@ static int projections_repartition(cli_ctx *ctx, int argc, char **argv) {
   int64_t n = 0;
   bool started = false;
   esc_error err = ESC_ERROR_INIT;
-  int parsed = cli_parse_options(ctx, argc, argv, cli_help_projections);
+  cli_syntax s = {cli_help_projections, NULL, 2, 2, names, false, NULL};
+  int parsed = cli_parse(ctx, argc, argv, &s);
   if (parsed != CLI_CONTINUE)
     return parsed;
-  if (!cli_operands(ctx, argc, argv, 2, names) ||
-      !cli_parse_i64(ctx, "N", argv[optind + 1], 1, 1024, &n))
+  if (!cli_parse_i64(ctx, "N", argv[optind + 1], 1, 1024, &n))
     return CLI_EXIT_USAGE;
   const char *name = argv[optind];
   if (esc_projection_repartition(ctx->pg_url, ctx->schema, name, (int)n,
@@ -388,11 +389,10 @@ static int projections_move_keys(cli_ctx *ctx, int argc, char **argv) {
   static const char *const names[] = {"NAME"};
   size_t moved = 0;
   esc_error err = ESC_ERROR_INIT;
-  int parsed = cli_parse_options(ctx, argc, argv, cli_help_projections);
+  cli_syntax s = {cli_help_projections, NULL, 1, 1, names, false, NULL};
+  int parsed = cli_parse(ctx, argc, argv, &s);
   if (parsed != CLI_CONTINUE)
     return parsed;
-  if (!cli_operands(ctx, argc, argv, 1, names))
-    return CLI_EXIT_USAGE;
   const char *name = argv[optind];
   if (esc_projection_move_keys(ctx->pg_url, ctx->redis_url, ctx->schema,
                                ctx->key_prefix, name, &moved, &err))
@@ -495,28 +495,22 @@ static int watch_status(cli_ctx *ctx, const char *only, int interval_ms,
 }
 
 /* --interval S: seconds, 0.2 to 60, into milliseconds. */
-static bool parse_interval(const cli_ctx *ctx, const char *text, int *ms) {
+static int interval(cli_ctx *ctx, const char *option, const char *text,
+                    void *target) {
+  int *ms = target;
   char *end = NULL;
+  (void)option;
   errno = 0;
   double s = text[0] >= '0' && text[0] <= '9' ? strtod(text, &end) : -1;
   if (s < 0 || errno || *end || s < 0.2 || s > 60) {
-    cli_usage(ctx, "--interval: expected seconds from 0.2 to 60, got '%s'",
-              text);
-    return false;
+    return cli_usage(
+        ctx, "--interval: expected seconds from 0.2 to 60, got '%s'", text);
   }
   *ms = (int)(s * 1000 + 0.5);
-  return true;
+  return CLI_CONTINUE;
 }
 
-enum { OPT_WATCH = 1, OPT_INTERVAL, OPT_COUNT };
-
 int cli_cmd_projections(cli_ctx *ctx, int argc, char **argv) {
-  static const struct option longopts[] = {
-      {"watch", no_argument, NULL, OPT_WATCH},
-      {"interval", required_argument, NULL, OPT_INTERVAL},
-      {"count", required_argument, NULL, OPT_COUNT},
-      CLI_GLOBAL_LONGOPTS,
-      {NULL, 0, NULL, 0}};
   if (argc > 1 && strcmp(argv[1], "move-keys") == 0) {
     ctx->command = "projections move-keys";
     return projections_move_keys(ctx, argc - 1, argv + 1);
@@ -526,26 +520,19 @@ int cli_cmd_projections(cli_ctx *ctx, int argc, char **argv) {
     /* The subcommand sees its own name as argv[0]. */
     return projections_repartition(ctx, argc - 1, argv + 1);
   }
-  bool watch = false, interval_given = false, count_given = false;
-  int interval_ms = 1000, c;
-  int64_t count = 0;
-  cli_getopt_begin();
-  while ((c = cli_getopt(ctx, argc, argv, "h", longopts)) != -1) {
-    if (c == OPT_WATCH)
-      watch = true;
-    else if (c == OPT_INTERVAL && parse_interval(ctx, optarg, &interval_ms))
-      interval_given = true;
-    else if (c == OPT_COUNT &&
-             cli_parse_i64(ctx, "--count", optarg, 1, 1000000000, &count))
-      count_given = true;
-    else if (c == CLI_OPT_HELP) {
-      cli_print_help(cli_help_projections);
-      return CLI_EXIT_OK;
-    } else if (c != CLI_OPT_GLOBAL)
-      return CLI_EXIT_USAGE;
-  }
-  if (argc - optind > 1)
-    return cli_usage(ctx, "unexpected argument '%s'", argv[optind + 1]);
+  bool watch = false;
+  int interval_ms = 0; /* 0: not given; 1 s */
+  int64_t count = 0;   /* 0: not given; until stopped */
+  const cli_option opts[] = {
+      CLI_FLAG("watch", &watch), CLI_CALL("interval", &interval_ms, interval),
+      CLI_INT("count", &count, 1, 1000000000), CLI_OPTIONS_END};
+  cli_syntax s = {cli_help_projections, opts, 0, 1, NULL, false, NULL};
+  int parsed = cli_parse(ctx, argc, argv, &s);
+  if (parsed != CLI_CONTINUE)
+    return parsed;
+  bool interval_given = interval_ms != 0, count_given = count != 0;
+  if (!interval_given)
+    interval_ms = 1000;
   if ((interval_given || count_given) && !watch)
     return cli_usage(ctx, "%s goes with --watch",
                      interval_given ? "--interval" : "--count");
@@ -634,37 +621,17 @@ static int follow_rebuild(cli_ctx *ctx, const char *name, int64_t before,
   }
 }
 
-enum { OPT_WAIT = 1, OPT_TIMEOUT };
-
 int cli_cmd_rebuild(cli_ctx *ctx, int argc, char **argv) {
-  static const struct option longopts[] = {
-      {"wait", no_argument, NULL, OPT_WAIT},
-      {"timeout", required_argument, NULL, OPT_TIMEOUT},
-      CLI_GLOBAL_LONGOPTS,
-      {NULL, 0, NULL, 0}};
   static const char *const names[] = {"NAME"};
   bool wait = false;
   int64_t timeout_s = 3600;
-  int c;
-  cli_getopt_begin();
-  while ((c = cli_getopt(ctx, argc, argv, "h", longopts)) != -1) {
-    if (c == CLI_OPT_GLOBAL)
-      continue;
-    if (c == CLI_OPT_HELP) {
-      cli_print_help(cli_help_rebuild);
-      return CLI_EXIT_OK;
-    }
-    if (c == OPT_WAIT) {
-      wait = true;
-      continue;
-    }
-    if (c == OPT_TIMEOUT &&
-        cli_parse_i64(ctx, "--timeout", optarg, 1, INT32_MAX, &timeout_s))
-      continue;
-    return CLI_EXIT_USAGE;
-  }
-  if (!cli_operands(ctx, argc, argv, 1, names))
-    return CLI_EXIT_USAGE;
+  const cli_option opts[] = {CLI_FLAG("wait", &wait),
+                             CLI_INT("timeout", &timeout_s, 1, INT32_MAX),
+                             CLI_OPTIONS_END};
+  cli_syntax s = {cli_help_rebuild, opts, 1, 1, names, false, NULL};
+  int parsed = cli_parse(ctx, argc, argv, &s);
+  if (parsed != CLI_CONTINUE)
+    return parsed;
   const char *name = argv[optind];
 
   esc_error err = ESC_ERROR_INIT;
@@ -756,43 +723,15 @@ static int print_letters(const cli_ctx *ctx, const esc_dead_letter *l,
   return rc;
 }
 
-enum {
-  OPT_PROJECTION = 1,
-  OPT_ALL,
-  OPT_SINCE,
-  OPT_ERROR_LIKE,
-  OPT_DRY_RUN
-};
-
 static int dead_letters_list(cli_ctx *ctx, int argc, char **argv) {
-  static const struct option longopts[] = {
-      {"projection", required_argument, NULL, OPT_PROJECTION},
-      {"all", no_argument, NULL, OPT_ALL},
-      CLI_GLOBAL_LONGOPTS,
-      {NULL, 0, NULL, 0}};
   const char *projection = NULL;
   bool all = false;
-  int c;
-  cli_getopt_begin();
-  while ((c = cli_getopt(ctx, argc, argv, "h", longopts)) != -1) {
-    switch (c) {
-    case OPT_PROJECTION:
-      projection = optarg;
-      break;
-    case OPT_ALL:
-      all = true;
-      break;
-    case CLI_OPT_GLOBAL:
-      break;
-    case CLI_OPT_HELP:
-      cli_print_help(cli_help_dead_letters);
-      return CLI_EXIT_OK;
-    default:
-      return CLI_EXIT_USAGE;
-    }
-  }
-  if (!cli_operands(ctx, argc, argv, 0, NULL))
-    return CLI_EXIT_USAGE;
+  const cli_option opts[] = {CLI_TEXT("projection", &projection),
+                             CLI_FLAG("all", &all), CLI_OPTIONS_END};
+  cli_syntax s = {cli_help_dead_letters, opts, 0, 0, NULL, false, NULL};
+  int parsed = cli_parse(ctx, argc, argv, &s);
+  if (parsed != CLI_CONTINUE)
+    return parsed;
 
   esc_error err = ESC_ERROR_INIT;
   esc_dead_letter *l = NULL;
@@ -808,6 +747,12 @@ static int dead_letters_list(cli_ctx *ctx, int argc, char **argv) {
   return rc;
 }
 
+static int since(cli_ctx *ctx, const char *option, const char *value,
+                 void *target) {
+  return cli_parse_since(ctx, option, value, target) ? CLI_CONTINUE
+                                                     : CLI_EXIT_USAGE;
+}
+
 /* What retry and discard act on: one ID, --all, or a filter. */
 typedef struct change_args {
   esc_dead_letter_filter filter;
@@ -820,39 +765,19 @@ typedef struct change_args {
  * or the exit code. A bulk action needs a selector: nobody retries or
  * discards every letter by leaving the ID out. */
 static int parse_change(cli_ctx *ctx, int argc, char **argv, change_args *a) {
-  static const struct option longopts[] = {
-      {"projection", required_argument, NULL, OPT_PROJECTION},
-      {"all", no_argument, NULL, OPT_ALL},
-      {"since", required_argument, NULL, OPT_SINCE},
-      {"error-like", required_argument, NULL, OPT_ERROR_LIKE},
-      {"dry-run", no_argument, NULL, OPT_DRY_RUN},
-      CLI_GLOBAL_LONGOPTS,
-      {NULL, 0, NULL, 0}};
   esc_dead_letter_filter *f = &a->filter;
-  int c;
-  cli_getopt_begin();
-  while ((c = cli_getopt(ctx, argc, argv, "h", longopts)) != -1) {
-    if (c == OPT_PROJECTION)
-      f->projection = optarg;
-    else if (c == OPT_ALL)
-      a->all = true;
-    else if (c == OPT_ERROR_LIKE)
-      f->error_like = optarg;
-    else if (c == OPT_DRY_RUN)
-      a->dry_run = true;
-    else if (c == OPT_SINCE) {
-      if (!cli_parse_since(ctx, "--since", optarg, &f->parked_since))
-        return CLI_EXIT_USAGE;
-    } else if (c == CLI_OPT_HELP) {
-      cli_print_help(cli_help_dead_letters);
-      return CLI_EXIT_OK;
-    } else if (c != CLI_OPT_GLOBAL)
-      return CLI_EXIT_USAGE;
-  }
+  const cli_option opts[] = {CLI_TEXT("projection", &f->projection),
+                             CLI_FLAG("all", &a->all),
+                             CLI_CALL("since", &f->parked_since, since),
+                             CLI_TEXT("error-like", &f->error_like),
+                             CLI_FLAG("dry-run", &a->dry_run),
+                             CLI_OPTIONS_END};
+  cli_syntax s = {cli_help_dead_letters, opts, 0, 1, NULL, false, NULL};
+  int parsed = cli_parse(ctx, argc, argv, &s);
+  if (parsed != CLI_CONTINUE)
+    return parsed;
   bool filtered = f->projection || f->parked_since || f->error_like;
   int operands = argc - optind;
-  if (operands > 1)
-    return cli_usage(ctx, "unexpected argument '%s'", argv[optind + 1]);
   if (operands == 1 && (a->all || filtered))
     return cli_usage(ctx, "give an ID, or --all, or filters, not both");
   if (a->all && filtered)
@@ -926,32 +851,13 @@ static int dead_letters_discard(cli_ctx *ctx, int argc, char **argv) {
 }
 
 int cli_cmd_dead_letters(cli_ctx *ctx, int argc, char **argv) {
-  static const struct {
-    const char *name;
-    const char *command; /* for messages: "esc: dead-letters list: ..." */
-    int (*run)(cli_ctx *ctx, int argc, char **argv);
-  } subs[] = {
+  static const cli_subcommand subs[] = {
       {"list", "dead-letters list", dead_letters_list},
       {"retry", "dead-letters retry", dead_letters_retry},
       {"discard", "dead-letters discard", dead_letters_discard},
   };
-  const char *sub = argc > 1 ? argv[1] : NULL;
-  if (sub && (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0)) {
-    cli_print_help(cli_help_dead_letters);
-    return CLI_EXIT_OK;
-  }
-  if (!sub)
-    return cli_usage(ctx, "missing subcommand: list, retry or discard");
-  for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++)
-    if (strcmp(sub, subs[i].name) == 0) {
-      ctx->command = subs[i].command;
-      /* The subcommand sees its own name as argv[0]. */
-      return subs[i].run(ctx, argc - 1, argv + 1);
-    }
-  if (sub[0] == '-')
-    return cli_usage(ctx,
-                     "'%s': the subcommand (list, retry or discard) comes "
-                     "first",
-                     sub);
-  return cli_usage(ctx, "unknown subcommand '%s': list, retry or discard", sub);
+  static const cli_subcommands set = {subs, sizeof subs / sizeof *subs,
+                                      cli_help_dead_letters,
+                                      "list, retry or discard", true};
+  return cli_subcommand_only(ctx, argc, argv, &set);
 }

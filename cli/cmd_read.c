@@ -1,5 +1,6 @@
 /* esc read: the events of one stream, forward or backward, paged. */
 #include "cli.h"
+#include "options.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -36,54 +37,24 @@ typedef struct read_args {
   int64_t limit; /* 0: all */
 } read_args;
 
-enum { OPT_FROM = 1, OPT_BACKWARD, OPT_LIMIT, OPT_ALL };
-
 /* Returns -1 to go on, else the exit code. */
 static int parse_args(cli_ctx *ctx, int argc, char **argv, read_args *a) {
-  static const struct option longopts[] = {
-      {"from", required_argument, NULL, OPT_FROM},
-      {"backward", no_argument, NULL, OPT_BACKWARD},
-      {"limit", required_argument, NULL, OPT_LIMIT},
-      {"all", no_argument, NULL, OPT_ALL},
-      CLI_GLOBAL_LONGOPTS,
-      {NULL, 0, NULL, 0}};
   static const char *const names[] = {"STREAM"};
-  int c;
-  cli_getopt_begin();
-  while ((c = cli_getopt(ctx, argc, argv, "h", longopts)) != -1) {
-    switch (c) {
-    case OPT_FROM:
-      if (!cli_parse_i64(ctx, "--from", optarg, 0, INT64_MAX, &a->from))
-        return CLI_EXIT_USAGE;
-      break;
-    case OPT_BACKWARD:
-      a->backward = true;
-      break;
-    case OPT_LIMIT:
-      if (!cli_parse_i64(ctx, "--limit", optarg, 0, INT64_MAX, &a->limit))
-        return CLI_EXIT_USAGE;
-      break;
-    case OPT_ALL:
-      a->limit = 0;
-      break;
-    case CLI_OPT_GLOBAL:
-      break;
-    case CLI_OPT_HELP:
-      cli_print_help(cli_help_read);
-      return CLI_EXIT_OK;
-    default:
-      return CLI_EXIT_USAGE;
-    }
-  }
-  if (!cli_operands(ctx, argc, argv, 1, names))
-    return CLI_EXIT_USAGE;
+  const cli_option opts[] = {CLI_INT("from", &a->from, 0, INT64_MAX),
+                             CLI_FLAG("backward", &a->backward),
+                             CLI_LIMIT_ALL(&a->limit, INT64_MAX),
+                             CLI_OPTIONS_END};
+  cli_syntax s = {cli_help_read, opts, 1, 1, names, false, NULL};
+  int rc = cli_parse(ctx, argc, argv, &s);
+  if (rc != CLI_CONTINUE)
+    return rc;
   a->stream = argv[optind];
-  return -1;
+  return cli_check_stream(ctx, a->stream);
 }
 
 /* Reads and prints page by page; returns the exit code. */
-static int read_pages(const cli_ctx *ctx, esc_store *store,
-                      const read_args *a) {
+static int read_pages(const cli_ctx *ctx, esc_store *store, void *arg) {
+  const read_args *a = arg;
   esc_direction dir = a->backward ? ESC_BACKWARD : ESC_FORWARD;
   size_t left = a->limit == 0 ? SIZE_MAX : (size_t)a->limit;
   int64_t from = a->from;
@@ -130,18 +101,5 @@ out:
 int cli_cmd_read(cli_ctx *ctx, int argc, char **argv) {
   read_args a = {NULL, 0, false, 100};
   int rc = parse_args(ctx, argc, argv, &a);
-  if (rc >= 0)
-    return rc;
-
-  esc_error err = ESC_ERROR_INIT;
-  if (!esc_stream_id_valid(a.stream, &err)) {
-    err.code = ESC_EINVAL;
-    return cli_fail(ctx, &err);
-  }
-  esc_store *store = cli_open_store(ctx, &err);
-  if (!store)
-    return cli_fail(ctx, &err);
-  rc = read_pages(ctx, store, &a);
-  esc_store_free(store);
-  return rc;
+  return rc >= 0 ? rc : cli_with_store(ctx, read_pages, &a);
 }

@@ -1,5 +1,6 @@
 /* esc truncate and esc tombstone: explicit, logged removal of events. */
 #include "cli.h"
+#include "options.h"
 
 #include <inttypes.h>
 #include <jansson.h>
@@ -40,58 +41,32 @@ typedef struct retention_args {
   bool force; /* truncate */
 } retention_args;
 
-enum { OPT_BEFORE = 1, OPT_REASON, OPT_YES, OPT_FORCE };
-
 /* Shared by both commands: --before and --force only for truncate, --yes
  * only for tombstone. Returns -1 to go on, else the exit code. */
 static int parse_args(cli_ctx *ctx, int argc, char **argv, bool truncate,
                       retention_args *a) {
-  static const struct option truncate_opts[] = {
-      {"before", required_argument, NULL, OPT_BEFORE},
-      {"reason", required_argument, NULL, OPT_REASON},
-      {"force", no_argument, NULL, OPT_FORCE},
-      CLI_GLOBAL_LONGOPTS,
-      {NULL, 0, NULL, 0}};
-  static const struct option tombstone_opts[] = {
-      {"reason", required_argument, NULL, OPT_REASON},
-      {"yes", no_argument, NULL, OPT_YES},
-      CLI_GLOBAL_LONGOPTS,
-      {NULL, 0, NULL, 0}};
+  const cli_option truncate_opts[] = {
+      CLI_INT("before", &a->before, 1, INT64_MAX),
+      CLI_TEXT("reason", &a->reason), CLI_FLAG("force", &a->force),
+      CLI_OPTIONS_END};
+  const cli_option tombstone_opts[] = {CLI_TEXT("reason", &a->reason),
+                                       CLI_FLAG("yes", &a->yes),
+                                       CLI_OPTIONS_END};
   static const char *const names[] = {"STREAM"};
-  const char *help = truncate ? cli_help_truncate : cli_help_tombstone;
-  int c;
-  cli_getopt_begin();
-  while ((c = cli_getopt(ctx, argc, argv, "h",
-                         truncate ? truncate_opts : tombstone_opts)) != -1) {
-    switch (c) {
-    case OPT_BEFORE:
-      if (!cli_parse_i64(ctx, "--before", optarg, 1, INT64_MAX, &a->before))
-        return CLI_EXIT_USAGE;
-      break;
-    case OPT_REASON:
-      a->reason = optarg;
-      break;
-    case OPT_YES:
-      a->yes = true;
-      break;
-    case OPT_FORCE:
-      a->force = true;
-      break;
-    case CLI_OPT_GLOBAL:
-      break;
-    case CLI_OPT_HELP:
-      cli_print_help(help);
-      return CLI_EXIT_OK;
-    default:
-      return CLI_EXIT_USAGE;
-    }
-  }
-  if (!cli_operands(ctx, argc, argv, 1, names))
-    return CLI_EXIT_USAGE;
+  cli_syntax s = {truncate ? cli_help_truncate : cli_help_tombstone,
+                  truncate ? truncate_opts : tombstone_opts,
+                  1,
+                  1,
+                  names,
+                  false,
+                  NULL};
+  int rc = cli_parse(ctx, argc, argv, &s);
+  if (rc != CLI_CONTINUE)
+    return rc;
   a->stream = argv[optind];
   if (truncate && a->before == 0)
     return cli_usage(ctx, "missing --before V");
-  return -1;
+  return cli_check_stream(ctx, a->stream);
 }
 
 static int print_truncated(const cli_ctx *ctx, const retention_args *a,
@@ -130,10 +105,6 @@ static int run(cli_ctx *ctx, int argc, char **argv, bool truncate) {
     return rc;
 
   esc_error err = ESC_ERROR_INIT;
-  if (!esc_stream_id_valid(a.stream, &err)) {
-    err.code = ESC_EINVAL;
-    return cli_fail(ctx, &err);
-  }
   if (!truncate && !a.yes)
     return cli_usage(ctx,
                      "tombstoning deletes every event of %s for good; "

@@ -5,6 +5,7 @@
  */
 #include "archive.h"
 #include "cli.h"
+#include "options.h"
 
 #include <inttypes.h>
 #include <jansson.h>
@@ -52,16 +53,6 @@ const char cli_help_retention[] =
     "\"archived\",\n\"refused\",\"archive\",\"dry_run\"}; set and remove\n"
     "the policy they set or removed.\n";
 
-enum {
-  OPT_MAX_AGE = 1,
-  OPT_MAX_COUNT,
-  OPT_STREAM,
-  OPT_CATEGORY,
-  OPT_DRY_RUN,
-  OPT_ARCHIVE,
-  OPT_FORCE
-};
-
 typedef struct retention_args {
   esc_retention_policy policy;
   bool scope_given;
@@ -74,56 +65,36 @@ typedef struct retention_args {
  * Arguments
  * ------------------------------------------------------------------------ */
 
-static int parse_option(cli_ctx *ctx, int c, retention_args *a) {
-  switch (c) {
-  case OPT_MAX_AGE:
-    return cli_parse_duration(ctx, "--max-age", optarg, ESC_RETENTION_MAX_AGE_S,
-                              &a->policy.max_age_s)
-               ? CLI_CONTINUE
-               : CLI_EXIT_USAGE;
-  case OPT_MAX_COUNT:
-    return cli_parse_i64(ctx, "--max-count", optarg, 1, INT64_MAX,
-                         &a->policy.max_count)
-               ? CLI_CONTINUE
-               : CLI_EXIT_USAGE;
-  case OPT_STREAM:
-  case OPT_CATEGORY:
-    a->policy.scope =
-        c == OPT_STREAM ? ESC_RETENTION_STREAM : ESC_RETENTION_CATEGORY;
-    a->scope_given = true;
-    return CLI_CONTINUE;
-  case OPT_DRY_RUN:
-    a->dry_run = true;
-    return CLI_CONTINUE;
-  case OPT_ARCHIVE:
-    a->archive = optarg;
-    return CLI_CONTINUE;
-  case OPT_FORCE:
-    a->force = true;
-    return CLI_CONTINUE;
-  case CLI_OPT_GLOBAL:
-    return CLI_CONTINUE;
-  case CLI_OPT_HELP:
-    cli_print_help(cli_help_retention);
-    return CLI_EXIT_OK;
-  }
-  return CLI_EXIT_USAGE;
+static int max_age(cli_ctx *ctx, const char *option, const char *value,
+                   void *target) {
+  return cli_parse_duration(ctx, option, value, ESC_RETENTION_MAX_AGE_S, target)
+             ? CLI_CONTINUE
+             : CLI_EXIT_USAGE;
 }
+
+/* --stream or --category: what TARGET is, instead of guessing from it. */
+static int scope(cli_ctx *ctx, const char *option, const char *value,
+                 void *target) {
+  retention_args *a = target;
+  (void)ctx, (void)value;
+  a->policy.scope = strcmp(option, "--stream") == 0 ? ESC_RETENTION_STREAM
+                                                    : ESC_RETENTION_CATEGORY;
+  a->scope_given = true;
+  return CLI_CONTINUE;
+}
+
+#define TARGET_OPTIONS(a)                                                      \
+  CLI_CALL_FLAG("stream", (a), scope), CLI_CALL_FLAG("category", (a), scope)
 
 /* Parses a subcommand's options (each accepts only its own) and operands:
  * want is 1 for a TARGET. Returns CLI_CONTINUE or the exit code. */
 static int parse_args(cli_ctx *ctx, int argc, char **argv,
-                      const struct option *opts, int want, retention_args *a) {
+                      const cli_option *opts, int want, retention_args *a) {
   static const char *const names[] = {"TARGET"};
-  int c, rc = CLI_CONTINUE;
-  cli_getopt_begin();
-  while (rc == CLI_CONTINUE &&
-         (c = cli_getopt(ctx, argc, argv, "h", opts)) != -1)
-    rc = parse_option(ctx, c, a);
+  cli_syntax s = {cli_help_retention, opts, want, want, names, false, NULL};
+  int rc = cli_parse(ctx, argc, argv, &s);
   if (rc != CLI_CONTINUE)
     return rc;
-  if (!cli_operands(ctx, argc, argv, want, names))
-    return CLI_EXIT_USAGE;
   if (want == 0)
     return CLI_CONTINUE;
   const char *target = argv[optind];
@@ -263,11 +234,6 @@ static void print_archived_item(void *userdata, const esc_retention_item *it) {
  * Subcommands
  * ------------------------------------------------------------------------ */
 
-#define TARGET_LONGOPTS                                                        \
-  {"stream", no_argument, NULL, OPT_STREAM}, {                                 \
-    "category", no_argument, NULL, OPT_CATEGORY                                \
-  }
-
 /* Opens the store, runs fn, reports its failure; returns the exit code. */
 static int with_store(cli_ctx *ctx, retention_args *a,
                       int (*fn)(cli_ctx *, esc_store *, retention_args *,
@@ -289,13 +255,11 @@ static int do_set(cli_ctx *ctx, esc_store *st, retention_args *a,
 }
 
 static int retention_set(cli_ctx *ctx, int argc, char **argv) {
-  static const struct option opts[] = {
-      {"max-age", required_argument, NULL, OPT_MAX_AGE},
-      {"max-count", required_argument, NULL, OPT_MAX_COUNT},
-      TARGET_LONGOPTS,
-      CLI_GLOBAL_LONGOPTS,
-      {NULL, 0, NULL, 0}};
   retention_args a = {ESC_RETENTION_POLICY_INIT, false, false, NULL, false};
+  const cli_option opts[] = {
+      CLI_CALL("max-age", &a.policy.max_age_s, max_age),
+      CLI_INT("max-count", &a.policy.max_count, 1, INT64_MAX),
+      TARGET_OPTIONS(&a), CLI_OPTIONS_END};
   int rc = parse_args(ctx, argc, argv, opts, 1, &a);
   if (rc != CLI_CONTINUE)
     return rc;
@@ -321,9 +285,8 @@ static int do_remove(cli_ctx *ctx, esc_store *st, retention_args *a,
 }
 
 static int retention_remove(cli_ctx *ctx, int argc, char **argv) {
-  static const struct option opts[] = {
-      TARGET_LONGOPTS, CLI_GLOBAL_LONGOPTS, {NULL, 0, NULL, 0}};
   retention_args a = {ESC_RETENTION_POLICY_INIT, false, false, NULL, false};
+  const cli_option opts[] = {TARGET_OPTIONS(&a), CLI_OPTIONS_END};
   int rc = parse_args(ctx, argc, argv, opts, 1, &a);
   return rc != CLI_CONTINUE ? rc : with_store(ctx, &a, do_remove);
 }
@@ -356,9 +319,8 @@ static int do_show(cli_ctx *ctx, esc_store *st, retention_args *a,
 }
 
 static int retention_show(cli_ctx *ctx, int argc, char **argv) {
-  static const struct option opts[] = {CLI_GLOBAL_LONGOPTS, {NULL, 0, NULL, 0}};
   retention_args a = {ESC_RETENTION_POLICY_INIT, false, false, NULL, false};
-  int rc = parse_args(ctx, argc, argv, opts, 0, &a);
+  int rc = parse_args(ctx, argc, argv, NULL, 0, &a);
   return rc != CLI_CONTINUE ? rc : with_store(ctx, &a, do_show);
 }
 
@@ -398,13 +360,10 @@ static int do_run(cli_ctx *ctx, esc_store *st, retention_args *a,
 }
 
 static int retention_run(cli_ctx *ctx, int argc, char **argv) {
-  static const struct option opts[] = {
-      {"dry-run", no_argument, NULL, OPT_DRY_RUN},
-      {"archive", required_argument, NULL, OPT_ARCHIVE},
-      {"force", no_argument, NULL, OPT_FORCE},
-      CLI_GLOBAL_LONGOPTS,
-      {NULL, 0, NULL, 0}};
   retention_args a = {ESC_RETENTION_POLICY_INIT, false, false, NULL, false};
+  const cli_option opts[] = {CLI_FLAG("dry-run", &a.dry_run),
+                             CLI_TEXT("archive", &a.archive),
+                             CLI_FLAG("force", &a.force), CLI_OPTIONS_END};
   int rc = parse_args(ctx, argc, argv, opts, 0, &a);
   if (rc != CLI_CONTINUE)
     return rc;
@@ -415,28 +374,14 @@ static int retention_run(cli_ctx *ctx, int argc, char **argv) {
 }
 
 int cli_cmd_retention(cli_ctx *ctx, int argc, char **argv) {
-  static const struct {
-    const char *name;
-    const char *command; /* for messages: "esc: retention run: ..." */
-    int (*run)(cli_ctx *ctx, int argc, char **argv);
-  } subs[] = {
+  static const cli_subcommand subs[] = {
       {"set", "retention set", retention_set},
       {"show", "retention show", retention_show},
       {"run", "retention run", retention_run},
       {"remove", "retention remove", retention_remove},
   };
-  const char *sub = argc > 1 ? argv[1] : NULL;
-  if (sub && (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0)) {
-    cli_print_help(cli_help_retention);
-    return CLI_EXIT_OK;
-  }
-  if (!sub)
-    return cli_usage(ctx, "missing subcommand: set, show, run or remove");
-  for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++)
-    if (strcmp(sub, subs[i].name) == 0) {
-      ctx->command = subs[i].command;
-      return subs[i].run(ctx, argc - 1, argv + 1);
-    }
-  return cli_usage(ctx, "unknown subcommand '%s': set, show, run or remove",
-                   sub);
+  static const cli_subcommands set = {subs, sizeof subs / sizeof *subs,
+                                      cli_help_retention,
+                                      "set, show, run or remove", false};
+  return cli_subcommand_only(ctx, argc, argv, &set);
 }

@@ -47,21 +47,18 @@ static int print_stats(const cli_ctx *ctx, const esc_uuid *id,
   return CLI_EXIT_OK;
 }
 
-int cli_cmd_stats(cli_ctx *ctx, int argc, char **argv) {
-  int parsed = cli_parse_plain(ctx, argc, argv, cli_help_stats);
-  if (parsed != CLI_CONTINUE)
-    return parsed;
-
+static int stats(const cli_ctx *ctx, esc_store *store, void *arg) {
   esc_error err = ESC_ERROR_INIT;
-  esc_store *store = cli_open_store(ctx, &err);
-  if (!store)
-    return cli_fail(ctx, &err);
   esc_store_stats stats;
   esc_uuid id;
-  int rc = esc_store_identity(store, &id, &err) == ESC_OK &&
-                   esc_store_stats_get(store, &stats, &err) == ESC_OK
-               ? print_stats(ctx, &id, &stats)
-               : cli_fail(ctx, &err);
-  esc_store_free(store);
-  return rc;
+  (void)arg;
+  return esc_store_identity(store, &id, &err) == ESC_OK &&
+                 esc_store_stats_get(store, &stats, &err) == ESC_OK
+             ? print_stats(ctx, &id, &stats)
+             : cli_fail(ctx, &err);
+}
+
+int cli_cmd_stats(cli_ctx *ctx, int argc, char **argv) {
+  int parsed = cli_parse_plain(ctx, argc, argv, cli_help_stats);
+  return parsed != CLI_CONTINUE ? parsed : cli_with_store(ctx, stats, NULL);
 }

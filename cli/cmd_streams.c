@@ -1,5 +1,6 @@
 /* esc streams: list streams with their versions, paged. */
 #include "cli.h"
+#include "options.h"
 
 #include <inttypes.h>
 #include <jansson.h>
@@ -32,42 +33,14 @@ typedef struct streams_args {
   int64_t limit;        /* 0: all */
 } streams_args;
 
-enum { OPT_CATEGORY = 1, OPT_LIMIT, OPT_ALL };
-
 /* Returns -1 to go on, else the exit code. */
 static int parse_args(cli_ctx *ctx, int argc, char **argv, streams_args *a) {
-  static const struct option longopts[] = {
-      {"category", required_argument, NULL, OPT_CATEGORY},
-      {"limit", required_argument, NULL, OPT_LIMIT},
-      {"all", no_argument, NULL, OPT_ALL},
-      CLI_GLOBAL_LONGOPTS,
-      {NULL, 0, NULL, 0}};
-  int c;
-  cli_getopt_begin();
-  while ((c = cli_getopt(ctx, argc, argv, "h", longopts)) != -1) {
-    switch (c) {
-    case OPT_CATEGORY:
-      a->category = optarg;
-      break;
-    case OPT_LIMIT:
-      if (!cli_parse_i64(ctx, "--limit", optarg, 0, INT64_MAX, &a->limit))
-        return CLI_EXIT_USAGE;
-      break;
-    case OPT_ALL:
-      a->limit = 0;
-      break;
-    case CLI_OPT_GLOBAL:
-      break;
-    case CLI_OPT_HELP:
-      cli_print_help(cli_help_streams);
-      return CLI_EXIT_OK;
-    default:
-      return CLI_EXIT_USAGE;
-    }
-  }
-  if (!cli_operands(ctx, argc, argv, 0, NULL))
-    return CLI_EXIT_USAGE;
-  return -1;
+  const cli_option opts[] = {CLI_TEXT("category", &a->category),
+                             CLI_LIMIT_ALL(&a->limit, INT64_MAX),
+                             CLI_OPTIONS_END};
+  cli_syntax s = {cli_help_streams, opts, 0, 0, NULL, false, NULL};
+  int rc = cli_parse(ctx, argc, argv, &s);
+  return rc != CLI_CONTINUE ? rc : cli_check_category(ctx, a->category);
 }
 
 static bool print_stream(const cli_ctx *ctx, const esc_stream_info *s) {
@@ -89,8 +62,8 @@ static bool print_stream(const cli_ctx *ctx, const esc_stream_info *s) {
 }
 
 /* Lists and prints page by page; returns the exit code. */
-static int list_pages(const cli_ctx *ctx, esc_store *store,
-                      const streams_args *a) {
+static int list_pages(const cli_ctx *ctx, esc_store *store, void *arg) {
+  const streams_args *a = arg;
   size_t left = a->limit == 0 ? SIZE_MAX : (size_t)a->limit;
   esc_stream_info *page = calloc(STREAMS_PAGE, sizeof *page);
   char after[ESC_STREAM_ID_MAX + 1] = "";
@@ -139,18 +112,5 @@ out:
 int cli_cmd_streams(cli_ctx *ctx, int argc, char **argv) {
   streams_args a = {NULL, 100};
   int rc = parse_args(ctx, argc, argv, &a);
-  if (rc >= 0)
-    return rc;
-
-  esc_error err = ESC_ERROR_INIT;
-  if (a.category && !esc_category_valid(a.category, &err)) {
-    err.code = ESC_EINVAL;
-    return cli_fail(ctx, &err);
-  }
-  esc_store *store = cli_open_store(ctx, &err);
-  if (!store)
-    return cli_fail(ctx, &err);
-  rc = list_pages(ctx, store, &a);
-  esc_store_free(store);
-  return rc;
+  return rc >= 0 ? rc : cli_with_store(ctx, list_pages, &a);
 }

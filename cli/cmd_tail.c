@@ -5,6 +5,7 @@
 #define _POSIX_C_SOURCE 200809L /* clock_gettime, rand_r */
 
 #include "cli.h"
+#include "options.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,21 +59,12 @@ typedef struct tail_args {
   bool retry_given;    /* --retry-for or --retry-forever was asked for */
 } tail_args;
 
-enum {
-  OPT_CATEGORY = 1,
-  OPT_FROM,
-  OPT_FOLLOW,
-  OPT_LIMIT,
-  OPT_ALL,
-  OPT_BATCH,
-  OPT_RETRY_FOR,
-  OPT_RETRY_FOREVER
-};
-
 /* Reconnect backoff of --follow: doubling, capped, each pause jittered to
  * half..all of it so many followers of one server do not retry in step. */
 #define RETRY_FIRST_MS 100
 #define RETRY_MAX_MS 5000
+/* --retry-for before parsing: neither it nor --retry-forever given. */
+#define RETRY_DEFAULT INT64_MIN
 
 /* How long one esc_wait_for_events call may sleep: bounds how late a
  * signal is noticed when the library's wait restarts after EINTR. */
@@ -80,65 +72,24 @@ enum {
 
 /* Returns -1 to go on, else the exit code. */
 static int parse_args(cli_ctx *ctx, int argc, char **argv, tail_args *a) {
-  static const struct option longopts[] = {
-      {"category", required_argument, NULL, OPT_CATEGORY},
-      {"from", required_argument, NULL, OPT_FROM},
-      {"follow", no_argument, NULL, OPT_FOLLOW},
-      {"limit", required_argument, NULL, OPT_LIMIT},
-      {"all", no_argument, NULL, OPT_ALL},
-      {"batch", required_argument, NULL, OPT_BATCH},
-      {"retry-for", required_argument, NULL, OPT_RETRY_FOR},
-      {"retry-forever", no_argument, NULL, OPT_RETRY_FOREVER},
-      CLI_GLOBAL_LONGOPTS,
-      {NULL, 0, NULL, 0}};
-  int c;
-  cli_getopt_begin();
-  while ((c = cli_getopt(ctx, argc, argv, "h", longopts)) != -1) {
-    switch (c) {
-    case OPT_CATEGORY:
-      a->category = optarg;
-      break;
-    case OPT_FROM:
-      a->from = optarg;
-      break;
-    case OPT_FOLLOW:
-      a->follow = true;
-      break;
-    case OPT_LIMIT:
-      if (!cli_parse_i64(ctx, "--limit", optarg, 0, INT64_MAX, &a->limit))
-        return CLI_EXIT_USAGE;
-      break;
-    case OPT_ALL:
-      a->limit = 0;
-      break;
-    case OPT_BATCH:
-      if (!cli_parse_i64(ctx, "--batch", optarg, 1, 100000, &a->batch))
-        return CLI_EXIT_USAGE;
-      break;
-    case OPT_RETRY_FOR:
-      if (!cli_parse_i64(ctx, "--retry-for", optarg, 0, INT32_MAX,
-                         &a->retry_for_s))
-        return CLI_EXIT_USAGE;
-      a->retry_given = true;
-      break;
-    case OPT_RETRY_FOREVER:
-      a->retry_for_s = -1;
-      a->retry_given = true;
-      break;
-    case CLI_OPT_GLOBAL:
-      break;
-    case CLI_OPT_HELP:
-      cli_print_help(cli_help_tail);
-      return CLI_EXIT_OK;
-    default:
-      return CLI_EXIT_USAGE;
-    }
-  }
-  if (!cli_operands(ctx, argc, argv, 0, NULL))
-    return CLI_EXIT_USAGE;
+  const cli_option opts[] = {
+      CLI_TEXT("category", &a->category),
+      CLI_TEXT("from", &a->from),
+      CLI_FLAG("follow", &a->follow),
+      CLI_LIMIT_ALL(&a->limit, INT64_MAX),
+      CLI_INT("batch", &a->batch, 1, 100000),
+      CLI_INT("retry-for", &a->retry_for_s, 0, INT32_MAX),
+      CLI_SET("retry-forever", &a->retry_for_s, -1),
+      CLI_OPTIONS_END};
+  cli_syntax s = {cli_help_tail, opts, 0, 0, NULL, false, NULL};
+  int rc = cli_parse(ctx, argc, argv, &s);
   if (a->limit < 0)
     a->limit = a->follow ? 0 : 100;
-  return -1;
+  /* Retries asked for by name also cover the first connection. */
+  a->retry_given = a->retry_for_s != RETRY_DEFAULT;
+  if (!a->retry_given)
+    a->retry_for_s = 60;
+  return rc != CLI_CONTINUE ? rc : cli_check_category(ctx, a->category);
 }
 
 /* Parses --from, except "end", which needs the store. */
@@ -323,17 +274,13 @@ out:
 }
 
 int cli_cmd_tail(cli_ctx *ctx, int argc, char **argv) {
-  tail_args a = {NULL, "start", false, -1, 500, 60, false};
+  tail_args a = {NULL, "start", false, -1, 500, RETRY_DEFAULT, false};
   int rc = parse_args(ctx, argc, argv, &a);
   if (rc >= 0)
     return rc;
 
   esc_error err = ESC_ERROR_INIT;
   esc_position after;
-  if (a.category && !esc_category_valid(a.category, &err)) {
-    err.code = ESC_EINVAL;
-    return cli_fail(ctx, &err);
-  }
   if (parse_from(a.from, &after, &err) != ESC_OK)
     return cli_fail(ctx, &err);
   if (a.follow)

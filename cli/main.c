@@ -6,6 +6,7 @@
  * too, so `esc read order-1 --json` works). See docs/cli.md.
  */
 #include "cli.h"
+#include "options.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -91,34 +92,26 @@ static int run_help(cli_ctx *ctx, int argc, char **argv) {
   return CLI_EXIT_OK;
 }
 
+static void print_main_help_stdout(void) {
+  print_main_help(stdout);
+}
+
+static int version(cli_ctx *ctx, const char *option, const char *value,
+                   void *target) {
+  (void)ctx, (void)option, (void)value, (void)target;
+  printf("esc %s\n", esc_version());
+  return CLI_EXIT_OK;
+}
+
 /* Parses the global options before the command; returns the index of the
  * command in argv, or -1 with *exit_code set when main should stop. */
 static int parse_globals(cli_ctx *ctx, int argc, char **argv, int *exit_code) {
-  static const struct option longopts[] = {
-      CLI_GLOBAL_LONGOPTS,
-      {"version", no_argument, NULL, CLI_OPT_VERSION},
-      {NULL, 0, NULL, 0}};
-  int c;
-  cli_getopt_begin();
-  /* "+": stop at the command; its options are the command's business. */
-  while ((c = cli_getopt(ctx, argc, argv, "+h", longopts)) != -1) {
-    switch (c) {
-    case CLI_OPT_GLOBAL:
-      break;
-    case CLI_OPT_HELP:
-      print_main_help(stdout);
-      *exit_code = CLI_EXIT_OK;
-      return -1;
-    case CLI_OPT_VERSION:
-      printf("esc %s\n", esc_version());
-      *exit_code = CLI_EXIT_OK;
-      return -1;
-    default:
-      *exit_code = CLI_EXIT_USAGE;
-      return -1;
-    }
-  }
-  return optind;
+  const cli_option opts[] = {CLI_CALL_FLAG("version", NULL, version),
+                             CLI_OPTIONS_END};
+  /* Stop at the command: its options are the command's business. */
+  cli_syntax s = {NULL, opts, 0, CLI_ANY, NULL, true, print_main_help_stdout};
+  *exit_code = cli_parse(ctx, argc, argv, &s);
+  return *exit_code == CLI_CONTINUE ? optind : -1;
 }
 
 /* Reports buffered output that could not be written (a full disk, a

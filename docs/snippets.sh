@@ -96,10 +96,11 @@ all_blocks() {
 }
 
 # A block defines things at file scope when a line at column 0 starts a
-# function, a type or a static/extern object (statements are plain calls
-# and declarations).
+# function, a type, a static/extern object or one of esc's macros that
+# define them (ESC_EVENT_DEFINE, ESC_DECIDER...; statements are plain
+# calls and declarations).
 is_toplevel() {
-  grep -Eq '^(int main|static |typedef |struct [a-z_]+ \{|enum [a-z_]+ \{|extern |(const )?[a-z_]+ \**[a-z_]+\([^;]*\)? *\{?$)'
+  grep -Eq '^(int main|static |typedef |struct [a-z_]+ \{|enum [a-z_]+ \{|extern |(const )?[a-z_]+ \**[a-z_]+\([^;]*\)? *\{?$|ESC_(STATIC_)?(EVENTS?|UPCAST|DECIDER|PROJECTION)_?[A-Z_]*\()'
 }
 
 # The top of every extracted file: what any snippet may use without saying,

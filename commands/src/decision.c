@@ -142,7 +142,7 @@ static void settle(esc_decision *d, int rc) {
 static void check_registered(esc_decision *d, const esc_decider *decider) {
   for (size_t i = 0; i < d->count && d->failure.code == ESC_OK; i++) {
     const char *name = d->events[i].type->name;
-    if (!esc_event_registry_find(decider->events, name))
+    if (!esc_event_registry_find(esc_decider_events(decider), name))
       esc_error_set(&d->failure, ESC_EINVAL,
                     "decide emitted %.64s, which the %.64s decider's event "
                     "registry lacks; it could not be read back",

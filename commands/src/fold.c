@@ -16,6 +16,12 @@ enum { ZONE_CHUNK = 2048, ZONE_CHUNK_MAX = 4 * 1024 * 1024, FIRST_BUF = 256 };
  * States
  * ------------------------------------------------------------------------ */
 
+const esc_event_registry *esc_decider_events(const esc_decider *d) {
+  if (!d)
+    return NULL;
+  return d->events ? d->events : d->registry ? d->registry() : NULL;
+}
+
 void *esc__state_new(const esc_decider *decider) {
   if (!decider)
     return NULL;
@@ -41,7 +47,7 @@ void esc__state_free(const esc_decider *decider, void *state) {
 esc_status esc__folder_init(struct esc__folder *f, const esc_decider *decider,
                             esc_error *err) {
   memset(f, 0, sizeof *f);
-  if (!decider || !decider->events || !decider->evolve)
+  if (!decider || !esc_decider_events(decider) || !decider->evolve)
     return esc_error_set(err, ESC_EINVAL,
                          "fold: decider, its events or evolve is NULL");
   /* A buffer from the start, so esc_event_decode always gets one and an
@@ -100,7 +106,7 @@ esc_status esc__folder_apply(struct esc__folder *f, void *state,
   if (!f || !f->decider || !state || !rec)
     return esc_error_set(err, ESC_EINVAL,
                          "fold: folder, state or event is NULL");
-  const esc_event_registry *reg = f->decider->events;
+  const esc_event_registry *reg = esc_decider_events(f->decider);
   const esc_event_type *type = esc_event_registry_find(reg, rec->type);
   esc_status st = type ? fit_buf(f, type->size, err) : ESC_OK;
   if (st != ESC_OK)

@@ -25,7 +25,8 @@ static void reset(void *ctx) {
   if (dl->d->release_state)
     dl->d->release_state(dl->state);
   memset(dl->state, 0, dl->d->state_size);
-  dl->d->init(dl->state);
+  if (dl->d->init)
+    dl->d->init(dl->state);
 }
 
 static esc_status apply(void *ctx, const esc_recorded_event *rec,
@@ -55,7 +56,8 @@ esc_status esc_load_state(esc_store *store, const esc_decider *decider,
   struct esc__folder folder;
   struct esc__load_info info;
   memset(state, 0, decider->state_size);
-  decider->init(state);
+  if (decider->init)
+    decider->init(state);
   esc_status rc = esc__folder_init(&folder, decider, err);
   if (rc)
     return rc;

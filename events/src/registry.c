@@ -9,6 +9,7 @@
 #include <esc/event.h>
 
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -143,5 +144,24 @@ esc_event_registry *esc_event_registry_of(const esc_event_type *const *types,
     reg = NULL;
     esc_error_set(err, ESC_EINVAL, "event registry: the type list is NULL");
   }
+  return reg;
+}
+
+const esc_event_registry *
+esc_event_registry_once(esc_event_registry **slot,
+                        const esc_event_type *const *types) {
+  esc_event_registry *reg = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+  if (reg)
+    return reg;
+  esc_error err = ESC_ERROR_INIT;
+  esc_event_registry *mine = esc_event_registry_of(types, &err);
+  if (!mine) {
+    fprintf(stderr, "esc: cannot build an event registry: %s\n", err.msg);
+    return NULL;
+  }
+  if (__atomic_compare_exchange_n(slot, &reg, mine, false, __ATOMIC_ACQ_REL,
+                                  __ATOMIC_ACQUIRE))
+    return mine;
+  esc_event_registry_free(mine); /* another thread's won; reg holds it */
   return reg;
 }

@@ -343,3 +343,17 @@ int esc_ctx_partition(const esc_projection_ctx *ctx) {
 int64_t esc_ctx_generation(const esc_projection_ctx *ctx) {
   return ctx ? ctx->generation : 0;
 }
+
+esc_status esc_ctx_cmd_i64(esc_projection_ctx *ctx, const char *cmd,
+                           const char *key, int64_t value) {
+  char buf[24];
+  if (!ctx || !cmd)
+    return ESC_EINVAL;
+  if (ctx->scratch_failed)
+    return ESC_ENOMEM; /* key may be the NULL of a failed esc_ctx_key */
+  if (!key)
+    return ESC_EINVAL; /* esc_ctx_cmd would take it for the list's end */
+  snprintf(buf, sizeof buf, "%" PRId64, value);
+  /* The argument is copied: buf need not outlive the call. */
+  return esc_ctx_cmd(ctx, cmd, key, buf, NULL);
+}

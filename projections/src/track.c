@@ -48,8 +48,11 @@ static esc_status decode(esc_worker *w, const esc_projection *p,
                          const esc_recorded_event *e, esc_event *out,
                          esc_error *err) {
   const esc_event_type *type;
+  const esc_event_registry *reg = p->events     ? p->events
+                                  : p->registry ? p->registry()
+                                                : NULL;
   *out = (esc_event){NULL, NULL, e};
-  if (!p->events || !(type = esc_event_registry_find(p->events, e->type)))
+  if (!reg || !(type = esc_event_registry_find(reg, e->type)))
     return ESC_OK;
   if (type->size > w->decoded_size) {
     void *grown = realloc(w->decoded, type->size);
@@ -59,8 +62,7 @@ static esc_status decode(esc_worker *w, const esc_projection *p,
     w->decoded_size = type->size;
   }
   msgpack_zone_clear(&w->zone);
-  esc_status rc =
-      esc_event_decode(p->events, e, &w->zone, w->decoded, &type, err);
+  esc_status rc = esc_event_decode(reg, e, &w->zone, w->decoded, &type, err);
   if (!rc)
     *out = (esc_event){type, w->decoded, e};
   return rc;

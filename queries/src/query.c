@@ -11,6 +11,7 @@
 #include <esc_internal/readmodel.h>
 #include "reply.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -187,6 +188,26 @@ esc_status esc_query_counter(esc_query *q, const char *projection,
       esc_query_get(q, projection, suffix, text, sizeof text, &exists, err);
   *value = !rc && exists ? strtoll(text, NULL, 10) : 0;
   return rc;
+}
+
+esc_status esc_query_int(esc_query *q, const char *projection,
+                         const char *suffix, int64_t *value, esc_error *err) {
+  char text[32], *end = NULL;
+  bool exists = false;
+  esc_status rc =
+      esc_query_get(q, projection, suffix, text, sizeof text, &exists, err);
+  if (rc)
+    return rc;
+  if (!exists)
+    return esc_error_set(err, ESC_ENOTFOUND, "%s: no %s", projection, suffix);
+  errno = 0;
+  long long v = strtoll(text, &end, 10);
+  if (errno || end == text || *end)
+    return esc_error_set(err, ESC_EINVAL,
+                         "%s: %s holds '%.32s', not an integer", projection,
+                         suffix, text);
+  *value = (int64_t)v;
+  return ESC_OK;
 }
 
 esc_status esc_query_hash(esc_query *q, const char *projection,

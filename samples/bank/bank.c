@@ -2,45 +2,11 @@
 #include "bank.h"
 
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
-#define REQ ESC_REQUIRED
-static const esc_field opened_fields[] = {
-    ESC_FIELD_STR(account_opened_t, owner, "owner", ACCOUNT_OWNER_MAX, REQ),
-    ESC_FIELD_I64(account_opened_t, overdraft_limit, "overdraft_limit", REQ),
-    ESC_FIELD_END};
-static const esc_field deposited_fields[] = {
-    ESC_FIELD_I64(money_deposited_t, amount, "amount", REQ),
-    ESC_FIELD_STR(money_deposited_t, currency, "currency", ACCOUNT_CURRENCY_MAX,
-                  REQ),
-    ESC_FIELD_END};
-static const esc_field withdrawn_fields[] = {
-    ESC_FIELD_I64(money_withdrawn_t, amount, "amount", REQ),
-    ESC_FIELD_I64(money_withdrawn_t, balance_after, "balance_after", REQ),
-    ESC_FIELD_END};
-static const esc_field no_fields[] = {ESC_FIELD_END};
-
-static esc_status deposited_v1(int32_t from, const msgpack_object *in,
-                               msgpack_packer *pk, esc_error *err) {
-  (void)from; /* v1 deposits were all in euros */
-  return esc_upcast_add_str(in, pk, "currency", "EUR", err);
-}
-
-ESC_EVENT_TYPE(account_opened, "AccountOpened", 1, account_opened_t,
-               opened_fields, NULL);
-ESC_EVENT_TYPE(money_deposited, "MoneyDeposited", 2, money_deposited_t,
-               deposited_fields, deposited_v1);
-ESC_EVENT_TYPE(money_withdrawn, "MoneyWithdrawn", 1, money_withdrawn_t,
-               withdrawn_fields, NULL);
-ESC_EVENT_TYPE(account_closed, "AccountClosed", 1, account_closed_t, no_fields,
-               NULL);
-
-static void init(void *s) {
-  memset(s, 0, sizeof(account_state));
-}
+ESC_UPCAST_ADD_STR(deposited_v1, "currency", "EUR") /* v1 was all euros */
+ESC_EVENTS_DEFINE(account_events, ACCOUNT_EVENTS)
 
 static void evolve(void *state, const esc_event *ev) {
   account_state *s = state;
@@ -114,94 +80,56 @@ static int decide(const void *state, const void *command, esc_decision *d) {
   const account_cmd *c = command;
   if ((unsigned)c->kind > ACCOUNT_CLOSE)
     return esc_decision_reject(d, ACCOUNT_EINVAL, "unknown command");
-  if (s->closed)
-    return esc_decision_reject(
-        d, ACCOUNT_ECLOSED, "cannot %s: the account is closed", verbs[c->kind]);
+  /* A closed account refuses everything, one not yet open all but open. */
+  if (s->closed || (!s->opened && c->kind != ACCOUNT_OPEN))
+    return esc_decision_reject(d,
+                               s->closed ? ACCOUNT_ECLOSED : ACCOUNT_ENOTOPEN,
+                               "cannot %s: the account is %s", verbs[c->kind],
+                               s->closed ? "closed" : "not open");
   if (c->kind == ACCOUNT_OPEN)
     return open(s, c, d);
-  if (!s->opened)
-    return esc_decision_reject(d, ACCOUNT_ENOTOPEN,
-                               "cannot %s: the account is not open",
-                               verbs[c->kind]);
+  if (c->kind == ACCOUNT_CLOSE && s->balance)
+    return esc_decision_reject(d, ACCOUNT_EBALANCE,
+                               "cannot close with a balance of %" PRId64,
+                               s->balance);
   if (c->kind == ACCOUNT_CLOSE)
-    return s->balance ? esc_decision_reject(d, ACCOUNT_EBALANCE,
-                                            "cannot close with a balance of "
-                                            "%" PRId64,
-                                            s->balance)
-                      : (int)esc_decision_emit(d, &account_closed,
-                                               &(account_closed_t){0});
+    return (int)esc_decision_emit(d, &account_closed, &(account_closed_t){0});
   if (c->amount <= 0)
     return esc_decision_reject(
         d, ACCOUNT_EAMOUNT, "amount must be positive, got %" PRId64, c->amount);
   return c->kind == ACCOUNT_DEPOSIT ? deposit(s, c, d) : withdraw(s, c, d);
 }
 
+/* A zeroed account_state is a new account: no init. */
+ESC_DECIDER(account_decider, .category = "account",
+            .state_size = sizeof(account_state), .registry = account_events,
+            .evolve = evolve, .decide = decide)
+
 /* Balances of open accounts. Writes need no read; the worker applies each
  * event once, so INCRBY is safe. */
 static esc_status project(esc_projection_ctx *ctx, const esc_event *ev,
                           void *userdata, esc_error *err) {
-  (void)userdata, (void)err;
   const char *key = esc_ctx_key(ctx, "balance:%s", ev->recorded->stream_id);
+  const money_deposited_t *dep = ev->data;
+  const money_withdrawn_t *wd = ev->data;
+  (void)userdata, (void)err;
   if (ev->type == &account_opened)
     return esc_ctx_cmd(ctx, "SET", key, "0", NULL);
   if (ev->type == &money_deposited)
-    return esc_ctx_cmd(
-        ctx, "INCRBY", key,
-        esc_ctx_i64(ctx, ((const money_deposited_t *)ev->data)->amount), NULL);
+    return esc_ctx_cmd_i64(ctx, "INCRBY", key, dep->amount);
   if (ev->type == &money_withdrawn)
-    return esc_ctx_cmd(
-        ctx, "SET", key,
-        esc_ctx_i64(ctx, ((const money_withdrawn_t *)ev->data)->balance_after),
-        NULL);
+    return esc_ctx_cmd_i64(ctx, "SET", key, wd->balance_after);
   return esc_ctx_cmd(ctx, "DEL", key, NULL);
 }
 
+static const char *const categories[] = {"account", NULL};
+ESC_PROJECTION(bank_projection, .name = "balances", .version = 1,
+               .categories = categories, .registry = account_events,
+               .handle = project)
+
 esc_status bank_query_balance(esc_query *q, const char *stream,
                               int64_t *balance, esc_error *err) {
-  char suffix[128], value[32];
-  bool exists = false;
+  char suffix[ESC_STREAM_ID_MAX + 16];
   snprintf(suffix, sizeof suffix, "balance:%s", stream ? stream : "");
-  esc_status rc =
-      esc_query_get(q, "balances", suffix, value, sizeof value, &exists, err);
-  if (rc == ESC_OK && !exists)
-    return esc_error_set(err, ESC_ENOTFOUND, "%s: no open account", stream);
-  if (rc == ESC_OK)
-    *balance = strtoll(value, NULL, 10);
-  return rc;
-}
-
-/* The registry, the decider and the projection, built once. */
-static pthread_once_t once = PTHREAD_ONCE_INIT;
-static const char *const categories[] = {"account", NULL};
-static esc_decider decider = {.category = "account",
-                              .state_size = sizeof(account_state),
-                              .init = init,
-                              .evolve = evolve,
-                              .decide = decide};
-static esc_projection projection = {.name = "balances",
-                                    .version = 1,
-                                    .categories = categories,
-                                    .handle = project};
-
-static void build(void) {
-  static const esc_event_type *const types[] = {
-      &account_opened, &money_deposited, &money_withdrawn, &account_closed,
-      NULL};
-  esc_error err = ESC_ERROR_INIT;
-  decider.events = projection.events = esc_event_registry_of(types, &err);
-  if (!decider.events) {
-    fprintf(stderr, "bank: cannot build the registry: %s\n", err.msg);
-    abort();
-  }
-}
-
-const esc_decider *account_decider(void) {
-  pthread_once(&once, build);
-  return &decider;
-}
-const esc_event_registry *account_events(void) {
-  return account_decider()->events;
-}
-const esc_projection *bank_projection(void) {
-  return account_decider() ? &projection : NULL;
+  return esc_query_int(q, "balances", suffix, balance, err);
 }

@@ -21,23 +21,19 @@ enum account_error {
   ACCOUNT_EINVAL
 };
 
-/* The events; MoneyDeposited is v2 (v1 had no currency: "EUR"). */
-typedef struct account_opened_t {
-  char owner[ACCOUNT_OWNER_MAX + 1];
-  int64_t overdraft_limit;
-} account_opened_t;
-typedef struct money_deposited_t {
-  int64_t amount;
-  char currency[ACCOUNT_CURRENCY_MAX + 1];
-} money_deposited_t;
-typedef struct money_withdrawn_t {
-  int64_t amount, balance_after;
-} money_withdrawn_t;
-typedef struct account_closed_t {
-  char unused_; /* C has no empty structs */
-} account_closed_t;
-extern const esc_event_type account_opened, money_deposited, money_withdrawn,
-    account_closed;
+/* The events, declared once (bank.c defines them): structs account_opened_t
+ * and so on. MoneyDeposited is v2 (v1 had no currency: "EUR"). */
+#define ACCOUNT_OPENED(X)                                                      \
+  X(STR, owner, ACCOUNT_OWNER_MAX) X(I64, overdraft_limit)
+#define MONEY_DEPOSITED(X) X(I64, amount) X(STR, currency, ACCOUNT_CURRENCY_MAX)
+#define MONEY_WITHDRAWN(X) X(I64, amount) X(I64, balance_after)
+#define ACCOUNT_EVENTS(E)                                                      \
+  E(account_opened, "AccountOpened", 1, ACCOUNT_OPENED, NULL)                  \
+  E(money_deposited, "MoneyDeposited", 2, MONEY_DEPOSITED, deposited_v1)       \
+  E(money_withdrawn, "MoneyWithdrawn", 1, MONEY_WITHDRAWN, NULL)               \
+  E(account_closed, "AccountClosed", 1, ESC_NO_FIELDS, NULL)
+/* account_events(): the registry, built once, thread-safe. */
+ESC_EVENTS_DECLARE(account_events, ACCOUNT_EVENTS)
 
 typedef struct account_state {
   bool opened, closed;
@@ -61,8 +57,6 @@ typedef struct account_cmd {
   const char *currency;    /* DEPOSIT: NULL means "EUR" */
 } account_cmd;
 
-/* Built once, thread-safe. */
-const esc_event_registry *account_events(void);
 const esc_decider *account_decider(void);
 /* "balances": balance:<stream> holds an open account's balance. */
 const esc_projection *bank_projection(void);

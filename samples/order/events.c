@@ -17,9 +17,6 @@
  */
 #include "order.h"
 
-#include <pthread.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #define ORDER_DEFAULT_CURRENCY "EUR"
@@ -116,29 +113,13 @@ ESC_EVENT_TYPE(STOCK_RELEASED, "StockReleased", 1, stock_released,
  * The registry, built once
  * ------------------------------------------------------------------------ */
 
-static pthread_once_t registry_once = PTHREAD_ONCE_INIT;
-static esc_event_registry *registry;
-
-/* Aborts on failure: without its event types the domain cannot run, and
- * the only possible failures are out of memory or a bug in the list. */
-static void build_registry(void) {
-  static const esc_event_type *const types[] = {
-      &ORDER_PLACED,   &ORDER_ITEM_ADDED, &ORDER_ITEM_REMOVED, &ORDER_CONFIRMED,
-      &ORDER_READY,    &ORDER_PAID,       &ORDER_SHIPPED,      &ORDER_CANCELLED,
-      &ORDER_REFUNDED, &STOCK_ADDED,      &STOCK_RESERVED,     &STOCK_RELEASED,
-      NULL};
-  esc_error err = ESC_ERROR_INIT;
-  registry = esc_event_registry_of(types, &err);
-  if (registry)
-    return;
-  fprintf(stderr, "order: cannot build the event registry: %s\n", err.msg);
-  abort();
-}
-
-const esc_event_registry *order_events(void) {
-  pthread_once(&registry_once, build_registry);
-  return registry;
-}
+/* Built on the first call; NULL (the reason on stderr) only for a bug in
+ * the list or out of memory. */
+ESC_EVENT_REGISTRY(order_events, &ORDER_PLACED, &ORDER_ITEM_ADDED,
+                   &ORDER_ITEM_REMOVED, &ORDER_CONFIRMED, &ORDER_READY,
+                   &ORDER_PAID, &ORDER_SHIPPED, &ORDER_CANCELLED,
+                   &ORDER_REFUNDED, &STOCK_ADDED, &STOCK_RESERVED,
+                   &STOCK_RELEASED)
 
 /* ------------------------------------------------------------------------
  * Status names

@@ -19,7 +19,6 @@
 #include "order.h"
 
 #include <inttypes.h>
-#include <pthread.h>
 #include <string.h>
 
 /* ------------------------------------------------------------------------
@@ -184,23 +183,9 @@ static esc_status decode_state(const msgpack_object *obj, void *state,
   return ESC_OK;
 }
 
-static pthread_once_t decider_once = PTHREAD_ONCE_INIT;
-static esc_decider decider;
-
-static void build_decider(void) {
-  decider.category = "inventory";
-  decider.events = order_events();
-  decider.state_size = sizeof(inventory_state);
-  decider.init = inventory_init;
-  decider.evolve = inventory_evolve;
-  decider.decide = inventory_decide;
-  decider.snapshot_every = 100;
-  decider.state_version = 1;
-  decider.encode_state = encode_state;
-  decider.decode_state = decode_state;
-}
-
-const esc_decider *inventory_decider(void) {
-  pthread_once(&decider_once, build_decider);
-  return &decider;
-}
+ESC_DECIDER(inventory_decider, .category = "inventory",
+            .registry = order_events, .state_size = sizeof(inventory_state),
+            .init = inventory_init, .evolve = inventory_evolve,
+            .decide = inventory_decide, .snapshot_every = 100,
+            .state_version = 1, .encode_state = encode_state,
+            .decode_state = decode_state)

@@ -25,9 +25,7 @@
 #include "order.h"
 
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #define ORDER_CURRENCY "EUR"
@@ -643,26 +641,12 @@ static esc_status decode_state(const msgpack_object *obj, void *state,
 }
 
 /* ------------------------------------------------------------------------
- * The decider, built once
+ * The decider
  * ------------------------------------------------------------------------ */
 
-static pthread_once_t decider_once = PTHREAD_ONCE_INIT;
-static esc_decider decider;
-
-static void build_decider(void) {
-  decider.category = "order";
-  decider.events = order_events();
-  decider.state_size = sizeof(order_state);
-  decider.init = order_init;
-  decider.evolve = order_evolve;
-  decider.decide = order_decide;
-  decider.snapshot_every = ORDER_SNAPSHOT_EVERY;
-  decider.state_version = ORDER_STATE_VERSION;
-  decider.encode_state = encode_state;
-  decider.decode_state = decode_state;
-}
-
-const esc_decider *order_decider(void) {
-  pthread_once(&decider_once, build_decider);
-  return &decider;
-}
+ESC_DECIDER(order_decider, .category = "order", .registry = order_events,
+            .state_size = sizeof(order_state), .init = order_init,
+            .evolve = order_evolve, .decide = order_decide,
+            .snapshot_every = ORDER_SNAPSHOT_EVERY,
+            .state_version = ORDER_STATE_VERSION, .encode_state = encode_state,
+            .decode_state = decode_state)

@@ -65,7 +65,7 @@ esc_scenario *esc__scenario_new(const esc_decider *decider, char **msg) {
     *msg = esc__kit_printf("scenario: the decider is NULL");
     return NULL;
   }
-  if (!decider->category || !decider->events || !decider->decide ||
+  if (!decider->category || !esc_decider_events(decider) || !decider->decide ||
       !decider->evolve) {
     *msg = esc__kit_printf("scenario: the decider lacks a category, registry, "
                            "evolve or decide");

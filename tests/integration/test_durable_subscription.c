@@ -305,8 +305,9 @@ static void checkpoint_survives_restart_and_flushall(void **state) {
   static const char *const cats[] = {"note", NULL};
   char proj_name[64];
   snprintf(proj_name, sizeof proj_name, "%.40sp", sub_name);
-  esc_projection p = {proj_name, 1, cats, NULL, 1, NULL, count_one, NULL,
-                      ESC_ON_ERROR_PARK, 0};
+  esc_projection p = {
+      proj_name,         1, cats, NULL, 1, NULL, count_one, NULL,
+      ESC_ON_ERROR_PARK, 0, NULL};
   struct recorder r;
   recorder_init(&r, 1, "c");
   esc_subscription s = subscription(&r, 2);
@@ -652,8 +653,9 @@ static void metrics_label_subscriptions(void **state) {
 static void a_name_belongs_to_one_kind(void **state) {
   (void)state;
   static const char *const cats[] = {"note", NULL};
-  esc_projection p = {sub_name, 1, cats, NULL, 1, NULL, count_one, NULL,
-                      ESC_ON_ERROR_PARK, 0};
+  esc_projection p = {
+      sub_name,          1, cats, NULL, 1, NULL, count_one, NULL,
+      ESC_ON_ERROR_PARK, 0, NULL};
   struct recorder r;
   recorder_init(&r, 1, "n");
   esc_subscription s = subscription(&r, 1);

@@ -149,7 +149,7 @@ static void registry_upsert_and_rebuild_requests(void **state) {
   static const char *const cats2[] = {"order", "in\"v\\x", "a,b", NULL};
   static const char *const types[] = {"OrderPlaced", NULL};
   esc_projection p = {
-      name, 1, cats1, NULL, 2, NULL, NULL, NULL, ESC_ON_ERROR_PARK, 0};
+      name, 1, cats1, NULL, 2, NULL, NULL, NULL, ESC_ON_ERROR_PARK, 0, NULL};
 
   assert_int_equal(esc__registry_upsert(c, SCHEMA, &p, &layout, &err), ESC_OK);
   snprintf(sql, sizeof sql,
@@ -565,7 +565,7 @@ static void status_shows_the_picture(void **state) {
   PGconn *holder = connect_as("t-status-holder");
   static const char *const cats[] = {"stcat", NULL};
   esc_projection p = {
-      name, 3, cats, NULL, 2, NULL, NULL, NULL, ESC_ON_ERROR_PARK, 0};
+      name, 3, cats, NULL, 2, NULL, NULL, NULL, ESC_ON_ERROR_PARK, 0, NULL};
   assert_int_equal(esc__registry_upsert(c, SCHEMA, &p, &layout, &err), ESC_OK);
 
   /* The workers' hash puts stcat-1 in partition 0 and stcat-2 in 1: the
@@ -724,7 +724,7 @@ static void status_shows_stopped_and_unknown_states(void **state) {
   PGconn *holder = connect_as("t-status-states-holder");
   static const char *const cats[] = {"sscat", NULL};
   esc_projection p = {
-      bad, 1, cats, NULL, 1, NULL, NULL, NULL, ESC_ON_ERROR_STOP, 0};
+      bad, 1, cats, NULL, 1, NULL, NULL, NULL, ESC_ON_ERROR_STOP, 0, NULL};
   assert_int_equal(esc__registry_upsert(c, SCHEMA, &p, &layout, &err), ESC_OK);
   p.name = good;
   assert_int_equal(esc__registry_upsert(c, SCHEMA, &p, &layout, &err), ESC_OK);
@@ -805,9 +805,9 @@ static void status_counts_a_bounded_backlog(void **state) {
   static const char *const cats[] = {"lagcap", NULL};
   struct esc__layout layout;
   esc_projection one = {"lag_one", 1, cats, NULL, 1, NULL, NULL, NULL,
-                        ESC_ON_ERROR_PARK, 0};
+                        ESC_ON_ERROR_PARK, 0, NULL};
   esc_projection two = {"lag_two", 1, cats, NULL, 2, NULL, NULL, NULL,
-                        ESC_ON_ERROR_PARK, 0};
+                        ESC_ON_ERROR_PARK, 0, NULL};
   assert_int_equal(esc__registry_upsert(c, schema, &one, &layout, &err),
                    ESC_OK);
   assert_int_equal(esc__registry_upsert(c, schema, &two, &layout, &err),

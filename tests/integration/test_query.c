@@ -128,6 +128,44 @@ static void reads_through_the_serving_generation(void **state) {
   drop_keys();
 }
 
+/* esc_query_int: the value of an integer key that must exist. */
+static void reads_a_required_integer(void **state) {
+  (void)state;
+  esc_projection p;
+  esc_error err = ESC_ERROR_INIT;
+  int64_t value = -1;
+  tally_projection(&p, name, 1, 1);
+  int64_t sum = tally_append(store, "qi", 3, 100);
+  appended += sum;
+  esc_worker *w = new_worker(&p);
+  assert_int_equal(esc_worker_run_until_caught_up(w, 30000, &err), ESC_OK);
+  esc_worker_free(w);
+  assert_int_equal(esc_query_int(query, name, "total", &value, &err), ESC_OK);
+  assert_int_equal(value, appended);
+
+  /* Missing: ENOTFOUND naming what was asked for; value untouched. */
+  value = -1;
+  assert_int_equal(esc_query_int(query, name, "absent", &value, &err),
+                   ESC_ENOTFOUND);
+  assert_non_null(strstr(err.msg, "absent"));
+  assert_non_null(strstr(err.msg, name));
+  assert_int_equal(value, -1);
+
+  /* Not an integer (written by something else): EINVAL, not 0. */
+  int64_t gen = 0;
+  char key[ESC_TEST_KEY_BASE_SIZE + 32];
+  assert_int_equal(esc_query_generation(query, name, &gen, &err), ESC_OK);
+  snprintf(key, sizeof key, "%s:g%lld:text", base, (long long)gen);
+  const char *set_text[] = {"SET", key, "12abc"};
+  assert_int_equal(esc__redis_run(redis, 3, set_text, NULL, NULL, NULL),
+                   ESC_OK);
+  assert_int_equal(esc_query_int(query, name, "text", &value, &err),
+                   ESC_EINVAL);
+  assert_non_null(strstr(err.msg, "12abc"));
+  assert_int_equal(value, -1);
+  drop_keys();
+}
+
 static void read_your_writes(void **state) {
   (void)state;
   esc_projection p;
@@ -215,6 +253,7 @@ static void the_wait_reads_the_layout_itself(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(reads_through_the_serving_generation),
+      cmocka_unit_test(reads_a_required_integer),
       cmocka_unit_test(read_your_writes),
       cmocka_unit_test(the_wait_reads_the_layout_itself),
   };

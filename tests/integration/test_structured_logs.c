@@ -64,8 +64,8 @@ static esc_uuid append_with_ids(esc_store *st, const char *type,
 
 static void run_worker(void) {
   static const char *const cats[] = {"logged", NULL};
-  esc_projection p = {PROJ, 1, cats, NULL, 1, NULL, handle, NULL,
-                      ESC_ON_ERROR_PARK, 1};
+  esc_projection p = {
+      PROJ, 1, cats, NULL, 1, NULL, handle, NULL, ESC_ON_ERROR_PARK, 1, NULL};
   esc_worker_options o = ESC_WORKER_OPTIONS_INIT;
   o.schema = SCHEMA;
   o.lease_poll_ms = 100;

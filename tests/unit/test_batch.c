@@ -104,6 +104,29 @@ static void test_invalid_commands(void **state) {
   esc__ctx_release(&ctx);
 }
 
+/* esc_ctx_cmd_i64: one key and a decimal integer, the full int64 range;
+ * a NULL key is refused rather than read as the end of the list. */
+static void test_cmd_i64(void **state) {
+  (void)state;
+  esc_projection_ctx ctx;
+  esc__ctx_init(&ctx, &PROJ, "orders", 0, 1);
+  esc__ctx_begin_event(&ctx);
+  const char *key = esc_ctx_key(&ctx, "balance:%s", "a-1");
+  assert_int_equal(esc_ctx_cmd_i64(&ctx, "INCRBY", key, -42), ESC_OK);
+  assert_int_equal(esc_ctx_cmd_i64(&ctx, "SET", key, INT64_MIN), ESC_OK);
+  assert_int_equal(esc_ctx_cmd_i64(&ctx, "SET", key, INT64_MAX), ESC_OK);
+  static const char *const want[] = {
+      "3", "INCRBY", "orders:g1:balance:a-1", "-42",
+      "3", "SET",    "orders:g1:balance:a-1", "-9223372036854775808",
+      "3", "SET",    "orders:g1:balance:a-1", "9223372036854775807"};
+  assert_args(&ctx, want, sizeof want / sizeof want[0]);
+  assert_int_equal(esc_ctx_cmd_i64(&ctx, "SET", NULL, 1), ESC_EINVAL);
+  assert_int_equal(esc_ctx_cmd_i64(&ctx, NULL, key, 1), ESC_EINVAL);
+  assert_int_equal(esc_ctx_cmd_i64(NULL, "SET", key, 1), ESC_EINVAL);
+  assert_int_equal(ctx.ncommands, 3);
+  esc__ctx_release(&ctx);
+}
+
 static void test_binary_args(void **state) {
   (void)state;
   esc_projection_ctx ctx;
@@ -328,6 +351,7 @@ int main(void) {
       cmocka_unit_test(test_init_and_accessors),
       cmocka_unit_test(test_layout),
       cmocka_unit_test(test_invalid_commands),
+      cmocka_unit_test(test_cmd_i64),
       cmocka_unit_test(test_binary_args),
       cmocka_unit_test(test_drop_event),
       cmocka_unit_test(test_bytes_and_undo),

@@ -195,7 +195,7 @@ static int tally_decide(const void *state, const void *cmd, esc_decision *d) {
 static esc_event_registry *registry;
 static esc_decider decider = {
     "tally", NULL, sizeof(tally), tally_init, tally_evolve,  tally_decide,
-    0,       0,    NULL,          NULL,       tally_release,
+    0,       0,    NULL,          NULL,       tally_release, NULL,
 };
 
 static int setup(void **state) {

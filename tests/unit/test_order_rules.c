@@ -1217,7 +1217,7 @@ static void test_registry(void **state) {
   const esc_decider *o = order_decider();
   assert_ptr_equal(o, order_decider());
   assert_string_equal(o->category, "order");
-  assert_ptr_equal(o->events, reg);
+  assert_ptr_equal(esc_decider_events(o), reg); /* by o->registry */
   assert_int_equal(o->state_size, sizeof(order_state));
   assert_int_equal(o->snapshot_every, 50);
   assert_int_equal(o->state_version, 1);
@@ -1227,7 +1227,7 @@ static void test_registry(void **state) {
   const esc_decider *inv = inventory_decider();
   assert_ptr_equal(inv, inventory_decider());
   assert_string_equal(inv->category, "inventory");
-  assert_ptr_equal(inv->events, reg);
+  assert_ptr_equal(esc_decider_events(inv), reg);
   assert_int_equal(inv->state_size, sizeof(inventory_state));
 }
 

@@ -55,7 +55,7 @@ ESC_API int esc_decision_reject(esc_decision *d, int code, const char *fmt, ...)
 /*
  * Domain logic for one kind of stream. Filled by the user, usually as a
  * static const. state_size bytes of state are allocated and zeroed by the
- * runtime before init.
+ * runtime before init (NULL: zeroed is the initial state).
  */
 typedef struct esc_decider {
   const char *category; /* streams are "<category>-<id>" */
@@ -84,7 +84,28 @@ typedef struct esc_decider {
                              esc_error *err);
   /* Optional: frees what a state owns (not the state itself). */
   void (*release_state)(void *state);
+  /* The registry, when events is NULL: called each time one is needed,
+   * e.g. a function ESC_EVENT_REGISTRY defines (<esc/event.h>), so a
+   * decider can be a static const without a build step. */
+  const esc_event_registry *(*registry)(void);
 } esc_decider;
+
+/*
+ * Defines `const esc_decider *fn(void)` returning a static const decider
+ * of the designated initializers given, the accessor most domains write:
+ *   ESC_DECIDER(account_decider, .category = "account",
+ *               .state_size = sizeof(account_state),
+ *               .registry = account_events, .evolve = evolve,
+ *               .decide = decide)
+ */
+#define ESC_DECIDER(fn, ...)                                                   \
+  const esc_decider *fn(void) {                                                \
+    static const esc_decider decider = {__VA_ARGS__};                          \
+    return &decider;                                                           \
+  }
+
+/* The decider's registry: events, else registry() when set, else NULL. */
+ESC_API const esc_event_registry *esc_decider_events(const esc_decider *d);
 
 /* ------------------------------------------------------------------------
  * Executing commands

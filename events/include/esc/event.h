@@ -265,18 +265,134 @@ ESC_API esc_status esc_fields_validate(const esc_fields *f, const void *event,
 #define ESC_STATIC_EVENT_TYPE(var, type_name, version, T, table, upcaster)     \
   ESC__EVENT_TYPE(static, var, type_name, version, T, table, upcaster)
 #define ESC__EVENT_TYPE(storage, var, type_name, version, T, table, upcaster)  \
-  static const esc_fields var##__esc_fields = {(type_name), sizeof(T),         \
-                                               (table)};                       \
+  ESC__EVENT_CODEC(storage, var, type_name, version, T, (table), upcaster)
+/* The codec of a declared type whose table is table_expr. */
+#define ESC__EVENT_CODEC(storage, var, type_name, version, T, table_expr,      \
+                         upcaster)                                             \
   static int var##__esc_encode(const void *event, msgpack_packer *pk) {        \
-    return esc_fields_pack(&var##__esc_fields, event, pk);                     \
+    const esc_fields f = {(type_name), sizeof(T), table_expr};                 \
+    return esc_fields_pack(&f, event, pk);                                     \
   }                                                                            \
   static esc_status var##__esc_decode(const msgpack_object *obj, void *event,  \
                                       esc_error *err) {                        \
-    return esc_fields_unpack(&var##__esc_fields, obj, event, err);             \
+    const esc_fields f = {(type_name), sizeof(T), table_expr};                 \
+    return esc_fields_unpack(&f, obj, event, err);                             \
   }                                                                            \
   storage const esc_event_type var = {(type_name),       (version),            \
                                       sizeof(T),         var##__esc_encode,    \
                                       var##__esc_decode, (upcaster)}
+
+/*
+ * Shorter still: one list of fields gives both the struct (in a header)
+ * and its table (in the .c file), as the kernel's TRACE_EVENT does. The
+ * list is a macro of X with one X(KIND, member, ...) per field, and the
+ * member's name is its key:
+ *
+ *   #define MONEY_DEPOSITED(X) X(I64, amount) X(STR, currency, 7)
+ *   ESC_EVENT_DECLARE(money_deposited, money_deposited_t,    (a header)
+ *                     MONEY_DEPOSITED);
+ *   ESC_EVENT_DEFINE(money_deposited, "MoneyDeposited", 2,   (its .c)
+ *                    money_deposited_t, MONEY_DEPOSITED, NULL);
+ *
+ * gives `typedef struct money_deposited_t { int64_t amount; char
+ * currency[8]; } money_deposited_t;` (ESC_EVENT_STRUCT alone gives just
+ * that) and the esc_event_type money_deposited, exactly as the table
+ *   ESC_FIELD_I64(money_deposited_t, amount, "amount", ESC_REQUIRED),
+ *   ESC_FIELD_STR(money_deposited_t, currency, "currency", 7, ESC_REQUIRED)
+ * would: same payload, checks, messages and JSON.
+ *
+ * Kinds (required; OPT_STR, OPT_I64, OPT_BOOL, OPT_UUID and OPT_TIME are
+ * the optional ones):
+ *   X(STR, m, maxlen)  char m[maxlen + 1]
+ *   X(I64, m)          int64_t m
+ *   X(BOOL, m)         bool m
+ *   X(UUID, m)         esc_uuid m
+ *   X(TIME, m)         int64_t m, microseconds since the Unix epoch
+ * BYTES and ARRAY need a second member: declare those structs and tables
+ * by hand. ESC_NO_FIELDS is the list of an event without fields (its
+ * struct holds one unused char, C having no empty structs).
+ */
+#define ESC_EVENT_STRUCT(T, FIELDS)                                            \
+  typedef struct T {                                                           \
+    FIELDS(ESC__X_MEMBER)                                                      \
+  } T
+/* The struct and `extern const esc_event_type var`, for a header. */
+#define ESC_EVENT_DECLARE(var, T, FIELDS)                                      \
+  ESC_EVENT_STRUCT(T, FIELDS);                                                 \
+  extern const esc_event_type var
+#define ESC_EVENT_DEFINE(var, type_name, version, T, FIELDS, upcaster)         \
+  ESC__EVENT_DEFINE(, var, type_name, version, T, FIELDS, upcaster)
+#define ESC_STATIC_EVENT_DEFINE(var, type_name, version, T, FIELDS, upcaster)  \
+  ESC__EVENT_DEFINE(static, var, type_name, version, T, FIELDS, upcaster)
+#define ESC_NO_FIELDS(X) X(NONE, esc_unused_)
+
+/*
+ * A domain's events as one list, each E(var, "Name", version, FIELDS,
+ * upcaster) with the struct named var_t:
+ *
+ *   #define ACCOUNT_EVENTS(E)                                        \
+ *     E(account_opened, "AccountOpened", 1, ACCOUNT_OPENED, NULL)    \
+ *     E(money_deposited, "MoneyDeposited", 2, MONEY_DEPOSITED, v1)
+ *   ESC_EVENTS_DECLARE(account_events, ACCOUNT_EVENTS)   (a header)
+ *   ESC_EVENTS_DEFINE(account_events, ACCOUNT_EVENTS)    (its .c)
+ *
+ * DECLARE gives each struct (account_opened_t), each extern type and the
+ * prototype of the registry function; DEFINE gives each type (as
+ * ESC_EVENT_DEFINE) and the registry function (as ESC_EVENT_REGISTRY).
+ * The upcasters are named only in the .c file's expansion, so they may
+ * be static functions there.
+ */
+#define ESC_EVENTS_DECLARE(registry_fn, EVENTS)                                \
+  EVENTS(ESC__E_DECLARE)                                                       \
+  const esc_event_registry *registry_fn(void);
+#define ESC_EVENTS_DEFINE(registry_fn, EVENTS)                                 \
+  EVENTS(ESC__E_DEFINE)                                                        \
+  ESC__EVENT_REGISTRY(registry_fn, EVENTS(ESC__E_ADDRESS) NULL)
+#define ESC__E_DECLARE(var, type_name, version, FIELDS, upcaster)              \
+  ESC_EVENT_DECLARE(var, var##_t, FIELDS);
+#define ESC__E_DEFINE(var, type_name, version, FIELDS, upcaster)               \
+  ESC_EVENT_DEFINE(var, type_name, version, var##_t, FIELDS, upcaster);
+#define ESC__E_ADDRESS(var, type_name, version, FIELDS, upcaster) &var,
+
+/* The table lives in a function so that its entries can name the struct
+ * by a block-scope typedef: the list's X gets no other argument. */
+#define ESC__EVENT_DEFINE(storage, var, type_name, version, T, FIELDS,         \
+                          upcaster)                                            \
+  static const esc_field *var##__esc_table(void) {                             \
+    typedef T esc__T;                                                          \
+    static const esc_field table[] = {FIELDS(ESC__X_FIELD) ESC_FIELD_END};     \
+    (void)sizeof(esc__T); /* used even when FIELDS is ESC_NO_FIELDS */         \
+    return table;                                                              \
+  }                                                                            \
+  ESC__EVENT_CODEC(storage, var, type_name, version, T, var##__esc_table(),    \
+                   upcaster)
+
+#define ESC__X_MEMBER(kind, ...) ESC__X_MEMBER_##kind(__VA_ARGS__)
+#define ESC__X_MEMBER_STR(m, maxlen) char m[(maxlen) + 1];
+#define ESC__X_MEMBER_I64(m) int64_t m;
+#define ESC__X_MEMBER_BOOL(m) bool m;
+#define ESC__X_MEMBER_UUID(m) esc_uuid m;
+#define ESC__X_MEMBER_TIME(m) int64_t m;
+#define ESC__X_MEMBER_OPT_STR ESC__X_MEMBER_STR
+#define ESC__X_MEMBER_OPT_I64 ESC__X_MEMBER_I64
+#define ESC__X_MEMBER_OPT_BOOL ESC__X_MEMBER_BOOL
+#define ESC__X_MEMBER_OPT_UUID ESC__X_MEMBER_UUID
+#define ESC__X_MEMBER_OPT_TIME ESC__X_MEMBER_TIME
+#define ESC__X_MEMBER_NONE(m) char m;
+
+#define ESC__X_FIELD(kind, ...) ESC__X_FIELD_##kind(__VA_ARGS__)
+#define ESC__X_STR(m, maxlen, p) ESC_FIELD_STR(esc__T, m, #m, maxlen, p),
+#define ESC__X_FIELD_STR(m, maxlen) ESC__X_STR(m, maxlen, ESC_REQUIRED)
+#define ESC__X_FIELD_OPT_STR(m, maxlen) ESC__X_STR(m, maxlen, ESC_OPTIONAL)
+#define ESC__X_FIELD_I64(m) ESC_FIELD_I64(esc__T, m, #m, ESC_REQUIRED),
+#define ESC__X_FIELD_OPT_I64(m) ESC_FIELD_I64(esc__T, m, #m, ESC_OPTIONAL),
+#define ESC__X_FIELD_BOOL(m) ESC_FIELD_BOOL(esc__T, m, #m, ESC_REQUIRED),
+#define ESC__X_FIELD_OPT_BOOL(m) ESC_FIELD_BOOL(esc__T, m, #m, ESC_OPTIONAL),
+#define ESC__X_FIELD_UUID(m) ESC_FIELD_UUID(esc__T, m, #m, ESC_REQUIRED),
+#define ESC__X_FIELD_OPT_UUID(m) ESC_FIELD_UUID(esc__T, m, #m, ESC_OPTIONAL),
+#define ESC__X_FIELD_TIME(m) ESC_FIELD_TIME(esc__T, m, #m, ESC_REQUIRED),
+#define ESC__X_FIELD_OPT_TIME(m) ESC_FIELD_TIME(esc__T, m, #m, ESC_OPTIONAL),
+#define ESC__X_FIELD_NONE(m)
 
 /*
  * For upcasters: packs the map in with key: value added (a string), unless
@@ -287,6 +403,19 @@ ESC_API esc_status esc_fields_validate(const esc_fields *f, const void *event,
 ESC_API esc_status esc_upcast_add_str(const msgpack_object *in,
                                       msgpack_packer *pk, const char *key,
                                       const char *value, esc_error *err);
+
+/*
+ * Defines the static upcaster fn that adds key: value (a string) to
+ * payloads of every older schema version, as esc_upcast_add_str does:
+ * for a required string field a new version added.
+ *   ESC_UPCAST_ADD_STR(deposited_v1, "currency", "EUR")
+ */
+#define ESC_UPCAST_ADD_STR(fn, key, value)                                     \
+  static esc_status fn(int32_t from, const msgpack_object *in,                 \
+                       msgpack_packer *pk, esc_error *err) {                   \
+    (void)from;                                                                \
+    return esc_upcast_add_str(in, pk, (key), (value), err);                    \
+  }
 
 /* The event types of a domain, by name. */
 typedef struct esc_event_registry esc_event_registry;
@@ -311,6 +440,34 @@ ESC_API esc_status esc_event_registry_add(esc_event_registry *reg,
  */
 ESC_API esc_event_registry *
 esc_event_registry_of(const esc_event_type *const *types, esc_error *err);
+
+/*
+ * Defines `const esc_event_registry *fn(void)`, the registry of the listed
+ * types built on its first call and kept for the life of the process:
+ *
+ *   ESC_EVENT_REGISTRY(account_events, &account_opened, &account_closed)
+ *
+ * Thread-safe: first calls that race each build one and all but one free
+ * theirs. A decider's or projection's registry field takes fn as it is.
+ * NULL when the types cannot be registered (an invalid name, two types
+ * of one name: a bug), with the reason printed once per call on stderr,
+ * since fn has no error to fill.
+ */
+#define ESC_EVENT_REGISTRY(fn, ...) ESC__EVENT_REGISTRY(fn, __VA_ARGS__, NULL)
+#define ESC__EVENT_REGISTRY(fn, ...)                                           \
+  const esc_event_registry *fn(void) {                                         \
+    static const esc_event_type *const types[] = {__VA_ARGS__};                \
+    static esc_event_registry *built;                                          \
+    return esc_event_registry_once(&built, types);                             \
+  }
+
+/* What ESC_EVENT_REGISTRY's function calls: *slot once it holds a
+ * registry, else esc_event_registry_of(types) stored into *slot (an
+ * atomic compare-and-swap; the loser of a race frees its own). *slot
+ * must start NULL and outlive every caller. */
+ESC_API const esc_event_registry *
+esc_event_registry_once(esc_event_registry **slot,
+                        const esc_event_type *const *types);
 
 /* The type registered under name, or NULL. */
 ESC_API const esc_event_type *

@@ -86,6 +86,13 @@ ESC_API esc_status esc_ctx_command(esc_projection_ctx *ctx, int argc,
  * esc_ctx_cmd(ctx, "HSET", key, "status", "paid", NULL). */
 ESC_API esc_status esc_ctx_cmd(esc_projection_ctx *ctx, const char *arg0, ...);
 
+/* A command of one key and one integer, the shape of SET, INCRBY and
+ * DECRBY on counters: esc_ctx_cmd_i64(ctx, "INCRBY", key, amount).
+ * ESC_EINVAL for a NULL ctx, cmd or key; ESC_ENOMEM after a failed
+ * scratch allocation of this event, as esc_ctx_command. */
+ESC_API esc_status esc_ctx_cmd_i64(esc_projection_ctx *ctx, const char *cmd,
+                                   const char *key, int64_t value);
+
 /* The partition and generation this batch is for. */
 ESC_API int esc_ctx_partition(const esc_projection_ctx *ctx);
 ESC_API int64_t esc_ctx_generation(const esc_projection_ctx *ctx);
@@ -125,7 +132,18 @@ typedef struct esc_projection {
   void *userdata;
   esc_on_error on_error;
   int max_attempts; /* handler attempts per event before on_error; 3 */
+  /* The registry, when events is NULL: called when one is needed, e.g. a
+   * function ESC_EVENT_REGISTRY defines (as esc_decider's registry). */
+  const esc_event_registry *(*registry)(void);
 } esc_projection;
+
+/* Defines `const esc_projection *fn(void)` returning a static const
+ * projection of the designated initializers given (as ESC_DECIDER). */
+#define ESC_PROJECTION(fn, ...)                                                \
+  const esc_projection *fn(void) {                                             \
+    static const esc_projection projection = {__VA_ARGS__};                    \
+    return &projection;                                                        \
+  }
 
 /* ------------------------------------------------------------------------
  * Durable subscriptions: side effects outside Redis, at least once

@@ -76,6 +76,14 @@ ESC_API esc_status esc_query_counter(esc_query *q, const char *projection,
                                      const char *suffix, int64_t *value,
                                      esc_error *err);
 
+/* An integer key that must exist: ESC_ENOTFOUND naming the projection
+ * and suffix when it does not, ESC_EINVAL when its value is not a
+ * decimal int64 (a model written by something else). *value is set only
+ * on ESC_OK. */
+ESC_API esc_status esc_query_int(esc_query *q, const char *projection,
+                                 const char *suffix, int64_t *value,
+                                 esc_error *err);
+
 /* Name/value pairs (a hash), or members with scores (a sorted set), or
  * members (a set). Strings are NUL-terminated; release frees them. */
 typedef struct esc_query_item {
