@@ -12,9 +12,8 @@
 
 /* The same, with `ended` (may be NULL or ""): the SQLSTATE of a notice that
  * said why the server ended an idle session. */
-esc_status esc__fail_pg_ended(esc_error *err, PGconn *conn,
-                              const PGresult *res, const char *what,
-                              const char *ended);
+esc_status esc__fail_pg_ended(esc_error *err, PGconn *conn, const PGresult *res,
+                              const char *what, const char *ended);
 
 /* Prefixes err's message with "<what>: " (err may be NULL); returns code.
  * For a failure of an inner step (preparing a statement) named from the
@@ -30,7 +29,6 @@ void esc__flatten(char *msg);
 
 /* Milliseconds on a monotonic clock. */
 int64_t esc__clock_ms(void);
-
 
 void esc__call_begin(struct esc__call *c, PGconn *conn, int timeout_ms);
 /* Starts the deadline again (a result taken long after its send). */
@@ -69,8 +67,7 @@ PGresult *esc__call_run(struct esc__call *c, PGconn *conn, int timeout_ms,
 esc_status esc__fail_connect(esc_error *err, PGconn *conn, const char *what);
 /* Why a connection is gone, in one line, from a SQLSTATE (may be NULL)
  * or else libpq's message on conn. */
-void esc__why_lost(const char *sqlstate, PGconn *conn, char *out,
-                   size_t size);
+void esc__why_lost(const char *sqlstate, PGconn *conn, char *out, size_t size);
 
 struct esc__conn_opts {
   const char *app_name;  /* NULL: "esc" */
@@ -113,6 +110,8 @@ enum esc__stmt {
   ESC__STMT_READ_CATEGORY_BOUNDED,
   ESC__STMT_APPEND_GROUP,
   ESC__STMT_APPEND_ATOMIC,
+  ESC__STMT_APPEND_TAGGED,
+  ESC__STMT_READ_QUERY,
   ESC__STMT_COUNT
 };
 
@@ -128,8 +127,8 @@ struct esc_store {
   bool read_in_flight;
   esc_position read_after;
   char read_what[ESC_CATEGORY_MAX + 16]; /* "read <category>", for errors */
-  int timeout_ms;        /* per round trip; -1: none */
-  struct esc__call call; /* the last (or the running) round trip */
+  int timeout_ms;                        /* per round trip; -1: none */
+  struct esc__call call;          /* the last (or the running) round trip */
   esc_group_commit *group_commit; /* borrowed; NULL: esc_append appends */
 };
 
@@ -225,4 +224,51 @@ uint32_t esc__get_be32(const void *p);
 esc_status esc__events_from_result(PGresult *res, esc_events *out,
                                    esc_error *err);
 
+/* esc__events_from_result for a result whose rows carry one more column,
+ * a consistency token, copied into token[size] (esc_read_tagged). */
+esc_status esc__events_with_token(PGresult *res, esc_events *out, char *token,
+                                  size_t size, esc_error *err);
+
+/* ------------------------------------------------------------------------
+ * Tags and queries (tags.c)
+ * ------------------------------------------------------------------------ */
+/* Checks tags[i][k] of every request's events (tags may be NULL). */
+esc_status esc__tags_validate(const esc_append_request *reqs,
+                              const esc_tags *const *tags, size_t n,
+                              esc_error *err);
+esc_status esc__query_validate(const esc_tag_query *q, esc_error *err);
+/* "coupon:X+order:1 of type A|B or ..." into out, cut to size. */
+void esc__query_describe(const esc_tag_query *q, char *out, size_t size);
+/* append_tagged()'s tag arrays (2) and query_matches()' query arrays (4),
+ * built in b, which values and lengths point into; false: out of memory. */
+bool esc__tag_arrays(struct esc__buf *b, const esc_append_request *reqs,
+                     const esc_tags *const *tags, size_t n, const char **values,
+                     int *lengths);
+bool esc__query_arrays(struct esc__buf *b, const esc_tag_query *q,
+                       const char **values, int *lengths);
+
+/* ------------------------------------------------------------------------
+ * Atomic appends with more (atomic.c, append_if.c)
+ * ------------------------------------------------------------------------ */
+enum { ESC__ATOMIC_EXTRA_MAX = 7 };
+/* Parameters after append_atomic's eight arrays, for statement stmt whose
+ * rows are append_atomic's; condition (may be NULL) names an ES011
+ * refusal; validate (may be NULL) checks more before anything is sent. */
+struct esc__atomic_extra {
+  enum esc__stmt stmt;
+  int n;
+  const char *values[ESC__ATOMIC_EXTRA_MAX];
+  int lengths[ESC__ATOMIC_EXTRA_MAX];
+  const esc_tag_query *condition;
+  const esc_tags *const *tags;
+  esc_status (*validate)(const struct esc__atomic_extra *x,
+                         const esc_append_request *reqs, size_t n,
+                         esc_error *err);
+};
+/* esc_append_atomic, with x (NULL: none). */
+esc_status esc__atomic_run(esc_store *store, esc_append_request *reqs, size_t n,
+                           const struct esc__atomic_extra *x, esc_error *err);
+/* Fills err for ES011 from its DETAIL ("global/version/id/type/stream"). */
+void esc__condition_failed(const esc_tag_query *q, const char *detail,
+                           esc_error *err);
 #endif
