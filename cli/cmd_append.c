@@ -37,6 +37,16 @@ const char cli_help_append[] =
     "                      or nothing; a conflict (exit 3) names every stream\n"
     "                      whose expected version failed. Without it each\n"
     "                      stream is its own transaction.\n"
+    "  --tag T             a tag of the event, key:value (repeatable, up to\n"
+    "                      16); in a --batch, a line's \"tags\": [\"k:v\"]\n"
+    "  --condition-tag T   append only if no event carrying every such tag\n"
+    "                      (repeatable) and of a --condition-type (any, when\n"
+    "                      none is given) was appended after --after TOKEN,\n"
+    "                      the token `esc read --tag ... --json` printed;\n"
+    "                      otherwise exit 3 naming the first such event. A\n"
+    "                      conditional --batch is atomic.\n"
+    "  --condition-type T  see --condition-tag (repeatable)\n"
+    "  --after TOKEN       see --condition-tag\n"
     "\n"
     "Output: \"appended order-1 version 3 (position 812/57)\"; with --json\n"
     "{\"stream\",\"first_version\",\"last_version\",\"position\","
@@ -57,6 +67,7 @@ typedef struct append_args {
   int64_t schema_version;
   const char *batch; /* --batch FILE; NULL: one event from the operands */
   bool atomic;
+  cli_tagging tag;
 } append_args;
 
 enum {
@@ -65,7 +76,11 @@ enum {
   OPT_METADATA,
   OPT_SCHEMA_VERSION,
   OPT_BATCH,
-  OPT_ATOMIC
+  OPT_ATOMIC,
+  OPT_TAG,
+  OPT_COND_TAG,
+  OPT_COND_TYPE,
+  OPT_AFTER
 };
 
 /* Returns -1 to go on, else the exit code. */
@@ -77,6 +92,10 @@ static int parse_args(cli_ctx *ctx, int argc, char **argv, append_args *a) {
       {"schema-version", required_argument, NULL, OPT_SCHEMA_VERSION},
       {"batch", required_argument, NULL, OPT_BATCH},
       {"atomic", no_argument, NULL, OPT_ATOMIC},
+      {"tag", required_argument, NULL, OPT_TAG},
+      {"condition-tag", required_argument, NULL, OPT_COND_TAG},
+      {"condition-type", required_argument, NULL, OPT_COND_TYPE},
+      {"after", required_argument, NULL, OPT_AFTER},
       CLI_GLOBAL_LONGOPTS,
       {NULL, 0, NULL, 0}};
   static const char *const names[] = {"STREAM", "TYPE", "JSON"};
@@ -105,6 +124,23 @@ static int parse_args(cli_ctx *ctx, int argc, char **argv, append_args *a) {
     case OPT_ATOMIC:
       a->atomic = true;
       break;
+    case OPT_TAG:
+      if (!cli_tag_arg(ctx, "--tag", optarg, false, a->tag.tags, &a->tag.ntags))
+        return CLI_EXIT_USAGE;
+      break;
+    case OPT_COND_TAG:
+      if (!cli_tag_arg(ctx, "--condition-tag", optarg, false, a->tag.cond_tags,
+                       &a->tag.ncond_tags))
+        return CLI_EXIT_USAGE;
+      break;
+    case OPT_COND_TYPE:
+      if (!cli_tag_arg(ctx, "--condition-type", optarg, true, a->tag.cond_types,
+                       &a->tag.ncond_types))
+        return CLI_EXIT_USAGE;
+      break;
+    case OPT_AFTER:
+      a->tag.after = optarg;
+      break;
     case CLI_OPT_GLOBAL:
       break;
     case CLI_OPT_HELP:
@@ -116,6 +152,8 @@ static int parse_args(cli_ctx *ctx, int argc, char **argv, append_args *a) {
   }
   if (a->atomic && !a->batch)
     return cli_usage(ctx, "--atomic: only with --batch");
+  if (a->batch && a->tag.ntags)
+    return cli_usage(ctx, "--tag: with --batch, give each line its \"tags\"");
   if (a->batch)
     return cli_operands(ctx, argc, argv, 0, names) ? -1 : CLI_EXIT_USAGE;
   if (!cli_operands(ctx, argc, argv, 3, names))
@@ -221,14 +259,30 @@ static int print_result(const cli_ctx *ctx, const char *stream,
   return CLI_EXIT_OK;
 }
 
+/* The one event, tagged or conditional: one esc_append_if request. */
+static esc_status append_if(esc_store *store, const append_args *a,
+                            const esc_tag_query *cond, const esc_event_data *ev,
+                            esc_append_result *out, esc_error *err) {
+  esc_append_request req = {
+      .stream_id = a->stream, .expected = a->expected, .events = ev, .n = 1};
+  esc_tags tags = {a->tag.tags, a->tag.ntags};
+  const esc_tags *per_request[1] = {&tags};
+  esc_status rc =
+      esc_append_if(store, cond, a->tag.after, &req, per_request, 1, err);
+  *out = req.result;
+  return rc;
+}
+
 int cli_cmd_append(cli_ctx *ctx, int argc, char **argv) {
-  append_args a = {NULL,           NULL, NULL, NULL, NULL,
-                   ESC_EXPECT_ANY, 1,    NULL, false};
+  append_args a = {.expected = ESC_EXPECT_ANY, .schema_version = 1};
+  const esc_tag_query *cond = NULL;
   int rc = parse_args(ctx, argc, argv, &a);
   if (rc >= 0)
     return rc;
+  if (!cli_tag_condition(ctx, &a.tag, &cond))
+    return CLI_EXIT_USAGE;
   if (a.batch)
-    return cli_append_batch(ctx, a.batch, a.atomic);
+    return cli_append_batch(ctx, a.batch, a.atomic, cond, a.tag.after);
 
   esc_error err = ESC_ERROR_INIT;
   esc_event_data ev = {{{0}}, NULL, 1, NULL, 0, NULL, 0};
@@ -241,7 +295,9 @@ int cli_cmd_append(cli_ctx *ctx, int argc, char **argv) {
   }
   store = cli_open_store(ctx, &err);
   if (!store ||
-      esc_append(store, a.stream, a.expected, &ev, 1, &result, &err)) {
+      (cond || a.tag.ntags
+           ? append_if(store, &a, cond, &ev, &result, &err)
+           : esc_append(store, a.stream, a.expected, &ev, 1, &result, &err))) {
     rc = fail_append(ctx, a.stream, &ev, &err);
     goto out;
   }

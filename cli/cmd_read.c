@@ -1,13 +1,20 @@
-/* esc read: the events of one stream, forward or backward, paged. */
+/* esc read: the events of one stream, forward or backward, paged; or
+ * the events carrying tags, with a consistency token. */
 #include "cli.h"
 
 #include <inttypes.h>
+#include <jansson.h>
 #include <stdio.h>
 
 const char cli_help_read[] =
     "Usage: esc read STREAM [options]\n"
+    "       esc read --tag T [--tag T2 ...] [--type TYPE ...] [options]\n"
     "\n"
-    "Prints the events of STREAM in stream order.\n"
+    "Prints the events of STREAM in stream order. With --tag, the events\n"
+    "carrying every --tag (and of a --type, when given) in log order, as\n"
+    "esc tail prints them, then a consistency token for\n"
+    "`esc append --condition-tag ... --after TOKEN`: \"token: T\", with\n"
+    "--json one last line {\"token\": \"T\"}.\n"
     "\n"
     "Options:\n"
     "  --from V      start at stream version V, inclusive (default: the "
@@ -33,10 +40,11 @@ typedef struct read_args {
   const char *stream;
   int64_t from;
   bool backward;
-  int64_t limit; /* 0: all */
+  int64_t limit;   /* 0: all */
+  cli_tagging tag; /* --tag into cond_tags, --type into cond_types */
 } read_args;
 
-enum { OPT_FROM = 1, OPT_BACKWARD, OPT_LIMIT, OPT_ALL };
+enum { OPT_FROM = 1, OPT_BACKWARD, OPT_LIMIT, OPT_ALL, OPT_TAG, OPT_TYPE };
 
 /* Returns -1 to go on, else the exit code. */
 static int parse_args(cli_ctx *ctx, int argc, char **argv, read_args *a) {
@@ -45,6 +53,8 @@ static int parse_args(cli_ctx *ctx, int argc, char **argv, read_args *a) {
       {"backward", no_argument, NULL, OPT_BACKWARD},
       {"limit", required_argument, NULL, OPT_LIMIT},
       {"all", no_argument, NULL, OPT_ALL},
+      {"tag", required_argument, NULL, OPT_TAG},
+      {"type", required_argument, NULL, OPT_TYPE},
       CLI_GLOBAL_LONGOPTS,
       {NULL, 0, NULL, 0}};
   static const char *const names[] = {"STREAM"};
@@ -66,6 +76,16 @@ static int parse_args(cli_ctx *ctx, int argc, char **argv, read_args *a) {
     case OPT_ALL:
       a->limit = 0;
       break;
+    case OPT_TAG:
+      if (!cli_tag_arg(ctx, "--tag", optarg, false, a->tag.cond_tags,
+                       &a->tag.ncond_tags))
+        return CLI_EXIT_USAGE;
+      break;
+    case OPT_TYPE:
+      if (!cli_tag_arg(ctx, "--type", optarg, true, a->tag.cond_types,
+                       &a->tag.ncond_types))
+        return CLI_EXIT_USAGE;
+      break;
     case CLI_OPT_GLOBAL:
       break;
     case CLI_OPT_HELP:
@@ -75,10 +95,58 @@ static int parse_args(cli_ctx *ctx, int argc, char **argv, read_args *a) {
       return CLI_EXIT_USAGE;
     }
   }
-  if (!cli_operands(ctx, argc, argv, 1, names))
+  if (a->tag.ncond_types && !a->tag.ncond_tags)
+    return cli_usage(ctx, "--type: only with --tag");
+  if (a->tag.ncond_tags && (a->backward || a->from))
+    return cli_usage(ctx, "--tag: not with --from or --backward");
+  if (!cli_operands(ctx, argc, argv, a->tag.ncond_tags ? 0 : 1, names))
     return CLI_EXIT_USAGE;
-  a->stream = argv[optind];
+  a->stream = a->tag.ncond_tags ? NULL : argv[optind];
   return -1;
+}
+
+static int print_token(const cli_ctx *ctx, const char *token) {
+  if (!ctx->json)
+    return printf("token: %s\n", token) < 0 ? CLI_EXIT_ERROR : CLI_EXIT_OK;
+  json_t *o = json_object();
+  json_object_set_new(o, "token", json_string(token));
+  return cli_json_emit(o) ? CLI_EXIT_OK : CLI_EXIT_ERROR;
+}
+
+/* esc read --tag: pages by global position; the first page's token,
+ * which is never less safe than a later one. */
+static int read_tagged(const cli_ctx *ctx, esc_store *store, read_args *a) {
+  size_t left = a->limit == 0 ? SIZE_MAX : (size_t)a->limit;
+  char token[ESC_TAG_QUERY_TOKEN_MAX], page_token[ESC_TAG_QUERY_TOKEN_MAX];
+  int64_t after = 0;
+  esc_events ev = ESC_EVENTS_INIT;
+  esc_error err = ESC_ERROR_INIT;
+  int rc = CLI_EXIT_OK;
+  a->tag.item = (esc_tag_query_item){a->tag.cond_tags, a->tag.ncond_tags,
+                                     a->tag.cond_types, a->tag.ncond_types};
+  a->tag.query = (esc_tag_query){&a->tag.item, 1};
+  token[0] = '\0';
+  while (left > 0) {
+    size_t want = left < READ_PAGE ? left : READ_PAGE;
+    if (esc_read_tagged(store, &a->tag.query, after, want, &ev,
+                        token[0] ? page_token : token, &err)) {
+      rc = cli_fail(ctx, &err);
+      goto out;
+    }
+    for (size_t i = 0; i < ev.count; i++)
+      if (!cli_print_event(ctx, &ev.items[i], CLI_FORM_ALL)) {
+        rc = CLI_EXIT_ERROR;
+        goto out;
+      }
+    left -= ev.count;
+    if (ev.count < want)
+      break;
+    after = ev.items[ev.count - 1].position.global;
+  }
+  rc = print_token(ctx, token);
+out:
+  esc_events_release(&ev);
+  return rc;
 }
 
 /* Reads and prints page by page; returns the exit code. */
@@ -128,20 +196,20 @@ out:
 }
 
 int cli_cmd_read(cli_ctx *ctx, int argc, char **argv) {
-  read_args a = {NULL, 0, false, 100};
+  read_args a = {.limit = 100};
   int rc = parse_args(ctx, argc, argv, &a);
   if (rc >= 0)
     return rc;
 
   esc_error err = ESC_ERROR_INIT;
-  if (!esc_stream_id_valid(a.stream, &err)) {
+  if (a.stream && !esc_stream_id_valid(a.stream, &err)) {
     err.code = ESC_EINVAL;
     return cli_fail(ctx, &err);
   }
   esc_store *store = cli_open_store(ctx, &err);
   if (!store)
     return cli_fail(ctx, &err);
-  rc = read_pages(ctx, store, &a);
+  rc = a.stream ? read_pages(ctx, store, &a) : read_tagged(ctx, store, &a);
   esc_store_free(store);
   return rc;
 }

@@ -22,7 +22,7 @@ void esc__condition_failed(const esc_tag_query *q, const char *detail,
     sscanf(detail, "%lld/%lld/%39[^/]/%128[^/]/%200[^\n]", &global, &version,
            id, type, stream);
   esc__fail(err, ESC_ECONFLICT,
-            "append: condition \"%s\" failed: event %s (%s, %s version %lld, "
+            "conditional append: \"%s\" failed: event %s (%s, %s version %lld, "
             "position %lld) was appended after the token",
             what, id, type, stream, version, global);
   if (err)

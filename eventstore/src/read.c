@@ -285,8 +285,8 @@ esc_status esc_store_head(esc_store *store, esc_position *out, esc_error *err) {
   esc_status rc = esc__prepare(store, ESC__STMT_HEAD, &stmt, err);
   if (rc)
     return esc__prefix(err, rc, "read the head");
-  PGresult *res =
-      esc__exec(store, &(struct esc__query){.stmt = stmt, .binary = 1});
+  PGresult *res = esc__exec(store, &(struct esc__query){.stmt = stmt,
+                                                        .binary = 1});
   *out = start;
   if (PQresultStatus(res) != PGRES_TUPLES_OK)
     rc = esc__fail_store(err, store, res, "read the head");

@@ -145,9 +145,10 @@ static const struct stmt_def stmt_defs[ESC__STMT_COUNT] = {
                                 " FROM @S@.append_group($1, $2, $3, $4, $5,"
                                 " $6, $7, $8)",
                                 8,
-                                {OID_TEXT_ARRAY, OID_INT8_ARRAY, OID_INT4_ARRAY,
-                                 OID_UUID_ARRAY, OID_TEXT_ARRAY, OID_INT4_ARRAY,
-                                 OID_BYTEA_ARRAY, OID_BYTEA_ARRAY}},
+                                {OID_TEXT_ARRAY, OID_INT8_ARRAY,
+                                 OID_INT4_ARRAY, OID_UUID_ARRAY, OID_TEXT_ARRAY,
+                                 OID_INT4_ARRAY, OID_BYTEA_ARRAY,
+                                 OID_BYTEA_ARRAY}},
     /* Atomic multi-stream append (migration 20): append_group's rows,
      * or an error when any request fails. */
     [ESC__STMT_APPEND_ATOMIC] = {"esc_append_atomic",

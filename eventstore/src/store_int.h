@@ -12,8 +12,9 @@
 
 /* The same, with `ended` (may be NULL or ""): the SQLSTATE of a notice that
  * said why the server ended an idle session. */
-esc_status esc__fail_pg_ended(esc_error *err, PGconn *conn, const PGresult *res,
-                              const char *what, const char *ended);
+esc_status esc__fail_pg_ended(esc_error *err, PGconn *conn,
+                              const PGresult *res, const char *what,
+                              const char *ended);
 
 /* Prefixes err's message with "<what>: " (err may be NULL); returns code.
  * For a failure of an inner step (preparing a statement) named from the
@@ -67,7 +68,8 @@ PGresult *esc__call_run(struct esc__call *c, PGconn *conn, int timeout_ms,
 esc_status esc__fail_connect(esc_error *err, PGconn *conn, const char *what);
 /* Why a connection is gone, in one line, from a SQLSTATE (may be NULL)
  * or else libpq's message on conn. */
-void esc__why_lost(const char *sqlstate, PGconn *conn, char *out, size_t size);
+void esc__why_lost(const char *sqlstate, PGconn *conn, char *out,
+                   size_t size);
 
 struct esc__conn_opts {
   const char *app_name;  /* NULL: "esc" */
@@ -127,8 +129,8 @@ struct esc_store {
   bool read_in_flight;
   esc_position read_after;
   char read_what[ESC_CATEGORY_MAX + 16]; /* "read <category>", for errors */
-  int timeout_ms;                        /* per round trip; -1: none */
-  struct esc__call call;          /* the last (or the running) round trip */
+  int timeout_ms;        /* per round trip; -1: none */
+  struct esc__call call; /* the last (or the running) round trip */
   esc_group_commit *group_commit; /* borrowed; NULL: esc_append appends */
 };
 

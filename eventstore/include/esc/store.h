@@ -908,8 +908,9 @@ ESC_API esc_status esc_store_newest(esc_store *store, int64_t *global,
  * readable by subscribers: a transaction still open elsewhere holds later
  * commits behind the horizon (docs/concepts.md).
  */
-ESC_API esc_status esc_store_readable_through(esc_store *store, int64_t through,
-                                              bool *yes, esc_error *err);
+ESC_API esc_status esc_store_readable_through(esc_store *store,
+                                              int64_t through, bool *yes,
+                                              esc_error *err);
 
 /* What a subscriber has yet to read of one stream (or of all, as one). */
 typedef struct esc_backlog_stream {
@@ -934,8 +935,9 @@ typedef struct esc_backlog {
  */
 ESC_API esc_status esc_store_backlog(esc_store *store,
                                      const char *const *categories,
-                                     const esc_position *after, bool per_stream,
-                                     esc_backlog *out, esc_error *err);
+                                     const esc_position *after,
+                                     bool per_stream, esc_backlog *out,
+                                     esc_error *err);
 ESC_API void esc_backlog_release(esc_backlog *b);
 
 /*
@@ -1254,7 +1256,7 @@ typedef void (*esc_retention_item_fn)(void *userdata,
                                       const esc_retention_item *item);
 
 typedef struct esc_retention_run_options {
-  bool dry_run;                           /* report, remove nothing */
+  bool dry_run;                          /* report, remove nothing */
   esc_retention_archive_fn archive_event; /* NULL: no archive */
   esc_retention_sync_fn archive_sync;     /* may be NULL */
   esc_retention_item_fn on_item;          /* may be NULL */
@@ -1314,8 +1316,8 @@ typedef struct esc_order_inversion {
 } esc_order_inversion;
 
 typedef struct esc_order_report {
-  int64_t inversions;    /* events read before their predecessor */
-  int64_t streams;       /* streams with at least one */
+  int64_t inversions; /* events read before their predecessor */
+  int64_t streams;    /* streams with at least one */
   int64_t checked_at_us; /* when the recorded check ran (0: never) */
 } esc_order_report;
 
@@ -1333,7 +1335,8 @@ ESC_API esc_status esc_order_check(esc_store *store, esc_order_report *report,
 
 /* What the last esc_order_check (or migration 5) recorded: cheap. */
 ESC_API esc_status esc_order_recorded(esc_store *store,
-                                      esc_order_report *report, esc_error *err);
+                                      esc_order_report *report,
+                                      esc_error *err);
 
 /*
  * Puts one stream's events back in version order within the positions they
