@@ -9,6 +9,7 @@
  * the same ids is a duplicate, not a conflict with its own events.
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -298,16 +299,42 @@ struct waiting {
   const char *token;
   esc_status rc;
   esc_error err;
-  volatile bool done;
+  atomic_bool done;
 };
 
 static void *append_waiting(void *arg) {
   struct waiting *w = arg;
   esc_store *st = esc_test_open_store(SCHEMA);
   w->rc = try_append(st, &w->a, w->token, &w->err);
-  w->done = true;
+  atomic_store(&w->done, true);
   esc_store_free(st);
   return NULL;
+}
+
+/* Reads the token of `tag`, opens a transaction that appends an event
+ * tagged open_tag to order-late, starts the conditional append of `tag`
+ * in a thread and gives it wait_ms to finish; then ends the transaction
+ * with `end` (before any assertion, so a failed one leaves nothing open)
+ * and joins. Returns whether the append finished meanwhile. */
+static bool append_beside_open(esc_store *st, struct waiting *w,
+                               const char *tag, const char *open_tag,
+                               int wait_ms, const char *end) {
+  char token[ESC_TAG_QUERY_TOKEN_MAX];
+  pthread_t t;
+  attempt_init(&w->a, "order-9", tag, tag);
+  read_token(st, &w->a.query, token, NULL);
+  w->token = token;
+  PGconn *open = esc_test_pg();
+  open_late_append(open, "order-late", open_tag);
+  int created = pthread_create(&t, NULL, append_waiting, w);
+  for (int waited = 0; waited < wait_ms && !atomic_load(&w->done); waited += 20)
+    esc_test_sleep_ms(20);
+  bool finished = atomic_load(&w->done);
+  esc_test_exec(open, end);
+  PQfinish(open);
+  assert_int_equal(created, 0);
+  pthread_join(t, NULL);
+  return finished;
 }
 
 /* The conditional append starts while the late transaction is still
@@ -315,21 +342,9 @@ static void *append_waiting(void *arg) {
 static void test_conditional_append_waits_for_an_open_tagged_one(void **state) {
   (void)state;
   esc_store *st = esc_test_fresh_store(SCHEMA);
-  char token[ESC_TAG_QUERY_TOKEN_MAX];
   struct waiting w = {.rc = ESC_EIO};
-  pthread_t t;
-  attempt_init(&w.a, "order-9", "coupon:W", "coupon:W");
-  read_token(st, &w.a.query, token, NULL);
-  w.token = token;
-  PGconn *late = esc_test_pg();
-  open_late_append(late, "order-late", "coupon:W");
-  assert_int_equal(pthread_create(&t, NULL, append_waiting, &w), 0);
-  esc_test_sleep_ms(300);
-  bool waited = !w.done; /* held by the open transaction's tag lock */
-  esc_test_exec(late, "COMMIT");
-  PQfinish(late);
-  pthread_join(t, NULL);
-  assert_true(waited);
+  assert_false(
+      append_beside_open(st, &w, "coupon:W", "coupon:W", 300, "COMMIT"));
   assert_int_equal(w.rc, ESC_ECONFLICT);
   assert_non_null(strstr(w.err.msg, "order-late version 1"));
   assert_int_equal(tagged("coupon:W"), 1);
@@ -341,22 +356,9 @@ static void test_conditional_append_waits_for_an_open_tagged_one(void **state) {
 static void test_disjoint_tags_do_not_wait(void **state) {
   (void)state;
   esc_store *st = esc_test_fresh_store(SCHEMA);
-  char token[ESC_TAG_QUERY_TOKEN_MAX];
   struct waiting w = {.rc = ESC_EIO};
-  pthread_t t;
-  attempt_init(&w.a, "order-2", "coupon:D2", "coupon:D2");
-  read_token(st, &w.a.query, token, NULL);
-  w.token = token;
-  PGconn *open = esc_test_pg();
-  open_late_append(open, "order-1", "coupon:D1");
-  assert_int_equal(pthread_create(&t, NULL, append_waiting, &w), 0);
-  for (int i = 0; i < 100 && !w.done; i++)
-    esc_test_sleep_ms(20);
-  bool done = w.done;
-  esc_test_exec(open, "ROLLBACK");
-  PQfinish(open);
-  pthread_join(t, NULL);
-  assert_true(done);
+  assert_true(
+      append_beside_open(st, &w, "coupon:D2", "coupon:D1", 2000, "ROLLBACK"));
   assert_int_equal(w.rc, ESC_OK);
   esc_store_free(st);
 }
