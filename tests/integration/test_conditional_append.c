@@ -363,6 +363,47 @@ static void test_disjoint_tags_do_not_wait(void **state) {
   esc_store_free(st);
 }
 
+/* A conditional append killed while it waits for a tag's lock stores
+ * nothing and is reported as unknown; sending it again (same ids, same
+ * token) settles it: appended once, then a duplicate. */
+static void test_a_killed_append_is_settled_by_a_retry(void **state) {
+  (void)state;
+  esc_store *st = esc_test_fresh_store(SCHEMA);
+  esc_error err = ESC_ERROR_INIT;
+  char token[ESC_TAG_QUERY_TOKEN_MAX];
+  struct waiting w = {.rc = ESC_EIO};
+  pthread_t t;
+  attempt_init(&w.a, "order-9", "coupon:K", "coupon:K");
+  read_token(st, &w.a.query, token, NULL);
+  w.token = token;
+  PGconn *open = esc_test_pg(), *admin = esc_test_pg();
+  open_late_append(open, "order-late", "coupon:K");
+  int created = pthread_create(&t, NULL, append_waiting, &w);
+  long long killed = 0;
+  for (int i = 0; i < 150 && !killed && !created; i++) {
+    esc_test_sleep_ms(20);
+    killed = esc_test_query_ll(
+        admin, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+               " WHERE wait_event_type = 'Lock' AND query LIKE '%\"" SCHEMA
+               "\".append_tagged(%'");
+  }
+  if (!created)
+    pthread_join(t, NULL);
+  esc_test_exec(open, "ROLLBACK"); /* its event never was */
+  PQfinish(open);
+  PQfinish(admin);
+  assert_int_equal(created, 0);
+  assert_int_equal(killed, 1);
+  assert_int_equal(w.rc, ESC_EUNKNOWN);
+  assert_int_equal(tagged("coupon:K"), 0);
+  assert_int_equal(try_append(st, &w.a, token, &err), ESC_OK);
+  assert_false(w.a.req.result.duplicate);
+  assert_int_equal(try_append(st, &w.a, token, &err), ESC_OK);
+  assert_true(w.a.req.result.duplicate);
+  assert_int_equal(tagged("coupon:K"), 1);
+  esc_store_free(st);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_condition_holds_then_fails),
@@ -372,6 +413,7 @@ int main(void) {
       cmocka_unit_test(test_late_commit_fails_the_condition),
       cmocka_unit_test(test_conditional_append_waits_for_an_open_tagged_one),
       cmocka_unit_test(test_disjoint_tags_do_not_wait),
+      cmocka_unit_test(test_a_killed_append_is_settled_by_a_retry),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
