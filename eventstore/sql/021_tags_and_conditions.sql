@@ -110,9 +110,14 @@ RETURNS SETOF bigint LANGUAGE sql STABLE AS $$
   WITH q AS (SELECT DISTINCT u.tag, u.item
                FROM unnest(q_tags, q_tag_item) AS u(tag, item)),
        need AS (SELECT q.item, count(*) AS n FROM q GROUP BY q.item),
+       -- LATERAL with OFFSET 0 (not pulled up into a join): one range
+       -- of the tag key per tag, also in a generic plan, which knows
+       -- neither the tags nor how many and would rather scan the table.
        hit AS (SELECT t.global_position, q.item
-                 FROM q JOIN @SCHEMA@.event_tags t
-                   ON t.tag = q.tag AND t.global_position > p_after
+                 FROM q CROSS JOIN LATERAL (
+                        SELECT g.global_position FROM @SCHEMA@.event_tags g
+                         WHERE g.tag = q.tag AND g.global_position > p_after
+                        OFFSET 0) t
                 GROUP BY t.global_position, q.item
                HAVING count(*) = (SELECT need.n FROM need
                                    WHERE need.item = q.item))
