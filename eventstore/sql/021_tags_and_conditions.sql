@@ -154,11 +154,15 @@ $$;
 -- Raises ES011 when an event matching the query is not visible in the
 -- token's snapshot: it committed after the read, whatever its position.
 -- DETAIL: "global/stream_version/event_id/type/stream_id".
+-- The generic plan, always: it is good (query_matches keeps index ranges
+-- in it), and with the default the planner judged it costlier than the
+-- custom ones and planned the inlined query anew on every call, some
+-- 0.8 ms against 0.06 ms for the check.
 CREATE FUNCTION @SCHEMA@.check_condition(q_tags text[], q_tag_item integer[],
                                          q_types text[],
                                          q_type_item integer[],
                                          p_token text) RETURNS void
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
   v_snap pg_snapshot := p_token::pg_snapshot;
   v_e    record;
