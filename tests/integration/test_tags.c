@@ -286,7 +286,22 @@ static void test_retry_is_idempotent_and_keeps_its_tags(void **state) {
                                      &tags, 1, &again, &err),
                    ESC_EDUPLICATE);
   assert_non_null(strstr(err.msg, "other tags"));
-  assert_int_equal(tag_rows(), 1);
+  /* A stale expectation stores nothing, tags included. */
+  esc_event_data next = event_of("Redeemed", buf, 8);
+  assert_int_equal(
+      esc_append_tagged(st, "order-1", 5, &next, &tags, 1, NULL, &err),
+      ESC_ECONFLICT);
+  if (!strstr(err.msg, "append to order-1: expected version 5, stream is at 1"))
+    fail_msg("%s", err.msg);
+  assert_int_equal(
+      esc_append_tagged(st, "order-1", 1, &next, &tags, 1, &again, &err),
+      ESC_OK);
+  assert_int_equal(again.last_version, 2);
+  assert_int_equal(tag_rows(), 2);
+  assert_int_equal(
+      esc_append_tagged(st, "order-1", 1, &next, &tags, 1, &again, &err),
+      ESC_OK);
+  assert_true(again.duplicate);
   esc_store_free(st);
 }
 
