@@ -27,6 +27,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <inttypes.h>
 #include <string.h>
 
 #define BENCH_STREAMS 100 /* streams per writer */
@@ -54,6 +55,11 @@ struct append_params {
    * writer's streams (batch of them); the raw side inserts batch rows in
    * one transaction. */
   bool atomic;
+  /* esc side: esc_append_if of one event tagged with a tag of its own
+   * (disjoint from every other append's), on the condition that no event
+   * carries that tag: the cost of the tag lock, the check and the tag
+   * row over a plain append. */
+  bool conditional;
 };
 
 /* What every worker of one phase shares. */
@@ -73,6 +79,8 @@ struct append_worker {
   unsigned cur;
   char stream_id[48];
   int64_t versions[BENCH_STREAMS];
+  char token[ESC_TAG_QUERY_TOKEN_MAX]; /* conditional: read once */
+  uint64_t tagged;                     /* conditional: appends so far */
 };
 
 /* ------------------------------------------------------------------------
@@ -225,6 +233,50 @@ static int atomic_exec(void *worker, uint64_t *units, char *err,
   return 0;
 }
 
+/* The token of a read of a tag nobody carries: every append's own tag is
+ * new, so the condition holds whatever the token's age. */
+static int read_token(struct append_worker *w, char *err, size_t errlen) {
+  const char *none[] = {"bench:none"};
+  esc_tag_query_item item = {none, 1, NULL, 0};
+  esc_tag_query q = {&item, 1};
+  esc_events ev = ESC_EVENTS_INIT;
+  esc_error e = ESC_ERROR_INIT;
+  esc_status rc = esc_read_tagged(w->store, &q, 0, 1, &ev, w->token, &e);
+  esc_events_release(&ev);
+  if (rc)
+    bench_errf(err, errlen, "esc_read_tagged: %s: %s", esc_strerror(rc),
+               e.msg);
+  return rc ? -1 : 0;
+}
+
+static int conditional_exec(void *worker, uint64_t *units, char *err,
+                            size_t errlen) {
+  struct append_worker *w = worker;
+  char tag[64];
+  const char *tags[1] = {tag};
+  esc_tags t = {tags, 1};
+  const esc_tags *per_request[1] = {&t};
+  esc_tag_query_item item = {tags, 1, NULL, 0};
+  esc_tag_query q = {&item, 1};
+  esc_error e = ESC_ERROR_INIT;
+  if (!w->token[0] && read_token(w, err, errlen) != 0)
+    return -1;
+  snprintf(tag, sizeof tag, "bench:w%d.%" PRIu64, w->index, w->tagged++);
+  esc_append_request req = {.stream_id = w->stream_id,
+                            .expected = w->versions[w->cur],
+                            .events = w->payload.events,
+                            .n = 1};
+  if (esc_append_if(w->store, &q, w->token, &req, per_request, 1, &e) !=
+      ESC_OK) {
+    bench_errf(err, errlen, "esc_append_if: %s: %s", esc_strerror(e.code),
+               e.msg);
+    return -1;
+  }
+  w->versions[w->cur] = req.result.last_version;
+  *units = 1;
+  return 0;
+}
+
 /* The refused append's events are made once: the phase's rate is then
  * the calls' alone. */
 static int refused_prepare(void *worker, char *err, size_t errlen) {
@@ -254,6 +306,8 @@ static const bench_worker_ops refused_ops = {esc_setup, refused_prepare,
                                              refused_exec, worker_teardown};
 static const bench_worker_ops atomic_ops = {esc_setup, worker_prepare,
                                             atomic_exec, worker_teardown};
+static const bench_worker_ops conditional_ops = {
+    esc_setup, worker_prepare, conditional_exec, worker_teardown};
 static const bench_worker_ops hot_ops = {esc_setup, hot_prepare, hot_exec,
                                          worker_teardown};
 static const bench_worker_ops raw_ops = {raw_setup, worker_prepare, raw_exec,
@@ -379,7 +433,8 @@ static int run_side(const bench_config *cfg, const bench_scenario *sc,
   const bench_worker_ops *esc_side = ap->hot       ? &hot_ops
                                      : ap->refused ? &refused_ops
                                      : ap->atomic  ? &atomic_ops
-                                                   : &esc_ops;
+                                     : ap->conditional ? &conditional_ops
+                                                       : &esc_ops;
   /* Whether this phase appends through esc (both sides of a metrics
    * scenario do; its baseline turns the metrics off). */
   bool through_esc = esc || ap->vs_metrics_off;
@@ -587,6 +642,13 @@ static const struct append_params p_atomic10 = {.writers = 8,
                                                     "raw-insert-10row-8w",
                                                 .target_ratio = NAN};
 
+static const struct append_params p_conditional = {.writers = 8,
+                                                   .batch = 1,
+                                                   .conditional = true,
+                                                   .baseline_name =
+                                                       "raw-insert-1row-8w",
+                                                   .target_ratio = NAN};
+
 static const bench_scenario append_scenarios[] = {
     {"append-1w", "single-event appends, 1 writer", run_append, &p_1w},
     {"append-8w", "single-event appends, 8 writers", run_append, &p_8w},
@@ -627,6 +689,11 @@ static const bench_scenario append_scenarios[] = {
      "esc_append_atomic of one event to each of 10 streams, 8 writers, "
      "against raw 10-row transactions",
      run_append, &p_atomic10},
+    {"conditional-disjoint-8w",
+     "esc_append_if of one event, each with a tag of its own and the "
+     "condition that no event carries it, 8 writers: compare with "
+     "append-8w of the same run",
+     run_append, &p_conditional},
 };
 
 const bench_group bench_append_group = {"append", append_scenarios,

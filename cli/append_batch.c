@@ -2,7 +2,8 @@
  * esc append --batch FILE [--atomic]: events from JSON lines, one request
  * per stream (its lines' events in file order), appended with
  * esc_append_atomic (one transaction, all or nothing) or esc_append_many
- * (one transaction per stream).
+ * (one transaction per stream); with tags or a condition, esc_append_if
+ * (atomic, or one call per stream).
  */
 #include "cli.h"
 
@@ -19,7 +20,9 @@ struct line {
   char *type;
   int64_t expected;
   bool has_expected;
-  esc_event_data ev; /* data and metadata owned */
+  esc_event_data ev;        /* data and metadata owned */
+  char *tags[ESC_TAGS_MAX]; /* owned copies */
+  size_t ntags;
 };
 
 struct batch {
@@ -28,6 +31,9 @@ struct batch {
   esc_event_data *events; /* the lines' events, grouped by stream */
   esc_append_request *reqs;
   size_t nreqs;
+  esc_tags *tags;            /* per event, beside events */
+  const esc_tags **req_tags; /* per request: its events' tags */
+  bool tagged;               /* some line has tags */
 };
 
 static void batch_release(struct batch *b) {
@@ -36,7 +42,11 @@ static void batch_release(struct batch *b) {
     free(b->lines[i].type);
     free((void *)b->lines[i].ev.data);
     free((void *)b->lines[i].ev.metadata);
+    for (size_t t = 0; t < b->lines[i].ntags; t++)
+      free(b->lines[i].tags[t]);
   }
+  free(b->tags);
+  free(b->req_tags);
   free(b->lines);
   free(b->events);
   free(b->reqs);
@@ -94,6 +104,31 @@ static esc_status line_id(const json_t *o, size_t lineno, esc_uuid *id,
   return ESC_OK;
 }
 
+/* "tags": an array of key:value strings, copied into l. */
+static esc_status line_tags(const json_t *o, size_t lineno, struct line *l,
+                            esc_error *err) {
+  const json_t *tags = json_object_get(o, "tags"), *v;
+  char what[64];
+  size_t i;
+  if (!tags)
+    return ESC_OK;
+  if (!json_is_array(tags) || json_array_size(tags) > ESC_TAGS_MAX)
+    return bad(err, lineno, "tags: expected an array of at most 16 strings");
+  json_array_foreach(tags, i, v) {
+    const char *tag = json_string_value(v);
+    if (!tag)
+      return bad(err, lineno, "tags: expected strings");
+    if (!esc_tag_valid(tag, err)) {
+      snprintf(what, sizeof what, "line %zu", lineno);
+      cli_error_prefix(err, what);
+      return err->code = ESC_EINVAL;
+    }
+    if (!(l->tags[l->ntags++] = strdup(tag)))
+      return bad(err, lineno, "out of memory");
+  }
+  return ESC_OK;
+}
+
 /* The names, id and expected version of one line. */
 static esc_status line_fields(const json_t *o, size_t lineno, struct line *l,
                               esc_error *err) {
@@ -102,8 +137,6 @@ static esc_status line_fields(const json_t *o, size_t lineno, struct line *l,
   const json_t *exp = json_object_get(o, "expected");
   char what[64];
   snprintf(what, sizeof what, "line %zu", lineno);
-  if (json_object_get(o, "tags"))
-    return bad(err, lineno, "tags are not supported yet (issue #21 item 2)");
   if (!stream || !esc_stream_id_valid(stream, err)) {
     if (stream)
       cli_error_prefix(err, what);
@@ -125,7 +158,8 @@ static esc_status line_fields(const json_t *o, size_t lineno, struct line *l,
     return bad(err, lineno, "out of memory");
   l->ev.type = l->type;
   l->ev.schema_version = 1;
-  return line_id(o, lineno, &l->ev.id, err);
+  esc_status st = line_tags(o, lineno, l, err);
+  return st ? st : line_id(o, lineno, &l->ev.id, err);
 }
 
 /* One JSON line into l (zeroed by the caller). */
@@ -205,7 +239,9 @@ static size_t request_of(const struct batch *b, const char *s) {
 static esc_status group_lines(struct batch *b, esc_error *err) {
   b->events = calloc(b->n, sizeof *b->events);
   b->reqs = calloc(b->n, sizeof *b->reqs);
-  if (!b->events || !b->reqs)
+  b->tags = calloc(b->n, sizeof *b->tags);
+  b->req_tags = calloc(b->n, sizeof *b->req_tags);
+  if (!b->events || !b->reqs || !b->tags || !b->req_tags)
     return bad(err, 0, "out of memory");
   for (size_t i = 0; i < b->n; i++) {
     const struct line *l = &b->lines[i];
@@ -225,9 +261,14 @@ static esc_status group_lines(struct batch *b, esc_error *err) {
   size_t next = 0;
   for (size_t r = 0; r < b->nreqs; r++) {
     b->reqs[r].events = &b->events[next];
+    b->req_tags[r] = &b->tags[next];
     for (size_t i = 0; i < b->n; i++)
-      if (strcmp(b->lines[i].stream, b->reqs[r].stream_id) == 0)
-        b->events[next++] = b->lines[i].ev;
+      if (strcmp(b->lines[i].stream, b->reqs[r].stream_id) == 0) {
+        struct line *l = &b->lines[i];
+        b->tags[next] = (esc_tags){(const char *const *)l->tags, l->ntags};
+        b->tagged |= l->ntags > 0;
+        b->events[next++] = l->ev;
+      }
   }
   return ESC_OK;
 }
@@ -253,15 +294,42 @@ static void print_request(const cli_ctx *ctx, const esc_append_request *r) {
                              : "");
 }
 
+/* Each request its own esc_append_if (tagged, not atomic): as
+ * esc_append_many reports, every request's status its own. */
+static esc_status each_tagged(esc_store *store, struct batch *b,
+                              esc_error *err) {
+  for (size_t i = 0; i < b->nreqs; i++) {
+    esc_status st = esc_append_if(store, NULL, NULL, &b->reqs[i],
+                                  &b->req_tags[i], 1, &b->reqs[i].error);
+    if (st == ESC_EUNKNOWN || st == ESC_ECONN)
+      return esc_error_set(err, st, "%s", b->reqs[i].error.msg);
+  }
+  return ESC_OK;
+}
+
+/* The call the batch needs: atomic (and conditional) or per stream. */
+static esc_status append(esc_store *store, struct batch *b, bool atomic,
+                         const esc_tag_query *cond, const char *token,
+                         esc_error *err) {
+  if (cond || (atomic && b->tagged))
+    return esc_append_if(store, cond, token, b->reqs, b->req_tags, b->nreqs,
+                         err);
+  if (atomic)
+    return esc_append_atomic(store, b->reqs, b->nreqs, err);
+  if (b->tagged)
+    return each_tagged(store, b, err);
+  return esc_append_many(store, b->reqs, b->nreqs, err);
+}
+
 /* Appends and prints; the exit code of the first failure, if any. */
 static int run(const cli_ctx *ctx, struct batch *b, bool atomic,
-               esc_error *err) {
+               const esc_tag_query *cond, const char *token, esc_error *err) {
   esc_store *store = cli_open_store(ctx, err);
   int rc = CLI_EXIT_OK;
   if (!store)
     return cli_fail(ctx, err);
-  esc_status st = atomic ? esc_append_atomic(store, b->reqs, b->nreqs, err)
-                         : esc_append_many(store, b->reqs, b->nreqs, err);
+  atomic |= cond != NULL;
+  esc_status st = append(store, b, atomic, cond, token, err);
   if (atomic && st) {
     rc = cli_fail(ctx, err);
   } else {
@@ -278,7 +346,8 @@ static int run(const cli_ctx *ctx, struct batch *b, bool atomic,
   return rc;
 }
 
-int cli_append_batch(cli_ctx *ctx, const char *path, bool atomic) {
+int cli_append_batch(cli_ctx *ctx, const char *path, bool atomic,
+                     const esc_tag_query *cond, const char *token) {
   struct batch b = {0};
   esc_error err = ESC_ERROR_INIT;
   FILE *in = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
@@ -298,7 +367,7 @@ int cli_append_batch(cli_ctx *ctx, const char *path, bool atomic) {
   if (st)
     rc = cli_fail(ctx, &err);
   else
-    rc = run(ctx, &b, atomic, &err);
+    rc = run(ctx, &b, atomic, cond, token, &err);
   batch_release(&b);
   return rc;
 }

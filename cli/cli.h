@@ -52,8 +52,45 @@ typedef struct cli_ctx {
 
 int cli_cmd_migrate(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_append(cli_ctx *ctx, int argc, char **argv);
-/* esc append --batch FILE [--atomic] (append_batch.c). */
-int cli_append_batch(cli_ctx *ctx, const char *path, bool atomic);
+/* Tags and a condition from the command line (tag_args.c): --tag,
+ * --condition-tag and --condition-type (each repeatable, each at most
+ * ESC_TAGS_MAX times), --after TOKEN. The condition is one query item:
+ * every --condition-tag, any --condition-type. */
+typedef struct cli_tagging {
+  const char *tags[ESC_TAGS_MAX];
+  size_t ntags;
+  const char *cond_tags[ESC_TAGS_MAX];
+  size_t ncond_tags;
+  const char *cond_types[ESC_TAGS_MAX];
+  size_t ncond_types;
+  const char *after; /* the token; NULL: no condition */
+  esc_tag_query_item item;
+  esc_tag_query query;
+} cli_tagging;
+/* Adds arg (a tag, or with is_type an event type) to list for option
+ * opt; false after printing a usage error when it is not valid or one
+ * too many. */
+bool cli_tag_arg(const cli_ctx *ctx, const char *opt, const char *arg,
+                 bool is_type, const char **list, size_t *n);
+/* CALL parsers (options.h) over a cli_tagging target: --tag adds to its
+ * tags, the condition's tag and type options to cond_tags and
+ * cond_types. */
+int cli_opt_tag(cli_ctx *ctx, const char *option, const char *value,
+                void *target);
+int cli_opt_cond_tag(cli_ctx *ctx, const char *option, const char *value,
+                     void *target);
+int cli_opt_cond_type(cli_ctx *ctx, const char *option, const char *value,
+                      void *target);
+/* The condition in t as a query (t->query), or NULL when there is none;
+ * false after a usage error when --after and --condition-tag do not come
+ * together. */
+bool cli_tag_condition(const cli_ctx *ctx, cli_tagging *t,
+                       const esc_tag_query **out);
+/* esc append --batch FILE [--atomic] (append_batch.c); a line's "tags"
+ * are its event's, and cond (may be NULL) makes the batch conditional,
+ * and so atomic. */
+int cli_append_batch(cli_ctx *ctx, const char *path, bool atomic,
+                     const esc_tag_query *cond, const char *token);
 /* The metadata esc append stores by default: $USER and the time, as
  * msgpack into *out (the caller frees). */
 esc_status cli_default_metadata(void **out, size_t *out_len, esc_error *err);

@@ -38,6 +38,16 @@ const char cli_help_append[] =
     "                      or nothing; a conflict (exit 3) names every stream\n"
     "                      whose expected version failed. Without it each\n"
     "                      stream is its own transaction.\n"
+    "  --tag T             a tag of the event, key:value (repeatable, up to\n"
+    "                      16); in a --batch, a line's \"tags\": [\"k:v\"]\n"
+    "  --condition-tag T   append only if no event carrying every such tag\n"
+    "                      (repeatable) and of a --condition-type (any, when\n"
+    "                      none is given) was appended after --after TOKEN,\n"
+    "                      the token `esc read --tag ... --json` printed;\n"
+    "                      otherwise exit 3 naming the first such event. A\n"
+    "                      conditional --batch is atomic.\n"
+    "  --condition-type T  see --condition-tag (repeatable)\n"
+    "  --after TOKEN       see --condition-tag\n"
     "\n"
     "Output: \"appended order-1 version 3 (position 812/57)\"; with --json\n"
     "{\"stream\",\"first_version\",\"last_version\",\"position\","
@@ -58,6 +68,7 @@ typedef struct append_args {
   int64_t schema_version;
   const char *batch; /* --batch FILE; NULL: one event from the operands */
   bool atomic;
+  cli_tagging tag;
 } append_args;
 
 static int expected(cli_ctx *ctx, const char *option, const char *value,
@@ -76,6 +87,10 @@ static int parse_args(cli_ctx *ctx, int argc, char **argv, append_args *a) {
       CLI_INT("schema-version", &a->schema_version, 1, INT32_MAX),
       CLI_TEXT("batch", &a->batch),
       CLI_FLAG("atomic", &a->atomic),
+      CLI_CALL("tag", &a->tag, cli_opt_tag),
+      CLI_CALL("condition-tag", &a->tag, cli_opt_cond_tag),
+      CLI_CALL("condition-type", &a->tag, cli_opt_cond_type),
+      CLI_TEXT("after", &a->tag.after),
       CLI_OPTIONS_END};
   /* Operands are counted below: none with --batch. */
   cli_syntax s = {cli_help_append, opts, 0, CLI_ANY, NULL, false, NULL};
@@ -84,6 +99,8 @@ static int parse_args(cli_ctx *ctx, int argc, char **argv, append_args *a) {
     return rc;
   if (a->atomic && !a->batch)
     return cli_usage(ctx, "--atomic: only with --batch");
+  if (a->batch && a->tag.ntags)
+    return cli_usage(ctx, "--tag: with --batch, give each line its \"tags\"");
   if (!cli_operands(ctx, argc, argv, a->batch ? 0 : 3, names))
     return CLI_EXIT_USAGE;
   if (!a->batch) {
@@ -189,14 +206,30 @@ static int print_result(const cli_ctx *ctx, const char *stream,
   return CLI_EXIT_OK;
 }
 
+/* The one event, tagged or conditional: one esc_append_if request. */
+static esc_status append_if(esc_store *store, const append_args *a,
+                            const esc_tag_query *cond, const esc_event_data *ev,
+                            esc_append_result *out, esc_error *err) {
+  esc_append_request req = {
+      .stream_id = a->stream, .expected = a->expected, .events = ev, .n = 1};
+  esc_tags tags = {a->tag.tags, a->tag.ntags};
+  const esc_tags *per_request[1] = {&tags};
+  esc_status rc =
+      esc_append_if(store, cond, a->tag.after, &req, per_request, 1, err);
+  *out = req.result;
+  return rc;
+}
+
 int cli_cmd_append(cli_ctx *ctx, int argc, char **argv) {
-  append_args a = {NULL,           NULL, NULL, NULL, NULL,
-                   ESC_EXPECT_ANY, 1,    NULL, false};
+  append_args a = {.expected = ESC_EXPECT_ANY, .schema_version = 1};
+  const esc_tag_query *cond = NULL;
   int rc = parse_args(ctx, argc, argv, &a);
   if (rc >= 0)
     return rc;
+  if (!cli_tag_condition(ctx, &a.tag, &cond))
+    return CLI_EXIT_USAGE;
   if (a.batch)
-    return cli_append_batch(ctx, a.batch, a.atomic);
+    return cli_append_batch(ctx, a.batch, a.atomic, cond, a.tag.after);
 
   esc_error err = ESC_ERROR_INIT;
   esc_event_data ev = {{{0}}, NULL, 1, NULL, 0, NULL, 0};
@@ -209,7 +242,9 @@ int cli_cmd_append(cli_ctx *ctx, int argc, char **argv) {
   }
   store = cli_open_store(ctx, &err);
   if (!store ||
-      esc_append(store, a.stream, a.expected, &ev, 1, &result, &err)) {
+      (cond || a.tag.ntags
+           ? append_if(store, &a, cond, &ev, &result, &err)
+           : esc_append(store, a.stream, a.expected, &ev, 1, &result, &err))) {
     rc = fail_append(ctx, a.stream, &ev, &err);
     goto out;
   }

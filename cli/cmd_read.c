@@ -1,14 +1,21 @@
-/* esc read: the events of one stream, forward or backward, paged. */
+/* esc read: the events of one stream, forward or backward, paged; or
+ * the events carrying tags, with a consistency token. */
 #include "cli.h"
 #include "options.h"
 
 #include <inttypes.h>
+#include <jansson.h>
 #include <stdio.h>
 
 const char cli_help_read[] =
     "Usage: esc read STREAM [options]\n"
+    "       esc read --tag T [--tag T2 ...] [--type TYPE ...] [options]\n"
     "\n"
-    "Prints the events of STREAM in stream order.\n"
+    "Prints the events of STREAM in stream order. With --tag, the events\n"
+    "carrying every --tag (and of a --type, when given) in log order, as\n"
+    "esc tail prints them, then a consistency token for\n"
+    "`esc append --condition-tag ... --after TOKEN`: \"token: T\", with\n"
+    "--json one last line {\"token\": \"T\"}.\n"
     "\n"
     "Options:\n"
     "  --from V      start at stream version V, inclusive (default: the "
@@ -34,7 +41,8 @@ typedef struct read_args {
   const char *stream;
   int64_t from;
   bool backward;
-  int64_t limit; /* 0: all */
+  int64_t limit;   /* 0: all */
+  cli_tagging tag; /* --tag into cond_tags, --type into cond_types */
 } read_args;
 
 /* Returns -1 to go on, else the exit code. */
@@ -43,13 +51,66 @@ static int parse_args(cli_ctx *ctx, int argc, char **argv, read_args *a) {
   const cli_option opts[] = {CLI_INT("from", &a->from, 0, INT64_MAX),
                              CLI_FLAG("backward", &a->backward),
                              CLI_LIMIT_ALL(&a->limit, INT64_MAX),
+                             CLI_CALL("tag", &a->tag, cli_opt_cond_tag),
+                             CLI_CALL("type", &a->tag, cli_opt_cond_type),
                              CLI_OPTIONS_END};
-  cli_syntax s = {cli_help_read, opts, 1, 1, names, false, NULL};
+  cli_syntax s = {cli_help_read, opts, 0, 1, names, false, NULL};
   int rc = cli_parse(ctx, argc, argv, &s);
   if (rc != CLI_CONTINUE)
     return rc;
-  a->stream = argv[optind];
-  return cli_check_stream(ctx, a->stream);
+  if (a->tag.ncond_types && !a->tag.ncond_tags)
+    return cli_usage(ctx, "--type: only with --tag");
+  if (a->tag.ncond_tags && (a->backward || a->from))
+    return cli_usage(ctx, "--tag: not with --from or --backward");
+  if (!cli_operands(ctx, argc, argv, a->tag.ncond_tags ? 0 : 1, names))
+    return CLI_EXIT_USAGE;
+  a->stream = a->tag.ncond_tags ? NULL : argv[optind];
+  return a->stream ? cli_check_stream(ctx, a->stream) : -1;
+}
+
+static int print_token(const cli_ctx *ctx, const char *token) {
+  if (!ctx->json)
+    return printf("token: %s\n", token) < 0 ? CLI_EXIT_ERROR : CLI_EXIT_OK;
+  json_t *o = json_object();
+  json_object_set_new(o, "token", json_string(token));
+  return cli_json_emit(o) ? CLI_EXIT_OK : CLI_EXIT_ERROR;
+}
+
+/* esc read --tag: pages by global position; the first page's token,
+ * which is never less safe than a later one. */
+static int read_tagged(const cli_ctx *ctx, esc_store *store, void *arg) {
+  read_args *a = arg;
+  size_t left = a->limit == 0 ? SIZE_MAX : (size_t)a->limit;
+  char token[ESC_TAG_QUERY_TOKEN_MAX], page_token[ESC_TAG_QUERY_TOKEN_MAX];
+  int64_t after = 0;
+  esc_events ev = ESC_EVENTS_INIT;
+  esc_error err = ESC_ERROR_INIT;
+  int rc = CLI_EXIT_OK;
+  a->tag.item = (esc_tag_query_item){a->tag.cond_tags, a->tag.ncond_tags,
+                                     a->tag.cond_types, a->tag.ncond_types};
+  a->tag.query = (esc_tag_query){&a->tag.item, 1};
+  token[0] = '\0';
+  while (left > 0) {
+    size_t want = left < READ_PAGE ? left : READ_PAGE;
+    if (esc_read_tagged(store, &a->tag.query, after, want, &ev,
+                        token[0] ? page_token : token, &err)) {
+      rc = cli_fail(ctx, &err);
+      goto out;
+    }
+    for (size_t i = 0; i < ev.count; i++)
+      if (!cli_print_event(ctx, &ev.items[i], CLI_FORM_ALL)) {
+        rc = CLI_EXIT_ERROR;
+        goto out;
+      }
+    left -= ev.count;
+    if (ev.count < want)
+      break;
+    after = ev.items[ev.count - 1].position.global;
+  }
+  rc = print_token(ctx, token);
+out:
+  esc_events_release(&ev);
+  return rc;
 }
 
 /* Reads and prints page by page; returns the exit code. */
@@ -99,7 +160,9 @@ out:
 }
 
 int cli_cmd_read(cli_ctx *ctx, int argc, char **argv) {
-  read_args a = {NULL, 0, false, 100};
+  read_args a = {.limit = 100};
   int rc = parse_args(ctx, argc, argv, &a);
-  return rc >= 0 ? rc : cli_with_store(ctx, read_pages, &a);
+  if (rc >= 0)
+    return rc;
+  return cli_with_store(ctx, a.stream ? read_pages : read_tagged, &a);
 }

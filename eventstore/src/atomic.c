@@ -113,14 +113,15 @@ static esc_status conflicts(esc_append_request *reqs, size_t n,
   return ESC_ECONFLICT;
 }
 
-static bool is_conflict(const PGresult *res) {
+static bool has_sqlstate(const PGresult *res, const char *state) {
   const char *st = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-  return st && strcmp(st, "ES010") == 0;
+  return st && strcmp(st, state) == 0;
 }
 
 /* The reply: every row appended or every row a duplicate. */
 static esc_status answer(esc_store *st, PGresult *res, esc_append_request *reqs,
-                         size_t n, esc_error *err) {
+                         size_t n, const struct esc__atomic_extra *x,
+                         esc_error *err) {
   char what[64];
   esc_error why = ESC_ERROR_INIT;
   esc_status rc = ESC_OK;
@@ -137,20 +138,28 @@ static esc_status answer(esc_store *st, PGresult *res, esc_append_request *reqs,
     esc__clear(err);
     return ESC_OK;
   }
-  if (is_conflict(res))
+  if (has_sqlstate(res, "ES010"))
     return conflicts(reqs, n, PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL),
                      err);
+  if (x && x->condition && has_sqlstate(res, "ES011")) {
+    esc__condition_failed(
+        x->condition, PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL), &why);
+    return fail_every(reqs, n, ESC_ECONFLICT, &why, err);
+  }
   rc = esc__fail_store(&why, st, res, what);
   rc = esc__append_outcome(st, what + strlen("append to "), rc, st->call.sent,
                            &why);
   return fail_every(reqs, n, rc, &why, err);
 }
 
-/* Builds the arrays and sends them; err (never NULL) says why not. */
+/* Builds the arrays and sends them, with x's parameters after them when
+ * x is not NULL; err (never NULL) says why not. */
 static esc_status send_atomic(esc_store *st, esc_append_request *reqs, size_t n,
+                              const struct esc__atomic_extra *x,
                               esc_error *err) {
-  const char *stmt, *values[ESC__APPEND_ARRAYS];
-  int lengths[ESC__APPEND_ARRAYS], formats[ESC__APPEND_ARRAYS];
+  enum { MAX = ESC__APPEND_ARRAYS + ESC__ATOMIC_EXTRA_MAX };
+  const char *stmt, *values[MAX];
+  int lengths[MAX], formats[MAX], nparams = ESC__APPEND_ARRAYS;
   struct esc__buf buf = {0};
   const esc_append_request **ptrs = calloc(n, sizeof *ptrs);
   esc_status rc = ESC_ENOMEM;
@@ -160,21 +169,25 @@ static esc_status send_atomic(esc_store *st, esc_append_request *reqs, size_t n,
     ptrs[i] = &reqs[i];
   if (!esc__append_arrays(&buf, ptrs, n, values, lengths))
     goto out_nomem;
-  for (int i = 0; i < ESC__APPEND_ARRAYS; i++)
+  for (int i = 0; x && i < x->n; i++, nparams++) {
+    values[nparams] = x->values[i];
+    lengths[nparams] = x->lengths[i];
+  }
+  for (int i = 0; i < MAX; i++)
     formats[i] = 1;
-  rc = esc__prepare(st, ESC__STMT_APPEND_ATOMIC, &stmt, err);
+  rc = esc__prepare(st, x ? x->stmt : ESC__STMT_APPEND_ATOMIC, &stmt, err);
   if (rc) {
     rc = esc__append_outcome(st, "an atomic append", rc, false, err);
     fail_every(reqs, n, rc, err, NULL);
     goto out;
   }
   PGresult *res = esc__exec(st, &(struct esc__query){.stmt = stmt,
-                                                     .n = ESC__APPEND_ARRAYS,
+                                                     .n = nparams,
                                                      .values = values,
                                                      .lengths = lengths,
                                                      .formats = formats,
                                                      .binary = 1});
-  rc = answer(st, res, reqs, n, err);
+  rc = answer(st, res, reqs, n, x, err);
   PQclear(res);
   goto out;
 out_nomem:
@@ -186,22 +199,29 @@ out:
   return rc;
 }
 
-esc_status esc_append_atomic(esc_store *store, esc_append_request *reqs,
-                             size_t n, esc_error *err) {
+esc_status esc__atomic_run(esc_store *store, esc_append_request *reqs, size_t n,
+                           const struct esc__atomic_extra *x, esc_error *err) {
   esc_error why = ESC_ERROR_INIT;
   int64_t began = esc__now_ns();
   esc_status rc = validate(store, reqs, n, &why);
+  if (!rc && x && x->validate)
+    rc = x->validate(x, reqs, n, &why);
   if (rc) {
     if (reqs && n <= ESC_APPEND_ATOMIC_MAX)
       fail_every(reqs, n, rc, &why, err);
     else if (err)
       *err = why;
   } else {
-    rc = send_atomic(store, reqs, n, &why);
+    rc = send_atomic(store, reqs, n, x, &why);
     if (err)
       *err = why;
   }
   esc__append_observe(began, rc, rc == ESC_ECONFLICT,
                       !rc && reqs[0].result.duplicate);
   return rc;
+}
+
+esc_status esc_append_atomic(esc_store *store, esc_append_request *reqs,
+                             size_t n, esc_error *err) {
+  return esc__atomic_run(store, reqs, n, NULL, err);
 }

@@ -63,14 +63,9 @@ static void decode_row(const PGresult *res, int row, esc_recorded_event *e) {
       PG_EPOCH_OFFSET_US;
 }
 
-esc_status esc__events_from_result(PGresult *res, esc_events *out,
-                                   esc_error *err) {
-  size_t n = (size_t)PQntuples(res);
-  esc_events_release(out);
-  if (PQnfields(res) != NCOLS) {
-    PQclear(res);
-    return esc__fail(err, ESC_EIO, "read: unexpected reply shape");
-  }
+/* Takes res's first n rows, the event columns first in each. */
+static esc_status take_rows(PGresult *res, size_t n, esc_events *out,
+                            esc_error *err) {
   if (n > 0) {
     out->items = calloc(n, sizeof *out->items);
     if (!out->items) {
@@ -86,6 +81,32 @@ esc_status esc__events_from_result(PGresult *res, esc_events *out,
   if (n > 0)
     out->next = out->items[n - 1].position;
   return ESC_OK;
+}
+
+esc_status esc__events_from_result(PGresult *res, esc_events *out,
+                                   esc_error *err) {
+  esc_events_release(out);
+  if (PQnfields(res) != NCOLS) {
+    PQclear(res);
+    return esc__fail(err, ESC_EIO, "read: unexpected reply shape");
+  }
+  return take_rows(res, (size_t)PQntuples(res), out, err);
+}
+
+esc_status esc__events_with_token(PGresult *res, esc_events *out, char *token,
+                                  size_t size, esc_error *err) {
+  esc_events_release(out);
+  if (PQnfields(res) != NCOLS + 1 || PQntuples(res) < 1 ||
+      PQgetisnull(res, 0, NCOLS) ||
+      (size_t)PQgetlength(res, 0, NCOLS) >= size) {
+    PQclear(res);
+    return esc__fail(err, ESC_EIO, "read: unexpected reply shape");
+  }
+  memcpy(token, PQgetvalue(res, 0, NCOLS), (size_t)PQgetlength(res, 0, NCOLS));
+  token[PQgetlength(res, 0, NCOLS)] = '\0';
+  /* No match is one row of NULL events beside the token. */
+  bool none = PQntuples(res) == 1 && PQgetisnull(res, 0, COL_GLOBAL);
+  return take_rows(res, none ? 0 : (size_t)PQntuples(res), out, err);
 }
 
 /* Sends a prepared read with binary parameters and results; `what` names

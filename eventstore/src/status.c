@@ -63,6 +63,8 @@ static esc_status code_of_sqlstate(const char *st) {
     return ESC_EDUPLICATE;
   if (strcmp(st, "ES010") == 0) /* an atomic append's expectations */
     return ESC_ECONFLICT;
+  if (strcmp(st, "ES011") == 0) /* an append's condition on a query */
+    return ESC_ECONFLICT;
   if (strcmp(st, "ES004") == 0)
     return ESC_ENOTFOUND;
   if (strcmp(st, "ES009") == 0) /* a truncation no snapshot covers */

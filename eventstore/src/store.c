@@ -72,7 +72,7 @@ struct stmt_def {
   const char *name;
   const char *sql; /* @S@ stands for the quoted schema, @C@ for the channel */
   int nparams;
-  Oid types[8];
+  Oid types[15];
 };
 
 static const struct stmt_def stmt_defs[ESC__STMT_COUNT] = {
@@ -162,6 +162,40 @@ static const struct stmt_def stmt_defs[ESC__STMT_COUNT] = {
                                   OID_INT4_ARRAY, OID_UUID_ARRAY,
                                   OID_TEXT_ARRAY, OID_INT4_ARRAY,
                                   OID_BYTEA_ARRAY, OID_BYTEA_ARRAY}},
+    /* Tagged and conditional appends (migration 21): append_atomic's
+     * arrays and rows, then the tags, the query and the token. */
+    [ESC__STMT_APPEND_TAGGED] =
+        {"esc_append_tagged",
+         "SELECT status, first_version, last_version,"
+         " tx_id, first_global, last_global,"
+         " actual_version, err_state, err_message"
+         " FROM @S@.append_tagged($1, $2, $3, $4, $5,"
+         " $6, $7, $8, $9, $10, $11, $12, $13, $14,"
+         " $15)",
+         15,
+         {OID_TEXT_ARRAY, OID_INT8_ARRAY, OID_INT4_ARRAY, OID_UUID_ARRAY,
+          OID_TEXT_ARRAY, OID_INT4_ARRAY, OID_BYTEA_ARRAY, OID_BYTEA_ARRAY,
+          OID_INT4_ARRAY, OID_TEXT_ARRAY, OID_TEXT_ARRAY, OID_INT4_ARRAY,
+          OID_TEXT_ARRAY, OID_INT4_ARRAY, OID_TEXT}},
+    /* The events matching a query and, in the same statement (so the same
+     * snapshot), the token of that snapshot; one row of NULL events when
+     * none match. A snapshot too long for a token becomes "xmin:xmin:":
+     * everything from xmin on counts as unseen, which is safe. */
+    [ESC__STMT_READ_QUERY] =
+        {"esc_read_tagged",
+         "SELECT " EVENT_COLUMNS ", s.token FROM"
+         " (SELECT CASE WHEN octet_length(c::text) < 512"
+         " THEN c::text ELSE pg_snapshot_xmin(c)::text"
+         " || ':' || pg_snapshot_xmin(c)::text || ':'"
+         " END AS token FROM pg_current_snapshot() c) s"
+         " LEFT JOIN LATERAL (SELECT " EVENT_COLUMNS
+         " FROM @S@.events WHERE global_position IN"
+         " (SELECT m FROM @S@.query_matches($1, $2, $3, $4, $5) m)"
+         " ORDER BY global_position LIMIT $6) e ON true"
+         " ORDER BY global_position",
+         6,
+         {OID_TEXT_ARRAY, OID_INT4_ARRAY, OID_TEXT_ARRAY, OID_INT4_ARRAY,
+          OID_INT8, OID_INT8}},
     [ESC__STMT_STREAM_GET] = {"esc_stream_get",
                               "SELECT stream_id, version, truncated_before, "
                               "tombstoned, "

@@ -31,7 +31,6 @@ void esc__flatten(char *msg);
 /* Milliseconds on a monotonic clock. */
 int64_t esc__clock_ms(void);
 
-
 void esc__call_begin(struct esc__call *c, PGconn *conn, int timeout_ms);
 /* Starts the deadline again (a result taken long after its send). */
 void esc__call_rearm(struct esc__call *c);
@@ -113,6 +112,8 @@ enum esc__stmt {
   ESC__STMT_READ_CATEGORY_BOUNDED,
   ESC__STMT_APPEND_GROUP,
   ESC__STMT_APPEND_ATOMIC,
+  ESC__STMT_APPEND_TAGGED,
+  ESC__STMT_READ_QUERY,
   ESC__STMT_COUNT
 };
 
@@ -225,4 +226,51 @@ uint32_t esc__get_be32(const void *p);
 esc_status esc__events_from_result(PGresult *res, esc_events *out,
                                    esc_error *err);
 
+/* esc__events_from_result for a result whose rows carry one more column,
+ * a consistency token, copied into token[size] (esc_read_tagged). */
+esc_status esc__events_with_token(PGresult *res, esc_events *out, char *token,
+                                  size_t size, esc_error *err);
+
+/* ------------------------------------------------------------------------
+ * Tags and queries (tags.c)
+ * ------------------------------------------------------------------------ */
+/* Checks tags[i][k] of every request's events (tags may be NULL). */
+esc_status esc__tags_validate(const esc_append_request *reqs,
+                              const esc_tags *const *tags, size_t n,
+                              esc_error *err);
+esc_status esc__query_validate(const esc_tag_query *q, esc_error *err);
+/* "coupon:X+order:1 of type A|B or ..." into out, cut to size. */
+void esc__query_describe(const esc_tag_query *q, char *out, size_t size);
+/* append_tagged()'s tag arrays (2) and query_matches()' query arrays (4),
+ * built in b, which values and lengths point into; false: out of memory. */
+bool esc__tag_arrays(struct esc__buf *b, const esc_append_request *reqs,
+                     const esc_tags *const *tags, size_t n, const char **values,
+                     int *lengths);
+bool esc__query_arrays(struct esc__buf *b, const esc_tag_query *q,
+                       const char **values, int *lengths);
+
+/* ------------------------------------------------------------------------
+ * Atomic appends with more (atomic.c, append_if.c)
+ * ------------------------------------------------------------------------ */
+enum { ESC__ATOMIC_EXTRA_MAX = 7 };
+/* Parameters after append_atomic's eight arrays, for statement stmt whose
+ * rows are append_atomic's; condition (may be NULL) names an ES011
+ * refusal; validate (may be NULL) checks more before anything is sent. */
+struct esc__atomic_extra {
+  enum esc__stmt stmt;
+  int n;
+  const char *values[ESC__ATOMIC_EXTRA_MAX];
+  int lengths[ESC__ATOMIC_EXTRA_MAX];
+  const esc_tag_query *condition;
+  const esc_tags *const *tags;
+  esc_status (*validate)(const struct esc__atomic_extra *x,
+                         const esc_append_request *reqs, size_t n,
+                         esc_error *err);
+};
+/* esc_append_atomic, with x (NULL: none). */
+esc_status esc__atomic_run(esc_store *store, esc_append_request *reqs, size_t n,
+                           const struct esc__atomic_extra *x, esc_error *err);
+/* Fills err for ES011 from its DETAIL ("global/version/id/type/stream"). */
+void esc__condition_failed(const esc_tag_query *q, const char *detail,
+                           esc_error *err);
 #endif

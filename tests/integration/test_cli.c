@@ -1524,6 +1524,68 @@ static void append_batch_is_atomic(void **state) {
   unlink(path);
 }
 
+/* esc append --tag, esc read --tag [--type] --json and its token, esc
+ * append --condition-tag --after (issue #21 items 2-3): a condition
+ * holds once, then fails with exit 3 naming the event; batch lines carry
+ * "tags"; bad tags are refused on the command line and in a line. */
+static void token_of(const cli_result *r, char *out, size_t size) {
+  const char *p = strstr(r->out, "{\"token\":\"");
+  assert_non_null(p);
+  p += strlen("{\"token\":\"");
+  size_t n = strcspn(p, "\"");
+  assert_true(n > 0 && n < size);
+  memcpy(out, p, n);
+  out[n] = '\0';
+}
+
+static void append_tagged_and_conditional(void **state) {
+  (void)state;
+  char token[ESC_TAG_QUERY_TOKEN_MAX], path[64];
+  cli_result r;
+  run_in_schema(&r, "append", "cpn-1", "Redeemed", "{}", "--tag", "coupon:C1",
+                "--tag", "order:1", NULL);
+  expect_exit(&r, 0);
+  cli_result_release(&r);
+  run_in_schema(&r, "read", "--tag", "coupon:C1", "--type", "Redeemed",
+                "--json", NULL);
+  expect_exit(&r, 0);
+  expect_out(&r, "\"stream\":\"cpn-1\"");
+  token_of(&r, token, sizeof token);
+  cli_result_release(&r);
+  for (int i = 0; i < 2; i++) { /* the second finds the first's event */
+    char stream[16];
+    snprintf(stream, sizeof stream, "cpn-%d", i + 2);
+    run_in_schema(&r, "append", stream, "Redeemed", "{}", "--tag", "coupon:C1",
+                  "--condition-tag", "coupon:C1", "--condition-type",
+                  "Redeemed", "--after", token, NULL);
+    expect_exit(&r, i == 0 ? 0 : 3);
+    if (i == 1)
+      expect_err(&r, "coupon:C1 of type Redeemed\" failed: event");
+    if (i == 1)
+      expect_err(&r, "cpn-2 version 1");
+    cli_result_release(&r);
+  }
+  snprintf(path, sizeof path, "/tmp/esc_cli_tags_%d.jsonl", (int)getpid());
+  write_lines(path, "{\"stream\":\"cpn-4\",\"type\":\"T\",\"data\":{},"
+                    "\"tags\":[\"batch:1\"]}\n");
+  run_in_schema(&r, "append", "--batch", path, NULL);
+  expect_exit(&r, 0);
+  cli_result_release(&r);
+  run_in_schema(&r, "read", "--tag", "batch:1", NULL);
+  expect_exit(&r, 0);
+  expect_out(&r, "cpn-4@1  T");
+  expect_out(&r, "token: ");
+  cli_result_release(&r);
+  write_lines(path, "{\"stream\":\"cpn-5\",\"type\":\"T\",\"data\":{},"
+                    "\"tags\":[\"no key\"]}\n");
+  expect_error(6, "line 1: tag \"no key\"", "append", "--batch", path, NULL);
+  unlink(path);
+  expect_error(2, "--tag: tag \"k y:v\"", "append", "cpn-6", "T", "{}", "--tag",
+               "k y:v", NULL);
+  expect_error(2, "--after", "append", "cpn-6", "T", "{}", "--condition-tag",
+               "coupon:C1", NULL);
+}
+
 static int setup(void **state) {
   (void)state;
   snprintf(schema, sizeof schema, "t_cli_%d", (int)getpid());
@@ -1558,6 +1620,7 @@ int main(void) {
       cmocka_unit_test(retention_run_archives_then_removes),
       cmocka_unit_test(truncation_needs_a_snapshot_or_force),
       cmocka_unit_test(append_batch_is_atomic),
+      cmocka_unit_test(append_tagged_and_conditional),
       /* last: it adds streams the tests above count */
       cmocka_unit_test(a_limit_that_cuts_says_so),
       cmocka_unit_test(the_default_limit_of_100_says_so),

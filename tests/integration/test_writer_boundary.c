@@ -93,6 +93,10 @@ static const char *const table_writes[] = {
     "UPDATE " SCHEMA ".projections SET partitions = 3",
     "UPDATE " SCHEMA ".dead_letters SET state = 'resolved'",
     "DELETE FROM " SCHEMA ".waiters",
+    /* A tag on an event that does not carry it: a query would see it. */
+    "INSERT INTO " SCHEMA ".event_tags (tag, global_position)"
+    " VALUES ('coupon:X', 1)",
+    "DELETE FROM " SCHEMA ".event_tags",
     "INSERT INTO " SCHEMA ".retention_log (stream_id, operation,"
     " events_removed) VALUES ('order-1', 'truncate', 0)",
     "UPDATE " SCHEMA ".identity SET id = gen_random_uuid()",
@@ -148,6 +152,9 @@ static void roles_write_no_table(void **state) {
   refused(c, "SELECT * FROM " SCHEMA ".projection_register('p', 1, 1, NULL,"
              " NULL)");
   refused(c, "SELECT " SCHEMA ".dead_letter_finish(1, true, '', 0)");
+  refused(c, "SELECT * FROM " SCHEMA ".append_tagged('{order-1}', '{-1}',"
+             " '{1}', ARRAY[gen_random_uuid()], '{T}', '{1}', '{\"\\\\x80\"}',"
+             " '{NULL}', '{1}', '{k:v}', NULL, NULL, NULL, NULL, NULL)");
   esc_test_exec(c, "RESET ROLE");
   /* Retrying or discarding a parked process instance is an operator's
    * action: the writer may not either. */
@@ -336,6 +343,35 @@ static void esc_works_as_the_writer(void **state) {
   esc_store_free(st);
 }
 
+/* Tags through the roles: the writer appends tagged and on condition,
+ * the reader reads by tag (SELECT on event_tags) and gets a token. */
+static void tags_work_as_writer_and_reader(void **state) {
+  (void)state;
+  esc_store *wr = open_as(writer), *rd = open_as(reader);
+  esc_error err = ESC_ERROR_INIT;
+  esc_events ev = ESC_EVENTS_INIT;
+  char token[ESC_TAG_QUERY_TOKEN_MAX];
+  const char *tag[] = {"coupon:B1"};
+  esc_tag_query_item item = {tag, 1, NULL, 0};
+  esc_tag_query q = {&item, 1};
+  esc_tags tags = {tag, 1};
+  const esc_tags *per_request[] = {&tags};
+  esc_event_data e = {esc_uuid_v4(), "Redeemed", 1, "\x80", 1, NULL, 0};
+  esc_append_request req = {
+      .stream_id = "order-8", .expected = ESC_EXPECT_ANY, .events = &e,
+      .n = 1};
+  if (esc_read_tagged(rd, &q, 0, 0, &ev, token, &err))
+    fail_msg("read as the reader: %s", err.msg);
+  assert_int_equal(ev.count, 0);
+  if (esc_append_if(wr, &q, token, &req, per_request, 1, &err))
+    fail_msg("append as the writer: %s", err.msg);
+  assert_int_equal(esc_read_tagged(rd, &q, 0, 0, &ev, token, &err), ESC_OK);
+  assert_int_equal(ev.count, 1);
+  esc_events_release(&ev);
+  esc_store_free(rd);
+  esc_store_free(wr);
+}
+
 /* A worker with only the writer role: registers, applies, parks a poison
  * event, and resolves it when retried. */
 static void a_worker_needs_only_the_writer(void **state) {
@@ -466,6 +502,7 @@ int main(void) {
       cmocka_unit_test_teardown(functions_check_what_they_store,
                                 esc_test_close_tracked),
       cmocka_unit_test(a_reader_shows_retention_policies),
+      cmocka_unit_test(tags_work_as_writer_and_reader),
       cmocka_unit_test(esc_works_as_the_writer),
       cmocka_unit_test(a_worker_needs_only_the_writer),
       cmocka_unit_test(a_subscription_needs_only_the_writer),

@@ -629,6 +629,117 @@ ESC_API esc_status esc_append_atomic(esc_store *store, esc_append_request *reqs,
                                      size_t n, esc_error *err);
 
 /* ------------------------------------------------------------------------
+ * Tags, queries of tagged events, and appends conditioned on a query
+ * ------------------------------------------------------------------------ */
+
+/*
+ * A tag is "key:value": a key of 1..ESC_TAG_KEY_MAX bytes of
+ * [A-Za-z0-9_.-], a ':', and a value of valid UTF-8 without control
+ * characters, ESC_TAG_MAX bytes in all ("coupon:SAVE10",
+ * "student:42"). An event has at most ESC_TAGS_MAX tags, each once.
+ * Returns false and fills err (ESC_EINVAL; may be NULL) naming the byte
+ * that is wrong otherwise. The store checks the same rule again.
+ */
+#define ESC_TAG_MAX 128
+#define ESC_TAG_KEY_MAX 64
+#define ESC_TAGS_MAX 16
+ESC_API bool esc_tag_valid(const char *tag, esc_error *err);
+
+/* One event's tags (borrowed): count strings, as esc_tag_valid says. */
+typedef struct esc_tags {
+  const char *const *items;
+  size_t count;
+} esc_tags;
+
+/*
+ * esc_append with tags: tags[i] (tags may be NULL: none at all) are the
+ * tags of events[i]. Stored in the event_tags table, so reading by tag
+ * (esc_read_tagged) does not scan the log; untagged appends never touch
+ * it. One transaction, as esc_append; idempotent the same way, and a
+ * retry must carry the same tags (ESC_EDUPLICATE otherwise). Tagged
+ * appends bypass group commit: they take a lock per tag (see
+ * esc_append_if) besides the stream's.
+ */
+ESC_API esc_status esc_append_tagged(esc_store *store, const char *stream_id,
+                                     int64_t expected,
+                                     const esc_event_data *events,
+                                     const esc_tags *tags, size_t n,
+                                     esc_append_result *result, esc_error *err);
+
+/*
+ * A query of tagged events: an event matches an item when it carries
+ * every tag of the item (1..ESC_TAGS_MAX of them) and, when the item
+ * names types, is of one of them; it matches the query when it matches
+ * any item (1..ESC_TAG_QUERY_ITEMS_MAX). Every item needs a tag. Borrowed.
+ */
+#define ESC_TAG_QUERY_ITEMS_MAX 16
+typedef struct esc_tag_query_item {
+  const char *const *tags;
+  size_t tag_count;
+  const char *const *types; /* NULL / 0: any type */
+  size_t type_count;
+} esc_tag_query_item;
+
+typedef struct esc_tag_query {
+  const esc_tag_query_item *items;
+  size_t count;
+} esc_tag_query;
+
+/*
+ * A consistency token: what the reader's snapshot saw (a pg_snapshot as
+ * text, "xmin:xmax:xip,..."). Opaque to callers; pass it to
+ * esc_append_if. When the snapshot's text would not fit, the token
+ * holds a coarser one (every transaction from xmin on counts as after
+ * the read): still sound, it may only refuse more.
+ */
+#define ESC_TAG_QUERY_TOKEN_MAX 512
+
+/*
+ * Reads up to max (0: no limit) events matching q whose global position
+ * is after after_global, in log order (global position), and the token
+ * of the snapshot the read saw, into token. Uses the tag index: the cost
+ * follows the events carrying the query's tags, not the log. To page,
+ * read on from the last event's global position and keep the first
+ * page's token (an older token is never less safe). out must be
+ * initialized; its previous contents are released. ESC_EINVAL for a
+ * query as esc_tag_query says it must not be.
+ */
+ESC_API esc_status esc_read_tagged(esc_store *store, const esc_tag_query *q,
+                                   int64_t after_global, size_t max,
+                                   esc_events *out,
+                                   char token[ESC_TAG_QUERY_TOKEN_MAX],
+                                   esc_error *err);
+
+/*
+ * esc_append_atomic with tags and a condition: appends every request in
+ * one transaction only if no event matching `condition` was appended
+ * after `token` (from esc_read_tagged of that query) — whatever its
+ * global position, also one whose transaction began before the read and
+ * committed after it. tags[i] (tags may be NULL; tags[i] may be NULL)
+ * holds reqs[i].n esc_tags. condition and token NULL: no condition (an
+ * atomic tagged append).
+ *
+ * ESC_ECONFLICT when the condition fails, nothing stored: err names the
+ * query and the first conflicting event (id, type, stream, version,
+ * position), every request's status is ESC_ECONFLICT. The other outcomes
+ * are esc_append_atomic's, expectations included. Idempotent: a retry
+ * with the same ids after ESC_EUNKNOWN returns the original results as
+ * duplicates (the condition is not checked again: the events it would
+ * find are the call's own).
+ *
+ * Correct under any concurrency at READ COMMITTED: every tagged append
+ * and every conditional one takes transaction-scoped locks on its tags
+ * and its query's tags, in one order, before it checks or writes;
+ * appenders whose tags are disjoint do not wait for each other.
+ * See docs/decisions/0022-tags-and-conditional-appends.md.
+ */
+ESC_API esc_status esc_append_if(esc_store *store,
+                                 const esc_tag_query *condition,
+                                 const char *token, esc_append_request *reqs,
+                                 const esc_tags *const *tags, size_t n,
+                                 esc_error *err);
+
+/* ------------------------------------------------------------------------
  * Reading
  * ------------------------------------------------------------------------ */
 
