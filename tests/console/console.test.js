@@ -17,6 +17,17 @@ const { chromium } = require("playwright-core");
 const [url, downUrl, shots, actingUrl, token, cure] = process.argv.slice(2);
 const MARKUP = "<img src=x onerror=window.__pwned=1>";
 
+// Polls check(page) until it is true, up to 20 s. Playwright's
+// waitForFunction evaluates its predicate as a string inside the page when
+// it has to poll, which the console's CSP (no unsafe-eval) refuses.
+async function until(page, check, what) {
+  const deadline = Date.now() + 20000;
+  while (!(await check(page))) {
+    assert.ok(Date.now() < deadline, "timed out waiting: " + what);
+    await page.waitForTimeout(100);
+  }
+}
+
 async function overview(page) {
   const r = await page.goto(url + "/");
   const csp = r.headers()["content-security-policy"];
@@ -101,8 +112,8 @@ async function storeDown(page) {
   const text = await page.textContent("#status");
   assert.match(text, /store unavailable/);
   assert.doesNotMatch(text, /127\.0\.0\.1|postgres(ql)?:\/\//);
-  await page.waitForFunction(() =>
-    document.getElementById("projections-status").textContent !== "");
+  await until(page, async (p) =>
+    (await p.textContent("#projections-status")) !== "", "projections status");
   const proj = await page.textContent("#projections-status");
   assert.match(proj, /projections unavailable/);
 }
@@ -157,8 +168,9 @@ async function retryWithoutToken(page) {
   await page.fill("#token", "not-the-token-at-all");
   await page.click("#token-save");
   await page.click("#letters tbody tr button:text('retry')");
-  await page.waitForFunction(() => /403 forbidden/.test(
-    document.getElementById("action-status").textContent));
+  await until(page, async (p) =>
+    /403 forbidden/.test(await p.textContent("#action-status")),
+    "the wrong token refused");
   const open = await openLetters(page);
   assert.equal(open.length, 1);
   assert.equal(open[0].state, "parked", "a refused retry changes nothing");
@@ -180,12 +192,9 @@ async function retryWithToken(page) {
   await page.waitForSelector("#action-status.ok");
   assert.match(await page.textContent("#action-status"), /retry: 1 dead letter/);
   // The worker applies it and resolves the letter: the list empties.
-  const deadline = Date.now() + 20000;
-  while ((await letterRows(page)).length > 0 ||
-         !/^0 open/.test(await page.textContent("#status"))) {
-    assert.ok(Date.now() < deadline, "the retried letter is still open");
-    await page.waitForTimeout(200);
-  }
+  await until(page, async (p) => (await letterRows(p)).length === 0 &&
+    /^0 open/.test(await p.textContent("#status")),
+    "the retried letter resolved");
   const p = await page.evaluate(async () =>
     (await (await fetch("/api/projections")).json()).partitions);
   assert.equal(p[0].projection, "tally_view");
