@@ -56,17 +56,25 @@ INSERT INTO $schema.dead_letters (projection, partition, tx_id,
   FROM $schema.events ORDER BY global_position LIMIT 1;
 SQL
 
-# Starts a console on a free port; prints its URL.
+# Starts `esc ARGS... console --listen 127.0.0.1:0 OPTIONS...` on a free
+# port: sets started (its URL) and token (the token it printed, if any).
+# Not run in $(...): the console's pid must reach pids of this shell, or
+# cleanup would leave it running.
 start() {
   local out
   out=$(mktemp)
-  "$esc" "$@" console --listen 127.0.0.1:0 >"$out" 2>/dev/null &
+  local global=() opts=()
+  while [ $# -gt 0 ] && [ "$1" != "--" ]; do global+=("$1"); shift; done
+  [ $# -gt 0 ] && shift
+  opts=("$@")
+  "$esc" "${global[@]}" console --listen 127.0.0.1:0 "${opts[@]}" >"$out" 2>/dev/null &
   pids+=($!)
   for _ in $(seq 50); do
     grep -q "listening on port" "$out" && break
     sleep 0.1
   done
-  echo "http://127.0.0.1:$(sed -n 's/.*listening on port //p' "$out")"
+  started="http://127.0.0.1:$(sed -n 's/.*listening on port //p' "$out")"
+  token=$(sed -n 's/.*bearer token: //p' "$out")
   rm -f "$out"
 }
 
@@ -85,16 +93,10 @@ done
 "$esc" --schema "$acts" --json dead-letters list | grep -q '"state":"parked"' ||
   { echo "run.sh: the worker parked nothing" >&2; exit 1; }
 
-url=$(start --schema "$schema")
-down=$(start --schema "$schema" --pg "postgresql://esc@127.0.0.1:1/none?connect_timeout=2")
-out=$(mktemp)
-"$esc" --schema "$acts" console --listen 127.0.0.1:0 --allow-actions >"$out" 2>/dev/null &
-pids+=($!)
-for _ in $(seq 50); do
-  grep -q "listening on port" "$out" && break
-  sleep 0.1
-done
-acting="http://127.0.0.1:$(sed -n 's/.*listening on port //p' "$out")"
-token=$(sed -n 's/.*bearer token: //p' "$out")
-rm -f "$out"
+start --schema "$schema"
+url=$started
+start --schema "$schema" --pg "postgresql://esc@127.0.0.1:1/none?connect_timeout=2"
+down=$started
+start --schema "$acts" -- --allow-actions
+acting=$started
 node "$here/console.test.js" "$url" "$down" "$shots" "$acting" "$token" "$cure"
