@@ -126,8 +126,8 @@ enum MHD_Result cli_console_act_dead_letters(const cli_ctx *ctx,
   selection *s = calloc(1, sizeof *s);
   const char *bad = s ? parse_selection(req, s) : NULL;
   enum MHD_Result r =
-      !s    ? cli_console_reply_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
-                                      "nomem", "out of memory")
+      !s ? cli_console_reply_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "nomem",
+                                   "out of memory")
       : bad ? cli_console_reply_error(c, MHD_HTTP_BAD_REQUEST, "invalid", bad)
             : act(ctx, c, retry, s);
   free(s);

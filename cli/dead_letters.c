@@ -20,14 +20,12 @@ json_t *cli_dead_letter_json(const esc_dead_letter *d) {
   json_object_set_new(o, "version", json_integer(d->stream_version));
   json_object_set_new(o, "type", cli_json_string(d->event_type));
   json_object_set_new(o, "attempts", json_integer(d->attempts));
-  json_object_set_new(o, "commands_applied",
-                      json_integer(d->commands_applied));
+  json_object_set_new(o, "commands_applied", json_integer(d->commands_applied));
   json_object_set_new(o, "state", cli_json_string(d->state));
   json_object_set_new(o, "parked_at", json_string(when));
   json_object_set_new(o, "error", cli_json_string(d->error));
   return o;
 }
-
 
 esc_status cli_dead_letters_act(const cli_ctx *ctx, bool retry,
                                 const esc_dead_letter_filter *filter,

@@ -58,8 +58,7 @@ static void append(esc_store *st, const char *type) {
   esc_append_result res;
   esc_error err = ESC_ERROR_INIT;
   assert_int_equal(
-      esc_append(st, "consoledl-1", ESC_EXPECT_ANY, &e, 1, &res, &err),
-      ESC_OK);
+      esc_append(st, "consoledl-1", ESC_EXPECT_ANY, &e, 1, &res, &err), ESC_OK);
 }
 
 /* The one letter of PROJ (open ones, or all); fails unless there is one. */
@@ -135,8 +134,8 @@ static console start_console(const char *const *extra) {
   static int started;
   snprintf(c.log, sizeof c.log, "/tmp/%s-%d-%d.log", SCHEMA, (int)getpid(),
            started++);
-  const char *argv[12] = {ESC_CLI_PATH, "--schema", SCHEMA, "console",
-                          "--listen",   "127.0.0.1:0"};
+  const char *argv[12] = {ESC_CLI_PATH, "--schema", SCHEMA,
+                          "console",    "--listen", "127.0.0.1:0"};
   for (size_t i = 0; extra[i]; i++)
     argv[6 + i] = extra[i];
   c.pid = esc_test_spawn(ESC_CLI_PATH, argv, NULL, c.log);
@@ -164,12 +163,11 @@ static void stop_console(console *c) {
 static int post(const console *c, const char *path, const char *headers,
                 const char *body, char *code) {
   char *answer = NULL;
-  int status =
-      esc_test_http_request(c->port, "POST", path, headers, body, 10000,
-                            &answer);
+  int status = esc_test_http_request(c->port, "POST", path, headers, body,
+                                     10000, &answer);
   json_t *o = answer ? json_loads(answer, 0, NULL) : NULL;
-  const char *name = json_string_value(
-      json_object_get(json_object_get(o, "error"), "code"));
+  const char *name =
+      json_string_value(json_object_get(json_object_get(o, "error"), "code"));
   snprintf(code, 32, "%s", name ? name : "");
   json_decref(o);
   free(answer);
@@ -205,16 +203,15 @@ static void read_only_console_refuses_every_action(void **state) {
   assert_string_equal(answer, "{\"actions\":false}");
   free(answer);
   assert_int_equal(esc_test_http_get(c.port,
-                                     "/api/dead-letters?projection=" PROJ,
-                                     5000, &answer),
+                                     "/api/dead-letters?projection=" PROJ, 5000,
+                                     &answer),
                    200);
   json_t *o = json_loads(answer, 0, NULL);
   json_t *l = json_array_get(json_object_get(o, "dead_letters"), 0);
   assert_int_equal(json_array_size(json_object_get(o, "dead_letters")), 1);
   assert_int_equal(json_integer_value(json_object_get(l, "id")), letter);
   assert_string_equal(json_string_value(json_object_get(l, "type")), "Poison");
-  assert_string_equal(json_string_value(json_object_get(l, "state")),
-                      "parked");
+  assert_string_equal(json_string_value(json_object_get(l, "state")), "parked");
   assert_string_equal(json_string_value(json_object_get(l, "error")),
                       "poison refused");
   json_decref(o);
@@ -237,12 +234,10 @@ static void actions_without_the_token_change_nothing(void **state) {
   const char *path = "/api/dead-letters/retry";
   assert_int_equal(post(&c, path, NULL, body, code), 401);
   assert_string_equal(code, "unauthorized");
-  assert_int_equal(post(&c, path, "Authorization: Basic " TOKEN "\r\n", body,
-                        code),
-                   401);
-  assert_int_equal(post(&c, path, "Authorization: Bearer wrong\r\n", body,
-                        code),
-                   403);
+  assert_int_equal(
+      post(&c, path, "Authorization: Basic " TOKEN "\r\n", body, code), 401);
+  assert_int_equal(
+      post(&c, path, "Authorization: Bearer wrong\r\n", body, code), 403);
   assert_string_equal(code, "forbidden");
   /* The token less its last character, and with one more. */
   assert_int_equal(post(&c, path,
@@ -260,9 +255,8 @@ static void actions_without_the_token_change_nothing(void **state) {
   assert_non_null(big);
   memset(big, ' ', 69999);
   big[69999] = '\0';
-  assert_int_equal(post(&c, path, "Authorization: Bearer " TOKEN "\r\n", big,
-                        code),
-                   413);
+  assert_int_equal(
+      post(&c, path, "Authorization: Bearer " TOKEN "\r\n", big, code), 413);
   assert_string_equal(code, "too_large");
   free(big);
   assert_int_equal(post(&c, path, "Authorization: Bearer " TOKEN "\r\n",
