@@ -307,11 +307,49 @@ static void retry_with_the_token_is_applied_by_the_worker(void **state) {
   stop_console(&c);
 }
 
+/* {"all":true,"projection":P} selects only P's open letters; a body that
+ * names ids and all is refused. */
+static void discard_all_of_one_projection(void **state) {
+  (void)state;
+  esc_store *st = esc_test_open_store(SCHEMA);
+  append(st, "Poison");
+  esc_store_free(st);
+  poison_fails = true;
+  run_worker();
+  int64_t second = the_letter(false).id;
+  assert_int_not_equal(second, letter);
+
+  const char *const extra[] = {"--allow-actions", NULL};
+  console c = start_console(extra);
+  char headers[128], code[32];
+  snprintf(headers, sizeof headers, "Authorization: Bearer %s\r\n", c.token);
+  const char *path = "/api/dead-letters/discard";
+  assert_int_equal(post(&c, path, headers, "{\"ids\":[1],\"all\":true}", code),
+                   400);
+  assert_int_equal(post(&c, path, headers,
+                        "{\"all\":true,\"projection\":\"console_other\"}",
+                        code),
+                   200);
+  assert_string_equal(the_letter(false).state, "parked");
+  assert_int_equal(post(&c, path, headers,
+                        "{\"all\":true,\"projection\":\"" PROJ "\"}", code),
+                   200);
+  esc_error err = ESC_ERROR_INIT;
+  esc_dead_letter *l = NULL;
+  size_t n = 0;
+  assert_int_equal(
+      esc_dead_letters_list(NULL, SCHEMA, PROJ, false, &l, &n, &err), ESC_OK);
+  assert_int_equal(n, 0);
+  free(l);
+  stop_console(&c);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(read_only_console_refuses_every_action),
       cmocka_unit_test(actions_without_the_token_change_nothing),
       cmocka_unit_test(retry_with_the_token_is_applied_by_the_worker),
+      cmocka_unit_test(discard_all_of_one_projection),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
