@@ -342,4 +342,19 @@ struct json_t *cli_position_json(const esc_position *p);
 struct esc_partition_status;
 struct json_t *cli_partition_status_json(const struct esc_partition_status *s);
 
+/* One dead letter, the object `esc dead-letters --json` prints per line,
+ * as a new JSON object the caller owns; the console's /api/dead-letters
+ * uses it too (dead_letters.c). */
+struct esc_dead_letter;
+struct json_t *cli_dead_letter_json(const struct esc_dead_letter *d);
+
+/* esc_dead_letters_act on ctx's store: retry (else discard) the letters
+ * filter selects, as `esc dead-letters retry|discard` and the console's
+ * actions do; the arguments as esc_dead_letters_act takes them. */
+struct esc_dead_letter_filter;
+esc_status cli_dead_letters_act(const cli_ctx *ctx, bool retry,
+                                const struct esc_dead_letter_filter *filter,
+                                bool dry_run, struct esc_dead_letter **out,
+                                size_t *count, esc_error *err);
+
 #endif /* ESC_CLI_H */

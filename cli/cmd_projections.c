@@ -668,25 +668,7 @@ int cli_cmd_rebuild(cli_ctx *ctx, int argc, char **argv) {
  * ------------------------------------------------------------------------ */
 
 static bool print_letter_json(const esc_dead_letter *d) {
-  char id[37], when[32];
-  esc_uuid_format(&d->event_id, id);
-  cli_format_time(d->parked_at_us, when);
-  json_t *o = json_object();
-  json_object_set_new(o, "id", json_integer(d->id));
-  json_object_set_new(o, "projection", cli_json_string(d->projection));
-  json_object_set_new(o, "partition", json_integer(d->partition));
-  json_object_set_new(o, "position", cli_position_json(&d->position));
-  json_object_set_new(o, "event_id", json_string(id));
-  json_object_set_new(o, "stream", cli_json_string(d->stream_id));
-  json_object_set_new(o, "version", json_integer(d->stream_version));
-  json_object_set_new(o, "type", cli_json_string(d->event_type));
-  json_object_set_new(o, "attempts", json_integer(d->attempts));
-  json_object_set_new(o, "commands_applied",
-                      json_integer(d->commands_applied));
-  json_object_set_new(o, "state", cli_json_string(d->state));
-  json_object_set_new(o, "parked_at", json_string(when));
-  json_object_set_new(o, "error", cli_json_string(d->error));
-  return cli_json_emit(o);
+  return cli_json_emit(cli_dead_letter_json(d));
 }
 
 static void add_letter_row(table *t, const esc_dead_letter *d) {
@@ -827,10 +809,7 @@ static int dead_letter_change(cli_ctx *ctx, int argc, char **argv, bool retry) {
   esc_error err = ESC_ERROR_INIT;
   esc_dead_letter *l = NULL;
   size_t n = 0;
-  if (esc_dead_letters_act(ctx->pg_url, ctx->schema,
-                           retry ? ESC_DEAD_LETTER_RETRY
-                                 : ESC_DEAD_LETTER_DISCARD,
-                           &a.filter, a.dry_run, &l, &n, &err)) {
+  if (cli_dead_letters_act(ctx, retry, &a.filter, a.dry_run, &l, &n, &err)) {
     if (err.code == ESC_EINVAL && a.filter.projection && !a.filter.nids)
       cli_error_prefix(&err, "--projection");
     return cli_fail(ctx, &err);

@@ -11,6 +11,7 @@
 
 #include "cli.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* One embedded file, served at path ("/app.js"). */
@@ -26,15 +27,37 @@ extern const size_t cli_console_asset_count;
 
 typedef struct cli_console cli_console;
 
+/* The longest bearer token the console takes. */
+#define CLI_CONSOLE_TOKEN_MAX 256
+
+/* How a console serves. Borrowed: the strings must outlive the console. */
+typedef struct cli_console_options {
+  const char *listen; /* "127.0.0.1:8077"; IPv4 address and port, port 0
+                         picks one */
+  bool allow_actions; /* else every method but GET and HEAD is 403 */
+  const char *token;  /* the bearer token actions need (allow_actions) */
+} cli_console_options;
+
 /*
- * Starts serving on listen ("127.0.0.1:8077"; IPv4 address and port, port
- * 0 picks one) in a thread of its own. ctx is borrowed and must outlive
- * the console; each API request opens the store from it afresh, so the
- * console keeps serving while PostgreSQL is down and recovers by itself.
- * Returns NULL and fills err when the address is bad or cannot be bound.
+ * Starts serving as o says, in a thread of its own. ctx is borrowed and
+ * must outlive the console; each API request opens the store from it
+ * afresh, so the console keeps serving while PostgreSQL is down and
+ * recovers by itself. Returns NULL and fills err when the address is bad
+ * or cannot be bound, or when actions are allowed without a token.
  */
-cli_console *cli_console_start(const cli_ctx *ctx, const char *listen,
-                               esc_error *err);
+cli_console *cli_console_start(const cli_ctx *ctx,
+                               const cli_console_options *o, esc_error *err);
+
+/* The first line of path as the token, into out; ESC_EINVAL naming the
+ * file when it cannot be read or the line is not 16 to
+ * CLI_CONSOLE_TOKEN_MAX characters (console_auth.c). */
+esc_status cli_console_token_load(const char *path,
+                                  char out[CLI_CONSOLE_TOKEN_MAX + 1],
+                                  esc_error *err);
+
+/* A new token: 32 bytes from /dev/urandom in hex, into out. */
+esc_status cli_console_token_generate(char out[CLI_CONSOLE_TOKEN_MAX + 1],
+                                      esc_error *err);
 
 /* The port it listens on. */
 int cli_console_port(const cli_console *c);

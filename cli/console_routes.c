@@ -13,21 +13,36 @@
   "connect-src 'self'; img-src 'self'; base-uri 'none'; "                      \
   "form-action 'none'; frame-ancestors 'none'"
 
-enum MHD_Result cli_console_reply(struct MHD_Connection *c, unsigned int code,
-                                  const char *type, const void *body,
-                                  size_t len, enum MHD_ResponseMemoryMode mode) {
+/* A response with the console's security headers; NULL on no memory. */
+static struct MHD_Response *response(const char *type, const void *body,
+                                     size_t len,
+                                     enum MHD_ResponseMemoryMode mode) {
   struct MHD_Response *r =
       MHD_create_response_from_buffer(len, (void *)(uintptr_t)body, mode);
   if (!r)
-    return MHD_NO;
+    return NULL;
   MHD_add_response_header(r, "Content-Type", type);
   MHD_add_response_header(r, "Content-Security-Policy", CSP);
   MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
   MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
   MHD_add_response_header(r, "Cache-Control", "no-store");
+  return r;
+}
+
+/* Queues r with code and drops it. */
+static enum MHD_Result queue(struct MHD_Connection *c, unsigned int code,
+                             struct MHD_Response *r) {
+  if (!r)
+    return MHD_NO;
   enum MHD_Result ok = MHD_queue_response(c, code, r);
   MHD_destroy_response(r);
   return ok;
+}
+
+enum MHD_Result cli_console_reply(struct MHD_Connection *c, unsigned int code,
+                                  const char *type, const void *body,
+                                  size_t len, enum MHD_ResponseMemoryMode mode) {
+  return queue(c, code, response(type, body, len, mode));
 }
 
 enum MHD_Result cli_console_reply_json(struct MHD_Connection *c, unsigned int code,
@@ -48,6 +63,17 @@ enum MHD_Result cli_console_reply_error(struct MHD_Connection *c, unsigned int c
   json_t *o = json_object();
   json_object_set_new(o, "error", e);
   return cli_console_reply_json(c, code, o);
+}
+
+enum MHD_Result cli_console_reply_unauthorized(struct MHD_Connection *c) {
+  static const char body[] =
+      "{\"error\":{\"code\":\"unauthorized\",\"message\":\"Authorization: "
+      "a bearer token is needed for actions\"}}";
+  struct MHD_Response *r = response("application/json", body,
+                                    sizeof body - 1, MHD_RESPMEM_PERSISTENT);
+  if (r)
+    MHD_add_response_header(r, "WWW-Authenticate", "Bearer");
+  return queue(c, MHD_HTTP_UNAUTHORIZED, r);
 }
 
 enum MHD_Result cli_console_reply_failure(struct MHD_Connection *c,
@@ -102,23 +128,46 @@ static enum MHD_Result serve_asset(struct MHD_Connection *c, const char *url) {
               sizeof missing - 1, MHD_RESPMEM_PERSISTENT);
 }
 
-enum MHD_Result cli_console_route(const cli_ctx *ctx, struct MHD_Connection *c,
-                                  const char *url, const char *method) {
-  bool read = strcmp(method, MHD_HTTP_METHOD_GET) == 0 ||
-              strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
-  /* This slice has no actions: anything that is not a read is refused,
-   * before any store is opened. */
-  if (!read)
-    return cli_console_reply_error(c, MHD_HTTP_FORBIDDEN, "forbidden",
-                      "this console is read-only: actions are not enabled");
+/* GET /api/console: what the pages need to know about the console. */
+static enum MHD_Result api_console(const cli_console_env *env,
+                                   struct MHD_Connection *c) {
+  json_t *o = json_object();
+  json_object_set_new(o, "actions", json_boolean(env->allow_actions));
+  return cli_console_reply_json(c, MHD_HTTP_OK, o);
+}
+
+enum MHD_Result cli_console_route(const cli_console_env *env,
+                                  struct MHD_Connection *c, const char *url) {
   if (strncmp(url, "/api/", 5) != 0)
     return serve_asset(c, url);
+  if (strcmp(url, "/api/console") == 0)
+    return api_console(env, c);
   if (strcmp(url, "/api/stats") == 0)
-    return api_stats(ctx, c);
+    return api_stats(env->ctx, c);
   if (strcmp(url, "/api/projections") == 0)
-    return cli_console_api_projections(ctx, c);
+    return cli_console_api_projections(env->ctx, c);
   if (strcmp(url, "/api/stream") == 0)
-    return cli_console_api_stream(ctx, c);
+    return cli_console_api_stream(env->ctx, c);
+  if (strcmp(url, "/api/dead-letters") == 0)
+    return cli_console_api_dead_letters(env->ctx, c);
   return cli_console_reply_error(c, MHD_HTTP_NOT_FOUND, "not_found",
-                    "no such API endpoint: try /api/stats, /api/projections or /api/stream");
+                                 "no such API endpoint: try /api/stats, "
+                                 "/api/projections, /api/stream or "
+                                 "/api/dead-letters");
+}
+
+enum MHD_Result cli_console_route_action(const cli_console_env *env,
+                                         struct MHD_Connection *c,
+                                         const char *url, const char *method,
+                                         const char *body, size_t len) {
+  bool retry = strcmp(url, "/api/dead-letters/retry") == 0;
+  if (!retry && strcmp(url, "/api/dead-letters/discard") != 0)
+    return cli_console_reply_error(c, MHD_HTTP_NOT_FOUND, "not_found",
+                                   "no such action: try POST "
+                                   "/api/dead-letters/retry or /discard");
+  if (strcmp(method, MHD_HTTP_METHOD_POST) != 0)
+    return cli_console_reply_error(c, MHD_HTTP_METHOD_NOT_ALLOWED,
+                                   "method_not_allowed",
+                                   "actions are POST requests");
+  return cli_console_act_dead_letters(env->ctx, c, retry, body, len);
 }

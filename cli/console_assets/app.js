@@ -161,4 +161,4 @@ async function startStream() {
 }
 
 if (document.body.dataset.page === "stream") startStream();
-else startOverview();
+else if (document.body.dataset.page === "overview") startOverview();

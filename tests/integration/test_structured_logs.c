@@ -19,6 +19,7 @@
 #include <esc/projection.h>
 
 #include "testenv.h"
+#include "worker_thread.h"
 
 #define SCHEMA "t_structured_logs"
 #define PROJ "logged"
@@ -74,14 +75,7 @@ static void run_worker(void) {
   char prefix[64];
   snprintf(prefix, sizeof prefix, "%s-%d", SCHEMA, (int)getpid());
   o.key_prefix = prefix;
-  esc_error err = ESC_ERROR_INIT;
-  esc_worker *w = esc_worker_new(&o, &err);
-  assert_non_null(w);
-  assert_int_equal(esc_worker_add(w, &p, &err), ESC_OK);
-  esc_status rc = esc_worker_run_until_caught_up(w, 30000, &err);
-  esc_worker_free(w);
-  if (rc)
-    fail_msg("catch up: %s", err.msg);
+  esc_test_catch_up(&o, &p);
   redisContext *r = esc_test_redis(NULL);
   esc_test_redis_delete_prefix(r, prefix);
   redisFree(r);

@@ -93,31 +93,53 @@ static char *read_all(int fd, long long deadline) {
   return NULL;
 }
 
-int esc_test_http_get(int port, const char *path, int timeout_ms, char **body) {
+/* The request's text, malloc'ed; NULL on no memory. */
+static char *request_text(int port, const char *method, const char *path,
+                          const char *headers, const char *body) {
+  char *text = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&text, &len);
+  if (!f)
+    return NULL;
+  fprintf(f, "%s %s HTTP/1.0\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n%s",
+          method, path, port, headers ? headers : "");
+  if (body)
+    fprintf(f, "Content-Type: application/json\r\nContent-Length: %zu\r\n",
+            strlen(body));
+  fprintf(f, "\r\n%s", body ? body : "");
+  if (fclose(f) != 0) {
+    free(text);
+    return NULL;
+  }
+  return text;
+}
+
+int esc_test_http_request(int port, const char *method, const char *path,
+                          const char *headers, const char *body,
+                          int timeout_ms, char **resp_body) {
   long long deadline = now_ms() + timeout_ms;
-  char req[4096];
   int status = -1;
-  *body = NULL;
-  int fd = connect_to(port, deadline);
-  if (fd < 0)
-    return -1;
-  int n = snprintf(req, sizeof req,
-                   "GET %s HTTP/1.0\r\nHost: 127.0.0.1:%d\r\n"
-                   "Connection: close\r\n\r\n",
-                   path, port);
-  char *resp = n > 0 && (size_t)n < sizeof req &&
-                       send_all(fd, req, (size_t)n, deadline)
+  *resp_body = NULL;
+  char *req = request_text(port, method, path, headers, body);
+  int fd = req ? connect_to(port, deadline) : -1;
+  char *resp = fd >= 0 && send_all(fd, req, strlen(req), deadline)
                    ? read_all(fd, deadline)
                    : NULL;
-  close(fd);
+  if (fd >= 0)
+    close(fd);
+  free(req);
   const char *start = resp ? strstr(resp, "\r\n\r\n") : NULL;
   if (resp && start && sscanf(resp, "HTTP/%*d.%*d %d", &status) == 1) {
-    *body = strdup(start + 4);
+    *resp_body = strdup(start + 4);
   } else {
     status = -1;
   }
   free(resp);
-  return *body ? status : -1;
+  return *resp_body ? status : -1;
+}
+
+int esc_test_http_get(int port, const char *path, int timeout_ms, char **body) {
+  return esc_test_http_request(port, "GET", path, NULL, NULL, timeout_ms, body);
 }
 
 char *esc_test_url_encode(const char *s, char *out, size_t size) {

@@ -41,3 +41,16 @@ esc_status esc_test_worker_thread_stop(esc_test_worker_thread *t) {
   pthread_join(t->thread, NULL);
   return t->rc;
 }
+
+void esc_test_catch_up(const esc_worker_options *o, const esc_projection *p) {
+  esc_error err = ESC_ERROR_INIT;
+  esc_worker *w = esc_worker_new(o, &err);
+  if (!w)
+    fail_msg("worker: %s", err.msg);
+  if (esc_worker_add(w, p, &err) != ESC_OK)
+    fail_msg("add %s: %s", p->name, err.msg);
+  esc_status rc = esc_worker_run_until_caught_up(w, 30000, &err);
+  esc_worker_free(w);
+  if (rc)
+    fail_msg("catch up %s: %s", p->name, err.msg);
+}

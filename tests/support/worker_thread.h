@@ -28,4 +28,9 @@ bool esc_test_worker_thread_wait(esc_test_worker_thread *t, int timeout_ms);
  * and returns what esc_worker_run returned (t->err says why). */
 esc_status esc_test_worker_thread_stop(esc_test_worker_thread *t);
 
+/* A worker with options o running projection p until caught up (30 s at
+ * most), then freed; fails the test, naming what, on any error. For
+ * tests that need one catch-up, not a running worker. */
+void esc_test_catch_up(const esc_worker_options *o, const esc_projection *p);
+
 #endif
