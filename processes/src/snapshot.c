@@ -147,6 +147,7 @@ static esc_status open_list(const esc__process_instance *inst,
                             void **items, size_t *cap, size_t size,
                             const msgpack_object **elems, uint32_t *n,
                             esc_error *err) {
+  *n = 0;
   *elems = array_of(o, 0);
   if (!*elems)
     return bad(what, err);
