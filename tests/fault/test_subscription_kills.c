@@ -115,6 +115,14 @@ static void kill9_at_random_moments_delivers_everything(void **state) {
              events &&
          esc_test_now_ms() < deadline)
     esc_test_sleep_ms(100);
+  /* The killed runs may have delivered everything already: then the loop
+   * above ends at once, and a SIGTERM sent before the last run has even
+   * set up its handler kills it (two CI runs in five failed so). It is
+   * stopped once it holds both leases, that is once it is running. */
+  while ((esc_test_lease_holder(pg, name, 0, NULL) != last ||
+          esc_test_lease_holder(pg, name, 1, NULL) != last) &&
+         esc_test_now_ms() < deadline)
+    esc_test_sleep_ms(20);
   if (handled < events && getenv("ESC_TEST_VERBOSE")) {
     char *what = esc_test_query_text(
         pg, "SELECT string_agg(pid || ' ' || application_name || ' ' ||"
