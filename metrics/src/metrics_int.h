@@ -51,10 +51,12 @@ void esc__text_histogram(struct esc__text *t, const char *name,
 void esc__metrics_client(struct esc__text *t);
 
 /* The store's and projections' gauges (esc_metrics_store_text); with
- * only, the lines of projections that worker runs. */
+ * only, the lines of projections that worker runs. With mon the status
+ * is read through it (its sessions kept between scrapes), else from
+ * fresh sessions to pg_url and redis_url. */
 esc_status esc__metrics_store(struct esc__text *t, esc_store *store,
-                              const char *pg_url, const char *redis_url,
-                              const char *key_prefix,
+                              esc_projection_monitor *mon, const char *pg_url,
+                              const char *redis_url, const char *key_prefix,
                               const esc_worker_metrics *only, esc_error *err);
 /* Renders status lines already read (the half of the above after the
  * reads), so the server can read once for /metrics. */

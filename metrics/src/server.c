@@ -25,6 +25,9 @@ struct esc_metrics_server {
   struct esc__health_rules rules;
   esc_store *store; /* the server thread's; NULL until needed or after a
                        failure */
+  /* The status sessions, kept between scrapes (each would cost two
+   * PostgreSQL logins and a Redis connection); NULL until needed. */
+  esc_projection_monitor *monitor;
   int port;
 };
 
@@ -90,6 +93,14 @@ static esc_store *store_of(esc_metrics_server *s, esc_error *err) {
   return s->store;
 }
 
+static esc_projection_monitor *monitor_of(esc_metrics_server *s,
+                                          esc_error *err) {
+  if (!s->monitor)
+    s->monitor = esc_projection_monitor_new(s->pg_url, s->redis_url,
+                                            s->schema, s->key_prefix, err);
+  return s->monitor;
+}
+
 static enum MHD_Result serve_metrics(esc_metrics_server *s,
                                      struct MHD_Connection *c,
                                      const esc_worker_metrics *m) {
@@ -98,12 +109,14 @@ static enum MHD_Result serve_metrics(esc_metrics_server *s,
   esc_error err = ESC_ERROR_INIT;
   esc_store *st = store_of(s, &err);
   const char *schema = s->schema ? s->schema : "esc";
-  esc_status rc = st ? esc__metrics_store(&store_part, st, s->pg_url,
-                                          s->redis_url, s->key_prefix,
-                                          s->worker ? m : NULL, &err)
-                     : ESC_ECONN;
+  esc_projection_monitor *mon = st ? monitor_of(s, &err) : NULL;
+  esc_status rc = mon ? esc__metrics_store(&store_part, st, mon, s->pg_url,
+                                           s->redis_url, s->key_prefix,
+                                           s->worker ? m : NULL, &err)
+                      : ESC_ECONN;
   if (rc && st) {
-    esc_store_free(s->store); /* a new session next time */
+    esc_store_free(s->store); /* a new session next time (the monitor
+                                 closes its own on a failure) */
     s->store = NULL;
   }
   if (!rc && store_part.data)
@@ -132,8 +145,9 @@ static enum MHD_Result serve_ready(esc_metrics_server *s,
   esc_partition_status *st = NULL;
   size_t n = 0;
   esc_error err = ESC_ERROR_INIT;
-  esc_status rc = esc_projection_status(s->pg_url, s->redis_url, s->schema,
-                                        s->key_prefix, &st, &n, &err);
+  esc_projection_monitor *mon = monitor_of(s, &err);
+  esc_status rc =
+      mon ? esc_projection_monitor_status(mon, &st, &n, &err) : ESC_ENOMEM;
   json_t *reasons = json_array();
   bool ok = esc__health_ready(&s->rules, m, st, n, rc ? &err : NULL, reasons);
   enum MHD_Result r = reply_health(c, ok, "ready", "not ready", reasons);
@@ -252,6 +266,7 @@ void esc_metrics_server_free(esc_metrics_server *s) {
   if (s->daemon)
     MHD_stop_daemon(s->daemon); /* joins its thread */
   esc_store_free(s->store);
+  esc_projection_monitor_free(s->monitor);
   free(s->pg_url);
   free(s->redis_url);
   free(s->schema);

@@ -203,8 +203,8 @@ void esc__metrics_store_render(struct esc__text *t, const char *schema,
 }
 
 esc_status esc__metrics_store(struct esc__text *t, esc_store *store,
-                              const char *pg_url, const char *redis_url,
-                              const char *key_prefix,
+                              esc_projection_monitor *mon, const char *pg_url,
+                              const char *redis_url, const char *key_prefix,
                               const esc_worker_metrics *only, esc_error *err) {
   const char *schema = esc_store_schema(store);
   esc_store_stats stats;
@@ -215,8 +215,9 @@ esc_status esc__metrics_store(struct esc__text *t, esc_store *store,
   if (!rc)
     rc = esc_order_recorded(store, &order, err);
   if (!rc)
-    rc = esc_projection_status(pg_url, redis_url, schema, key_prefix, &st, &n,
-                               err);
+    rc = mon ? esc_projection_monitor_status(mon, &st, &n, err)
+             : esc_projection_status(pg_url, redis_url, schema, key_prefix,
+                                     &st, &n, err);
   if (!rc)
     esc__metrics_store_render(t, schema, &stats, &order, st, n, only);
   free(st);
@@ -230,7 +231,8 @@ esc_status esc_metrics_store_text(esc_store *store, const char *pg_url,
   struct esc__text t = {NULL, 0, 0, false};
   *out = NULL;
   esc_status rc =
-      esc__metrics_store(&t, store, pg_url, redis_url, key_prefix, NULL, err);
+      esc__metrics_store(&t, store, NULL, pg_url, redis_url, key_prefix, NULL,
+                         err);
   if (!rc && (t.failed || !t.data))
     rc = esc_error_set(err, ESC_ENOMEM, "metrics: out of memory");
   if (rc) {

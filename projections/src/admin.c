@@ -629,59 +629,158 @@ static esc_status fill_all(struct status_ctx *c, esc_partition_status **out,
   return ESC_OK;
 }
 
+/* Connects c's PostgreSQL sessions: c->conn and the store that reads the
+ * backlog. */
+static esc_status ctx_open(struct status_ctx *c, const char *pg_url,
+                          esc_error *err) {
+  c->conn = esc__pg_connect(pg_url, "esc-admin", err);
+  if (!c->conn)
+    return esc__pg_failed(err);
+  c->ident = PQescapeIdentifier(c->conn, c->schema, strlen(c->schema));
+  if (!c->ident)
+    return esc__fail_pg(err, c->conn, NULL, "quote schema name");
+  c->store = esc_store_open(
+      pg_url, &(esc_store_options){.schema = c->schema, .app_name = "esc-admin"},
+      err);
+  if (!c->store)
+    return esc__pg_failed(err);
+  return ESC_OK;
+}
+
+/* Connects c's Redis session; Redis being away is not an error (every
+ * line then says "unknown" and why). */
+static void ctx_redis(struct status_ctx *c, const char *redis_url) {
+  esc_error redis_err = ESC_ERROR_INIT;
+  c->redis_down[0] = '\0';
+  c->redis = esc__redis_connect(redis_url ? redis_url : esc_default_redis_url(),
+                                &redis_err);
+  if (!c->redis)
+    snprintf(c->redis_down, sizeof c->redis_down, "Redis unreachable: %.170s",
+             redis_err.msg);
+}
+
+static void ctx_close(struct status_ctx *c) {
+  esc__redis_free(c->redis);
+  esc_store_free(c->store);
+  PQfreemem(c->ident);
+  PQfinish(c->conn);
+  c->redis = NULL;
+  c->store = NULL;
+  c->ident = NULL;
+  c->conn = NULL;
+}
+
+static void ctx_init(struct status_ctx *c, const char *schema,
+                     const char *key_prefix) {
+  memset(c, 0, sizeof *c);
+  c->schema = schema ? schema : "esc";
+  c->key_prefix = esc__key_prefix_configured(key_prefix);
+}
+
 esc_status esc_projection_status(const char *pg_url, const char *redis_url,
                                  const char *schema, const char *key_prefix,
                                  esc_partition_status **out, size_t *count,
                                  esc_error *err) {
-  struct status_ctx c = {NULL,
-                         NULL,
-                         NULL,
-                         "",
-                         schema ? schema : "esc",
-                         NULL,
-                         "",
-                         esc__key_prefix_configured(key_prefix),
-                         ""};
-  esc_status rc = ESC_OK;
+  struct status_ctx c;
+  ctx_init(&c, schema, key_prefix);
   *out = NULL;
   *count = 0;
   /* A bad prefix is the caller's error, found before any connection. */
   if (c.key_prefix && !esc__key_prefix_valid(c.key_prefix, err))
     return ESC_EINVAL;
-  c.conn = esc__pg_connect(pg_url, "esc-admin", err);
-  if (!c.conn)
-    return esc__pg_failed(err);
-  c.ident = PQescapeIdentifier(c.conn, c.schema, strlen(c.schema));
-  if (!c.ident) {
-    rc = esc__fail_pg(err, c.conn, NULL, "quote schema name");
-    goto out;
+  esc_status rc = ctx_open(&c, pg_url, err);
+  if (!rc) {
+    ctx_redis(&c, redis_url);
+    rc = read_identity(&c, err);
   }
-  c.store = esc_store_open(
-      pg_url, &(esc_store_options){.schema = c.schema, .app_name = "esc-admin"},
-      err);
-  if (!c.store) {
-    rc = esc__pg_failed(err);
-    goto out;
-  }
-  /* Without Redis the status still shows what PostgreSQL knows: every
-   * line says "unknown" and why, and this call succeeds. */
-  esc_error redis_err = ESC_ERROR_INIT;
-  c.redis = esc__redis_connect(redis_url ? redis_url : esc_default_redis_url(),
-                               &redis_err);
-  if (!c.redis)
-    snprintf(c.redis_down, sizeof c.redis_down, "Redis unreachable: %.170s",
-             redis_err.msg);
-  rc = read_identity(&c, err);
   if (!rc)
     rc = fill_all(&c, out, count, err);
-out:
-  esc__redis_free(c.redis);
-  esc_store_free(c.store);
-  PQfreemem(c.ident);
-  PQfinish(c.conn);
+  ctx_close(&c);
   if (!rc)
     esc__clear(err);
   return rc;
+}
+
+/* ----------------------------------------------------------- monitor --- */
+
+struct esc_projection_monitor {
+  struct status_ctx c;
+  bool open;
+  char *pg_url, *redis_url, *schema, *key_prefix;
+};
+
+static char *copy(const char *s, bool *failed) {
+  char *c = s ? strdup(s) : NULL;
+  *failed |= s && !c;
+  return c;
+}
+
+esc_projection_monitor *esc_projection_monitor_new(const char *pg_url,
+                                                   const char *redis_url,
+                                                   const char *schema,
+                                                   const char *key_prefix,
+                                                   esc_error *err) {
+  if (key_prefix && !esc__key_prefix_valid(key_prefix, err))
+    return NULL;
+  esc_projection_monitor *m = calloc(1, sizeof *m);
+  bool failed = !m;
+  if (m) {
+    m->pg_url = copy(pg_url, &failed);
+    m->redis_url = copy(redis_url, &failed);
+    m->schema = copy(schema, &failed);
+    m->key_prefix = copy(key_prefix, &failed);
+  }
+  if (failed) {
+    esc_projection_monitor_free(m);
+    esc_error_set(err, ESC_ENOMEM, "projection monitor: out of memory");
+    return NULL;
+  }
+  ctx_init(&m->c, m->schema, m->key_prefix);
+  return m;
+}
+
+esc_status esc_projection_monitor_status(esc_projection_monitor *m,
+                                         esc_partition_status **out,
+                                         size_t *count, esc_error *err) {
+  struct status_ctx *c = &m->c;
+  esc_status rc = ESC_OK;
+  *out = NULL;
+  *count = 0;
+  if (!m->open) {
+    rc = ctx_open(c, m->pg_url, err);
+    m->open = rc == ESC_OK;
+  }
+  if (!rc && !c->redis)
+    ctx_redis(c, m->redis_url); /* again on every call while it is away */
+  if (!rc)
+    rc = read_identity(c, err);
+  if (!rc)
+    rc = fill_all(c, out, count, err);
+  /* A line Redis could not answer drops the Redis session, a failure all
+   * of them: the next call connects afresh. */
+  for (size_t i = 0; !rc && c->redis && i < *count; i++)
+    if (strcmp((*out)[i].state, "unknown") == 0) {
+      esc__redis_free(c->redis);
+      c->redis = NULL;
+    }
+  if (rc) {
+    ctx_close(c);
+    m->open = false;
+  } else {
+    esc__clear(err);
+  }
+  return rc;
+}
+
+void esc_projection_monitor_free(esc_projection_monitor *m) {
+  if (!m)
+    return;
+  ctx_close(&m->c);
+  free(m->pg_url);
+  free(m->redis_url);
+  free(m->schema);
+  free(m->key_prefix);
+  free(m);
 }
 
 /* ----------------------------------------------------------- rebuild --- */

@@ -844,6 +844,65 @@ static void status_counts_a_bounded_backlog(void **state) {
   esc_store_free(st);
 }
 
+/* The pids of the esc-admin sessions of this database, as an array
+ * literal ("{1,2}"; "{}" for none). Other tests open such sessions too,
+ * for a moment each (`esc projections`). */
+static char *admin_pids(PGconn *c) {
+  return esc_test_query_text(
+      c, "SELECT coalesce(array_agg(pid ORDER BY pid), '{}')::text"
+         " FROM pg_stat_activity WHERE application_name = 'esc-admin'"
+         " AND datname = current_database()");
+}
+
+/* How many of the pids in the literal are still sessions. */
+static long long still_there(PGconn *c, const char *pids) {
+  char sql[512];
+  snprintf(sql, sizeof sql,
+           "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY ('%s')",
+           pids);
+  return esc_test_query_ll(c, sql);
+}
+
+/* A monitor keeps its two sessions between calls (a scrape each second
+ * would otherwise log in twice a second), and after they are killed it
+ * fails once and connects afresh. */
+static void a_monitor_keeps_its_sessions(void **state) {
+  (void)state;
+  esc_error err = ESC_ERROR_INIT;
+  PGconn *c = connect_as("t-monitor");
+  esc_projection_monitor *m =
+      esc_projection_monitor_new(NULL, NULL, SCHEMA, NULL, &err);
+  assert_non_null(m);
+  esc_partition_status *st = NULL;
+  size_t n = 0;
+  assert_int_equal(esc_projection_monitor_status(m, &st, &n, &err), ESC_OK);
+  free(st);
+  char *first = admin_pids(c);
+  for (int i = 0; i < 3; i++) {
+    assert_int_equal(esc_projection_monitor_status(m, &st, &n, &err), ESC_OK);
+    assert_true(n > 0);
+    free(st);
+  }
+  /* the monitor's two sessions of the first call serve the later ones */
+  assert_true(still_there(c, first) >= 2);
+  char sql[512];
+  snprintf(sql, sizeof sql,
+           "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+           " WHERE pid = ANY ('%s')",
+           first);
+  esc_test_exec(c, sql);
+  free(first);
+  esc_status rc = ESC_OK;
+  for (int i = 0; i < 3 && (i == 0 || rc); i++) {
+    rc = esc_projection_monitor_status(m, &st, &n, &err);
+    free(st);
+    st = NULL;
+  }
+  assert_int_equal(rc, ESC_OK);
+  esc_projection_monitor_free(m);
+  PQfinish(c);
+}
+
 /* An empty registry is an empty status, not an error. */
 static void status_of_an_empty_registry(void **state) {
   (void)state;
@@ -871,6 +930,7 @@ int main(void) {
       cmocka_unit_test(status_shows_stopped_and_unknown_states),
       cmocka_unit_test(status_of_an_empty_registry),
       cmocka_unit_test(status_counts_a_bounded_backlog),
+      cmocka_unit_test(a_monitor_keeps_its_sessions),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

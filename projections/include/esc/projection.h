@@ -614,6 +614,26 @@ ESC_API esc_status esc_projection_status(const char *pg_url,
                                          size_t *count, esc_error *err);
 
 /*
+ * esc_projection_status for a caller that asks often, a metrics endpoint
+ * on every scrape: the monitor keeps its sessions (two PostgreSQL logins
+ * and a Redis connection, which cost more than the status itself) from
+ * one call to the next. A call that fails closes them and the next one
+ * connects afresh; while Redis is away each call tries it again. The
+ * arguments are esc_projection_status's, copied. Not for several threads
+ * at once.
+ */
+typedef struct esc_projection_monitor esc_projection_monitor;
+ESC_API esc_projection_monitor *
+esc_projection_monitor_new(const char *pg_url, const char *redis_url,
+                           const char *schema, const char *key_prefix,
+                           esc_error *err);
+ESC_API esc_status esc_projection_monitor_status(esc_projection_monitor *m,
+                                                 esc_partition_status **out,
+                                                 size_t *count,
+                                                 esc_error *err);
+ESC_API void esc_projection_monitor_free(esc_projection_monitor *m);
+
+/*
  * Moves projection's Redis keys from the names of a release before key
  * namespaces ("P:generation", "P:g<G>:...") to the store's namespace
  * ("NS:P:..."; key_prefix as the workers'), so that the model serves on
